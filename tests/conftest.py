@@ -1,0 +1,38 @@
+"""Shared test set-up: an isolated RADSCOPE_HOME, offscreen Qt, and paths to real DICOM data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def radscope_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test writes under its own RADSCOPE_HOME, never the user's folder."""
+    home = tmp_path_factory.mktemp("radscope_home")
+    monkeypatch.setenv("RADSCOPE_HOME", str(home))
+    return home
+
+
+def pydicom_test_file(name: str) -> Path:
+    """A file from pydicom's own test set (never the downloading pattern search)."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    if path is None:
+        raise FileNotFoundError(name)
+    return Path(path)
+
+
+def pydicom_data_file(name: str) -> Path:
+    """A file from the pydicom-data package (real CR, CT, MR images)."""
+    import data_store
+
+    path = Path(data_store.__file__).parent / "data" / name
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return path

@@ -1,0 +1,158 @@
+"""The `Volume`: a stack of slices in modality units with its physical geometry.
+
+Conventions (used everywhere in RadScope):
+
+* ``array`` is indexed ``(k, j, i)`` = (slice, row, column). Grey images are float32 in
+  modality units (HU for CT). Colour images are uint8 ``(k, j, i, 3)`` RGB.
+* Geometry follows SimpleITK / ITK, in LPS patient coordinates (mm):
+  ``origin`` is the centre of voxel (k=0, j=0, i=0); ``spacing`` is ``(x, y, z)`` =
+  (column step, row step, slice step); ``direction`` is a 3x3 matrix whose *columns* are the
+  unit vectors of the i (column), j (row) and k (slice) axes. A voxel's position is
+  ``origin + direction @ (spacing * (i, j, k))``.
+* Slices are ordered by increasing position along the slice normal (row dir x column dir).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # SimpleITK is imported lazily: it costs ~0.15 s.
+    import SimpleITK as sitk
+
+
+@dataclass(frozen=True)
+class WindowPreset:
+    """A display window (VOI LUT linear) in modality units."""
+
+    name: str
+    center: float
+    width: float
+
+
+@dataclass
+class SeriesInfo:
+    """Header facts about a stack that the viewer, the CLI and the review store need."""
+
+    study_uid: str = ""
+    series_uid: str = ""
+    modality: str = ""
+    description: str = ""
+    patient_name: str = ""
+    patient_id: str = ""
+    patient_sex: str = ""
+    patient_age: str = ""
+    study_date: str = ""
+    study_description: str = ""
+    series_number: int | None = None
+    manufacturer: str = ""
+    model_name: str = ""
+    body_part: str = ""
+    kvp: float | None = None
+    frame_of_reference_uid: str = ""
+    monochrome1: bool = False
+    photometric: str = "MONOCHROME2"
+    windows: list[WindowPreset] = field(default_factory=list)
+    stack_id: str = ""
+    """Unique id of this stack: the series UID, suffixed when one series splits into stacks."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Volume:
+    """Pixel data of one stack plus the geometry that places every voxel in the patient."""
+
+    array: np.ndarray
+    origin: np.ndarray
+    spacing: np.ndarray
+    direction: np.ndarray
+    sop_instance_uids: list[str]
+    info: SeriesInfo = field(default_factory=SeriesInfo)
+    warnings: list[str] = field(default_factory=list)
+    source_files: list[str] = field(default_factory=list)
+    frame_numbers: list[int | None] = field(default_factory=list)
+    """1-based frame number within the source file for multi-frame objects, else None."""
+
+    def __post_init__(self) -> None:
+        self.origin = np.asarray(self.origin, dtype=np.float64).reshape(3)
+        self.spacing = np.asarray(self.spacing, dtype=np.float64).reshape(3)
+        self.direction = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+        if self.array.ndim not in (3, 4):
+            raise ValueError(f"Volume array must be (k, j, i) or (k, j, i, 3), got {self.array.shape}")
+        if len(self.sop_instance_uids) != self.array.shape[0]:
+            raise ValueError("one SOP Instance UID per slice is required")
+
+    # -- shape -------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(slices, rows, columns)."""
+        k, j, i = self.array.shape[:3]
+        return int(k), int(j), int(i)
+
+    @property
+    def is_color(self) -> bool:
+        return self.array.ndim == 4
+
+    @property
+    def spacing_zyx(self) -> tuple[float, float, float]:
+        """Spacing as (slice, row, column) mm, the order of the array axes."""
+        return float(self.spacing[2]), float(self.spacing[1]), float(self.spacing[0])
+
+    # -- geometry ----------------------------------------------------------------------------
+    @property
+    def affine(self) -> np.ndarray:
+        """4x4 matrix from (i, j, k, 1) voxel index to (x, y, z, 1) LPS mm."""
+        a = np.eye(4)
+        a[:3, :3] = self.direction * self.spacing[np.newaxis, :]
+        a[:3, 3] = self.origin
+        return a
+
+    def index_to_lps(self, ijk: Sequence[float] | np.ndarray) -> np.ndarray:
+        """LPS position (mm) of continuous voxel indices ``(i, j, k)`` (..., 3)."""
+        ijk = np.asarray(ijk, dtype=np.float64)
+        return self.origin + (ijk * self.spacing) @ self.direction.T
+
+    def lps_to_index(self, xyz: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Continuous voxel indices ``(i, j, k)`` of LPS positions (..., 3)."""
+        xyz = np.asarray(xyz, dtype=np.float64)
+        return ((xyz - self.origin) @ np.linalg.inv(self.direction).T) / self.spacing
+
+    @property
+    def slice_normal(self) -> np.ndarray:
+        """Unit vector of increasing slice index (LPS)."""
+        return self.direction[:, 2].copy()
+
+    def slice_position(self, k: int) -> np.ndarray:
+        """LPS position of the first voxel of slice ``k`` (its Image Position (Patient))."""
+        return self.index_to_lps((0.0, 0.0, float(k)))
+
+    # -- interchange -------------------------------------------------------------------------
+    def to_sitk(self) -> "sitk.Image":
+        """The same voxels and geometry as a SimpleITK image (vector pixels for colour)."""
+        import SimpleITK as sitk
+
+        img = sitk.GetImageFromArray(self.array, isVector=self.is_color)
+        img.SetOrigin(tuple(float(v) for v in self.origin))
+        img.SetSpacing(tuple(float(v) for v in self.spacing))
+        img.SetDirection(tuple(float(v) for v in self.direction.reshape(-1)))
+        return img
+
+    @classmethod
+    def from_sitk(cls, img: "sitk.Image", sop_instance_uids: list[str] | None = None) -> "Volume":
+        import SimpleITK as sitk
+
+        arr = sitk.GetArrayFromImage(img)
+        if arr.ndim == 2:
+            arr = arr[np.newaxis]
+        if img.GetNumberOfComponentsPerPixel() == 1:
+            arr = arr.astype(np.float32, copy=False)
+        uids = sop_instance_uids if sop_instance_uids is not None else [""] * arr.shape[0]
+        return cls(
+            array=arr,
+            origin=np.array(img.GetOrigin()),
+            spacing=np.array(img.GetSpacing()),
+            direction=np.array(img.GetDirection()).reshape(3, 3),
+            sop_instance_uids=uids,
+        )
