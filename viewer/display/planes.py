@@ -1,0 +1,146 @@
+"""MPR planes: how a view shows a volume (which array axes run across and down the screen, flips),
+and the mapping between screen coordinates (mm), voxel indices and LPS positions.
+
+Display conventions (as in every radiology workstation):
+
+* axial: seen from the feet: patient right on screen left, anterior up;
+* coronal: seen from the front: patient right on screen left, superior up;
+* sagittal: seen from the patient's left: anterior on screen left, superior up;
+* acquisition: the slices as stored (row 0 at the top, column 0 on the left).
+
+Reformats follow the volume's own axes (the axis closest to each anatomical direction), so they need no
+interpolation and keep the true spacing; the orientation letters come from the real direction cosines, so
+an oblique or flipped acquisition is labelled as it is.
+
+Screen ("scene") coordinates are mm in the plane: pixel (col, row) covers
+``[col*sx, (col+1)*sx] x [row*sy, (row+1)*sy]``, its centre at ``((col+0.5)*sx, (row+0.5)*sy)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from viewer.display.orientation import edge_letters
+
+# (screen-right, screen-down) directions in LPS for each anatomical view.
+VIEW_DIRECTIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "axial": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    "coronal": ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0)),
+    "sagittal": ((0.0, 1.0, 0.0), (0.0, 0.0, -1.0)),
+}
+PLANE_NAMES = ("acquisition", "axial", "coronal", "sagittal")
+
+
+def _axis_vector(direction: np.ndarray, axis: int) -> np.ndarray:
+    """LPS unit vector of array axis ``axis`` (0 = k, 1 = j, 2 = i)."""
+    return np.asarray(direction, dtype=np.float64)[:, 2 - axis]
+
+
+@dataclass(frozen=True)
+class Plane:
+    """One view of a volume along its own axes: array axes for slice, screen row and screen column."""
+
+    name: str
+    slice_axis: int
+    row_axis: int
+    col_axis: int
+    flip_row: bool = False
+    flip_col: bool = False
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def for_view(cls, name: str, direction: np.ndarray) -> "Plane":
+        """The plane showing view ``name`` (one of :data:`PLANE_NAMES`) of a volume with ``direction``."""
+        if name == "acquisition":
+            return cls("acquisition", 0, 1, 2)
+        if name not in VIEW_DIRECTIONS:
+            raise ValueError(f"unknown view {name!r}; known: {', '.join(PLANE_NAMES)}")
+        right, down = (np.array(v) for v in VIEW_DIRECTIONS[name])
+        normal = np.cross(right, down)
+        axes = [_axis_vector(direction, a) for a in range(3)]
+        best: tuple[float, tuple[int, int, int]] | None = None
+        for col, row, sl in itertools.permutations(range(3)):
+            score = abs(axes[col] @ right) + abs(axes[row] @ down) + abs(axes[sl] @ normal)
+            if best is None or score > best[0] + 1e-9:
+                best = (score, (col, row, sl))
+        assert best is not None
+        col, row, sl = best[1]
+        return cls(name, sl, row, col, flip_row=bool(axes[row] @ down < 0), flip_col=bool(axes[col] @ right < 0))
+
+    # -- sizes -------------------------------------------------------------------------------
+    def n_slices(self, shape: tuple[int, ...]) -> int:
+        return int(shape[self.slice_axis])
+
+    def image_shape(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """(rows, columns) on screen."""
+        return int(shape[self.row_axis]), int(shape[self.col_axis])
+
+    def pixel_spacing(self, spacing_xyz: np.ndarray) -> tuple[float, float]:
+        """(sx, sy): mm per screen column and per screen row."""
+        sp = np.asarray(spacing_xyz, dtype=np.float64)
+        return float(sp[2 - self.col_axis]), float(sp[2 - self.row_axis])
+
+    def slice_spacing(self, spacing_xyz: np.ndarray) -> float:
+        return float(np.asarray(spacing_xyz, dtype=np.float64)[2 - self.slice_axis])
+
+    # -- pixels ------------------------------------------------------------------------------
+    def image(self, array: np.ndarray, s: int) -> np.ndarray:
+        """Screen image of slice ``s`` (rows, cols) or (rows, cols, 3): a view, no copy when possible."""
+        index: list[object] = [slice(None)] * 3
+        index[self.slice_axis] = int(s)
+        img = array[tuple(index)]
+        if self.row_axis > self.col_axis:
+            img = np.swapaxes(img, 0, 1)
+        if self.flip_row:
+            img = img[::-1]
+        if self.flip_col:
+            img = img[:, ::-1]
+        return img
+
+    # -- coordinates -------------------------------------------------------------------------
+    def plane_to_index(self, col: float, row: float, s: float, shape: tuple[int, ...]) -> np.ndarray:
+        """Continuous voxel index (i, j, k) of screen pixel (col, row) on slice ``s``."""
+        v = np.zeros(3)
+        v[self.col_axis] = (shape[self.col_axis] - 1 - col) if self.flip_col else col
+        v[self.row_axis] = (shape[self.row_axis] - 1 - row) if self.flip_row else row
+        v[self.slice_axis] = s
+        return v[::-1].copy()
+
+    def index_to_plane(self, ijk: np.ndarray, shape: tuple[int, ...]) -> tuple[float, float, float]:
+        """(col, row, slice) of a continuous voxel index (i, j, k)."""
+        v = np.asarray(ijk, dtype=np.float64)[::-1]
+        col = v[self.col_axis]
+        row = v[self.row_axis]
+        if self.flip_col:
+            col = shape[self.col_axis] - 1 - col
+        if self.flip_row:
+            row = shape[self.row_axis] - 1 - row
+        return float(col), float(row), float(v[self.slice_axis])
+
+    @staticmethod
+    def scene_to_plane(x: float, y: float, sx: float, sy: float) -> tuple[float, float]:
+        """Continuous (col, row) of a scene point in mm (pixel centres at integers)."""
+        return x / sx - 0.5, y / sy - 0.5
+
+    @staticmethod
+    def plane_to_scene(col: float, row: float, sx: float, sy: float) -> tuple[float, float]:
+        return (col + 0.5) * sx, (row + 0.5) * sy
+
+    # -- orientation -------------------------------------------------------------------------
+    def screen_vectors(self, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """LPS unit vectors of screen-right and screen-down."""
+        right = _axis_vector(direction, self.col_axis) * (-1.0 if self.flip_col else 1.0)
+        down = _axis_vector(direction, self.row_axis) * (-1.0 if self.flip_row else 1.0)
+        return right, down
+
+    def letters(self, direction: np.ndarray) -> dict[str, str]:
+        """Orientation letters for the four edges of this plane."""
+        return edge_letters(*self.screen_vectors(direction))
+
+
+def clamp_slice(s: float, n: int) -> int:
+    """Nearest valid slice index."""
+    return int(min(max(int(np.floor(s + 0.5)), 0), n - 1))

@@ -1,0 +1,96 @@
+"""Window/level: the standard CT presets, header windows and an automatic window from the histogram."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from viewer.dicom.volume import SeriesInfo, WindowPreset
+
+CT_PRESETS: tuple[WindowPreset, ...] = (
+    WindowPreset("Brain", 40.0, 80.0),
+    WindowPreset("Subdural", 75.0, 215.0),
+    WindowPreset("Stroke", 40.0, 40.0),
+    WindowPreset("Lung", -600.0, 1500.0),
+    WindowPreset("Mediastinum", 50.0, 350.0),
+    WindowPreset("Abdomen", 40.0, 400.0),
+    WindowPreset("Liver", 60.0, 160.0),
+    WindowPreset("Bone", 400.0, 1800.0),
+)
+"""Presets in HU, in the order shown in the menu (keys 1..8)."""
+
+MIN_WIDTH = 1e-3
+
+
+def levels(center: float, width: float) -> tuple[float, float]:
+    """Display range ``(low, high)`` of a window; the width never collapses to zero."""
+    half = max(float(width), MIN_WIDTH) / 2.0
+    return float(center) - half, float(center) + half
+
+
+def auto_window(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5,
+                max_samples: int = 262_144) -> WindowPreset:
+    """A window spanning the given percentiles of the finite values (X-ray, MR, anything without a preset).
+
+    A regular subsample of at most ``max_samples`` values keeps this fast on large radiographs.
+    """
+    flat = np.asarray(image).reshape(-1)
+    if flat.size > max_samples:
+        flat = flat[:: int(np.ceil(flat.size / max_samples))]
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return WindowPreset("Auto", 0.0, 1.0)
+    lo, hi = np.percentile(flat, [low_pct, high_pct])
+    if hi - lo < MIN_WIDTH:
+        lo, hi = float(flat.min()), float(flat.max())
+    width = max(float(hi - lo), 1.0 if float(hi - lo) == 0 else MIN_WIDTH)
+    return WindowPreset("Auto", float(lo + hi) / 2.0, width)
+
+
+def presets_for(info: SeriesInfo) -> list[WindowPreset]:
+    """The header's own windows first, then the CT presets for CT series."""
+    found = list(info.windows)
+    if info.modality.upper() == "CT":
+        found += list(CT_PRESETS)
+    return found
+
+
+def initial_window(info: SeriesInfo, image: np.ndarray) -> WindowPreset:
+    """The window a series opens with: the header's first window, else soft tissue for CT, else auto."""
+    if info.windows:
+        return info.windows[0]
+    if info.modality.upper() == "CT":
+        return WindowPreset("Abdomen", 40.0, 400.0)
+    return auto_window(image)
+
+
+def drag_window(center: float, width: float, dx: float, dy: float, sensitivity: float) -> tuple[float, float]:
+    """New (center, width) after a right-drag of (dx, dy) pixels: right widens, down raises the level.
+
+    ``sensitivity`` is modality units per pixel (scale it with the current width so it feels the same on
+    HU and on 16-bit radiographs).
+    """
+    return center + dy * sensitivity, max(width + dx * sensitivity, MIN_WIDTH)
+
+
+def to_uint8(image: np.ndarray, low: float, high: float, invert: bool = False) -> np.ndarray:
+    """Map modality values to 0..255 grey with a linear window (used for thumbnails and exports)."""
+    scale = 255.0 / max(high - low, MIN_WIDTH)
+    out = np.clip((np.asarray(image, dtype=np.float32) - low) * scale, 0, 255).astype(np.uint8)
+    return 255 - out if invert else out
+
+
+def window_text(center: float, width: float) -> str:
+    """``W 400 L 40`` with sensible rounding for HU or fractional units."""
+    def fmt(v: float) -> str:
+        return f"{v:.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:.3g}"
+    return f"W {fmt(width)} L {fmt(center)}"
+
+
+def preset_by_name(presets: Sequence[WindowPreset], name: str) -> WindowPreset:
+    """The preset called ``name`` (case-insensitive); KeyError lists the known names."""
+    for p in presets:
+        if p.name.lower() == name.lower():
+            return p
+    raise KeyError(f"unknown window preset {name!r}; known: {', '.join(p.name for p in presets)}")
