@@ -1,0 +1,112 @@
+"""Per-series AI results, filled batch by batch: scores per slice per label, heatmap volumes, findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from viewer.ai.scheduler import RunKey
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A run of consecutive slices whose ``label`` score is at or above the threshold."""
+
+    label: str
+    peak_slice: int
+    peak_score: float
+    first_slice: int
+    last_slice: int
+
+    @property
+    def n_slices(self) -> int:
+        return self.last_slice - self.first_slice + 1
+
+
+def find_findings(scores: np.ndarray, threshold: float, label: str) -> list[Finding]:
+    """Findings of one label from its per-slice scores (NaN = not run yet), strongest first."""
+    scores = np.asarray(scores, dtype=np.float64)
+    above = np.nan_to_num(scores, nan=-np.inf) >= threshold
+    if not above.any():
+        return []
+    edges = np.diff(np.concatenate(([0], above.astype(np.int8), [0])))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    found = []
+    for a, b in zip(starts, stops):
+        peak = int(a + np.argmax(scores[a:b]))
+        found.append(Finding(label, peak, float(scores[peak]), int(a), int(b - 1)))
+    return sorted(found, key=lambda f: (-f.peak_score, f.peak_slice))
+
+
+class SeriesResults:
+    """Everything one run produced so far for one stack.
+
+    ``scores`` is (n_slices, n_labels) float32, NaN where a slice has not run; :meth:`heatmap` is a
+    (k, j, i) float32 volume in [0, 1] per label on the stack's native grid, zero where not run.
+    """
+
+    def __init__(
+        self,
+        key: RunKey,
+        labels: Sequence[str],
+        shape: tuple[int, int, int],
+        thresholds: Mapping[str, float] | None = None,
+    ) -> None:
+        if not labels:
+            raise ValueError("a model needs at least one label")
+        self.key = key
+        self.labels = list(labels)
+        self.shape = tuple(int(v) for v in shape)
+        self.thresholds = {lab: float((thresholds or {}).get(lab, 0.5)) for lab in self.labels}
+        n = self.shape[0]
+        self.scores = np.full((n, len(self.labels)), np.nan, dtype=np.float32)
+        self.done = np.zeros(n, dtype=bool)
+        self._heatmaps = {lab: np.zeros(self.shape, dtype=np.float32) for lab in self.labels}
+
+    # -- filling ------------------------------------------------------------------------------
+    def add(self, indices: Sequence[int], scores: np.ndarray, heatmaps: Mapping[str, np.ndarray]) -> None:
+        """Store one batch: ``scores`` (n, labels) and ``heatmaps`` {label: (n, rows, cols)}."""
+        idx = np.asarray(indices, dtype=np.intp)
+        scores = np.asarray(scores, dtype=np.float32).reshape(len(idx), -1)
+        if scores.shape[1] != len(self.labels):
+            raise ValueError(f"expected {len(self.labels)} scores per slice, got {scores.shape[1]}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.shape[0]):
+            raise ValueError(f"slice index out of range 0..{self.shape[0] - 1}: {idx.tolist()}")
+        self.scores[idx] = scores
+        for label, maps in heatmaps.items():
+            if label not in self._heatmaps:
+                raise ValueError(f"unknown label {label!r}; the model's labels are {self.labels}")
+            maps = np.asarray(maps, dtype=np.float32)
+            if maps.shape != (len(idx), *self.shape[1:]):
+                raise ValueError(f"heatmap of {label!r} has shape {maps.shape}, expected {(len(idx), *self.shape[1:])}")
+            self._heatmaps[label][idx] = maps
+        self.done[idx] = True
+
+    # -- reading ------------------------------------------------------------------------------
+    def heatmap(self, label: str) -> np.ndarray:
+        return self._heatmaps[label]
+
+    def label_scores(self, label: str) -> np.ndarray:
+        return self.scores[:, self.labels.index(label)]
+
+    @property
+    def n_done(self) -> int:
+        return int(self.done.sum())
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.done.all())
+
+    def findings(self) -> list[Finding]:
+        """Every label's findings at its threshold, strongest first."""
+        found = [f for lab in self.labels for f in find_findings(self.label_scores(lab), self.thresholds[lab], lab)]
+        return sorted(found, key=lambda f: (-f.peak_score, f.peak_slice))
+
+    def most_suspicious_slice(self) -> int | None:
+        """The slice with the highest score of any label (None before any slice ran)."""
+        if not self.done.any():
+            return None
+        best = np.nan_to_num(self.scores, nan=-np.inf).max(axis=1)
+        return int(np.argmax(best))
