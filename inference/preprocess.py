@@ -1,0 +1,73 @@
+"""The card's input pipeline, and its exact inverse for heatmaps.
+
+Forward (per slice, in this order): window ``clip((v - (c - w/2)) / w, 0, 1)``; optional
+``(x - mean) / std``; repeat to ``input.channels``; bilinear resize (``align_corners=False``) to
+``input.size``. Inverse: a map on any grid that spans the model input (the input itself or a
+feature map) is resized bilinearly (``align_corners=False``) straight to the slice's native
+``(rows, columns)``. With ``align_corners=False`` both resizes map pixel centres by the same affine
+map ``u -> (u + 0.5) * n_out / n_in - 0.5``, so the inverse puts every heatmap pixel back where its
+input pixel came from, whatever the matrix size, pixel spacing or orientation (those are properties
+of the native grid, which the heatmap shares).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from inference.package import InputSpec
+
+
+class Preprocessor:
+    """Maps native slices to model input and model-space maps back to native grids."""
+
+    def __init__(self, spec: InputSpec) -> None:
+        self.spec = spec
+        c = spec.channels
+        w = spec.window
+        self.low = float(w.center) - float(w.width) / 2.0
+        self.width = float(w.width)
+        if spec.normalize is not None:
+            mean = spec.normalize.mean * (c if len(spec.normalize.mean) == 1 else 1)
+            std = spec.normalize.std * (c if len(spec.normalize.std) == 1 else 1)
+            self.mean: torch.Tensor | None = torch.tensor(mean, dtype=torch.float32).view(1, c, 1, 1)
+            self.std: torch.Tensor | None = torch.tensor(std, dtype=torch.float32).view(1, c, 1, 1)
+        else:
+            self.mean = self.std = None
+
+    def window(self, slices: torch.Tensor) -> torch.Tensor:
+        """The card's window: modality values to [0, 1]."""
+        return ((slices - self.low) / self.width).clamp_(0.0, 1.0)
+
+    def to_model(self, slices: np.ndarray | torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+        """``(n, rows, cols)`` (or one ``(rows, cols)``) slices in modality units -> ``(n, C, H, W)`` float32."""
+        x = torch.as_tensor(np.asarray(slices, dtype=np.float32) if isinstance(slices, np.ndarray) else slices)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3:
+            raise ValueError(f"expected (n, rows, cols) slices, got shape {tuple(x.shape)}")
+        x = self.window(x.to(device=device, dtype=torch.float32))[:, None]
+        h, w = self.spec.size
+        if x.shape[-2:] != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        x = x.expand(-1, self.spec.channels, -1, -1)
+        if self.mean is not None and self.std is not None:
+            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return x.contiguous()
+
+    @staticmethod
+    def to_native(maps: torch.Tensor, native_shape: tuple[int, int]) -> torch.Tensor:
+        """``(n, h, w)`` maps spanning the model input -> ``(n, rows, cols)`` on the native grid."""
+        if maps.ndim != 3:
+            raise ValueError(f"expected (n, h, w) maps, got shape {tuple(maps.shape)}")
+        rows, cols = int(native_shape[0]), int(native_shape[1])
+        if maps.shape[-2:] == (rows, cols):
+            return maps
+        return F.interpolate(maps[:, None].float(), size=(rows, cols), mode="bilinear", align_corners=False)[:, 0]
+
+
+def model_to_native_coords(uv: np.ndarray, model_shape: tuple[int, int], native_shape: tuple[int, int]) -> np.ndarray:
+    """Continuous (row, col) positions on a ``model_shape`` grid -> positions on the native grid."""
+    scale = np.asarray(native_shape, dtype=np.float64) / np.asarray(model_shape, dtype=np.float64)
+    return (np.asarray(uv, dtype=np.float64) + 0.5) * scale - 0.5
