@@ -1,0 +1,161 @@
+"""Generated series with known truth: sorting, geometry in physical space, grouping, warnings."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_dicom_factory import AXIAL, CORONAL, SAGITTAL, write_enhanced, write_series
+from viewer.dicom import LoadCancelled, Volume, load_volume, open_volume, scan
+
+OBLIQUE = tuple(
+    np.concatenate([
+        np.array([np.cos(0.4), np.sin(0.4), 0.0]),
+        np.array([-np.sin(0.4) * np.cos(0.3), np.cos(0.4) * np.cos(0.3), -np.sin(0.3)]),
+    ]).round(8)
+)
+
+
+def _check_physical(vol: Volume, truth) -> None:  # type: ignore[no-untyped-def]
+    """Every slice's first voxel at its IPP; voxel (i, j) offsets along the row/column cosines."""
+    assert np.array_equal(vol.array, truth.values.astype(np.float32))
+    for k in range(vol.shape[0]):
+        assert np.allclose(vol.index_to_lps((0, 0, k)), truth.positions[k], atol=1e-4)
+    i, j, k = 3, 5, vol.shape[0] - 1
+    expected = truth.positions[k] + i * truth.pixel_spacing[1] * truth.orientation[:3] + j * truth.pixel_spacing[0] * truth.orientation[3:]
+    assert np.allclose(vol.index_to_lps((i, j, k)), expected, atol=1e-4)
+    assert np.allclose(vol.lps_to_index(expected), (i, j, k), atol=1e-6)
+    assert vol.sop_instance_uids == truth.sop_uids
+
+
+@pytest.mark.parametrize("orientation", [AXIAL, SAGITTAL, CORONAL, OBLIQUE], ids=["axial", "sagittal", "coronal", "oblique"])
+def test_shuffled_series_sorted_along_normal_with_true_geometry(tmp_path: Path, orientation) -> None:  # type: ignore[no-untyped-def]
+    truth = write_series(tmp_path, n=7, orientation=orientation, pixel_spacing=(0.6, 1.3), step=1.75, slope=2.0, intercept=-1000)
+    result = scan([tmp_path])
+    assert result.errors == []
+    [stack] = result.stacks
+    assert stack.n_slices == 7 and (stack.rows, stack.columns) == (12, 10)
+    assert stack.spacing_zyx == pytest.approx((1.75, 0.6, 1.3))
+    assert stack.warnings == []
+    vol = load_volume(stack)
+    _check_physical(vol, truth)
+    assert vol.info.series_uid == truth.series_uid and vol.info.modality == "CT"
+    assert [w.name for w in vol.info.windows] == ["SOFT", "LUNG"]
+
+
+def test_negative_step_series_still_increases_along_normal(tmp_path: Path) -> None:
+    truth = write_series(tmp_path, n=5, step=-3.0)
+    vol = open_volume(tmp_path)
+    _check_physical(vol, truth)
+    assert vol.spacing[2] == pytest.approx(3.0)
+    assert np.allclose(vol.direction, np.eye(3))
+
+
+def test_bright_voxel_lands_at_its_lps_point(tmp_path: Path) -> None:
+    truth = write_series(tmp_path, n=6, orientation=OBLIQUE, pixel_spacing=(0.5, 0.8), step=2.0)
+    vol = open_volume(tmp_path)
+    k, j, i = 4, 7, 2
+    point = truth.positions[k] + i * 0.8 * truth.orientation[:3] + j * 0.5 * truth.orientation[3:]
+    vol.array[k, j, i] = 5000
+    idx = np.rint(vol.lps_to_index(point)).astype(int)
+    assert vol.array[idx[2], idx[1], idx[0]] == 5000
+
+
+def test_gap_and_duplicates_warn(tmp_path: Path) -> None:
+    write_series(tmp_path / "gap", n=6, offsets=[0, 2, 4, 6, 12, 14])
+    [stack] = scan([tmp_path / "gap"]).stacks
+    assert any("gap" in w for w in stack.warnings)
+    write_series(tmp_path / "dup", n=6, offsets=[0, 2, 2, 4, 6, 8])
+    [stack] = scan([tmp_path / "dup"]).stacks
+    assert stack.n_slices == 5
+    assert any("duplicate" in w for w in stack.warnings)
+    write_series(tmp_path / "uneven", n=5, offsets=[0, 2, 4.3, 6, 8])
+    [stack] = scan([tmp_path / "uneven"]).stacks
+    assert any("non-uniform" in w for w in stack.warnings)
+
+
+def test_gantry_tilt_keeps_every_slice_at_its_position(tmp_path: Path) -> None:
+    truth = write_series(tmp_path, n=5, step=2.0, tilt_shift=(0.0, 0.35, 0.0))
+    [stack] = scan([tmp_path]).stacks
+    assert any("tilt" in w for w in stack.warnings)
+    vol = load_volume(stack)
+    for k in range(5):
+        assert np.allclose(vol.slice_position(k), truth.positions[k], atol=1e-4)
+
+
+def test_mixed_folder_two_series_localizer_and_junk(tmp_path: Path) -> None:
+    a = write_series(tmp_path / "a", n=8, series_uid="1.2.3.100", study_uid="1.2.3")
+    b = write_series(tmp_path / "b", n=4, orientation=SAGITTAL, series_uid="1.2.3.200", study_uid="1.2.3", seed=2)
+    write_series(tmp_path / "a" / "loc", n=1, orientation=CORONAL, series_uid="1.2.3.100", study_uid="1.2.3",
+                 image_type="ORIGINAL\\PRIMARY\\LOCALIZER", seed=9)
+    (tmp_path / "notes.txt").write_text("not dicom")
+    (tmp_path / "a" / "junk.dcm").write_bytes(b"\x00" * 10)
+    result = scan([tmp_path])
+    assert result.errors == []
+    ids = [s.stack_id for s in result.stacks]
+    assert ids == ["1.2.3.100", "1.2.3.100.2", "1.2.3.200"]
+    assert [s.n_slices for s in result.stacks] == [8, 1, 4]
+    assert result.find("1.2.3.100").n_slices == 8  # type: ignore[union-attr]
+    vol = open_volume([tmp_path], series_uid="1.2.3.200")
+    assert np.array_equal(vol.array, b.values)
+    assert np.array_equal(open_volume([tmp_path]).array, a.values)
+
+
+def test_enhanced_multiframe_shuffled_frames_per_frame_rescale(tmp_path: Path) -> None:
+    truth = write_enhanced(tmp_path / "enh.dcm", n=6)
+    [stack] = scan([tmp_path]).stacks
+    vol = load_volume(stack)
+    assert np.allclose(vol.array, truth.values)
+    for k in range(6):
+        assert np.allclose(vol.slice_position(k), truth.positions[k], atol=1e-5)
+    assert sorted(f for f in vol.frame_numbers if f) == list(range(1, 7))
+    assert vol.spacing_zyx == pytest.approx((3.0, 1.1, 0.8))
+
+
+def test_first_slice_callback_comes_first_then_all(tmp_path: Path) -> None:
+    write_series(tmp_path, n=9)
+    [stack] = scan([tmp_path]).stacks
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def on_slice(k: int, arr: np.ndarray) -> None:
+        with lock:
+            seen.append(k)
+        assert arr.shape == (12, 10)
+
+    vol = load_volume(stack, on_slice=on_slice, first=4, workers=3)
+    assert seen[0] == 4 and sorted(seen) == list(range(9))
+    assert vol.shape == (9, 12, 10)
+
+
+def test_cancel_stops_loading(tmp_path: Path) -> None:
+    write_series(tmp_path, n=5)
+    [stack] = scan([tmp_path]).stacks
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(LoadCancelled):
+        load_volume(stack, cancel=cancel)
+
+
+def test_zip_archive(tmp_path: Path) -> None:
+    truth = write_series(tmp_path / "s", n=5)
+    archive = shutil.make_archive(str(tmp_path / "series"), "zip", tmp_path / "s")
+    shutil.rmtree(tmp_path / "s")
+    vol = open_volume([archive])
+    assert np.array_equal(vol.array, truth.values)
+
+
+def test_to_sitk_roundtrip(tmp_path: Path) -> None:
+    truth = write_series(tmp_path, n=4, orientation=OBLIQUE, pixel_spacing=(0.6, 0.9))
+    vol = open_volume(tmp_path)
+    img = vol.to_sitk()
+    back = Volume.from_sitk(img, vol.sop_instance_uids)
+    assert np.array_equal(back.array, vol.array)
+    assert np.allclose(back.affine, vol.affine)
+    point = img.TransformIndexToPhysicalPoint((2, 3, 1))
+    assert np.allclose(point, vol.index_to_lps((2, 3, 1)))
+    assert np.allclose(point, truth.positions[1] + 2 * 0.9 * truth.orientation[:3] + 3 * 0.6 * truth.orientation[3:])

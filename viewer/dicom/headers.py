@@ -1,0 +1,494 @@
+"""Header parsing: one DICOM file -> a :class:`FileHeader` and one :class:`SliceHeader` per frame.
+
+Only headers are read (pixel data is deferred: its file offset and length are kept so the
+uncompressed fast path can read it straight with numpy). Every check that can reject a file
+without decoding it happens here, so a bad file becomes a :class:`~viewer.dicom.errors.FileError`
+at scan time: missing pixel data, absurd sizes, pixel data shorter than the header promises.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from viewer.dicom.errors import DicomFileError, NotDicomError
+from viewer.dicom.volume import WindowPreset
+
+PIXEL_DATA = 0x7FE00010
+FLOAT_PIXEL_DATA = 0x7FE00008
+DOUBLE_PIXEL_DATA = 0x7FE00009
+DEFER_SIZE = 16 * 1024
+"""Elements larger than this stay on disk until used (pixel data, big private blobs)."""
+MAX_FRAME_PIXELS = 1 << 30
+"""No single frame may claim more pixels than this (about a 32768^2 image)."""
+MAX_COMPRESSION_RATIO = 1000
+"""A compressed file may not promise more than this many times its own size in decoded bytes."""
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+LITTLE_ENDIAN_NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+BIG_ENDIAN_NATIVE = {"1.2.840.10008.1.2.2"}
+
+
+@dataclass
+class PixelFormat:
+    """How a file's pixels are stored (shared by all its frames)."""
+
+    rows: int
+    columns: int
+    samples: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    photometric: str
+    planar: int
+    transfer_syntax: str
+    n_frames: int
+    offset: int | None
+    """File offset of the native pixel data value (fast path), or None."""
+    length: int | None
+    """Byte length of the pixel data element (None when undefined / encapsulated)."""
+    float_data: bool = False
+    has_modality_lut: bool = False
+
+    @property
+    def ts_name(self) -> str:
+        return UID(self.transfer_syntax).name
+
+    @property
+    def encapsulated(self) -> bool:
+        return self.transfer_syntax not in LITTLE_ENDIAN_NATIVE | BIG_ENDIAN_NATIVE | {
+            "1.2.840.10008.1.2.1.99"
+        }
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one native frame as stored (YBR_FULL_422 keeps 2 of every 3 samples)."""
+        bits = self.rows * self.columns * self.samples * self.bits_allocated
+        if self.photometric == "YBR_FULL_422" and self.samples == 3:
+            bits = bits * 2 // 3
+        return (bits + 7) // 8
+
+    @property
+    def fast_path(self) -> bool:
+        """Native, one sample, byte-aligned integers, directly readable at a known offset."""
+        return (
+            self.offset is not None
+            and self.transfer_syntax in LITTLE_ENDIAN_NATIVE | BIG_ENDIAN_NATIVE
+            and self.samples == 1
+            and self.bits_allocated in (8, 16, 32)
+            and not self.float_data
+            and not self.has_modality_lut
+            and self.photometric in ("MONOCHROME1", "MONOCHROME2")
+        )
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        order = ">" if self.transfer_syntax in BIG_ENDIAN_NATIVE else "<"
+        kind = "i" if self.signed else "u"
+        return np.dtype(f"{order}{kind}{self.bits_allocated // 8}")
+
+    @property
+    def is_color(self) -> bool:
+        return self.samples > 1 or self.photometric == "PALETTE COLOR"
+
+
+@dataclass
+class FileHeader:
+    """One DICOM file: where it is, its series-level facts, and how its pixels are stored."""
+
+    path: str
+    size: int
+    fmt: PixelFormat
+    study_uid: str
+    series_uid: str
+    sop_class_uid: str
+    modality: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    """Series-level header facts used to fill :class:`SeriesInfo` (patient, study, device...)."""
+    image_type: tuple[str, ...] = ()
+    enhanced: bool = False
+
+    @property
+    def is_localizer(self) -> bool:
+        return "LOCALIZER" in self.image_type
+
+
+@dataclass
+class SliceHeader:
+    """One 2D image: a single-frame file or one frame of a multi-frame file."""
+
+    file: FileHeader
+    frame: int | None
+    """0-based frame index within a multi-frame file, None for single-frame files."""
+    sop_uid: str
+    position: np.ndarray | None
+    orientation: np.ndarray | None
+    """(6,) row direction (i increasing) then column direction (j increasing), LPS."""
+    pixel_spacing: tuple[float, float] | None
+    """(row spacing, column spacing) mm, as DICOM orders PixelSpacing."""
+    spacing_source: str
+    slope: float
+    intercept: float
+    windows: tuple[WindowPreset, ...]
+    instance_number: int | None
+    thickness: float | None
+    split_key: tuple[Any, ...] = ()
+    """Attributes that separate stacks sharing positions (acquisition, echo, temporal, stack id)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# small typed accessors (tolerant of wrong VRs and malformed values)
+
+
+def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    try:
+        value = ds.get(keyword, default)
+    except Exception:  # a malformed value (wrong VR, bad number) reads as missing
+        return default
+    return default if value is None or value == "" else value
+
+
+def _floats(ds: Dataset | None, keyword: str, n: int) -> np.ndarray | None:
+    if ds is None:
+        return None
+    value = _get(ds, keyword)
+    if value is None:
+        return None
+    try:
+        seq = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+        arr = np.array([float(v) for v in seq], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if arr.size != n or not np.all(np.isfinite(arr)):
+        return None
+    return arr
+
+
+def _float(ds: Dataset | None, keyword: str) -> float | None:
+    if ds is None:
+        return None
+    value = _get(ds, keyword)
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        value = value[0] if len(value) else None
+    try:
+        f = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return f if f is not None and math.isfinite(f) else None
+
+
+def _int(ds: Dataset | None, keyword: str) -> int | None:
+    f = _float(ds, keyword)
+    return int(f) if f is not None and abs(f) < 2**53 else None
+
+
+def _str(ds: Dataset, keyword: str) -> str:
+    value = _get(ds, keyword, "")
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _item(ds: Dataset | None, keyword: str) -> Dataset | None:
+    """First item of a sequence attribute, or None."""
+    if ds is None:
+        return None
+    seq = _get(ds, keyword)
+    try:
+        return seq[0] if seq is not None and len(seq) else None
+    except (TypeError, IndexError):
+        return None
+
+
+def _windows(ds: Dataset | None) -> tuple[WindowPreset, ...]:
+    if ds is None:
+        return ()
+    centers, widths = _get(ds, "WindowCenter"), _get(ds, "WindowWidth")
+    if centers is None or widths is None:
+        return ()
+    as_list = lambda v: list(v) if isinstance(v, (list, tuple, pydicom.multival.MultiValue)) else [v]  # noqa: E731
+    names = as_list(_get(ds, "WindowCenterWidthExplanation", []))
+    presets = []
+    for n, (c, w) in enumerate(zip(as_list(centers), as_list(widths))):
+        try:
+            c, w = float(c), float(w)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(c) and math.isfinite(w) and w > 0:
+            name = str(names[n]).strip() if n < len(names) and str(names[n]).strip() else f"Header {n + 1}"
+            presets.append(WindowPreset(name, c, w))
+    return tuple(presets)
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def looks_like_dicom(path: str) -> bool:
+    """Cheap sniff: a Part 10 preamble, or a raw dataset starting with a group 0002/0008 tag."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) < 8:
+        return False
+    group_le = int.from_bytes(head[:2], "little")
+    group_be = int.from_bytes(head[:2], "big")
+    return group_le in (0x0002, 0x0008) or group_be in (0x0002, 0x0008)
+
+
+def read_dataset(path: str, *, stop_before_pixels: bool = False) -> Dataset:
+    """``dcmread`` with the engine's settings; raises NotDicomError / DicomFileError."""
+    if not looks_like_dicom(path):
+        raise NotDicomError(path)
+    try:
+        return pydicom.dcmread(path, defer_size=DEFER_SIZE, force=True, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError as exc:
+        raise NotDicomError(path) from exc
+    except Exception as exc:  # truncated / garbage headers raise many types inside pydicom
+        raise DicomFileError(path, f"unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
+
+
+def transfer_syntax_of(ds: Dataset) -> str:
+    """The meta header's transfer syntax, else the encoding the dataset was read with."""
+    meta = getattr(ds, "file_meta", None)
+    ts = str(_get(meta, "TransferSyntaxUID", "")) if meta is not None else ""
+    if ts:
+        return ts
+    implicit, little = ds.original_encoding
+    return "1.2.840.10008.1.2" if implicit else ("1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+
+
+def _pixel_format(ds: Dataset, path: str, size: int) -> PixelFormat:
+    ts = transfer_syntax_of(ds)
+    tags = set(ds.keys())
+    pixel_tag = next((t for t in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_PIXEL_DATA) if t in tags), None)
+    if len(ds) == 0:
+        raise DicomFileError(path, "no DICOM data elements could be read (truncated or not a dataset)")
+    if pixel_tag is None:
+        sop = _str(ds, "SOPClassUID")
+        kind = UID(sop).name if sop else "unknown SOP class"
+        raise DicomFileError(path, f"no image pixel data ({kind})")
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    bits = _int(ds, "BitsAllocated")
+    if not rows or not cols or rows < 0 or cols < 0:
+        raise DicomFileError(path, f"invalid image size Rows={rows} Columns={cols}")
+    if bits not in (1, 8, 16, 32, 64):
+        raise DicomFileError(path, f"unsupported BitsAllocated={bits}")
+    samples = _int(ds, "SamplesPerPixel") or 1
+    n_frames = _int(ds, "NumberOfFrames") or 1
+    if samples not in (1, 3) or n_frames < 1:
+        raise DicomFileError(path, f"invalid SamplesPerPixel={samples} or NumberOfFrames={n_frames}")
+    if rows * cols > MAX_FRAME_PIXELS:
+        raise DicomFileError(path, f"absurd image size {rows}x{cols}")
+    raw = ds.get_item(pixel_tag)
+    offset = getattr(raw, "value_tell", None)
+    length = getattr(raw, "length", None)
+    if length is None and raw is not None and getattr(raw, "value", None) is not None:
+        length = len(raw.value)
+    undefined = length is None or length == 0xFFFFFFFF
+    fmt = PixelFormat(
+        rows=rows,
+        columns=cols,
+        samples=samples,
+        bits_allocated=bits,
+        bits_stored=_int(ds, "BitsStored") or bits,
+        signed=(_int(ds, "PixelRepresentation") or 0) == 1,
+        photometric=_str(ds, "PhotometricInterpretation").upper() or "MONOCHROME2",
+        planar=_int(ds, "PlanarConfiguration") or 0,
+        transfer_syntax=ts,
+        n_frames=n_frames,
+        offset=None if undefined else offset,
+        length=None if undefined else length,
+        float_data=pixel_tag != PIXEL_DATA,
+        has_modality_lut="ModalityLUTSequence" in ds,
+    )
+    expected = fmt.frame_bytes * n_frames
+    if pixel_tag != PIXEL_DATA:
+        expected = rows * cols * n_frames * (4 if pixel_tag == FLOAT_PIXEL_DATA else 8)
+    deflated = fmt.transfer_syntax == "1.2.840.10008.1.2.1.99"
+    if (not fmt.encapsulated or fmt.float_data) and not deflated:
+        if expected > size:
+            raise DicomFileError(
+                path, f"header promises {expected} bytes of pixels ({rows}x{cols}x{n_frames}) "
+                f"but the file holds only {size} bytes",
+            )
+        if fmt.length is not None and fmt.length < expected:
+            raise DicomFileError(
+                path, f"pixel data is shorter ({fmt.length} bytes) than the header promises ({expected} bytes)"
+            )
+        if fmt.offset is not None and fmt.length is not None and fmt.offset + min(fmt.length, expected) > size:
+            raise DicomFileError(path, f"file is truncated: pixel data ends past the end of the file ({size} bytes)")
+    else:
+        if n_frames > max(size // 2, 1) or expected > MAX_COMPRESSION_RATIO * max(size, 1):
+            raise DicomFileError(
+                path, f"header promises {expected} decoded bytes ({rows}x{cols}x{n_frames}) from a "
+                f"{size}-byte compressed file",
+            )
+        if raw is not None and getattr(raw, "value_tell", 0) and raw.value_tell >= size:
+            raise DicomFileError(path, "file is truncated: no pixel data after the header")
+    if deflated:  # the pixel offset is in the inflated stream, not the file
+        fmt.offset = None
+    return fmt
+
+
+def _facts(ds: Dataset) -> dict[str, Any]:
+    return {
+        "description": _str(ds, "SeriesDescription"),
+        "patient_name": _str(ds, "PatientName"),
+        "patient_id": _str(ds, "PatientID"),
+        "patient_sex": _str(ds, "PatientSex"),
+        "patient_age": _str(ds, "PatientAge"),
+        "study_date": _str(ds, "StudyDate"),
+        "study_description": _str(ds, "StudyDescription"),
+        "series_number": _int(ds, "SeriesNumber"),
+        "manufacturer": _str(ds, "Manufacturer"),
+        "model_name": _str(ds, "ManufacturerModelName"),
+        "body_part": _str(ds, "BodyPartExamined"),
+        "kvp": _float(ds, "KVP"),
+        "frame_of_reference_uid": _str(ds, "FrameOfReferenceUID"),
+    }
+
+
+def _spacing(ds: Dataset | None) -> tuple[tuple[float, float] | None, str]:
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+        v = _floats(ds, keyword, 2)
+        if v is not None and np.all(v > 0):
+            return (float(v[0]), float(v[1])), keyword
+    return None, ""
+
+
+def _orientation(ds: Dataset | None) -> np.ndarray | None:
+    o = _floats(ds, "ImageOrientationPatient", 6)
+    if o is None:
+        return None
+    r, c = o[:3], o[3:]
+    nr, nc = np.linalg.norm(r), np.linalg.norm(c)
+    if nr < 1e-6 or nc < 1e-6 or np.linalg.norm(np.cross(r / nr, c / nc)) < 1e-3:
+        return None  # degenerate (zero or parallel) direction cosines
+    return np.concatenate([r / nr, c / nc])
+
+
+def parse_header(path: str, ds: Dataset | None = None) -> tuple[FileHeader, list[SliceHeader]]:
+    """Read one file's header; raises NotDicomError (skip) or DicomFileError (report)."""
+    path = str(path)
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise DicomFileError(path, f"cannot read file ({exc.strerror})") from exc
+    if size == 0:
+        raise NotDicomError(path)
+    if ds is None:
+        ds = read_dataset(path)
+    try:
+        return _parse(ds, path, size)
+    except (DicomFileError, NotDicomError):
+        raise
+    except Exception as exc:  # any malformed value not caught by the accessors
+        raise DicomFileError(path, f"malformed header ({type(exc).__name__}: {exc})") from exc
+
+
+def _parse(ds: Dataset, path: str, size: int) -> tuple[FileHeader, list[SliceHeader]]:
+    meta = getattr(ds, "file_meta", None)
+    sop_class = _str(ds, "SOPClassUID") or (_str(meta, "MediaStorageSOPClassUID") if meta is not None else "")
+    if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+        raise NotDicomError(path)  # a DICOMDIR index, not an image (scan() follows it separately)
+    fmt = _pixel_format(ds, path, size)
+    sop_uid = _str(ds, "SOPInstanceUID") or f"{os.path.abspath(path)}"
+    series_uid = _str(ds, "SeriesInstanceUID") or f"no-series-uid:{os.path.abspath(path)}"
+    header = FileHeader(
+        path=path,
+        size=size,
+        fmt=fmt,
+        study_uid=_str(ds, "StudyInstanceUID"),
+        series_uid=series_uid,
+        sop_class_uid=sop_class,
+        modality=_str(ds, "Modality"),
+        facts=_facts(ds),
+        image_type=tuple(s.strip().upper() for s in _str(ds, "ImageType").split("\\") if s.strip()),
+        enhanced="PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds,
+    )
+    common = dict(
+        instance_number=_int(ds, "InstanceNumber"),
+        thickness=_float(ds, "SliceThickness"),
+    )
+    slope, intercept = _float(ds, "RescaleSlope"), _float(ds, "RescaleIntercept")
+    slope = 1.0 if slope is None or slope == 0 else slope
+    intercept = 0.0 if intercept is None else intercept
+    base_split = (_int(ds, "AcquisitionNumber"), _float(ds, "EchoNumbers"), _int(ds, "TemporalPositionIdentifier"))
+    if header.enhanced:
+        return header, _enhanced_frames(ds, header, sop_uid, slope, intercept, base_split)
+    spacing, source = _spacing(ds)
+    position = _floats(ds, "ImagePositionPatient", 3)
+    orientation = _orientation(ds)
+    windows = _windows(ds)
+    if fmt.n_frames == 1:
+        return header, [
+            SliceHeader(header, None, sop_uid, position, orientation, spacing, source, slope, intercept,
+                        windows, split_key=base_split, **common)
+        ]
+    # legacy multi-frame: positions from GridFrameOffsetVector (RT dose) or SpacingBetweenSlices
+    positions: list[np.ndarray | None] = [None] * fmt.n_frames
+    if position is not None and orientation is not None:
+        normal = np.cross(orientation[:3], orientation[3:])
+        offsets = _floats(ds, "GridFrameOffsetVector", fmt.n_frames)
+        if offsets is None:
+            step = _float(ds, "SpacingBetweenSlices") or _float(ds, "SliceThickness")
+            offsets = np.arange(fmt.n_frames) * step if step else None
+        if offsets is not None:
+            positions = [position + normal * float(o) for o in offsets]
+    return header, [
+        SliceHeader(header, f, sop_uid, positions[f], orientation if positions[f] is not None else None,
+                    spacing, source, slope, intercept, windows, split_key=base_split, **common)
+        for f in range(fmt.n_frames)
+    ]
+
+
+def _enhanced_frames(
+    ds: Dataset, header: FileHeader, sop_uid: str, slope: float, intercept: float, base_split: tuple[Any, ...]
+) -> list[SliceHeader]:
+    """Frames of an Enhanced CT/MR (per-frame functional groups, shared groups as fallback)."""
+    shared = _item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = _get(ds, "PerFrameFunctionalGroupsSequence") or []
+    n = header.fmt.n_frames
+    if 0 < len(per_frame) < n:
+        raise DicomFileError(header.path, f"{len(per_frame)} per-frame functional groups for {n} frames")
+
+    def group(frame: Dataset | None, keyword: str) -> Dataset | None:
+        return _item(frame, keyword) or _item(shared, keyword)
+
+    slices = []
+    for f in range(n):
+        fg = per_frame[f] if per_frame else None  # extra groups beyond NumberOfFrames are ignored
+        pos = _floats(group(fg, "PlanePositionSequence"), "ImagePositionPatient", 3)
+        ori = _orientation(group(fg, "PlaneOrientationSequence"))
+        measures = group(fg, "PixelMeasuresSequence")
+        spacing, source = _spacing(measures)
+        transform = group(fg, "PixelValueTransformationSequence")
+        s, i = _float(transform, "RescaleSlope"), _float(transform, "RescaleIntercept")
+        content = group(fg, "FrameContentSequence")
+        split = base_split + (
+            _str(content, "StackID") if content is not None else "",
+            _int(content, "TemporalPositionIndex"),
+            _float(group(fg, "MREchoSequence"), "EffectiveEchoTime"),
+        )
+        slices.append(
+            SliceHeader(
+                header, f, sop_uid, pos, ori if pos is not None else None, spacing, source,
+                slope if s is None or s == 0 else s, intercept if i is None else i,
+                _windows(group(fg, "FrameVOILUTSequence")) or _windows(ds),
+                instance_number=_int(content, "InStackPositionNumber"),
+                thickness=_float(measures, "SliceThickness"),
+                split_key=split,
+            )
+        )
+    return slices

@@ -1,0 +1,55 @@
+"""``scan``: read the headers of everything under some paths and group them into stacks."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from viewer.dicom.errors import DicomFileError, FileError, NotDicomError
+from viewer.dicom.headers import SliceHeader, parse_header
+from viewer.dicom.sources import Sources, collect
+from viewer.dicom.stacks import Stack, build_stacks
+
+
+@dataclass
+class ScanResult:
+    """Stacks found (grouped by study then series, slices sorted) and per-file errors."""
+
+    stacks: list[Stack] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    sources: Sources | None = field(default=None, repr=False)
+    """Keeps temporary folders (extracted zips) alive as long as the result is referenced."""
+
+    def find(self, series_uid: str | None = None) -> Stack | None:
+        """The largest stack of ``series_uid`` (a series UID or a stack id), or the largest overall."""
+        pool = self.stacks
+        if series_uid is not None:
+            pool = [s for s in self.stacks if series_uid in (s.info.series_uid, s.info.stack_id)]
+        if not pool:
+            return None
+        return max(pool, key=lambda s: (s.n_slices * s.rows * s.columns, -self.stacks.index(s)))
+
+
+def scan(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> ScanResult:
+    """Scan files, folders (recursive), .zip archives and DICOMDIRs; headers only.
+
+    Non-DICOM files are skipped silently; DICOM files that cannot be used are listed in
+    ``errors`` with the reason, and everything else still loads.
+    """
+    sources = collect(paths)
+    errors = list(sources.errors)
+    slices: list[SliceHeader] = []
+    for path in sources.files:
+        try:
+            _, file_slices = parse_header(path)
+        except NotDicomError:
+            continue
+        except DicomFileError as exc:
+            errors.append(exc.as_file_error())
+            continue
+        slices.extend(file_slices)
+    stacks = build_stacks(slices)
+    for stack in stacks:
+        stack.keep_alive = sources
+    return ScanResult(stacks=stacks, errors=errors, sources=sources)
