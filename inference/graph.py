@@ -151,3 +151,74 @@ def split_at(module: nn.Module, target_layer: str) -> SplitGraph:
     trunk = _subgraph(gm, placeholders, [act, *carried])
     head = _subgraph(gm, [act, *carried], [logits])
     return SplitGraph(trunk, head, target_layer, len(carried))
+
+
+def _fetch_attr(gm: nn.Module, target: str) -> torch.Tensor:
+    obj: object = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    assert isinstance(obj, torch.Tensor)
+    return obj
+
+
+def _fold_aten_batchnorm(gm: fx.GraphModule) -> int:
+    """Fold eval-mode ``aten.batch_norm`` into the ``aten.conv2d`` feeding it (exported graphs)."""
+    aten = torch.ops.aten
+    folded = 0
+    for bn in list(gm.graph.nodes):
+        if bn.op != "call_function" or bn.target is not aten.batch_norm.default:
+            continue
+        conv, bn_w, bn_b, mean, var, training, _momentum, eps = bn.args[:8]
+        if training or not isinstance(conv, fx.Node) or conv.target is not aten.conv2d.default or len(conv.users) != 1:
+            continue
+        params = [conv.args[1], conv.args[2] if len(conv.args) > 2 else None, bn_w, bn_b, mean, var]
+        if not all(p is None or (isinstance(p, fx.Node) and p.op == "get_attr") for p in params):
+            continue
+        w, b, gamma, beta, mu, sigma2 = (None if p is None else _fetch_attr(gm, p.target) for p in params)
+        if w is None or mu is None or sigma2 is None:
+            continue
+        scale = torch.rsqrt(sigma2.double() + float(eps))
+        if gamma is not None:
+            scale = scale * gamma.double()
+        new_w = (w.double() * scale.view(-1, *([1] * (w.ndim - 1)))).to(w.dtype)
+        shift = -mu.double() * scale + (beta.double() if beta is not None else 0.0)
+        new_b = (shift + (b.double() * scale if b is not None else 0.0)).to(w.dtype)
+        name_w, name_b = f"_bnfold{folded}_weight", f"_bnfold{folded}_bias"
+        gm.register_buffer(name_w, new_w.detach().clone())
+        gm.register_buffer(name_b, new_b.detach().clone())
+        with gm.graph.inserting_before(conv):
+            wn, bnode = gm.graph.get_attr(name_w), gm.graph.get_attr(name_b)
+        args = list(conv.args) + [None] * (7 - len(conv.args))
+        defaults = [None, None, None, [1, 1], [0, 0], [1, 1], 1]
+        args = [a if a is not None or i < 3 else defaults[i] for i, a in enumerate(args)]
+        args[1], args[2] = wn, bnode
+        conv.args = tuple(args)
+        bn.replace_all_uses_with(conv)
+        gm.graph.erase_node(bn)
+        folded += 1
+    return folded
+
+
+def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
+    """A copy of ``gm`` with every eval-mode BatchNorm that follows a convolution folded into it."""
+    import copy
+
+    from torch.fx.experimental.optimization import fuse
+
+    gm = copy.deepcopy(gm)
+    if any(n.op == "call_module" for n in gm.graph.nodes):
+        gm = fuse(gm, inplace=True, no_trace=True)  # symbolic_trace graphs: Conv2d + BatchNorm2d modules
+    if _fold_aten_batchnorm(gm):
+        gm.graph.eliminate_dead_code()
+        gm.graph.lint()
+        gm.recompile()
+    return gm
+
+
+def forward_graph(module: nn.Module) -> fx.GraphModule:
+    """``module``'s graph reduced to input -> logits (drops guard calls), BatchNorm folded."""
+    gm = as_graph_module(module)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise ValueError(f"only single-input models are supported (graph has {len(placeholders)} inputs)")
+    return fold_batchnorm(_subgraph(gm, placeholders, [_output_node(gm)]))

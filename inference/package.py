@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # torch is only needed to export, never to read a card
 
 CARD_NAME = "radscope-model.json"
 CARD_FORMAT = "radscope-model/1"
-WEIGHT_FORMATS = ("torch.export", "torchscript", "safetensors")
+WEIGHT_FORMATS = ("torch.export", "torchscript", "safetensors", "state_dict")
+ARCHITECTURE_FORMATS = ("safetensors", "state_dict")
 OUTPUTS = ("sigmoid", "softmax")
 MONAI_METADATA = "configs/metadata.json"
 MONAI_WEIGHTS = "models/model.ts"
@@ -313,7 +314,7 @@ def _parse_radscope(data: dict[str, Any], source: Path, root: str | None, label:
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise f.fail("weights.sha256", "must be 64 hex digits")
     arch = None
-    if wformat == "safetensors":
+    if wformat in ARCHITECTURE_FORMATS:
         arch = f.string(data, "weights.architecture")
     wfile = _safe_member(f.string(data, "weights.file"), label)
     target = f.string(data, "explain.target_layer")

@@ -63,7 +63,7 @@ def head_gradients(split: SplitGraph, x: torch.Tensor, labels: Sequence[int]
     act = act.detach().float().clone().requires_grad_(True)
     carried = tuple(c.detach().float().clone() if c.is_floating_point() else c.clone() for c in carried)
     with torch.enable_grad():  # grad mode is thread-local: a worker thread must switch it on itself
-        logits = split.logits(act, carried)
+        logits = split.logits(act.clone(), carried)  # a non-leaf copy: the head may run in-place ops
         if logits.ndim != 2:
             raise ValueError(f"the model must return (batch, labels) logits, got shape {tuple(logits.shape)}")
         grads = []

@@ -1,0 +1,166 @@
+"""Load a model package's weights into a `LoadedModel` without running pickled code.
+
+Formats: ``torch.export`` (``.pt2``; graph with ``nn_module_stack`` metadata, so layers are
+reachable), ``torchscript`` (forward only: input-space explanations), ``safetensors`` and
+``state_dict`` (a ``torch.load`` file that must load with ``weights_only=True``), both with a
+built-in ``weights.architecture``. The sha256 is checked before any of them is deserialised.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from inference import architectures
+from inference.graph import SplitGraph, fold_batchnorm, forward_graph, split_at
+from inference.package import ModelCard, ModelPackageError, read_card
+
+
+class UnsupportedExplanationError(ValueError):
+    """The model's format cannot give what the explainer needs (e.g. layer access in TorchScript)."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: ``model(x) -> logits`` and, where the format allows, graph splits."""
+
+    card: ModelCard
+    module: nn.Module
+    """The runnable module: a BatchNorm-folded GraphModule, or a ScriptModule."""
+    source: nn.Module
+    """What was loaded (exported module, eager module or ScriptModule), unfolded."""
+    sha256: str
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    _splits: dict[str, SplitGraph] = field(default_factory=dict, repr=False)
+
+    @property
+    def format(self) -> str:
+        return self.card.weights.format
+
+    @property
+    def has_layers(self) -> bool:
+        """Whether layer activations can be reached (CAM methods, layer probes)."""
+        return not isinstance(self.source, torch.jit.ScriptModule)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Scores from logits as the card's ``output`` says (sigmoid or softmax)."""
+        logits = logits.float()
+        return torch.sigmoid(logits) if self.card.output == "sigmoid" else torch.softmax(logits, dim=1)
+
+    def split(self, target_layer: str | None = None) -> SplitGraph:
+        """Trunk/head split at ``target_layer`` (default: the card's), BatchNorm folded, cached."""
+        layer = target_layer or self.card.target_layer
+        if not self.has_layers:
+            raise UnsupportedExplanationError(
+                f"{self.card.card_file}: {self.format} models do not expose layers (ScriptModules refuse hooks); "
+                "use an input-space method such as integrated-gradients")
+        if not layer:
+            raise UnsupportedExplanationError(f"{self.card.card_file}: explain.target_layer is not set")
+        if layer not in self._splits:
+            s = split_at(self.source, layer)
+            s = SplitGraph(fold_batchnorm(s.trunk), fold_batchnorm(s.head), s.target_layer, s.n_carried)
+            s.trunk.to(self.device)
+            s.head.to(self.device)
+            self._splits[layer] = s
+        return self._splits[layer]
+
+    def to(self, device: torch.device | str) -> "LoadedModel":
+        """Move every part to ``device`` (in place); returns self."""
+        self.device = torch.device(device)
+        for m in (self.module, self.source, *(p for s in self._splits.values() for p in (s.trunk, s.head))):
+            m.to(self.device)
+        return self
+
+    def copy(self) -> "LoadedModel":
+        """An independent deep copy (the sanity check randomises weights of a copy)."""
+        return LoadedModel(self.card, copy.deepcopy(self.module), copy.deepcopy(self.source), self.sha256,
+                           self.device)
+
+
+def _refuse_pickle(card: ModelCard, data: bytes, exc: Exception) -> ModelPackageError:
+    is_pickle = data[:1] == b"\x80" or data[:2] == b"PK" and b"data.pkl" in data[:4096]
+    hint = " (the file is a pickle; RadScope never unpickles code)" if is_pickle else ""
+    return card.error(f"{card.weights.file} is not a valid {card.weights.format} file{hint}: {exc}")
+
+
+def _load_state_dict(card: ModelCard, data: bytes) -> dict[str, torch.Tensor]:
+    if card.weights.format == "safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load as load_safetensors
+
+        try:
+            return load_safetensors(data)
+        except (SafetensorError, ValueError, RuntimeError) as exc:
+            raise _refuse_pickle(card, data, exc) from exc
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refusal is an UnpicklingError; anything else is a bad file
+        raise card.error(f"{card.weights.file} is a pickle that needs code execution to load; refused "
+                         f"(only weights_only=True pickles are accepted): {str(exc).splitlines()[0]}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise card.error(f"{card.weights.file} does not hold a state dict of tensors")
+    return state
+
+
+def _build_eager(card: ModelCard, data: bytes) -> nn.Module:
+    name = card.weights.architecture or ""
+    try:
+        module = architectures.build(name, card.input.channels, len(card.labels))
+    except KeyError as exc:
+        raise card.error(f"weights.architecture: {exc.args[0]}") from exc
+    state = _load_state_dict(card, data)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise card.error(f"{card.weights.file} does not fit architecture {name!r}: "
+                         f"{str(exc).splitlines()[0]} ...") from exc
+    return module.eval()
+
+
+def _load_source(card: ModelCard, data: bytes) -> nn.Module:
+    fmt = card.weights.format
+    if fmt == "torch.export":
+        try:
+            return torch.export.load(io.BytesIO(data)).module()
+        except Exception as exc:
+            raise _refuse_pickle(card, data, exc) from exc
+    if fmt == "torchscript":
+        try:
+            return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+        except Exception as exc:
+            raise _refuse_pickle(card, data, exc) from exc
+    return _build_eager(card, data)
+
+
+def load_model(package: ModelCard | str, device: torch.device | str = "cpu") -> LoadedModel:
+    """Read (if needed), check and load a package; the returned model is in eval mode on ``device``."""
+    card = package if isinstance(package, ModelCard) else read_card(package)
+    if card.dims != 2:
+        raise card.error("dims: only 2D models are supported")
+    data = card.read_weights()  # raises on a sha256 mismatch before anything is deserialised
+    sha = card.weights.sha256 or hashlib.sha256(data).hexdigest()
+    source = _load_source(card, data)
+    if isinstance(source, torch.jit.ScriptModule):
+        module: nn.Module = source
+    else:
+        try:
+            module = forward_graph(source)
+        except Exception as exc:  # an eager module fx cannot trace still runs as is
+            if isinstance(source, torch.fx.GraphModule):
+                raise card.error(f"cannot prepare the model graph: {exc}") from exc
+            module = source
+    model = LoadedModel(card, module, source, sha)
+    return model.to(device)
+
+
+__all__ = ["LoadedModel", "UnsupportedExplanationError", "load_model"]
