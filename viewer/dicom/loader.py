@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from viewer.dicom.errors import DicomFileError, NoSeriesError
-from viewer.dicom.pixels import _read_full, decode_into
+from viewer.dicom.pixels import decode_file, decode_into
 from viewer.dicom.scan import scan
 from viewer.dicom.stacks import Stack
 from viewer.dicom.volume import Volume
@@ -27,23 +27,22 @@ class LoadCancelled(Exception):
     """``load_volume`` stopped because its ``cancel`` event was set."""
 
 
-class _Datasets:
-    """Full datasets of multi-frame files, read once and shared by the threads decoding their frames."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
-        self._cache: dict[str, Any] = {}
-
-    def get(self, path: str) -> Any:
-        with self._lock:
-            lock = self._locks.setdefault(path, threading.Lock())
-        with lock:
-            if path not in self._cache:
-                ds = _read_full(path)
-                ds.PixelData  # convert the raw element once, before threads share it
-                self._cache[path] = ds
-            return self._cache[path]
+def _work_units(stack: Stack, first: int) -> list[list[int]]:
+    """Slice indices grouped into decode jobs: one per fast-path slice, one per other file; ``first`` leads."""
+    units: list[list[int]] = []
+    by_file: dict[str, list[int]] = {}
+    for k, s in enumerate(stack.slices):
+        if s.file.fmt.fast_path:
+            units.append([k])
+        elif s.file.path in by_file:
+            by_file[s.file.path].append(k)
+        else:
+            by_file[s.file.path] = [k]
+            units.append(by_file[s.file.path])
+    lead = next(u for u in units if first in u)
+    units.remove(lead)
+    lead.sort(key=lambda k: k != first)
+    return [lead] + units
 
 
 def default_workers() -> int:
@@ -71,30 +70,35 @@ def load_volume(
     n = stack.n_slices
     shape: tuple[int, ...] = (n, stack.rows, stack.columns)
     array = np.empty(shape + ((3,) if stack.is_color else ()), dtype=np.uint8 if stack.is_color else np.float32)
-    multi = {s.file.path for s in stack.slices if s.frame is not None and not s.file.fmt.fast_path}
-    datasets = _Datasets()
     failures: dict[int, DicomFileError] = {}
+    if not 0 <= first < n:
+        raise IndexError(f"first slice {first} out of range 0..{n - 1}")
+    units = _work_units(stack, first)
 
-    def work(k: int) -> None:
-        if cancel is not None and cancel.is_set():
-            return
-        s = stack.slices[k]
-        try:
-            decode_into(s, array[k], datasets.get(s.file.path) if s.file.path in multi else None)
-        except DicomFileError as exc:
-            failures[k] = exc
-            return
+    def landed(k: int) -> None:
         if on_slice is not None:
             on_slice(k, array[k])
 
-    if not 0 <= first < n:
-        raise IndexError(f"first slice {first} out of range 0..{n - 1}")
-    work(first)
-    rest = [k for k in range(n) if k != first]
+    def work(unit: list[int]) -> None:
+        if cancel is not None and cancel.is_set():
+            return
+        slices = [stack.slices[k] for k in unit]
+        try:
+            if len(unit) == 1 and slices[0].file.fmt.fast_path:
+                decode_into(slices[0], array[unit[0]])
+                landed(unit[0])
+            else:
+                decode_file(slices, [array[k] for k in unit], lambda m: landed(unit[m]))
+        except DicomFileError as exc:
+            for k in unit:
+                failures[k] = exc
+
+    work(units[0])
+    rest = units[1:]
     n_workers = workers or default_workers()
     if n_workers <= 1 or len(rest) <= 1:
-        for k in rest:
-            work(k)
+        for unit in rest:
+            work(unit)
     else:
         with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="radscope-decode") as pool:
             for _ in pool.map(work, rest):

@@ -15,24 +15,59 @@ decoder names the packages to install, and a compression no installed plugin han
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+from pydicom.pixels import apply_color_lut, apply_modality_lut, iter_pixels, pixel_array
 
 from viewer.dicom.errors import DicomFileError
 from viewer.dicom.headers import PixelFormat, SliceHeader, transfer_syntax_of
 
 
-def decode_into(s: SliceHeader, out: np.ndarray, dataset: Any = None) -> None:
-    """Decode slice ``s`` into ``out`` ((rows, cols) float32, or (rows, cols, 3) uint8 for colour).
-
-    ``dataset``: an already read full pydicom Dataset of the slice's file (multi-frame reuse).
-    """
-    fmt = s.file.fmt
-    if fmt.fast_path and not fmt.is_color:
+def decode_into(s: SliceHeader, out: np.ndarray) -> None:
+    """Decode slice ``s`` into ``out`` ((rows, cols) float32, or (rows, cols, 3) uint8 for colour)."""
+    if s.file.fmt.fast_path:
         _read_native(s, out)
     else:
-        _decode_pydicom(s, out, dataset)
+        decode_file([s], [out])
+
+
+def decode_file(
+    slices: Sequence[SliceHeader], outs: Sequence[np.ndarray], on_done: Callable[[int], None] | None = None
+) -> None:
+    """Decode several frames of ONE file (pydicom path) in a single pass over its pixel data.
+
+    ``slices[n]`` lands in ``outs[n]``; ``on_done(n)`` runs as each one lands. Frames are decoded in
+    stored order (``iter_pixels``), so a compressed multi-frame file is parsed once, not per frame.
+    """
+    fmt = slices[0].file.fmt
+    path = slices[0].file.path
+    problem = _decoder_problem(fmt) if fmt.encapsulated else None
+    if problem:
+        raise DicomFileError(path, problem)
+    ds = _read_full(path)
+    wanted: dict[int, list[int]] = {}
+    for n, s in enumerate(slices):
+        wanted.setdefault(s.frame or 0, []).append(n)
+    try:
+        order = sorted(wanted)
+        if fmt.n_frames == 1:
+            frames: Iterable[tuple[int, np.ndarray]] = [(0, pixel_array(ds))]
+        else:
+            frames = zip(order, iter_pixels(ds, indices=order))
+        for f, arr in frames:
+            for n in wanted[f]:
+                _convert(arr, slices[n], ds, outs[n])
+                if on_done is not None:
+                    on_done(n)
+    except DicomFileError:
+        raise
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()
+        detail = "; ".join(line.strip() for line in reason[:3] if line.strip())
+        if fmt.encapsulated:
+            raise DicomFileError(path, f"unsupported compression: {fmt.ts_name} ({detail})") from exc
+        raise DicomFileError(path, f"cannot decode pixel data ({type(exc).__name__}: {detail})") from exc
 
 
 def _fix_bits(raw: np.ndarray, fmt: PixelFormat) -> np.ndarray:
@@ -98,39 +133,39 @@ def _decoder_problem(fmt: PixelFormat) -> str | None:
     return f"no decoder installed for {fmt.ts_name}: install one of the plugins ({missing})"
 
 
-def _decode_pydicom(s: SliceHeader, out: np.ndarray, dataset: Any) -> None:
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
-
+def _convert(arr: np.ndarray, s: SliceHeader, ds: Any, out: np.ndarray) -> None:
+    """One decoded frame to the output: palette/RGB to uint8 RGB, grey through the modality LUT."""
     fmt = s.file.fmt
-    path = s.file.path
-    ds = dataset if dataset is not None else _read_full(path)
-    problem = _decoder_problem(fmt) if fmt.encapsulated else None
-    if problem:
-        raise DicomFileError(path, problem)
-    try:
-        arr = pixel_array(ds, index=s.frame if fmt.n_frames > 1 else None)
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()
-        detail = "; ".join(line.strip() for line in reason[:3] if line.strip())
-        if fmt.encapsulated:
-            raise DicomFileError(path, f"unsupported compression: {fmt.ts_name} ({detail})") from exc
-        raise DicomFileError(path, f"cannot decode pixel data ({type(exc).__name__}: {detail})") from exc
-    if arr.ndim == 3 and fmt.n_frames > 1 and arr.shape[0] == fmt.n_frames and not fmt.is_color:
-        arr = arr[s.frame or 0]
     try:
         if fmt.photometric == "PALETTE COLOR":
-            rgb = apply_color_lut(arr, ds)
-            _to_uint8_rgb(rgb, 16 if rgb.dtype.itemsize > 1 else 8, out)
+            if "SegmentedRedPaletteColorLookupTableData" in ds:
+                rgb = apply_color_lut(arr, ds)
+                _to_uint8_rgb(rgb, 16 if rgb.dtype.itemsize > 1 else 8, out)
+            else:
+                _apply_palette(arr, ds, fmt, out)
         elif fmt.samples == 3:
             _to_uint8_rgb(arr, fmt.bits_stored, out)
         elif fmt.has_modality_lut:
             np.copyto(out, apply_modality_lut(arr, ds), casting="unsafe")
         else:
             _rescale(arr, s.slope, s.intercept, out)
-    except DicomFileError:
-        raise
     except Exception as exc:
-        raise DicomFileError(path, f"cannot convert pixel values ({type(exc).__name__}: {exc})") from exc
+        raise DicomFileError(s.file.path, f"cannot convert pixel values ({type(exc).__name__}: {exc})") from exc
+
+
+def _apply_palette(arr: np.ndarray, ds: Any, fmt: PixelFormat, out: np.ndarray) -> None:
+    """Palette colour to uint8 RGB, honouring the file's byte order (pydicom 3.0 reads big endian LUTs wrong)."""
+    order = ">" if fmt.transfer_syntax == "1.2.840.10008.1.2.2" else "<"
+    index = arr.astype(np.int64)
+    for c, name in enumerate(("Red", "Green", "Blue")):
+        entries, first, bits = (int(v) for v in ds[f"{name}PaletteColorLookupTableDescriptor"].value)
+        entries = entries or 65536
+        data = ds[f"{name}PaletteColorLookupTableData"].value
+        lut = np.frombuffer(data, dtype=np.uint8 if len(data) == entries else np.dtype(f"{order}u2"))[:entries]
+        if lut.size == 0:
+            raise ValueError(f"empty {name} palette lookup table")
+        values = lut[np.clip(index - first, 0, lut.size - 1)]
+        out[..., c] = values >> 8 if bits > 8 else np.minimum(values, 255)
 
 
 def _to_uint8_rgb(arr: np.ndarray, bits: int, out: np.ndarray) -> None:
