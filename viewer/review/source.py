@@ -153,25 +153,24 @@ def context_at(path: str | os.PathLike[str], slice_index: int, series_uid: str |
     result = scan([path])
     stacks = list(result.stacks)
     if not stacks:
-        reasons = "; ".join(f"{e.path}: {e.error}" if hasattr(e, "error") else str(e) for e in result.errors[:3])
+        reasons = "; ".join(str(e) for e in result.errors[:3])
         raise SourceError(f"{path}: no readable DICOM images" + (f" ({reasons})" if reasons else ""))
     if series_uid:
-        matching = [s for s in stacks if s.stack_id == series_uid] or [
-            s for s in stacks if s.info.series_uid == series_uid
-        ]
-        if not matching:
+        stack = result.find(series_uid)
+        if stack is None:
             known = ", ".join(sorted({s.info.series_uid for s in stacks}))
             raise SourceError(f"{path}: no series {series_uid}; found {known}")
-        stack = max(matching, key=lambda s: len(s.sop_instance_uids))
-    elif len(stacks) > 1:
-        known = ", ".join(f"{s.stack_id} ({len(s.sop_instance_uids)} slices)" for s in stacks)
-        raise SourceError(f"{path} holds {len(stacks)} series; pick one with --series UID: {known}")
     else:
-        stack = stacks[0]
+        series = sorted({s.info.series_uid for s in stacks})
+        if len(series) > 1:
+            known = ", ".join(f"{s.stack_id} ({s.n_slices} slices)" for s in stacks)
+            raise SourceError(f"{path} holds {len(series)} series; pick one with --series UID: {known}")
+        stack = result.find(None)  # one series: its largest stack (a localizer split off is skipped)
+    assert stack is not None  # stacks is not empty
     n = len(stack.sop_instance_uids)
     if not 0 <= slice_index < n:
         raise SourceError(f"slice {slice_index} is out of range: series {stack.stack_id} has slices 0..{n - 1}")
-    frame = stack.frame_numbers[slice_index] if hasattr(stack, "frame_numbers") else None
+    frame = stack.frame_numbers[slice_index]
     ds = stack.read_header(slice_index)
     context = context_from_dataset(ds, slice_index, frame_number=frame, stack_id=stack.stack_id, **extra)
     # The stack's UID list is authoritative (a frame of a multi-frame object shares the file's UID).

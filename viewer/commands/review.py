@@ -1,0 +1,207 @@
+"""``radscope review``: add, list, edit, delete, summarise, export and import review flags headlessly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from viewer.review.model import REGION_KINDS, ModelInfo, Region, Verdict
+
+VERDICT_HELP = ", ".join(v.value for v in Verdict) + " (or 'missed')"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="FILE", help="review store (default: RADSCOPE_HOME/review/review.sqlite3)")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    flag = sub.add_parser("flag", help="flag slice K of a series; prints the flag id once it is saved")
+    flag.add_argument("path", help="DICOM file, folder, zip or DICOMDIR holding the series")
+    flag.add_argument("--slice", type=int, required=True, metavar="K", help="slice index (0-based, along the normal)")
+    flag.add_argument("--label", required=True, help="model label the verdict is about")
+    flag.add_argument("--verdict", required=True, help=VERDICT_HELP)
+    flag.add_argument("--comment", default="")
+    flag.add_argument("--reviewer", help="reviewer name (default: RADSCOPE_REVIEWER, settings.json, login)")
+    flag.add_argument("--series", metavar="UID", help="series UID (or stack id) when PATH holds several")
+    flag.add_argument("--model", metavar="NAME|PATH", help="model reviewed: a package folder or NAME[@VERSION]")
+    flag.add_argument("--method", default="", help="explanation method in force (e.g. gradcam)")
+    flag.add_argument("--threshold", type=float, help="decision threshold in force")
+    flag.add_argument("--region", metavar="KIND:X,Y[;X,Y...]",
+                      help=f"region in pixel coordinates (column,row); KIND one of {', '.join(REGION_KINDS)}")
+
+    lst = sub.add_parser("list", help="list flags")
+    lst.add_argument("--json", action="store_true", help="print JSON")
+    lst.add_argument("--study", metavar="UID", help="only this study")
+    lst.add_argument("--all", action="store_true", help="include deleted flags (tombstones)")
+
+    edit = sub.add_parser("edit", help="change a flag (history is kept)")
+    edit.add_argument("id")
+    edit.add_argument("--verdict", help=VERDICT_HELP)
+    edit.add_argument("--label")
+    edit.add_argument("--comment")
+    edit.add_argument("--reviewer", help="who makes the change")
+
+    delete = sub.add_parser("delete", help="delete a flag (kept as a tombstone with its history)")
+    delete.add_argument("id")
+    delete.add_argument("--reviewer", help="who deletes it")
+
+    history = sub.add_parser("history", help="every version of a flag")
+    history.add_argument("id")
+
+    summary = sub.add_parser("summary", help="verdict counts, rates by group and reviewer agreement")
+    summary.add_argument("--json", action="store_true")
+
+    export = sub.add_parser("export", help="write the flags as CSV, JSON or DICOM (KOS + SR per study)")
+    export.add_argument("--format", required=True, choices=["csv", "json", "dicom"])
+    export.add_argument("--out", required=True, metavar="PATH", help="file (csv, json) or folder (dicom)")
+
+    imp = sub.add_parser("import", help="merge a JSON export into the store (idempotent by flag id)")
+    imp.add_argument("file")
+
+
+def parse_region(text: str) -> Region:
+    """``rectangle:10,20;30,40`` -> a Region (pixel coordinates column,row)."""
+    kind, _, points = text.partition(":")
+    try:
+        pts = [tuple(float(v) for v in p.split(",")) for p in points.split(";") if p.strip()]
+        if any(len(p) != 2 for p in pts):
+            raise ValueError("each point needs two numbers")
+        return Region.make(kind.strip().lower(), pts)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"bad --region {text!r}: {exc}") from None
+
+
+def model_info(spec: str | None) -> ModelInfo:
+    """A model package folder (its radscope-model.json is read, nothing is loaded) or NAME[@VERSION]."""
+    if not spec:
+        return ModelInfo()
+    card = Path(spec) / "radscope-model.json"
+    if card.is_file():
+        try:
+            data = json.loads(card.read_text(encoding="utf-8"))
+            return ModelInfo(str(data["name"]), str(data.get("version", "")),
+                             str((data.get("weights") or {}).get("sha256", "")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"cannot read model card {card}: {exc}") from None
+    name, _, version = spec.partition("@")
+    return ModelInfo(name, version)
+
+
+def _flag_line(f: Any) -> str:
+    where = f"slice {f.slice_index}" + (f" frame {f.frame_number}" if f.frame_number else "")
+    dead = " [deleted]" if f.deleted else ""
+    return f"{f.id}  {f.verdict.value:<15} {f.label:<12} {where:<10} {f.reviewer:<12} {f.created}{dead}  {f.comment}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from viewer.review.source import SourceError
+    from viewer.review.store import ReviewStore, ReviewStoreError
+    from viewer.review.tables import ImportFileError
+
+    try:
+        if args.action == "flag":
+            # Check what needs no store first, so a typo never opens or creates one.
+            verdict = Verdict.parse(args.verdict)
+            region = parse_region(args.region) if args.region else None
+            model = model_info(args.model)
+            if args.slice < 0:
+                raise ValueError(f"slice {args.slice} is out of range: slices start at 0")
+        with ReviewStore(args.store) as store:
+            return _ACTIONS[args.action](store, args, **({"verdict": verdict, "region": region, "model": model}
+                                                         if args.action == "flag" else {}))
+    except (ValueError, KeyError, SourceError, ReviewStoreError, ImportFileError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"radscope review {args.action}: {message}", file=sys.stderr)
+        return 2
+
+
+def _flag(store: Any, args: argparse.Namespace, *, verdict: Verdict, region: Region | None, model: ModelInfo) -> int:
+    from viewer.review.source import context_at
+
+    context = context_at(args.path, args.slice, args.series, model=model, method=args.method,
+                         threshold=args.threshold)
+    if region is not None and context.columns and context.rows:
+        for x, y in region.points_px:
+            if not (-0.5 <= x <= context.columns - 0.5 and -0.5 <= y <= context.rows - 0.5):
+                raise ValueError(f"region point ({x:g}, {y:g}) lies outside the {context.columns}x{context.rows} image")
+    flag_id = store.add_flag(context, verdict, args.label, region=region, comment=args.comment,
+                             reviewer=args.reviewer)
+    print(flag_id, flush=True)  # printed only after the commit returned: the flag is durable
+    return 0
+
+
+def _list(store: Any, args: argparse.Namespace) -> int:
+    flags = store.flags(args.study, include_deleted=args.all)
+    if args.json:
+        print(json.dumps({"flags": [f.to_dict() for f in flags]}, indent=2))
+    else:
+        for f in flags:
+            print(_flag_line(f))
+        done, total = store.progress()
+        print(f"{len(flags)} flag(s); {done}/{total} studies done", file=sys.stderr)
+    return 0
+
+
+def _edit(store: Any, args: argparse.Namespace) -> int:
+    if args.verdict is None and args.label is None and args.comment is None:
+        raise ValueError("nothing to change: give --verdict, --label or --comment")
+    flag = store.edit_flag(args.id, verdict=args.verdict, label=args.label, comment=args.comment,
+                           actor=args.reviewer)
+    print(_flag_line(flag))
+    return 0
+
+
+def _delete(store: Any, args: argparse.Namespace) -> int:
+    print(_flag_line(store.delete_flag(args.id, actor=args.reviewer)))
+    return 0
+
+
+def _history(store: Any, args: argparse.Namespace) -> int:
+    entries = store.history(args.id)
+    if not entries:
+        raise KeyError(f"no flag with id {args.id} in {store.path}")
+    for h in entries:
+        s = h.snapshot
+        print(f"{h.at}  {h.action:<7} by {h.actor or '?':<12} {s['verdict']:<15} {s['label']:<12} {s['comment']}")
+    return 0
+
+
+def _summary(store: Any, args: argparse.Namespace) -> int:
+    from viewer.review.summary import format_summary, summarize
+
+    summary = summarize(store.flags())
+    print(json.dumps(summary.to_dict(), indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def _export(store: Any, args: argparse.Namespace) -> int:
+    if args.format == "dicom":
+        from viewer.review.dicom_export import DicomExportError, export_dicom
+
+        try:
+            written = export_dicom(store, args.out)
+        except DicomExportError as exc:
+            raise ValueError(str(exc)) from None
+        for f in written:
+            print(f"{f.kind}  {f.path}")
+        print(f"wrote {len(written)} DICOM object(s) under {args.out}", file=sys.stderr)
+        return 0
+    from viewer.review.tables import export_csv, export_json
+
+    n = (export_csv if args.format == "csv" else export_json)(store, args.out)
+    print(f"wrote {n} flag(s) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _import(store: Any, args: argparse.Namespace) -> int:
+    from viewer.review.tables import import_json
+
+    outcome = import_json(store, args.file)
+    print(", ".join(f"{k} {outcome.get(k, 0)}" for k in ("added", "updated", "unchanged")))
+    return 0
+
+
+_ACTIONS = {"flag": _flag, "list": _list, "edit": _edit, "delete": _delete, "history": _history,
+            "summary": _summary, "export": _export, "import": _import}
