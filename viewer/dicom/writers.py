@@ -1,0 +1,111 @@
+"""Writing a Volume to research formats with its true physical geometry.
+
+``.nii.gz`` / ``.nii`` / ``.nrrd`` / ``.mha`` / ``.mhd`` go through SimpleITK (LPS geometry as ITK
+stores it; NIfTI readers convert to RAS themselves). ``.npz`` holds ``volume`` (z, y, x), ``origin``
+(3,), ``spacing`` (3,) and ``direction`` (3, 3), all in x, y, z order, LPS, exactly as SimpleITK
+orders them (``direction.reshape(-1)`` is ``GetDirection()``), plus ``sop_instance_uids``.
+NIfTI cannot store a non-orthogonal direction (gantry tilt): ITK would silently orthogonalise it
+and misplace every slice, so such a volume is first resampled (linear) onto an orthogonal grid along
+the slice normal (:func:`orthogonal_volume`, the same grid ``radscope infer`` should use).
+Grey volumes whose values are all integers in int16 range are written as int16 (lossless, half the
+size), otherwise float32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from viewer.dicom.volume import Volume
+
+SITK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+SUFFIXES = SITK_SUFFIXES + (".npz",)
+
+
+def output_format(path: str | Path) -> str:
+    """The suffix of ``path`` that selects the writer; ValueError for anything unsupported."""
+    name = str(path).lower()
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    raise ValueError(f"{path}: unsupported output format (use one of {', '.join(SUFFIXES)})")
+
+
+def storage_array(vol: Volume) -> np.ndarray:
+    """int16 when that is exact, else the volume's own array (float32 grey, uint8 RGB)."""
+    arr = vol.array
+    if vol.is_color or arr.size == 0:
+        return arr
+    lo, hi = float(arr.min()), float(arr.max())
+    if np.isfinite(lo) and np.isfinite(hi) and -32768 <= lo and hi <= 32767 and np.array_equal(arr, np.round(arr)):
+        return arr.astype(np.int16)
+    return arr
+
+
+def is_orthonormal(direction: np.ndarray, tol: float = 1e-4) -> bool:
+    return bool(np.allclose(direction.T @ direction, np.eye(3), atol=tol))
+
+
+def orthogonal_volume(vol: Volume) -> Volume:
+    """``vol`` resampled (linear) onto an orthogonal grid: i, j and the slice normal, same i/j spacing,
+    slice spacing = the step along the normal; the grid grows to hold every input voxel. A volume that
+    is already orthogonal comes back unchanged."""
+    if is_orthonormal(vol.direction) or vol.is_color:
+        return vol
+    import SimpleITK as sitk
+
+    row, col = vol.direction[:, 0], vol.direction[:, 1]
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    rot = np.column_stack([row, col, normal])
+    k, j, i = vol.shape
+    corners = np.array([[a, b, c] for a in (0, i - 1) for b in (0, j - 1) for c in (0, k - 1)], dtype=float)
+    local = (vol.index_to_lps(corners) - vol.origin) @ rot
+    step = float(vol.spacing[2] * abs(vol.direction[:, 2] @ normal)) or float(vol.spacing[2])
+    spacing = np.array([vol.spacing[0], vol.spacing[1], step])
+    lo, hi = local.min(axis=0), local.max(axis=0)
+    size = [int(np.ceil((hi[a] - lo[a]) / spacing[a] - 1e-6)) + 1 for a in range(3)]
+    origin = vol.origin + rot @ lo
+    out = sitk.Resample(
+        vol.to_sitk(), size, sitk.Transform(), sitk.sitkLinear, tuple(float(v) for v in origin),
+        tuple(float(v) for v in spacing), tuple(float(v) for v in rot.reshape(-1)), float(vol.array.min()),
+        sitk.sitkFloat32,
+    )
+    uids = vol.sop_instance_uids if size[2] == k else [""] * size[2]
+    return Volume(
+        array=sitk.GetArrayFromImage(out), origin=origin, spacing=spacing, direction=rot, sop_instance_uids=uids,
+        info=vol.info, warnings=vol.warnings + ["resampled onto an orthogonal grid (gantry tilt) for NIfTI"],
+        source_files=vol.source_files if size[2] == k else [], frame_numbers=vol.frame_numbers if size[2] == k else [],
+    )
+
+
+def write_volume(vol: Volume, path: str | Path) -> Path:
+    """Write ``vol`` to ``path`` (format from the suffix); returns the path written.
+
+    For NIfTI a non-orthogonal (tilted) volume is resampled first, see :func:`orthogonal_volume`.
+    """
+    path = Path(path)
+    suffix = output_format(path)
+    if suffix in (".nii", ".nii.gz"):
+        vol = orthogonal_volume(vol)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = storage_array(vol)
+    if suffix == ".npz":
+        np.savez_compressed(
+            path,
+            volume=data,
+            origin=vol.origin,
+            spacing=vol.spacing,
+            direction=vol.direction,
+            sop_instance_uids=np.array(vol.sop_instance_uids, dtype=str),
+        )
+        return path
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(data, isVector=vol.is_color)
+    img.SetOrigin(tuple(float(v) for v in vol.origin))
+    img.SetSpacing(tuple(float(v) for v in vol.spacing))
+    img.SetDirection(tuple(float(v) for v in vol.direction.reshape(-1)))
+    sitk.WriteImage(img, str(path), useCompression=suffix != ".nii")
+    return path
