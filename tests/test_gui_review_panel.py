@@ -1,0 +1,114 @@
+"""The review panel (pytest-qt, offscreen): verdict shortcuts, flag list, edit/delete, worklist, summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6 import QtWidgets
+from PySide6.QtCore import Qt
+
+from tests.test_review_support import context_of, make_ct_series
+from viewer.qt.review_panel import ReviewPanel
+from viewer.review import Region, ReviewStore, Verdict
+
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints")]  # offscreen QPA, harmless
+
+
+@pytest.fixture()
+def setup(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    studies = [make_ct_series(tmp_path / f"s{i}", 2) for i in range(3)]
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    for i, s in enumerate(studies):
+        store.add_study(s[0].StudyInstanceUID, description=f"study {i}")
+    window = QtWidgets.QMainWindow()  # as in the viewer: the panel docks into the main window
+    panel = ReviewPanel(store, context_of(studies[1][0], 0), window)
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
+    panel.set_labels(["nodule", "mass"])
+    panel.reviewer_edit.setText("ann")
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    yield panel, store, studies
+    store.close()
+
+
+def test_number_keys_flag_the_current_image(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    panel, store, studies = setup
+    with qtbot.waitSignal(panel.flagAdded) as blocker:
+        qtbot.keyClick(panel, "2")
+    flag = store.get_flag(blocker.args[0])
+    assert flag.verdict is Verdict.FALSE_POSITIVE and flag.label == "nodule" and flag.reviewer == "ann"
+    assert flag.sop_instance_uids == (studies[1][0].SOPInstanceUID,)
+    for key, verdict in zip("13", [Verdict.CORRECT, Verdict.FALSE_NEGATIVE]):
+        qtbot.keyClick(panel, key)
+    assert [f.verdict for f in store.flags()] == [Verdict.FALSE_POSITIVE, Verdict.CORRECT, Verdict.FALSE_NEGATIVE]
+    assert panel.flag_table.rowCount() == 3 and panel.flag_table.item(0, 0).text() == "False positive"
+    assert "Saved: False negative (missed)" in panel.status_label.text()
+    assert [e.status for e in store.worklist()] == ["not_started", "in_progress", "not_started"]
+
+
+def test_digits_typed_in_a_text_field_are_text_not_verdicts(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    panel, store, _ = setup
+    panel.comment_edit.setFocus()
+    qtbot.keyClicks(panel.comment_edit, "12 mm")
+    assert panel.comment_edit.text() == "12 mm" and store.flags() == []
+
+
+def test_add_flag_with_region_records_patient_space(setup) -> None:  # type: ignore[no-untyped-def]
+    panel, store, _ = setup
+    panel.comment_edit.setText("really there")
+    flag_id = panel.add_flag("missed", Region.make("point", [(64, 64)]))
+    assert flag_id is not None
+    flag = store.get_flag(flag_id)
+    assert flag.comment == "really there" and flag.region is not None and len(flag.region.points_lps) == 1
+    assert panel.comment_edit.text() == ""
+
+
+def test_edit_and_delete_selected_flag(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    panel, store, _ = setup
+    flag_id = panel.add_flag(Verdict.CORRECT)
+    panel.flag_table.selectRow(0)
+    assert panel.selected_flag_id() == flag_id
+    panel.edit_verdict.setCurrentIndex(list(Verdict).index(Verdict.MISLOCALISED))
+    panel.edit_verdict.activated.emit(list(Verdict).index(Verdict.MISLOCALISED))
+    assert store.get_flag(flag_id).verdict is Verdict.MISLOCALISED
+    panel.flag_table.selectRow(0)
+    qtbot.keyClick(panel.flag_table, Qt.Key.Key_Delete)
+    assert store.get_flag(flag_id).deleted and panel.flag_table.rowCount() == 0
+    assert [h.action for h in store.history(flag_id)] == ["create", "edit", "delete"]
+    assert [h.actor for h in store.history(flag_id)][1:] == ["ann", "ann"]
+
+
+def test_worklist_navigation_and_progress(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    panel, store, studies = setup
+    uids = [s[0].StudyInstanceUID for s in studies]
+    assert panel.progress_label.text() == "Study 2 of 3 · 0 done"
+    qtbot.keyClick(panel, "d", Qt.KeyboardModifier.ControlModifier)
+    assert store.worklist()[1].status == "done"
+    assert panel.progress_label.text() == "Study 2 of 3 · 1 done"
+    with qtbot.waitSignal(panel.studyRequested) as blocker:
+        panel.next_button.click()
+    assert blocker.args == [uids[2]] and panel.context is None
+    assert not panel.next_button.isEnabled()
+    assert panel.add_flag("correct") is None and "No image open" in panel.status_label.text()
+    panel.set_context(context_of(studies[2][1], 1))
+    assert panel.progress_label.text() == "Study 3 of 3 · 1 done"
+    with qtbot.waitSignal(panel.studyRequested) as blocker:
+        panel.previous_study()
+    assert blocker.args == [uids[1]]
+    assert panel.worklist_table.rowCount() == 3 and panel.worklist_table.item(1, 2).text() == "done"
+
+
+def test_summary_tab_and_unsaved_error(setup) -> None:  # type: ignore[no-untyped-def]
+    panel, store, _ = setup
+    panel.add_flag("correct")
+    panel.add_flag("fp")
+    panel.tabs.setCurrentWidget(panel.summary_text)
+    text = panel.summary_text.toPlainText()
+    assert "all flags" in text and "50.0%" in text
+    store._conn.execute(f"PRAGMA max_page_count = {store.pragma('page_count')}")
+    panel.comment_edit.setText("x" * 200_000)
+    assert panel.add_flag("uncertain") is None
+    assert panel.status_label.text().startswith("NOT saved:") and "full" in panel.status_label.text()
+    assert len(store.flags()) == 2

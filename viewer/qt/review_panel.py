@@ -1,0 +1,303 @@
+"""The review panel: worklist with status and progress, verdict shortcuts, the study's flags, summary.
+
+A self-contained dock widget over a :class:`~viewer.review.ReviewStore` and the current
+:class:`~viewer.review.ImageContext`. The main window calls :meth:`ReviewPanel.set_context` when
+the shown image changes and :meth:`ReviewPanel.add_flag` when a region is drawn; it listens to
+``studyRequested`` (next/previous/worklist double-click) to open a study.
+
+Shortcuts (active anywhere in the window): 1..5 = correct, false positive, false negative
+(missed), mislocalised, uncertain; Delete = delete the selected flag; Ctrl+] / Ctrl+[ = next /
+previous study; Ctrl+D = mark the current study done.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtCore import Qt, Signal
+
+from viewer.review import ImageContext, Region, ReviewStore, ReviewStoreError, Verdict, default_reviewer
+from viewer.review.store import STATUSES
+from viewer.review.summary import format_summary, summarize
+
+VERDICT_KEYS = {v: str(n) for n, v in enumerate(Verdict, start=1)}
+STATUS_TEXT = {s: s.replace("_", " ") for s in STATUSES}
+FLAG_COLUMNS = ("Verdict", "Label", "Slice", "Reviewer", "Time", "Comment")
+WORKLIST_COLUMNS = ("#", "Study", "Status", "Flags")
+
+
+class ReviewPanel(QtWidgets.QDockWidget):
+    """Dock widget for reviewing a model study by study (see the module docstring)."""
+
+    studyRequested = Signal(str)  # study UID to open
+    flagAdded = Signal(str)  # flag id, emitted once the flag is durable
+    flagsChanged = Signal()
+
+    def __init__(self, store: ReviewStore, context: ImageContext | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__("Review", parent)
+        self.setObjectName("reviewPanel")
+        self.store = store
+        self.context: ImageContext | None = None
+        self.current_study: str | None = None
+        self._build()
+        self.set_context(context)
+
+    # -- construction ------------------------------------------------------------------------
+    def _build(self) -> None:
+        body = QtWidgets.QWidget(self)
+        layout = QtWidgets.QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+
+        nav = QtWidgets.QHBoxLayout()
+        self.prev_button = QtWidgets.QPushButton("◀ Previous", toolTip="Previous study (Ctrl+[)")
+        self.next_button = QtWidgets.QPushButton("Next ▶", toolTip="Next study (Ctrl+])")
+        self.progress_label = QtWidgets.QLabel()
+        self.done_button = QtWidgets.QPushButton("Mark done", toolTip="Mark the current study done (Ctrl+D)")
+        for w in (self.prev_button, self.next_button, self.progress_label):
+            nav.addWidget(w)
+        nav.addStretch(1)
+        nav.addWidget(self.done_button)
+        layout.addLayout(nav)
+
+        self.context_label = QtWidgets.QLabel(wordWrap=True)
+        layout.addWidget(self.context_label)
+
+        form = QtWidgets.QFormLayout()
+        self.label_edit = QtWidgets.QComboBox(editable=True)
+        self.comment_edit = QtWidgets.QLineEdit(placeholderText="optional comment")
+        self.reviewer_edit = QtWidgets.QLineEdit(default_reviewer())
+        form.addRow("Label", self.label_edit)
+        form.addRow("Comment", self.comment_edit)
+        form.addRow("Reviewer", self.reviewer_edit)
+        layout.addLayout(form)
+
+        verdicts = QtWidgets.QGridLayout()
+        self.verdict_buttons: dict[Verdict, QtWidgets.QPushButton] = {}
+        for n, verdict in enumerate(Verdict):
+            key = VERDICT_KEYS[verdict]
+            button = QtWidgets.QPushButton(f"{key}  {verdict.title}", toolTip=f"Flag this image: {verdict.title} ({key})")
+            button.clicked.connect(lambda _=False, v=verdict: self.add_flag(v))
+            verdicts.addWidget(button, n // 3, n % 3)
+            self.verdict_buttons[verdict] = button
+        layout.addLayout(verdicts)
+        self.status_label = QtWidgets.QLabel(wordWrap=True)
+        layout.addWidget(self.status_label)
+
+        self.tabs = QtWidgets.QTabWidget()
+        self.flag_table = self._table(FLAG_COLUMNS)
+        self.worklist_table = self._table(WORKLIST_COLUMNS)
+        self.summary_text = QtWidgets.QPlainTextEdit(readOnly=True)
+        self.summary_text.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
+        self.summary_text.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
+        flags_page = QtWidgets.QWidget()
+        flags_layout = QtWidgets.QVBoxLayout(flags_page)
+        flags_layout.setContentsMargins(0, 0, 0, 0)
+        flags_layout.addWidget(self.flag_table)
+        buttons = QtWidgets.QHBoxLayout()
+        self.edit_button = QtWidgets.QPushButton("Apply label/comment", toolTip="Set the selected flag's label and comment")
+        self.edit_verdict = QtWidgets.QComboBox()
+        for v in Verdict:
+            self.edit_verdict.addItem(v.title, v)
+        self.delete_button = QtWidgets.QPushButton("Delete", toolTip="Delete the selected flag (Delete); history is kept")
+        buttons.addWidget(self.edit_verdict)
+        buttons.addWidget(self.edit_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.delete_button)
+        flags_layout.addLayout(buttons)
+        self.tabs.addTab(flags_page, "Flags")
+        self.tabs.addTab(self.worklist_table, "Worklist")
+        self.tabs.addTab(self.summary_text, "Summary")
+        layout.addWidget(self.tabs, 1)
+        self.setWidget(body)
+
+        self.prev_button.clicked.connect(self.previous_study)
+        self.next_button.clicked.connect(self.next_study)
+        self.done_button.clicked.connect(self.mark_done)
+        self.edit_verdict.activated.connect(self._edit_verdict)
+        self.edit_button.clicked.connect(self._edit_text)
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.worklist_table.itemDoubleClicked.connect(self._worklist_activated)
+        self.tabs.currentChanged.connect(lambda _: self.refresh())
+
+        self._shortcuts: list[QtGui.QShortcut] = []
+        for verdict, key in VERDICT_KEYS.items():
+            self._shortcut(key, lambda v=verdict: self.add_flag(v))
+        self._shortcut(QtGui.QKeySequence.StandardKey.Delete, self.delete_selected)
+        self._shortcut("Ctrl+]", self.next_study)
+        self._shortcut("Ctrl+[", self.previous_study)
+        self._shortcut("Ctrl+D", self.mark_done)
+
+    def _shortcut(self, key: Any, slot: Any) -> None:
+        sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
+        sc.setContext(Qt.ShortcutContext.WindowShortcut)
+        sc.activated.connect(slot)
+        self._shortcuts.append(sc)
+
+    @staticmethod
+    def _table(columns: tuple[str, ...]) -> QtWidgets.QTableWidget:
+        table = QtWidgets.QTableWidget(0, len(columns))
+        table.setHorizontalHeaderLabels(list(columns))
+        table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.verticalHeader().setVisible(False)
+        table.horizontalHeader().setStretchLastSection(True)
+        return table
+
+    # -- public API --------------------------------------------------------------------------
+    def set_context(self, context: ImageContext | None) -> None:
+        """The image now shown (None when nothing is open)."""
+        self.context = context
+        if context is not None:
+            self.current_study = context.study_uid
+            text = (f"Study {context.study_uid}<br>Series {context.series_uid} · slice {context.slice_index}"
+                    + (f" · frame {context.frame_number}" if context.frame_number else ""))
+            if context.model.name:
+                text += f"<br>Model {context.model.name} {context.model.version}"
+                text += f" · {context.method}" if context.method else ""
+                text += f" · threshold {context.threshold:g}" if context.threshold is not None else ""
+        else:
+            text = "No image open"
+        self.context_label.setText(text)
+        for button in self.verdict_buttons.values():
+            button.setEnabled(context is not None)
+        self.refresh()
+
+    def set_labels(self, labels: list[str]) -> None:
+        """The model's labels offered in the label box (the first is preselected)."""
+        current = self.label_edit.currentText()
+        self.label_edit.clear()
+        self.label_edit.addItems(labels)
+        if current and current not in labels:
+            self.label_edit.setEditText(current)
+
+    def add_flag(self, verdict: Verdict | str, region: Region | None = None) -> str | None:
+        """Flag the current image (optionally a region of it); returns the id once durable, else None."""
+        verdict = verdict if isinstance(verdict, Verdict) else Verdict.parse(verdict)
+        if self.context is None:
+            self._status("No image open: nothing to flag.", error=True)
+            return None
+        try:
+            flag_id = self.store.add_flag(
+                self.context, verdict, self.label_edit.currentText().strip(), region=region,
+                comment=self.comment_edit.text().strip(), reviewer=self.reviewer_edit.text().strip() or None,
+            )
+        except (ReviewStoreError, ValueError) as exc:
+            self._status(f"NOT saved: {exc}", error=True)
+            return None
+        self.comment_edit.clear()
+        self._status(f"Saved: {verdict.title} on slice {self.context.slice_index} ({flag_id[:8]})")
+        self.refresh()
+        self.flagAdded.emit(flag_id)
+        self.flagsChanged.emit()
+        return flag_id
+
+    def selected_flag_id(self) -> str | None:
+        rows = self.flag_table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.flag_table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+
+    def delete_selected(self) -> None:
+        flag_id = self.selected_flag_id()
+        if flag_id is None:
+            return
+        self._change(lambda: self.store.delete_flag(flag_id, actor=self._actor()), "Deleted flag")
+
+    def next_study(self) -> None:
+        self._go(1)
+
+    def previous_study(self) -> None:
+        self._go(-1)
+
+    def mark_done(self) -> None:
+        if self.current_study is None:
+            return
+        self._change(lambda: self.store.set_status(self.current_study, "done"), "Study marked done")
+
+    def refresh(self) -> None:
+        """Reload the worklist, the current study's flags, the progress counter and the summary."""
+        entries = self.store.worklist()
+        done, total = self.store.progress()
+        uids = [e.study_uid for e in entries]
+        pos = uids.index(self.current_study) + 1 if self.current_study in uids else 0
+        self.progress_label.setText(f"Study {pos} of {total} · {done} done" if pos else f"{done} of {total} studies done")
+        self.prev_button.setEnabled(self.store.neighbour(self.current_study, -1) is not None)
+        self.next_button.setEnabled(self.store.neighbour(self.current_study, 1) is not None)
+        self.done_button.setEnabled(self.current_study is not None)
+        self._fill(self.worklist_table, [
+            ((str(e.position), e.description or e.study_uid, STATUS_TEXT[e.status], str(e.n_flags)), e.study_uid)
+            for e in entries
+        ])
+        flags = self.store.flags(self.current_study) if self.current_study else []
+        self._fill(self.flag_table, [
+            ((f.verdict.title, f.label, str(f.slice_index), f.reviewer, f.created[:19].replace("T", " "), f.comment), f.id)
+            for f in flags
+        ])
+        if self.tabs.currentWidget() is self.summary_text:
+            self.summary_text.setPlainText(format_summary(summarize(self.store.flags())))
+
+    # -- internals ---------------------------------------------------------------------------
+    def _actor(self) -> str | None:
+        return self.reviewer_edit.text().strip() or None
+
+    def _go(self, step: int) -> None:
+        target = self.store.neighbour(self.current_study, step)
+        if target is None:
+            return
+        self._open_study(target)
+
+    def _worklist_activated(self, item: QtWidgets.QTableWidgetItem) -> None:
+        self._open_study(self.worklist_table.item(item.row(), 0).data(Qt.ItemDataRole.UserRole))
+
+    def _open_study(self, study_uid: str) -> None:
+        """Make ``study_uid`` current; the main window answers ``studyRequested`` with its context."""
+        if self.context is not None and self.context.study_uid != study_uid:
+            self.set_context(None)
+        self.current_study = study_uid
+        self.refresh()
+        self.studyRequested.emit(study_uid)
+
+    def _edit_verdict(self, index: int) -> None:
+        flag_id = self.selected_flag_id()
+        if flag_id is not None:
+            verdict = self.edit_verdict.itemData(index)
+            self._change(lambda: self.store.edit_flag(flag_id, verdict=verdict, actor=self._actor()), "Verdict changed")
+
+    def _edit_text(self) -> None:
+        flag_id = self.selected_flag_id()
+        if flag_id is not None:
+            self._change(lambda: self.store.edit_flag(
+                flag_id, label=self.label_edit.currentText().strip(), comment=self.comment_edit.text().strip(),
+                actor=self._actor()), "Flag updated")
+
+    def _change(self, action: Any, message: str) -> None:
+        try:
+            action()
+        except (ReviewStoreError, KeyError, ValueError) as exc:
+            self._status(f"NOT saved: {exc}", error=True)
+            return
+        self._status(message)
+        self.refresh()
+        self.flagsChanged.emit()
+
+    def _status(self, text: str, *, error: bool = False) -> None:
+        self.status_label.setStyleSheet("color: #e06060;" if error else "")
+        self.status_label.setText(text)
+
+    @staticmethod
+    def _fill(table: QtWidgets.QTableWidget, rows: list[tuple[tuple[str, ...], str]]) -> None:
+        selected = None
+        if table.selectionModel().selectedRows():
+            selected = table.item(table.selectionModel().selectedRows()[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        table.setRowCount(len(rows))
+        for r, (cells, key) in enumerate(rows):
+            for c, text in enumerate(cells):
+                item = QtWidgets.QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, key)
+                table.setItem(r, c, item)
+            if key == selected:
+                table.selectRow(r)
+
