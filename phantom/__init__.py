@@ -1,0 +1,15 @@
+"""Synthetic chest phantoms (numpy + scipy only): CT volumes and DRR-style radiographs with nodules.
+
+Public API::
+
+    from phantom import ChestParams, NoduleSpec, make_chest_ct
+    ph = make_chest_ct(ChestParams(n_slices=64, matrix=(256, 256), n_nodules=2, seed=7))
+    ph.hu            # float32 (k, j, i) HU, slices inferior -> superior
+    ph.nodule_mask   # bool (k, j, i)
+    ph.nodules       # list[Nodule] with centre (voxel and mm), diameter, HU, kind
+"""
+
+from phantom.chest import make_chest_ct
+from phantom.model import NODULE_KINDS, ChestParams, Nodule, NoduleKind, NoduleSpec, Phantom
+
+__all__ = ["NODULE_KINDS", "ChestParams", "Nodule", "NoduleKind", "NoduleSpec", "Phantom", "make_chest_ct"]

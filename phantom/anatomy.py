@@ -1,0 +1,300 @@
+"""The chest's gross anatomy: per-patient shape parameters and the tissues they paint on a grid.
+
+Everything is defined in millimetres in the phantom frame (see :mod:`phantom.model`), so the same
+seed gives the same patient on any grid (a CT of any matrix, a coarse grid for planning, the
+projection grid of a radiograph).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from phantom.grid import Grid, Tubes, mark_tubes, paint_tubes
+
+# Tissue values (HU), before noise.
+AIR = -1000.0
+FAT = -100.0
+MUSCLE = 45.0
+SKIN = 25.0
+BLOOD = 40.0
+LIVER = 60.0
+SPLEEN_STOMACH = 42.0
+CSF = 12.0
+DISC = 85.0
+CARTILAGE = 130.0
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """One patient's body habitus and organ placement (mm), drawn from a random generator."""
+
+    a: float  # body half-width
+    b_ant: float  # body half-depth, anterior
+    b_post: float  # body half-depth, posterior
+    fat: float  # subcutaneous fat thickness
+    muscle: float  # chest-wall muscle thickness (posterior is thicker)
+    apex: float  # z of the lung apices
+    left_dome_drop: float  # how much lower the left diaphragm dome is
+    dome_curv: float  # diaphragm curvature (1/mm)
+    heart_c: tuple[float, float, float]
+    heart_r: tuple[float, float, float]
+    heart_angle: float  # rotation of the heart's long axis in the axial plane (rad)
+    lung_density: float  # parenchyma HU
+    gravity_gradient: float  # extra HU at the most dependent (posterior) lung
+    vert_height: float  # vertebral level height (mm)
+    vert_phase: float
+    rib_drop: tuple[float, ...]  # per rib pair, how far the anterior end sits below the head
+    rib_radius: float
+    cortical_hu: float
+    marrow_hu: float
+    stomach_gas: float  # radius of the fundus gas bubble (0: none)
+    arch_below_apex: float
+
+    # -- derived sizes ---------------------------------------------------------------------
+    @property
+    def wall(self) -> float:
+        """Lateral chest wall (fat + muscle + rib layer) thickness."""
+        return self.fat + self.muscle + 10.0
+
+    @property
+    def cav_a(self) -> float:
+        return self.a - self.wall
+
+    @property
+    def cav_ant(self) -> float:
+        return self.b_ant - (0.8 * self.fat + self.muscle + 10.0)
+
+    @property
+    def cav_post(self) -> float:
+        return self.b_post - (0.5 * self.fat + 1.6 * self.muscle + 10.0)
+
+    @property
+    def y_vertebra(self) -> float:
+        """y of the vertebral body centre."""
+        return self.cav_post - 38.0
+
+    @property
+    def z_arch(self) -> float:
+        return self.apex - self.arch_below_apex
+
+    @property
+    def z_carina(self) -> float:
+        return self.z_arch - 22.0
+
+    @property
+    def y_trachea(self) -> float:
+        return self.y_vertebra - 52.0
+
+    @property
+    def z_bottom(self) -> float:
+        """Lowest point of the costophrenic recesses."""
+        return -self.dome_curv * (0.75 * self.cav_a) ** 2 - self.left_dome_drop
+
+    @property
+    def lung_center_z(self) -> float:
+        return 0.5 * (self.apex + self.z_bottom)
+
+    @property
+    def hila(self) -> dict[str, np.ndarray]:
+        """Where the pulmonary arteries enter each lung."""
+        return {
+            "right": np.array([-0.36 * self.cav_a, -6.0, self.z_carina - 30.0]),
+            "left": np.array([0.38 * self.cav_a, 2.0, self.z_carina - 22.0]),
+        }
+
+    @property
+    def atria(self) -> dict[str, np.ndarray]:
+        """Where the pulmonary veins leave the left atrium towards each lung."""
+        hx, hy, hz = self.heart_c
+        y = hy + 0.75 * self.heart_r[1]
+        return {"right": np.array([hx - 45.0, y, hz + 10.0]), "left": np.array([hx + 15.0, y, hz + 15.0])}
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> "Anatomy":
+        u = rng.uniform
+        a = u(145.0, 171.0)
+        b_ant = u(98.0, 122.0)
+        apex = u(200.0, 235.0)
+        hr = (u(62.0, 74.0), u(44.0, 52.0), u(48.0, 58.0))
+        return cls(
+            a=a,
+            b_ant=b_ant,
+            b_post=b_ant + u(5.0, 15.0),
+            fat=u(4.0, 24.0),
+            muscle=u(6.0, 12.0),
+            apex=apex,
+            left_dome_drop=u(8.0, 25.0),
+            dome_curv=u(0.0045, 0.007),
+            heart_c=(u(18.0, 32.0), -u(5.0, 20.0), u(45.0, 60.0)),
+            heart_r=hr,
+            heart_angle=u(0.45, 0.75),
+            lung_density=u(-880.0, -820.0),
+            gravity_gradient=u(20.0, 70.0),
+            vert_height=u(23.0, 27.0),
+            vert_phase=u(0.0, 27.0),
+            rib_drop=tuple(u(45.0, 85.0) for _ in range(12)),
+            rib_radius=u(4.0, 5.2),
+            cortical_hu=u(750.0, 1000.0),
+            marrow_hu=u(180.0, 320.0),
+            stomach_gas=u(15.0, 35.0) if rng.random() < 0.6 else 0.0,
+            arch_below_apex=u(68.0, 85.0),
+        )
+
+    # -- analytic pieces ---------------------------------------------------------------------
+    def body_halfwidth(self, z: np.ndarray) -> np.ndarray:
+        """Body half-width narrowing from the shoulders to the neck above the apices."""
+        t = np.clip((z - (self.apex + 15.0)) / 45.0, 0.0, 1.0)
+        return self.a * (1.0 - 0.5 * t * t * (3 - 2 * t))
+
+    def diaphragm(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """z of the diaphragm surface: two domes, the left one lower, falling to the recesses."""
+        c = self.dome_curv
+        yy = (y - 10.0) * 0.85
+        right = -c * ((x + 0.42 * self.cav_a) ** 2 + yy**2)
+        left = -self.left_dome_drop - c * ((x - 0.42 * self.cav_a) ** 2 + yy**2)
+        return np.maximum(right, left)
+
+    def great_vessels(self) -> dict[str, Tubes]:
+        """Mediastinal tubes: aorta, pulmonary arteries, SVC, trachea and main bronchi, oesophagus."""
+        za, yv, yt = self.z_arch, self.y_vertebra, self.y_trachea
+        hx, hy, hz = self.heart_c
+        top = self.apex + 80.0
+        hr, hl = self.hila["right"], self.hila["left"]
+        aorta = Tubes.polyline(
+            [
+                [hx - 30.0, hy - 5.0, hz + 30.0],
+                [-10.0, -25.0, za - 30.0],
+                [-4.0, -16.0, za - 2.0],
+                [10.0, yt + 4.0, za + 6.0],
+                [24.0, yv - 40.0, za - 6.0],
+                [24.0, yv - 30.0, za - 40.0],
+                [18.0, yv - 28.0, -120.0],
+            ],
+            [14.5, 14.5, 13.5, 13.0, 12.0, 11.5, 11.0],
+        )
+        pulmonary = Tubes.polyline(
+            [[hx - 5.0, hy - 30.0, hz + 35.0], [12.0, -22.0, self.z_carina - 12.0]], [13.0, 12.5]
+        ).concat(
+            Tubes.polyline([[12.0, -22.0, self.z_carina - 12.0], [-20.0, hr[1] - 8.0, hr[2] + 4.0], hr], [10.0, 9.5, 8.5])
+        ).concat(
+            Tubes.polyline([[12.0, -22.0, self.z_carina - 12.0], [30.0, hl[1] - 6.0, hl[2] + 8.0], hl], [10.0, 9.5, 8.5])
+        )
+        svc = Tubes.polyline([[-30.0, -22.0, top - 40.0], [-28.0, -22.0, za], [-24.0, hy - 10.0, hz + 35.0]], 9.0)
+        supra = Tubes.polyline(  # brachiocephalic / carotid / subclavian trunk, leaving the arch
+            [[-2.0, -18.0, za + 6.0], [-12.0, -20.0, za + 45.0], [-18.0, -18.0, top]], 6.5
+        ).concat(Tubes.polyline([[14.0, yt + 2.0, za + 8.0], [18.0, yt - 2.0, za + 45.0], [22.0, yt - 4.0, top]], 5.5))
+        trachea = Tubes.polyline([[0.0, yt - 6.0, top], [0.0, yt, self.z_carina]], 9.0)
+        bronchi = Tubes.polyline(
+            [[0.0, yt, self.z_carina], [-0.25 * self.cav_a, yt + 8.0, self.z_carina - 22.0]], [7.5, 6.5]
+        ).concat(Tubes.polyline([[0.0, yt, self.z_carina], [0.27 * self.cav_a, yt + 2.0, self.z_carina - 42.0]], [7.0, 6.0]))
+        oesophagus = Tubes.polyline([[3.0, yv - 30.0, top], [8.0, yv - 34.0, za - 40.0], [15.0, yv - 40.0, -40.0]], 7.5)
+        return {
+            "aorta": aorta,
+            "pulmonary": pulmonary,
+            "svc": svc,
+            "supra": supra,
+            "trachea": trachea,
+            "bronchi": bronchi,
+            "oesophagus": oesophagus,
+        }
+
+    # -- region masks on a grid -----------------------------------------------------------------
+    def regions(self, grid: Grid, vessels: dict[str, Tubes] | None = None) -> dict[str, np.ndarray]:
+        """Bool masks of the main compartments on ``grid``: body, muscle, cavity, lung, heart..."""
+        X, Y, Z = grid.xyz()
+        vessels = vessels if vessels is not None else self.great_vessels()
+        aw = self.body_halfwidth(Z)
+        yb = np.where(Y < 0, Y / self.b_ant, Y / self.b_post)
+        body = (np.abs(X) / aw) ** 2.3 + np.abs(yb) ** np.where(Y < 0, 2.1, 3.2) <= 1.0
+        skin_in = (np.abs(X) / (aw - 2.0)) ** 2.3 + np.abs(
+            np.where(Y < 0, Y / (self.b_ant - 2.0), Y / (self.b_post - 2.0))
+        ) ** np.where(Y < 0, 2.1, 3.2) <= 1.0
+        ma = aw - self.fat
+        mb = np.where(Y < 0, Y / (self.b_ant - self.fat), Y / (self.b_post - self.fat))
+        muscle = (np.abs(X) / ma) ** 2.2 + np.abs(mb) ** np.where(Y < 0, 2.1, 3.0) <= 1.0
+        # Thoracic cavity (inside the ribs), slightly wider towards the base.
+        widen = 1.0 + 0.07 * np.clip((self.apex - 100.0 - Z) / 150.0, 0.0, 1.0)
+        ca = np.minimum(self.cav_a * widen, aw - self.fat - self.muscle - 12.0)
+        cy = np.where(Y < 0, Y / self.cav_ant, Y / self.cav_post)
+        cavity = (X / ca) ** 2 + cy**2 <= 1.0
+        yv = self.y_vertebra
+        spine_block = (np.abs(X) < 30.0) & (Y > yv - 10.0)
+        spine_block |= (X / 23.0) ** 2 + ((Y - yv) / 20.0) ** 2 <= 1.0
+        cavity &= ~spine_block
+        above = Z > self.diaphragm(X, Y)
+        # Mediastinum: a band between the lungs, narrow anteriorly, plus the heart and great vessels.
+        half = 9.0 + 16.0 / (1.0 + np.exp(-(Y + 0.45 * self.cav_ant) / 8.0))
+        half = half + 8.0 * np.clip((Z - self.apex + 40.0) / 40.0, 0.0, 1.0)
+        mediastinum = np.abs(X - 3.0) < half
+        heart = self.heart_mask(grid, scale=1.0) & above
+        pericardium = self.heart_mask(grid, scale=1.13)
+        vessel_zone = np.zeros(grid.shape, dtype=bool)
+        for name in ("aorta", "pulmonary", "svc", "supra", "trachea", "oesophagus"):
+            mark_tubes(grid, vessel_zone, vessels[name], threshold=0.05, margin=5.0)
+        mark_tubes(grid, vessel_zone, vessels["bronchi"], threshold=0.05, margin=2.0)
+        apex_ok = np.zeros(grid.shape, dtype=bool)
+        zs = self.apex - 85.0
+        dome = 1.0 - np.clip((Z - zs) / 85.0, 0.0, None) ** 2
+        for s in (-1.0, 1.0):
+            xl = s * 0.5 * self.cav_a
+            apex_ok |= ((X - xl) / (0.55 * self.cav_a)) ** 2 + ((Y - 0.15 * self.cav_post) / (0.8 * self.cav_post)) ** 2 <= dome
+        lung = cavity & above & ~mediastinum & ~pericardium & ~vessel_zone & apex_ok
+        return {
+            "body": np.broadcast_to(body, grid.shape),
+            "skin_in": np.broadcast_to(skin_in, grid.shape),
+            "muscle": np.broadcast_to(muscle, grid.shape) & body,
+            "cavity": np.broadcast_to(cavity, grid.shape),
+            "above": np.broadcast_to(above, grid.shape),
+            "heart": np.broadcast_to(heart, grid.shape),
+            "lung": np.broadcast_to(lung, grid.shape).copy(),
+            "spine_block": np.broadcast_to(spine_block, grid.shape),
+        }
+
+    def heart_mask(self, grid: Grid, scale: float) -> np.ndarray:
+        X, Y, Z = grid.xyz()
+        hx, hy, hz = self.heart_c
+        rl, rs, rz = (r * scale for r in self.heart_r)
+        c, s = np.cos(self.heart_angle), np.sin(self.heart_angle)
+        u = (X - hx) * c - (Y - hy) * s  # long axis: to the left and anterior
+        v = (X - hx) * s + (Y - hy) * c
+        return (u / rl) ** 2 + (v / rs) ** 2 + ((Z - hz) / rz) ** 2 <= 1.0
+
+    def lung_split(self, grid: Grid, lung: np.ndarray) -> dict[str, np.ndarray]:
+        X = grid.xyz()[0]
+        return {"right": lung & (X < 0), "left": lung & (X >= 0)}
+
+    def parenchyma_hu(self, y: np.ndarray | float) -> np.ndarray:
+        """Lung density with the gravity gradient of a supine patient (denser posteriorly)."""
+        t = np.clip((np.asarray(y) + self.cav_ant) / (self.cav_ant + self.cav_post), 0.0, 1.0)
+        return self.lung_density + self.gravity_gradient * t**2
+
+    # -- painting ---------------------------------------------------------------------------------
+    def paint_soft_tissue(self, grid: Grid, reg: dict[str, np.ndarray], vessels: dict[str, Tubes]) -> np.ndarray:
+        """HU of everything but the lungs' contents and the bones."""
+        X, Y, Z = grid.xyz()
+        hu = np.full(grid.shape, AIR, dtype=np.float32)
+        hu[reg["body"]] = SKIN
+        hu[reg["skin_in"] & reg["body"]] = FAT
+        hu[reg["muscle"]] = MUSCLE
+        thorax = reg["cavity"] & reg["muscle"]
+        hu[thorax] = FAT + 10.0  # mediastinal fat unless something else is painted
+        abdomen = thorax & ~reg["above"]
+        hu[abdomen & np.broadcast_to(X < 15.0, grid.shape)] = LIVER
+        hu[abdomen & np.broadcast_to(X >= 15.0, grid.shape)] = SPLEEN_STOMACH
+        if self.stomach_gas > 0:
+            gz = self.diaphragm(np.float32(0.42 * self.cav_a), np.float32(0.0)) - self.stomach_gas - 8.0
+            gas = ((X - 0.42 * self.cav_a) ** 2 + (Y + 10.0) ** 2) / (1.3 * self.stomach_gas) ** 2 + (
+                (Z - gz) / self.stomach_gas
+            ) ** 2 <= 1.0
+            hu[abdomen & gas & (Z > gz)] = AIR
+        hu[reg["lung"]] = 0.0  # filled by the lung painter
+        hu[reg["heart"] & thorax] = BLOOD
+        for name in ("aorta", "pulmonary", "svc", "supra", "oesophagus"):
+            paint_tubes(grid, hu, vessels[name], BLOOD)
+        for name in ("trachea", "bronchi"):
+            paint_tubes(grid, hu, vessels[name], MUSCLE - 15.0)
+            paint_tubes(grid, hu, vessels[name].grown(-1.8), AIR)
+        return hu

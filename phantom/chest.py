@@ -1,0 +1,168 @@
+"""``make_chest_ct``: a synthetic chest CT with nodules and their ground truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from phantom.anatomy import AIR, BLOOD, Anatomy
+from phantom.bones import Skeleton, build_skeleton, paint_skeleton, paint_table
+from phantom.grid import Grid, Tubes, paint_tubes
+from phantom.model import ChestParams, Nodule, Phantom
+from phantom.noise import add_ct_blur_and_noise, smooth_field
+from phantom.nodules import NodulePlan, plan_nodules, render_nodule
+from phantom.trees import Tree, grow_tree, root_directions
+
+PLAN_SPACING_MM = 3.0
+IMAGE_CENTRE_Y_MM = 12.0  # the body sits a little anterior of the image centre (table below)
+HU_MIN, HU_MAX = -1024.0, 3071.0
+
+
+@dataclass
+class Patient:
+    """Everything about one synthetic patient that does not depend on the sampling grid."""
+
+    anatomy: Anatomy
+    vessels: dict[str, Tubes]
+    trees: list[Tree]
+    skeleton: Skeleton
+    plan_grid: Grid
+    plan_lung: np.ndarray
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent random streams, so that e.g. the nodule count never changes the anatomy."""
+    names = ("anatomy", "trees", "skeleton", "scan", "nodules", "texture", "noise")
+    seqs = np.random.SeedSequence(seed).spawn(len(names))
+    return {n: np.random.default_rng(s) for n, s in zip(names, seqs)}
+
+
+def make_patient(seed: int, vessel_min_radius_mm: float = 0.7) -> Patient:
+    """Draw a patient's anatomy, vessel and airway trees and skeleton (planned on a 3 mm grid)."""
+    rng = _streams(seed)
+    anat = Anatomy.draw(rng["anatomy"])
+    vessels = anat.great_vessels()
+    s = PLAN_SPACING_MM
+    x0 = -(anat.a + 6.0)
+    y0 = -(anat.b_ant + 6.0)
+    z0 = anat.z_bottom - 12.0
+    plan = Grid(
+        x0=x0, y0=y0, z0=z0, sx=s, sy=s, sz=s,
+        ni=int((2 * anat.a + 12.0) / s) + 1,
+        nj=int((anat.b_ant + anat.b_post + 12.0) / s) + 1,
+        nk=int((anat.apex + 12.0 - z0) / s) + 1,
+    )
+    lung = anat.regions(plan, vessels)["lung"]
+    trees = []
+    for side in ("right", "left"):
+        for kind, root in (("artery", anat.hila[side]), ("vein", anat.atria[side])):
+            dirs = root_directions(side, kind, rng["trees"])
+            radii = rng["trees"].uniform(3.2, 4.5, len(dirs)) * (1.0 if kind == "artery" else 0.9)
+            trees.append(
+                grow_tree(
+                    np.repeat(root[None], len(dirs), axis=0), dirs, radii, lung, plan, rng["trees"],
+                    r_min=vessel_min_radius_mm, with_airways=(kind == "artery"),
+                    root_length=22.0 if kind == "artery" else 30.0,
+                )
+            )
+    skel = build_skeleton(anat, rng["skeleton"])
+    return Patient(anat, vessels, trees, skel, plan, lung)
+
+
+def scan_grid(params: ChestParams, anat: Anatomy, rng: np.random.Generator) -> Grid:
+    rows, cols = params.matrix
+    sy, sx = params.spacing_rc
+    sz = params.slice_spacing
+    zc = params.z_center if params.z_center is not None else anat.lung_center_z + rng.uniform(-10.0, 10.0)
+    return Grid(
+        x0=-(cols - 1) / 2 * sx,
+        y0=IMAGE_CENTRE_Y_MM - (rows - 1) / 2 * sy,
+        z0=zc - (params.n_slices - 1) / 2 * sz,
+        sx=sx, sy=sy, sz=sz, ni=cols, nj=rows, nk=params.n_slices,
+        thickness=params.thickness,
+    )
+
+
+def _nodule_truth(plan: NodulePlan, grid: Grid, anat: Anatomy) -> Nodule:
+    c = plan.center
+    kji = ((c[2] - grid.z0) / grid.sz, (c[1] - grid.y0) / grid.sy, (c[0] - grid.x0) / grid.sx)
+    return Nodule(
+        kind=plan.kind,
+        center_mm=(float(c[0]), float(c[1]), float(c[2])),
+        center_voxel=tuple(float(v) for v in kji),  # type: ignore[arg-type]
+        diameter_mm=2.0 * plan.radius,
+        hu=plan.hu,
+        contrast_hu=float(plan.hu - anat.parenchyma_hu(c[1])),
+        juxtapleural=plan.juxtapleural,
+        side=plan.side,  # type: ignore[arg-type]
+        solid_fraction=plan.solid_fraction,
+    )
+
+
+def make_chest_ct(params: ChestParams, seed: int | None = None) -> Phantom:
+    """Generate a chest CT phantom (HU, float32 (k, j, i)) with its nodules' ground truth.
+
+    ``seed`` overrides ``params.seed``. The same seed gives the same patient (anatomy, vessels,
+    bones) on any matrix or spacing; nodules and noise come from their own random streams.
+    """
+    seed = params.seed if seed is None else int(seed)
+    rng = _streams(seed)
+    patient = make_patient(seed, params.vessel_min_radius_mm)
+    anat = patient.anatomy
+    grid = scan_grid(params, anat, rng["scan"])
+    reg = anat.regions(grid, patient.vessels)
+    hu = anat.paint_soft_tissue(grid, reg, patient.vessels)
+
+    lung = reg["lung"]
+    Y = grid.xyz()[1]
+    texture = smooth_field(grid.x, grid.y, grid.z, 12.0, rng["texture"])
+    base = np.broadcast_to(anat.parenchyma_hu(Y).astype(np.float32), grid.shape)
+    hu[lung] = base[lung] + 12.0 * texture[lung]
+    del texture
+
+    vessel_mask = np.zeros(grid.shape, dtype=bool)
+    airway_mask = np.zeros(grid.shape, dtype=bool)
+    vessels = Tubes.empty()
+    airways = Tubes.empty()
+    for tree in patient.trees:
+        vessels = vessels.concat(tree.vessels)
+        airways = airways.concat(tree.airways)
+    paint_tubes(grid, hu, vessels, BLOOD, vessel_mask)
+    paint_tubes(grid, hu, airways, 0.0, airway_mask)
+    paint_tubes(grid, hu, airways.scaled(0.72), AIR)
+
+    z_range = (grid.z0 - grid.sz / 2, grid.z0 + (grid.nk - 0.5) * grid.sz)
+    plans = plan_nodules(params, anat, patient.plan_grid, patient.plan_lung, z_range, rng["nodules"])
+    nodule_mask = np.zeros(grid.shape, dtype=bool)
+    nodules = []
+    for plan in plans:
+        if render_nodule(grid, hu, nodule_mask, plan):
+            nodules.append(_nodule_truth(plan, grid, anat))
+
+    bone = paint_skeleton(grid, hu, anat, patient.skeleton, reg["body"])
+    if params.table:
+        paint_table(grid, hu, anat)
+
+    sigma = float(params.noise_hu) if params.noise_hu is not None else float(rng["noise"].uniform(8.0, 30.0))
+    if params.noise:
+        add_ct_blur_and_noise(hu, (grid.sy, grid.sx), sigma, reg["body"], rng["noise"])
+    np.clip(hu, HU_MIN, HU_MAX, out=hu)
+
+    landmarks = {
+        "branch_points": np.concatenate([t.branch_points for t in patient.trees]),
+        "rib_ends": patient.skeleton.rib_ends,
+    }
+    return Phantom(
+        hu=hu,
+        nodule_mask=nodule_mask,
+        nodules=nodules,
+        spacing_zyx=(grid.sz, grid.sy, grid.sx),
+        origin_xyz=(grid.x0, grid.y0, grid.z0),
+        params=params,
+        lung_mask=lung,
+        body_mask=np.ascontiguousarray(reg["body"]),
+        labels={"bone": bone, "vessels": vessel_mask, "airways": airway_mask, "heart": np.ascontiguousarray(reg["heart"])},
+        landmarks=landmarks,
+        noise_hu=sigma if params.noise else 0.0,
+    )
