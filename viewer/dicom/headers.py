@@ -386,6 +386,8 @@ def parse_header(path: str, ds: Dataset | None = None) -> tuple[FileHeader, list
     except OSError as exc:
         raise DicomFileError(path, f"cannot read file ({exc.strerror})") from exc
     if size == 0:
+        if os.path.splitext(path)[1].lower() in ("", ".dcm", ".dicom", ".ima", ".img"):
+            raise DicomFileError(path, "empty file (0 bytes)")
         raise NotDicomError(path)
     if ds is None:
         ds = read_dataset(path)
