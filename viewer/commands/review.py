@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export = sub.add_parser("export", help="write the flags as CSV, JSON or DICOM (KOS + SR per study)")
     export.add_argument("--format", required=True, choices=["csv", "json", "dicom"])
     export.add_argument("--out", required=True, metavar="PATH", help="file (csv, json) or folder (dicom)")
+    export.add_argument("--heatmaps", metavar="INFER_DIR",
+                        help="dicom only: also write the heatmaps of `radscope infer --out INFER_DIR` as Parametric Maps")
+    export.add_argument("--source", metavar="PATH", help="the DICOM series the heatmaps were computed on")
 
     imp = sub.add_parser("import", help="merge a JSON export into the store (idempotent by flag id)")
     imp.add_argument("file")
@@ -177,11 +180,16 @@ def _summary(store: Any, args: argparse.Namespace) -> int:
 
 
 def _export(store: Any, args: argparse.Namespace) -> int:
+    if (args.heatmaps is None) != (args.source is None) or (args.heatmaps and args.format != "dicom"):
+        raise ValueError("--heatmaps and --source go together, with --format dicom")
     if args.format == "dicom":
         from viewer.review.dicom_export import DicomExportError, export_dicom
+        from viewer.review.heatmap_export import export_heatmaps
 
         try:
             written = export_dicom(store, args.out)
+            if args.heatmaps:
+                written += export_heatmaps(args.heatmaps, args.source, args.out)
         except DicomExportError as exc:
             raise ValueError(str(exc)) from None
         for f in written:

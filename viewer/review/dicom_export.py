@@ -233,7 +233,8 @@ class ExportedFile:
     study_uid: str
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
+    """A file-name-safe form of a UID, label or name."""
     return re.sub(r"[^\w.\-]+", "_", text)[:64] or "unknown"
 
 
@@ -246,17 +247,17 @@ def export_dicom(store: ReviewStore, out_dir: str | os.PathLike[str]) -> list[Ex
     written: list[ExportedFile] = []
     for study_uid, flags in sorted(by_study.items()):
         header = store.study_header(study_uid)
-        folder = out / _safe(study_uid)
+        folder = out / safe_name(study_uid)
         folder.mkdir(parents=True, exist_ok=True)
         for doc in key_object_documents(flags, header):
-            path = folder / f"KO_{_safe(doc.ConceptNameCodeSequence[0].CodeMeaning)}.dcm"
+            path = folder / f"KO_{safe_name(doc.ConceptNameCodeSequence[0].CodeMeaning)}.dcm"
             doc.save_as(path, enforce_file_format=True)
             written.append(ExportedFile(path, "KO", study_uid))
         by_reviewer: dict[str, list[Flag]] = defaultdict(list)
         for f in flags:
             by_reviewer[f.reviewer].append(f)
         for reviewer, own in sorted(by_reviewer.items()):
-            path = folder / f"SR_{_safe(reviewer)}.dcm"
+            path = folder / f"SR_{safe_name(reviewer)}.dcm"
             review_report(own, header, reviewer).save_as(path, enforce_file_format=True)
             written.append(ExportedFile(path, "SR", study_uid))
     return written
@@ -311,6 +312,6 @@ def heatmap_parametric_map(
         contains_recognizable_visual_features=False,
         real_world_value_mappings=[mapping],
         voi_lut_transformations=[hd.VOILUTTransformation(window_center=0.5, window_width=1.0)],
-        content_label=_safe(label).upper()[:16] or "HEATMAP",
+        content_label=re.sub(r"[^A-Z0-9_ ]", "_", label.upper())[:16] or "HEATMAP",
         content_description=f"RadScope {method} heatmap for {label}"[:64],
     )
