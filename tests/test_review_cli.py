@@ -140,3 +140,21 @@ def test_flag_prints_id_from_a_real_process(tmp_path: Path, radscope_home: Path)
     assert result.returncode == 0, result.stderr
     with ReviewStore(radscope_home / "review" / "review.sqlite3") as store:
         assert [f.id for f in store.flags()] == [result.stdout.strip()]
+
+
+def test_worklist_from_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = make_ct_series(tmp_path / "inbox" / "a", 2)
+    b = make_ct_series(tmp_path / "inbox" / "b", 1)
+    code, out, err = _run(capsys, "worklist", "--add", str(tmp_path / "inbox"))
+    assert code == 0 and "0/2 studies done" in err
+    lines = out.splitlines()
+    assert len(lines) == 2 and all("not started" in ln for ln in lines)
+    by_uid = {uid: ln for ln in lines for uid in (a[0].StudyInstanceUID, b[0].StudyInstanceUID) if uid in ln}
+    assert str(tmp_path / "inbox" / "a") in by_uid[a[0].StudyInstanceUID]
+    assert "1CT1" in by_uid[b[0].StudyInstanceUID]
+    code, out, err = _run(capsys, "worklist", "--add", str(tmp_path / "inbox"), "--status", b[0].StudyInstanceUID, "done")
+    assert code == 0 and len(out.splitlines()) == 2 and "1/2 studies done" in err
+    code, _, err = _run(capsys, "worklist", "--status", b[0].StudyInstanceUID, "finished")
+    assert code == 2 and "allowed: not_started, in_progress, done" in err
+    with ReviewStore() as store:
+        assert store.study_header(a[0].StudyInstanceUID).patient_id == "1CT1"

@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     delete.add_argument("id")
     delete.add_argument("--reviewer", help="who deletes it")
 
+    worklist = sub.add_parser("worklist", help="show the worklist; add studies found under paths; set a status")
+    worklist.add_argument("--add", nargs="+", metavar="PATH", help="put every study under PATH on the worklist")
+    worklist.add_argument("--status", nargs=2, metavar=("STUDY_UID", "STATUS"),
+                          help="set a study's status: not_started, in_progress or done")
+
     history = sub.add_parser("history", help="every version of a flag")
     history.add_argument("id")
 
@@ -161,6 +166,21 @@ def _delete(store: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _worklist(store: Any, args: argparse.Namespace) -> int:
+    from viewer.review.source import studies_at
+
+    for uid, description, folder, header in studies_at(args.add) if args.add else []:
+        store.add_study(uid, description=description, source_path=folder, header=header)
+    if args.status:
+        store.set_status(args.status[0], args.status[1])
+    for e in store.worklist():
+        print(f"{e.position:>4}  {e.status.replace('_', ' '):<12} {e.n_flags:>4} flag(s)  {e.study_uid}  "
+              f"{e.description}  {e.source_path}")
+    done, total = store.progress()
+    print(f"{done}/{total} studies done", file=sys.stderr)
+    return 0
+
+
 def _history(store: Any, args: argparse.Namespace) -> int:
     entries = store.history(args.id)
     if not entries:
@@ -211,5 +231,5 @@ def _import(store: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-_ACTIONS = {"flag": _flag, "list": _list, "edit": _edit, "delete": _delete, "history": _history,
+_ACTIONS = {"flag": _flag, "list": _list, "edit": _edit, "delete": _delete, "history": _history, "worklist": _worklist,
             "summary": _summary, "export": _export, "import": _import}

@@ -175,3 +175,27 @@ def context_at(path: str | os.PathLike[str], slice_index: int, series_uid: str |
     context = context_from_dataset(ds, slice_index, frame_number=frame, stack_id=stack.stack_id, **extra)
     # The stack's UID list is authoritative (a frame of a multi-frame object shares the file's UID).
     return replace(context, sop_instance_uids=(stack.sop_instance_uids[slice_index],))
+
+
+def studies_at(paths: list[str]) -> list[tuple[str, str, str, StudyHeader]]:
+    """``(study_uid, description, folder, header)`` of every study found under ``paths`` (scan order)."""
+    from viewer.dicom import scan
+
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise SourceError(f"{missing[0]}: no such file or folder")
+    result = scan(paths)
+    if not result.stacks:
+        raise SourceError(f"{', '.join(paths)}: no readable DICOM images")
+    out: dict[str, tuple[str, str, str, StudyHeader]] = {}
+    files: dict[str, list[str]] = {}
+    for stack in result.stacks:
+        uid = stack.info.study_uid
+        files.setdefault(uid, []).extend(stack.files)
+        if uid not in out:
+            ds = stack.read_header(0)
+            header = study_header(ds)
+            description = " ".join(p for p in (header.patient_id, header.study_date, header.study_description) if p)
+            out[uid] = (uid, description, "", header)
+    return [(uid, desc, os.path.commonpath([os.path.dirname(f) for f in files[uid]]) if files[uid] else "", header)
+            for uid, (_, desc, _, header) in out.items()]
