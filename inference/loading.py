@@ -72,6 +72,12 @@ class LoadedModel:
             self._splits[layer] = s
         return self._splits[layer]
 
+    def refresh(self) -> None:
+        """Re-derive the runnable graph and splits from ``source`` (after its weights changed)."""
+        self._splits.clear()
+        if not isinstance(self.source, torch.jit.ScriptModule):
+            self.module = _runnable(self.source).to(self.device)
+
     def to(self, device: torch.device | str) -> "LoadedModel":
         """Move every part to ``device`` (in place); returns self."""
         self.device = torch.device(device)
@@ -142,6 +148,13 @@ def _load_source(card: ModelCard, data: bytes) -> nn.Module:
     return _build_eager(card, data)
 
 
+def _runnable(source: nn.Module) -> nn.Module:
+    """What runs the forward pass: the BatchNorm-folded graph (a ScriptModule runs as is)."""
+    if isinstance(source, torch.jit.ScriptModule):
+        return source
+    return forward_graph(source)
+
+
 def load_model(package: ModelCard | str, device: torch.device | str = "cpu") -> LoadedModel:
     """Read (if needed), check and load a package; the returned model is in eval mode on ``device``."""
     card = package if isinstance(package, ModelCard) else read_card(package)
@@ -150,15 +163,10 @@ def load_model(package: ModelCard | str, device: torch.device | str = "cpu") -> 
     data = card.read_weights()  # raises on a sha256 mismatch before anything is deserialised
     sha = card.weights.sha256 or hashlib.sha256(data).hexdigest()
     source = _load_source(card, data)
-    if isinstance(source, torch.jit.ScriptModule):
-        module: nn.Module = source
-    else:
-        try:
-            module = forward_graph(source)
-        except Exception as exc:  # an eager module fx cannot trace still runs as is
-            if isinstance(source, torch.fx.GraphModule):
-                raise card.error(f"cannot prepare the model graph: {exc}") from exc
-            module = source
+    try:
+        module = _runnable(source)
+    except Exception as exc:
+        raise card.error(f"cannot prepare the model graph: {exc}") from exc
     model = LoadedModel(card, module, source, sha)
     return model.to(device)
 

@@ -56,6 +56,11 @@ class Preprocessor:
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         return x.contiguous()
 
+    def baseline(self) -> torch.Tensor:
+        """``(1, C, H, W)``: the model input of a slice at or below the window's low end (black)."""
+        h, w = self.spec.size
+        return self.to_model(np.full((1, h, w), self.low - 1.0, dtype=np.float32))
+
     @staticmethod
     def to_native(maps: torch.Tensor, native_shape: tuple[int, int]) -> torch.Tensor:
         """``(n, h, w)`` maps spanning the model input -> ``(n, rows, cols)`` on the native grid."""
