@@ -1,0 +1,306 @@
+"""The real main window driven with mouse and keys on volumes of known geometry (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from viewer.dicom.volume import SeriesInfo, Volume, WindowPreset
+from viewer.display.colormaps import overlay_lut
+from viewer.display.measure import MeasurementRecord
+from viewer.qt.main_window import ViewerWindow
+from viewer.qt.qt import QPointF, Qt, QtCore, QtGui, QtWidgets
+from viewer.qt.series_model import Overlay
+from viewer.qt.slice_view import SliceView
+
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints")]
+
+SPACING = (0.5, 0.8, 2.0)  # x (column), y (row), z (slice) mm: non-square pixels
+SHAPE = (24, 100, 120)  # k, j, i
+ORIGIN = (-30.0, -40.0, 100.0)
+
+
+def make_volume(direction: np.ndarray | None = None, modality: str = "CT", stack_id: str = "S1") -> Volume:
+    """A phantom whose value at voxel (k, j, i) is 1000*k + j (so any probe is checkable), plus a uniform
+    disc of 500 HU of radius 15 mm on slice 5 centred at column 60, row 50."""
+    k, j, i = np.indices(SHAPE, dtype=np.float32)
+    arr = 1000.0 * k + j
+    sx, sy, _ = SPACING
+    disc = ((i[5] - 60) * sx) ** 2 + ((j[5] - 50) * sy) ** 2 <= 15.0**2
+    arr[5][disc] = 500.0
+    info = SeriesInfo(modality=modality, patient_name="Doe^Jane", patient_id="PID-42", series_uid=stack_id,
+                      stack_id=stack_id, description="Phantom", windows=[WindowPreset("Header", 40, 400)])
+    return Volume(arr.astype(np.float32), ORIGIN, SPACING, np.eye(3) if direction is None else direction,
+                  [f"1.2.{n}" for n in range(SHAPE[0])], info=info)
+
+
+@pytest.fixture
+def window(qtbot) -> ViewerWindow:
+    win = ViewerWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def scene_to_viewport(view: SliceView, x: float, y: float) -> QtCore.QPoint:
+    """Viewport pixel of a scene point in mm."""
+    p = view.vb.mapViewToScene(QPointF(x, y))
+    return view.mapFromScene(p)
+
+
+def send_mouse(view: SliceView, kind: QtCore.QEvent.Type, pos: QtCore.QPoint, button: Qt.MouseButton,
+               buttons: Qt.MouseButton, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    g = view.viewport().mapToGlobal(pos)
+    ev = QtGui.QMouseEvent(kind, QPointF(pos), QPointF(g), button, buttons, modifiers)
+    QtWidgets.QApplication.sendEvent(view.viewport(), ev)
+
+
+def drag(view: SliceView, a: QtCore.QPoint, b: QtCore.QPoint, button=Qt.MouseButton.LeftButton, steps: int = 6,
+         modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """A real press-move-release through the viewport (pyqtgraph's drag detection included)."""
+    QtCore.QThread.msleep(12)
+    send_mouse(view, QtCore.QEvent.Type.MouseButtonPress, a, button, button, modifiers)
+    for n in range(1, steps + 1):
+        QtCore.QThread.msleep(12)  # pyqtgraph drops mouse moves faster than its rate limit (100 Hz)
+        p = QtCore.QPoint(round(a.x() + (b.x() - a.x()) * n / steps), round(a.y() + (b.y() - a.y()) * n / steps))
+        send_mouse(view, QtCore.QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, button, modifiers)
+    send_mouse(view, QtCore.QEvent.Type.MouseButtonRelease, b, button, Qt.MouseButton.NoButton, modifiers)
+
+
+def click(view: SliceView, p: QtCore.QPoint) -> None:
+    send_mouse(view, QtCore.QEvent.Type.MouseButtonPress, p, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
+    send_mouse(view, QtCore.QEvent.Type.MouseButtonRelease, p, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
+
+
+def wheel(view: SliceView, pos: QtCore.QPoint, delta: int) -> None:
+    g = view.viewport().mapToGlobal(pos)
+    ev = QtGui.QWheelEvent(QPointF(pos), QPointF(g), QtCore.QPoint(0, 0), QtCore.QPoint(0, delta),
+                           Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(view.viewport(), ev)
+
+
+def voxel_centre_scene(view: SliceView, i: int, j: int, k: int) -> tuple[float, float]:
+    col, row, _ = view.plane.index_to_plane(np.array([i, j, k], dtype=float), view.model.volume.shape)
+    return (col + 0.5) * view.spacing_xy[0], (row + 0.5) * view.spacing_xy[1]
+
+
+def test_aspect_slices_keys_wheel_and_slider(window: ViewerWindow, qtbot) -> None:
+    model = window.show_volume(make_volume())
+    view = window.views[0]
+    rect = view.image_item.mapRectToParent(view.image_item.boundingRect())
+    assert (rect.width(), rect.height()) == pytest.approx((120 * 0.5, 100 * 0.8))  # mm: aspect from spacing
+    assert view.slice_index == 12  # opens in the middle
+    assert view.image_item.image[7, 3] == 12 * 1000 + 7
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Down)
+    assert view.slice_index == 13
+    qtbot.keyClick(view, Qt.Key.Key_End)
+    assert view.slice_index == 23 and window.slider.value() == 23
+    qtbot.keyClick(view, Qt.Key.Key_Home)
+    assert view.slice_index == 0
+    qtbot.keyClick(view, Qt.Key.Key_PageDown)
+    assert view.slice_index == 2
+    centre = view.viewport().rect().center()
+    wheel(view, centre, -120)
+    assert view.slice_index == 3
+    wheel(view, centre, 120)
+    assert view.slice_index == 2
+    window.slider.setValue(9)
+    assert view.slice_index == 9 and view.image_item.image[0, 0] == 9000
+    assert model.crosshair_index()[2] == pytest.approx(9)
+
+
+def test_window_drag_presets_invert(window: ViewerWindow) -> None:
+    model = window.show_volume(make_volume())
+    view = window.views[0]
+    assert (model.center, model.width) == (40, 400)  # the header window first
+    c = view.viewport().rect().center()
+    drag(view, c, c + QtCore.QPoint(64, 32), button=Qt.MouseButton.RightButton)
+    assert model.width > 400 and model.center > 40  # right widens, down raises the level
+    assert tuple(view.image_item.levels) == pytest.approx((model.center - model.width / 2,
+                                                           model.center + model.width / 2))
+    lung = next(a for a in window._preset_actions if a.text().startswith("Lung"))
+    lung.trigger()
+    assert (model.center, model.width) == (-600, 1500)
+    assert window._preset_actions[0].shortcut().toString() == "1"
+    window.invert_action.trigger()
+    assert model.invert and view.image_item.lut is not None and view.image_item.lut[0] == 255
+
+
+def test_distance_measurement_on_non_square_pixels(window: ViewerWindow) -> None:
+    window.show_volume(make_volume())
+    view = window.views[0]
+    window.set_tool("distance")
+    a = voxel_centre_scene(view, 20, 10, 12)
+    b = voxel_centre_scene(view, 80, 70, 12)
+    drag(view, scene_to_viewport(view, *a), scene_to_viewport(view, *b))
+    assert len(window.model.measurements) == 1
+    rec = window.model.measurements[0]
+    expected = math.hypot(60 * 0.5, 60 * 0.8)
+    # the drag lands on viewport pixels: within one screen pixel of the exact points
+    px = view.vb.viewPixelSize()[0]
+    assert math.dist(rec.points[0], a) < 2 * px and math.dist(rec.points[1], b) < 2 * px
+    g = view.graphics[0]
+    assert g.text.endswith(" mm")
+    assert float(g.text.split()[0]) == pytest.approx(expected, abs=4 * px)
+    # exact API check: the same record with exact points measures exactly
+    exact = view.commit_measurement(MeasurementRecord("distance", view.plane_name, 12, [a, b]))
+    assert exact is not None and exact.text == f"{expected:.1f} mm"
+    # kept per slice: another slice shows none, coming back shows both
+    view.set_slice(3)
+    assert view.graphics == []
+    view.set_slice(12)
+    assert len(view.graphics) == 2
+    window.delete_measurement()
+    assert len(window.model.measurements) == 1
+
+
+def test_roi_mean_over_uniform_disc_and_angle(window: ViewerWindow) -> None:
+    window.show_volume(make_volume())
+    view = window.views[0]
+    view.set_slice(5)
+    window.set_tool("ellipse")
+    cx, cy = (60 + 0.5) * 0.5, (50 + 0.5) * 0.8
+    drag(view, scene_to_viewport(view, cx - 10, cy - 10), scene_to_viewport(view, cx + 10, cy + 10))
+    g = view.graphics[-1]
+    assert g.text.startswith("mean 500.0 HU  SD 0.0")
+    assert "min 500  max 500" in g.text
+    w, h = g.record.size
+    assert f"area {math.pi * w * h / 4:.1f} mm²" in g.text
+    window.set_tool("rect")
+    drag(view, scene_to_viewport(view, 1.0, 1.0), scene_to_viewport(view, 10.0, 8.0))
+    rect = view.graphics[-1]
+    (x0, y0), (w, h) = rect.record.pos, rect.record.size
+    rows = [j for j in range(SHAPE[1]) if y0 <= (j + 0.5) * 0.8 <= y0 + h]  # pixel centres inside
+    assert f"min {5000 + rows[0]}  max {5000 + rows[-1]}" in rect.text
+    assert f"mean {5000 + np.mean(rows):.1f} HU" in rect.text
+    # angle: drag the first arm, click the third point
+    window.set_tool("angle")
+    v0 = scene_to_viewport(view, 30, 40)
+    drag(view, scene_to_viewport(view, 50, 40), v0)
+    click(view, scene_to_viewport(view, 30, 20))
+    angle = [gr for gr in view.graphics if gr.record.kind == "angle"][0]
+    assert float(angle.text.rstrip("°")) == pytest.approx(90.0, abs=1.5)
+
+
+def test_probe_reports_index_lps_and_value(window: ViewerWindow) -> None:
+    window.show_volume(make_volume())
+    view = window.views[0]
+    x, y = voxel_centre_scene(view, 33, 44, 12)
+    pos = scene_to_viewport(view, x, y)
+    send_mouse(view, QtCore.QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
+    text = window.probe_label.text()
+    assert "i 33, j 44, k 12" in text
+    lps = np.add(ORIGIN, (33 * 0.5, 44 * 0.8, 12 * 2.0))
+    assert f"({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm" in text
+    assert "value 12044 HU" in text
+
+
+def test_mpr_crosshair_sync_in_lps(window: ViewerWindow) -> None:
+    model = window.show_volume(make_volume())
+    window.set_layout("1x3")
+    axial, coronal, sagittal = window.views
+    assert [v.plane_name for v in window.views] == ["axial", "coronal", "sagittal"]
+    assert window.tool == "crosshair"
+    # click the centre of voxel (i=70, j=?, k=4) in the coronal view
+    target = (70, coronal.slice_index, 4)
+    click(coronal, scene_to_viewport(coronal, *voxel_centre_scene(coronal, *target)))
+    ijk = model.crosshair_index()
+    np.testing.assert_allclose(ijk, target, atol=0.1)
+    assert axial.slice_index == 4 and sagittal.slice_index == 70
+    # every view's crosshair lines sit on the same LPS point
+    for v in window.views:
+        lps = v.scene_to_lps(v._cross_v.value(), v._cross_h.value())
+        np.testing.assert_allclose(lps, model.crosshair, atol=1e-6)
+    # a drag in the axial view moves the coronal and sagittal slices
+    a = scene_to_viewport(axial, *voxel_centre_scene(axial, 70, 50, 4))
+    b = scene_to_viewport(axial, *voxel_centre_scene(axial, 30, 20, 4))
+    drag(axial, a, b)
+    assert sagittal.slice_index == pytest.approx(30, abs=1) and coronal.slice_index == pytest.approx(20, abs=1)
+    # scrolling the sagittal view moves the crosshair along x only
+    before = model.crosshair.copy()
+    sagittal.step_slice(1)
+    np.testing.assert_allclose(model.crosshair - before, (0.5, 0, 0), atol=1e-9)
+    # coronal shows superior up, patient right on screen left
+    assert coronal.plane.letters(model.volume.direction) == {"left": "R", "right": "L", "top": "S", "bottom": "I"}
+
+
+@pytest.mark.parametrize("oblique", [False, True], ids=["axial", "sagittal-acquired"])
+def test_overlay_sits_on_its_voxel_in_all_three_views(window: ViewerWindow, oblique: bool) -> None:
+    direction = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]) if oblique else np.eye(3)
+    vol = make_volume(direction)
+    vol.array[:] = -1000.0  # black image (lung window)
+    model = window.show_volume(vol)
+    window.set_layout("1x3")
+    model.set_window(-600, 1500)
+    voxel = (37, 61, 9)  # i, j, k
+    heat = np.zeros(SHAPE, dtype=np.float32)
+    heat[voxel[2], voxel[1], voxel[0]] = 1.0
+    model.add_overlay(Overlay("mask", heat, overlay_lut("hot"), opacity=1.0))
+    model.set_crosshair(vol.index_to_lps(voxel))
+    for v in window.views:
+        v.set_crosshair_visible(False)
+        v.show_annotations = False
+        v.one_to_one()
+        v.vb.setRange(rect=QtCore.QRectF(*(np.subtract(voxel_centre_scene(v, *voxel), 15)), 30, 30), padding=0)
+    QtWidgets.QApplication.processEvents()
+    for v in window.views:
+        img = v.grab().toImage()
+        p = scene_to_viewport(v, *voxel_centre_scene(v, *voxel))
+        hit = QtGui.QColor(img.pixel(p.x(), p.y()))
+        assert hit.red() > 200 and hit.green() > 200, (v.plane_name, hit.name())  # white-hot voxel
+        # one voxel away (in screen pixels: one voxel spacing + margin) it is dark again
+        px = v.vb.viewPixelSize()
+        off_x = int(math.ceil(v.spacing_xy[0] / px[0])) + 2
+        off_y = int(math.ceil(v.spacing_xy[1] / px[1])) + 2
+        for dx, dy in ((off_x, 0), (-off_x, 0), (0, off_y), (0, -off_y)):
+            c = QtGui.QColor(img.pixel(p.x() + dx, p.y() + dy))
+            assert c.red() < 60, (v.plane_name, dx, dy, c.name())
+
+
+def test_annotations_hide_identifying_and_export(window: ViewerWindow, tmp_path) -> None:
+    window.show_volume(make_volume())
+    view = window.views[0]
+    with_ann, without = tmp_path / "a.png", tmp_path / "b.png"
+    window.export_png(str(with_ann))
+    window.export_png(str(without), with_annotations=False)
+    a, b = QtGui.QImage(str(with_ann)), QtGui.QImage(str(without))
+    assert a.size() == b.size() and a != b
+    # the top-left corner (patient name) has bright text pixels only with annotations
+    def bright(img: QtGui.QImage) -> int:
+        return sum(QtGui.QColor(img.pixel(x, y)).lightness() > 150 for x in range(0, 80) for y in range(0, 16))
+    assert bright(a) > 10 and bright(b) == 0
+    assert not window.settings.hide_identifying
+    qt_hide = window.hide_id_action
+    qt_hide.trigger()
+    assert view.hide_identifying and window.settings.hide_identifying
+
+
+def test_measurements_are_kept_per_series(window: ViewerWindow) -> None:
+    window.show_volume(make_volume(stack_id="A"))
+    view = window.views[0]
+    view.commit_measurement(MeasurementRecord("distance", view.plane_name, view.slice_index, [(1, 1), (5, 4)]))
+    window.show_volume(make_volume(stack_id="B"))
+    assert window.model.measurements == [] and view.graphics == []
+    window.show_volume(make_volume(stack_id="A"))
+    assert len(window.model.measurements) == 1 and len(view.graphics) == 1
+    assert view.graphics[0].text == "5.0 mm"
+
+
+def test_single_slice_refuses_mpr_and_layout_is_saved(window: ViewerWindow) -> None:
+    from viewer.display.settings import load_settings
+
+    vol = make_volume()
+    one = Volume(vol.array[:1].copy(), vol.origin, vol.spacing, vol.direction, ["1"], info=vol.info)
+    window.show_volume(one)
+    window.set_layout("1x3")
+    assert window.layout_name == "1x1" and window.views[1].model is None
+    window.show_volume(make_volume(stack_id="C"))
+    window.set_layout("1x3")
+    assert load_settings().layout == "1x3"
+    with pytest.raises(ValueError, match="known: 1x1, 1x3"):
+        window.set_layout("2x2")

@@ -1,0 +1,721 @@
+"""RadScope's main window: series browser, 2D / MPR views, windowing, tools, tags, errors, export.
+
+Layouts: ``1x1`` (one view, plane chosen in the View menu; the acquisition plane by default) and
+``1x3`` (axial, coronal, sagittal with a linked crosshair). Loading is progressive: the middle slice is
+decoded first and shown at once, the rest stream in while the user scrolls.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from viewer.dicom.volume import Volume, WindowPreset
+from viewer.display.measure import MeasurementRecord
+from viewer.display.settings import ViewerSettings, load_settings, save_settings
+from viewer.display.windowing import auto_window
+from viewer.qt.errors_panel import ErrorsPanel
+from viewer.qt.qt import QAction, QKeySequence, Qt, QTimer, QtCore, QtGui, QtWidgets, Signal
+from viewer.qt.series_browser import SeriesBrowser
+from viewer.qt.series_model import SeriesModel
+from viewer.qt.slice_view import TOOLS, SliceView
+from viewer.qt.tag_browser import TagBrowser
+from viewer.qt.workers import LoadJob, ScanJob, ThumbnailJob, volume_thumbnail
+
+LAYOUTS = ("1x1", "1x3")
+SINGLE_PLANES = ("acquisition", "axial", "coronal", "sagittal")
+TOOL_KEYS = {"pan": "P", "crosshair": "X", "distance": "D", "angle": "A", "ellipse": "E", "rect": "R"}
+
+SHORTCUTS: tuple[tuple[str, str], ...] = (
+    ("Wheel, Up/Down, Left/Right", "previous / next slice"),
+    ("Page Up / Page Down", "10 slices back / forward"),
+    ("Home / End", "first / last slice"),
+    ("Space", "cine play / stop"),
+    ("Right-drag", "window (horizontal = width, vertical = level)"),
+    ("Middle-drag, Ctrl+Right-drag, Ctrl+Wheel", "pan, zoom, zoom"),
+    ("1 … 9", "window presets (header windows first, then CT presets)"),
+    ("0", "automatic window from the histogram"),
+    ("I", "invert"),
+    ("F / =", "fit / 1:1 zoom"),
+    ("M", "MPR layout (axial, coronal, sagittal) on/off"),
+    ("P X D A E R", "tools: pan, crosshair, distance, angle, ellipse ROI, rectangle ROI"),
+    ("Delete", "delete the selected (or last) measurement on this slice"),
+    ("H", "hide / show identifying fields"),
+    ("Tab", "annotations on / off"),
+    ("Ctrl+O / Ctrl+Shift+O", "open files / open folder"),
+    ("Ctrl+E / Ctrl+Shift+E", "export view as PNG with / without annotations"),
+    ("Ctrl+T", "tag browser"),
+    ("F1", "this help"),
+)
+
+
+class ShortcutsDialog(QtWidgets.QDialog):
+    """Non-modal list of keyboard and mouse shortcuts."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("RadScope shortcuts")
+        table = QtWidgets.QTableWidget(len(SHORTCUTS), 2, self)
+        table.setHorizontalHeaderLabels(["Keys / mouse", "Action"])
+        table.verticalHeader().setVisible(False)
+        table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        for r, (k, a) in enumerate(SHORTCUTS):
+            table.setItem(r, 0, QtWidgets.QTableWidgetItem(k))
+            table.setItem(r, 1, QtWidgets.QTableWidgetItem(a))
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setStretchLastSection(True)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(table)
+        self.resize(560, 520)
+
+
+class ViewerWindow(QtWidgets.QMainWindow):
+    """The clinician's window. Public entry points: :meth:`open_paths`, :meth:`show_volume`,
+    :meth:`show_stack`, :meth:`set_layout`, :meth:`open_panel`, :meth:`wait_idle`, :meth:`export_png`."""
+
+    seriesShown = Signal(str)
+    """A series' first slice is on screen (stack id)."""
+    loadFinished = Signal(str)
+    """Every slice of the series has decoded (stack id)."""
+
+    PANELS = ("series", "tags", "errors")
+
+    def __init__(self, settings: ViewerSettings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("RadScope")
+        self.setAcceptDrops(True)
+        self.settings = settings if settings is not None else load_settings()
+        self.model: SeriesModel | None = None
+        self.stack_id = ""
+        self.stacks: dict[str, Any] = {}
+        self._scan_result: Any = None
+        self._measurements: dict[str, list[MeasurementRecord]] = {}
+        self._scan_job: ScanJob | None = None
+        self._load_job: LoadJob | None = None
+        self._thumb_job: ThumbnailJob | None = None
+        self._thumbs_done: set[str] = set()
+        self.load_started_at = 0.0
+        self.first_slice_s: float | None = None
+        self.layout_name = self.settings.layout if self.settings.layout in LAYOUTS else "1x1"
+        self.single_plane = "acquisition"
+        self.tool = "pan"
+
+        self.views = [SliceView("acquisition"), SliceView("coronal"), SliceView("sagittal")]
+        self.active_view = self.views[0]
+        for v in self.views:
+            v.hide_identifying = self.settings.hide_identifying
+            v.show_annotations = self.settings.show_annotations
+            v.probed.connect(self._on_probe)
+            v.activated.connect(self._on_view_activated)
+        self._build_central()
+        self._build_docks()
+        self._build_status()
+        self._build_actions()
+        self._cine = QTimer(self)
+        self._cine.timeout.connect(self._cine_step)
+        self._tags_timer = QTimer(self)
+        self._tags_timer.setSingleShot(True)
+        self._tags_timer.setInterval(120)
+        self._tags_timer.timeout.connect(self._refresh_tags)
+        self._help: ShortcutsDialog | None = None
+        self.resize(1400, 900)
+        self._apply_layout()
+
+    # -- construction ------------------------------------------------------------------------
+    def _build_central(self) -> None:
+        central = QtWidgets.QWidget(self)
+        grid = QtWidgets.QHBoxLayout()
+        grid.setSpacing(2)
+        grid.setContentsMargins(0, 0, 0, 0)
+        for v in self.views:
+            grid.addWidget(v, 1)
+        self.slider = QtWidgets.QSlider(Qt.Orientation.Horizontal, central)
+        self.slider.setMinimum(0)
+        self.slider.valueChanged.connect(self._on_slider)
+        self.slider_label = QtWidgets.QLabel("", central)
+        bottom = QtWidgets.QHBoxLayout()
+        bottom.addWidget(self.slider, 1)
+        bottom.addWidget(self.slider_label)
+        outer = QtWidgets.QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(grid, 1)
+        outer.addLayout(bottom)
+        central.setStyleSheet("background: #101010; color: #ddd;")
+        self.setCentralWidget(central)
+
+    def _dock(self, title: str, widget: QtWidgets.QWidget, area: Qt.DockWidgetArea, name: str) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        self.series_browser = SeriesBrowser(self)
+        self.series_browser.stackActivated.connect(self.show_stack)
+        self.series_dock = self._dock("Series", self.series_browser, Qt.DockWidgetArea.LeftDockWidgetArea, "series")
+        self.tag_browser = TagBrowser(self)
+        self.tags_dock = self._dock("DICOM tags", self.tag_browser, Qt.DockWidgetArea.RightDockWidgetArea, "tags")
+        self.tags_dock.hide()
+        self.tags_dock.visibilityChanged.connect(self._on_tags_visibility)
+        self.errors_panel = ErrorsPanel(self)
+        self.errors_dock = self._dock("Errors", self.errors_panel, Qt.DockWidgetArea.BottomDockWidgetArea, "errors")
+        self.errors_dock.hide()
+        self.resizeDocks([self.series_dock], [260], Qt.Orientation.Horizontal)
+
+    def _build_status(self) -> None:
+        self.probe_label = QtWidgets.QLabel("", self)
+        self.progress = QtWidgets.QProgressBar(self)
+        self.progress.setMaximumWidth(220)
+        self.progress.setFormat("loading %v/%m")
+        self.progress.hide()
+        self.statusBar().addWidget(self.probe_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+
+    def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut: str | None = None,
+                checkable: bool = False) -> QAction:
+        act = QAction(text, self)
+        if shortcut:
+            act.setShortcut(QKeySequence(shortcut))
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        act.setCheckable(checkable)
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        self.addAction(act)
+        return act
+
+    def _build_actions(self) -> None:
+        bar = self.menuBar()
+        f = bar.addMenu("&File")
+        self._action(f, "Open files…", self._open_files_dialog, "Ctrl+O")
+        self._action(f, "Open folder…", self._open_folder_dialog, "Ctrl+Shift+O")
+        self.recent_menu = f.addMenu("Recent")
+        self._fill_recent()
+        f.addSeparator()
+        self._action(f, "Export view as PNG…", self._export_dialog, "Ctrl+E")
+        self._action(f, "Export view as PNG without annotations…", self._export_plain_dialog, "Ctrl+Shift+E")
+        f.addSeparator()
+        self._action(f, "Quit", self.close, "Ctrl+Q")
+
+        v = bar.addMenu("&View")
+        self.layout_actions = {}
+        group = QtGui.QActionGroup(self)
+        for name, label in (("1x1", "One view"), ("1x3", "MPR: axial, coronal, sagittal")):
+            act = self._action(v, label, self._layout_slot(name), None, checkable=True)
+            group.addAction(act)
+            self.layout_actions[name] = act
+        self._action(v, "Toggle MPR", self.toggle_mpr, "M")
+        plane_menu = v.addMenu("Plane (one view)")
+        pgroup = QtGui.QActionGroup(self)
+        self.plane_actions = {}
+        for name in SINGLE_PLANES:
+            act = self._action(plane_menu, name.capitalize(), self._plane_slot(name), None, checkable=True)
+            pgroup.addAction(act)
+            self.plane_actions[name] = act
+        self.plane_actions["acquisition"].setChecked(True)
+        v.addSeparator()
+        self._action(v, "Fit", lambda: self.active_view.fit(), "F")
+        self._action(v, "Zoom 1:1", lambda: self.active_view.one_to_one(), "=")
+        self.invert_action = self._action(v, "Invert", self._toggle_invert, "I", checkable=True)
+        self.hide_id_action = self._action(v, "Hide identifying fields", self._toggle_hide_identifying, "H",
+                                           checkable=True)
+        self.hide_id_action.setChecked(self.settings.hide_identifying)
+        self.annot_action = self._action(v, "Annotations", self._toggle_annotations, "Tab", checkable=True)
+        self.annot_action.setChecked(self.settings.show_annotations)
+        self._action(v, "Cine play/stop", self.toggle_cine, "Space")
+
+        self.window_menu = bar.addMenu("&Window")
+        self._fill_window_menu()
+
+        t = bar.addMenu("&Tools")
+        tgroup = QtGui.QActionGroup(self)
+        self.tool_actions = {}
+        for name in TOOLS:
+            act = self._action(t, name.capitalize(), self._tool_slot(name), TOOL_KEYS[name], checkable=True)
+            tgroup.addAction(act)
+            self.tool_actions[name] = act
+        self.tool_actions["pan"].setChecked(True)
+        t.addSeparator()
+        self._action(t, "Delete measurement", self.delete_measurement, "Delete")
+        self._action(t, "Delete all measurements of this series", self._clear_measurements)
+
+        p = bar.addMenu("&Panels")
+        for dock, key in ((self.series_dock, None), (self.tags_dock, "Ctrl+T"), (self.errors_dock, None)):
+            act = dock.toggleViewAction()
+            if key:
+                act.setShortcut(QKeySequence(key))
+            p.addAction(act)
+            self.addAction(act)
+
+        h = bar.addMenu("&Help")
+        self._action(h, "Keyboard shortcuts", self.show_help, "F1")
+
+        tb = self.addToolBar("Tools")
+        tb.setObjectName("toolbar_tools")
+        tb.setMovable(False)
+        for name in TOOLS:
+            tb.addAction(self.tool_actions[name])
+        tb.addSeparator()
+        for name in LAYOUTS:
+            tb.addAction(self.layout_actions[name])
+        tb.addSeparator()
+        tb.addAction(self.invert_action)
+        tb.addWidget(QtWidgets.QLabel(" Cine fps ", self))
+        self.fps = QtWidgets.QSpinBox(self)
+        self.fps.setRange(1, 60)
+        self.fps.setValue(10)
+        self.fps.valueChanged.connect(self._on_fps)
+        tb.addWidget(self.fps)
+
+    def _layout_slot(self, name: str):
+        return lambda: self.set_layout(name)
+
+    def _plane_slot(self, name: str):
+        return lambda: self.set_single_plane(name)
+
+    def _tool_slot(self, name: str):
+        return lambda: self.set_tool(name)
+
+    def _preset_slot(self, preset: WindowPreset):
+        return lambda: self.apply_preset(preset)
+
+    def _recent_slot(self, path: str):
+        return lambda: self.open_paths([path])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent:
+            act = self.recent_menu.addAction(path)
+            act.triggered.connect(self._recent_slot(path))
+        self.recent_menu.setEnabled(bool(self.settings.recent))
+
+    def _fill_window_menu(self) -> None:
+        for act in getattr(self, "_preset_actions", []):
+            self.removeAction(act)
+        self.window_menu.clear()
+        self._preset_actions: list[QAction] = []
+        presets = self.model.presets if self.model is not None else []
+        for n, preset in enumerate(presets):
+            key = str(n + 1) if n < 9 else None
+            label = f"{preset.name}  (W {preset.width:g} L {preset.center:g})"
+            self._preset_actions.append(self._action(self.window_menu, label, self._preset_slot(preset), key))
+        self._preset_actions.append(self._action(self.window_menu, "Auto (histogram)", self.auto_window, "0"))
+
+    # -- opening -----------------------------------------------------------------------------
+    def _open_files_dialog(self) -> None:
+        files, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open DICOM files", self.settings.last_folder)
+        if files:
+            self.open_paths(files)
+
+    def _open_folder_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open DICOM folder", self.settings.last_folder)
+        if folder:
+            self.open_paths([folder])
+
+    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_paths(paths)
+            ev.acceptProposedAction()
+
+    def open_paths(self, paths: Sequence[str | Path]) -> None:
+        """Scan files / folders / zips / DICOMDIRs in the background, list the series, show the largest."""
+        paths = [str(p) for p in paths]
+        self._cancel_jobs()
+        self.errors_panel.clear_errors()
+        for p in paths:
+            self.settings.add_recent(str(Path(p).resolve()))
+        first = Path(paths[0]).resolve()
+        self.settings.last_folder = str(first if first.is_dir() else first.parent)
+        self._save_settings()
+        self._fill_recent()
+        self.statusBar().showMessage(f"Scanning {', '.join(paths)}…")
+        self._scan_job = ScanJob(paths, self)
+        self._scan_job.finished.connect(self._on_scan_finished)
+        self._scan_job.failed.connect(self._on_scan_failed)
+        self._scan_job.start()
+
+    def _on_scan_failed(self, message: str) -> None:
+        if self.sender() is not self._scan_job:
+            return
+        self._scan_job = None
+        self.errors_panel.add_errors([("", message)])
+        self.errors_dock.show()
+        self.statusBar().showMessage("Nothing could be read", 5000)
+
+    def _on_scan_finished(self, result: Any) -> None:
+        if self.sender() is not self._scan_job:
+            return
+        self._scan_job = None
+        self._scan_result = result
+        self.stacks = {s.stack_id: s for s in result.stacks}
+        self.series_browser.set_stacks(result.stacks)
+        if result.errors:
+            self.errors_panel.add_errors([(e.path, e.error) for e in result.errors])
+            self.errors_dock.show()
+        if not result.stacks:
+            self.statusBar().showMessage("No images found", 5000)
+            return
+        self.statusBar().showMessage(f"{len(result.stacks)} series, {len(result.errors)} file error(s)", 5000)
+        self._thumbs_done.clear()
+        self._thumb_job = ThumbnailJob(result.stacks, self)
+        self._thumb_job.ready.connect(self._on_thumbnail)
+        self._thumb_job.finished.connect(self._on_thumbnails_finished)
+        self._thumb_job.start()
+        self.show_stack(result.find(None).stack_id)
+
+    def _on_thumbnail(self, stack_id: str, img: np.ndarray) -> None:
+        self._thumbs_done.add(stack_id)
+        self.series_browser.set_thumbnail(stack_id, img)
+
+    def _on_thumbnails_finished(self) -> None:
+        if self.sender() is self._thumb_job:
+            self._thumb_job = None
+
+    def _cancel_jobs(self) -> None:
+        for job in (self._load_job, self._thumb_job):
+            if job is not None:
+                job.cancel()
+        self._load_job = self._thumb_job = self._scan_job = None
+        self.progress.hide()
+
+    # -- showing a series --------------------------------------------------------------------
+    def show_stack(self, stack_id: str) -> None:
+        """Load a scanned stack progressively (middle slice first) and show it."""
+        if stack_id == self.stack_id and self.model is not None:
+            return
+        stack = self.stacks[stack_id]
+        if self._load_job is not None:
+            self._load_job.cancel()
+        self.series_browser.select_stack(stack_id)
+        self.stack_id = stack_id
+        self._set_model(None)
+        self.progress.setRange(0, stack.n_slices)
+        self.progress.setValue(0)
+        self.progress.show()
+        self.load_started_at = time.perf_counter()
+        self.first_slice_s = None
+        job = LoadJob(stack, first=stack.n_slices // 2, parent=self)
+        job.sliceReady.connect(self._on_slice_ready)
+        job.finished.connect(self._on_load_finished)
+        job.failed.connect(self._on_load_failed)
+        self._load_job = job
+        job.start()
+
+    def _on_slice_ready(self, k: int, data: np.ndarray) -> None:
+        job = self.sender()
+        if job is not self._load_job or self._load_job is None:
+            return
+        if self.model is None:
+            stack = job.stack
+            base = data.base
+            n = stack.n_slices
+            if isinstance(base, np.ndarray) and base.shape == (n,) + data.shape and base.dtype == data.dtype:
+                array = base  # the engine fills this array in place: no copy
+            else:
+                array = np.zeros((n,) + data.shape, dtype=data.dtype)
+                array[k] = data
+            loaded = np.zeros(n, dtype=bool)
+            loaded[k] = True
+            vol = Volume(array, stack.origin, stack.spacing, stack.direction, stack.sop_instance_uids,
+                         info=stack.info, warnings=list(stack.warnings), source_files=stack.files,
+                         frame_numbers=stack.frame_numbers)
+            self._set_model(SeriesModel(vol, loaded, self._measurements.setdefault(stack.stack_id, []), self))
+            self.first_slice_s = time.perf_counter() - self.load_started_at
+            self.seriesShown.emit(stack.stack_id)
+        else:
+            if data.base is not self.model.volume.array:
+                self.model.volume.array[k] = data
+            self.model.loaded[k] = True
+            self.model.sliceLoaded.emit(k)
+        self.progress.setValue(int(self.model.loaded.sum()))
+
+    def _on_load_finished(self, volume: Volume) -> None:
+        if self.sender() is not self._load_job:
+            return
+        self._load_job = None
+        self.progress.hide()
+        if self.model is None:  # a stack whose slices all arrived before any signal was handled
+            self._set_model(SeriesModel(volume, None, self._measurements.setdefault(self.stack_id, []), self))
+        else:
+            self.model.finish_loading(volume)
+        if self.stack_id not in self._thumbs_done:
+            self.series_browser.set_thumbnail(self.stack_id, volume_thumbnail(volume))
+        if volume.warnings:
+            self.errors_panel.add_errors([(self.stack_id, w) for w in volume.warnings])
+        self._fill_window_menu()
+        self._sync_slider()
+        self.loadFinished.emit(self.stack_id)
+
+    def _on_load_failed(self, message: str) -> None:
+        if self.sender() is not self._load_job:
+            return
+        self._load_job = None
+        self.progress.hide()
+        self.errors_panel.add_errors([(self.stack_id, message)])
+        self.errors_dock.show()
+
+    def show_volume(self, volume: Volume, stack_id: str | None = None) -> SeriesModel:
+        """Show an already loaded volume (tests, tools, other engines); returns its model."""
+        self._cancel_jobs()
+        self.stack_id = stack_id or volume.info.stack_id or volume.info.series_uid or "volume"
+        self._set_model(SeriesModel(volume, None, self._measurements.setdefault(self.stack_id, []), self))
+        self.seriesShown.emit(self.stack_id)
+        self.loadFinished.emit(self.stack_id)
+        return self.model  # type: ignore[return-value]
+
+    def _set_model(self, model: SeriesModel | None) -> None:
+        if self.model is not None:
+            self.model.crosshairChanged.disconnect(self._on_crosshair_changed)
+            self.model.windowChanged.disconnect(self._on_window_changed)
+        self._cine.stop()
+        self.model = model
+        if model is not None and model.volume.shape[0] < 2 and self.layout_name == "1x3":
+            self.layout_name = "1x1"
+        self._apply_layout()  # the views connect first, so the window's slots see their new slices
+        if model is not None:
+            model.crosshairChanged.connect(self._on_crosshair_changed)
+            model.windowChanged.connect(self._on_window_changed)
+        self._fill_window_menu()
+        self._on_window_changed()
+        self.setWindowTitle("RadScope" + (f" - {model.volume.info.description or self.stack_id}" if model else ""))
+        self._schedule_tags()
+
+    # -- layout, planes, tools ---------------------------------------------------------------
+    def set_layout(self, name: str) -> None:
+        if name not in LAYOUTS:
+            raise ValueError(f"unknown layout {name!r}; known: {', '.join(LAYOUTS)}")
+        if name == "1x3" and self.model is not None and self.model.volume.shape[0] < 2:
+            self.statusBar().showMessage("MPR needs more than one slice", 3000)
+            name = "1x1"
+        self.layout_name = name
+        self.settings.layout = name
+        self._save_settings()
+        self._apply_layout()
+
+    def toggle_mpr(self) -> None:
+        self.set_layout("1x1" if self.layout_name == "1x3" else "1x3")
+
+    def set_single_plane(self, name: str) -> None:
+        if name not in SINGLE_PLANES:
+            raise ValueError(f"unknown plane {name!r}; known: {', '.join(SINGLE_PLANES)}")
+        self.single_plane = name
+        self.plane_actions[name].setChecked(True)
+        if self.layout_name == "1x1":
+            self._apply_layout()
+
+    def _apply_layout(self) -> None:
+        mpr = self.layout_name == "1x3"
+        self.layout_actions[self.layout_name].setChecked(True)
+        planes = ("axial", "coronal", "sagittal") if mpr else (self.single_plane,)
+        for n, v in enumerate(self.views):
+            v.setVisible(n < len(planes))
+            if n < len(planes):
+                v.plane_name = planes[n]
+                v.set_crosshair_visible(mpr)
+                v.set_model(self.model)
+                v.set_tool(self.tool)
+            else:
+                v.set_model(None)
+        if self.active_view not in self.views[: len(planes)]:
+            self.active_view = self.views[0]
+        if mpr and self.tool == "pan":
+            self.set_tool("crosshair")
+        self._sync_slider()
+
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        self.tool_actions[tool].setChecked(True)
+        for v in self.views:
+            v.set_tool(tool)
+
+    def visible_views(self) -> list[SliceView]:
+        return [v for v in self.views if v.model is not None]
+
+    def _on_view_activated(self, view: SliceView) -> None:
+        if view is not self.active_view:
+            self.active_view = view
+            self._sync_slider()
+
+    # -- slices ------------------------------------------------------------------------------
+    def _sync_slider(self) -> None:
+        v = self.active_view
+        n = v.n_slices if v.model is not None else 0
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(n - 1, 0))
+        self.slider.setValue(v.slice_index)
+        self.slider.blockSignals(False)
+        self.slider.setEnabled(n > 1)
+        self.slider_label.setText(f"{v.slice_index + 1}/{n}" if n else "")
+
+    def _on_slider(self, value: int) -> None:
+        self.active_view.set_slice(value)
+
+    def _on_crosshair_changed(self) -> None:
+        self._sync_slider()
+        self._schedule_tags()
+
+    def toggle_cine(self) -> None:
+        if self._cine.isActive():
+            self._cine.stop()
+        elif self.active_view.n_slices > 1:
+            self._cine.start(int(1000 / self.fps.value()))
+
+    def _on_fps(self, fps: int) -> None:
+        if self._cine.isActive():
+            self._cine.start(int(1000 / fps))
+
+    def _cine_step(self) -> None:
+        v = self.active_view
+        if v.model is None:
+            self._cine.stop()
+            return
+        v.set_slice((v.slice_index + 1) % v.n_slices)
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:  # noqa: N802
+        if not self.active_view.handle_key(ev.key()):
+            super().keyPressEvent(ev)
+
+    # -- window ------------------------------------------------------------------------------
+    def apply_preset(self, preset: WindowPreset) -> None:
+        if self.model is not None:
+            self.model.set_window(preset.center, preset.width)
+
+    def auto_window(self) -> None:
+        if self.model is not None and not self.model.is_color:
+            w = auto_window(self.active_view.current_image())
+            self.model.set_window(w.center, w.width)
+
+    def _toggle_invert(self) -> None:
+        if self.model is not None:
+            self.model.set_invert(not self.model.invert)
+
+    def _on_window_changed(self) -> None:
+        if self.model is not None:
+            self.invert_action.setChecked(self.model.invert)
+
+    # -- annotations -------------------------------------------------------------------------
+    def _toggle_hide_identifying(self) -> None:
+        self.settings.hide_identifying = not self.settings.hide_identifying
+        self.hide_id_action.setChecked(self.settings.hide_identifying)
+        for v in self.views:
+            v.hide_identifying = self.settings.hide_identifying
+            v.viewport().update()
+        self._save_settings()
+
+    def _toggle_annotations(self) -> None:
+        self.settings.show_annotations = not self.settings.show_annotations
+        self.annot_action.setChecked(self.settings.show_annotations)
+        for v in self.views:
+            v.show_annotations = self.settings.show_annotations
+            v.viewport().update()
+        self._save_settings()
+
+    # -- measurements ------------------------------------------------------------------------
+    def delete_measurement(self) -> None:
+        self.active_view.delete_selected()
+
+    def _clear_measurements(self) -> None:
+        if self.model is not None:
+            self.model.clear_measurements()
+
+    # -- probe -------------------------------------------------------------------------------
+    def _on_probe(self, text: str) -> None:
+        self.probe_label.setText(text)
+
+    # -- panels ------------------------------------------------------------------------------
+    def open_panel(self, name: str) -> None:
+        """Show a named side panel (``series``, ``tags``, ``errors``)."""
+        docks = {"series": self.series_dock, "tags": self.tags_dock, "errors": self.errors_dock}
+        if name not in docks:
+            raise ValueError(f"unknown panel {name!r}; known: {', '.join(docks)}")
+        docks[name].show()
+        docks[name].raise_()
+
+    def _on_tags_visibility(self, visible: bool) -> None:
+        if visible:
+            self._schedule_tags()
+
+    def _schedule_tags(self) -> None:
+        if self.tags_dock.isVisible():
+            self._tags_timer.start()
+
+    def _refresh_tags(self) -> None:
+        """Show the header of the slice under the crosshair (the acquisition slice being looked at)."""
+        if self.model is None:
+            self.tag_browser.set_dataset(None)
+            return
+        k = int(np.clip(np.floor(self.model.crosshair_index()[2] + 0.5), 0, self.model.volume.shape[0] - 1))
+        stack = self.stacks.get(self.stack_id)
+        try:
+            if stack is not None:
+                ds = stack.read_header(k)
+            elif self.model.volume.source_files:
+                import pydicom
+
+                ds = pydicom.dcmread(self.model.volume.source_files[k], stop_before_pixels=True)
+            else:
+                self.tag_browser.set_error("No DICOM header for this volume")
+                return
+        except Exception as exc:
+            self.tag_browser.set_error(f"Cannot read the header of slice {k + 1}: {exc}")
+            return
+        self.tag_browser.set_dataset(ds, f"Slice {k + 1}/{self.model.volume.shape[0]}")
+
+    # -- help, export, settings --------------------------------------------------------------
+    def show_help(self) -> None:
+        if self._help is None:
+            self._help = ShortcutsDialog(self)
+        self._help.show()
+        self._help.raise_()
+
+    def _export_dialog(self, *, annotations: bool = True) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export view as PNG",
+                                                        str(Path(self.settings.last_folder or ".") / "view.png"),
+                                                        "PNG images (*.png)")
+        if path:
+            self.export_png(path, with_annotations=annotations)
+
+    def _export_plain_dialog(self) -> None:
+        self._export_dialog(annotations=False)
+
+    def export_png(self, path: str, with_annotations: bool = True) -> None:
+        """Save the active view as shown, with or without the painted annotations."""
+        self.active_view.render_png(path, with_annotations)
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+
+    def _save_settings(self) -> None:
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Could not save settings: {exc}", 5000)
+
+    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
+        self._cancel_jobs()
+        self._cine.stop()
+        self._save_settings()
+        super().closeEvent(ev)
+
+    # -- waiting (screenshots, tests) --------------------------------------------------------
+    def is_idle(self) -> bool:
+        """No scan, load or thumbnail job is running."""
+        return self._scan_job is None and self._load_job is None and self._thumb_job is None
+
+    def wait_idle(self, timeout_s: float = 120.0) -> bool:
+        """Process events until idle (or the timeout); True when idle."""
+        app = QtWidgets.QApplication.instance()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            if self.is_idle():
+                app.processEvents()
+                return True
+            time.sleep(0.005)
+        return False

@@ -1,0 +1,84 @@
+"""Series browser dock: study -> series rows with thumbnail, modality, description and slice count."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from viewer.qt.qt import QtCore, QtGui, QtWidgets, Signal
+
+STACK_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
+
+
+def numpy_to_pixmap(img: np.ndarray) -> QtGui.QPixmap:
+    """A QPixmap of a uint8 grey (rows, cols) or RGB (rows, cols, 3) image (copied)."""
+    img = np.ascontiguousarray(img)
+    h, w = img.shape[:2]
+    if img.ndim == 2:
+        qimg = QtGui.QImage(img.data, w, h, img.strides[0], QtGui.QImage.Format.Format_Grayscale8)
+    else:
+        qimg = QtGui.QImage(img.data, w, h, img.strides[0], QtGui.QImage.Format.Format_RGB888)
+    return QtGui.QPixmap.fromImage(qimg.copy())
+
+
+class SeriesBrowser(QtWidgets.QTreeWidget):
+    """Studies as top-level rows, their stacks below; activating a stack asks to show it."""
+
+    stackActivated = Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setHeaderLabels(["Series", "Mod", "Images"])
+        self.setIconSize(QtCore.QSize(64, 64))
+        self.setRootIsDecorated(True)
+        self.setUniformRowHeights(False)
+        self.header().setStretchLastSection(False)
+        self.header().setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.itemActivated.connect(self._on_activated)
+        self.itemClicked.connect(self._on_activated)
+        self._items: dict[str, QtWidgets.QTreeWidgetItem] = {}
+
+    def set_stacks(self, stacks: Sequence[Any]) -> None:
+        """Replace the contents with these stacks, grouped by study."""
+        self.clear()
+        self._items.clear()
+        studies: dict[str, QtWidgets.QTreeWidgetItem] = {}
+        for st in stacks:
+            info = st.info
+            study = studies.get(info.study_uid)
+            if study is None:
+                title = " ".join(x for x in (info.study_date, info.study_description or "Study") if x)
+                name = info.patient_name.replace("^", " ").strip()
+                study = QtWidgets.QTreeWidgetItem([f"{name}  {title}".strip() if name else title, "", ""])
+                study.setFirstColumnSpanned(False)
+                self.addTopLevelItem(study)
+                studies[info.study_uid] = study
+            label = " ".join(x for x in (f"{info.series_number}" if info.series_number is not None else "",
+                                         info.description or "(no description)") if x)
+            item = QtWidgets.QTreeWidgetItem([label, info.modality, str(st.n_slices)])
+            item.setData(0, STACK_ROLE, st.stack_id)
+            item.setToolTip(0, f"{st.stack_id}\n{st.n_slices} x {st.rows} x {st.columns}")
+            study.addChild(item)
+            self._items[st.stack_id] = item
+        self.expandAll()
+        for c in (1, 2):
+            self.resizeColumnToContents(c)
+
+    def set_thumbnail(self, stack_id: str, img: np.ndarray) -> None:
+        item = self._items.get(stack_id)
+        if item is not None:
+            item.setIcon(0, QtGui.QIcon(numpy_to_pixmap(img)))
+
+    def select_stack(self, stack_id: str) -> None:
+        item = self._items.get(stack_id)
+        if item is not None:
+            self.setCurrentItem(item)
+
+    def stack_ids(self) -> list[str]:
+        return list(self._items)
+
+    def _on_activated(self, item: QtWidgets.QTreeWidgetItem, column: int = 0) -> None:
+        sid = item.data(0, STACK_ROLE)
+        if sid:
+            self.stackActivated.emit(str(sid))

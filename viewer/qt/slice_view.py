@@ -1,0 +1,570 @@
+"""``SliceView``: one 2D view of a :class:`SeriesModel` along a :class:`Plane` (acquisition, axial,
+coronal or sagittal), with windowing, overlays, crosshair, measurements and painted annotations.
+
+Scene (view-box) coordinates are mm in the plane (see :mod:`viewer.display.planes`), so aspect ratio,
+distances and ROI areas come out right for any pixel spacing.
+
+Mouse: wheel = slices (Ctrl+wheel = zoom), right-drag = window/level (Ctrl+right-drag = zoom),
+middle-drag = pan, left = the active tool (pan, crosshair, distance, angle, ellipse, rect).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from viewer.display.annotations import ViewState, corner_text
+from viewer.display.measure import MeasurementRecord
+from viewer.display.planes import Plane, clamp_slice
+from viewer.display.scalebar import format_mm, scale_bar_length
+from viewer.display.windowing import drag_window, levels
+from viewer.qt.measure_items import MeasurementGraphic, make_graphic
+from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtWidgets, Signal, pg
+from viewer.qt.series_model import SeriesModel
+
+TOOLS = ("pan", "crosshair", "distance", "angle", "ellipse", "rect")
+_INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
+_CROSS_PEN = pg.mkPen(QColor(80, 220, 255, 200), width=1, style=Qt.PenStyle.DashLine)
+
+
+class SliceViewBox(pg.ViewBox):
+    """A view box that routes wheel and drags to radiology conventions."""
+
+    def __init__(self, view: "SliceView") -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
+        self._view = view
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt name)
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            self._view.fitted = False
+        else:
+            self._view.step_slice(1 if ev.delta() < 0 else -1)
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
+        ctrl = bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        if ev.button() == Qt.MouseButton.RightButton and not ctrl:
+            ev.accept()
+            self._view.window_drag(ev.pos() - ev.lastPos(), ev.isStart())
+            return
+        if ev.button() == Qt.MouseButton.LeftButton and self._view.tool != "pan":
+            ev.accept()
+            p = self.mapToView(ev.pos())
+            o = self.mapToView(ev.buttonDownPos())
+            self._view.tool_drag((p.x(), p.y()), ev.isStart(), ev.isFinish(), origin=(o.x(), o.y()))
+            return
+        self._view.fitted = False
+        super().mouseDragEvent(ev, axis)
+
+    def mouseClickEvent(self, ev):  # noqa: N802
+        if ev.button() == Qt.MouseButton.LeftButton:
+            p = self.mapToView(ev.pos())
+            self._view.tool_click((p.x(), p.y()))
+            ev.accept()
+
+
+class SliceView(pg.GraphicsView):
+    """A 2D view of one plane of a series model."""
+
+    probed = Signal(str)
+    """Status-bar text for the pixel under the mouse (voxel index, LPS mm, value)."""
+    activated = Signal(object)
+    """Emitted with the view when the user interacts with it (the main window tracks the active view)."""
+
+    def __init__(self, plane_name: str = "acquisition", parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent, background="k")
+        self.setViewportUpdateMode(QtWidgets.QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
+        self.setMinimumSize(120, 120)
+        self.plane_name = plane_name
+        self.model: SeriesModel | None = None
+        self.plane = Plane("acquisition", 0, 1, 2)
+        self.slice_index = 0
+        self.tool = "pan"
+        self.fitted = True
+        self.show_annotations = True
+        self.hide_identifying = False
+        self.show_crosshair = False
+        self.vb = SliceViewBox(self)
+        self.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.vb.addItem(self.image_item)
+        self.overlay_items: dict[str, pg.ImageItem] = {}
+        self._cross_v = pg.InfiniteLine(angle=90, movable=False, pen=_CROSS_PEN)
+        self._cross_h = pg.InfiniteLine(angle=0, movable=False, pen=_CROSS_PEN)
+        for line in (self._cross_v, self._cross_h):
+            line.setZValue(20)
+            line.setVisible(False)
+            self.vb.addItem(line, ignoreBounds=True)
+        self.graphics: list[MeasurementGraphic] = []
+        self.selected: MeasurementGraphic | None = None
+        self._drawing: MeasurementGraphic | None = None
+        self._angle_arm: tuple[tuple[float, float], tuple[float, float]] | None = None
+        self._shape: tuple[int, int] = (0, 0)
+        self.spacing_xy: tuple[float, float] = (1.0, 1.0)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.vb.sigRangeChangedManually.connect(self._on_manual_range)
+        self._font = QFont(self.font())
+        self._font.setPointSizeF(9.0)
+        self._letter_font = QFont(self.font())
+        self._letter_font.setPointSizeF(12.0)
+        self._letter_font.setBold(True)
+
+    # -- model -------------------------------------------------------------------------------
+    def set_model(self, model: SeriesModel | None) -> None:
+        """Show ``model`` (or nothing); connects to its signals with bound methods."""
+        if self.model is not None:
+            for sig, slot in self._connections():
+                sig.disconnect(slot)
+        self.model = model
+        self.selected = None
+        if model is None:
+            self.image_item.clear()
+            self._clear_graphics()
+            self.viewport().update()
+            return
+        for sig, slot in self._connections():
+            sig.connect(slot)
+        self._setup_plane()
+
+    def _connections(self):
+        m = self.model
+        assert m is not None
+        return ((m.sliceLoaded, self._on_slice_loaded), (m.loadFinished, self._on_load_finished),
+                (m.windowChanged, self._on_window_changed), (m.crosshairChanged, self._on_crosshair_changed),
+                (m.overlaysChanged, self._on_overlays_changed), (m.measurementsChanged, self._rebuild_graphics))
+
+    def set_plane(self, name: str) -> None:
+        self.plane_name = name
+        if self.model is not None:
+            self._setup_plane()
+
+    def _setup_plane(self) -> None:
+        m = self.model
+        assert m is not None
+        vol = m.volume
+        self.plane = Plane.for_view(self.plane_name, vol.direction)
+        self._shape = self.plane.image_shape(vol.shape)
+        self.spacing_xy = self.plane.pixel_spacing(vol.spacing)
+        rect = QRectF(0, 0, self._shape[1] * self.spacing_xy[0], self._shape[0] * self.spacing_xy[1])
+        self.slice_index = self._slice_from_crosshair()
+        self._update_image()
+        self.image_item.setRect(rect)
+        self._on_overlays_changed()
+        for item in self.overlay_items.values():
+            item.setRect(rect)
+        self._on_window_changed()
+        self._update_crosshair_lines()
+        self._rebuild_graphics()
+        self.fit()
+
+    # -- geometry helpers --------------------------------------------------------------------
+    @property
+    def n_slices(self) -> int:
+        return self.plane.n_slices(self.model.volume.shape) if self.model else 0
+
+    def _slice_from_crosshair(self) -> int:
+        m = self.model
+        assert m is not None
+        _, _, s = self.plane.index_to_plane(m.crosshair_index(), m.volume.shape)
+        return clamp_slice(s, self.n_slices)
+
+    def scene_to_index(self, x: float, y: float) -> np.ndarray:
+        """Continuous voxel index (i, j, k) of a scene point on the current slice."""
+        assert self.model is not None
+        col, row = Plane.scene_to_plane(x, y, *self.spacing_xy)
+        return self.plane.plane_to_index(col, row, self.slice_index, self.model.volume.shape)
+
+    def scene_to_lps(self, x: float, y: float) -> np.ndarray:
+        assert self.model is not None
+        return self.model.volume.index_to_lps(self.scene_to_index(x, y))
+
+    def lps_to_scene(self, lps: np.ndarray) -> tuple[float, float, float]:
+        """(x mm, y mm, slice) of an LPS point in this view."""
+        assert self.model is not None
+        col, row, s = self.plane.index_to_plane(self.model.volume.lps_to_index(lps), self.model.volume.shape)
+        x, y = Plane.plane_to_scene(col, row, *self.spacing_xy)
+        return x, y, s
+
+    def current_image(self) -> np.ndarray:
+        """The current slice as shown (rows, cols), modality units."""
+        assert self.model is not None
+        return self.plane.image(self.model.volume.array, self.slice_index)
+
+    @property
+    def zoom(self) -> float:
+        """Screen pixels per image pixel along x (1.0 = 1:1)."""
+        px = self.vb.viewPixelSize()[0]
+        return self.spacing_xy[0] / px if px > 0 else 1.0
+
+    # -- slices ------------------------------------------------------------------------------
+    def set_slice(self, s: int) -> None:
+        """Show slice ``s`` (clamped); moves the shared crosshair along this view's normal."""
+        if self.model is None:
+            return
+        s = clamp_slice(s, self.n_slices)
+        col, row, _ = self.plane.index_to_plane(self.model.crosshair_index(), self.model.volume.shape)
+        ijk = self.plane.plane_to_index(col, row, s, self.model.volume.shape)
+        self.model.set_crosshair(self.model.volume.index_to_lps(ijk))
+        if self.slice_index != s:  # a crosshair clamp can leave the slice unchanged
+            self._show_slice(s)
+
+    def step_slice(self, delta: int) -> None:
+        self.activated.emit(self)
+        self.set_slice(self.slice_index + delta)
+
+    def _show_slice(self, s: int) -> None:
+        self.slice_index = s
+        self._update_image()
+        self._update_overlay_images()
+        self._rebuild_graphics()
+        self.viewport().update()
+
+    def _update_image(self) -> None:
+        m = self.model
+        assert m is not None
+        img = self.plane.image(m.volume.array, self.slice_index)
+        lo, hi = levels(m.center, m.width) if not m.is_color else self._colour_levels()
+        self.image_item.setImage(img, autoLevels=False, levels=(lo, hi))
+
+    def _colour_levels(self) -> tuple[float, float]:
+        assert self.model is not None
+        return levels(self.model.center, self.model.width)
+
+    def is_pending(self) -> bool:
+        """Is any pixel of the current image on a slice that has not decoded yet?"""
+        m = self.model
+        if m is None or m.fully_loaded:
+            return False
+        if self.plane.slice_axis == 0:
+            return not bool(m.loaded[self.slice_index])
+        return True
+
+    # -- model signals -----------------------------------------------------------------------
+    def _on_slice_loaded(self, k: int) -> None:
+        if self.plane.slice_axis != 0 or k == self.slice_index:
+            self._update_image()
+            self.viewport().update()
+
+    def _on_load_finished(self) -> None:
+        self._update_image()
+        self._update_overlay_images()
+        self.viewport().update()
+
+    def _on_window_changed(self) -> None:
+        m = self.model
+        assert m is not None
+        self.image_item.setLevels(levels(m.center, m.width))
+        self.image_item.setLookupTable(_INVERT_LUT if (m.invert and not m.is_color) else None)
+        self.viewport().update()
+
+    def _on_crosshair_changed(self) -> None:
+        s = self._slice_from_crosshair()
+        if s != self.slice_index:
+            self._show_slice(s)
+        self._update_crosshair_lines()
+        self.viewport().update()
+
+    def _update_crosshair_lines(self) -> None:
+        if self.model is None:
+            return
+        x, y, _ = self.lps_to_scene(self.model.crosshair)
+        self._cross_v.setPos(x)
+        self._cross_h.setPos(y)
+        for line in (self._cross_v, self._cross_h):
+            line.setVisible(self.show_crosshair)
+
+    def set_crosshair_visible(self, visible: bool) -> None:
+        self.show_crosshair = visible
+        self._update_crosshair_lines()
+
+    # -- overlays ----------------------------------------------------------------------------
+    def _on_overlays_changed(self) -> None:
+        m = self.model
+        assert m is not None
+        names = {o.name for o in m.overlays}
+        for name in list(self.overlay_items):
+            if name not in names:
+                self.vb.removeItem(self.overlay_items.pop(name))
+        rect = self.image_item.mapRectToParent(self.image_item.boundingRect())
+        for z, ov in enumerate(m.overlays):
+            item = self.overlay_items.get(ov.name)
+            if item is None:
+                item = pg.ImageItem(axisOrder="row-major")
+                item.setZValue(10 + z)
+                self.vb.addItem(item)
+                self.overlay_items[ov.name] = item
+            item.setLookupTable(ov.lut)
+            item.setOpacity(ov.opacity)
+            item.setVisible(ov.visible)
+        self._update_overlay_images()
+        for item in self.overlay_items.values():
+            item.setRect(rect)
+        self.viewport().update()
+
+    def _update_overlay_images(self) -> None:
+        m = self.model
+        assert m is not None
+        for ov in m.overlays:
+            item = self.overlay_items.get(ov.name)
+            if item is not None and ov.visible:
+                item.setImage(self.plane.image(ov.array, self.slice_index), autoLevels=False, levels=(0.0, 1.0))
+
+    # -- window ------------------------------------------------------------------------------
+    def window_drag(self, delta: QPointF, start: bool) -> None:
+        """Right-drag: horizontal = width, vertical = level; speed scales with the current width."""
+        m = self.model
+        if m is None:
+            return
+        if start:
+            self.activated.emit(self)
+        sens = max(m.width, 1.0) / 256.0
+        c, w = drag_window(m.center, m.width, delta.x(), delta.y(), sens)
+        m.set_window(c, w)
+
+    # -- view range --------------------------------------------------------------------------
+    def fit(self) -> None:
+        """Fit the whole image in the view."""
+        self.fitted = True
+        r = self.image_item.mapRectToParent(self.image_item.boundingRect())
+        if r.width() > 0 and r.height() > 0:
+            self.vb.setRange(rect=r, padding=0.02)
+        self.viewport().update()
+
+    def one_to_one(self) -> None:
+        """One screen pixel per image pixel, keeping the centre."""
+        self.fitted = False
+        centre = self.vb.viewRect().center()
+        w = self.vb.width() * self.spacing_xy[0]
+        h = self.vb.height() * self.spacing_xy[0]
+        self.vb.setRange(rect=QRectF(centre.x() - w / 2, centre.y() - h / 2, w, h), padding=0)
+        self.viewport().update()
+
+    def _on_manual_range(self, *args) -> None:
+        self.fitted = False
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        if getattr(self, "fitted", False) and getattr(self, "model", None) is not None:
+            self.fit()
+
+    # -- tools -------------------------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; known: {', '.join(TOOLS)}")
+        self.tool = tool
+        self._angle_arm = None
+
+    def tool_click(self, p: tuple[float, float]) -> None:
+        self.activated.emit(self)
+        if self.model is None:
+            return
+        if self.tool == "crosshair":
+            self.move_crosshair(p)
+        elif self.tool == "angle" and self._angle_arm is not None:
+            a, vertex = self._angle_arm
+            self._angle_arm = None
+            self._discard_drawing()
+            self.commit_measurement(MeasurementRecord("angle", self.plane_name, self.slice_index, [a, vertex, p]))
+
+    def move_crosshair(self, p: tuple[float, float]) -> None:
+        """Put the shared crosshair on the centre of the voxel under scene point ``p``."""
+        assert self.model is not None
+        ijk = np.floor(self.scene_to_index(*p) + 0.5)
+        self.model.set_crosshair(self.model.volume.index_to_lps(ijk))
+
+    def tool_drag(self, p: tuple[float, float], start: bool, finish: bool,
+                  origin: tuple[float, float] | None = None) -> None:
+        """Left-drag with the active tool: the crosshair follows, or a measurement is drawn from ``origin``
+        (where the button went down; ``p`` at the start) to ``p``."""
+        if self.model is None:
+            return
+        if self.tool == "crosshair":
+            self.move_crosshair(p)
+            return
+        if start:
+            self.activated.emit(self)
+            self._drag_start = origin if origin is not None else p
+        record = self._record_between(self.tool, self._drag_start, p)
+        self._discard_drawing()
+        if finish:
+            if self.tool == "angle":
+                self._angle_arm = (self._drag_start, p)
+                self._drawing = make_graphic(self, MeasurementRecord("distance", self.plane_name,
+                                                                   self.slice_index, [self._drag_start, p]))
+            else:
+                self.commit_measurement(record)
+        else:
+            self._drawing = make_graphic(self, record if self.tool != "angle" else
+                                         MeasurementRecord("distance", self.plane_name, self.slice_index,
+                                                           [self._drag_start, p]))
+
+    def _record_between(self, kind: str, a: tuple[float, float], b: tuple[float, float]) -> MeasurementRecord:
+        if kind in ("distance", "angle"):
+            return MeasurementRecord("distance", self.plane_name, self.slice_index, [a, b])
+        x0, y0 = min(a[0], b[0]), min(a[1], b[1])
+        return MeasurementRecord(kind, self.plane_name, self.slice_index, [],
+                                 pos=(x0, y0), size=(abs(b[0] - a[0]), abs(b[1] - a[1])))
+
+    def _discard_drawing(self) -> None:
+        if self._drawing is not None:
+            self._drawing.remove()
+            self._drawing = None
+
+    def commit_measurement(self, record: MeasurementRecord) -> MeasurementGraphic | None:
+        """Keep a measurement with the series and show it; returns its graphic."""
+        assert self.model is not None
+        self.model.add_measurement(record)
+        return next((g for g in self.graphics if g.record is record), None)
+
+    def _clear_graphics(self) -> None:
+        for g in self.graphics:
+            g.remove()
+        self.graphics = []
+
+    def _rebuild_graphics(self) -> None:
+        self._clear_graphics()
+        if self.model is None:
+            return
+        for rec in self.model.measurements:
+            if rec.plane == self.plane_name and rec.slice_index == self.slice_index:
+                self.graphics.append(make_graphic(self, rec))
+        if self.selected is not None and self.selected.record not in self.model.measurements:
+            self.selected = None
+
+    def delete_selected(self) -> bool:
+        """Delete the selected (else the last drawn) measurement on this slice."""
+        target = self.selected or (self.graphics[-1] if self.graphics else None)
+        if target is None or self.model is None:
+            return False
+        self.selected = None
+        self.model.remove_measurement(target.record)
+        return True
+
+    # -- keys ------------------------------------------------------------------------------
+    def handle_key(self, key: int) -> bool:
+        """Slice navigation keys (arrows, Page Up/Down = 10 %, Home/End); True when handled."""
+        if self.model is None:
+            return False
+        page = max(1, self.n_slices // 10)
+        steps = {Qt.Key.Key_Down: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1,
+                 Qt.Key.Key_PageDown: page, Qt.Key.Key_PageUp: -page}
+        if key in steps:
+            self.step_slice(steps[key])
+        elif key == Qt.Key.Key_Home:
+            self.activated.emit(self)
+            self.set_slice(0)
+        elif key == Qt.Key.Key_End:
+            self.activated.emit(self)
+            self.set_slice(self.n_slices - 1)
+        else:
+            return False
+        return True
+
+    def keyPressEvent(self, ev) -> None:  # noqa: N802
+        if not self.handle_key(ev.key()):
+            super().keyPressEvent(ev)
+
+    # -- probe -------------------------------------------------------------------------------
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        if self.model is None or not self.vb.sceneBoundingRect().contains(scene_pos):
+            return
+        p = self.vb.mapSceneToView(scene_pos)
+        self.probed.emit(self.probe_text(p.x(), p.y()))
+
+    def probe_text(self, x: float, y: float) -> str:
+        """``i j k | x y z mm | value`` for a scene point (empty outside the image)."""
+        m = self.model
+        assert m is not None
+        ijk = self.scene_to_index(x, y)
+        value = m.value_at(ijk)
+        if value is None:
+            return ""
+        idx = np.floor(ijk + 0.5).astype(int)
+        lps = m.volume.index_to_lps(idx)
+        unit = " HU" if m.volume.info.modality.upper() == "CT" and not m.is_color else ""
+        v = f"RGB {value}" if isinstance(value, tuple) else f"{value:.6g}{unit}"
+        return (f"voxel (i {idx[0]}, j {idx[1]}, k {idx[2]})   "
+                f"LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm   value {v}")
+
+    # -- annotations -------------------------------------------------------------------------
+    def view_state(self) -> ViewState:
+        m = self.model
+        assert m is not None
+        pos = None
+        if self.plane.slice_axis == 0 or self.plane_name != "acquisition":
+            normal_axis = 2 - self.plane.slice_axis
+            ijk = np.zeros(3)
+            ijk[normal_axis] = self.slice_index
+            vec = m.volume.direction[:, normal_axis]
+            pos = float(m.volume.index_to_lps(ijk) @ vec)
+        return ViewState(self.plane_name, self.slice_index, self.n_slices, pos, m.center, m.width, self.zoom,
+                         pending=self.is_pending())
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+        super().drawForeground(painter, rect)
+        if self.model is None or not self.show_annotations:
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        vp = self.viewport().rect().adjusted(6, 4, -6, -4)
+        texts = corner_text(self.model.volume.info, self.view_state(), self.hide_identifying)
+        painter.setFont(self._font)
+        flags = {
+            "top_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+            "top_right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+            "bottom_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+            "bottom_right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
+        }
+        for corner, lines in texts.items():
+            self._shadow_text(painter, vp, flags[corner], "\n".join(lines), QColor(235, 235, 235))
+        painter.setFont(self._letter_font)
+        letters = self.plane.letters(self.model.volume.direction)
+        mid = Qt.AlignmentFlag.AlignVCenter
+        centre = Qt.AlignmentFlag.AlignHCenter
+        colour = QColor(255, 210, 90)
+        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignLeft | mid, letters["left"], colour)
+        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignRight | mid, letters["right"], colour)
+        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignTop | centre, letters["top"], colour)
+        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignBottom | centre, letters["bottom"], colour)
+        self._draw_scale_bar(painter, vp)
+        painter.restore()
+
+    @staticmethod
+    def _shadow_text(painter: QPainter, rect, flags, text: str, colour: QColor) -> None:
+        if not text:
+            return
+        painter.setPen(QColor(0, 0, 0, 220))
+        painter.drawText(rect.translated(1, 1), int(flags), text)
+        painter.setPen(colour)
+        painter.drawText(rect, int(flags), text)
+
+    def _draw_scale_bar(self, painter: QPainter, vp) -> None:
+        mm_per_px = self.vb.viewPixelSize()[0]
+        if not np.isfinite(mm_per_px) or mm_per_px <= 0:
+            return
+        mm, px = scale_bar_length(mm_per_px, max_pixels=max(vp.width() / 5, 20))
+        y = vp.bottom() - 26
+        x1 = vp.right() - 4
+        x0 = x1 - px
+        pen = QPen(QColor(235, 235, 235))
+        pen.setWidth(2)
+        painter.setPen(pen)
+        painter.drawLine(QtCore.QLineF(x0, y, x1, y))
+        for x in (x0, x1):
+            painter.drawLine(QtCore.QLineF(x, y - 4, x, y + 4))
+        painter.setFont(self._font)
+        painter.drawText(QRectF(x0 - 40, y - 20, px + 80, 16), int(Qt.AlignmentFlag.AlignHCenter), format_mm(mm))
+
+    # -- export ------------------------------------------------------------------------------
+    def render_png(self, path: str, with_annotations: bool = True) -> None:
+        """Save the view as shown (optionally without the painted annotations)."""
+        old = self.show_annotations
+        self.show_annotations = with_annotations
+        try:
+            pixmap = self.grab()
+        finally:
+            self.show_annotations = old
+            self.viewport().update()
+        if not pixmap.save(path, "PNG"):
+            raise OSError(f"could not write {path}")

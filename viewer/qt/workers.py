@@ -1,0 +1,148 @@
+"""Background work for the window: scanning paths, loading a stack, making thumbnails.
+
+Each job is a QObject created on the GUI thread; its work runs on a plain Python thread and reports
+through the job's signals, which Qt delivers queued to the bound methods of GUI-thread receivers (never
+connect them to closures: those would run on the worker thread).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Sequence
+
+import numpy as np
+
+from viewer.display.windowing import auto_window, initial_window, levels, to_uint8
+from viewer.qt.qt import QObject, Signal
+
+THUMB_SIZE = 96
+
+
+class ScanJob(QObject):
+    """``viewer.dicom.scan(paths)`` off the GUI thread."""
+
+    finished = Signal(object)
+    """The ScanResult."""
+    failed = Signal(str)
+
+    def __init__(self, paths: Sequence[str], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.paths = list(paths)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="radscope-scan", daemon=True).start()
+
+    def _run(self) -> None:
+        from viewer.dicom import scan
+
+        try:
+            result = scan(self.paths)
+        except Exception as exc:  # report, never crash the window
+            self.failed.emit(f"{', '.join(self.paths)}: {exc}")
+            return
+        self.finished.emit(result)
+
+
+class LoadJob(QObject):
+    """``viewer.dicom.load_volume(stack)`` off the GUI thread, reporting each slice as it lands."""
+
+    sliceReady = Signal(int, object)
+    """(k, slice array): a view into the volume being filled (see load_volume)."""
+    finished = Signal(object)
+    """The complete Volume."""
+    failed = Signal(str)
+
+    def __init__(self, stack: Any, first: int = 0, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.stack = stack
+        self.first = first
+        self._cancel = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="radscope-load", daemon=True).start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _on_slice(self, k: int, data: np.ndarray) -> None:
+        if not self._cancel.is_set():
+            self.sliceReady.emit(k, data)
+
+    def _run(self) -> None:
+        from viewer.dicom import LoadCancelled, load_volume
+
+        try:
+            volume = load_volume(self.stack, on_slice=self._on_slice, cancel=self._cancel, first=self.first)
+        except LoadCancelled:
+            return
+        except Exception as exc:
+            self.failed.emit(f"{self.stack.stack_id}: {exc}")
+            return
+        if not self._cancel.is_set():
+            self.finished.emit(volume)
+
+
+def thumbnail(ds: Any, frame: int | None, monochrome1: bool) -> np.ndarray:
+    """A small uint8 grey or RGB image of one slice of a pydicom dataset, windowed for display."""
+    arr = ds.pixel_array
+    if frame is not None and arr.ndim >= 3 and int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        arr = arr[frame - 1]
+    step = max(1, int(np.ceil(max(arr.shape[:2]) / THUMB_SIZE)))
+    arr = arr[::step, ::step]
+    if arr.ndim == 3:
+        return np.ascontiguousarray(arr[..., :3].astype(np.uint8))
+    arr = arr.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
+        getattr(ds, "RescaleIntercept", 0) or 0)
+    w = auto_window(arr)
+    lo, hi = levels(w.center, w.width)
+    return np.ascontiguousarray(to_uint8(arr, lo, hi, invert=monochrome1))
+
+
+class ThumbnailJob(QObject):
+    """Thumbnails of the middle slice of each stack, one by one, off the GUI thread."""
+
+    ready = Signal(str, object)
+    """(stack_id, uint8 image)."""
+    finished = Signal()
+
+    def __init__(self, stacks: Sequence[Any], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.stacks = list(stacks)
+        self._cancel = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="radscope-thumbs", daemon=True).start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _run(self) -> None:
+        import pydicom
+
+        for stack in self.stacks:
+            if self._cancel.is_set():
+                break
+            k = stack.n_slices // 2
+            try:
+                ds = pydicom.dcmread(stack.files[k])
+                img = thumbnail(ds, stack.frame_numbers[k], stack.info.monochrome1)
+            except Exception:  # a thumbnail is cosmetic: the load itself reports real errors
+                continue
+            self.ready.emit(stack.stack_id, img)
+        self.finished.emit()
+
+
+def volume_thumbnail(volume: Any) -> np.ndarray:
+    """The thumbnail of a loaded volume's middle slice (used when the file-based one failed)."""
+    k = volume.shape[0] // 2
+    img = volume.array[k]
+    step = max(1, int(np.ceil(max(img.shape[:2]) / THUMB_SIZE)))
+    img = img[::step, ::step]
+    if volume.is_color:
+        return np.ascontiguousarray(img)
+    w = initial_window(volume.info, img)
+    return np.ascontiguousarray(to_uint8(img, *levels(w.center, w.width), invert=volume.info.monochrome1))
