@@ -59,3 +59,18 @@ def test_sigkill_mid_stream_loses_no_acknowledged_flag(tmp_path: Path, kill_afte
         assert set(acknowledged) <= stored
         assert len(stored) - len(acknowledged) <= 1  # at most the one committed but not yet printed
         assert all(len(store.history(fid)) == 1 for fid in acknowledged[:5])
+
+
+def test_concurrent_writer_processes_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "review.sqlite3"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    bounded = WRITER.replace("while True:", "for _ in range(25):")
+    procs = [subprocess.Popen([sys.executable, "-c", bounded, str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=REPO, env=env) for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    acknowledged = [line for out, _ in outputs for line in out.split()]
+    assert len(acknowledged) == 75
+    with ReviewStore(path) as store:
+        assert sorted(f.id for f in store.flags()) == sorted(acknowledged)
+        assert store.pragma("integrity_check") == "ok"

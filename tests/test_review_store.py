@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.test_review_support import context_of, make_ct_series
-from viewer.review import Region, ReviewStore, ReviewStoreError, Verdict
+from viewer.review import Region, ReviewStore, ReviewStoreError, Verdict, default_reviewer
 from viewer.review.schema import CURRENT_VERSION, MIGRATIONS
 
 
@@ -23,6 +23,18 @@ def test_default_path_is_under_radscope_home(radscope_home: Path) -> None:
     with ReviewStore() as store:
         assert store.path == radscope_home / "review" / "review.sqlite3"
         assert store.path.exists()
+
+
+def test_default_reviewer_env_then_settings_then_login(radscope_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+    import json
+
+    monkeypatch.delenv("RADSCOPE_REVIEWER", raising=False)
+    assert default_reviewer() == getpass.getuser()
+    (radscope_home / "viewer-settings.json").write_text(json.dumps({"layout": "1x1", "reviewer": "Dr Who"}))
+    assert default_reviewer() == "Dr Who"
+    monkeypatch.setenv("RADSCOPE_REVIEWER", "Ann")
+    assert default_reviewer() == "Ann"
 
 
 def test_store_is_wal_and_fully_synchronous(tmp_path: Path) -> None:

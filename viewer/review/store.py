@@ -42,14 +42,14 @@ def default_store_path() -> Path:
 
 
 def default_reviewer() -> str:
-    """The reviewer's name: ``RADSCOPE_REVIEWER``, else ``reviewer`` in ``<home>/settings.json``,
-    else the login name."""
+    """The reviewer's name: ``RADSCOPE_REVIEWER``, else ``reviewer`` in the viewer settings file
+    (``<home>/viewer-settings.json``), else the login name."""
     env = os.environ.get(ENV_REVIEWER, "").strip()
     if env:
         return env
-    from viewer import paths
+    from viewer.display.settings import settings_path
 
-    settings = paths.home() / "settings.json"
+    settings = settings_path()
     with contextlib.suppress(OSError, ValueError, AttributeError):
         name = str(json.loads(settings.read_text(encoding="utf-8")).get("reviewer", "")).strip()
         if name:
