@@ -150,3 +150,19 @@ def test_flag_without_sop_class_is_named(tmp_path: Path) -> None:
         fid = store.add_flag(replace(context_of(series[0], 0), sop_class_uid=""), "correct", "x")
         with pytest.raises(DicomExportError, match=f"flag {fid} has no SOP Class UID"):
             export_dicom(store, tmp_path / "out")
+
+
+def test_reexport_keeps_uids_until_a_flag_changes(flagged, tmp_path: Path) -> None:
+    store, _, ids = flagged
+
+    def uids(out: Path) -> dict[str, str]:
+        return {f.path.name: pydicom.dcmread(f.path).SOPInstanceUID for f in export_dicom(store, out)}
+
+    first, again = uids(tmp_path / "one"), uids(tmp_path / "two")
+    assert first == again and len(set(first.values())) == 4
+    store.edit_flag(ids["fn"], comment="now larger")
+    changed = uids(tmp_path / "three")
+    assert changed["SR_jones.dcm"] != first["SR_jones.dcm"]
+    assert changed["KO_For_Peer_Review.dcm"] != first["KO_For_Peer_Review.dcm"]
+    assert changed["SR_Smith_Ann.dcm"] == first["SR_Smith_Ann.dcm"]
+    assert changed["KO_Of_Interest.dcm"] == first["KO_Of_Interest.dcm"]

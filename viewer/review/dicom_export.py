@@ -34,7 +34,6 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import generate_uid
 
 from viewer.review.model import Flag, ModelInfo, StudyHeader, Verdict
 from viewer.review.store import ReviewStore
@@ -56,11 +55,22 @@ KOS_TITLE_BY_VERDICT = {
     Verdict.MISLOCALISED: FOR_PEER_REVIEW,
     Verdict.UNCERTAIN: FOR_PEER_REVIEW,
 }
+_UID_NAMESPACE = uuid.UUID("5d3c1f0e-6b1a-5c4e-9f57-8a3e2d7c9b10")  # RadScope review exports
 IMAGING_PROCEDURE = hd.sr.CodedConcept("363679005", "SCT", "Imaging procedure")
 
 
 class DicomExportError(ValueError):
     """A flag or heatmap cannot be written as DICOM (the message says which and why)."""
+
+
+def content_uid(*parts: str) -> str:
+    """A ``2.25`` UID derived from ``parts``: re-exporting unchanged flags gives the same UIDs,
+    so an archive sees the same objects again instead of duplicates; any change gives new ones."""
+    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, chr(31).join(parts)).int}"
+
+
+def _versions(flags: Iterable[Flag]) -> list[str]:
+    return sorted(f"{f.id}@{f.updated}" for f in flags)
 
 
 def flag_uid(flag_id: str) -> str:
@@ -127,7 +137,8 @@ def key_object_documents(flags: Sequence[Flag], study: StudyHeader) -> list[hd.k
         for uid in f.sop_instance_uids:
             titles[uid].add(KOS_TITLE_BY_VERDICT[f.verdict].value)
     refs = _references(live, study)
-    series_uid = generate_uid()
+    study_uid = live[0].study_uid if live else ""
+    series_uid = content_uid(study_uid, "KO series")
     docs = []
     for number, title in enumerate((FOR_PEER_REVIEW, OF_INTEREST), start=1):
         chosen = {uid: ds for uid, ds in refs.items() if (FOR_PEER_REVIEW.value in titles[uid]) == (title is FOR_PEER_REVIEW)}
@@ -142,7 +153,9 @@ def key_object_documents(flags: Sequence[Flag], study: StudyHeader) -> list[hd.k
         )
         docs.append(hd.ko.KeyObjectSelectionDocument(
             evidence=list(chosen.values()), content=content, series_instance_uid=series_uid, series_number=900,
-            sop_instance_uid=generate_uid(), instance_number=number, manufacturer=MANUFACTURER,
+            sop_instance_uid=content_uid(study_uid, title.value, *sorted(chosen), *_versions(
+                f for f in live if set(f.sop_instance_uids) & set(chosen))),
+            instance_number=number, manufacturer=MANUFACTURER,
         ))
     return docs
 
@@ -216,8 +229,9 @@ def review_report(flags: Sequence[Flag], study: StudyHeader, reviewer: str) -> h
     )
     evidence = list(_references(live, study).values())
     sr = hd.sr.Comprehensive3DSR(
-        evidence=evidence, content=report[0], series_instance_uid=generate_uid(), series_number=901,
-        sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER, is_complete=True,
+        evidence=evidence, content=report[0], series_instance_uid=content_uid(live[0].study_uid, "SR series"),
+        series_number=901, sop_instance_uid=content_uid(live[0].study_uid, reviewer, *_versions(live)),
+        instance_number=1, manufacturer=MANUFACTURER, is_complete=True,
     )
     sr.SeriesDescription = f"RadScope review by {reviewer}"[:64]
     return sr
@@ -301,9 +315,10 @@ def heatmap_parametric_map(
     return hd.pm.ParametricMap(
         source_images=list(source_images),
         pixel_array=data,
-        series_instance_uid=generate_uid(),
+        series_instance_uid=content_uid(str(source_images[0].SeriesInstanceUID), "PM series", model.sha256),
         series_number=series_number,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=content_uid(str(source_images[0].SeriesInstanceUID), label, model.sha256, method,
+                                     hashlib.sha256(data.tobytes()).hexdigest()),
         instance_number=1,
         manufacturer=MANUFACTURER,
         manufacturer_model_name=f"{model.name} {model.version}".strip()[:64] or "RadScope",
