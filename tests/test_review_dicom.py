@@ -166,3 +166,19 @@ def test_reexport_keeps_uids_until_a_flag_changes(flagged, tmp_path: Path) -> No
     assert changed["KO_For_Peer_Review.dcm"] != first["KO_For_Peer_Review.dcm"]
     assert changed["SR_Smith_Ann.dcm"] == first["SR_Smith_Ann.dcm"]
     assert changed["KO_Of_Interest.dcm"] == first["KO_Of_Interest.dcm"]
+
+
+def test_multiframe_flag_references_its_frame(tmp_path: Path) -> None:
+    from tests.conftest import pydicom_test_file
+    from viewer.review.source import context_at
+
+    path = pydicom_test_file("eCT_Supplemental.dcm")  # enhanced CT, 2 frames, normal along -z
+    ctx = context_at(path, 0)
+    assert ctx.frame_number == 2 and ctx.geometry is not None and ctx.geometry.position[2] == pytest.approx(-149.0)
+    with ReviewStore(tmp_path / "r.sqlite3") as store:
+        store.add_flag(ctx, "false_positive", "nodule", region=Region.make("point", [(3, 4)]), reviewer="ann")
+        written = export_dicom(store, tmp_path / "out")
+    sr = pydicom.dcmread(next(f.path for f in written if f.kind == "SR"))
+    frames = [e.value for e in sr.iterall() if e.keyword == "ReferencedFrameNumber"]
+    assert [int(v) for v in frames] == [2]
+    assert _referenced_uids(sr) == {pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID}

@@ -12,10 +12,11 @@ from viewer.review.model import (
     Verdict,
     age_band,
 )
+from viewer.review.source import SourceError, context_at, context_from_dataset, context_from_stack
 from viewer.review.store import ReviewStore, ReviewStoreError, default_reviewer, default_store_path
 
 __all__ = [
     "ERROR_VERDICTS", "Flag", "HeaderAttributes", "ImageContext", "ModelInfo", "Region", "ReviewStore",
-    "ReviewStoreError", "SliceGeometry", "StudyHeader", "Verdict", "age_band", "default_reviewer",
-    "default_store_path",
+    "ReviewStoreError", "SliceGeometry", "SourceError", "StudyHeader", "Verdict", "age_band", "context_at",
+    "context_from_dataset", "context_from_stack", "default_reviewer", "default_store_path",
 ]

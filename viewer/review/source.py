@@ -167,6 +167,14 @@ def context_at(path: str | os.PathLike[str], slice_index: int, series_uid: str |
             raise SourceError(f"{path} holds {len(series)} series; pick one with --series UID: {known}")
         stack = result.find(None)  # one series: its largest stack (a localizer split off is skipped)
     assert stack is not None  # stacks is not empty
+    return context_from_stack(stack, slice_index, **extra)
+
+
+def context_from_stack(stack: Any, slice_index: int, **extra: Any) -> ImageContext:
+    """The context of slice ``slice_index`` of a :class:`viewer.dicom.Stack` (what the viewer shows).
+
+    ``extra`` goes to :func:`context_from_dataset` (``model``, ``method``, ``threshold``).
+    """
     n = len(stack.sop_instance_uids)
     if not 0 <= slice_index < n:
         raise SourceError(f"slice {slice_index} is out of range: series {stack.stack_id} has slices 0..{n - 1}")

@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Literal
@@ -185,7 +185,7 @@ class ReviewStore:
         geometry = context.geometry
         headers = context.headers
         if not headers.age_band and context.study.patient_age:
-            headers = type(headers)(**{**asdict(headers), "age_band": age_band(context.study.patient_age)})
+            headers = replace(headers, age_band=age_band(context.study.patient_age))
         flag = Flag(
             id=str(uuid.uuid4()),
             study_uid=context.study_uid,
