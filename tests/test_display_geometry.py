@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from viewer.dicom.volume import Volume
-from viewer.display.orientation import direction_letters, edge_letters
+from viewer.display.orientation import direction_from_patient_orientation, direction_letters, edge_letters
 from viewer.display.planes import Plane, clamp_slice
 from viewer.display.scalebar import format_mm, scale_bar_length
 
@@ -118,3 +118,16 @@ def test_scale_bar_picks_round_lengths() -> None:
     assert format_mm(50) == "5 cm" and format_mm(5) == "5 mm"
     with pytest.raises(ValueError):
         scale_bar_length(0, 100)
+
+
+def test_patient_orientation_of_a_pa_chest_film() -> None:
+    d = direction_from_patient_orientation(["L", "F"])
+    assert d is not None
+    assert Plane.for_view("acquisition", d).letters(d) == {"left": "R", "right": "L", "top": "S",
+                                                           "bottom": "I"}
+    ap = direction_from_patient_orientation(["R", "F"])
+    assert Plane.for_view("acquisition", ap).letters(ap)["left"] == "L"
+    assert direction_from_patient_orientation(["LA", "F"])[:, 0] == pytest.approx([2**-0.5, -(2**-0.5), 0])
+    assert direction_from_patient_orientation(None) is None
+    assert direction_from_patient_orientation(["L", "L"]) is None
+    assert direction_from_patient_orientation(["X", "F"]) is None

@@ -34,15 +34,19 @@ def test_header_windows_come_first_and_ct_gets_presets() -> None:
     assert presets_for(SeriesInfo(modality="MR")) == []
     assert initial_window(ct, np.zeros((2, 2))).name == "HDR"
     assert initial_window(SeriesInfo(modality="CT"), np.zeros((2, 2))).width == 400
+    cr = SeriesInfo(modality="CR", windows=[WindowPreset("HDR", 15000, 30000)])
+    ramp = np.linspace(1000, 2000, 10_000, dtype=np.float32)
+    assert initial_window(cr, ramp).name == "Auto" and initial_window(cr, ramp).width < 1100
 
 
 def test_auto_window_spans_the_percentiles() -> None:
     rng = np.random.default_rng(0)
     img = rng.uniform(1000, 3000, size=(512, 512)).astype(np.float32)
-    img[0, :500] = 1e6  # 0.2 % hot pixels must not stretch the window
+    img[100, :200] = 1e6  # 0.1 % hot pixels must not stretch the window
+    img[:20] = -5000.0  # nor a collimator edge outside the central part
     w = auto_window(img)
     lo, hi = levels(w.center, w.width)
-    assert 990 < lo < 1030 and 2970 < hi < 3010
+    assert 1000 < lo < 1040 and 2960 < hi < 3000
     flat = auto_window(np.full((4, 4), 7.0))
     assert flat.center == 7.0 and flat.width > 0
 
@@ -123,8 +127,13 @@ def test_settings_roundtrip_and_bad_file(capsys: pytest.CaptureFixture[str]) -> 
     settings_path().write_text("{not json")
     assert load_settings() == ViewerSettings()
     assert "ignoring unreadable settings" in capsys.readouterr().err
-    settings_path().write_text(json.dumps({"layout": "1x3", "unknown": 1}))
-    assert load_settings().layout == "1x3"
+    settings_path().write_text(json.dumps({"layout": "1x3", "unknown": 1, "reviewer": "Dr Who"}))
+    kept = load_settings()
+    assert kept.layout == "1x3" and kept.reviewer == "Dr Who"
+    kept.layout = "1x1"
+    save_settings(kept)  # keys written by other tools survive a save
+    on_disk = json.loads(settings_path().read_text())
+    assert on_disk["unknown"] == 1 and on_disk["reviewer"] == "Dr Who" and on_disk["layout"] == "1x1"
 
 
 def test_tag_tree_search_by_tag_keyword_value_and_nested() -> None:

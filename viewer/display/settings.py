@@ -21,6 +21,10 @@ class ViewerSettings:
     custom_presets: list[dict[str, float | str]] = field(default_factory=list)
     hide_identifying: bool = False
     show_annotations: bool = True
+    reviewer: str = ""
+    """Name recorded with review flags (read by viewer.review)."""
+    extra: dict[str, object] = field(default_factory=dict)
+    """Keys this version does not know (written by other tools or versions): kept as they are."""
 
     def add_recent(self, path: str) -> None:
         """Put ``path`` first in the recent list (no duplicates, at most :data:`MAX_RECENT`)."""
@@ -41,8 +45,9 @@ def load_settings() -> ViewerSettings:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
-        known = {k: v for k, v in raw.items() if k in ViewerSettings.__dataclass_fields__}
-        s = ViewerSettings(**known)
+        fields = set(ViewerSettings.__dataclass_fields__) - {"extra"}
+        known = {k: v for k, v in raw.items() if k in fields}
+        s = ViewerSettings(**known, extra={k: v for k, v in raw.items() if k not in fields})
         s.recent = [str(p) for p in s.recent][:MAX_RECENT]
         return s
     except (OSError, ValueError, TypeError) as exc:
@@ -54,5 +59,7 @@ def save_settings(settings: ViewerSettings) -> None:
     """Write atomically (temp file + rename)."""
     path = settings_path()
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")
+    data = asdict(settings)
+    data = {**data.pop("extra"), **data}
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
     tmp.replace(path)

@@ -29,13 +29,19 @@ def levels(center: float, width: float) -> tuple[float, float]:
     return float(center) - half, float(center) + half
 
 
-def auto_window(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5,
+def auto_window(image: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0, central: float = 0.8,
                 max_samples: int = 262_144) -> WindowPreset:
-    """A window spanning the given percentiles of the finite values (X-ray, MR, anything without a preset).
+    """A window spanning the given percentiles of the finite values of the image's central part
+    (``central`` of each side: collimator edges, labels and air around a radiograph stay out of it).
 
     A regular subsample of at most ``max_samples`` values keeps this fast on large radiographs.
     """
-    flat = np.asarray(image).reshape(-1)
+    img = np.asarray(image)
+    if img.ndim >= 2 and 0 < central < 1:
+        r, c = img.shape[-2:]
+        dr, dc = int(r * (1 - central) / 2), int(c * (1 - central) / 2)
+        img = img[..., dr: r - dr, dc: c - dc]
+    flat = img.reshape(-1)
     if flat.size > max_samples:
         flat = flat[:: int(np.ceil(flat.size / max_samples))]
     flat = flat[np.isfinite(flat)]
@@ -57,11 +63,11 @@ def presets_for(info: SeriesInfo) -> list[WindowPreset]:
 
 
 def initial_window(info: SeriesInfo, image: np.ndarray) -> WindowPreset:
-    """The window a series opens with: the header's first window, else soft tissue for CT, else auto."""
-    if info.windows:
-        return info.windows[0]
+    """The window a series opens with. CT: the header's first window, else soft tissue. Everything else
+    (X-ray, MR, US...): the histogram's auto window, because header windows of radiographs are often the
+    full detector range (the header's windows stay available as presets)."""
     if info.modality.upper() == "CT":
-        return WindowPreset("Abdomen", 40.0, 400.0)
+        return info.windows[0] if info.windows else WindowPreset("Abdomen", 40.0, 400.0)
     return auto_window(image)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from viewer.dicom.volume import Volume, WindowPreset
 from viewer.display.measure import MeasurementRecord
+from viewer.display.orientation import direction_from_patient_orientation
 from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
 from viewer.qt.errors_panel import ErrorsPanel
@@ -97,6 +98,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._load_job: LoadJob | None = None
         self._thumb_job: ThumbnailJob | None = None
         self._thumbs_done: set[str] = set()
+        self._projection_directions: dict[str, np.ndarray | None] = {}
         self.load_started_at = 0.0
         self.first_slice_s: float | None = None
         self.layout_name = self.settings.layout if self.settings.layout in LAYOUTS else "1x1"
@@ -424,7 +426,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
                 array[k] = data
             loaded = np.zeros(n, dtype=bool)
             loaded[k] = True
-            vol = Volume(array, stack.origin, stack.spacing, stack.direction, stack.sop_instance_uids,
+            vol = Volume(array, stack.origin, stack.spacing, self._display_direction(stack), stack.sop_instance_uids,
                          info=stack.info, warnings=list(stack.warnings), source_files=stack.files,
                          frame_numbers=stack.frame_numbers)
             self._set_model(SeriesModel(vol, loaded, self._measurements.setdefault(stack.stack_id, []), self))
@@ -442,6 +444,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             return
         self._load_job = None
         self.progress.hide()
+        volume.direction = self._display_direction(self.stacks.get(self.stack_id), volume.direction)
         if self.model is None:  # a stack whose slices all arrived before any signal was handled
             self._set_model(SeriesModel(volume, None, self._measurements.setdefault(self.stack_id, []), self))
         else:
@@ -461,6 +464,24 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.progress.hide()
         self.errors_panel.add_errors([(self.stack_id, message)])
         self.errors_dock.show()
+
+    def _display_direction(self, stack: Any, default: np.ndarray | None = None) -> np.ndarray:
+        """The stack's direction, except for a projection image without Image Orientation (Patient): then
+        the one its Patient Orientation gives (so a PA chest film is labelled R/L and S/I, not as axial)."""
+        direction = stack.direction if default is None and stack is not None else default
+        if stack is None or stack.n_slices != 1:
+            return direction
+        if stack.stack_id not in self._projection_directions:
+            found = None
+            try:
+                ds = stack.read_header(0)
+                if "ImageOrientationPatient" not in ds and "SharedFunctionalGroupsSequence" not in ds:
+                    found = direction_from_patient_orientation(ds.get("PatientOrientation"))
+            except Exception:  # the tag browser reports unreadable headers; keep the engine's geometry
+                found = None
+            self._projection_directions[stack.stack_id] = found
+        found = self._projection_directions[stack.stack_id]
+        return direction if found is None else found
 
     def show_volume(self, volume: Volume, stack_id: str | None = None) -> SeriesModel:
         """Show an already loaded volume (tests, tools, other engines); returns its model."""
@@ -638,6 +659,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
             raise ValueError(f"unknown panel {name!r}; known: {', '.join(docks)}")
         docks[name].show()
         docks[name].raise_()
+        if name == "tags":
+            self.resizeDocks([self.tags_dock], [460], Qt.Orientation.Horizontal)
 
     def _on_tags_visibility(self, visible: bool) -> None:
         if visible:
@@ -705,8 +728,9 @@ class ViewerWindow(QtWidgets.QMainWindow):
 
     # -- waiting (screenshots, tests) --------------------------------------------------------
     def is_idle(self) -> bool:
-        """No scan, load or thumbnail job is running."""
-        return self._scan_job is None and self._load_job is None and self._thumb_job is None
+        """No scan, load or thumbnail job is running and no panel refresh is pending."""
+        return (self._scan_job is None and self._load_job is None and self._thumb_job is None
+                and not self._tags_timer.isActive())
 
     def wait_idle(self, timeout_s: float = 120.0) -> bool:
         """Process events until idle (or the timeout); True when idle."""

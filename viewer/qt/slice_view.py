@@ -191,6 +191,11 @@ class SliceView(pg.GraphicsView):
         return self.plane.image(self.model.volume.array, self.slice_index)
 
     @property
+    def spacing_unknown(self) -> bool:
+        """The engine assumed 1 mm pixels (no spacing in the header): no scale bar, a warning instead."""
+        return self.model is not None and any("spacing" in w and "assumed" in w for w in self.model.volume.warnings)
+
+    @property
     def zoom(self) -> float:
         """Screen pixels per image pixel along x (1.0 = 1:1)."""
         px = self.vb.viewPixelSize()[0]
@@ -491,7 +496,7 @@ class SliceView(pg.GraphicsView):
         m = self.model
         assert m is not None
         pos = None
-        if self.plane.slice_axis == 0 or self.plane_name != "acquisition":
+        if self.n_slices > 1:
             normal_axis = 2 - self.plane.slice_axis
             ijk = np.zeros(3)
             ijk[normal_axis] = self.slice_index
@@ -540,11 +545,18 @@ class SliceView(pg.GraphicsView):
         painter.drawText(rect, int(flags), text)
 
     def _draw_scale_bar(self, painter: QPainter, vp) -> None:
+        painter.setFont(self._font)
         mm_per_px = self.vb.viewPixelSize()[0]
         if not np.isfinite(mm_per_px) or mm_per_px <= 0:
             return
+        if self.spacing_unknown:
+            painter.setFont(self._font)
+            self._shadow_text(painter, vp.adjusted(0, 0, 0, -2 * painter.fontMetrics().height()),
+                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
+                              "pixel spacing unknown: mm = pixels", QColor(255, 160, 80))
+            return
         mm, px = scale_bar_length(mm_per_px, max_pixels=max(vp.width() / 5, 20))
-        y = vp.bottom() - 26
+        y = vp.bottom() - 2 * painter.fontMetrics().height() - 10
         x1 = vp.right() - 4
         x0 = x1 - px
         pen = QPen(QColor(235, 235, 235))
