@@ -59,10 +59,17 @@ def head_gradients(split: SplitGraph, x: torch.Tensor, labels: Sequence[int]
     """
     with torch.inference_mode():
         act, carried = split.activation(x)
+    return head_gradients_from_activation(split, act, carried, labels)
+
+
+def head_gradients_from_activation(split: SplitGraph, act: torch.Tensor, carried: tuple[torch.Tensor, ...],
+                                   labels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`head_gradients` from a trunk output already computed (e.g. replayed from a CUDA graph)."""
     # Leave inference mode with ordinary tensors autograd may save; the head runs in float32.
     act = act.detach().float().clone().requires_grad_(True)
     carried = tuple(c.detach().float().clone() if c.is_floating_point() else c.clone() for c in carried)
-    with torch.enable_grad():  # grad mode is thread-local: a worker thread must switch it on itself
+    # grad mode is thread-local: a worker thread must switch it on itself; the head runs in float32
+    with torch.enable_grad(), torch.autocast(act.device.type, enabled=False):
         logits = split.logits(act.clone(), carried)  # a non-leaf copy: the head may run in-place ops
         if logits.ndim != 2:
             raise ValueError(f"the model must return (batch, labels) logits, got shape {tuple(logits.shape)}")
@@ -71,7 +78,7 @@ def head_gradients(split: SplitGraph, x: torch.Tensor, labels: Sequence[int]
             (g,) = torch.autograd.grad(logits[:, label].sum(), act, retain_graph=j < len(labels) - 1)
             grads.append(g)
     empty = act.new_zeros((0, *act.shape))
-    return logits.detach(), act.detach(), torch.stack(grads) if grads else empty
+    return logits.detach().float(), act.detach(), torch.stack(grads) if grads else empty
 
 
 def layer_cams(split: SplitGraph, x: torch.Tensor, labels: Sequence[int], method: str = "gradcam"

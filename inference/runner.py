@@ -1,0 +1,253 @@
+"""Run a model (and an explainer) over the slices of a series, batch by batch, on the best device.
+
+`Runner.run` yields one `BatchResult` per batch: probabilities ``(n, labels)`` and, per label, a
+heatmap ``(n, rows, cols)`` float32 in [0, 1] on each slice's native grid (each map scaled by its
+own maximum). Jobs take a cancel token (checked between batches) and a progress callback
+(``progress(message)``). The runner never touches Qt.
+
+Device: ``auto`` picks CUDA, then MPS, then CPU. On CUDA the trunk runs under bf16 autocast in
+channels_last, the batch size follows free memory, and batch-1 trunk passes replay a CUDA graph.
+On a CUDA out-of-memory error the batch is halved and retried; at batch 1 the job moves to the CPU;
+both are reported through ``progress``. On the CPU: inference mode for the trunk, BatchNorm folded
+into the convolutions, and torch's intra-op threads set to the cores available.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from inference.explain import CAM_METHODS, explain_batch, normalize_maps, supported_methods
+from inference.loading import LoadedModel, load_model
+from inference.package import ModelCard
+from inference.preprocess import Preprocessor
+
+Progress = Callable[[str], None]
+NO_EXPLANATION = "none"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One batch of a job: slice indices, scores and native-grid heatmaps."""
+
+    indices: tuple[int, ...]
+    scores: np.ndarray
+    """(n, labels) float32 probabilities (sigmoid or softmax, as the card says)."""
+    heatmaps: dict[str, np.ndarray]
+    """{label: (n, rows, cols) float32 in [0, 1]} on each slice's native grid; empty without a method."""
+    seconds: float
+    device: str
+
+
+def pick_device(requested: str | torch.device = "auto") -> torch.device:
+    """``auto``: CUDA, then MPS, then CPU; a named device that is missing raises ValueError."""
+    name = str(requested)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for but no CUDA device is available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps was asked for but MPS is not available")
+    return device
+
+
+def cpu_threads() -> int:
+    """Cores this process may use (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _GraphedTrunk:
+    """Batch-1 trunk replayed from a captured CUDA graph (launch-bound single-slice latency)."""
+
+    def __init__(self, trunk: torch.nn.Module, example: torch.Tensor) -> None:
+        self.static_in = example.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            for _ in range(3):
+                trunk(self.static_in)
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            self.static_out = trunk(self.static_in)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.static_in.copy_(x)
+        self.graph.replay()
+        return self.static_out
+
+
+class Runner:
+    """A loaded model on a device, ready to run jobs over slices."""
+
+    def __init__(self, package: LoadedModel | ModelCard | str | Path, device: str | torch.device = "auto",
+                 batch_size: int | None = None, threads: int | None = None, cuda_graphs: bool = True) -> None:
+        self.device = pick_device(device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads or cpu_threads())
+        self.model = package if isinstance(package, LoadedModel) else load_model(package)
+        self.model.to(self.device)
+        self.card = self.model.card
+        self.pre = Preprocessor(self.card.input)
+        self.methods: tuple[str, ...] = supported_methods(self.model)
+        self._requested_batch = batch_size
+        self.batch_size = batch_size or self._default_batch_size()
+        self.cuda_graphs = cuda_graphs
+        self._graphed: dict[str, _GraphedTrunk] = {}
+        if self.device.type == "cuda":
+            self._to_channels_last()
+
+    # -- device set-up ------------------------------------------------------------------------
+    def _default_batch_size(self) -> int:
+        if self.device.type != "cuda":
+            return 8
+        return self._cuda_batch_size()
+
+    def _cuda_batch_size(self, limit: int = 128) -> int:
+        """Largest power of two whose measured per-slice memory fits half of the free memory."""
+        h, w = self.card.input.size
+        x = torch.zeros(2, self.card.input.channels, h, w, device=self.device)
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            if self.model.has_layers and self.card.target_layer:
+                explain_batch(self.model, x, list(range(len(self.card.labels))), CAM_METHODS[0])
+            else:
+                with torch.inference_mode():
+                    self.model(x)
+        per_slice = max(1, (torch.cuda.max_memory_allocated(self.device) - base) // 2)
+        free, _total = torch.cuda.mem_get_info(self.device)
+        n = 1
+        while n * 2 <= limit and n * 2 * per_slice < free // 2:
+            n *= 2
+        return n
+
+    def _to_channels_last(self) -> None:
+        for m in (self.model.module, *(p for s in self.model._splits.values() for p in (s.trunk, s.head))):
+            m.to(memory_format=torch.channels_last)
+
+    def _fall_back_to_cpu(self, progress: Progress | None) -> None:
+        self._graphed.clear()
+        self.model.to("cpu")
+        self.device = torch.device("cpu")
+        torch.set_num_threads(cpu_threads())
+        self.batch_size = self._requested_batch or 8
+        if progress:
+            progress("GPU out of memory even at batch size 1: continuing on the CPU")
+
+    # -- one batch -----------------------------------------------------------------------------
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    def _prepare(self, slices: Sequence[np.ndarray]) -> torch.Tensor:
+        if len({s.shape for s in slices}) != 1:
+            raise ValueError("all slices of a run must share one (rows, cols) shape")
+        x = self.pre.to_model(np.stack(slices), device=self.device)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _step(self, x: torch.Tensor, method: str | None, labels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits ``(n, L)`` and maps ``(len(labels), n, h, w)`` (None without a method)."""
+        if method is None:
+            with torch.inference_mode(), self._autocast():
+                return self.model(x).float(), None
+        if method in CAM_METHODS and self.device.type == "cuda":
+            split = self.model.split()
+            if self.cuda_graphs and x.shape[0] == 1 and split.n_carried == 0:
+                graphed = self._graphed.get(split.target_layer)
+                if graphed is None:
+                    graphed = self._graphed[split.target_layer] = _GraphedTrunk(split.trunk, x)
+                from inference.explain.cam import CAM_FORMULAS, head_gradients_from_activation
+
+                act = graphed(x)
+                logits, act, grads = head_gradients_from_activation(split, act, (), labels)
+                return logits, torch.stack([CAM_FORMULAS[method](act, g) for g in grads])
+        with self._autocast():
+            return explain_batch(self.model, x, labels, method)
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def run(self, volume: np.ndarray | Sequence[np.ndarray], indices: Sequence[int] | None = None,
+            method: str | None = "default", labels: Sequence[str] | None = None,
+            cancel: threading.Event | None = None, progress: Progress | None = None) -> Iterator[BatchResult]:
+        """Stream results over ``indices`` (default: every slice) of a ``(k, rows, cols)`` volume.
+
+        ``volume`` may also be a sequence of same-shape 2D slices. ``method``: one of
+        `methods`, ``"default"`` (the first), or None / ``"none"`` for scores only. ``labels``
+        restricts the heatmaps (scores always cover every label).
+        """
+        method = self._resolve_method(method)
+        n_slices = len(volume)
+        order = list(range(n_slices)) if indices is None else [int(i) for i in indices]
+        bad = [i for i in order if not 0 <= i < n_slices]
+        if bad:
+            raise IndexError(f"slice indices {bad[:5]} are outside the volume's {n_slices} slices")
+        names = list(self.card.labels) if labels is None else list(labels)
+        unknown = [n for n in names if n not in self.card.labels]
+        if unknown:
+            raise ValueError(f"unknown labels {unknown}; the model has {list(self.card.labels)}")
+        label_idx = [self.card.labels.index(n) for n in names]
+        done = 0
+        while done < len(order):
+            if cancel is not None and cancel.is_set():
+                if progress:
+                    progress(f"cancelled after {done}/{len(order)} slices")
+                return
+            batch = order[done: done + self.batch_size]
+            slices = [np.asarray(volume[i], dtype=np.float32) for i in batch]
+            if any(s.ndim != 2 for s in slices):
+                raise ValueError("each slice must be a 2D (rows, cols) array of modality values")
+            t0 = time.perf_counter()
+            try:
+                logits, maps = self._step(self._prepare(slices), method, label_idx)
+            except torch.cuda.OutOfMemoryError:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if self.batch_size > 1:
+                    self.batch_size //= 2
+                    if progress:
+                        progress(f"GPU out of memory: retrying with batch size {self.batch_size}")
+                else:
+                    self._fall_back_to_cpu(progress)
+                continue
+            heatmaps = self._native_maps(maps, names, slices) if maps is not None else {}
+            scores = self.model.probabilities(logits).cpu().numpy().astype(np.float32)
+            done += len(batch)
+            if progress:
+                progress(f"slices {done}/{len(order)}")
+            yield BatchResult(tuple(batch), scores, heatmaps, time.perf_counter() - t0, str(self.device))
+
+    def _resolve_method(self, method: str | None) -> str | None:
+        if method is None or method == NO_EXPLANATION:
+            return None
+        if method == "default":
+            return self.methods[0]
+        if method not in self.methods:
+            raise ValueError(f"method {method!r} is not available for this {self.model.format} model; "
+                             f"choose one of {', '.join(self.methods)}")
+        return method
+
+    def _native_maps(self, maps: torch.Tensor, names: Sequence[str], slices: Sequence[np.ndarray]
+                     ) -> dict[str, np.ndarray]:
+        maps = maps.float()
+        out: dict[str, np.ndarray] = {}
+        for j, name in enumerate(names):
+            native = normalize_maps(Preprocessor.to_native(maps[j], slices[0].shape))
+            out[name] = native.cpu().numpy().astype(np.float32, copy=False)
+        return out
