@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6 import QtCore, QtGui, QtWidgets
-from PySide6.QtCore import Qt, Signal
+from viewer.qt.qt import Qt, QtGui, QtWidgets, Signal
 
 from viewer.review import ImageContext, Region, ReviewStore, ReviewStoreError, Verdict, default_reviewer
 from viewer.review.store import STATUSES
@@ -23,7 +22,7 @@ from viewer.review.summary import format_summary, summarize
 
 VERDICT_KEYS = {v: str(n) for n, v in enumerate(Verdict, start=1)}
 STATUS_TEXT = {s: s.replace("_", " ") for s in STATUSES}
-FLAG_COLUMNS = ("Verdict", "Label", "Slice", "Reviewer", "Time", "Comment")
+FLAG_COLUMNS = ("Verdict", "Label", "Slice", "Reviewer", "Time (UTC)", "Comment")
 WORKLIST_COLUMNS = ("#", "Study", "Status", "Flags")
 
 
@@ -62,6 +61,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         layout.addLayout(nav)
 
         self.context_label = QtWidgets.QLabel(wordWrap=True)
+        self.context_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.context_label)
 
         form = QtWidgets.QFormLayout()
@@ -101,6 +101,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         for v in Verdict:
             self.edit_verdict.addItem(v.title, v)
         self.delete_button = QtWidgets.QPushButton("Delete", toolTip="Delete the selected flag (Delete); history is kept")
+        buttons.addWidget(QtWidgets.QLabel("Selected flag:"))
         buttons.addWidget(self.edit_verdict)
         buttons.addWidget(self.edit_button)
         buttons.addStretch(1)
@@ -144,6 +145,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         table.verticalHeader().setVisible(False)
         table.horizontalHeader().setStretchLastSection(True)
+        table.setWordWrap(False)
         return table
 
     # -- public API --------------------------------------------------------------------------
@@ -152,15 +154,20 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.context = context
         if context is not None:
             self.current_study = context.study_uid
-            text = (f"Study {context.study_uid}<br>Series {context.series_uid} · slice {context.slice_index}"
-                    + (f" · frame {context.frame_number}" if context.frame_number else ""))
+            st = context.study
+            study = " · ".join(p for p in (st.patient_id, st.study_date, st.study_description) if p)
+            text = (f"<b>{study or context.study_uid}</b> · {context.headers.modality or 'image'} slice "
+                    f"{context.slice_index}" + (f" (frame {context.frame_number})" if context.frame_number else ""))
             if context.model.name:
                 text += f"<br>Model {context.model.name} {context.model.version}"
                 text += f" · {context.method}" if context.method else ""
                 text += f" · threshold {context.threshold:g}" if context.threshold is not None else ""
+            tip = (f"Study {context.study_uid}\nSeries {context.series_uid}\n"
+                   f"SOP Instance {', '.join(context.sop_instance_uids)}")
         else:
-            text = "No image open"
+            text, tip = "No image open", ""
         self.context_label.setText(text)
+        self.context_label.setToolTip(tip)
         for button in self.verdict_buttons.values():
             button.setEnabled(context is not None)
         self.refresh()
@@ -300,4 +307,5 @@ class ReviewPanel(QtWidgets.QDockWidget):
                 table.setItem(r, c, item)
             if key == selected:
                 table.selectRow(r)
+        table.resizeColumnsToContents()
 

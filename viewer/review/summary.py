@@ -169,10 +169,14 @@ def agreement(flags: Sequence[Flag]) -> Agreement:
 def format_summary(summary: Summary) -> str:
     """A plain-text rendering (CLI and the panel's summary view)."""
     verdicts = [v.value for v in Verdict]
-    head = f"{'':<28}{'n':>5}" + "".join(f"{v[:12]:>14}" for v in verdicts) + f"{'error rate':>12}"
+    short = {"correct": "correct", "false_positive": "FP", "false_negative": "FN (missed)",
+             "mislocalised": "misloc.", "uncertain": "unsure"}
+    widths = [max(8, len(short[v]) + 2) for v in verdicts]
+    head = f"{'':<24}{'n':>5}{'errors':>8}" + "".join(f"{short[v]:>{w}}" for v, w in zip(verdicts, widths))
 
     def line(name: str, c: VerdictCounts) -> str:
-        return f"{name[:27]:<28}{c.total:>5}" + "".join(f"{c.counts[v]:>14}" for v in verdicts) + f"{c.error_rate:>12.1%}"
+        return (f"{name[:23]:<24}{c.total:>5}{c.error_rate:>8.0%}"
+                + "".join(f"{c.counts[v]:>{w}}" for v, w in zip(verdicts, widths)))
 
     out = [head, line("all flags", summary.overall)]
     for title, groups in [("model", summary.by_model), ("label", summary.by_label),
