@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -179,6 +180,32 @@ def test_disk_full_gives_clear_error_and_no_partial_flag(tmp_path: Path, series:
         assert len(store.history(kept)) == 1
         assert store._conn.execute("SELECT COUNT(*) FROM flag_history").fetchone()[0] == 1
         assert store.pragma("integrity_check") == "ok"
+
+
+def test_read_only_store_gives_clear_error_and_no_partial_flag(tmp_path: Path, series: list) -> None:
+    with ReviewStore(tmp_path / "r.sqlite3") as store:
+        kept = store.add_flag(context_of(series[0], 0), "correct", "nodule")
+        store._conn.execute("PRAGMA query_only = ON")  # what a read-only file gives SQLite
+        with pytest.raises(ReviewStoreError, match=r"cannot save the flag in review store .*r.sqlite3.*readonly"):
+            store.add_flag(context_of(series[1], 1), "false_positive", "nodule")
+        with pytest.raises(ReviewStoreError, match="readonly"):
+            store.delete_flag(kept)
+        assert [f.id for f in store.flags(include_deleted=True)] == [kept] and not store.get_flag(kept).deleted
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_folder_is_named(tmp_path: Path, series: list) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    ReviewStore(folder / "r.sqlite3").close()
+    for p in (folder / "r.sqlite3", folder):
+        p.chmod(0o555)
+    try:
+        with pytest.raises(ReviewStoreError, match="r.sqlite3"):
+            with ReviewStore(folder / "r.sqlite3") as store:
+                store.add_flag(context_of(series[0], 0), "correct", "nodule")
+    finally:
+        folder.chmod(0o755)
 
 
 def test_several_writers_lose_nothing(tmp_path: Path, series: list) -> None:

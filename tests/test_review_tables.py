@@ -74,3 +74,15 @@ def test_import_rejects_foreign_files_by_name(tmp_path: Path) -> None:
         with pytest.raises(ImportFileError, match="missing.json"):
             import_json(store, tmp_path / "missing.json")
         assert store.flags(include_deleted=True) == []
+
+
+def test_csv_free_text_cannot_become_a_formula(tmp_path: Path) -> None:
+    series = make_ct_series(tmp_path / "ct", 1)
+    with ReviewStore(tmp_path / "r.sqlite3") as store:
+        store.add_flag(context_of(series[0], 0), "correct", "nodule", comment='=HYPERLINK("http://x")',
+                       reviewer="@ann")
+        export_csv(store, tmp_path / "out.csv")
+        assert store.flags()[0].comment == '=HYPERLINK("http://x")'  # the store keeps the text as typed
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
+        [row] = list(csv.DictReader(f))
+    assert row["comment"] == "'=HYPERLINK(\"http://x\")" and row["reviewer"] == "'@ann"

@@ -41,17 +41,25 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
     return path
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Free text a spreadsheet will not run as a formula (OWASP CSV injection: prefix a quote)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def csv_row(flag: Flag) -> dict[str, Any]:
-    """One CSV row (UIDs space-separated; region points as JSON arrays)."""
+    """One CSV row (UIDs space-separated; region points as JSON arrays; free text formula-safe)."""
     r, h = flag.region, flag.headers
     return {
         "id": flag.id, "study_uid": flag.study_uid, "series_uid": flag.series_uid, "stack_id": flag.stack_id,
         "slice_index": flag.slice_index, "sop_instance_uids": " ".join(flag.sop_instance_uids),
         "sop_class_uid": flag.sop_class_uid, "frame_number": "" if flag.frame_number is None else flag.frame_number,
-        "verdict": flag.verdict.value, "label": flag.label, "region_kind": r.kind if r else "",
+        "verdict": flag.verdict.value, "label": spreadsheet_safe(flag.label), "region_kind": r.kind if r else "",
         "region_px": json.dumps([list(p) for p in r.points_px]) if r else "",
         "region_lps": json.dumps([list(p) for p in r.points_lps]) if r else "",
-        "comment": flag.comment, "reviewer": flag.reviewer, "created": flag.created, "updated": flag.updated,
+        "comment": spreadsheet_safe(flag.comment), "reviewer": spreadsheet_safe(flag.reviewer), "created": flag.created, "updated": flag.updated,
         "model_name": flag.model.name, "model_version": flag.model.version, "model_sha256": flag.model.sha256,
         "method": flag.method, "threshold": "" if flag.threshold is None else flag.threshold,
         "manufacturer": h.manufacturer, "scanner_model": h.scanner_model, "kvp": h.kvp,
