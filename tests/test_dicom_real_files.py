@@ -73,7 +73,7 @@ REFUSED = {
     "JPEG-lossy.dcm": "unsupported compression: JPEG Extended (Process 2 and 4)",
     "JPEG2000-embedded-sequence-delimiter.dcm": "unsupported compression: JPEG 2000",
     "MR_truncated.dcm": "truncated",
-    "emri_small_jpeg_2k_lossless_too_short.dcm": "no DICOM data elements",
+    "emri_small_jpeg_2k_lossless_too_short.dcm": "truncated",
     "rtplan.dcm": "no image pixel data (RT Plan Storage)",
     "test-SR.dcm": "no image pixel data",
     "meta_missing_tsyntax.dcm": "invalid image size",

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from viewer.dicom.headers import SliceHeader, read_dataset
+from viewer.dicom.headers import SliceHeader, read_dataset, slice_normal
 from viewer.dicom.volume import SeriesInfo
 
 POSITION_TOL_MM = 0.01
@@ -111,8 +111,7 @@ def _geometry_key(s: SliceHeader) -> tuple[Any, ...]:
 
 def _normal(s: SliceHeader) -> np.ndarray:
     assert s.orientation is not None
-    n = np.cross(s.orientation[:3], s.orientation[3:])
-    return n / np.linalg.norm(n)
+    return slice_normal(s.orientation)
 
 
 def _has_duplicates(slices: list[SliceHeader]) -> bool:
