@@ -10,16 +10,18 @@ current folder instead and prints where. Pieces that are not installed degrade t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 DEMO_MODEL = "chest-nodule-demo"
 DEMO_PNG = "radscope-demo.png"
+TIMEOUT_S = 600.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", metavar="FILE.png", help=f"write the window to this PNG (default with no display: ./{DEMO_PNG})")
+    parser.add_argument("--out", metavar="FILE.png", help=f"write the window to this PNG and exit (default with no display: ./{DEMO_PNG})")
     parser.add_argument("--model", default=DEMO_MODEL, help=f"model package to run (default {DEMO_MODEL})")
 
 
@@ -42,6 +44,14 @@ def _demo_study() -> Path | None:
     return Path(demo_study_dir())
 
 
+def _ct_paths(study: Path) -> list[str]:
+    """The demo CT series inside the study folder (the whole folder if its layout is unknown)."""
+    for name in ("ct", "CT", "chest-ct"):
+        if (study / name).is_dir():
+            return [str(study / name)]
+    return [str(study)]
+
+
 def _print_summary(study: Path) -> None:
     """The ``radscope info`` table of the demo study (or a file count if that command is absent)."""
     from viewer import cli
@@ -53,10 +63,69 @@ def _print_summary(study: Path) -> None:
         print(f"demo study: {study} ({n} files)")
 
 
+def _truth_slices(study: Path) -> str:
+    try:
+        truth = json.loads((study / "truth.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    nodules = truth.get("nodules") or truth.get("ct", {}).get("nodules") or []
+    slices = [n.get("slice", n.get("slice_index")) for n in nodules if isinstance(n, dict)]
+    return ", ".join(str(k) for k in slices if k is not None)
+
+
 def run(args: argparse.Namespace) -> int:
     study = _demo_study()
     if study is None:
         return 0
     print(f"demo study: {study}")
-    _print_summary(study)
+    headless = bool(args.out) or not has_display()
+    if headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        from viewer.qt.ai_integration import attach_ai
+        from viewer.qt.main_window import ViewerWindow
+        from viewer.qt.qt import ensure_app
+    except ImportError as exc:
+        print(f"radscope demo: the viewer is not available ({exc}); summary instead:", file=sys.stderr)
+        _print_summary(study)
+        return 0
+
+    app = ensure_app(sys.argv[:1])
+    window = ViewerWindow()
+    window.resize(1600, 1000)
+    ai = attach_ai(window)
+    ai.open()
+    model_ok = ai.use_model(args.model)
+    if not model_ok:
+        print(f"radscope demo: model {args.model!r} is not installed; showing the study without AI", file=sys.stderr)
+    window.show()
+    window.open_paths(_ct_paths(study))
+    if not headless:
+        ai.finished.connect(ai.show_most_suspicious)
+        code = int(app.exec())
+        ai.shutdown()
+        return code
+
+    ok = window.wait_idle(TIMEOUT_S) and ai.wait_done(TIMEOUT_S)
+    if not ok:
+        print("radscope demo: loading or inference did not finish in time; writing what is shown", file=sys.stderr)
+    k = ai.show_most_suspicious()
+    window.wait_idle(1.0)
+    out = Path(args.out or DEMO_PNG).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    saved = window.grab().save(str(out), "PNG")
+    ai.shutdown()
+    window.close()
+    if not saved:
+        print(f"radscope demo: could not write {out}", file=sys.stderr)
+        return 0
+    if k is not None and ai.results is not None:
+        top = ai.results.findings()[:3]
+        n = ai.results.shape[0]
+        print("findings: " + ("; ".join(f"{f.label} p={f.peak_score:.2f} at slice index {f.peak_slice}" for f in top) or "none"))
+        print(f"most suspicious slice: index {k} (shown as Im {k + 1}/{n}); device {ai.device_name}")
+        truth = _truth_slices(study)
+        if truth:
+            print(f"truth (slice indices from truth.json): {truth}")
+    print(f"wrote {out}")
     return 0

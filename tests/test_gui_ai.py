@@ -1,0 +1,480 @@
+"""AI in the viewer (pytest-qt, offscreen): worker signals, cancel, panel, overlay alignment."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pytest
+
+from viewer.ai import JobScheduler
+from viewer.qt.ai_worker import AIWorker, BatchOutput, BatchResult, ModelRef
+from viewer.qt.qt import QObject, QPointF
+
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints")]  # offscreen QPA, harmless
+
+LABELS = ("nodule", "mass")
+
+
+def blob_maps(n: int, rows: int, cols: int, centre: tuple[float, float], sigma: float = 3.0) -> np.ndarray:
+    jj, ii = np.mgrid[0:rows, 0:cols]
+    blob = np.exp(-((jj - centre[0]) ** 2 + (ii - centre[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
+    return np.repeat(blob[None], n, axis=0)
+
+
+class FakeSession:
+    """A model whose scores are ``profile[k]`` and whose heatmaps peak at ``centre`` on every slice.
+
+    ``gate`` (optional) must be set before each batch runs: lets a test hold the worker mid-run.
+    """
+
+    device = "cpu"
+    methods = ("gradcam", "gradcam++")
+
+    def __init__(self, profile: np.ndarray, centre: tuple[float, float], batch: int = 4,
+                 gate: threading.Semaphore | None = None) -> None:
+        self.profile, self.centre, self.batch, self.gate = profile, centre, batch, gate
+        self.thread = threading.current_thread()
+        self.calls: list[tuple[int, ...]] = []
+
+    def run(self, volume: np.ndarray, indices: Sequence[int], method: str, cancel: threading.Event,
+            notify: Callable[[str], None]) -> Iterable[BatchOutput]:
+        rows, cols = volume.shape[1:3]
+        for start in range(0, len(indices), self.batch):
+            if self.gate is not None:
+                self.gate.acquire(timeout=10)
+            if cancel.is_set():
+                return
+            idx = tuple(indices[start:start + self.batch])
+            self.calls.append(idx)
+            scores = np.stack([self.profile[list(idx)], 1 - self.profile[list(idx)]], axis=1).astype(np.float32)
+            maps = blob_maps(len(idx), rows, cols, self.centre)
+            yield BatchOutput(idx, scores, {"nodule": maps, "mass": maps * 0.5})
+
+
+class Receiver(QObject):
+    """Lives on the GUI thread; its bound methods are the slots (never closures)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.results: list[BatchResult] = []
+        self.threads: set[str] = set()
+        self.errors: list[str] = []
+
+    def on_batch(self, result: BatchResult) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.results.append(result)
+
+    def on_failed(self, key: object, message: str) -> None:
+        self.errors.append(message)
+
+
+def make_ref(name: str = "fake", sha: str = "a" * 64) -> ModelRef:
+    return ModelRef(path=Path("/nonexistent") / name, name=name, sha256=sha, labels=LABELS)
+
+
+@pytest.fixture
+def worker(qtbot):  # type: ignore[no-untyped-def]
+    made: list[AIWorker] = []
+
+    def make(factory: Callable[[ModelRef], object], batch_size: int = 4) -> tuple[AIWorker, Receiver]:
+        w = AIWorker(JobScheduler(batch_size=batch_size), session_factory=factory)
+        r = Receiver()
+        w.batchReady.connect(r.on_batch)
+        w.failed.connect(r.on_failed)
+        made.append(w)
+        return w, r
+
+    yield make
+    for w in made:
+        w.stop()
+
+
+def test_results_arrive_via_signals_on_the_gui_thread(worker, qtbot) -> None:  # type: ignore[no-untyped-def]
+    profile = np.linspace(0, 1, 10).astype(np.float32)
+    sessions: list[FakeSession] = []
+
+    def factory(ref: ModelRef) -> FakeSession:
+        sessions.append(FakeSession(profile, (5, 7)))
+        return sessions[-1]
+
+    w, r = worker(factory)
+    vol = np.zeros((10, 12, 16), dtype=np.float32)
+    key = w.run_series("stack-1", vol, make_ref(), "gradcam", current=4)
+    qtbot.waitUntil(lambda: sum(len(x.output.indices) for x in r.results) == 10, timeout=10000)
+    assert r.threads == {threading.main_thread().name}
+    assert sessions[0].thread.name == "radscope-inference"  # the model lives on the worker thread
+    assert r.results[0].output.indices == (4,)  # the visible slice first
+    got = sorted(k for x in r.results for k in x.output.indices)
+    assert got == list(range(10)) and all(x.key == key for x in r.results)
+    for x in r.results:
+        np.testing.assert_allclose(x.output.scores[:, 0], profile[list(x.output.indices)])
+
+
+def test_cancel_stops_the_run(worker, qtbot) -> None:  # type: ignore[no-untyped-def]
+    gate = threading.Semaphore(0)
+    w, r = worker(lambda ref: FakeSession(np.zeros(40, np.float32), (1, 1), batch=1, gate=gate), batch_size=4)
+    w.run_series("s", np.zeros((40, 4, 4), np.float32), make_ref(), "gradcam", current=0)
+    gate.release()
+    qtbot.waitUntil(lambda: len(r.results) == 1, timeout=10000)
+    w.cancel()
+    for _ in range(10):
+        gate.release()
+    qtbot.wait(300)
+    assert len(r.results) == 1
+    assert w.scheduler.n_pending == 0 and w.scheduler.key is None
+
+
+def test_new_series_mid_run_drops_the_old_series(worker, qtbot) -> None:  # type: ignore[no-untyped-def]
+    gate = threading.Semaphore(0)
+    w, r = worker(lambda ref: FakeSession(np.zeros(30, np.float32), (1, 1), batch=1, gate=gate), batch_size=2)
+    old = w.run_series("A", np.zeros((30, 4, 4), np.float32), make_ref(), "gradcam")
+    gate.release()
+    qtbot.waitUntil(lambda: len(r.results) == 1, timeout=10000)
+    new = w.run_series("B", np.zeros((3, 5, 5), np.float32), make_ref(), "gradcam")
+    for _ in range(10):
+        gate.release()
+    qtbot.waitUntil(lambda: sum(x.key == new for x in r.results) == 3, timeout=10000)
+    stale = [x for x in r.results if x.key == old]
+    assert len(stale) == 1  # only the batch delivered before the switch
+    assert all(x.output.scores.shape[0] == len(x.output.indices) for x in r.results)
+
+
+def test_unloadable_model_is_reported_not_fatal(worker, qtbot) -> None:  # type: ignore[no-untyped-def]
+    def factory(ref: ModelRef) -> FakeSession:
+        raise ValueError("model.pt2: weights.sha256 does not match")
+
+    w, r = worker(factory)
+    w.run_series("s", np.zeros((2, 4, 4), np.float32), make_ref("broken"), "gradcam")
+    qtbot.waitUntil(lambda: bool(r.errors), timeout=10000)
+    assert "broken" in r.errors[0] and "sha256" in r.errors[0]
+    assert w.running  # the thread survives a bad package
+
+
+# -- panel ------------------------------------------------------------------------------------
+class CardStub:
+    """Just the ModelCard fields the panel shows."""
+
+    name, version, labels = "chest-nodule-demo", "1.0.0", ("nodule",)
+    description = "Demo trained on synthetic phantoms, not for clinical use."
+    intended_use = "Teaching: shows how an AI overlay behaves."
+    training_data = "phantom seeds 0-199, 4000 slices"
+    metrics = {"auroc": 0.9312, "pointing_game": 0.88}
+    thresholds = {"nodule": 0.42}
+    authors, license = ("RadScope",), "MIT"
+
+    class input:  # noqa: N801
+        modalities = ("CT",)
+
+    class weights:  # noqa: N801
+        sha256 = "c" * 64
+
+
+@pytest.fixture
+def panel(qtbot):  # type: ignore[no-untyped-def]
+    from viewer.qt.ai_panel import AIPanel, ModelEntry
+
+    p = AIPanel()
+    qtbot.addWidget(p)
+    p.set_models([ModelEntry("chest-nodule-demo", Path("/x"), CardStub()),
+                  ModelEntry("broken", Path("/y"), error="broken/radscope-model.json: labels missing")])
+    return p
+
+
+def test_panel_shows_card_and_unusable_packages(panel) -> None:  # type: ignore[no-untyped-def]
+    text = panel.card_label.text()
+    for needle in ("chest-nodule-demo", "1.0.0", "NOT FOR CLINICAL USE", "Teaching", "phantom seeds", "0.931", "MIT"):
+        assert needle in text
+    assert panel.overlay_settings("nodule").threshold == pytest.approx(0.42)
+    assert not panel.model_combo.model().item(1).isEnabled()
+    assert not panel.select_model("broken") and panel.select_model("chest-nodule-demo")
+
+
+def test_panel_scores_findings_and_jumps(panel, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from viewer.ai import SeriesResults
+
+    key = JobScheduler().start("s", "sha", "gradcam", 6)
+    res = SeriesResults(key, ["nodule"], (6, 2, 2), {"nodule": 0.5})
+    res.add([0, 1, 2, 3, 4], np.array([[0.1], [0.8], [0.6], [0.2], [0.9]]), {})
+    panel.set_results(res)
+    x, y = panel.plot.curve_data("nodule")
+    assert list(x[:2]) == [1, 2]  # 1-based image numbers, as the views' "Im k/n"
+    np.testing.assert_allclose(y[:5], [0.1, 0.8, 0.6, 0.2, 0.9], atol=1e-6)
+    assert np.isnan(y[5])  # not run yet: a gap, not a zero
+    # threshold 0.42 (the card's) was applied: two runs above it, strongest first
+    assert [f.peak_slice for f in panel.findings] == [4, 1]
+    with qtbot.waitSignal(panel.sliceRequested) as sig:
+        panel.findings_list.itemClicked.emit(panel.findings_list.item(1))
+    assert sig.args == [1]
+    assert panel.plot.threshold_line.value() == pytest.approx(0.42)
+    # a click on the plot at image 4 asks for slice index 3
+    panel.resize(360, 800)
+    panel.show()
+
+    class Click:
+        def scenePos(self):  # noqa: N802 (Qt name)
+            return panel.plot.plotItem.vb.mapViewToScene(QPointF(4.2, 0.5))
+
+    with qtbot.waitSignal(panel.sliceRequested) as sig:
+        panel.plot._clicked(Click())
+    assert sig.args == [3]
+
+
+def test_overlay_controls_and_toggle_key(panel, qtbot) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(panel.overlayChanged) as sig:
+        panel.threshold_spin.setValue(0.3)
+    assert sig.args == ["nodule"]
+    assert panel.overlay_settings("nodule").threshold == pytest.approx(0.3)
+    panel.opacity_slider.setValue(80)
+    assert panel.overlay_settings("nodule").opacity == pytest.approx(0.8)
+    panel.toggle_action.trigger()
+    assert not panel.overlay_settings("nodule").visible
+    lut = panel.overlay_settings("nodule").lut()
+    assert lut[: int(0.3 * 255) - 1, 3].max() == 0 and lut[int(0.3 * 255) + 2 :, 3].min() == 255
+    panel.contour_check.setChecked(True)
+    band = panel.overlay_settings("nodule").lut()[:, 3] > 0
+    assert 0 < band.sum() < 20 and band[int(0.3 * 255) + 1]  # an isoline at the threshold only
+
+
+# -- controller + views: overlay alignment in screen space, series switch -----------------------
+class ImageBlobSession:
+    """A "model" that really reads the pixels it is given: its heatmap is the blurred mask of bright
+    (> 200 HU) voxels, normalised per slice, and its score grows with the bright area. Any flip or
+    transpose between the volume and the overlay would move the overlay off the nodule."""
+
+    device = "cpu"
+    methods = ("gradcam",)
+
+    def __init__(self, ref: ModelRef, gate: threading.Semaphore | None = None) -> None:
+        self.gate = gate
+
+    def run(self, volume: np.ndarray, indices: Sequence[int], method: str, cancel: threading.Event,
+            notify: Callable[[str], None]) -> Iterable[BatchOutput]:
+        from scipy.ndimage import gaussian_filter
+
+        for k in indices:
+            if self.gate is not None:
+                self.gate.acquire(timeout=10)
+            if cancel.is_set():
+                return
+            bright = (volume[k] > 200).astype(np.float32)
+            heat = gaussian_filter(bright, 1.5)
+            heat = heat / heat.max() if heat.max() > 0 else heat
+            score = np.float32(1 - np.exp(-bright.sum() / 10))
+            yield BatchOutput((k,), np.array([[score]], np.float32), {"nodule": heat[None]})
+
+
+def nodule_volume(centre_ijk: tuple[int, int, int], shape: tuple[int, int, int] = (24, 40, 56), radius_mm: float = 3.0):
+    """A flipped, anisotropic volume (i -> -x, k -> -z) with one bright sphere at ``centre_ijk``."""
+    from viewer.dicom.volume import SeriesInfo, Volume
+
+    spacing = np.array([0.8, 0.6, 2.0])  # x (column), y (row), z (slice) mm
+    kk, jj, ii = np.indices(shape)
+    ci, cj, ck = centre_ijk
+    d2 = ((ii - ci) * spacing[0]) ** 2 + ((jj - cj) * spacing[1]) ** 2 + ((kk - ck) * spacing[2]) ** 2
+    arr = np.where(d2 <= radius_mm**2, 400.0, -800.0).astype(np.float32)
+    direction = np.array([[-1.0, 0, 0], [0, 1.0, 0], [0, 0, -1.0]])  # columns: i, j, k axes in LPS
+    info = SeriesInfo(series_uid=f"1.2.3.{ci}", stack_id=f"1.2.3.{ci}", modality="CT")
+    return Volume(arr, origin=np.array([20.0, -30.0, 100.0]), spacing=spacing, direction=direction,
+                  sop_instance_uids=[f"1.2.3.{ci}.{k}" for k in range(shape[0])], info=info)
+
+
+@pytest.fixture
+def make_controller():  # type: ignore[no-untyped-def]
+    from viewer.qt.ai_integration import AIController
+    from viewer.qt.ai_panel import ModelEntry
+
+    made: list[AIController] = []
+
+    def make(qtbot, factory):  # type: ignore[no-untyped-def]
+        ctl = AIController(models=[ModelEntry("blob", Path("/blob"), CardStub())], session_factory=factory)
+        qtbot.addWidget(ctl.panel)
+        made.append(ctl)
+        return ctl
+
+    yield make
+    for ctl in made:
+        ctl.shutdown()
+
+@pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
+def test_overlay_peak_is_on_the_nodule_in_screen_space(qtbot, make_controller, plane: str) -> None:  # type: ignore[no-untyped-def]
+    from viewer.qt.qt import QPointF
+    from viewer.qt.series_model import SeriesModel
+    from viewer.qt.slice_view import SliceView
+
+    vol = nodule_volume((37, 13, 15))
+    nodule_lps = vol.index_to_lps((37, 13, 15))
+    series = SeriesModel(vol)
+    view = SliceView(plane)
+    view.resize(400, 360)
+    view.show()
+    view.set_model(series)
+    ctl = make_controller(qtbot, ImageBlobSession)
+    with qtbot.waitSignal(ctl.finished, timeout=20000):
+        ctl.set_series(series, vol.info.stack_id)
+    series.set_crosshair(nodule_lps)
+    item = view.overlay_items[ctl.overlay_name("nodule")]
+    shown = item.image
+    assert shown is not None and shown.max() > 0.5  # probability units: peak slice scored high
+    r, c = np.unravel_index(np.argmax(shown), shown.shape)
+    peak = view.vb.mapViewToDevice(item.mapToView(QPointF(c + 0.5, r + 0.5)))
+    x, y, _ = view.lps_to_scene(nodule_lps)
+    truth = view.vb.mapViewToDevice(QPointF(x, y))
+    px = view.vb.mapViewToDevice(QPointF(view.spacing_xy[0], view.spacing_xy[1])) - view.vb.mapViewToDevice(QPointF(0, 0))
+    assert abs(peak.x() - truth.x()) <= 0.5 * abs(px.x()) + 0.5
+    assert abs(peak.y() - truth.y()) <= 0.5 * abs(px.y()) + 0.5
+
+
+class OverlaySpy(QObject):
+    """Records, at every overlay repaint of a series, where the shown AI overlay peaks."""
+
+    def __init__(self, series, name: str) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.series, self.name, self.peaks = series, name, []
+        series.overlaysChanged.connect(self.on_changed)
+
+    def on_changed(self) -> None:
+        for ov in self.series.overlays:
+            if ov.name == self.name and ov.array.max() > 0:
+                self.peaks.append(np.unravel_index(np.argmax(ov.array), ov.array.shape))
+
+
+def test_switching_series_mid_run_never_shows_the_old_heatmaps(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    from viewer.qt.series_model import SeriesModel
+
+    gate = threading.Semaphore(0)
+    ctl = make_controller(qtbot, lambda ref: ImageBlobSession(ref, gate))
+    a = SeriesModel(nodule_volume((10, 30, 5)))
+    b = SeriesModel(nodule_volume((45, 8, 18)))
+    spy = OverlaySpy(b, ctl.overlay_name("nodule"))
+    ctl.set_series(a, "A")
+    gate.release()
+    qtbot.waitUntil(lambda: ctl.results is not None and ctl.results.n_done == 1, timeout=10000)
+    ctl.set_series(b, "B")
+    for _ in range(200):
+        gate.release()
+    qtbot.waitUntil(lambda: ctl.results.complete, timeout=20000)
+    assert ctl.results.key.stack_id == "B"
+    assert spy.peaks and all(abs(int(i) - 45) <= 1 and abs(int(j) - 8) <= 1 for _, j, i in spy.peaks)
+    assert ctl.most_suspicious_slice() == 18
+
+
+def test_cancel_from_the_panel(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    from viewer.qt.series_model import SeriesModel
+
+    gate = threading.Semaphore(0)
+    ctl = make_controller(qtbot, lambda ref: ImageBlobSession(ref, gate))
+    ctl.set_series(SeriesModel(nodule_volume((10, 30, 5))), "A")
+    gate.release()
+    qtbot.waitUntil(lambda: ctl.results.n_done == 1, timeout=10000)
+    assert ctl.busy and ctl.panel.cancel_button.isEnabled()
+    ctl.panel.cancel_button.click()
+    for _ in range(30):
+        gate.release()
+    qtbot.wait(300)
+    assert not ctl.busy and ctl.results.n_done == 1
+    assert ctl.panel.eta_label.text() == "cancelled"
+
+
+# -- the main window ------------------------------------------------------------------------------
+@pytest.fixture
+def ai_window(qtbot):  # type: ignore[no-untyped-def]
+    from viewer.qt.ai_integration import attach_ai
+    from viewer.qt.ai_panel import ModelEntry
+    from viewer.qt.main_window import ViewerWindow
+
+    made = []
+
+    def make(factory, models=None):  # type: ignore[no-untyped-def]
+        window = ViewerWindow()
+        window.resize(1200, 800)
+        window.show()
+        ai = attach_ai(window, session_factory=factory,
+                       models=models if models is not None else [ModelEntry("blob", Path("/blob"), CardStub())])
+        made.append((window, ai))
+        return window, ai
+
+    yield make
+    for window, ai in made:
+        ai.shutdown()
+        window.close()
+
+
+def test_window_runs_the_model_and_shows_overlays_on_every_mpr_view(qtbot, ai_window) -> None:  # type: ignore[no-untyped-def]
+    window, ai = ai_window(ImageBlobSession)
+    window.set_layout("1x3")
+    vol = nodule_volume((37, 13, 15))
+    with qtbot.waitSignal(ai.finished, timeout=20000):
+        window.show_volume(vol)
+    assert ai.show_most_suspicious() == 15
+    assert window.model.crosshair_index() == pytest.approx([37, 13, 15])
+    for view in window.visible_views():
+        shown = view.overlay_items[ai.overlay_name("nodule")].image
+        r, c = np.unravel_index(np.argmax(shown), shown.shape)
+        x, y, _ = view.lps_to_scene(vol.index_to_lps((37, 13, 15)))
+        col, row = x / view.spacing_xy[0] - 0.5, y / view.spacing_xy[1] - 0.5
+        assert (r, c) == (round(row), round(col)), view.plane_name
+    # findings list -> jump
+    assert ai.panel.findings and ai.panel.findings[0].peak_slice == 15
+    window.model.set_crosshair(vol.index_to_lps((0, 0, 2)))
+    assert ai._current == 2  # the scheduler follows the visible slice
+    ai.panel.findings_list.itemClicked.emit(ai.panel.findings_list.item(0))
+    assert round(window.model.crosshair_index()[2]) == 15
+    # the overlay key hides it on every view
+    ai.panel.toggle_action.trigger()
+    assert not any(v.overlay_items[ai.overlay_name("nodule")].isVisible() for v in window.visible_views())
+
+
+def test_bad_package_goes_to_the_errors_panel(qtbot, ai_window) -> None:  # type: ignore[no-untyped-def]
+    def factory(ref: ModelRef) -> ImageBlobSession:
+        raise RuntimeError("blob/model.pt2: weights.sha256 does not match")
+
+    window, ai = ai_window(factory)
+    window.show_volume(nodule_volume((37, 13, 15)))
+    qtbot.waitUntil(lambda: bool(window.errors_panel.errors()), timeout=10000)
+    source, reason = window.errors_panel.errors()[0]
+    assert source == "blob" and "sha256" in reason
+    assert not ai.busy
+
+
+# -- model discovery and --model ------------------------------------------------------------------
+def write_card(folder: Path, name: str, **overrides: object) -> Path:
+    """A package folder with a valid card (weights bytes are never loaded here)."""
+    import hashlib
+    import json
+
+    folder.mkdir(parents=True)
+    weights = b"not really a model"
+    (folder / "model.pt2").write_bytes(weights)
+    card = {"format": "radscope-model/1", "name": name, "version": "0.1.0", "dims": 2, "labels": ["nodule"],
+            "output": "sigmoid", "input": {"size": [64, 64], "channels": 1, "window": {"center": -600, "width": 1500},
+                                           "modalities": ["CT"]},
+            "weights": {"file": "model.pt2", "format": "torch.export", "sha256": hashlib.sha256(weights).hexdigest()},
+            "explain": {"target_layer": "features"}, "intended_use": "demo, not for clinical use"}
+    card.update(overrides)
+    (folder / "radscope-model.json").write_text(json.dumps(card))
+    return folder
+
+
+def test_installed_models_lists_good_and_bad_packages(tmp_path: Path) -> None:
+    from viewer.qt.ai_integration import installed_models
+
+    write_card(tmp_path / "bundled" / "a", "alpha")
+    write_card(tmp_path / "user" / "b", "beta", labels=[])
+    (tmp_path / "user" / "notes.txt").write_text("not a package")
+    entries = installed_models([(tmp_path / "bundled", True), (tmp_path / "user", False), (tmp_path / "none", False)])
+    assert [(e.name, e.bundled, e.error is None) for e in entries] == [("alpha", True, True), ("b", False, False)]
+    assert "labels" in entries[1].error and "radscope-model.json" in entries[1].error
+
+
+def test_use_model_by_path_and_unknown_name(qtbot, make_controller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ctl = make_controller(qtbot, ImageBlobSession)
+    notes: list[str] = []
+    ctl.notify.connect(notes.append)  # test-side recorder on the GUI thread: emitted synchronously
+    pkg = write_card(tmp_path / "mine", "my-model")
+    assert ctl.use_model(str(pkg))
+    assert ctl.model_entry.name == "my-model" and ctl.panel.current_entry().path == pkg
+    assert not ctl.use_model("no-such-model")
+    assert "no-such-model" in notes[-1] and "blob" in notes[-1] and "my-model" in notes[-1]

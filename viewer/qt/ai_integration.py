@@ -1,0 +1,446 @@
+"""Wires the AI panel, the inference worker and the heatmap overlays into the main window.
+
+``attach_ai(window) -> AIController`` is all the main window calls. The controller lives on the GUI
+thread: it listens to the window's series / current-slice changes, starts runs on the single
+:class:`~viewer.qt.ai_worker.AIWorker`, stores each batch in a :class:`viewer.ai.SeriesResults`
+(dropping batches whose run key is stale, so an old series never paints on a new one) and shows
+each label as an overlay layer of the series model on every view.
+
+Overlay values are probabilities: the explainer's per-slice map (normalised to [0, 1]) times that
+slice's score for the label, so a slice the model scores low shows little colour, and the colour
+bar, threshold and contour level all read in probability units.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from viewer.ai import EtaEstimator, RunKey, SeriesResults
+from viewer.qt.ai_panel import AIPanel, ModelEntry, OverlaySettings
+from viewer.qt.ai_worker import AIWorker, BatchResult, ModelLoaded, ModelRef, SessionFactory
+from viewer.qt.qt import QObject, QtCore, QtWidgets, Signal
+from viewer.qt.series_model import Overlay, SeriesModel
+
+DEFAULT_METHOD = "gradcam"
+OVERLAY_PREFIX = "AI "
+
+
+def model_folders() -> list[tuple[Path, bool]]:
+    """(folder, bundled) pairs searched for model packages: bundled first, then RADSCOPE_HOME/models."""
+    from viewer.paths import resources_dir, subdir
+
+    return [(resources_dir() / "models", True), (subdir("models"), False)]
+
+
+def installed_models(folders: Iterable[tuple[Path, bool]] | None = None) -> list[ModelEntry]:
+    """Every package in the model folders; one that fails to read is listed with its error."""
+    from inference.registry import find_packages  # card reading is torch-free
+
+    entries: list[ModelEntry] = []
+    for folder, bundled in folders if folders is not None else model_folders():
+        for found in find_packages([folder]):
+            if found.card is not None:
+                entries.append(ModelEntry(found.card.name, found.path, card=found.card, bundled=bundled))
+            else:
+                entries.append(ModelEntry(found.path.stem, found.path, error=found.error, bundled=bundled))
+    return entries
+
+
+def model_ref(entry: ModelEntry, device: str = "auto") -> ModelRef:
+    card = entry.card
+    sha = card.weights.sha256 or f"unverified:{entry.path}"
+    return ModelRef(entry.path, card.name, sha, tuple(card.labels), device)
+
+
+def _modality_ok(entry: ModelEntry, modality: str) -> bool:
+    mods = tuple(getattr(entry.card.input, "modalities", ()) or ())
+    return not mods or not modality or modality in mods
+
+
+class AIController(QObject):
+    """The AI layer of one main window (GUI thread)."""
+
+    finished = Signal(object)  # RunKey: every slice of the run is in
+    busyChanged = Signal(bool)
+    notify = Signal(str)  # errors and notices for the window's notification panel
+
+    def __init__(
+        self,
+        panel: AIPanel | None = None,
+        worker: AIWorker | None = None,
+        *,
+        session_factory: SessionFactory | None = None,
+        models: list[ModelEntry] | None = None,
+        auto_run: bool = True,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.panel = panel or AIPanel()
+        self.worker = worker or AIWorker(session_factory=session_factory, parent=self)
+        self.auto_run = auto_run
+        self.device = "auto"
+        self.device_name = "(model not loaded)"
+        self.method = DEFAULT_METHOD
+        self.series: SeriesModel | None = None
+        self.stack_id = ""
+        self.results: SeriesResults | None = None
+        self.first_heatmap_at: float | None = None
+        self.run_started_at: float | None = None
+        self._eta = EtaEstimator()
+        self._busy = False
+        self._current = 0
+        self._entry: ModelEntry | None = None
+        self._explicit = False  # the user picked the model (--model, the picker): no auto-switching
+        self._last_panel_refresh = 0.0
+        self._panel_timer = QtCore.QTimer(self)
+        self._panel_timer.setSingleShot(True)
+        self._panel_timer.timeout.connect(self._refresh_panel)
+
+        w, p = self.worker, self.panel
+        w.batchReady.connect(self._on_batch)
+        w.modelLoaded.connect(self._on_model_loaded)
+        w.failed.connect(self._on_failed)
+        w.notice.connect(self._on_notice)
+        p.modelChosen.connect(self._on_model_chosen)
+        p.methodChosen.connect(self._on_method_chosen)
+        p.runRequested.connect(self.run)
+        p.cancelRequested.connect(self.cancel)
+        p.overlayChanged.connect(self._on_overlay_changed)
+        p.set_models(models if models is not None else installed_models())
+        self._entry = p.current_entry()
+        p.set_methods([DEFAULT_METHOD], DEFAULT_METHOD)
+        if self._entry is not None:
+            self.worker.preload(model_ref(self._entry, self.device))
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    @property
+    def model_entry(self) -> ModelEntry | None:
+        return self._entry
+
+    def overlay_name(self, label: str) -> str:
+        return OVERLAY_PREFIX + label
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            self.busyChanged.emit(busy)
+
+    # -- inputs from the window ---------------------------------------------------------------
+    def set_series(self, series: SeriesModel | None, stack_id: str = "") -> None:
+        """A new series is shown: drop the old run and (auto-run) start the model on it."""
+        if series is self.series and stack_id == self.stack_id:
+            return
+        self.cancel()
+        self.results = None
+        if self.series is not None:
+            self.series.loadFinished.disconnect(self._on_load_finished)
+            self.series.sliceLoaded.disconnect(self._on_slice_loaded)
+            self.series.crosshairChanged.disconnect(self._on_crosshair_changed)
+        self.series = series
+        self.stack_id = stack_id or (series.volume.info.stack_id or series.volume.info.series_uid if series else "")
+        self.panel.set_results(None)
+        if series is not None:
+            series.loadFinished.connect(self._on_load_finished)
+            series.sliceLoaded.connect(self._on_slice_loaded)
+            series.crosshairChanged.connect(self._on_crosshair_changed)
+            self._current = self._crosshair_slice()
+            if self.auto_run:
+                self._auto_run(series.volume.info.modality)
+
+    def _auto_run(self, modality: str) -> None:
+        """Run the chosen model if it suits the modality; else (unless the user chose one) the first
+        installed model offered for it."""
+        entry = self._entry
+        if entry is not None and (self._explicit or _modality_ok(entry, modality)):
+            self.run()
+            return
+        for candidate in self.panel.entries:
+            if candidate.error is None and _modality_ok(candidate, modality):
+                self.panel.select_model(candidate.name)  # -> _on_model_chosen -> run
+                return
+        if entry is not None:
+            self.panel.set_status(f"{entry.name} is not offered for {modality or 'this'} series; press Run to force it")
+
+    def _crosshair_slice(self) -> int:
+        assert self.series is not None
+        k = int(np.floor(self.series.crosshair_index()[2] + 0.5))
+        return int(np.clip(k, 0, self.series.volume.shape[0] - 1))
+
+    def _on_crosshair_changed(self) -> None:
+        if self.series is not None:
+            k = self._crosshair_slice()
+            if k != self._current:
+                self.set_current_slice(k)
+
+    def go_to_slice(self, k: int, *, centre_on_peak: bool = False) -> None:
+        """Move the views to acquisition slice ``k`` (and optionally onto the heatmap's peak there)."""
+        series = self.series
+        if series is None:
+            return
+        ijk = series.crosshair_index()
+        ijk[2] = int(np.clip(k, 0, series.volume.shape[0] - 1))
+        if centre_on_peak and self.results is not None:
+            best = max(self.results.labels, key=lambda lab: float(np.nan_to_num(self.results.label_scores(lab)[int(ijk[2])])))
+            plane = self.results.heatmap(best)[int(ijk[2])]
+            if plane.max() > 0:
+                j, i = np.unravel_index(int(np.argmax(plane)), plane.shape)
+                ijk[0], ijk[1] = i, j
+        series.set_crosshair(series.volume.index_to_lps(ijk))
+
+    def show_most_suspicious(self) -> int | None:
+        """Jump to the slice the model scores highest, centred on its heatmap peak."""
+        k = self.most_suspicious_slice()
+        if k is not None:
+            self.go_to_slice(k, centre_on_peak=True)
+        return k
+
+    def set_current_slice(self, k: int) -> None:
+        self._current = int(k)
+        self.worker.scheduler.set_current(k)
+        self.panel.set_current_slice(k)
+
+    def select_model(self, name: str) -> bool:
+        """Pick an installed model by name (as ``--model NAME``); starts it on the open series."""
+        return self.panel.select_model(name)
+
+    def use_model(self, name_or_path: str) -> bool:
+        """``--model NAME|PATH``: an installed package by name, or a package folder/.zip by path.
+        A failure is reported through :attr:`notify` (naming what is installed) and returns False."""
+        self._explicit = True
+        path = Path(name_or_path)
+        if path.exists():
+            from inference.package import read_card
+
+            try:
+                card = read_card(path)
+            except Exception as exc:
+                self.notify.emit(f"cannot use model package {path}: {exc}")
+                return False
+            entry = ModelEntry(card.name, path, card=card)
+            entries = [e for e in self.panel.entries if e.path != path] + [entry]
+            self.panel.set_models(entries, current=self._entry.name if self._entry else None)
+            self.panel.model_combo.setCurrentIndex(len(entries) - 1)  # emits modelChosen if it changed
+            if self._entry != entry:
+                self._on_model_chosen(entry)
+            return True
+        if self.select_model(name_or_path):
+            return True
+        names = ", ".join(e.name for e in self.panel.entries if e.error is None) or "none"
+        self.notify.emit(f"model {name_or_path!r} is not installed (installed: {names})")
+        return False
+
+    # -- runs ---------------------------------------------------------------------------------
+    def run(self) -> RunKey | None:
+        """(Re)start the current model on the current series."""
+        series, entry = self.series, self._entry
+        if series is None or entry is None or series.is_color:
+            if series is not None and series.is_color:
+                self.notify.emit("AI: colour images are not supported by the installed models")
+            return None
+        ref = model_ref(entry, self.device)
+        vol = series.volume
+        key = self.worker.run_series(self.stack_id, vol.array, ref, self.method, self._current,
+                                     available=series.loaded.copy())
+        # batches reach _on_batch queued, so none can arrive before this store exists
+        self.results = SeriesResults(key, list(ref.labels), vol.shape, entry.card.thresholds)
+        self._eta.reset()
+        self.run_started_at = time.perf_counter()
+        self.first_heatmap_at = None
+        for label in ref.labels:
+            s = self.panel.overlay_settings(label)
+            series.add_overlay(Overlay(self.overlay_name(label), self.results.heatmap(label), s.lut(), s.opacity, s.visible))
+        self._set_busy(True)
+        self._refresh_panel()
+        return key
+
+    def cancel(self) -> None:
+        was = self._busy
+        self.worker.cancel()
+        self._set_busy(False)
+        if was:
+            self._refresh_panel()
+
+    def shutdown(self) -> None:
+        """Stop the worker thread (window closing)."""
+        self.worker.stop()
+
+    # -- worker signals (queued onto the GUI thread) -----------------------------------------
+    def _on_batch(self, result: BatchResult) -> None:
+        res = self.results
+        if res is None or result.key != res.key or not self.worker.scheduler.is_current(result.key):
+            return  # a stale run: never paint it
+        out = result.output
+        weights = np.asarray(out.scores, dtype=np.float32)
+        maps = {
+            lab: np.asarray(m, dtype=np.float32) * weights[:, res.labels.index(lab), None, None]
+            for lab, m in out.heatmaps.items()
+        }
+        res.add(out.indices, out.scores, maps)
+        if result.device != self.device_name:  # e.g. after an out-of-memory fallback to the CPU
+            self.device_name = result.device
+            self.panel.set_device(result.device)
+        self._eta.add(len(out.indices), result.seconds)
+        if self.first_heatmap_at is None:
+            self.first_heatmap_at = time.perf_counter()
+        if self.series is not None:
+            self.series.overlaysChanged.emit()
+        if res.complete:
+            self._set_busy(False)
+            self._refresh_panel()
+            self.finished.emit(res.key)
+        elif not self._panel_timer.isActive():  # the plot redraws at most ~5 times a second
+            self._panel_timer.start(200)
+
+    def _on_model_loaded(self, info: ModelLoaded) -> None:
+        self.device_name = info.device
+        self.panel.set_device(info.device)
+        methods = list(info.methods) or [DEFAULT_METHOD]
+        if self.method not in methods:
+            self.method = methods[0]
+        self.panel.set_methods(methods, self.method)
+
+    def _on_failed(self, key: RunKey | None, message: str) -> None:
+        if key is not None and self.results is not None and key != self.results.key:
+            return
+        self._set_busy(False)
+        self.panel.set_status(message)
+        self.notify.emit(f"AI: {message}")
+        self._refresh_panel()
+
+    def _on_notice(self, message: str) -> None:
+        self.panel.set_status(message)
+        self.notify.emit(f"AI: {message}")
+
+    def _on_load_finished(self) -> None:
+        if self.series is not None and self._busy and self.results is not None:
+            # the engine may hand over a new array for the finished volume: run on that one
+            self.worker.update_volume(self.results.key, self.series.volume.array)
+            self.worker.scheduler.mark_available(np.arange(self.series.volume.shape[0]))
+
+    def _on_slice_loaded(self, k: int) -> None:
+        if self._busy:
+            self.worker.scheduler.mark_available([k])
+
+    # -- panel signals ------------------------------------------------------------------------
+    def _on_model_chosen(self, entry: ModelEntry) -> None:
+        if entry == self._entry:
+            return
+        self._entry = entry
+        self.worker.preload(model_ref(entry, self.device))
+        if self.series is not None:
+            self.run()
+
+    def _on_method_chosen(self, method: str) -> None:
+        if method != self.method:
+            self.method = method
+            if self.series is not None and self.results is not None:
+                self.run()
+
+    def _on_overlay_changed(self, label: str) -> None:
+        if self.series is None:
+            return
+        s: OverlaySettings = self.panel.overlay_settings(label)
+        for ov in self.series.overlays:
+            if ov.name == self.overlay_name(label):
+                ov.lut, ov.opacity, ov.visible = s.lut(), s.opacity, s.visible
+        self.series.overlaysChanged.emit()
+        if self.results is not None:
+            self.panel.set_results(self.results)
+
+    def _refresh_panel(self) -> None:
+        res = self.results
+        self.panel.set_results(res)
+        total = res.shape[0] if res is not None else 0
+        done = res.n_done if res is not None else 0
+        self.panel.set_progress(done, total, self._eta.eta(total - done), self._busy)
+
+    # -- convenience --------------------------------------------------------------------------
+    def most_suspicious_slice(self) -> int | None:
+        return None if self.results is None else self.results.most_suspicious_slice()
+
+
+class _CloseWatcher(QObject):
+    """Stops the controller's worker thread when the window closes (no edit of the window needed)."""
+
+    def __init__(self, controller: AIController, parent: QObject) -> None:
+        super().__init__(parent)
+        self._controller = controller
+
+    def eventFilter(self, obj: QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt name)
+        if event.type() == QtCore.QEvent.Type.Close:
+            self._controller.shutdown()
+        return False
+
+
+class WindowAI(AIController):
+    """An :class:`AIController` bound to a main window: follows its series, jumps its views, and
+    reports errors to its errors panel."""
+
+    def __init__(self, window: Any, **kwargs: Any) -> None:
+        super().__init__(parent=window, **kwargs)
+        self.window = window
+        self.dock = QtWidgets.QDockWidget("AI", window)
+        self.dock.setObjectName("dock_ai")
+        self.dock.setWidget(self.panel)
+        window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        window.addAction(self.panel.toggle_action)  # the overlay key works wherever the focus is
+        for menu in window.menuBar().findChildren(QtWidgets.QMenu):
+            if menu.title().replace("&", "") == "Panels":
+                menu.addAction(self.dock.toggleViewAction())
+        window.seriesShown.connect(self._on_series_shown)
+        self.panel.sliceRequested.connect(self.go_to_slice)
+        self.notify.connect(self._report)
+        self._watcher = _CloseWatcher(self, window)
+        window.installEventFilter(self._watcher)
+        if getattr(window, "model", None) is not None:
+            self._on_series_shown(getattr(window, "stack_id", ""))
+
+    def _on_series_shown(self, stack_id: str) -> None:
+        self.set_series(self.window.model, stack_id)
+
+    def _report(self, message: str) -> None:
+        panel = getattr(self.window, "errors_panel", None)
+        if panel is not None:
+            panel.add_errors([(self.model_entry.name if self.model_entry else "AI", message)])
+            self.window.errors_dock.show()
+        else:
+            self.window.statusBar().showMessage(message, 10000)
+
+    def open(self) -> None:
+        """Show and raise the AI dock (``--panel ai``)."""
+        self.dock.show()
+        self.dock.raise_()
+
+    def wait_done(self, timeout_s: float = 300.0) -> bool:
+        """Process events until no inference runs (or the timeout); True when done.
+
+        Call after the window finished loading (``window.wait_idle()``), e.g. before a screenshot.
+        """
+        app = QtWidgets.QApplication.instance()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            if not self.busy:
+                app.processEvents()
+                return True
+            time.sleep(0.005)
+        return False
+
+
+def attach_ai(window: Any, *, session_factory: SessionFactory | None = None,
+              models: list[ModelEntry] | None = None) -> WindowAI:
+    """Add the AI dock to the main ``window`` and follow its series and current slice.
+
+    Uses the window's public API only: ``seriesShown(stack_id)``, ``model`` (the shown
+    :class:`SeriesModel`), ``errors_panel``/``errors_dock``, ``addDockWidget`` and its menu bar.
+    """
+    return WindowAI(window, session_factory=session_factory, models=models)

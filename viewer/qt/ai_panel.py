@@ -1,0 +1,463 @@
+"""The AI dock: model picker with its card, device, explanation method, overlay controls per label
+(colour map + colour bar in probability units, opacity, threshold, contour mode, show/hide key),
+the scores-along-the-series plot, the findings list, and progress with ETA and a cancel button.
+
+The panel is a passive view: it holds no model and imports no torch. :mod:`viewer.qt.ai_integration`
+feeds it (``set_models``, ``set_results``, ``set_progress`` ...) and listens to its signals.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from viewer.ai import Finding, SeriesResults
+from viewer.ai.eta import format_eta
+from viewer.display.colormaps import COLORMAPS, overlay_lut
+from viewer.qt.qt import QColor, QPainter, Qt, QtCore, QtGui, QtWidgets, Signal, pg
+
+OVERLAY_KEY = "O"
+"""Shortcut that shows/hides the AI overlay."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One installed package for the picker: its card (duck-typed ``ModelCard``) or why it failed."""
+
+    name: str
+    path: Path
+    card: Any | None = None
+    error: str | None = None
+    bundled: bool = False
+
+
+@dataclass(frozen=True)
+class OverlaySettings:
+    """How one label's heatmap is drawn. Values are probabilities in [0, 1]."""
+
+    colormap: str = "jet"
+    opacity: float = 0.5
+    threshold: float = 0.5
+    contour: bool = False
+    visible: bool = True
+
+    def lut(self, n: int = 256) -> np.ndarray:
+        """(n, 4) uint8 RGBA over [0, 1]: transparent below the threshold, opaque colour above it;
+        in contour mode only a thin band at the threshold (the isoline) is drawn."""
+        table = overlay_lut(self.colormap, n, alpha_floor=0.0, alpha_full=1e-6)
+        x = np.linspace(0.0, 1.0, n)
+        if self.contour:
+            step = 1.0 / (n - 1)
+            keep = (x >= self.threshold) & (x < self.threshold + max(0.04, 2 * step))
+        else:
+            keep = x >= self.threshold
+        table[:, 3] = np.where(keep, 255, 0).astype(np.uint8)
+        return table
+
+
+def card_html(card: Any) -> str:
+    """The card facts a clinician needs, as rich text (with a red warning where it says so)."""
+    esc = html.escape
+    parts = [f"<b>{esc(card.name)}</b> v{esc(card.version)} &middot; labels: {esc(', '.join(card.labels))}"]
+    modalities = getattr(card.input, "modalities", ()) or ()
+    if modalities:
+        parts.append(f"for {esc(', '.join(modalities))}")
+    text = " ".join([card.description or "", card.intended_use or ""]).lower()
+    if "not for clinical" in text or "not for diagnostic" in text:
+        parts.append("<span style='color:#ff5050'><b>NOT FOR CLINICAL USE</b></span>")
+    for title, value in (("Intended use", card.intended_use), ("Description", card.description),
+                         ("Training data", card.training_data)):
+        if value:
+            parts.append(f"<b>{title}:</b> {esc(str(value))}")
+    if card.metrics:
+        metrics = ", ".join(f"{esc(str(k))} {_fmt_metric(v)}" for k, v in card.metrics.items())
+        parts.append(f"<b>Metrics:</b> {metrics}")
+    if card.thresholds:
+        parts.append("<b>Thresholds:</b> " + ", ".join(f"{esc(k)} {v:.2f}" for k, v in card.thresholds.items()))
+    if card.authors or card.license:
+        parts.append(f"<b>Authors:</b> {esc(', '.join(card.authors))} &middot; <b>License:</b> {esc(card.license)}")
+    return "<br>".join(parts)
+
+
+def _fmt_metric(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{html.escape(str(k))} {_fmt_metric(v)}" for k, v in value.items()) + ")"
+    return html.escape(str(value))
+
+
+class ColorBar(QtWidgets.QWidget):
+    """A vertical colour bar labelled in probability (0 to 1) with the threshold marked."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._settings = OverlaySettings()
+        self.setMinimumSize(72, 140)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Expanding)
+
+    def set_settings(self, settings: OverlaySettings) -> None:
+        self._settings = settings
+        self.update()
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt name)
+        p = QPainter(self)
+        fm = p.fontMetrics()
+        top, bottom = fm.height() * 3 // 2 + 4, self.height() - fm.height() // 2 - 2
+        bar = QtCore.QRect(4, top, 16, bottom - top)
+        lut = overlay_lut(self._settings.colormap, 256, alpha_floor=0.0, alpha_full=1e-6)
+        grad = QtGui.QLinearGradient(0, bar.bottom(), 0, bar.top())
+        for pos in np.linspace(0, 1, 17):
+            r, g, b, _ = lut[int(pos * 255)]
+            grad.setColorAt(float(pos), QColor(int(r), int(g), int(b)))
+        p.fillRect(bar, grad)
+        p.setPen(QColor(200, 200, 200))
+        p.drawRect(bar)
+        p.drawText(0, 0, self.width(), fm.height() + 2, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, "probability")
+        for v in (0.0, 0.25, 0.5, 0.75, 1.0):
+            y = int(bar.bottom() - v * bar.height())
+            p.drawLine(bar.right(), y, bar.right() + 4, y)
+            p.drawText(bar.right() + 7, y + fm.ascent() // 2 - 1, f"{v:.2f}")
+        y = int(bar.bottom() - self._settings.threshold * bar.height())
+        p.setPen(QtGui.QPen(QColor(255, 255, 255), 2))
+        p.drawLine(bar.left() - 3, y, bar.right() + 3, y)
+        p.end()
+
+
+class ScoresPlot(pg.PlotWidget):
+    """Each label's score along the series, the threshold line and the current slice; click jumps."""
+
+    sliceClicked = Signal(int)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumHeight(110)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.setYRange(0, 1, padding=0.02)
+        self.setLabel("left", "p")
+        self.setLabel("bottom", "image (Im, as in the view)")
+        self.showGrid(x=False, y=True, alpha=0.25)
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._n = 0
+        self.threshold_line = pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen((255, 255, 255), style=Qt.PenStyle.DashLine))
+        self.cursor = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen((80, 200, 255)))
+        self.addItem(self.threshold_line)
+        self.addItem(self.cursor)
+        self.scene().sigMouseClicked.connect(self._clicked)
+
+    def set_scores(self, labels: Sequence[str], scores: np.ndarray) -> None:
+        colors = [(255, 120, 40), (80, 220, 120), (230, 80, 230), (255, 230, 60), (90, 160, 255)]
+        for name in list(self._curves):
+            if name not in labels:
+                self.removeItem(self._curves.pop(name))
+        self._n = int(scores.shape[0])
+        x = np.arange(1, scores.shape[0] + 1)  # 1-based like the views' "Im k/n"
+        for i, label in enumerate(labels):
+            if label not in self._curves:
+                self._curves[label] = self.plot(pen=pg.mkPen(colors[i % len(colors)], width=2), name=label)
+            # NaN (not run yet) leaves gaps
+            self._curves[label].setData(x, scores[:, i].astype(np.float64), connect="finite")
+        self.setXRange(1, max(scores.shape[0], 2), padding=0.01)
+
+    def curve_data(self, label: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x = 1-based image number, y = score) of a label's curve."""
+        return self._curves[label].getData()
+
+    def set_cursor(self, k: int) -> None:
+        """Mark slice index ``k`` (0-based)."""
+        self.cursor.setValue(k + 1)
+
+    def _clicked(self, event: Any) -> None:
+        pos = self.plotItem.vb.mapSceneToView(event.scenePos())
+        if self._n:
+            self.sliceClicked.emit(int(np.clip(round(pos.x()) - 1, 0, self._n - 1)))
+
+
+class AIPanel(QtWidgets.QWidget):
+    """The AI side panel (put it in a dock)."""
+
+    modelChosen = Signal(object)  # ModelEntry
+    methodChosen = Signal(str)
+    runRequested = Signal()
+    cancelRequested = Signal()
+    sliceRequested = Signal(int)
+    overlayChanged = Signal(str)  # label
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("aiPanel")
+        self._entries: list[ModelEntry] = []
+        self._settings: dict[str, OverlaySettings] = {}
+        self._labels: list[str] = []
+        self._findings: list[Finding] = []
+        self._updating = False
+        self._build()
+
+    # -- layout -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        W = QtWidgets
+        outer = W.QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+
+        model_box = W.QGroupBox("Model")
+        form = W.QFormLayout(model_box)
+        self.model_combo = W.QComboBox()
+        self.model_combo.currentIndexChanged.connect(self._model_index_changed)
+        self.method_combo = W.QComboBox()
+        self.method_combo.currentTextChanged.connect(self._method_changed)
+        self.device_label = W.QLabel("device: (model not loaded)")
+        self.card_label = W.QLabel()
+        self.card_label.setWordWrap(True)
+        self.card_label.setTextFormat(Qt.TextFormat.RichText)
+        self.card_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_button = W.QPushButton("Run on series")
+        self.run_button.clicked.connect(self.runRequested)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Explain", self.method_combo)
+        form.addRow(self.device_label)
+        form.addRow(self.card_label)
+        form.addRow(self.run_button)
+        outer.addWidget(model_box)
+
+        progress_row = W.QHBoxLayout()
+        self.progress = W.QProgressBar()
+        self.progress.setFormat("%v / %m slices")
+        self.eta_label = W.QLabel("")
+        self.cancel_button = W.QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.eta_label)
+        progress_row.addWidget(self.cancel_button)
+        outer.addLayout(progress_row)
+        self.status_label = W.QLabel("")
+        self.status_label.setWordWrap(True)
+        outer.addWidget(self.status_label)
+
+        overlay_box = W.QGroupBox("Overlay")
+        grid = W.QGridLayout(overlay_box)
+        self.label_combo = W.QComboBox()
+        self.label_combo.currentTextChanged.connect(self._label_changed)
+        self.visible_check = W.QCheckBox(f"Show ({OVERLAY_KEY})")
+        self.visible_check.setChecked(True)
+        self.cmap_combo = W.QComboBox()
+        self.cmap_combo.addItems(list(COLORMAPS))
+        self.opacity_slider = W.QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(50)
+        self.threshold_spin = W.QDoubleSpinBox()
+        self.threshold_spin.setRange(0.0, 1.0)
+        self.threshold_spin.setSingleStep(0.05)
+        self.threshold_spin.setDecimals(2)
+        self.threshold_spin.setValue(0.5)
+        self.contour_check = W.QCheckBox("Contour")
+        for sig in (self.visible_check.toggled, self.cmap_combo.currentTextChanged, self.opacity_slider.valueChanged,
+                    self.threshold_spin.valueChanged, self.contour_check.toggled):
+            sig.connect(self._controls_changed)
+        self.colorbar = ColorBar()
+        grid.addWidget(W.QLabel("Label"), 0, 0)
+        grid.addWidget(self.label_combo, 0, 1)
+        grid.addWidget(self.visible_check, 1, 0, 1, 2)
+        grid.addWidget(W.QLabel("Colours"), 2, 0)
+        grid.addWidget(self.cmap_combo, 2, 1)
+        grid.addWidget(W.QLabel("Opacity"), 3, 0)
+        grid.addWidget(self.opacity_slider, 3, 1)
+        grid.addWidget(W.QLabel("Threshold"), 4, 0)
+        grid.addWidget(self.threshold_spin, 4, 1)
+        grid.addWidget(self.contour_check, 5, 0, 1, 2)
+        grid.addWidget(self.colorbar, 0, 2, 6, 1)
+        outer.addWidget(overlay_box)
+
+        self.toggle_action = QtGui.QAction("Toggle AI overlay", self)
+        self.toggle_action.setShortcut(QtGui.QKeySequence(OVERLAY_KEY))
+        self.toggle_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.toggle_action.triggered.connect(self.visible_check.toggle)
+        self.addAction(self.toggle_action)
+
+        outer.addWidget(W.QLabel("Scores along the series (click to jump)"))
+        self.plot = ScoresPlot()
+        self.plot.sliceClicked.connect(self.sliceRequested)
+        outer.addWidget(self.plot, 1)
+        outer.addWidget(W.QLabel("Findings (above threshold)"))
+        self.findings_list = W.QListWidget()
+        self.findings_list.setMaximumHeight(110)
+        self.findings_list.itemActivated.connect(self._finding_activated)
+        self.findings_list.itemClicked.connect(self._finding_activated)
+        outer.addWidget(self.findings_list)
+
+    # -- models -------------------------------------------------------------------------------
+    def set_models(self, entries: Sequence[ModelEntry], current: str | None = None) -> None:
+        """Fill the picker (no signal); packages that failed to read are listed, disabled, with their error."""
+        self._updating = True
+        self._entries = list(entries)
+        self.model_combo.clear()
+        for idx, entry in enumerate(self._entries):
+            text = entry.name if entry.error is None else f"{entry.name} (unusable)"
+            self.model_combo.addItem(text)
+            if entry.error is not None:
+                item = self.model_combo.model().item(idx)
+                item.setEnabled(False)
+                item.setToolTip(entry.error)
+        names = [e.name for e in self._entries]
+        usable = [i for i, e in enumerate(self._entries) if e.error is None]
+        target = names.index(current) if current in names else (usable[0] if usable else -1)
+        self.model_combo.setCurrentIndex(target)
+        self._updating = False
+        self._show_entry(target)
+
+    @property
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries)
+
+    def current_entry(self) -> ModelEntry | None:
+        i = self.model_combo.currentIndex()
+        return self._entries[i] if 0 <= i < len(self._entries) else None
+
+    def select_model(self, name: str) -> bool:
+        """Pick a model by name (emits ``modelChosen`` when it changes); False if not installed or unusable."""
+        for i, e in enumerate(self._entries):
+            if e.name == name and e.error is None:
+                self.model_combo.setCurrentIndex(i)
+                return True
+        return False
+
+    def _model_index_changed(self, index: int) -> None:
+        if self._updating:
+            return
+        self._show_entry(index)
+        entry = self.current_entry()
+        if entry is not None and entry.error is None:
+            self.modelChosen.emit(entry)
+
+    def _show_entry(self, index: int) -> None:
+        entry = self._entries[index] if 0 <= index < len(self._entries) else None
+        if entry is None:
+            self.card_label.setText("<i>No model packages installed.</i>")
+        elif entry.error is not None:
+            self.card_label.setText(f"<span style='color:#ff5050'>{html.escape(entry.error)}</span>")
+        else:
+            self.card_label.setText(card_html(entry.card))
+            self.set_labels(entry.card.labels, entry.card.thresholds)
+        self.run_button.setEnabled(entry is not None and entry.error is None)
+
+    def set_methods(self, methods: Sequence[str], current: str | None = None) -> None:
+        self._updating = True
+        self.method_combo.clear()
+        self.method_combo.addItems(list(methods))
+        if current in methods:
+            self.method_combo.setCurrentText(current)
+        self._updating = False
+
+    def current_method(self) -> str:
+        return self.method_combo.currentText()
+
+    def _method_changed(self, text: str) -> None:
+        if not self._updating and text:
+            self.methodChosen.emit(text)
+
+    def set_device(self, device: str) -> None:
+        self.device_label.setText(f"device: {device}")
+
+    # -- overlay controls ---------------------------------------------------------------------
+    def set_labels(self, labels: Sequence[str], thresholds: dict[str, float] | None = None) -> None:
+        """New model labels: one settings record each (threshold from the card when it has one)."""
+        self._labels = list(labels)
+        thresholds = thresholds or {}
+        self._settings = {
+            lab: self._settings.get(lab, OverlaySettings(threshold=float(thresholds.get(lab, 0.5))))
+            for lab in self._labels
+        }
+        self._updating = True
+        self.label_combo.clear()
+        self.label_combo.addItems(self._labels)
+        self._updating = False
+        if self._labels:
+            self._label_changed(self._labels[0])
+
+    def overlay_settings(self, label: str) -> OverlaySettings:
+        return self._settings.get(label, OverlaySettings())
+
+    def set_overlay_settings(self, label: str, settings: OverlaySettings) -> None:
+        self._settings[label] = settings
+        if label == self.label_combo.currentText():
+            self._label_changed(label)
+        self.overlayChanged.emit(label)
+
+    def _label_changed(self, label: str) -> None:
+        if not label or self._updating:
+            return
+        s = self.overlay_settings(label)
+        self._updating = True
+        self.visible_check.setChecked(s.visible)
+        self.cmap_combo.setCurrentText(s.colormap)
+        self.opacity_slider.setValue(round(s.opacity * 100))
+        self.threshold_spin.setValue(s.threshold)
+        self.contour_check.setChecked(s.contour)
+        self._updating = False
+        self.colorbar.set_settings(s)
+        self.plot.threshold_line.setValue(s.threshold)
+
+    def _controls_changed(self, *_: Any) -> None:
+        label = self.label_combo.currentText()
+        if self._updating or not label:
+            return
+        s = replace(
+            self.overlay_settings(label),
+            visible=self.visible_check.isChecked(),
+            colormap=self.cmap_combo.currentText(),
+            opacity=self.opacity_slider.value() / 100.0,
+            threshold=float(self.threshold_spin.value()),
+            contour=self.contour_check.isChecked(),
+        )
+        self._settings[label] = s
+        self.colorbar.set_settings(s)
+        self.plot.threshold_line.setValue(s.threshold)
+        self.overlayChanged.emit(label)
+
+    # -- results ------------------------------------------------------------------------------
+    def set_results(self, results: SeriesResults | None) -> None:
+        """Redraw the scores plot and the findings list (thresholds from the overlay settings)."""
+        if results is None:
+            self.plot.set_scores([], np.zeros((0, 0)))
+            self._set_findings([])
+            return
+        results.thresholds.update({lab: self.overlay_settings(lab).threshold for lab in results.labels})
+        self.plot.set_scores(results.labels, results.scores)
+        self._set_findings(results.findings())
+
+    def _set_findings(self, findings: list[Finding]) -> None:
+        self._findings = findings
+        self.findings_list.clear()
+        for f in findings:
+            span = f"Im {f.peak_slice + 1}" + (f" (Im {f.first_slice + 1}-{f.last_slice + 1})" if f.n_slices > 1 else "")
+            self.findings_list.addItem(f"{f.label}: p={f.peak_score:.2f} at {span}")
+
+    @property
+    def findings(self) -> list[Finding]:
+        return list(self._findings)
+
+    def _finding_activated(self, item: QtWidgets.QListWidgetItem) -> None:
+        row = self.findings_list.row(item)
+        if 0 <= row < len(self._findings):
+            self.sliceRequested.emit(self._findings[row].peak_slice)
+
+    def set_current_slice(self, k: int) -> None:
+        self.plot.set_cursor(k)
+
+    # -- progress and messages ----------------------------------------------------------------
+    def set_progress(self, done: int, total: int, eta_s: float | None, running: bool) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.eta_label.setText(f"ETA {format_eta(eta_s)}")
+        else:
+            self.eta_label.setText("done" if total and done >= total else ("cancelled" if total else ""))
+
+    def set_status(self, text: str) -> None:
+        self.status_label.setText(text)
