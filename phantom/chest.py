@@ -38,7 +38,7 @@ def _streams(seed: int) -> dict[str, np.random.Generator]:
     return {n: np.random.default_rng(s) for n, s in zip(names, seqs)}
 
 
-def make_patient(seed: int, vessel_min_radius_mm: float = 0.7) -> Patient:
+def make_patient(seed: int, vessel_min_radius_mm: float = 0.5) -> Patient:
     """Draw a patient's anatomy, vessel and airway trees and skeleton (planned on a 3 mm grid)."""
     rng = _streams(seed)
     anat = Anatomy.draw(rng["anatomy"])
@@ -58,7 +58,7 @@ def make_patient(seed: int, vessel_min_radius_mm: float = 0.7) -> Patient:
     for side in ("right", "left"):
         for kind, root in (("artery", anat.hila[side]), ("vein", anat.atria[side])):
             dirs = root_directions(side, kind, rng["trees"])
-            radii = rng["trees"].uniform(3.2, 4.5, len(dirs)) * (1.0 if kind == "artery" else 0.9)
+            radii = rng["trees"].uniform(2.8, 4.2, len(dirs)) * (1.0 if kind == "artery" else 0.9)
             trees.append(
                 grow_tree(
                     np.repeat(root[None], len(dirs), axis=0), dirs, radii, lung, plan, rng["trees"],

@@ -57,6 +57,7 @@ class ChestParams:
     noise: bool = True
     """False skips blur and noise (a clean phantom, e.g. for projections)."""
     vessel_min_radius_mm: float = 0.5
+    """Thinnest vessel branch drawn; larger is faster (fewer branches)."""
     table: bool = True
     seed: int = 0
 

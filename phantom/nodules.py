@@ -181,5 +181,10 @@ def render_nodule(grid: Grid, hu: np.ndarray, mask: np.ndarray, plan: NodulePlan
     if len(plan.spicules):
         spic = render_tubes(sub, plan.spicules)
         view += spic * (plan.hu - view) * (1.0 - body)
-    mask[box] |= body >= 0.5
-    return bool((body >= 0.5).any())
+    inside = body >= 0.5
+    if not inside.any():  # smaller than a voxel: its most occupied voxel stands for it
+        inside = body >= body.max()
+    if body.max() <= 0.0:
+        return False
+    mask[box] |= inside
+    return True

@@ -61,7 +61,7 @@ def grow_tree(
     n_candidates = 8
     while len(p) and generation < 40:
         n = len(p)
-        length = np.maximum(r * rng.uniform(5.0, 9.0, n), 2.5)
+        length = np.maximum(r * rng.uniform(4.0, 7.5, n), 2.5)
         if generation == 0:
             length = np.full(n, root_length) * rng.uniform(0.8, 1.2, n)
             choice = np.ones(n, dtype=bool)
@@ -83,7 +83,7 @@ def grow_tree(
         if not len(p):
             break
         end = p + dirs * length[:, None]
-        taper = r * 0.93
+        taper = r * 0.96
         segs_p0.append(p), segs_p1.append(end), segs_r0.append(r), segs_r1.append(taper)
         # keep the normal and bronchus offset perpendicular to the new direction
         normal = _unit(normal - (normal * dirs).sum(-1, keepdims=True) * dirs)
@@ -95,7 +95,7 @@ def grow_tree(
             air_p0.append(p[big] + shift), air_p1.append(end[big] + shift)
             air_r0.append(rb), air_r1.append(rb * 0.93)
         # split (Murray: r^k = r1^k + r2^k); stop when even the larger child is too thin
-        frac = rng.uniform(0.2, 0.5, len(p))
+        frac = rng.uniform(0.08, 0.5, len(p))
         r_small = taper * frac ** (1.0 / MURRAY_EXPONENT)
         r_big = taper * (1.0 - frac) ** (1.0 / MURRAY_EXPONENT)
         alive = r_big >= r_min
@@ -129,12 +129,15 @@ def root_directions(side: str, kind: str, rng: np.random.Generator) -> np.ndarra
     s = -1.0 if side == "right" else 1.0
     base = [
         [0.35 * s, 0.1, 1.0],  # apical
+        [0.5 * s, -0.5, 0.9],  # anterior apical
         [0.8 * s, -0.6, 0.5],  # anterior upper
         [0.7 * s, 0.6, 0.6],  # posterior upper
         [1.0 * s, -0.5, -0.3],  # middle / lingula
+        [0.8 * s, -0.9, -0.2],  # medial middle
         [0.6 * s, -0.3, -1.0],  # anterior basal
         [0.6 * s, 0.8, -0.8],  # posterior basal
         [0.9 * s, 0.3, -0.5],  # lateral basal
+        [0.2 * s, 0.9, -0.6],  # superior segment of the lower lobe
     ]
     if kind == "vein":
         base = [[v[0], v[1], v[2] - 0.4] for v in base[1:]]
