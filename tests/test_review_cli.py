@@ -158,3 +158,13 @@ def test_worklist_from_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code == 2 and "allowed: not_started, in_progress, done" in err
     with ReviewStore() as store:
         assert store.study_header(a[0].StudyInstanceUID).patient_id == "1CT1"
+
+
+def test_store_option_before_or_after_the_action(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_ct_series(tmp_path / "ct", 1)
+    store = str(tmp_path / "elsewhere.sqlite3")
+    code, out, _ = _run(capsys, "flag", str(tmp_path / "ct"), "--slice", "0", "--label", "x", "--verdict", "tp",
+                        "--store", store)
+    assert code == 0
+    assert _run(capsys, "--store", store, "list")[1].startswith(out.strip())
+    assert _run(capsys, "list")[1] == ""  # the default store was not touched

@@ -14,10 +14,15 @@ VERDICT_HELP = ", ".join(v.value for v in Verdict) + " (or 'missed')"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", metavar="FILE", help="review store (default: RADSCOPE_HOME/review/review.sqlite3)")
+    def add_store(p: argparse.ArgumentParser) -> None:  # accepted before or after ACTION
+        p.add_argument("--store", metavar="FILE", default=argparse.SUPPRESS,
+                       help="review store (default: RADSCOPE_HOME/review/review.sqlite3)")
+
+    add_store(parser)
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     flag = sub.add_parser("flag", help="flag slice K of a series; prints the flag id once it is saved")
+    add_store(flag)
     flag.add_argument("path", help="DICOM file, folder, zip or DICOMDIR holding the series")
     flag.add_argument("--slice", type=int, required=True, metavar="K", help="slice index (0-based, along the normal)")
     flag.add_argument("--label", required=True, help="model label the verdict is about")
@@ -32,11 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"region in pixel coordinates (column,row); KIND one of {', '.join(REGION_KINDS)}")
 
     lst = sub.add_parser("list", help="list flags")
+    add_store(lst)
     lst.add_argument("--json", action="store_true", help="print JSON")
     lst.add_argument("--study", metavar="UID", help="only this study")
     lst.add_argument("--all", action="store_true", help="include deleted flags (tombstones)")
 
     edit = sub.add_parser("edit", help="change a flag (history is kept)")
+    add_store(edit)
     edit.add_argument("id")
     edit.add_argument("--verdict", help=VERDICT_HELP)
     edit.add_argument("--label")
@@ -44,21 +51,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     edit.add_argument("--reviewer", help="who makes the change")
 
     delete = sub.add_parser("delete", help="delete a flag (kept as a tombstone with its history)")
+    add_store(delete)
     delete.add_argument("id")
     delete.add_argument("--reviewer", help="who deletes it")
 
     worklist = sub.add_parser("worklist", help="show the worklist; add studies found under paths; set a status")
+    add_store(worklist)
     worklist.add_argument("--add", nargs="+", metavar="PATH", help="put every study under PATH on the worklist")
     worklist.add_argument("--status", nargs=2, metavar=("STUDY_UID", "STATUS"),
                           help="set a study's status: not_started, in_progress or done")
 
     history = sub.add_parser("history", help="every version of a flag")
+    add_store(history)
     history.add_argument("id")
 
     summary = sub.add_parser("summary", help="verdict counts, rates by group and reviewer agreement")
+    add_store(summary)
     summary.add_argument("--json", action="store_true")
 
     export = sub.add_parser("export", help="write the flags as CSV, JSON or DICOM (KOS + SR per study)")
+    add_store(export)
     export.add_argument("--format", required=True, choices=["csv", "json", "dicom"])
     export.add_argument("--out", required=True, metavar="PATH", help="file (csv, json) or folder (dicom)")
     export.add_argument("--heatmaps", metavar="INFER_DIR",
@@ -66,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--source", metavar="PATH", help="the DICOM series the heatmaps were computed on")
 
     imp = sub.add_parser("import", help="merge a JSON export into the store (idempotent by flag id)")
+    add_store(imp)
     imp.add_argument("file")
 
 
@@ -116,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             model = model_info(args.model)
             if args.slice < 0:
                 raise ValueError(f"slice {args.slice} is out of range: slices start at 0")
-        with ReviewStore(args.store) as store:
+        with ReviewStore(getattr(args, "store", None)) as store:
             return _ACTIONS[args.action](store, args, **({"verdict": verdict, "region": region, "model": model}
                                                          if args.action == "flag" else {}))
     except (ValueError, KeyError, SourceError, ReviewStoreError, ImportFileError) as exc:
