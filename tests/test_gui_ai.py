@@ -478,3 +478,36 @@ def test_use_model_by_path_and_unknown_name(qtbot, make_controller, tmp_path: Pa
     assert ctl.model_entry.name == "my-model" and ctl.panel.current_entry().path == pkg
     assert not ctl.use_model("no-such-model")
     assert "no-such-model" in notes[-1] and "blob" in notes[-1] and "my-model" in notes[-1]
+
+
+# -- the real inference runner on the worker thread --------------------------------------------
+@pytest.mark.slow  # torch import + export of a tiny model: ~8 s on a busy 2-core machine
+def test_real_runner_session_matches_the_runner(qtbot, ai_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A real torch.export package through RunnerSession: the worker's results (Grad-CAM, which
+    needs grad mode on *its* thread) equal the runner's own, weighted into probability units."""
+    import torch
+
+    from inference.architectures import DemoCNN
+    from inference.package import save_package
+    from inference.runner import Runner
+    from viewer.dicom.volume import SeriesInfo, Volume
+    from viewer.qt.ai_panel import ModelEntry
+
+    torch.manual_seed(0)
+    fields = {"name": "tiny", "version": "0.1", "dims": 2, "labels": ["a", "b"], "output": "sigmoid",
+              "input": {"size": [32, 32], "channels": 1, "window": {"center": 40, "width": 400}, "modalities": ["CT"]},
+              "explain": {"target_layer": "features"}}
+    card = save_package(DemoCNN(1, 2, widths=(4, 8)), fields, tmp_path / "tiny", torch.zeros(2, 1, 32, 32))
+    arr = np.random.default_rng(0).normal(40, 300, size=(7, 45, 70)).astype(np.float32)
+    vol = Volume(arr, np.zeros(3), np.array([0.7, 0.9, 2.0]), np.eye(3), [f"1.2.{k}" for k in range(7)],
+                 info=SeriesInfo(series_uid="1.2", stack_id="1.2", modality="CT"))
+    window, ai = ai_window(None, models=[ModelEntry("tiny", tmp_path / "tiny", card=card)])
+    with qtbot.waitSignal(ai.finished, timeout=60000):
+        window.show_volume(vol)
+    expected = list(Runner(tmp_path / "tiny", device="cpu").run(arr, method="gradcam"))
+    scores = np.concatenate([r.scores for r in expected])
+    np.testing.assert_allclose(ai.results.scores, scores, atol=1e-5)
+    maps = np.concatenate([r.heatmaps["b"] for r in expected])
+    np.testing.assert_allclose(ai.results.heatmap("b"), maps * scores[:, 1, None, None], atol=1e-5)
+    assert ai.device_name == "cpu" and "cpu" in ai.panel.device_label.text()
+    assert "gradcam++" in [ai.panel.method_combo.itemText(i) for i in range(ai.panel.method_combo.count())]
