@@ -28,6 +28,7 @@ from viewer.qt.series_model import Overlay, SeriesModel
 
 DEFAULT_METHOD = "gradcam"
 OVERLAY_PREFIX = "AI "
+DOCK_WIDTH = 360
 
 
 def model_folders() -> list[tuple[Path, bool]]:
@@ -392,6 +393,7 @@ class WindowAI(AIController):
         self.dock.setObjectName("dock_ai")
         self.dock.setWidget(self.panel)
         window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        window.resizeDocks([self.dock], [DOCK_WIDTH], QtCore.Qt.Orientation.Horizontal)
         window.addAction(self.panel.toggle_action)  # the overlay key works wherever the focus is
         for menu in window.menuBar().findChildren(QtWidgets.QMenu):
             if menu.title().replace("&", "") == "Panels":
