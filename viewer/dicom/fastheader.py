@@ -41,6 +41,11 @@ _NUMERIC = {"US": "<H", "UL": "<I", "SS": "<h", "SL": "<i", "FL": "<f", "FD": "<
 _CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 EXPLICIT_LE, IMPLICIT_LE = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"
 _UNDEFINED = 0xFFFFFFFF
+_EXPLICIT = struct.Struct("<HH2sH")
+_U32 = struct.Struct("<I")
+_VR_NAMES = {vr.encode(): vr for vr in (
+    "AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split()
+)}
 CHUNK = 16384
 
 
@@ -155,22 +160,21 @@ class _Reader:
 
     def header(self, pos: int, implicit: bool) -> tuple[int, str, int, int]:
         """(tag, VR, value length, value offset) of the element at ``pos``."""
-        self.need(pos + 8)
+        if pos + 12 > len(self.buf):
+            self.need(pos + 8)
         buf = self.buf
-        group, elem = struct.unpack_from("<HH", buf, pos)
+        group, elem, vr_bytes, short = _EXPLICIT.unpack_from(buf, pos)
         tag = group << 16 | elem
-        if group == 0xFFFE:  # item / delimiters never carry a VR
-            return tag, "", struct.unpack_from("<I", buf, pos + 4)[0], pos + 8
-        if implicit:
-            vr = _TAGS[tag][1] if tag in _TAGS else ""
-            return tag, vr, struct.unpack_from("<I", buf, pos + 4)[0], pos + 8
-        vr_bytes = bytes(buf[pos + 4:pos + 6])
-        if not (65 <= vr_bytes[0] <= 90 and 65 <= vr_bytes[1] <= 90):
-            raise _Unsupported("invalid VR")
+        if group == 0xFFFE or implicit:  # items / delimiters never carry a VR
+            vr = "" if group == 0xFFFE else _TAGS[tag][1] if tag in _TAGS else ""
+            return tag, vr, _U32.unpack_from(buf, pos + 4)[0], pos + 8
         if vr_bytes in _LONG_VRS:
             self.need(pos + 12)
-            return tag, vr_bytes.decode(), struct.unpack_from("<I", buf, pos + 8)[0], pos + 12
-        return tag, vr_bytes.decode(), struct.unpack_from("<H", buf, pos + 6)[0], pos + 8
+            return tag, _VR_NAMES[vr_bytes], _U32.unpack_from(buf, pos + 8)[0], pos + 12
+        vr = _VR_NAMES.get(vr_bytes)
+        if vr is None:
+            raise _Unsupported("invalid VR")
+        return tag, vr, short, pos + 8
 
     def skip_undefined(self, pos: int, implicit: bool, depth: int = 0) -> int:
         """Position after an undefined-length sequence (or item) starting its content at ``pos``."""

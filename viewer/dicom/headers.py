@@ -401,8 +401,14 @@ def slice_normal(orientation: np.ndarray) -> np.ndarray:
     return n / math.sqrt(float(n @ n))
 
 
-def parse_header(path: str, ds: Dataset | None = None) -> tuple[FileHeader, list[SliceHeader]]:
-    """Read one file's header; raises NotDicomError (skip) or DicomFileError (report)."""
+def parse_header(
+    path: str, ds: Dataset | None = None, series_facts: dict[tuple[str, str], dict[str, Any]] | None = None
+) -> tuple[FileHeader, list[SliceHeader]]:
+    """Read one file's header; raises NotDicomError (skip) or DicomFileError (report).
+
+    ``series_facts``: a cache shared across one scan, so the descriptive series-level facts
+    (patient, study, device) are decoded once per series rather than once per file.
+    """
     path = str(path)
     try:
         size = os.path.getsize(path)
@@ -417,14 +423,16 @@ def parse_header(path: str, ds: Dataset | None = None) -> tuple[FileHeader, list
             raise NotDicomError(path)
         ds = read_fast(path, size) or read_dataset(path)
     try:
-        return _parse(ds, path, size)
+        return _parse(ds, path, size, series_facts if series_facts is not None else {})
     except (DicomFileError, NotDicomError):
         raise
     except Exception as exc:  # any malformed value not caught by the accessors
         raise DicomFileError(path, f"malformed header ({type(exc).__name__}: {exc})") from exc
 
 
-def _parse(ds: Dataset, path: str, size: int) -> tuple[FileHeader, list[SliceHeader]]:
+def _parse(
+    ds: Dataset, path: str, size: int, series_facts: dict[tuple[str, str], dict[str, Any]]
+) -> tuple[FileHeader, list[SliceHeader]]:
     meta = getattr(ds, "file_meta", None)
     sop_class = _str(ds, "SOPClassUID") or (_str(meta, "MediaStorageSOPClassUID") if meta is not None else "")
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
@@ -432,15 +440,19 @@ def _parse(ds: Dataset, path: str, size: int) -> tuple[FileHeader, list[SliceHea
     fmt = _pixel_format(ds, path, size)
     sop_uid = _str(ds, "SOPInstanceUID") or f"{os.path.abspath(path)}"
     series_uid = _str(ds, "SeriesInstanceUID") or f"no-series-uid:{os.path.abspath(path)}"
+    study_uid = _str(ds, "StudyInstanceUID")
+    facts = series_facts.get((study_uid, series_uid))
+    if facts is None:
+        facts = series_facts[(study_uid, series_uid)] = _facts(ds)
     header = FileHeader(
         path=path,
         size=size,
         fmt=fmt,
-        study_uid=_str(ds, "StudyInstanceUID"),
+        study_uid=study_uid,
         series_uid=series_uid,
         sop_class_uid=sop_class,
         modality=_str(ds, "Modality"),
-        facts=_facts(ds),
+        facts=facts,
         image_type=tuple(s.strip().upper() for s in _str(ds, "ImageType").split("\\") if s.strip()),
         enhanced="PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds,
     )

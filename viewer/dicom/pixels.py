@@ -15,6 +15,7 @@ decoder names the packages to install, and a compression no installed plugin han
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -82,26 +83,50 @@ def _fix_bits(raw: np.ndarray, fmt: PixelFormat) -> np.ndarray:
     return native & np.array((1 << fmt.bits_stored) - 1, dtype=native.dtype)
 
 
+_BUFFERS = threading.local()
+
+
+def _thread_buffer(nbytes: int) -> np.ndarray:
+    """A per-thread scratch buffer for raw pixel bytes (no allocation per slice)."""
+    buf = getattr(_BUFFERS, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _BUFFERS.buf = np.empty(nbytes, dtype=np.uint8)
+    return buf[:nbytes]
+
+
 def _read_native(s: SliceHeader, out: np.ndarray) -> None:
     fmt = s.file.fmt
     count = fmt.rows * fmt.columns
+    nbytes = count * fmt.numpy_dtype.itemsize
     assert fmt.offset is not None
     offset = fmt.offset + (s.frame or 0) * fmt.frame_bytes
+    buf = _thread_buffer(nbytes)
     try:
-        raw = np.fromfile(s.file.path, dtype=fmt.numpy_dtype, count=count, offset=offset)
-    except (OSError, ValueError) as exc:
+        with open(s.file.path, "rb", buffering=0) as f:
+            f.seek(offset)
+            got = f.readinto(memoryview(buf))  # releases the GIL while the kernel copies
+            while got is not None and 0 < got < nbytes:
+                more = f.readinto(memoryview(buf)[got:])
+                if not more:
+                    break
+                got += more
+    except OSError as exc:
         raise DicomFileError(s.file.path, f"cannot read pixel data ({exc})") from exc
-    if raw.size < count:
-        raise DicomFileError(s.file.path, f"pixel data truncated: {raw.size} of {count} pixels in the file")
-    raw = _fix_bits(raw.reshape(fmt.rows, fmt.columns), fmt)
+    if not got or got < nbytes:
+        raise DicomFileError(s.file.path, f"pixel data truncated: {got or 0} of {nbytes} bytes in the file")
+    raw = _fix_bits(buf.view(fmt.numpy_dtype).reshape(fmt.rows, fmt.columns), fmt)
     _rescale(raw, s.slope, s.intercept, out)
 
 
 def _rescale(raw: np.ndarray, slope: float, intercept: float, out: np.ndarray) -> None:
+    """out = raw * slope + intercept in float32, in as few passes as possible."""
     if slope == 1.0:
-        np.copyto(out, raw, casting="unsafe")
-    else:
-        np.multiply(raw, np.float32(slope), out=out, casting="unsafe")
+        if intercept == 0.0:
+            np.copyto(out, raw, casting="unsafe")
+        else:
+            np.add(raw, np.float32(intercept), out=out, casting="unsafe")
+        return
+    np.multiply(raw, np.float32(slope), out=out, casting="unsafe")
     if intercept != 0.0:
         out += np.float32(intercept)
 

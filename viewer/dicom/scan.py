@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from viewer.dicom.errors import DicomFileError, FileError, NotDicomError
 from viewer.dicom.headers import SliceHeader, parse_header
@@ -40,9 +40,10 @@ def scan(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> Sc
     sources = collect(paths)
     errors = list(sources.errors)
     slices: list[SliceHeader] = []
+    series_facts: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sources.files:
         try:
-            _, file_slices = parse_header(path)
+            _, file_slices = parse_header(path, series_facts=series_facts)
         except NotDicomError:
             continue
         except DicomFileError as exc:
