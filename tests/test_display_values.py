@@ -113,6 +113,10 @@ def test_annotations_hide_identifying_fields() -> None:
     assert text["bottom_right"] == ["W 400 L 40", "Zoom 150%"]
     hidden = "\n".join(sum(corner_text(info, state, hide_identifying=True).values(), []))
     assert "Doe" not in hidden and "ID123" not in hidden and "2024" not in hidden and "CT THORAX" in hidden
+    compact = corner_text(info, state, compact=True)
+    assert compact["top_left"] == ["Doe Jane"] and compact["top_right"] == ["Axial"]
+    assert corner_text(info, state, compact=True, patient=False)["top_left"] == []
+    assert corner_text(info, state, True, compact=True)["top_left"] == ["(anonymised)"]
 
 
 def test_settings_roundtrip_and_bad_file(capsys: pytest.CaptureFixture[str]) -> None:

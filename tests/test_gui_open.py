@@ -175,3 +175,18 @@ def test_screenshot_cli_renders_the_real_window(tmp_path, radscope_home) -> None
     assert len(colours) > 200  # not blank: image, panels and text
     bad = _run_cli("--panel", "nope", home=radscope_home)
     assert bad.returncode == 2 and "known panels: series, tags, errors" in bad.stderr
+
+
+def test_thumbnails_keep_the_true_aspect_and_monochrome1() -> None:
+    from types import SimpleNamespace
+
+    from viewer.qt.workers import thumbnail
+
+    img = np.tile(np.arange(200, dtype=np.uint16), (40, 1))  # 40 rows of 2.5 mm, 200 columns of 0.7 mm
+    ds = SimpleNamespace(pixel_array=img, PixelSpacing=[2.5, 0.7], RescaleSlope=1, RescaleIntercept=0)
+    thumb = thumbnail(ds, None, monochrome1=False)
+    true_aspect = (40 * 2.5) / (200 * 0.7)  # height / width in mm
+    assert thumb.dtype == np.uint8 and max(thumb.shape) <= 4 * 96
+    assert thumb.shape[0] / thumb.shape[1] == pytest.approx(true_aspect, rel=0.2)  # not the raw 40/200
+    assert thumb[0, 0] < thumb[0, -1]
+    assert thumbnail(ds, None, monochrome1=True)[0, 0] > thumbnail(ds, None, monochrome1=True)[0, -1]

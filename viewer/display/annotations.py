@@ -30,11 +30,19 @@ def _name(n: str) -> str:
     return n.replace("^", " ").strip()
 
 
-def corner_text(info: SeriesInfo, state: ViewState, hide_identifying: bool = False) -> dict[str, list[str]]:
+def corner_text(info: SeriesInfo, state: ViewState, hide_identifying: bool = False,
+                compact: bool = False, patient: bool = True) -> dict[str, list[str]]:
     """Lines for the ``top_left``, ``top_right``, ``bottom_left`` and ``bottom_right`` corners.
 
     With ``hide_identifying`` the patient's name, ID, age, sex and the study date are left out.
+    ``compact`` (narrow MPR views) keeps one line on top: the patient's name (only when ``patient``) and the
+    plane.
     """
+    if compact:
+        name = "(anonymised)" if hide_identifying else _name(info.patient_name)
+        full = corner_text(info, state, hide_identifying)
+        return {"top_left": [name] if patient and name else [], "top_right": [state.plane.capitalize()],
+                "bottom_left": full["bottom_left"], "bottom_right": full["bottom_right"]}
     top_left: list[str] = []
     if hide_identifying:
         top_left.append("(anonymised)")

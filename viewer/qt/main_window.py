@@ -540,6 +540,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             v.setVisible(n < len(planes))
             if n < len(planes):
                 v.plane_name = planes[n]
+                v.compact, v.show_patient = mpr, n == 0
                 v.set_crosshair_visible(mpr)
                 v.set_model(self.model)
                 v.set_tool(self.tool)

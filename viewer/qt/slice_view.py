@@ -99,6 +99,9 @@ class SliceView(pg.GraphicsView):
         self.show_annotations = True
         self.hide_identifying = False
         self.show_crosshair = False
+        self.compact = False
+        """Narrow (MPR) view: one line of text on top."""
+        self.show_patient = True
         self.vb = SliceViewBox(self)
         self.setCentralItem(self.vb)
         self.image_item = FastImageItem(QtGui.QImage.Format.Format_RGB32)
@@ -528,7 +531,8 @@ class SliceView(pg.GraphicsView):
         painter.resetTransform()
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
         vp = self.viewport().rect().adjusted(6, 4, -6, -4)
-        texts = corner_text(self.model.volume.info, self.view_state(), self.hide_identifying)
+        texts = corner_text(self.model.volume.info, self.view_state(), self.hide_identifying, self.compact,
+                            self.show_patient)
         painter.setFont(self._font)
         flags = {
             "top_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,

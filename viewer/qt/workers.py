@@ -92,7 +92,7 @@ def thumbnail(ds: Any, frame: int | None, monochrome1: bool) -> np.ndarray:
     if frame is not None and arr.ndim >= 3 and int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
         arr = arr[frame - 1]
     step = max(1, int(np.ceil(max(arr.shape[:2]) / THUMB_SIZE)))
-    arr = arr[::step, ::step]
+    arr = _square_pixels(arr[::step, ::step], getattr(ds, "PixelSpacing", None))
     if arr.ndim == 3:
         return np.ascontiguousarray(arr[..., :3].astype(np.uint8))
     arr = arr.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
@@ -100,6 +100,22 @@ def thumbnail(ds: Any, frame: int | None, monochrome1: bool) -> np.ndarray:
     w = auto_window(arr)
     lo, hi = levels(w.center, w.width)
     return np.ascontiguousarray(to_uint8(arr, lo, hi, invert=monochrome1))
+
+
+def _square_pixels(img: np.ndarray, pixel_spacing: object) -> np.ndarray:
+    """Repeat rows or columns so a thumbnail of non-square pixels keeps its true aspect (roughly)."""
+    try:
+        sy, sx = (float(v) for v in pixel_spacing)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return img
+    if sx <= 0 or sy <= 0:
+        return img
+    ratio = sy / sx
+    if ratio > 1.25:
+        return np.repeat(img, int(round(ratio)), axis=0)
+    if ratio < 0.8:
+        return np.repeat(img, int(round(1 / ratio)), axis=1)
+    return img
 
 
 class ThumbnailJob(QObject):
