@@ -54,6 +54,7 @@ def _base(modality: str, sop_class: str, study_uid: str, series_uid: str) -> Dat
     ds.PatientID = "T1"
     ds.SeriesDescription = f"{modality} test series"
     ds.SeriesNumber = 3
+    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260102", "101500", "1", "A1"
     return ds
 
 
@@ -95,6 +96,8 @@ def write_series(
     shuffle: bool = True,
     image_type: str = "ORIGINAL\\PRIMARY\\AXIAL",
     tilt_shift: Sequence[float] = (0.0, 0.0, 0.0),
+    extra: dict[str, object] | None = None,
+    prefix: str = "img",
 ) -> SeriesTruth:
     """Write ``n`` slices at ``origin + normal * offsets[k] + tilt_shift * k``; shuffled names and numbers."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,8 +125,10 @@ def write_series(
         ds.WindowCenter = [40, -600]
         ds.WindowWidth = [400, 1500]
         ds.WindowCenterWidthExplanation = ["SOFT", "LUNG"]
+        for keyword, value in (extra or {}).items():
+            setattr(ds, keyword, value)
         _pixels(ds, stored[k])
-        name = folder / f"img_{int(write_order[k]):04d}.dcm" if shuffle else folder / f"img_{k:04d}.dcm"
+        name = folder / f"{prefix}_{int(write_order[k]) if shuffle else k:04d}.dcm"
         ds.save_as(name, enforce_file_format=True)
         files.append(name)
         sops.append(ds.SOPInstanceUID)

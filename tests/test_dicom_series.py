@@ -159,3 +159,37 @@ def test_to_sitk_roundtrip(tmp_path: Path) -> None:
     point = img.TransformIndexToPhysicalPoint((2, 3, 1))
     assert np.allclose(point, vol.index_to_lps((2, 3, 1)))
     assert np.allclose(point, truth.positions[1] + 2 * 0.9 * truth.orientation[:3] + 3 * 0.6 * truth.orientation[3:])
+
+
+def test_interleaved_echoes_split_into_stacks(tmp_path: Path) -> None:
+    e1 = write_series(tmp_path, n=5, series_uid="1.2.826.0.7.1", study_uid="1.2.826.0.7", extra={"EchoNumbers": 1}, prefix="e1")
+    e2 = write_series(tmp_path, n=5, series_uid="1.2.826.0.7.1", study_uid="1.2.826.0.7", extra={"EchoNumbers": 2},
+                      prefix="e2", seed=11)
+    result = scan([tmp_path])
+    assert [s.n_slices for s in result.stacks] == [5, 5]
+    assert [s.stack_id for s in result.stacks] == ["1.2.826.0.7.1", "1.2.826.0.7.1.2"]
+    loaded = sorted((load_volume(s).array for s in result.stacks), key=lambda a: float(a[0, 0, 0] - e1.values[0, 0, 0]) != 0)
+    assert np.array_equal(loaded[0], e1.values) and np.array_equal(loaded[1], e2.values)
+    assert all(not s.warnings for s in result.stacks)
+
+
+def test_orientation_jitter_does_not_split(tmp_path: Path) -> None:
+    jitter = (1.0, 0.0004, 0.0, -0.0004, 1.0, 0.0)
+    write_series(tmp_path, n=4, series_uid="1.2.826.0.8.1", study_uid="1.2.826.0.8", prefix="a", orientation=(0.9999999, 0.0004999, 0, -0.0004999, 0.9999999, 0))
+    write_series(tmp_path, n=4, series_uid="1.2.826.0.8.1", study_uid="1.2.826.0.8", prefix="b", orientation=jitter, origin=(-40.0, -30.0, 20.0))
+    [stack] = scan([tmp_path]).stacks
+    assert stack.n_slices == 8
+
+
+def test_dicomdir_written_by_pydicom_loads_the_series(tmp_path: Path) -> None:
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    truth = write_series(tmp_path / "src", n=4)
+    fs = FileSet()
+    for f in truth.files:
+        fs.add(pydicom.dcmread(f))
+    fs.write(tmp_path / "media")
+    vol = open_volume([tmp_path / "media" / "DICOMDIR"])
+    assert np.array_equal(vol.array, truth.values)
+    assert np.allclose(vol.origin, truth.positions[0])

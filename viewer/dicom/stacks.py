@@ -98,14 +98,30 @@ class Stack:
                 f"spacing_zyx={tuple(round(v, 4) for v in self.spacing_zyx)})")
 
 
-def _orientation_key(s: SliceHeader) -> tuple[float, ...] | None:
-    return None if s.orientation is None else tuple(np.round(s.orientation, 3) + 0.0)
+ORIENTATION_TOL = 1e-3
+"""Direction cosines closer than this (max abs difference) count as the same orientation."""
 
 
-def _geometry_key(s: SliceHeader) -> tuple[Any, ...]:
+class _Orientations:
+    """Clusters orientations by tolerance (rounding would split values straddling a rounding edge)."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def key(self, s: SliceHeader) -> int | None:
+        if s.orientation is None:
+            return None
+        for n, o in enumerate(self.seen):
+            if float(np.max(np.abs(o - s.orientation))) < ORIENTATION_TOL:
+                return n
+        self.seen.append(s.orientation)
+        return len(self.seen) - 1
+
+
+def _geometry_key(s: SliceHeader, orientations: _Orientations) -> tuple[Any, ...]:
     f = s.file.fmt
     # frames without a position cannot be sorted against other files: keep each file on its own
-    where = _orientation_key(s) if s.position is not None else ("file", s.file.path)
+    where = ("orientation", orientations.key(s)) if s.position is not None else ("file", s.file.path)
     return (where, f.rows, f.columns, f.samples, f.photometric == "PALETTE COLOR", s.file.is_localizer)
 
 
@@ -124,8 +140,9 @@ def _has_duplicates(slices: list[SliceHeader]) -> bool:
 def _split_groups(slices: list[SliceHeader]) -> list[list[SliceHeader]]:
     """Split by geometry; split further by acquisition/echo/temporal keys only if that removes duplicates."""
     groups: dict[tuple[Any, ...], list[SliceHeader]] = defaultdict(list)
+    orientations = _Orientations()
     for s in slices:
-        groups[_geometry_key(s)].append(s)
+        groups[_geometry_key(s, orientations)].append(s)
     out: list[list[SliceHeader]] = []
     for group in groups.values():
         if _has_duplicates(group):
