@@ -174,7 +174,7 @@ def test_screenshot_cli_renders_the_real_window(tmp_path, radscope_home) -> None
     colours = {small.pixel(x, y) for x in range(160) for y in range(100)}
     assert len(colours) > 200  # not blank: image, panels and text
     bad = _run_cli("--panel", "nope", home=radscope_home)
-    assert bad.returncode == 2 and "known panels: series, tags, errors" in bad.stderr
+    assert bad.returncode == 2 and "known panels: series, tags, errors, ai" in bad.stderr
 
 
 def test_thumbnails_keep_the_true_aspect_and_monochrome1() -> None:

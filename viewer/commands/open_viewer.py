@@ -1,7 +1,8 @@
 """``radscope [PATH ...] [--screenshot FILE.png] [--panel NAME] [--model NAME]``: the viewer window.
 
-``--screenshot`` renders the real main window offscreen once loading has finished, writes the PNG and
-exits 0 (no display needed). ``--panel`` opens a named side panel first.
+``--screenshot`` renders the real main window offscreen once loading (and inference, when a model runs)
+has finished, writes the PNG and exits 0 (no display needed). ``--panel`` opens a named side panel first;
+``--model`` picks the AI model (the AI dock of :mod:`viewer.qt.ai_integration`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-PANELS = ("series", "tags", "errors")
-"""Side panels ``--panel`` can open (ViewerWindow.PANELS; listed here so a bad name fails before Qt loads)."""
+PANELS = ("series", "tags", "errors", "ai")
+"""Side panels ``--panel`` can open (ViewerWindow.PANELS plus the AI dock; listed here so a bad name fails
+before Qt loads)."""
 SCREENSHOT_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = 300.0
 
@@ -32,9 +34,6 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"radscope: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
-    if args.model:
-        print("radscope: --model is not wired into the viewer yet (the AI layer is a later issue); "
-              "use `radscope infer` meanwhile", file=sys.stderr)
     if args.screenshot:
         import os
 
@@ -46,25 +45,56 @@ def run(args: argparse.Namespace) -> int:
 
     app = ensure_app(sys.argv[:1])
     window = ViewerWindow()
+    ai = _attach_ai(window)
+    if args.model and (ai is None or not ai.use_model(args.model)):
+        print(f"radscope: cannot use model {args.model!r}" + ("" if ai is not None else
+              " (the AI layer is not available)") + "; see the Errors panel or `radscope models`", file=sys.stderr)
     if args.layout:
         window.set_layout(args.layout)
-    if args.panel:
+    if args.panel == "ai":
+        if ai is None:
+            print("radscope: the AI panel is not available", file=sys.stderr)
+            return 2
+        ai.open()
+    elif args.panel:
         window.open_panel(args.panel)
+    if ai is not None and args.panel != "ai" and not args.model and not any(
+            e.error is None for e in getattr(ai.panel, "entries", [])):
+        ai.dock.hide()  # no usable model installed: keep the room for the images (Panels menu shows it)
     if args.screenshot:
         window.resize(*SCREENSHOT_SIZE)
     window.show()
     if args.paths:
         window.open_paths(args.paths)
     if not args.screenshot:
-        return int(app.exec())
-    return _screenshot(window, args.screenshot)
+        code = int(app.exec())
+        if ai is not None:
+            ai.shutdown()
+        return code
+    try:
+        return _screenshot(window, ai, args.screenshot)
+    finally:
+        if ai is not None:
+            ai.shutdown()
 
 
-def _screenshot(window, path: str) -> int:
-    """Wait for loading to finish, render the whole window, save it."""
+def _attach_ai(window):
+    """The AI dock (issue 5) when its layer is importable, else None (the viewer works without it)."""
+    try:
+        from viewer.qt.ai_integration import attach_ai
+    except ImportError as exc:
+        print(f"radscope: AI layer not available ({exc})", file=sys.stderr)
+        return None
+    return attach_ai(window)
+
+
+def _screenshot(window, ai, path: str) -> int:
+    """Wait for loading (and inference, when a model runs) to finish, render the whole window, save it."""
     if not window.wait_idle(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: loading did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
         return 1
+    if ai is not None and not ai.wait_done(SCREENSHOT_TIMEOUT_S):
+        print(f"radscope: inference did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
     window.wait_idle(1.0)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
