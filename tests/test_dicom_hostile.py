@@ -150,3 +150,32 @@ def test_fuzzed_headers_never_crash(one_file: Path, tmp_path: Path, data: st.Dat
         else:
             assert vol.array.nbytes <= 64 * len(raw) + 4096
     assert time.perf_counter() - t0 < 10
+
+
+def test_missing_decoder_names_what_to_install(one_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from viewer.dicom import headers
+
+    class Unavailable:
+        is_available = False
+        missing_dependencies = ["pylibjpeg - requires pylibjpeg-openjpeg>=2.0", "gdcm - requires python-gdcm"]
+
+    ds = pydicom.dcmread(one_file)
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\x00" * 600])
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.save_as(tmp_path / "j2k.dcm")
+    headers.decoder_problem.cache_clear()
+    monkeypatch.setattr(headers, "get_decoder", lambda uid: Unavailable())
+    try:
+        message = _scan_one(tmp_path / "j2k.dcm")
+    finally:
+        headers.decoder_problem.cache_clear()
+    assert "no decoder installed for JPEG 2000 Image Compression (Lossless Only)" in message
+    assert "pylibjpeg-openjpeg" in message and "python-gdcm" in message
+
+
+def test_video_transfer_syntax_is_unsupported(one_file: Path, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(one_file)
+    ds.PixelData = encapsulate([b"\x00\x00\x01\xb3" + b"\x00" * 600])
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
+    ds.save_as(tmp_path / "video.dcm")
+    assert "unsupported compression: MPEG2 Main Profile / Main Level" in _scan_one(tmp_path / "video.dcm")

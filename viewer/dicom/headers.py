@@ -8,6 +8,7 @@ at scan time: missing pixel data, absurd sizes, pixel data shorter than the head
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from viewer.dicom.errors import DicomFileError, NotDicomError
@@ -269,6 +271,21 @@ def transfer_syntax_of(ds: Dataset) -> str:
     return "1.2.840.10008.1.2" if implicit else ("1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
 
 
+@functools.lru_cache(maxsize=64)
+def decoder_problem(transfer_syntax: str) -> str | None:
+    """Why pixels in ``transfer_syntax`` cannot be decoded here (naming what to install), or None."""
+    name = UID(transfer_syntax).name
+    try:
+        decoder = get_decoder(transfer_syntax)
+    except NotImplementedError:
+        return f"unsupported compression: {name} (pydicom has no decoder for it)"
+    if decoder.is_available:
+        return None
+    missing = decoder.missing_dependencies
+    detail = "; ".join(missing) if isinstance(missing, (list, tuple)) else str(missing)
+    return f"no decoder installed for {name}: install one of its plugins ({detail})"
+
+
 def _pixel_format(ds: Dataset, path: str, size: int) -> PixelFormat:
     ts = transfer_syntax_of(ds)
     tags = set(ds.keys())
@@ -335,6 +352,9 @@ def _pixel_format(ds: Dataset, path: str, size: int) -> PixelFormat:
                 path, f"header promises {expected} decoded bytes ({rows}x{cols}x{n_frames}) from a "
                 f"{size}-byte compressed file",
             )
+        problem = decoder_problem(fmt.transfer_syntax) if fmt.encapsulated else None
+        if problem:
+            raise DicomFileError(path, problem)
         tell = getattr(raw, "value_tell", None)
         if tell is not None and tell >= size:
             raise DicomFileError(path, "file is truncated: no pixel data after the header")

@@ -22,7 +22,7 @@ import numpy as np
 from pydicom.pixels import apply_color_lut, apply_modality_lut, iter_pixels, pixel_array
 
 from viewer.dicom.errors import DicomFileError
-from viewer.dicom.headers import PixelFormat, SliceHeader, transfer_syntax_of
+from viewer.dicom.headers import PixelFormat, SliceHeader, decoder_problem, transfer_syntax_of
 
 
 def decode_into(s: SliceHeader, out: np.ndarray) -> None:
@@ -43,7 +43,7 @@ def decode_file(
     """
     fmt = slices[0].file.fmt
     path = slices[0].file.path
-    problem = _decoder_problem(fmt) if fmt.encapsulated else None
+    problem = decoder_problem(fmt.transfer_syntax) if fmt.encapsulated else None
     if problem:
         raise DicomFileError(path, problem)
     ds = _read_full(path)
@@ -141,21 +141,6 @@ def _read_full(path: str) -> Any:
     if "TransferSyntaxUID" not in ds.file_meta:  # raw datasets without a meta header
         ds.file_meta.TransferSyntaxUID = transfer_syntax_of(ds)
     return ds
-
-
-def _decoder_problem(fmt: PixelFormat) -> str | None:
-    """A missing-plugin message for the file's transfer syntax, or None when a decoder is available."""
-    from pydicom.pixels import get_decoder
-
-    try:
-        decoder = get_decoder(fmt.transfer_syntax)
-    except NotImplementedError:
-        return f"unsupported compression: {fmt.ts_name} (pydicom has no decoder for it)"
-    if decoder.is_available:
-        return None
-    missing = "; ".join(f"{k}: {v}" for k, v in decoder.missing_dependencies.items()) if hasattr(
-        decoder, "missing_dependencies") else ""
-    return f"no decoder installed for {fmt.ts_name}: install one of the plugins ({missing})"
 
 
 def _convert(arr: np.ndarray, s: SliceHeader, ds: Any, out: np.ndarray) -> None:
