@@ -141,12 +141,20 @@ def test_cancel_stops_loading(tmp_path: Path) -> None:
         load_volume(stack, cancel=cancel)
 
 
-def test_zip_archive(tmp_path: Path) -> None:
+def test_zip_archive(tmp_path: Path, radscope_home: Path) -> None:
+    import gc
+
     truth = write_series(tmp_path / "s", n=5)
     archive = shutil.make_archive(str(tmp_path / "series"), "zip", tmp_path / "s")
     shutil.rmtree(tmp_path / "s")
-    vol = open_volume([archive])
-    assert np.array_equal(vol.array, truth.values)
+    result = scan([tmp_path])  # a folder holding the archive
+    [stack] = result.stacks
+    assert all(Path(f).is_relative_to(radscope_home / "cache") for f in stack.files)
+    assert np.array_equal(load_volume(stack).array, truth.values)
+    assert stack.read_header(0).SOPInstanceUID == truth.sop_uids[0]
+    del result, stack
+    gc.collect()
+    assert list((radscope_home / "cache").iterdir()) == []  # the extracted copy goes with the stacks
 
 
 def test_to_sitk_roundtrip(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Turning user paths (files, folders, .zip archives, DICOMDIRs) into a list of candidate files.
 
-Zip archives are extracted to a private temporary folder that lives as long as the returned
+Zip archives are extracted to a private temporary folder under ``RADSCOPE_HOME/cache`` that lives as long as the returned
 :class:`Sources` object (a :class:`~viewer.dicom.scan.ScanResult` keeps it). Member names that try to
 escape the folder are refused, and the total extracted size is capped to guard against zip bombs.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from viewer.dicom.errors import FileError
+from viewer.paths import subdir
 
 MAX_ZIP_BYTES = 32 * 1024**3
 """Refuse to extract more than this from one archive."""
@@ -93,7 +94,7 @@ def _extract_zip(path: Path, sources: Sources) -> str | None:
             if total > MAX_ZIP_BYTES:
                 sources.errors.append(FileError(str(path), f"zip archive expands to {total} bytes; refused"))
                 return None
-            target = tempfile.mkdtemp(prefix="radscope-zip-")
+            target = tempfile.mkdtemp(prefix="zip-", dir=subdir("cache"))
             sources.temp_dirs.append(target)
             root = os.path.realpath(target)
             for m in members:
