@@ -17,7 +17,7 @@ from tests.conftest import pydicom_data_file, pydicom_test_file
 from viewer.qt.main_window import ViewerWindow
 from viewer.qt.qt import QtGui
 
-pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints")]
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints", "does not support raise")]
 
 SAGITTAL_IOP = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]  # columns run posterior, rows run inferior
 
@@ -190,3 +190,24 @@ def test_thumbnails_keep_the_true_aspect_and_monochrome1() -> None:
     assert thumb.shape[0] / thumb.shape[1] == pytest.approx(true_aspect, rel=0.2)  # not the raw 40/200
     assert thumb[0, 0] < thumb[0, -1]
     assert thumbnail(ds, None, monochrome1=True)[0, 0] > thumbnail(ds, None, monochrome1=True)[0, -1]
+
+
+def test_colour_file_dropped_on_the_window_shows_in_colour(window: ViewerWindow, qtbot) -> None:
+    from viewer.qt.qt import QPointF, Qt, QtCore
+
+    path = pydicom_test_file("SC_rgb.dcm")
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(path))])
+    enter = QtGui.QDragEnterEvent(QtCore.QPoint(300, 300), Qt.DropAction.CopyAction, mime,
+                                  Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QtGui.QDropEvent(QPointF(300, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(drop)
+    qtbot.waitUntil(lambda: window.is_idle() and window.model is not None, timeout=30_000)
+    m = window.model
+    expected = pydicom.dcmread(path).pixel_array
+    assert m.is_color
+    np.testing.assert_array_equal(m.volume.array[0], expected)
+    assert window.views[0].image_item.image.shape == expected.shape

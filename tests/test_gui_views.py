@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from viewer.dicom.volume import SeriesInfo, Volume, WindowPreset
+from viewer.display.annotations import corner_text
 from viewer.display.colormaps import overlay_lut
 from viewer.display.measure import MeasurementRecord
 from viewer.qt.main_window import ViewerWindow
@@ -15,7 +16,7 @@ from viewer.qt.qt import QPointF, Qt, QtCore, QtGui, QtWidgets
 from viewer.qt.series_model import Overlay
 from viewer.qt.slice_view import SliceView
 
-pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints")]
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints", "does not support raise")]
 
 SPACING = (0.5, 0.8, 2.0)  # x (column), y (row), z (slice) mm: non-square pixels
 SHAPE = (24, 100, 120)  # k, j, i
@@ -304,3 +305,64 @@ def test_single_slice_refuses_mpr_and_layout_is_saved(window: ViewerWindow) -> N
     assert load_settings().layout == "1x3"
     with pytest.raises(ValueError, match="known: 1x1, 1x3"):
         window.set_layout("2x2")
+
+
+def test_pending_slices_are_blank_until_they_land(qtbot) -> None:
+    from viewer.qt.series_model import SeriesModel
+
+    vol = make_volume()
+    truth = vol.array.copy()
+    vol.array[:] = 7e7  # undefined memory until a slice decodes
+    loaded = np.zeros(SHAPE[0], dtype=bool)
+    loaded[12] = True
+    vol.array[12] = truth[12]
+    model = SeriesModel(vol, loaded)
+    axial, coronal = SliceView("axial"), SliceView("coronal")
+    for v in (axial, coronal):
+        qtbot.addWidget(v)
+        v.set_model(model)
+    assert axial.slice_index == 12 and not axial.is_pending()
+    np.testing.assert_array_equal(axial.image_item.image, truth[12])
+    axial.set_slice(3)
+    lo = model.center - model.width / 2
+    assert axial.is_pending() and np.all(axial.image_item.image == lo)
+    assert "Im 4/24  (loading)" in corner_text(vol.info, axial.view_state())["bottom_left"]
+    model.set_slice_data(3, truth[3])
+    np.testing.assert_array_equal(axial.image_item.image, truth[3])
+    assert coronal._reformat_timer.isActive()  # reformats redraw throttled while loading
+    qtbot.waitUntil(lambda: not coronal._reformat_timer.isActive(), timeout=2000)
+    row_of = {k: int(coronal.plane.index_to_plane(np.array([0, 0, float(k)]), SHAPE)[1]) for k in (3, 5, 12)}
+    img = coronal.image_item.image
+    j = coronal.slice_index
+    assert img[row_of[5], 0] == lo and img[row_of[12], 0] == truth[12, j, 0] and img[row_of[3], 0] == truth[3, j, 0]
+
+
+def test_colour_volume_shows_in_colour_and_probes_rgb(window: ViewerWindow) -> None:
+    rgb = np.zeros((3, 20, 30, 3), dtype=np.uint8)
+    rgb[1, 5, 7] = (200, 10, 30)
+    vol = Volume(rgb, (0, 0, 0), (1, 1, 1), np.eye(3), ["a", "b", "c"], info=SeriesInfo(modality="OT"))
+    window.show_volume(vol)
+    view = window.views[0]
+    assert view.image_item.image.shape == (20, 30, 3) and view.image_item.lut is None
+    assert "value RGB (200, 10, 30)" in view.probe_text(7.5, 5.5)
+    window.invert_action.trigger()  # invert applies to grey images only
+    assert view.image_item.lut is None
+
+
+def test_cine_help_and_recent(window: ViewerWindow, qtbot, tmp_path) -> None:
+    window.show_volume(make_volume())
+    view = window.views[0]
+    start = view.slice_index
+    window.fps.setValue(60)
+    window.toggle_cine()
+    qtbot.waitUntil(lambda: view.slice_index != start, timeout=2000)
+    window.toggle_cine()
+    assert not window._cine.isActive()
+    window.show_help()
+    assert window._help is not None and window._help.isVisible() and not window._help.isModal()
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    window.open_paths([str(folder)])
+    qtbot.waitUntil(window.is_idle, timeout=10_000)
+    assert window.settings.recent[0] == str(folder.resolve())
+    assert [a.text() for a in window.recent_menu.actions()][0] == str(folder.resolve())

@@ -119,6 +119,10 @@ class SliceView(pg.GraphicsView):
         self._angle_arm: tuple[tuple[float, float], tuple[float, float]] | None = None
         self._shape: tuple[int, int] = (0, 0)
         self.spacing_xy: tuple[float, float] = (1.0, 1.0)
+        self._reformat_timer = QtCore.QTimer(self)
+        self._reformat_timer.setSingleShot(True)
+        self._reformat_timer.setInterval(100)
+        self._reformat_timer.timeout.connect(self._refresh_reformat)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.vb.sigRangeChangedManually.connect(self._on_manual_range)
         self._font = QFont(self.font())
@@ -246,12 +250,23 @@ class SliceView(pg.GraphicsView):
         m = self.model
         assert m is not None
         img = self.plane.image(m.volume.array, self.slice_index)
-        lo, hi = levels(m.center, m.width) if not m.is_color else self._colour_levels()
+        lo, hi = levels(m.center, m.width)
+        if not m.fully_loaded:
+            img = self._mask_pending(img, lo)
         self.image_item.setImage(img, autoLevels=False, levels=(lo, hi))
 
-    def _colour_levels(self) -> tuple[float, float]:
-        assert self.model is not None
-        return levels(self.model.center, self.model.width)
+    def _mask_pending(self, img: np.ndarray, fill: float) -> np.ndarray:
+        """The image with pixels of slices that have not decoded yet blanked (their memory is undefined)."""
+        m = self.model
+        assert m is not None
+        shape = m.volume.shape
+        if self.plane.slice_axis == 0:
+            return img if m.loaded[self.slice_index] else np.full_like(img, 0 if m.is_color else fill)
+        loaded = np.broadcast_to(m.loaded[:, None, None], shape)
+        mask = self.plane.image(loaded, self.slice_index)
+        if m.is_color:
+            mask = mask[..., None]
+        return np.where(mask, img, np.zeros((), img.dtype) if m.is_color else np.asarray(fill, img.dtype))
 
     def is_pending(self) -> bool:
         """Is any pixel of the current image on a slice that has not decoded yet?"""
@@ -264,7 +279,15 @@ class SliceView(pg.GraphicsView):
 
     # -- model signals -----------------------------------------------------------------------
     def _on_slice_loaded(self, k: int) -> None:
-        if self.plane.slice_axis != 0 or k == self.slice_index:
+        if self.plane.slice_axis == 0:
+            if k == self.slice_index:
+                self._update_image()
+                self.viewport().update()
+        elif not self._reformat_timer.isActive():  # reformats: redraw at most every 100 ms while loading
+            self._reformat_timer.start()
+
+    def _refresh_reformat(self) -> None:
+        if self.model is not None:
             self._update_image()
             self.viewport().update()
 
