@@ -78,12 +78,13 @@ class _GraphedTrunk:
         self.static_in = example.clone()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream), torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        bf16 = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)  # no cast cache across capture
+        with torch.cuda.stream(stream), torch.inference_mode(), bf16:
             for _ in range(3):
                 trunk(self.static_in)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.cuda.graph(self.graph), torch.inference_mode(), bf16:
             self.static_out = trunk(self.static_in)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,6 +111,8 @@ class Runner:
         self.cuda_graphs = cuda_graphs
         self._graphed: dict[str, _GraphedTrunk] = {}
         if self.device.type == "cuda":
+            if self.model.has_layers and self.card.target_layer:
+                self.model.split()  # build it now so that it is converted to channels_last too
             self._to_channels_last()
 
     # -- device set-up ------------------------------------------------------------------------
