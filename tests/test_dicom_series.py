@@ -201,3 +201,16 @@ def test_dicomdir_written_by_pydicom_loads_the_series(tmp_path: Path) -> None:
     vol = open_volume([tmp_path / "media" / "DICOMDIR"])
     assert np.array_equal(vol.array, truth.values)
     assert np.allclose(vol.origin, truth.positions[0])
+
+
+def test_a_slice_that_fails_to_decode_does_not_stop_the_series(tmp_path: Path) -> None:
+    truth = write_series(tmp_path, n=6)
+    [stack] = scan([tmp_path]).stacks
+    broken = truth.files[2]
+    broken.write_bytes(broken.read_bytes()[:-100])  # damaged after the scan
+    vol = load_volume(stack, workers=2)
+    good = [k for k in range(6) if k != 2]
+    assert np.array_equal(vol.array[good], truth.values[good])
+    assert np.all(vol.array[2] == truth.values[good].min())
+    assert any(str(broken) in w and "truncated" in w for w in vol.warnings)
+    assert [e.path for e in vol.info.extra["slice_errors"]] == [str(broken)]

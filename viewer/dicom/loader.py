@@ -7,9 +7,11 @@ shared output array (processes would have to copy every slice back).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -27,26 +29,53 @@ class LoadCancelled(Exception):
     """``load_volume`` stopped because its ``cancel`` event was set."""
 
 
-def _work_units(stack: Stack, first: int) -> list[list[int]]:
-    """Slice indices grouped into decode jobs: one per fast-path slice, one per other file; ``first`` leads."""
-    units: list[list[int]] = []
+@dataclass
+class _Job:
+    slices: list[int]
+    native: bool
+    """Fast-path slices, each decoded on its own (a failure affects that slice only); otherwise the
+    frames of one file, decoded together in one pass."""
+
+
+def _jobs(stack: Stack, first: int, n_workers: int) -> list[_Job]:
+    """Decode jobs, the one holding slice ``first`` leading (with ``first`` at its head).
+
+    Fast-path slices go in chunks (a few per worker) to keep thread hand-offs rare; other files are
+    one job each.
+    """
+    native = [k for k, s in enumerate(stack.slices) if s.file.fmt.fast_path and k != first]
     by_file: dict[str, list[int]] = {}
     for k, s in enumerate(stack.slices):
-        if s.file.fmt.fast_path:
-            units.append([k])
-        elif s.file.path in by_file:
-            by_file[s.file.path].append(k)
-        else:
-            by_file[s.file.path] = [k]
-            units.append(by_file[s.file.path])
-    lead = next(u for u in units if first in u)
-    units.remove(lead)
-    lead.sort(key=lambda k: k != first)
-    return [lead] + units
+        if not s.file.fmt.fast_path:
+            by_file.setdefault(s.file.path, []).append(k)
+    jobs = [_Job(ks, False) for ks in by_file.values()]
+    lead_native = stack.slices[first].file.fmt.fast_path
+    if lead_native:
+        lead = _Job([first], True)
+    else:
+        lead = next(j for j in jobs if first in j.slices)
+        jobs.remove(lead)
+        lead.slices.sort(key=lambda k: k != first)
+    size = max(1, math.ceil(len(native) / (4 * n_workers)))
+    jobs += [_Job(native[i:i + size], True) for i in range(0, len(native), size)]
+    return [lead] + jobs
 
 
 def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    """Decode threads: the cores this process may use that are not already busy (1 to 8).
+
+    On an oversubscribed machine extra threads only add GIL hand-offs, so the 1-minute load average
+    is subtracted from the usable cores.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        idle = cores - os.getloadavg()[0]
+    except (AttributeError, OSError):
+        idle = cores
+    return max(1, min(8, cores, int(idle + 0.5)))
 
 
 def load_volume(
@@ -73,32 +102,39 @@ def load_volume(
     failures: dict[int, DicomFileError] = {}
     if not 0 <= first < n:
         raise IndexError(f"first slice {first} out of range 0..{n - 1}")
-    units = _work_units(stack, first)
+    n_workers = workers or default_workers()
+    jobs = _jobs(stack, first, n_workers)
 
     def landed(k: int) -> None:
         if on_slice is not None:
             on_slice(k, array[k])
 
-    def work(unit: list[int]) -> None:
+    def work(job: _Job) -> None:
+        if job.native:
+            for k in job.slices:
+                if cancel is not None and cancel.is_set():
+                    return
+                try:
+                    decode_into(stack.slices[k], array[k])
+                except DicomFileError as exc:
+                    failures[k] = exc
+                else:
+                    landed(k)
+            return
         if cancel is not None and cancel.is_set():
             return
-        slices = [stack.slices[k] for k in unit]
         try:
-            if len(unit) == 1 and slices[0].file.fmt.fast_path:
-                decode_into(slices[0], array[unit[0]])
-                landed(unit[0])
-            else:
-                decode_file(slices, [array[k] for k in unit], lambda m: landed(unit[m]))
+            decode_file([stack.slices[k] for k in job.slices], [array[k] for k in job.slices],
+                        lambda m: landed(job.slices[m]))
         except DicomFileError as exc:
-            for k in unit:
+            for k in job.slices:
                 failures[k] = exc
 
-    work(units[0])
-    rest = units[1:]
-    n_workers = workers or default_workers()
+    work(jobs[0])
+    rest = jobs[1:]
     if n_workers <= 1 or len(rest) <= 1:
-        for unit in rest:
-            work(unit)
+        for job in rest:
+            work(job)
     else:
         with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="radscope-decode") as pool:
             for _ in pool.map(work, rest):
