@@ -128,6 +128,8 @@ def test_settings_roundtrip_and_bad_file(capsys: pytest.CaptureFixture[str]) -> 
     back = load_settings()
     assert back.layout == "1x3" and back.recent[0] == "/p3" and len(back.recent) == 10
     assert back.recent.count("/p3") == 1
+    s.custom_presets = [{"name": "Wide", "center": 0, "width": 4000}, {"name": "broken"}]
+    assert s.window_presets() == [WindowPreset("Wide", 0.0, 4000.0)]
     settings_path().write_text("{not json")
     assert load_settings() == ViewerSettings()
     assert "ignoring unreadable settings" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from viewer import paths
+from viewer.dicom.volume import WindowPreset
 
 SETTINGS_FILE = "viewer-settings.json"
 MAX_RECENT = 10
@@ -25,6 +26,16 @@ class ViewerSettings:
     """Name recorded with review flags (read by viewer.review)."""
     extra: dict[str, object] = field(default_factory=dict)
     """Keys this version does not know (written by other tools or versions): kept as they are."""
+
+    def window_presets(self) -> list[WindowPreset]:
+        """The user's own presets (``custom_presets``: ``{"name", "center", "width"}``), invalid ones skipped."""
+        out = []
+        for p in self.custom_presets:
+            try:
+                out.append(WindowPreset(str(p["name"]), float(p["center"]), float(p["width"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
 
     def add_recent(self, path: str) -> None:
         """Put ``path`` first in the recent list (no duplicates, at most :data:`MAX_RECENT`)."""

@@ -299,7 +299,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self.removeAction(act)
         self.window_menu.clear()
         self._preset_actions: list[QAction] = []
-        presets = self.model.presets if self.model is not None else []
+        presets = (self.model.presets if self.model is not None else []) + self.settings.window_presets()
         for n, preset in enumerate(presets):
             key = str(n + 1) if n < 9 else None
             label = f"{preset.name}  (W {preset.width:g} L {preset.center:g})"
