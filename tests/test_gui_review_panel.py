@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_review_support import context_of, make_ct_series
-from viewer.qt.qt import Qt, QtWidgets
+from viewer.qt.qt import Qt, QtGui, QtWidgets
 from viewer.qt.review_panel import ReviewPanel
 from viewer.review import Region, ReviewStore, Verdict
 
@@ -22,6 +22,13 @@ def setup(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
     for i, s in enumerate(studies):
         store.add_study(s[0].StudyInstanceUID, description=f"study {i}")
     window = QtWidgets.QMainWindow()  # as in the viewer: the panel docks into the main window
+    # the viewer's own window-wide keys: digits are window presets, Delete deletes a measurement
+    window.viewer_keys = []  # type: ignore[attr-defined]
+    for key in ("1", "2", "Delete"):
+        action = QtGui.QAction(key, window, shortcut=QtGui.QKeySequence(key))
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(lambda _=False, k=key: window.viewer_keys.append(k))  # type: ignore[attr-defined]
+        window.addAction(action)
     panel = ReviewPanel(store, context_of(studies[1][0], 0), window)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
     panel.set_labels(["nodule", "mass"])
@@ -33,19 +40,22 @@ def setup(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
     store.close()
 
 
-def test_number_keys_flag_the_current_image(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_number_keys_flag_the_current_image(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
     panel, store, studies = setup
+    ctrl = Qt.KeyboardModifier.ControlModifier
     with qtbot.waitSignal(panel.flagAdded) as blocker:
-        qtbot.keyClick(panel, "2")
+        qtbot.keyClick(panel, "2", ctrl)
     flag = store.get_flag(blocker.args[0])
     assert flag.verdict is Verdict.FALSE_POSITIVE and flag.label == "nodule" and flag.reviewer == "ann"
     assert flag.sop_instance_uids == (studies[1][0].SOPInstanceUID,)
-    for key, verdict in zip("13", [Verdict.CORRECT, Verdict.FALSE_NEGATIVE]):
-        qtbot.keyClick(panel, key)
+    for key in "13":
+        qtbot.keyClick(panel, key, ctrl)
     assert [f.verdict for f in store.flags()] == [Verdict.FALSE_POSITIVE, Verdict.CORRECT, Verdict.FALSE_NEGATIVE]
     assert panel.flag_table.rowCount() == 3 and panel.flag_table.item(0, 0).text() == "False positive"
     assert "Saved: False negative (missed)" in panel.status_label.text()
     assert [e.status for e in store.worklist()] == ["not_started", "in_progress", "not_started"]
+    qtbot.keyClick(panel, "1")  # a plain digit stays the viewer's window preset
+    assert len(store.flags()) == 3 and panel.window().viewer_keys == ["1"]
 
 
 def test_digits_typed_in_a_text_field_are_text_not_verdicts(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
@@ -73,9 +83,14 @@ def test_edit_and_delete_selected_flag(qtbot, setup) -> None:  # type: ignore[no
     panel.edit_verdict.setCurrentIndex(list(Verdict).index(Verdict.MISLOCALISED))
     panel.edit_verdict.activated.emit(list(Verdict).index(Verdict.MISLOCALISED))
     assert store.get_flag(flag_id).verdict is Verdict.MISLOCALISED
+    panel.done_button.setFocus()
+    qtbot.keyClick(panel.done_button, Qt.Key.Key_Delete)  # Delete outside the list is the viewer's
+    assert not store.get_flag(flag_id).deleted and panel.window().viewer_keys == ["Delete"]
     panel.flag_table.selectRow(0)
+    panel.flag_table.setFocus()
     qtbot.keyClick(panel.flag_table, Qt.Key.Key_Delete)
     assert store.get_flag(flag_id).deleted and panel.flag_table.rowCount() == 0
+    assert panel.window().viewer_keys == ["Delete"]  # the list's Delete did not reach the viewer
     assert [h.action for h in store.history(flag_id)] == ["create", "edit", "delete"]
     assert [h.actor for h in store.history(flag_id)][1:] == ["ann", "ann"]
 

@@ -5,22 +5,23 @@ A self-contained dock widget over a :class:`~viewer.review.ReviewStore` and the 
 the shown image changes and :meth:`ReviewPanel.add_flag` when a region is drawn; it listens to
 ``studyRequested`` (next/previous/worklist double-click) to open a study.
 
-Shortcuts (active anywhere in the window): 1..5 = correct, false positive, false negative
-(missed), mislocalised, uncertain; Delete = delete the selected flag; Ctrl+] / Ctrl+[ = next /
-previous study; Ctrl+D = mark the current study done.
+Shortcuts (active anywhere in the window): Ctrl+1..Ctrl+5 = correct, false positive, false negative
+(missed), mislocalised, uncertain (plain digits are the viewer's window presets); Ctrl+] / Ctrl+[ =
+next / previous study; Ctrl+D = mark the current study done. Delete deletes the selected flag while
+the flag list has focus (elsewhere Delete stays the viewer's "delete measurement").
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from viewer.qt.qt import Qt, QtGui, QtWidgets, Signal
+from viewer.qt.qt import Qt, QtCore, QtGui, QtWidgets, Signal
 
 from viewer.review import ImageContext, Region, ReviewStore, ReviewStoreError, Verdict, default_reviewer
 from viewer.review.store import STATUSES
 from viewer.review.summary import format_summary, summarize
 
-VERDICT_KEYS = {v: str(n) for n, v in enumerate(Verdict, start=1)}
+VERDICT_KEYS = {v: f"Ctrl+{n}" for n, v in enumerate(Verdict, start=1)}
 STATUS_TEXT = {s: s.replace("_", " ") for s in STATUSES}
 FLAG_COLUMNS = ("Verdict", "Label", "Slice", "Reviewer", "Time (UTC)", "Comment")
 WORKLIST_COLUMNS = ("#", "Study", "Status", "Flags")
@@ -77,7 +78,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.verdict_buttons: dict[Verdict, QtWidgets.QPushButton] = {}
         for n, verdict in enumerate(Verdict):
             key = VERDICT_KEYS[verdict]
-            button = QtWidgets.QPushButton(f"{key}  {verdict.title}", toolTip=f"Flag this image: {verdict.title} ({key})")
+            button = QtWidgets.QPushButton(f"{verdict.title}  [{key}]", toolTip=f"Flag this image: {verdict.title} ({key})")
             button.clicked.connect(lambda _=False, v=verdict: self.add_flag(v))
             verdicts.addWidget(button, n // 3, n % 3)
             self.verdict_buttons[verdict] = button
@@ -100,7 +101,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.edit_verdict = QtWidgets.QComboBox()
         for v in Verdict:
             self.edit_verdict.addItem(v.title, v)
-        self.delete_button = QtWidgets.QPushButton("Delete", toolTip="Delete the selected flag (Delete); history is kept")
+        self.delete_button = QtWidgets.QPushButton("Delete", toolTip="Delete the selected flag (Delete in the list); history is kept")
         buttons.addWidget(QtWidgets.QLabel("Selected flag:"))
         buttons.addWidget(self.edit_verdict)
         buttons.addWidget(self.edit_button)
@@ -125,10 +126,22 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self._shortcuts: list[QtGui.QShortcut] = []
         for verdict, key in VERDICT_KEYS.items():
             self._shortcut(key, lambda v=verdict: self.add_flag(v))
-        self._shortcut(QtGui.QKeySequence.StandardKey.Delete, self.delete_selected)
+        self.flag_table.installEventFilter(self)
         self._shortcut("Ctrl+]", self.next_study)
         self._shortcut("Ctrl+[", self.previous_study)
         self._shortcut("Ctrl+D", self.mark_done)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt name)
+        """Delete in the flag list deletes the selected flag, ahead of any window-wide Delete shortcut."""
+        if watched is self.flag_table and isinstance(event, QtGui.QKeyEvent) and event.key() == Qt.Key.Key_Delete \
+                and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+            if event.type() == QtCore.QEvent.Type.ShortcutOverride:
+                event.accept()  # claim the key from the shortcut map
+                return True
+            if event.type() == QtCore.QEvent.Type.KeyPress:
+                self.delete_selected()
+                return True
+        return super().eventFilter(watched, event)
 
     def _shortcut(self, key: Any, slot: Any) -> None:
         sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
