@@ -89,8 +89,12 @@ class Anatomy:
 
     @property
     def z_bottom(self) -> float:
-        """Lowest point of the costophrenic recesses."""
-        return -self.dome_curv * (0.75 * self.cav_a) ** 2 - self.left_dome_drop
+        """Lowest point of the lungs (the posterior costophrenic recesses)."""
+        t = np.linspace(0.0, 2.0 * np.pi, 73)[:, None]
+        s = np.linspace(0.0, 1.0, 11)[None, :]
+        x = (self.cav_a * s * np.cos(t)).ravel()
+        y = np.where(np.sin(t) < 0, self.cav_ant, self.cav_post) * s * np.sin(t)
+        return float(self.diaphragm(x, y.ravel()).min())
 
     @property
     def lung_center_z(self) -> float:
@@ -118,7 +122,7 @@ class Anatomy:
         a = u(145.0, 171.0)
         b_ant = u(98.0, 122.0)
         apex = u(200.0, 235.0)
-        hr = (u(62.0, 74.0), u(44.0, 52.0), u(48.0, 58.0))
+        hr = (u(68.0, 80.0), u(46.0, 54.0), u(50.0, 58.0))
         return cls(
             a=a,
             b_ant=b_ant,
@@ -152,10 +156,12 @@ class Anatomy:
     def diaphragm(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """z of the diaphragm surface: two domes, the left one lower, falling to the recesses."""
         c = self.dome_curv
-        yy = (y - 10.0) * 0.85
+        y0 = -0.15 * self.cav_ant  # the domes peak a little anterior of the middle
+        yy = (y - y0) * 0.8
+        back = 0.0025 * np.maximum(y - y0, 0.0) ** 2  # deep posterior costophrenic recesses
         right = -c * ((x + 0.42 * self.cav_a) ** 2 + yy**2)
         left = -self.left_dome_drop - c * ((x - 0.42 * self.cav_a) ** 2 + yy**2)
-        return np.maximum(right, left)
+        return np.maximum(right, left) - back
 
     def great_vessels(self) -> dict[str, Tubes]:
         """Mediastinal tubes: aorta, pulmonary arteries, SVC, trachea and main bronchi, oesophagus."""
@@ -203,68 +209,73 @@ class Anatomy:
 
     # -- region masks on a grid -----------------------------------------------------------------
     def regions(self, grid: Grid, vessels: dict[str, Tubes] | None = None) -> dict[str, np.ndarray]:
-        """Bool masks of the main compartments on ``grid``: body, muscle, cavity, lung, heart..."""
-        X, Y, Z = grid.xyz()
+        """Bool masks of the main compartments on ``grid``: body, muscle, cavity, lung, heart...
+
+        Every shape is separable into a 2-D (y, x) or 1-D term and a per-slice term, so each mask
+        costs one comparison over the volume.
+        """
         vessels = vessels if vessels is not None else self.great_vessels()
-        aw = self.body_halfwidth(Z)
-        yb = np.where(Y < 0, Y / self.b_ant, Y / self.b_post)
-        body = (np.abs(X) / aw) ** 2.3 + np.abs(yb) ** np.where(Y < 0, 2.1, 3.2) <= 1.0
-        skin_in = (np.abs(X) / (aw - 2.0)) ** 2.3 + np.abs(
-            np.where(Y < 0, Y / (self.b_ant - 2.0), Y / (self.b_post - 2.0))
-        ) ** np.where(Y < 0, 2.1, 3.2) <= 1.0
-        ma = aw - self.fat
-        mb = np.where(Y < 0, Y / (self.b_ant - self.fat), Y / (self.b_post - self.fat))
-        muscle = (np.abs(X) / ma) ** 2.2 + np.abs(mb) ** np.where(Y < 0, 2.1, 3.0) <= 1.0
+        x, y, z = grid.x.astype(np.float64), grid.y.astype(np.float64), grid.z.astype(np.float64)
+        X2, Y2 = x[None, :], y[:, None]
+        aw = self.body_halfwidth(z)
+
+        def superellipse(da: float, db_ant: float, db_post: float, ex: float, ey_post: float) -> np.ndarray:
+            """|x|^ex / (aw(z)-da)^ex + |y/b|^ey <= 1, as one broadcast comparison."""
+            yb = np.where(y < 0, y / (self.b_ant - db_ant), y / (self.b_post - db_post))
+            rest = 1.0 - np.abs(yb) ** np.where(y < 0, 2.1, ey_post)
+            limit = rest[None, :] * np.maximum(aw - da, 1.0)[:, None] ** ex  # (k, j)
+            return np.abs(x)[None, None, :] ** ex <= limit[:, :, None]
+
+        body = superellipse(0.0, 0.0, 0.0, 2.3, 3.2)
+        skin_in = superellipse(2.0, 2.0, 2.0, 2.3, 3.2)
+        muscle = superellipse(self.fat, 0.8 * self.fat, 0.5 * self.fat, 2.2, 3.0) & body
         # Thoracic cavity (inside the ribs), slightly wider towards the base.
-        widen = 1.0 + 0.07 * np.clip((self.apex - 100.0 - Z) / 150.0, 0.0, 1.0)
-        ca = np.minimum(self.cav_a * widen, aw - self.fat - self.muscle - 12.0)
-        cy = np.where(Y < 0, Y / self.cav_ant, Y / self.cav_post)
-        cavity = (X / ca) ** 2 + cy**2 <= 1.0
+        widen = 0.9 + 0.2 * np.clip((self.apex - 60.0 - z) / 220.0, 0.0, 1.0) ** 0.8
+        ca = np.minimum(self.cav_a * widen, aw - self.fat - self.muscle - 10.0)
+        cy = np.where(y < 0, y / self.cav_ant, y / self.cav_post)
         yv = self.y_vertebra
-        spine_block = (np.abs(X) < 30.0) & (Y > yv - 10.0)
-        spine_block |= (X / 23.0) ** 2 + ((Y - yv) / 20.0) ** 2 <= 1.0
-        cavity &= ~spine_block
-        above = Z > self.diaphragm(X, Y)
+        spine_block = ((np.abs(X2) < 30.0) & (Y2 > yv + 6.0)) | ((X2 / 22.0) ** 2 + ((Y2 - yv) / 19.0) ** 2 <= 1.0)
+        cav_lim = (1.0 - cy**2)[None, :] * (ca**2)[:, None]
+        cavity = ((x**2)[None, None, :] <= cav_lim[:, :, None]) & ~spine_block[None]
+        above = z[:, None, None] > self.diaphragm(X2, Y2)[None]
         # Mediastinum: a band between the lungs, narrow anteriorly, plus the heart and great vessels.
-        half = 9.0 + 16.0 / (1.0 + np.exp(-(Y + 0.45 * self.cav_ant) / 8.0))
-        half = half + 8.0 * np.clip((Z - self.apex + 40.0) / 40.0, 0.0, 1.0)
-        mediastinum = np.abs(X - 3.0) < half
+        half_y = 9.0 + 14.0 / (1.0 + np.exp(-(y + 0.45 * self.cav_ant) / 8.0))
+        half_z = 8.0 * np.clip((z - self.apex + 40.0) / 40.0, 0.0, 1.0)
+        mediastinum = (np.abs(X2 - 3.0) - half_y[:, None])[None] < half_z[:, None, None]
         heart = self.heart_mask(grid, scale=1.0) & above
         pericardium = self.heart_mask(grid, scale=1.13)
         vessel_zone = np.zeros(grid.shape, dtype=bool)
         for name in ("aorta", "pulmonary", "svc", "supra", "trachea", "oesophagus"):
             mark_tubes(grid, vessel_zone, vessels[name], threshold=0.05, margin=5.0)
         mark_tubes(grid, vessel_zone, vessels["bronchi"], threshold=0.05, margin=2.0)
-        apex_ok = np.zeros(grid.shape, dtype=bool)
         zs = self.apex - 85.0
-        dome = 1.0 - np.clip((Z - zs) / 85.0, 0.0, None) ** 2
-        for s in (-1.0, 1.0):
-            xl = s * 0.5 * self.cav_a
-            apex_ok |= ((X - xl) / (0.55 * self.cav_a)) ** 2 + ((Y - 0.15 * self.cav_post) / (0.8 * self.cav_post)) ** 2 <= dome
+        dome = 1.0 - np.clip((z - zs) / 85.0, 0.0, None) ** 2
+        q = np.minimum(
+            *(((X2 - s * 0.5 * self.cav_a) / (0.55 * self.cav_a)) ** 2 for s in (-1.0, 1.0))
+        ) + ((Y2 - 0.15 * self.cav_post) / (0.8 * self.cav_post)) ** 2
+        apex_ok = q[None] <= dome[:, None, None]
         lung = cavity & above & ~mediastinum & ~pericardium & ~vessel_zone & apex_ok
         return {
-            "body": np.broadcast_to(body, grid.shape),
-            "skin_in": np.broadcast_to(skin_in, grid.shape),
-            "muscle": np.broadcast_to(muscle, grid.shape) & body,
-            "cavity": np.broadcast_to(cavity, grid.shape),
-            "above": np.broadcast_to(above, grid.shape),
-            "heart": np.broadcast_to(heart, grid.shape),
-            "lung": np.broadcast_to(lung, grid.shape).copy(),
-            "spine_block": np.broadcast_to(spine_block, grid.shape),
+            "body": body,
+            "skin_in": skin_in,
+            "muscle": muscle,
+            "cavity": cavity,
+            "above": above,
+            "heart": heart,
+            "lung": lung,
+            "spine_block": np.broadcast_to(spine_block[None], grid.shape),
         }
 
     def heart_mask(self, grid: Grid, scale: float) -> np.ndarray:
-        X, Y, Z = grid.xyz()
+        x, y, z = grid.x.astype(np.float64), grid.y.astype(np.float64), grid.z.astype(np.float64)
         hx, hy, hz = self.heart_c
         rl, rs, rz = (r * scale for r in self.heart_r)
         c, s = np.cos(self.heart_angle), np.sin(self.heart_angle)
-        u = (X - hx) * c - (Y - hy) * s  # long axis: to the left and anterior
-        v = (X - hx) * s + (Y - hy) * c
-        return (u / rl) ** 2 + (v / rs) ** 2 + ((Z - hz) / rz) ** 2 <= 1.0
-
-    def lung_split(self, grid: Grid, lung: np.ndarray) -> dict[str, np.ndarray]:
-        X = grid.xyz()[0]
-        return {"right": lung & (X < 0), "left": lung & (X >= 0)}
+        X2, Y2 = x[None, :] - hx, y[:, None] - hy
+        u = X2 * c - Y2 * s  # long axis: to the left and anterior
+        v = X2 * s + Y2 * c
+        q = (u / rl) ** 2 + (v / rs) ** 2
+        return q[None] <= (1.0 - ((z - hz) / rz) ** 2)[:, None, None]
 
     def parenchyma_hu(self, y: np.ndarray | float) -> np.ndarray:
         """Lung density with the gravity gradient of a supine patient (denser posteriorly)."""

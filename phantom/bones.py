@@ -113,6 +113,7 @@ def paint_spine(grid: Grid, hu: np.ndarray, anat: Anatomy) -> np.ndarray:
     transverse = (np.abs(Y - (yc + 0.3 * (ax - 8.0))) < 4.0) & (ax > 8.0) & (ax < 32.0)
     phase = np.mod(grid.z - anat.vert_phase, anat.vert_height)
     cortical = np.float32(anat.cortical_hu * 0.85)
+    posterior_hu = np.float32(0.5 * (anat.cortical_hu + anat.marrow_hu))
     for k in range(grid.nk):
         ph = phase[k]
         disc = ph < 5.5
@@ -127,9 +128,9 @@ def paint_spine(grid: Grid, hu: np.ndarray, anat: Anatomy) -> np.ndarray:
             m |= body_outer
         posterior = pedicle | ring
         if arch:
-            spinous = (np.abs(X) < 3.5) & (Y > yc + 9.0) & (Y < yc + 38.0 - 0.4 * ph)
+            spinous = (np.abs(X) < 2.5) & (Y > yc + 9.0) & (Y < yc + 34.0 - 0.5 * ph)
             posterior = posterior | spinous | (transverse if ph < 15.0 else False)
-        sl[posterior] = cortical
+        sl[posterior] = posterior_hu  # thin cortex around marrow, averaged
         m |= posterior
         sl[canal] = CSF
         sl[cord] = CSF + 20.0

@@ -12,7 +12,7 @@ from phantom.grid import Grid, Tubes, paint_tubes
 from phantom.model import ChestParams, Nodule, Phantom
 from phantom.noise import add_ct_blur_and_noise, smooth_field
 from phantom.nodules import NodulePlan, plan_nodules, render_nodule
-from phantom.trees import Tree, grow_tree, root_directions
+from phantom.trees import Tree, grow_tree, spread_targets
 
 PLAN_SPACING_MM = 3.0
 IMAGE_CENTRE_Y_MM = 12.0  # the body sits a little anterior of the image centre (table below)
@@ -54,18 +54,15 @@ def make_patient(seed: int, vessel_min_radius_mm: float = 0.5) -> Patient:
         nk=int((anat.apex + 12.0 - z0) / s) + 1,
     )
     lung = anat.regions(plan, vessels)["lung"]
+    kji = np.argwhere(lung)
+    pts = np.column_stack([plan.x[kji[:, 2]], plan.y[kji[:, 1]], plan.z[kji[:, 0]]]).astype(np.float64)
     trees = []
-    for side in ("right", "left"):
-        for kind, root in (("artery", anat.hila[side]), ("vein", anat.atria[side])):
-            dirs = root_directions(side, kind, rng["trees"])
-            radii = rng["trees"].uniform(2.8, 4.2, len(dirs)) * (1.0 if kind == "artery" else 0.9)
-            trees.append(
-                grow_tree(
-                    np.repeat(root[None], len(dirs), axis=0), dirs, radii, lung, plan, rng["trees"],
-                    r_min=vessel_min_radius_mm, with_airways=(kind == "artery"),
-                    root_length=22.0 if kind == "artery" else 30.0,
-                )
-            )
+    for side, on_side in (("right", pts[:, 0] < 0), ("left", pts[:, 0] >= 0)):
+        for kind, root, n_roots in (("artery", anat.hila[side], 16), ("vein", anat.atria[side], 10)):
+            targets = spread_targets(pts[on_side], n_roots, rng["trees"])
+            radii = rng["trees"].uniform(2.4, 3.6, n_roots) * (1.0 if kind == "artery" else 0.95)
+            trees.append(grow_tree(root, targets, radii, lung, plan, rng["trees"], r_min=vessel_min_radius_mm,
+                                   with_airways=(kind == "artery")))
     skel = build_skeleton(anat, rng["skeleton"])
     return Patient(anat, vessels, trees, skel, plan, lung)
 
@@ -100,6 +97,19 @@ def _nodule_truth(plan: NodulePlan, grid: Grid, anat: Anatomy) -> Nodule:
     )
 
 
+def paint_parenchyma(grid: Grid, hu: np.ndarray, lung: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> None:
+    """Lung density: the supine gravity gradient plus a smooth ~12 mm texture (within the lungs' box)."""
+    if not lung.any():
+        return
+    ks, js, is_ = (np.flatnonzero(lung.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
+    box = (slice(ks[0], ks[-1] + 1), slice(js[0], js[-1] + 1), slice(is_[0], is_[-1] + 1))
+    texture = smooth_field(grid.x[box[2]], grid.y[box[1]], grid.z[box[0]], 12.0, rng)
+    texture *= np.float32(12.0)
+    texture += anat.parenchyma_hu(grid.y[box[1]]).astype(np.float32)[None, :, None]
+    m = lung[box]
+    hu[box][m] = texture[m]
+
+
 def make_chest_ct(params: ChestParams, seed: int | None = None) -> Phantom:
     """Generate a chest CT phantom (HU, float32 (k, j, i)) with its nodules' ground truth.
 
@@ -115,11 +125,7 @@ def make_chest_ct(params: ChestParams, seed: int | None = None) -> Phantom:
     hu = anat.paint_soft_tissue(grid, reg, patient.vessels)
 
     lung = reg["lung"]
-    Y = grid.xyz()[1]
-    texture = smooth_field(grid.x, grid.y, grid.z, 12.0, rng["texture"])
-    base = np.broadcast_to(anat.parenchyma_hu(Y).astype(np.float32), grid.shape)
-    hu[lung] = base[lung] + 12.0 * texture[lung]
-    del texture
+    paint_parenchyma(grid, hu, lung, anat, rng["texture"])
 
     vessel_mask = np.zeros(grid.shape, dtype=bool)
     airway_mask = np.zeros(grid.shape, dtype=bool)

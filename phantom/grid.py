@@ -137,51 +137,93 @@ class Tubes:
         return best
 
 
+def _capsule_fraction(px, py, pz, abx, aby, abz, ra, rb, extent: tuple[float, float, float]):  # type: ignore[no-untyped-def]
+    """Partial-volume occupancy of capsules a->b (radius ra->rb) at offsets p - a (all broadcastable).
+
+    The voxel's extent is projected across the tube wall (along the direction from the axis) and
+    across the tube (perpendicular to it and to the axis), so vessels thinner than a voxel appear
+    faint rather than vanishing or aliasing.
+    """
+    ex, ey, ez = extent
+    f32 = np.float32
+    ll = abx * abx + aby * aby + abz * abz
+    inv_ll = 1.0 / np.maximum(ll, f32(1e-12))
+    t = np.clip((px * abx + py * aby + pz * abz) * inv_ll, f32(0.0), f32(1.0))
+    inv_l = np.sqrt(inv_ll)
+    axx, axy, axz = abx * inv_l, aby * inv_l, abz * inv_l
+    dx, dy, dz = px - t * abx, py - t * aby, pz - t * abz
+    d = np.sqrt(dx * dx + dy * dy + dz * dz)
+    r = ra + t * (rb - ra)
+    inv = 1.0 / np.maximum(d, f32(1e-6))
+    gx, gy, gz = dx * inv, dy * inv, dz * inv
+    e1 = np.maximum(np.abs(gx) * ex + np.abs(gy) * ey + np.abs(gz) * ez, f32(min(extent)))
+    e2 = np.abs(axy * gz - axz * gy) * ex + np.abs(axz * gx - axx * gz) * ey + np.abs(axx * gy - axy * gx) * ez
+    across = np.minimum(f32(1.0), f32(np.pi / 2) * r / np.maximum(e2, f32(1e-6)))
+    return overlap_fraction(d, r, e1) * across
+
+
+BATCH_MAX_VOXELS = 24 * 24 * 12
+
+
 def render_tubes(grid: Grid, tubes: Tubes, out: np.ndarray | None = None, margin: float = 0.0) -> np.ndarray:
     """Partial-volume occupancy (0..1, float32) of the tubes on the grid, max-composited into ``out``.
 
-    Each voxel's value is the overlap of its extent (projected across the tube wall) with the tube,
-    so vessels thinner than a voxel appear faint rather than vanishing or aliasing.
-    ``margin`` grows every radius (mm), e.g. for a dilated exclusion zone.
+    ``margin`` grows every radius (mm), e.g. for a dilated exclusion zone. Small tubes (the many
+    thin branches of a vessel tree) are computed in batches of equal box size; large ones one by one.
     """
     if out is None:
         out = np.zeros(grid.shape, dtype=np.float32)
-    ex, ey, ez = (float(v) for v in grid.extent)
-    emin = min(ex, ey, ez)
-    pad = max(ex, ey, ez)
+    if len(tubes) == 0:
+        return out
+    extent = tuple(float(v) for v in grid.extent)
+    pad = max(extent)
+    ra = tubes.r0 + margin
+    rb = tubes.r1 + margin
+    rmax = np.maximum(ra, rb)
+    lo = np.minimum(tubes.p0, tubes.p1) - (rmax + pad)[:, None]
+    hi = np.maximum(tubes.p0, tubes.p1) + (rmax + pad)[:, None]
+    origin = np.array([grid.x0, grid.y0, grid.z0])
+    step = np.array([grid.sx, grid.sy, grid.sz])
+    size = np.array([grid.ni, grid.nj, grid.nk])
+    a_idx = np.maximum(np.floor((lo - origin) / step).astype(np.int64), 0)
+    b_idx = np.minimum(np.ceil((hi - origin) / step).astype(np.int64) + 1, size)
+    dims = b_idx - a_idx
+    valid = np.all(dims > 0, axis=1) & (rmax > 0)
+    # bucket the small boxes by their size rounded up to a power of two (x, y, z)
+    pow2 = 1 << np.ceil(np.log2(np.maximum(dims, 1))).astype(np.int64)
+    pow2 = np.minimum(pow2, size[None, :])
+    small = valid & (np.prod(pow2, axis=1) <= BATCH_MAX_VOXELS)
+    flat_out = out.reshape(-1)
     X, Y, Z = grid.x, grid.y, grid.z
-    for n in range(len(tubes)):
-        a, b = tubes.p0[n], tubes.p1[n]
-        ra, rb = float(tubes.r0[n] + margin), float(tubes.r1[n] + margin)
-        rmax = max(ra, rb)
-        if rmax <= 0:
-            continue
-        box = grid.index_box(np.minimum(a, b) - rmax - pad, np.maximum(a, b) + rmax + pad)
-        if box is None:
-            continue
-        sk, sj, si = box
-        px = X[si][None, None, :] - np.float32(a[0])
-        py = Y[sj][None, :, None] - np.float32(a[1])
-        pz = Z[sk][:, None, None] - np.float32(a[2])
-        abx, aby, abz = (float(v) for v in (b - a))
-        ll = abx * abx + aby * aby + abz * abz
-        if ll > 1e-12:
-            t = np.clip((px * abx + py * aby + pz * abz) * np.float32(1.0 / ll), 0.0, 1.0)
-            inv_l = 1.0 / np.sqrt(ll)
-            axx, axy, axz = abx * inv_l, aby * inv_l, abz * inv_l
-        else:
-            t = np.float32(0.0)
-            axx, axy, axz = 0.0, 0.0, 1.0
-        dx, dy, dz = px - t * np.float32(abx), py - t * np.float32(aby), pz - t * np.float32(abz)
-        d = np.sqrt(dx * dx + dy * dy + dz * dz)
-        r = np.float32(ra) + t * np.float32(rb - ra)
-        inv = 1.0 / np.maximum(d, np.float32(1e-6))
-        gx, gy, gz = dx * inv, dy * inv, dz * inv
-        e1 = np.maximum(np.abs(gx) * ex + np.abs(gy) * ey + np.abs(gz) * ez, np.float32(emin))
-        e2 = (
-            np.abs(axy * gz - axz * gy) * ex + np.abs(axz * gx - axx * gz) * ey + np.abs(axx * gy - axy * gx) * ez
+    f32 = np.float32
+    keys = pow2[small]
+    idx_small = np.flatnonzero(small)
+    for key in np.unique(keys, axis=0):
+        sel = idx_small[np.all(keys == key, axis=1)]
+        bi, bj, bk = (int(v) for v in key)
+        start = np.minimum(a_idx[sel], size[None, :] - key[None, :])  # keep the box inside the grid
+        ii = start[:, 0, None] + np.arange(bi)[None, :]
+        jj = start[:, 1, None] + np.arange(bj)[None, :]
+        kk = start[:, 2, None] + np.arange(bk)[None, :]
+        a = tubes.p0[sel].astype(np.float32)
+        ab = (tubes.p1[sel] - tubes.p0[sel]).astype(np.float32)
+        px = (X[ii] - a[:, 0, None])[:, None, None, :]
+        py = (Y[jj] - a[:, 1, None])[:, None, :, None]
+        pz = (Z[kk] - a[:, 2, None])[:, :, None, None]
+        col = (slice(None), None, None, None)
+        frac = _capsule_fraction(px, py, pz, ab[:, 0][col], ab[:, 1][col], ab[:, 2][col],
+                                 ra[sel].astype(f32)[col], rb[sel].astype(f32)[col], extent)
+        flat = (kk[:, :, None, None] * grid.nj + jj[:, None, :, None]) * grid.ni + ii[:, None, None, :]
+        hit = frac > 0
+        np.maximum.at(flat_out, flat[hit], frac[hit])
+    for n in np.flatnonzero(valid & ~small):
+        si, sj, sk = (slice(int(a_idx[n, c]), int(b_idx[n, c])) for c in range(3))
+        a = tubes.p0[n]
+        ab = tubes.p1[n] - a
+        frac = _capsule_fraction(
+            X[si][None, None, :] - f32(a[0]), Y[sj][None, :, None] - f32(a[1]), Z[sk][:, None, None] - f32(a[2]),
+            f32(ab[0]), f32(ab[1]), f32(ab[2]), f32(ra[n]), f32(rb[n]), extent,
         )
-        frac = overlap_fraction(d, r, e1) * np.minimum(np.float32(1.0), np.float32(np.pi / 2) * r / np.maximum(e2, np.float32(1e-6)))
         view = out[sk, sj, si]
         np.maximum(view, frac, out=view)
     return out

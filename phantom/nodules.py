@@ -96,7 +96,9 @@ def plan_nodules(
     """
     X = plan_grid.xyz()[0]
     sides = {"right": lung & (X < 0), "left": lung & (X >= 0)}
-    dist = {s: ndimage.distance_transform_edt(m, sampling=plan_grid.sz) for s, m in sides.items()}
+    # chessboard distance never exceeds the Euclidean one: "this far inside" stays true
+    dist = {s: ndimage.distance_transform_cdt(m, metric="chessboard").astype(np.float32) * plan_grid.sz
+            for s, m in sides.items()}
     z = plan_grid.z
     placed: list[NodulePlan] = []
     requests: list[tuple[NoduleSpec | None, NoduleKind]] = [(spec, spec.kind) for spec in params.nodules]

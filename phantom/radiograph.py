@@ -106,9 +106,11 @@ def make_chest_radiograph(
     low = ndimage.gaussian_filter(log_img, sigma=4.0 / spacing[0], mode="nearest")
     proc = log_img + rng.uniform(0.3, 0.8) * (log_img - low)
     body = line > 0.5
-    lo, hi = np.percentile(proc[body], [1.0, 99.5]) if body.any() else (proc.min(), proc.max())
+    lo, hi = np.percentile(proc[body], [0.5, 98.0]) if body.any() else (proc.min(), proc.max())
     t = np.clip((proc - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-    image = (0.04 + 0.92 * (t ** rng.uniform(0.8, 1.2))).astype(np.float32)
+    # sigmoid-like film/detector characteristic: dark lungs, bright mediastinum and bone
+    gamma = rng.uniform(1.3, 1.7)
+    image = (0.03 + 0.94 * t**gamma).astype(np.float32)
     image[~body] = np.clip(image[~body], None, 0.06)
     nodules = []
     z_top = ph.origin_xyz[2] + (ph.shape[0] - 1) * sz

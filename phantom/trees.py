@@ -8,7 +8,7 @@ import numpy as np
 
 from phantom.grid import Grid, Tubes
 
-MURRAY_EXPONENT = 2.6
+MURRAY_EXPONENT = 3.0
 
 
 @dataclass
@@ -32,60 +32,84 @@ def _perpendicular(d: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _unit(r)
 
 
+def spread_targets(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` of ``points`` (m, 3) spread evenly (farthest-point sampling from a random start)."""
+    if len(points) > 4000:
+        points = points[rng.choice(len(points), 4000, replace=False)]
+    chosen = [int(rng.integers(len(points)))]
+    dist = ((points - points[chosen[0]]) ** 2).sum(axis=1)
+    for _ in range(n - 1):
+        chosen.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, ((points - points[chosen[-1]]) ** 2).sum(axis=1))
+    return points[chosen]
+
+
 def grow_tree(
-    roots: np.ndarray,
-    directions: np.ndarray,
+    root: np.ndarray,
+    targets: np.ndarray,
     radii: np.ndarray,
     lung: np.ndarray,
     grid: Grid,
     rng: np.random.Generator,
     r_min: float,
     with_airways: bool,
-    root_length: float = 18.0,
 ) -> Tree:
-    """Grow trees breadth-first from ``roots`` (n, 3) along ``directions`` with start ``radii``.
+    """Grow one tree from ``root`` (3,) with a trunk towards each of ``targets`` (n, 3).
 
-    Each segment runs ``5..9`` radii; it is steered among random candidate directions to stay in
-    ``lung`` (a bool mask on ``grid``), then splits asymmetrically (Murray's law) into two children
-    at different angles in a plane that turns from one generation to the next. The first segment
-    (hilum to lung) is not steered. Branches that cannot stay in the lung stop.
+    Each trunk first runs straight to the lung (not steered), then every segment runs 4-7.5 radii,
+    steered among random candidate directions to stay in ``lung`` (a bool mask on ``grid``), and
+    splits asymmetrically (Murray's law) into two children at different angles in a plane that
+    turns from one generation to the next. The larger child keeps being pulled towards its trunk's
+    target, so the branches reach every part of the lung; branches that cannot stay in it stop.
     """
-    p = np.asarray(roots, dtype=np.float64)
-    d = _unit(np.asarray(directions, dtype=np.float64))
+    targets = np.asarray(targets, dtype=np.float64)
+    n0 = len(targets)
+    to_target = targets - root[None]
+    dist = np.linalg.norm(to_target, axis=1)
+    d = _unit(to_target)
+    # first segment: from the hilum until just inside the lung along the line to the target
+    steps = np.linspace(0.0, 1.0, 40)[None, :, None]
+    line = root[None, None, :] + steps * to_target[:, None, :]
+    inside = grid.lookup(lung, line)
+    first_in = np.where(inside.any(axis=1), inside.argmax(axis=1), 10)
+    root_len = np.maximum(dist * steps[0, :, 0][first_in] + 4.0, 8.0)
+    p = np.repeat(root[None].astype(np.float64), n0, axis=0)
     r = np.asarray(radii, dtype=np.float64)
+    goal = targets.copy()
+    pull = np.full(n0, 0.6)
     normal = _perpendicular(d, rng)
     offset = _perpendicular(d, rng)  # side on which the bronchus runs
     segs_p0, segs_p1, segs_r0, segs_r1, branch = [], [], [], [], []
     air_p0, air_p1, air_r0, air_r1 = [], [], [], []
-    generation = 0
     n_candidates = 8
-    while len(p) and generation < 40:
+    for generation in range(60):
+        if not len(p):
+            break
         n = len(p)
-        length = np.maximum(r * rng.uniform(4.0, 7.5, n), 2.5)
         if generation == 0:
-            length = np.full(n, root_length) * rng.uniform(0.8, 1.2, n)
+            length = root_len
             choice = np.ones(n, dtype=bool)
             dirs = d
         else:
-            # candidates: the current direction, then perturbations of growing angle
+            length = np.maximum(r * rng.uniform(4.0, 7.5, n), 2.5)
             spread = np.linspace(0.0, 1.2, n_candidates)[None, :, None]
-            pert = _unit(rng.normal(size=(n, n_candidates, 3)))
-            cand = _unit(d[:, None, :] + spread * pert)
+            cand = _unit(d[:, None, :] + spread * _unit(rng.normal(size=(n, n_candidates, 3))))
             ends = p[:, None, :] + cand * length[:, None, None]
             mids = p[:, None, :] + cand * (0.5 * length)[:, None, None]
             ahead = p[:, None, :] + cand * (1.8 * length)[:, None, None]
             ok = grid.lookup(lung, ends) & grid.lookup(lung, mids)
-            score = ok * 2.0 + grid.lookup(lung, ahead) * ok
-            best = np.argmax(score - 0.01 * np.arange(n_candidates)[None, :], axis=1)
+            score = ok * (2.0 + grid.lookup(lung, ahead)) - 0.01 * np.arange(n_candidates)[None, :]
+            best = np.argmax(score, axis=1)
             choice = ok[np.arange(n), best]
             dirs = cand[np.arange(n), best]
-        p, dirs, r, length, normal, offset = (a[choice] for a in (p, dirs, r, length, normal, offset))
+        p, dirs, r, length, normal, offset, goal, pull = (
+            a[choice] for a in (p, dirs, r, length, normal, offset, goal, pull)
+        )
         if not len(p):
             break
         end = p + dirs * length[:, None]
         taper = r * 0.96
         segs_p0.append(p), segs_p1.append(end), segs_r0.append(r), segs_r1.append(taper)
-        # keep the normal and bronchus offset perpendicular to the new direction
         normal = _unit(normal - (normal * dirs).sum(-1, keepdims=True) * dirs)
         offset = _unit(offset - (offset * dirs).sum(-1, keepdims=True) * dirs)
         if with_airways:
@@ -102,11 +126,13 @@ def grow_tree(
         if not alive.any():
             break
         branch.append(end[alive])
-        # rotate the branching plane ~90 degrees about the axis for the next generation
         side = np.cross(dirs, normal)
         ang_b = np.radians(rng.uniform(10.0, 30.0, len(p)))[:, None]
         ang_s = np.radians(rng.uniform(35.0, 70.0, len(p)))[:, None]
         d_big = _unit(np.cos(ang_b) * dirs + np.sin(ang_b) * normal)
+        towards = goal - end
+        far = np.linalg.norm(towards, axis=1) > 15.0
+        d_big = _unit(d_big + (pull * far)[:, None] * _unit(towards))
         d_small = _unit(np.cos(ang_s) * dirs - np.sin(ang_s) * normal)
         keep_small = alive & (r_small >= r_min)
         p = np.concatenate([end[alive], end[keep_small]])
@@ -114,7 +140,8 @@ def grow_tree(
         r = np.concatenate([r_big[alive], r_small[keep_small]])
         normal = np.concatenate([side[alive], side[keep_small]])
         offset = np.concatenate([offset[alive], offset[keep_small]])
-        generation += 1
+        goal = np.concatenate([goal[alive], end[keep_small] + 100.0 * d_small[keep_small]])
+        pull = np.concatenate([pull[alive] * 0.9, np.zeros(int(keep_small.sum()))])
 
     def cat(parts: list[np.ndarray], width: int) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros((0, width) if width else 0)
@@ -122,24 +149,3 @@ def grow_tree(
     vessels = Tubes(cat(segs_p0, 3), cat(segs_p1, 3), cat(segs_r0, 0), cat(segs_r1, 0))
     airways = Tubes(cat(air_p0, 3), cat(air_p1, 3), cat(air_r0, 0), cat(air_r1, 0))
     return Tree(vessels=vessels, airways=airways, branch_points=cat(branch, 3))
-
-
-def root_directions(side: str, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """Lobar root directions (unit vectors) for one lung: up, lateral, down, front and back."""
-    s = -1.0 if side == "right" else 1.0
-    base = [
-        [0.35 * s, 0.1, 1.0],  # apical
-        [0.5 * s, -0.5, 0.9],  # anterior apical
-        [0.8 * s, -0.6, 0.5],  # anterior upper
-        [0.7 * s, 0.6, 0.6],  # posterior upper
-        [1.0 * s, -0.5, -0.3],  # middle / lingula
-        [0.8 * s, -0.9, -0.2],  # medial middle
-        [0.6 * s, -0.3, -1.0],  # anterior basal
-        [0.6 * s, 0.8, -0.8],  # posterior basal
-        [0.9 * s, 0.3, -0.5],  # lateral basal
-        [0.2 * s, 0.9, -0.6],  # superior segment of the lower lobe
-    ]
-    if kind == "vein":
-        base = [[v[0], v[1], v[2] - 0.4] for v in base[1:]]
-    dirs = np.asarray(base, dtype=np.float64) + rng.normal(scale=0.15, size=(len(base), 3))
-    return _unit(dirs)

@@ -93,3 +93,74 @@ def test_requested_nodule_is_placed() -> None:
     assert nod.side == "left" and nod.kind == "solid" and nod.hu == 30.0 and nod.center_mm[0] > 0
     k, j, i = (int(round(v)) for v in nod.center_voxel)
     assert abs(ph.hu[k, j, i] - 30.0) < 25.0
+
+
+def _auc(score: np.ndarray, label: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for a boolean ``label`` (Mann-Whitney, ties halved)."""
+    pos, neg = score[label], score[~label]
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def test_nodule_slices_not_given_away_by_global_cues() -> None:
+    """Across patients, a slice's mean HU or height says (almost) nothing about a nodule in it."""
+    means, heights, labels = [], [], []
+    for seed in range(14):
+        ph = make_chest_ct(ChestParams(n_slices=24, matrix=(48, 48), slice_spacing=10.0, vessel_min_radius_mm=2.0,
+                                       n_nodules=(1, 4), nodule_diameter_mm=(6.0, 20.0), seed=1000 + seed))
+        lung_slices = np.flatnonzero(ph.lung_mask.sum(axis=(1, 2)) > 0.02 * ph.hu[0].size)
+        has = ph.slices_with_nodules()
+        means.append(ph.hu[lung_slices].mean(axis=(1, 2)))
+        heights.append((lung_slices - lung_slices[0]) / max(lung_slices[-1] - lung_slices[0], 1))
+        labels.append(has[lung_slices])
+    label = np.concatenate(labels)
+    assert 20 < label.sum() < len(label) - 20
+    assert 0.3 < _auc(np.concatenate(means), label) < 0.7
+    assert 0.3 < _auc(np.concatenate(heights), label) < 0.7
+
+
+def test_hard_negatives_exist(clean: Phantom) -> None:
+    """Vessel cross-sections and branch points look like small nodules; rib ends sit by the pleura."""
+    from scipy import ndimage
+
+    assert len(clean.landmarks["branch_points"]) > 100 and len(clean.landmarks["rib_ends"]) == 24
+    no_nodule = np.flatnonzero(~clean.slices_with_nodules() & (clean.lung_mask.sum(axis=(1, 2)) > 500))
+    k = int(no_nodule[len(no_nodule) // 2])
+    blobs, n = ndimage.label(clean.lung_mask[k] & (clean.hu[k] > -500))
+    assert n >= 10  # bright, compact vessel profiles in a slice without any nodule
+    assert clean.labels["vessels"].sum() > 300
+
+
+def test_radiograph_looks_like_a_pa_film() -> None:
+    from scipy import ndimage
+
+    from phantom.radiograph import make_chest_radiograph
+
+    spec = NoduleSpec(kind="solid", diameter_mm=24.0, side="right", height=0.5, hu=40.0)
+    params = ChestParams(**{**SMALL, "vessel_min_radius_mm": 1.5}, n_nodules=0, nodules=(spec,), seed=9)
+    rg = make_chest_radiograph(params)
+    img = rg.image
+    rows, cols = img.shape
+    assert img.dtype == np.float32 and 0.0 <= img.min() and img.max() <= 1.0
+    assert rg.pixel_spacing == pytest.approx((0.7, 0.7), rel=0.02)
+    mid = img[rows // 3 : 2 * rows // 3]
+    profile = mid.mean(axis=0)
+    centre = cols // 2
+    # spine and mediastinum: the brightest band is central; the lungs either side are darker
+    assert abs(int(np.argmax(profile)) - centre) < cols * 0.1
+    lung_r, lung_l = profile[int(cols * 0.25)], profile[int(cols * 0.75)]
+    assert profile[centre] > lung_r + 0.2 and profile[centre] > lung_l + 0.2
+    # PA view: the patient's right (the requested right-sided nodule) is on the image's left
+    (nod,) = rg.nodules
+    assert nod.col < centre and rg.nodule_mask[int(round(nod.row)), int(round(nod.col))]
+    assert nod.source.side == "right"
+    # the nodule adds attenuation exactly where it projects (same patient without it as reference)
+    bare = make_chest_radiograph(ChestParams(**{**SMALL, "vessel_min_radius_mm": 1.5}, n_nodules=0, seed=9))
+    extra = rg.line_integral - bare.line_integral
+    r, c = int(round(nod.row)), int(round(nod.col))
+    assert extra[r, c] > 0.25  # ~ 24 mm x (mu_nodule - mu_lung)
+    far = ~ndimage.binary_dilation(rg.nodule_mask, iterations=12)
+    assert np.abs(extra[far]).max() < 1e-4
+    # the heart lies mostly on the patient's left (image right) of the midline
+    heart = rg.line_integral[int(rows * 0.55) : int(rows * 0.7)]
+    assert heart[:, centre + 20 : centre + 60].mean() > heart[:, centre - 60 : centre - 20].mean()
