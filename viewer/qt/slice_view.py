@@ -18,27 +18,12 @@ from viewer.display.planes import Plane, clamp_slice
 from viewer.display.scalebar import format_mm, scale_bar_length
 from viewer.display.windowing import drag_window, levels
 from viewer.qt.measure_items import MeasurementGraphic, make_graphic
-from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtGui, QtWidgets, Signal, pg
+from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtWidgets, Signal, pg
 from viewer.qt.series_model import SeriesModel
 
 TOOLS = ("pan", "crosshair", "distance", "angle", "ellipse", "rect")
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
 _CROSS_PEN = pg.mkPen(QColor(80, 220, 255, 200), width=1, style=Qt.PenStyle.DashLine)
-
-
-class FastImageItem(pg.ImageItem):
-    """An ImageItem whose rendered QImage is converted once per update to a format the raster engine
-    scales and blends fast (RGB32 for the image, premultiplied ARGB32 for overlays) instead of the
-    Grayscale8 / Indexed8 images pyqtgraph makes, which Qt converts again on every paint."""
-
-    def __init__(self, qformat: QtGui.QImage.Format) -> None:
-        super().__init__(axisOrder="row-major")
-        self._qformat = qformat
-
-    def render(self) -> None:
-        super().render()
-        if self.qimage is not None and self.qimage.format() != self._qformat:
-            self.qimage = self.qimage.convertToFormat(self._qformat)
 
 
 class SliceViewBox(pg.ViewBox):
@@ -104,7 +89,7 @@ class SliceView(pg.GraphicsView):
         self.show_patient = True
         self.vb = SliceViewBox(self)
         self.setCentralItem(self.vb)
-        self.image_item = FastImageItem(QtGui.QImage.Format.Format_RGB32)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image_item)
         self.overlay_items: dict[str, pg.ImageItem] = {}
         self._cross_v = pg.InfiniteLine(angle=90, movable=False, pen=_CROSS_PEN)
@@ -335,7 +320,7 @@ class SliceView(pg.GraphicsView):
         for z, ov in enumerate(m.overlays):
             item = self.overlay_items.get(ov.name)
             if item is None:
-                item = FastImageItem(QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+                item = pg.ImageItem(axisOrder="row-major")
                 item.setZValue(10 + z)
                 self.vb.addItem(item)
                 self.overlay_items[ov.name] = item
