@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 from tests.test_review_support import context_of, make_ct_series
-from viewer.review import Region, ReviewStore
+from viewer.review import Region, ReviewStore, ReviewStoreError
 from viewer.review.tables import CSV_COLUMNS, ImportFileError, export_csv, export_json, import_json
 
 
@@ -86,3 +86,15 @@ def test_csv_free_text_cannot_become_a_formula(tmp_path: Path) -> None:
     with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
         [row] = list(csv.DictReader(f))
     assert row["comment"] == "'=HYPERLINK(\"http://x\")" and row["reviewer"] == "'@ann"
+
+
+def test_import_is_all_or_nothing(filled: ReviewStore, tmp_path: Path) -> None:
+    export_json(filled, tmp_path / "out.json")
+    doc = json.loads((tmp_path / "out.json").read_text())
+    doc["flags"][-1]["comment"] = "x" * 300_000  # the last flag will not fit on the "disk"
+    (tmp_path / "big.json").write_text(json.dumps(doc))
+    with ReviewStore(tmp_path / "b.sqlite3") as other:
+        other._conn.execute(f"PRAGMA max_page_count = {other.pragma('page_count') + 20}")
+        with pytest.raises(ReviewStoreError, match="full"):
+            import_json(other, tmp_path / "big.json")
+        assert other.flags(include_deleted=True) == [] and other.worklist() == []

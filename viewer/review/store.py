@@ -253,19 +253,26 @@ class ReviewStore:
 
     def merge_flag(self, flag: Flag, *, study: StudyHeader | None = None) -> ImportOutcome:
         """Import a flag by id: add it if new, take it if newer than the stored one, else keep ours."""
-        with self._write("import the flag") as conn:
-            row = conn.execute("SELECT * FROM flag WHERE id = ?", (flag.id,)).fetchone()
-            if row is None:
-                self._insert(conn, flag, "import", flag.reviewer)
-                outcome: ImportOutcome = "added"
-            else:
-                old = flag_from_row(row)
-                if old == flag or flag.updated <= old.updated:
-                    return "unchanged"
-                self._update(conn, flag, "import", flag.reviewer)
-                outcome = "updated"
-            self._touch_study(conn, flag.study_uid, study or StudyHeader(), flag.updated)
-        return outcome
+        return self.merge_flags([(flag, study or StudyHeader())])[0]
+
+    def merge_flags(self, items: list[tuple[Flag, StudyHeader]]) -> list[ImportOutcome]:
+        """:meth:`merge_flag` for many flags in one transaction (all are imported, or none)."""
+        outcomes: list[ImportOutcome] = []
+        with self._write("import the flags") as conn:
+            for flag, study in items:
+                row = conn.execute("SELECT * FROM flag WHERE id = ?", (flag.id,)).fetchone()
+                if row is None:
+                    self._insert(conn, flag, "import", flag.reviewer)
+                    outcomes.append("added")
+                else:
+                    old = flag_from_row(row)
+                    if old == flag or flag.updated <= old.updated:
+                        outcomes.append("unchanged")
+                        continue
+                    self._update(conn, flag, "import", flag.reviewer)
+                    outcomes.append("updated")
+                self._touch_study(conn, flag.study_uid, study, flag.updated)
+        return outcomes
 
     def get_flag(self, flag_id: str) -> Flag:
         """A flag by id (tombstones included); :class:`KeyError` if there is none."""

@@ -100,7 +100,8 @@ def export_json(store: ReviewStore, path: str | os.PathLike[str]) -> int:
 
 
 def import_json(store: ReviewStore, path: str | os.PathLike[str]) -> Counter[str]:
-    """Merge a JSON export into the store by flag id; returns counts of added/updated/unchanged.
+    """Merge a JSON export into the store by flag id (one transaction: all or nothing); returns
+    counts of added/updated/unchanged.
 
     A flag already in the store is replaced only by a newer version (later ``updated``); importing
     the same file twice changes nothing the second time.
@@ -119,9 +120,9 @@ def import_json(store: ReviewStore, path: str | os.PathLike[str]) -> Counter[str
             flags.append(Flag.from_dict(item))
         except (KeyError, TypeError, ValueError) as exc:
             raise ImportFileError(f"{path}: flag #{n} is invalid: {exc!r}") from exc
-    outcomes: Counter[str] = Counter()
+    items = []
     for flag in flags:
         header = studies.get(flag.study_uid) or {}
         known = {k: str(v) for k, v in header.items() if k in StudyHeader.__dataclass_fields__}
-        outcomes[store.merge_flag(flag, study=StudyHeader(**known))] += 1
-    return outcomes
+        items.append((flag, StudyHeader(**known)))
+    return Counter(store.merge_flags(items))
