@@ -87,8 +87,9 @@ class LoadedModel:
 
     def copy(self) -> "LoadedModel":
         """An independent deep copy (the sanity check randomises weights of a copy)."""
-        return LoadedModel(self.card, copy.deepcopy(self.module), copy.deepcopy(self.source), self.sha256,
-                           self.device)
+        source = copy.deepcopy(self.source)
+        module = source if self.module is self.source else copy.deepcopy(self.module)
+        return LoadedModel(self.card, module, source, self.sha256, self.device)
 
 
 def _refuse_pickle(card: ModelCard, data: bytes, exc: Exception) -> ModelPackageError:

@@ -96,6 +96,10 @@ def test_torchscript_model_supports_input_space_methods_only(tmp_path: Path, tra
     x, _, _ = _blob_batch(2, 32, torch.Generator().manual_seed(1))
     _, maps = explain_batch(model, x, [0], "integrated-gradients")
     assert maps.shape == (1, 2, 32, 32) and float(maps.min()) >= 0
+    before = [p.clone() for p in model.source.parameters()]
+    steps = cascading_randomization(model, x, method="integrated-gradients", groups=["classifier", "features.3"])
+    assert [s.layer for s in steps] == ["classifier", "features.3"] and steps[-1].spearman < 0.9
+    assert all(torch.equal(a, b) for a, b in zip(before, model.source.parameters()))
 
 
 def test_similarity_measures() -> None:
