@@ -182,3 +182,16 @@ def test_multiframe_flag_references_its_frame(tmp_path: Path) -> None:
     frames = [e.value for e in sr.iterall() if e.keyword == "ReferencedFrameNumber"]
     assert [int(v) for v in frames] == [2]
     assert _referenced_uids(sr) == {pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID}
+
+
+def test_non_ascii_names_and_comments_survive(tmp_path: Path) -> None:
+    series = make_ct_series(tmp_path / "ct", 1)
+    with ReviewStore(tmp_path / "r.sqlite3") as store:
+        store.add_flag(context_of(series[0], 0), "uncertain", "nodule", reviewer="Müller^Jürgen",
+                       comment="Gefäß? 血管")
+        [sr_file] = [f.path for f in export_dicom(store, tmp_path / "out") if f.kind == "SR"]
+    sr = pydicom.dcmread(sr_file)
+    assert sr.SpecificCharacterSet == "ISO_IR 192"
+    assert [str(e.value) for e in sr.iterall() if e.keyword == "PersonName"] == ["Müller^Jürgen"]
+    assert "Gefäß? 血管" in {str(e.value) for e in sr.iterall() if e.keyword == "TextValue"}
+    assert hd.sr.srread(sr_file).content.get_image_measurement_groups()

@@ -99,6 +99,7 @@ def image_reference(flag: Flag, study: StudyHeader, sop_instance_uid: str) -> Da
     if not flag.sop_class_uid:
         raise DicomExportError(f"flag {flag.id} has no SOP Class UID for its image; re-flag from the DICOM series")
     ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: names and comments are free text; the documents inherit it
     ds.SOPClassUID = flag.sop_class_uid
     ds.SOPInstanceUID = sop_instance_uid
     ds.StudyInstanceUID = flag.study_uid
@@ -141,11 +142,12 @@ def key_object_documents(flags: Sequence[Flag], study: StudyHeader) -> list[hd.k
     series_uid = content_uid(study_uid, "KO series")
     docs = []
     for number, title in enumerate((FOR_PEER_REVIEW, OF_INTEREST), start=1):
-        chosen = {uid: ds for uid, ds in refs.items() if (FOR_PEER_REVIEW.value in titles[uid]) == (title is FOR_PEER_REVIEW)}
+        peer = title == FOR_PEER_REVIEW
+        chosen = {uid: ds for uid, ds in refs.items() if (FOR_PEER_REVIEW.value in titles[uid]) == peer}
         if not chosen:
             continue
-        verdicts = Counter(f.verdict.value for f in live if set(f.sop_instance_uids) & set(chosen))
-        counts = ", ".join(f"{v}: {n}" for v, n in sorted(verdicts.items()))
+        flagged = [f for f in live if set(f.sop_instance_uids) & set(chosen)]
+        counts = ", ".join(f"{v}: {n}" for v, n in sorted(Counter(f.verdict.value for f in flagged).items()))
         content = hd.ko.KeyObjectSelection(
             document_title=title,
             referenced_objects=list(chosen.values()),
@@ -153,8 +155,7 @@ def key_object_documents(flags: Sequence[Flag], study: StudyHeader) -> list[hd.k
         )
         docs.append(hd.ko.KeyObjectSelectionDocument(
             evidence=list(chosen.values()), content=content, series_instance_uid=series_uid, series_number=900,
-            sop_instance_uid=content_uid(study_uid, title.value, *sorted(chosen), *_versions(
-                f for f in live if set(f.sop_instance_uids) & set(chosen))),
+            sop_instance_uid=content_uid(study_uid, title.value, *sorted(chosen), *_versions(flagged)),
             instance_number=number, manufacturer=MANUFACTURER,
         ))
     return docs
