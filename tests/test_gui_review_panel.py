@@ -65,6 +65,14 @@ def test_digits_typed_in_a_text_field_are_text_not_verdicts(qtbot, setup) -> Non
     assert panel.comment_edit.text() == "12 mm" and store.flags() == []
 
 
+def test_context_line_shows_no_patient_identity(setup) -> None:  # type: ignore[no-untyped-def]
+    panel, _, studies = setup
+    text = panel.context_label.text()
+    assert "20040119" in text and "CT slice 0" in text and "chest-nodule-demo 1.0.0 · gradcam · threshold 0.5" in text
+    assert "1CT1" not in text and "CompressedSamples" not in text
+    assert studies[1][0].SOPInstanceUID in panel.context_label.toolTip()
+
+
 def test_add_flag_with_region_records_patient_space(setup) -> None:  # type: ignore[no-untyped-def]
     panel, store, _ = setup
     panel.comment_edit.setText("really there")

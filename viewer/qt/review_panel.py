@@ -13,6 +13,7 @@ the flag list has focus (elsewhere Delete stays the viewer's "delete measurement
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from viewer.qt.qt import Qt, QtCore, QtGui, QtWidgets, Signal
@@ -41,6 +42,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.store = store
         self.context: ImageContext | None = None
         self.current_study: str | None = None
+        self._filled = False
         self._build()
         self.set_context(context)
 
@@ -163,18 +165,23 @@ class ReviewPanel(QtWidgets.QDockWidget):
 
     # -- public API --------------------------------------------------------------------------
     def set_context(self, context: ImageContext | None) -> None:
-        """The image now shown (None when nothing is open)."""
+        """The image now shown (None when nothing is open); cheap when only the slice changed.
+
+        The panel shows no patient name or ID (the viewer may be hiding identifying fields).
+        """
+        previous_study = self.current_study
         self.context = context
         if context is not None:
             self.current_study = context.study_uid
             st = context.study
-            study = " · ".join(p for p in (st.patient_id, st.study_date, st.study_description) if p)
-            text = (f"<b>{study or context.study_uid}</b> · {context.headers.modality or 'image'} slice "
+            study = " · ".join(p for p in (st.study_date, st.study_description) if p) or context.study_uid
+            text = (f"<b>{html.escape(study)}</b> · {html.escape(context.headers.modality or 'image')} slice "
                     f"{context.slice_index}" + (f" (frame {context.frame_number})" if context.frame_number else ""))
             if context.model.name:
-                text += f"<br>Model {context.model.name} {context.model.version}"
-                text += f" · {context.method}" if context.method else ""
-                text += f" · threshold {context.threshold:g}" if context.threshold is not None else ""
+                model = f"{context.model.name} {context.model.version}"
+                model += f" · {context.method}" if context.method else ""
+                model += f" · threshold {context.threshold:g}" if context.threshold is not None else ""
+                text += f"<br>Model {html.escape(model)}"
             tip = (f"Study {context.study_uid}\nSeries {context.series_uid}\n"
                    f"SOP Instance {', '.join(context.sop_instance_uids)}")
         else:
@@ -183,7 +190,8 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.context_label.setToolTip(tip)
         for button in self.verdict_buttons.values():
             button.setEnabled(context is not None)
-        self.refresh()
+        if context is None or self.current_study != previous_study or not self._filled:
+            self.refresh()
 
     def set_labels(self, labels: list[str]) -> None:
         """The model's labels offered in the label box (the first is preselected)."""
@@ -239,6 +247,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
 
     def refresh(self) -> None:
         """Reload the worklist, the current study's flags, the progress counter and the summary."""
+        self._filled = True
         entries = self.store.worklist()
         done, total = self.store.progress()
         uids = [e.study_uid for e in entries]

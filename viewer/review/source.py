@@ -203,7 +203,8 @@ def studies_at(paths: list[str]) -> list[tuple[str, str, str, StudyHeader]]:
         if uid not in out:
             ds = stack.read_header(0)
             header = study_header(ds)
-            description = " ".join(p for p in (header.patient_id, header.study_date, header.study_description) if p)
+            # No patient name or ID here: the worklist is shown in screenshots and demos.
+            description = " ".join(p for p in (header.study_date, stack.info.modality, header.study_description) if p)
             out[uid] = (uid, description, "", header)
     return [(uid, desc, os.path.commonpath([os.path.dirname(f) for f in files[uid]]) if files[uid] else "", header)
             for uid, (_, desc, _, header) in out.items()]
