@@ -66,3 +66,19 @@ def test_summary_counts_splits_and_agreement(tmp_path: Path) -> None:
     text = format_summary(summary)
     assert "a vs b: 4 images, agreement 75.0%, Cohen's kappa 0.500" in text
     assert summary.to_dict()["by_label"]["nodule"]["total"] == 9
+
+
+def test_fleiss_over_images_all_three_reviewers_judged(tmp_path: Path) -> None:
+    ct = make_ct_series(tmp_path / "ct", 4)
+    ratings = {"a": "CCF", "b": "CCF", "c": "CFF"}  # image 0: C C C, image 1: C C F, image 2: F F F
+    with ReviewStore(tmp_path / "r.sqlite3") as store:
+        for reviewer, verdicts in ratings.items():
+            for k, v in enumerate(verdicts):
+                store.add_flag(context_of(ct[k], k), "correct" if v == "C" else "false_positive", "nodule",
+                               reviewer=reviewer)
+        store.add_flag(context_of(ct[3], 3), "correct", "nodule", reviewer="a")  # judged by one only
+        agreement = summarize(store.flags()).agreement
+    # P_bar = 7/9, p_e = (5/9)^2 + (4/9)^2 = 41/81 -> kappa = (63 - 41) / (81 - 41) = 0.55
+    assert agreement.fleiss == {"reviewers": ["a", "b", "c"], "n_items": 3, "kappa": pytest.approx(0.55)}
+    assert [p["n_items"] for p in agreement.pairwise] == [3, 3, 3]
+    assert agreement.pairwise[0]["kappa"] == pytest.approx(1.0)  # a and b agree on everything
