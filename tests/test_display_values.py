@@ -158,3 +158,7 @@ def test_tag_tree_search_by_tag_keyword_value_and_nested() -> None:
     assert [n.keyword for n in nested] == ["ProcedureCodeSequence"]
     assert nested[0].children[0].children[0].keyword == "CodeMeaning"
     assert filter_tree(tree, "zzzz-no-such-thing") == []
+    hidden = build_tag_tree(ds, hide_identifying=True)
+    name = [n for n in hidden if n.keyword == "PatientName"][0]
+    assert name.value == "(hidden)" and filter_tree(hidden, str(ds.PatientName)) == []
+    assert [n.value for n in hidden if n.keyword == "Modality"] == ["CT"]

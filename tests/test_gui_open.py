@@ -211,3 +211,21 @@ def test_colour_file_dropped_on_the_window_shows_in_colour(window: ViewerWindow,
     assert m.is_color
     np.testing.assert_array_equal(m.volume.array[0], expected)
     assert window.views[0].image_item.image.shape == expected.shape
+
+
+def test_hide_identifying_covers_browser_tags_and_annotations(window: ViewerWindow, qtbot, tmp_path) -> None:
+    write_series(tmp_path / "s", n=2)
+    window.open_panel("tags")
+    open_and_wait(window, qtbot, [tmp_path / "s"])
+    qtbot.waitUntil(lambda: "PatientName" in window.tag_browser.visible_keywords(), timeout=5000)
+    study_row = window.series_browser.topLevelItem(0)
+    assert "Test Patient" in study_row.text(0)
+    window.hide_id_action.trigger()
+    assert "Test Patient" not in window.series_browser.topLevelItem(0).text(0)
+    assert window.series_browser.topLevelItem(0).child(0).text(0) == "Sagittal test"
+    tb = window.tag_browser
+    tb.search.setText("Test^Patient")
+    assert tb.visible_keywords() == []
+    tb.search.setText("PatientName")
+    assert [tb.tree.topLevelItem(0).text(1), tb.tree.topLevelItem(0).text(3)] == ["PatientName", "(hidden)"]
+    assert window.views[0].hide_identifying

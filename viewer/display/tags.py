@@ -11,6 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 MAX_VALUE_CHARS = 160
+HIDDEN = "(hidden)"
+IDENTIFYING_KEYWORDS = frozenset({
+    "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
+    "OtherPatientIDsSequence", "OtherPatientNames", "PatientAddress", "PatientTelephoneNumbers",
+    "PatientMotherBirthName", "MilitaryRank", "MedicalRecordLocator", "IssuerOfPatientID",
+    "AccessionNumber", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
+    "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName", "PhysiciansOfRecord",
+    "NameOfPhysiciansReadingStudy", "RequestingPhysician", "StationName", "DeviceSerialNumber",
+    "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "InstanceCreationDate", "StudyID",
+    "PatientAge", "PatientSex", "PatientWeight", "PatientSize", "EthnicGroup",
+})
+"""Keywords whose values the hide-identifying switch masks in the tag browser (names, IDs, dates, places)."""
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 
 
@@ -42,16 +54,19 @@ def _value_text(vr: str, value: Any) -> str:
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
-def _nodes(dataset: Iterable[Any]) -> list[TagNode]:
+def _nodes(dataset: Iterable[Any], hide: bool = False) -> list[TagNode]:
     out: list[TagNode] = []
     for elem in dataset:
         vr = str(getattr(elem, "VR", ""))
         tag = int(elem.tag)
         keyword = str(getattr(elem, "keyword", "") or getattr(elem, "name", ""))
+        if hide and keyword in IDENTIFYING_KEYWORDS:
+            out.append(TagNode(tag, keyword, vr, HIDDEN))
+            continue
         if vr == "SQ":
             items = list(elem.value or [])
             node = TagNode(tag, keyword, vr, f"{len(items)} item(s)")
-            node.children = [TagNode(None, f"Item {n + 1}", "", "", _nodes(item)) for n, item in enumerate(items)]
+            node.children = [TagNode(None, f"Item {n + 1}", "", "", _nodes(item, hide)) for n, item in enumerate(items)]
         else:
             try:
                 value = elem.value
@@ -62,13 +77,14 @@ def _nodes(dataset: Iterable[Any]) -> list[TagNode]:
     return out
 
 
-def build_tag_tree(dataset: Any) -> list[TagNode]:
-    """Top-level nodes of a dataset (file meta first), with sequences expanded into items."""
+def build_tag_tree(dataset: Any, hide_identifying: bool = False) -> list[TagNode]:
+    """Top-level nodes of a dataset (file meta first), with sequences expanded into items; with
+    ``hide_identifying`` the values of :data:`IDENTIFYING_KEYWORDS` read ``(hidden)`` (at any depth)."""
     nodes: list[TagNode] = []
     meta = getattr(dataset, "file_meta", None)
     if meta is not None and len(meta):
         nodes += _nodes(meta)
-    return nodes + _nodes(dataset)
+    return nodes + _nodes(dataset, hide_identifying)
 
 
 _HEX_TAG = re.compile(r"^\(?\s*([0-9a-fA-F]{4})\s*[, ]?\s*([0-9a-fA-F]{4})\s*\)?$")

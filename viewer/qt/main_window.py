@@ -124,6 +124,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._tags_timer.timeout.connect(self._refresh_tags)
         self._help: ShortcutsDialog | None = None
         self.resize(1400, 900)
+        self._apply_hide_identifying()
         self._apply_layout()
 
     # -- construction ------------------------------------------------------------------------
@@ -166,7 +167,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.errors_panel = ErrorsPanel(self)
         self.errors_dock = self._dock("Errors", self.errors_panel, Qt.DockWidgetArea.BottomDockWidgetArea, "errors")
         self.errors_dock.hide()
-        self.resizeDocks([self.series_dock], [260], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.series_dock], [280], Qt.Orientation.Horizontal)
 
     def _build_status(self) -> None:
         self.probe_label = QtWidgets.QLabel("", self)
@@ -501,6 +502,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if model is not None and model.volume.shape[0] < 2 and self.layout_name == "1x3":
             self.layout_name = "1x1"
         self._apply_layout()  # the views connect first, so the window's slots see their new slices
+        if model is not None and not self.tag_browser.search.hasFocus():
+            self.active_view.setFocus()  # arrow keys scroll at once
         if model is not None:
             model.crosshairChanged.connect(self._on_crosshair_changed)
             model.windowChanged.connect(self._on_window_changed)
@@ -627,10 +630,16 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def _toggle_hide_identifying(self) -> None:
         self.settings.hide_identifying = not self.settings.hide_identifying
         self.hide_id_action.setChecked(self.settings.hide_identifying)
-        for v in self.views:
-            v.hide_identifying = self.settings.hide_identifying
-            v.viewport().update()
+        self._apply_hide_identifying()
         self._save_settings()
+
+    def _apply_hide_identifying(self) -> None:
+        hide = self.settings.hide_identifying
+        for v in self.views:
+            v.hide_identifying = hide
+            v.viewport().update()
+        self.series_browser.set_hide_identifying(hide)
+        self.tag_browser.set_hide_identifying(hide)
 
     def _toggle_annotations(self) -> None:
         self.settings.show_annotations = not self.settings.show_annotations

@@ -38,9 +38,23 @@ class SeriesBrowser(QtWidgets.QTreeWidget):
         self.itemActivated.connect(self._on_activated)
         self.itemClicked.connect(self._on_activated)
         self._items: dict[str, QtWidgets.QTreeWidgetItem] = {}
+        self._stacks: list[Any] = []
+        self._icons: dict[str, QtGui.QIcon] = {}
+        self.hide_identifying = False
+
+    def set_hide_identifying(self, hide: bool) -> None:
+        """Leave patient names and study dates out of the study rows (demos, screenshots)."""
+        self.hide_identifying = hide
+        current = self.currentItem().data(0, STACK_ROLE) if self.currentItem() is not None else None
+        self.set_stacks(self._stacks)
+        if current:
+            self.select_stack(str(current))
 
     def set_stacks(self, stacks: Sequence[Any]) -> None:
         """Replace the contents with these stacks, grouped by study."""
+        if list(stacks) != self._stacks:
+            self._icons.clear()
+        self._stacks = list(stacks)
         self.clear()
         self._items.clear()
         studies: dict[str, QtWidgets.QTreeWidgetItem] = {}
@@ -48,17 +62,20 @@ class SeriesBrowser(QtWidgets.QTreeWidget):
             info = st.info
             study = studies.get(info.study_uid)
             if study is None:
-                title = " ".join(x for x in (info.study_date, info.study_description or "Study") if x)
-                name = info.patient_name.replace("^", " ").strip()
+                date = "" if self.hide_identifying else info.study_date
+                title = " ".join(x for x in (date, info.study_description or "Study") if x)
+                name = "" if self.hide_identifying else info.patient_name.replace("^", " ").strip()
                 study = QtWidgets.QTreeWidgetItem([f"{name}  {title}".strip() if name else title, "", ""])
                 study.setFirstColumnSpanned(False)
                 self.addTopLevelItem(study)
                 studies[info.study_uid] = study
-            label = " ".join(x for x in (f"{info.series_number}" if info.series_number is not None else "",
-                                         info.description or "(no description)") if x)
+            label = info.description or "(no description)"
             item = QtWidgets.QTreeWidgetItem([label, info.modality, str(st.n_slices)])
             item.setData(0, STACK_ROLE, st.stack_id)
-            item.setToolTip(0, f"{st.stack_id}\n{st.n_slices} x {st.rows} x {st.columns}")
+            number = f"Series {info.series_number}: " if info.series_number is not None else ""
+            item.setToolTip(0, f"{number}{label}\n{st.n_slices} x {st.rows} x {st.columns}\n{st.stack_id}")
+            if st.stack_id in self._icons:
+                item.setIcon(0, self._icons[st.stack_id])
             study.addChild(item)
             self._items[st.stack_id] = item
         self.expandAll()
@@ -66,9 +83,10 @@ class SeriesBrowser(QtWidgets.QTreeWidget):
             self.resizeColumnToContents(c)
 
     def set_thumbnail(self, stack_id: str, img: np.ndarray) -> None:
+        self._icons[stack_id] = QtGui.QIcon(numpy_to_pixmap(img))
         item = self._items.get(stack_id)
         if item is not None:
-            item.setIcon(0, QtGui.QIcon(numpy_to_pixmap(img)))
+            item.setIcon(0, self._icons[stack_id])
 
     def select_stack(self, stack_id: str) -> None:
         item = self._items.get(stack_id)

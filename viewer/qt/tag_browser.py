@@ -31,13 +31,22 @@ class TagBrowser(QtWidgets.QWidget):
         layout.addWidget(self.search)
         layout.addWidget(self.tree)
         self._nodes: list[TagNode] = []
+        self.hide_identifying = False
+        self._dataset: Any | None = None
         self.search.textChanged.connect(self._on_search)
 
     def set_dataset(self, dataset: Any | None, title: str = "") -> None:
         """Show a pydicom Dataset (or clear with None); the search text is kept and re-applied."""
-        self._nodes = build_tag_tree(dataset) if dataset is not None else []
+        self._dataset = dataset
+        self._nodes = build_tag_tree(dataset, self.hide_identifying) if dataset is not None else []
         self.title.setText(title or ("No header" if dataset is None else ""))
         self._on_search(self.search.text())
+
+    def set_hide_identifying(self, hide: bool) -> None:
+        """Mask names, IDs and dates (demos, screenshots); re-shows the current header."""
+        self.hide_identifying = hide
+        if self._dataset is not None:
+            self.set_dataset(self._dataset, self.title.text())
 
     def set_error(self, message: str) -> None:
         self._nodes = []
