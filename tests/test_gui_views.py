@@ -366,3 +366,15 @@ def test_cine_help_and_recent(window: ViewerWindow, qtbot, tmp_path) -> None:
     qtbot.waitUntil(window.is_idle, timeout=10_000)
     assert window.settings.recent[0] == str(folder.resolve())
     assert [a.text() for a in window.recent_menu.actions()][0] == str(folder.resolve())
+
+
+def test_active_view_drives_the_slider_in_mpr(window: ViewerWindow, qtbot) -> None:
+    window.show_volume(make_volume())
+    window.set_layout("1x3")
+    axial, coronal, sagittal = window.views
+    assert axial.active and not coronal.active
+    sagittal.step_slice(1)  # interacting makes a view active
+    assert sagittal.active and not axial.active
+    assert window.slider.maximum() == SHAPE[2] - 1 and window.slider.value() == sagittal.slice_index
+    window.slider.setValue(10)
+    assert sagittal.slice_index == 10 and window.model.crosshair_index()[0] == pytest.approx(10)

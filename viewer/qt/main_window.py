@@ -549,11 +549,9 @@ class ViewerWindow(QtWidgets.QMainWindow):
                 v.set_tool(self.tool)
             else:
                 v.set_model(None)
-        if self.active_view not in self.views[: len(planes)]:
-            self.active_view = self.views[0]
+        self._set_active(self.active_view if self.active_view in self.views[: len(planes)] else self.views[0])
         if mpr and self.tool == "pan":
             self.set_tool("crosshair")
-        self._sync_slider()
 
     def set_tool(self, tool: str) -> None:
         self.tool = tool
@@ -566,8 +564,14 @@ class ViewerWindow(QtWidgets.QMainWindow):
 
     def _on_view_activated(self, view: SliceView) -> None:
         if view is not self.active_view:
-            self.active_view = view
-            self._sync_slider()
+            self._set_active(view)
+
+    def _set_active(self, view: SliceView) -> None:
+        self.active_view = view
+        for v in self.views:
+            v.active = v is view
+            v.viewport().update()
+        self._sync_slider()
 
     # -- slices ------------------------------------------------------------------------------
     def _sync_slider(self) -> None:

@@ -87,6 +87,8 @@ class SliceView(pg.GraphicsView):
         self.compact = False
         """Narrow (MPR) view: one line of text on top."""
         self.show_patient = True
+        self.active = False
+        """The view the slider and keys drive (framed when several views are shown)."""
         self.vb = SliceViewBox(self)
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem(axisOrder="row-major")
@@ -533,10 +535,16 @@ class SliceView(pg.GraphicsView):
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
         super().drawForeground(painter, rect)
-        if self.model is None or not self.show_annotations:
+        if self.model is None:
             return
         painter.save()
         painter.resetTransform()
+        if self.active and self.compact:
+            painter.setPen(QPen(QColor(42, 110, 180), 2))
+            painter.drawRect(self.viewport().rect().adjusted(1, 1, -1, -1))
+        if not self.show_annotations:
+            painter.restore()
+            return
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
         vp = self.viewport().rect().adjusted(6, 4, -6, -4)
         texts = corner_text(self.model.volume.info, self.view_state(), self.hide_identifying, self.compact,
