@@ -577,12 +577,13 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def _sync_slider(self) -> None:
         v = self.active_view
         n = v.n_slices if v.model is not None else 0
+        s = v.slice_for_crosshair() if n else 0  # not v.slice_index: the view may not have handled it yet
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(n - 1, 0))
-        self.slider.setValue(v.slice_index)
+        self.slider.setValue(s)
         self.slider.blockSignals(False)
         self.slider.setEnabled(n > 1)
-        self.slider_label.setText(f"{v.slice_index + 1}/{n}" if n else "")
+        self.slider_label.setText(f"{s + 1}/{n}" if n else "")
 
     def _on_slider(self, value: int) -> None:
         self.active_view.set_slice(value)

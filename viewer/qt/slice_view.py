@@ -155,7 +155,7 @@ class SliceView(pg.GraphicsView):
         self._shape = self.plane.image_shape(vol.shape)
         self.spacing_xy = self.plane.pixel_spacing(vol.spacing)
         rect = QRectF(0, 0, self._shape[1] * self.spacing_xy[0], self._shape[0] * self.spacing_xy[1])
-        self.slice_index = self._slice_from_crosshair()
+        self.slice_index = self.slice_for_crosshair()
         self._update_image()
         self.image_item.setRect(rect)
         self._on_overlays_changed()
@@ -171,7 +171,8 @@ class SliceView(pg.GraphicsView):
     def n_slices(self) -> int:
         return self.plane.n_slices(self.model.volume.shape) if self.model else 0
 
-    def _slice_from_crosshair(self) -> int:
+    def slice_for_crosshair(self) -> int:
+        """The slice of this view that holds the shared crosshair point."""
         m = self.model
         assert m is not None
         _, _, s = self.plane.index_to_plane(m.crosshair_index(), m.volume.shape)
@@ -291,7 +292,7 @@ class SliceView(pg.GraphicsView):
         self.viewport().update()
 
     def _on_crosshair_changed(self) -> None:
-        s = self._slice_from_crosshair()
+        s = self.slice_for_crosshair()
         if s != self.slice_index:
             self._show_slice(s)
         self._update_crosshair_lines()
