@@ -292,7 +292,7 @@ class AIController(QObject):
         self._eta.add(len(out.indices), result.seconds)
         if self.first_heatmap_at is None:
             self.first_heatmap_at = time.perf_counter()
-        if self.series is not None:
+        if self.series is not None and self._shows_any(out.indices):
             self.series.overlaysChanged.emit()
         if res.complete:
             self._set_busy(False)
@@ -300,6 +300,10 @@ class AIController(QObject):
             self.finished.emit(res.key)
         elif not self._panel_timer.isActive():  # the plot redraws at most ~5 times a second
             self._panel_timer.start(200)
+
+    def _shows_any(self, indices: tuple[int, ...]) -> bool:
+        """Would slices ``indices`` change what is on screen? (Without a window: assume so.)"""
+        return True
 
     def _on_model_loaded(self, info: ModelLoaded) -> None:
         self.device_name = info.device
@@ -405,6 +409,13 @@ class WindowAI(AIController):
         window.installEventFilter(self._watcher)
         if getattr(window, "model", None) is not None:
             self._on_series_shown(getattr(window, "stack_id", ""))
+
+    def _shows_any(self, indices: tuple[int, ...]) -> bool:
+        """Reformatted views show every slice; acquisition/axial views only their current one."""
+        for view in self.window.visible_views():
+            if view.plane.slice_axis != 0 or view.slice_index in indices:
+                return True
+        return False
 
     def _on_series_shown(self, stack_id: str) -> None:
         self.set_series(self.window.model, stack_id)

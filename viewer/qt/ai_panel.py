@@ -247,6 +247,7 @@ class AIPanel(QtWidgets.QWidget):
         self.visible_check.setChecked(True)
         self.cmap_combo = W.QComboBox()
         self.cmap_combo.addItems(list(COLORMAPS))
+        self.cmap_combo.setCurrentText(OverlaySettings().colormap)
         self.opacity_slider = W.QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(50)

@@ -13,6 +13,8 @@ The model is reached through an :class:`InferenceSession` made by a factory (def
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 import traceback
@@ -99,6 +101,15 @@ class RunnerSession:
         torch.set_grad_enabled(True)  # grad mode is thread-local: Grad-CAM needs it on this thread
         self._runner = Runner(ref.path, device=ref.device, batch_size=batch_size)
         self.methods: tuple[str, ...] = tuple(self._runner.methods)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One throw-away slice per method family now, so that graph splitting, BatchNorm folding and
+        first-call allocations happen at load time, not on the first slice a user waits for."""
+        size = tuple(self._runner.card.input.size)
+        dummy = np.zeros((1, *size), dtype=np.float32)
+        for _ in self._runner.run(dummy, method="default"):
+            pass
 
     @property
     def device(self) -> str:
@@ -122,6 +133,22 @@ class RunnerSession:
 
         for res in self._runner.run(volume, indices=list(indices), method=method, cancel=cancel, progress=progress):
             yield BatchOutput(tuple(int(k) for k in res.indices), np.asarray(res.scores), dict(res.heatmaps))
+
+
+WORKER_NICE = 5
+"""Niceness of the inference thread (and of torch's CPU pool threads, which it creates and which
+inherit it): on a machine with few cores the GUI thread wins the CPU, so the window stays responsive."""
+
+
+def _lower_priority() -> None:
+    """Lower this thread's scheduling priority (Linux: per-thread niceness; elsewhere a no-op)."""
+    if not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), WORKER_NICE))
+    except OSError:
+        pass
 
 
 @dataclass
@@ -215,6 +242,7 @@ class AIWorker(QObject):
 
     # -- worker thread ------------------------------------------------------------------------
     def _loop(self) -> None:
+        _lower_priority()
         while not self._stop.is_set():
             batch = self.scheduler.next_batch(timeout=0.2)
             if batch is None:
