@@ -569,6 +569,10 @@ class SliceView(pg.GraphicsView):
         self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignTop | centre, letters["top"], colour)
         self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignBottom | centre, letters["bottom"], colour)
         self._draw_scale_bar(painter, vp)
+        if self.plane.slice_axis == 0 and self.is_pending():
+            painter.setFont(self._letter_font)
+            self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignCenter, "decoding this slice…",
+                              QColor(160, 160, 160))
         painter.restore()
 
     @staticmethod
