@@ -378,3 +378,15 @@ def test_active_view_drives_the_slider_in_mpr(window: ViewerWindow, qtbot) -> No
     assert window.slider.maximum() == SHAPE[2] - 1 and window.slider.value() == sagittal.slice_index
     window.slider.setValue(10)
     assert sagittal.slice_index == 10 and window.model.crosshair_index()[0] == pytest.approx(10)
+
+
+def test_dragging_a_handle_edits_the_measurement(window: ViewerWindow) -> None:
+    window.show_volume(make_volume())
+    view = window.views[0]
+    g = view.commit_measurement(MeasurementRecord("distance", view.plane_name, view.slice_index, [(0, 0), (3, 4)]))
+    assert g is not None and g.text == "5.0 mm"
+    handle = g.roi.getHandles()[1]
+    g.roi.movePoint(handle, QPointF(6, 8), finish=True, coords="parent")  # what a handle drag calls
+    assert g.record.points[1] == pytest.approx((6, 8)) and g.text == "10.0 mm"
+    g.roi.sigRemoveRequested.emit(g.roi)  # the ROI's own "Remove" menu entry
+    assert window.model.measurements == [] and view.graphics == []
