@@ -220,6 +220,12 @@ def test_panel_scores_findings_and_jumps(panel, qtbot) -> None:  # type: ignore[
     with qtbot.waitSignal(panel.sliceRequested) as sig:
         panel.plot._clicked(Click())
     assert sig.args == [3]
+    # nothing above threshold: an explicit, inert "no finding" line
+    quiet = SeriesResults(key, ["nodule"], (6, 2, 2), {"nodule": 0.5})
+    quiet.add([0, 1], np.array([[0.1], [0.2]]), {})
+    panel.set_results(quiet)
+    assert panel.findings == [] and panel.findings_list.count() == 1
+    assert "No finding so far (2/6 slices; nodule p \u2265 0.42)" == panel.findings_list.item(0).text()
 
 
 def test_overlay_controls_and_toggle_key(panel, qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -430,6 +430,11 @@ class AIPanel(QtWidgets.QWidget):
         results.thresholds.update({lab: self.overlay_settings(lab).threshold for lab in results.labels})
         self.plot.set_scores(results.labels, results.scores)
         self._set_findings(results.findings())
+        if not self._findings and results.n_done:
+            limits = ", ".join(f"{lab} p \u2265 {results.thresholds[lab]:.2f}" for lab in results.labels)
+            item = QtWidgets.QListWidgetItem(f"No finding so far ({results.n_done}/{results.shape[0]} slices; {limits})")
+            item.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.findings_list.addItem(item)
 
     def _set_findings(self, findings: list[Finding]) -> None:
         self._findings = findings
