@@ -176,12 +176,13 @@ def render_tubes(grid: Grid, tubes: Tubes, out: np.ndarray | None = None, margin
     if len(tubes) == 0:
         return out
     extent = tuple(float(v) for v in grid.extent)
-    pad = max(extent)
+    # how far past the radius a voxel can still overlap (its extent projected on the radial direction)
+    pad = (np.asarray(extent) + float(np.linalg.norm(extent))) / 4.0 * 1.02 + 1e-3
     ra = tubes.r0 + margin
     rb = tubes.r1 + margin
     rmax = np.maximum(ra, rb)
-    lo = np.minimum(tubes.p0, tubes.p1) - (rmax + pad)[:, None]
-    hi = np.maximum(tubes.p0, tubes.p1) + (rmax + pad)[:, None]
+    lo = np.minimum(tubes.p0, tubes.p1) - rmax[:, None] - pad[None, :]
+    hi = np.maximum(tubes.p0, tubes.p1) + rmax[:, None] + pad[None, :]
     origin = np.array([grid.x0, grid.y0, grid.z0])
     step = np.array([grid.sx, grid.sy, grid.sz])
     size = np.array([grid.ni, grid.nj, grid.nk])
@@ -189,9 +190,10 @@ def render_tubes(grid: Grid, tubes: Tubes, out: np.ndarray | None = None, margin
     b_idx = np.minimum(np.ceil((hi - origin) / step).astype(np.int64) + 1, size)
     dims = b_idx - a_idx
     valid = np.all(dims > 0, axis=1) & (rmax > 0)
-    # bucket the small boxes by their size rounded up to a power of two (x, y, z)
-    pow2 = 1 << np.ceil(np.log2(np.maximum(dims, 1))).astype(np.int64)
-    pow2 = np.minimum(pow2, size[None, :])
+    # bucket the small boxes by their size rounded up to 1, 2, 3, 4, 6, 8, 12, 16, 24... voxels
+    nice = np.array([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024])
+    pow2 = nice[np.minimum(np.searchsorted(nice, dims), len(nice) - 1)]
+    pow2 = np.minimum(np.maximum(pow2, dims), size[None, :])
     small = valid & (np.prod(pow2, axis=1) <= BATCH_MAX_VOXELS)
     flat_out = out.reshape(-1)
     X, Y, Z = grid.x, grid.y, grid.z

@@ -60,20 +60,20 @@ def design(
         if kind == "ground-glass":
             ggo = solid
     lobes = np.zeros((0, 4))
-    if kind == "lobulated":
+    if kind == "lobulated":  # a smaller core with 3-5 bulging lobes reaching ~the nominal radius
         m = int(rng.integers(3, 6))
         dirs = _unit(rng.normal(size=(m, 3)))
-        rl = radius * rng.uniform(0.45, 0.7, m)
-        lobes = np.column_stack([dirs * (radius - rl)[:, None] * 1.05, rl])
-    amp = 0.05 if kind in ("solid", "part-solid") else (0.1 if kind == "ground-glass" else 0.08)
-    bumps = np.column_stack([_unit(rng.normal(size=(4, 3))), rng.uniform(-amp, amp, 4)])
+        rl = radius * rng.uniform(0.42, 0.58, m)
+        lobes = np.column_stack([dirs * (radius - rl)[:, None] * rng.uniform(0.9, 1.1, (m, 1)), rl])
+    amp = {"solid": 0.07, "part-solid": 0.1, "ground-glass": 0.15, "spiculated": 0.14, "lobulated": 0.08}[kind]
+    bumps = np.column_stack([_unit(rng.normal(size=(6, 3))), rng.uniform(-amp, amp, 6)])
     spicules = Tubes.empty()
     if kind == "spiculated":
-        m = int(rng.integers(6, 15))
-        dirs = _unit(rng.normal(size=(m, 3)))
-        length = radius * rng.uniform(0.6, 1.6, m) + 2.0
-        thick = rng.uniform(0.35, 0.8, m)
-        spicules = Tubes(center + dirs * 0.7 * radius, center + dirs * (radius + length)[:, None], thick, thick * 0.3)
+        m = int(rng.integers(12, 25))
+        dirs = _unit(rng.normal(size=(m, 3)) * [1.0, 1.0, 0.6])  # thin slices show in-plane ones best
+        length = radius * rng.uniform(0.6, 1.6, m) + 3.0
+        thick = rng.uniform(0.6, 1.2, m)
+        spicules = Tubes(center + dirs * 0.7 * radius, center + dirs * (radius + length)[:, None], thick, thick * 0.25)
     wave = _unit(rng.normal(size=(6, 3))) * (2 * np.pi / rng.uniform(2.5, 6.0, (6, 1)))
     tex_amp = 35.0 if kind in ("ground-glass", "part-solid") else 8.0
     texture = np.column_stack([wave, rng.uniform(0, 2 * np.pi, 6), np.full(6, tex_amp / np.sqrt(3))])
@@ -167,7 +167,8 @@ def render_nodule(grid: Grid, hu: np.ndarray, mask: np.ndarray, plan: NodulePlan
     if box is None:
         return False
     sub = subgrid(grid, box)
-    body = _ball(sub, plan.center, plan.radius, plan)
+    core = 0.75 if len(plan.lobes) else 1.0
+    body = _ball(sub, plan.center, plan.radius * core, plan)
     for lobe in plan.lobes:
         np.maximum(body, _ball(sub, plan.center + lobe[:3], lobe[3], None), out=body)
     X, Y, Z = sub.xyz()
