@@ -10,6 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.uid import JPEG2000, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless
 
 from tests.conftest import pydicom_data_file, pydicom_test_file
 from viewer.dicom import Volume, load_volume, scan
@@ -80,6 +81,9 @@ REFUSED = {
 }
 
 
+LOSSY = {JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless, JPEG2000}
+
+
 def _path(source: str, name: str) -> Path:
     return pydicom_test_file(name) if source == "pydicom" else pydicom_data_file(name)
 
@@ -130,7 +134,12 @@ def test_reads_like_pydicom(source: str, name: str) -> None:
     ref = ref[[(f or 1) - 1 for f in vol.frame_numbers]]
     assert vol.array.shape == ref.shape
     assert vol.array.dtype == (np.uint8 if vol.is_color else np.float32)
-    if vol.is_color:
+    ts = pydicom.dcmread(path, stop_before_pixels=True, force=True).file_meta.get("TransferSyntaxUID")
+    if ts in LOSSY:
+        # lossy decoders differ by IDCT rounding (the engine prefers pylibjpeg, pydicom tries gdcm first)
+        diff = np.abs(vol.array.astype(np.float64) - ref.astype(np.float64))
+        assert diff.mean() < 1.0 and diff.max() <= 32
+    elif vol.is_color:
         assert np.array_equal(vol.array, ref)
     else:
         assert np.allclose(vol.array, ref, rtol=1e-6, atol=1e-3)

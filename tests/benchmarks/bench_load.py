@@ -8,11 +8,13 @@ excluded from the timing and the peak resident memory (VmHWM) belongs to that me
 * SimpleITK ``ImageSeriesReader`` (GDCM file ordering + read), the reference;
 * RadScope ``scan`` + ``load_volume`` (threads), with the time to the first slice (from the start of
   the scan, and from the start of ``load_volume``);
-* RadScope with one worker, and a process-pool variant (decode in worker processes, arrays pickled
+* RadScope with one worker and with one per CPU (the default picks the idle cores), and a process-pool variant (decode in worker processes, arrays pickled
   back), to show why threads are used.
 
-Figures are medians (and bests) of ``REPEATS`` interleaved runs; ratios are against SimpleITK
-measured in the same run. On a shared machine the best runs are the least disturbed ones.
+Figures are medians (and bests) of ``REPEATS`` interleaved runs, plus the median CPU time of the
+process (all its threads); ratios are against SimpleITK measured in the same run. On a shared,
+oversubscribed machine wall times swing 2x between identical runs: the best runs and the CPU times
+are then the steadier comparison.
 """
 
 from __future__ import annotations
@@ -98,9 +100,10 @@ def _measure(method: str, folder: str) -> dict[str, float]:
     """Runs in a fresh subprocess: import what the method needs, then time it."""
     files = sorted(str(p) for p in Path(folder).glob("*.dcm"))
     out: dict[str, float] = {}
+    cpu0 = 0.0
     if method == "raw":
         base = _rss_mb()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         blobs = [open(f, "rb").read() for f in files]
         out["total_s"] = time.perf_counter() - t0
         assert sum(map(len, blobs)) > N_SLICES * ROWS * COLS * 2
@@ -108,7 +111,7 @@ def _measure(method: str, folder: str) -> dict[str, float]:
         import SimpleITK as sitk
 
         base = _rss_mb()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(reader.GetGDCMSeriesFileNames(folder))
         t_names = time.perf_counter()
@@ -118,11 +121,13 @@ def _measure(method: str, folder: str) -> dict[str, float]:
         assert img.GetSize() == (COLS, ROWS, N_SLICES)
     elif method.startswith("radscope"):
         from viewer.dicom import load_volume, scan
+        from viewer.dicom.loader import default_workers
 
-        workers = 1 if method == "radscope-1" else None
+        workers = {"radscope-1": 1, "radscope-all": os.cpu_count()}.get(method) or default_workers()
+        out["workers"] = workers
         base = _rss_mb()
         first: list[float] = []
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         result = scan([folder])
         t_scan = time.perf_counter()
         vol = load_volume(result.stacks[0], workers=workers,
@@ -141,7 +146,7 @@ def _measure(method: str, folder: str) -> dict[str, float]:
         base = _rss_mb()
         from concurrent.futures import ProcessPoolExecutor
 
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         stack = scan([folder]).stacks[0]
         array = np.empty((stack.n_slices, stack.rows, stack.columns), np.float32)
         with ProcessPoolExecutor(os.cpu_count()) as pool:
@@ -150,6 +155,7 @@ def _measure(method: str, folder: str) -> dict[str, float]:
         out["total_s"] = time.perf_counter() - t0
     else:
         raise ValueError(method)
+    out["cpu_s"] = time.process_time() - cpu0  # all threads of the process
     out["peak_mb"] = _vmhwm_mb()
     out["peak_over_start_mb"] = out["peak_mb"] - base
     return out
@@ -181,7 +187,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs; medians of {REPEATS} runs, each method in a fresh process, imports excluded")
     for f in folder.glob("*.dcm"):  # warm the page cache
         f.read_bytes()
-    methods = ["raw", "sitk", "radscope", "radscope-1", "processes"]
+    methods = ["raw", "sitk", "radscope", "radscope-1", "radscope-all", "processes"]
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     for _ in range(REPEATS):
         for m in methods:  # interleaved, so background load hits every method alike
@@ -190,14 +196,16 @@ def main() -> None:
     best = {m: min(r["total_s"] for r in rs) for m, rs in runs.items()}
     ref = med["sitk"]["total_s"]
     volume_mb = N_SLICES * ROWS * COLS * 4 / 2**20
-    labels = {"raw": "raw read of all files", "sitk": "SimpleITK ImageSeriesReader", "radscope": "RadScope scan + load (threads)",
-              "radscope-1": "RadScope scan + load (1 thread)", "processes": "RadScope decode in a process pool"}
-    print(f"{'method':36} {'median s':>9} {'x SimpleITK':>12} {'best s':>8} {'x SimpleITK':>12} {'peak RSS MB':>12} {'peak - start MB':>16}")
+    labels = {"raw": "raw read of all files", "sitk": "SimpleITK ImageSeriesReader", "radscope": "RadScope scan + load (default)",
+              "radscope-1": "RadScope scan + load (1 thread)", "radscope-all": f"RadScope scan + load ({os.cpu_count()} threads)", "processes": "RadScope decode in a process pool"}
+    print(f"{'method':36} {'median s':>9} {'x SITK':>7} {'best s':>7} {'x SITK':>7} {'CPU s':>6} {'x SITK':>7} "
+          f"{'peak RSS MB':>12} {'peak-start MB':>14}")
     for m in methods:
         r = med[m]
-        print(f"{labels[m]:36} {r['total_s']:9.3f} {r['total_s'] / ref:12.2f} {best[m]:8.3f} {best[m] / best['sitk']:12.2f} "
-              f"{r['peak_mb']:12.0f} {r['peak_over_start_mb']:16.0f}")
+        print(f"{labels[m]:36} {r['total_s']:9.3f} {r['total_s'] / ref:7.2f} {best[m]:7.3f} {best[m] / best['sitk']:7.2f} "
+              f"{r['cpu_s']:6.3f} {r['cpu_s'] / med['sitk']['cpu_s']:7.2f} {r['peak_mb']:12.0f} {r['peak_over_start_mb']:14.0f}")
     r = med["radscope"]
+    print(f"default decode threads per run (idle cores): {[int(x['workers']) for x in runs['radscope']]}")
     print(f"SimpleITK without file ordering (GetGDCMSeriesFileNames): {med['sitk']['read_only_s']:.3f} s; "
           f"RadScope scan + load vs that: {r['total_s'] / med['sitk']['read_only_s']:.2f} x")
     print(f"RadScope header scan {r['scan_s']:.3f} s; first slice {r['first_slice_s']:.3f} s from the start of the scan, "

@@ -38,8 +38,10 @@ def decode_file(
 ) -> None:
     """Decode several frames of ONE file (pydicom path) in a single pass over its pixel data.
 
-    ``slices[n]`` lands in ``outs[n]``; ``on_done(n)`` runs as each one lands. Frames are decoded in
-    stored order (``iter_pixels``), so a compressed multi-frame file is parsed once, not per frame.
+    ``slices[n]`` lands in ``outs[n]``; ``on_done(n)`` runs as each one lands (after the file's
+    decoder succeeded for it). Frames are decoded in stored order (``iter_pixels``), so a compressed
+    multi-frame file is parsed once, not per frame. Compressed data is tried with each usable plugin
+    in :func:`plugin_order` until one succeeds.
     """
     fmt = slices[0].file.fmt
     path = slices[0].file.path
@@ -50,25 +52,54 @@ def decode_file(
     wanted: dict[int, list[int]] = {}
     for n, s in enumerate(slices):
         wanted.setdefault(s.frame or 0, []).append(n)
-    try:
-        order = sorted(wanted)
-        if fmt.n_frames == 1:
-            frames: Iterable[tuple[int, np.ndarray]] = [(0, pixel_array(ds))]
-        else:
-            frames = zip(order, iter_pixels(ds, indices=order))
-        for f, arr in frames:
-            for n in wanted[f]:
-                _convert(arr, slices[n], ds, outs[n])
-                if on_done is not None:
-                    on_done(n)
-    except DicomFileError:
-        raise
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()
-        detail = "; ".join(line.strip() for line in reason[:3] if line.strip())
-        if fmt.encapsulated:
-            raise DicomFileError(path, f"unsupported compression: {fmt.ts_name} ({detail})") from exc
-        raise DicomFileError(path, f"cannot decode pixel data ({type(exc).__name__}: {detail})") from exc
+    failures: list[str] = []
+    for plugin in plugin_order(fmt.transfer_syntax) if fmt.encapsulated else [""]:
+        try:
+            _decode_frames(ds, fmt, wanted, slices, outs, plugin, on_done)
+            return
+        except DicomFileError:
+            raise
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # decoders written in Rust panic with a BaseException (pyo3 PanicException)
+            lines = [line.strip() for line in str(exc).strip().splitlines()
+                     if line.strip() and not line.startswith("Unable to decode as exceptions")]
+            text = "; ".join(lines[:2]) or type(exc).__name__
+            failures.append(text if not plugin or text.startswith(plugin) else f"{plugin}: {text}")
+    if fmt.encapsulated:
+        raise DicomFileError(path, f"unsupported compression: {fmt.ts_name} (no installed decoder could decode it: "
+                                   f"{' | '.join(failures)})")
+    raise DicomFileError(path, f"cannot decode pixel data ({failures[0]})")
+
+
+SAFE_PLUGINS = ("pylibjpeg", "pyjpegls", "pydicom", "pillow")
+"""Preferred decoding plugins. python-gdcm comes last and only when nothing else handles the
+transfer syntax: on corrupt JPEG data it aborts the whole process (an uncaught C++ exception)."""
+
+
+def plugin_order(transfer_syntax: str) -> list[str]:
+    """The plugins to try for ``transfer_syntax``, safest first (gdcm only as the sole option)."""
+    from pydicom.pixels import get_decoder
+
+    available = list(get_decoder(transfer_syntax).available_plugins)
+    safe = [p for p in SAFE_PLUGINS if p in available] + [p for p in available if p not in SAFE_PLUGINS + ("gdcm",)]
+    return safe or available
+
+
+def _decode_frames(
+    ds: Any, fmt: PixelFormat, wanted: dict[int, list[int]], slices: Sequence[SliceHeader],
+    outs: Sequence[np.ndarray], plugin: str, on_done: Callable[[int], None] | None,
+) -> None:
+    order = sorted(wanted)
+    if fmt.n_frames == 1:
+        frames: Iterable[tuple[int, np.ndarray]] = [(0, pixel_array(ds, decoding_plugin=plugin))]
+    else:
+        frames = zip(order, iter_pixels(ds, indices=order, decoding_plugin=plugin))
+    for f, arr in frames:
+        for n in wanted[f]:
+            _convert(arr, slices[n], ds, outs[n])
+            if on_done is not None:
+                on_done(n)
 
 
 def _fix_bits(raw: np.ndarray, fmt: PixelFormat) -> np.ndarray:
@@ -159,7 +190,9 @@ def _convert(arr: np.ndarray, s: SliceHeader, ds: Any, out: np.ndarray) -> None:
             np.copyto(out, apply_modality_lut(arr, ds), casting="unsafe")
         else:
             _rescale(arr, s.slope, s.intercept, out)
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
         raise DicomFileError(s.file.path, f"cannot convert pixel values ({type(exc).__name__}: {exc})") from exc
 
 
