@@ -98,6 +98,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._load_job: LoadJob | None = None
         self._thumb_job: ThumbnailJob | None = None
         self._thumbs_done: set[str] = set()
+        self._retired: list[Any] = []
         self._projection_directions: dict[str, np.ndarray | None] = {}
         self.load_started_at = 0.0
         self.first_slice_s: float | None = None
@@ -340,7 +341,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._save_settings()
         self._fill_recent()
         self.statusBar().showMessage(f"Scanning {', '.join(paths)}…")
-        self._scan_job = ScanJob(paths, self)
+        self._scan_job = ScanJob(paths)  # no parent: freed when done (a child would live as long as the window)
         self._scan_job.finished.connect(self._on_scan_finished)
         self._scan_job.failed.connect(self._on_scan_failed)
         self._scan_job.start()
@@ -368,7 +369,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             return
         self.statusBar().showMessage(f"{len(result.stacks)} series, {len(result.errors)} file error(s)", 5000)
         self._thumbs_done.clear()
-        self._thumb_job = ThumbnailJob(result.stacks, self)
+        self._thumb_job = ThumbnailJob(result.stacks)
         self._thumb_job.ready.connect(self._on_thumbnail)
         self._thumb_job.finished.connect(self._on_thumbnails_finished)
         self._thumb_job.start()
@@ -386,8 +387,14 @@ class ViewerWindow(QtWidgets.QMainWindow):
         for job in (self._load_job, self._thumb_job):
             if job is not None:
                 job.cancel()
+        self._retire(self._load_job, self._thumb_job, self._scan_job)
         self._load_job = self._thumb_job = self._scan_job = None
         self.progress.hide()
+
+    def _retire(self, *jobs: Any) -> None:
+        """Keep superseded jobs alive until their threads end and their queued signals have arrived (a
+        deleted sender could be handed to a slot); older finished ones are released."""
+        self._retired = [j for j in self._retired if not j.done] + [j for j in jobs if j is not None]
 
     # -- showing a series --------------------------------------------------------------------
     def show_stack(self, stack_id: str) -> None:
@@ -397,6 +404,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         stack = self.stacks[stack_id]
         if self._load_job is not None:
             self._load_job.cancel()
+            self._retire(self._load_job)
         self.series_browser.select_stack(stack_id)
         self.stack_id = stack_id
         self._set_model(None)
@@ -405,7 +413,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.progress.show()
         self.load_started_at = time.perf_counter()
         self.first_slice_s = None
-        job = LoadJob(stack, first=stack.n_slices // 2, parent=self)
+        job = LoadJob(stack, first=stack.n_slices // 2)
         job.sliceReady.connect(self._on_slice_ready)
         job.finished.connect(self._on_load_finished)
         job.failed.connect(self._on_load_failed)
@@ -430,7 +438,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             vol = Volume(array, stack.origin, stack.spacing, self._display_direction(stack), stack.sop_instance_uids,
                          info=stack.info, warnings=list(stack.warnings), source_files=stack.files,
                          frame_numbers=stack.frame_numbers)
-            self._set_model(SeriesModel(vol, loaded, self._measurements.setdefault(stack.stack_id, []), self))
+            self._set_model(SeriesModel(vol, loaded, self._measurements.setdefault(stack.stack_id, [])))
             self.first_slice_s = time.perf_counter() - self.load_started_at
             self.seriesShown.emit(stack.stack_id)
         else:
@@ -447,7 +455,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.progress.hide()
         volume.direction = self._display_direction(self.stacks.get(self.stack_id), volume.direction)
         if self.model is None:  # a stack whose slices all arrived before any signal was handled
-            self._set_model(SeriesModel(volume, None, self._measurements.setdefault(self.stack_id, []), self))
+            self._set_model(SeriesModel(volume, None, self._measurements.setdefault(self.stack_id, [])))
         else:
             self.model.finish_loading(volume)
         if self.stack_id not in self._thumbs_done:
@@ -488,7 +496,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         """Show an already loaded volume (tests, tools, other engines); returns its model."""
         self._cancel_jobs()
         self.stack_id = stack_id or volume.info.stack_id or volume.info.series_uid or "volume"
-        self._set_model(SeriesModel(volume, None, self._measurements.setdefault(self.stack_id, []), self))
+        self._set_model(SeriesModel(volume, None, self._measurements.setdefault(self.stack_id, [])))
         self.seriesShown.emit(self.stack_id)
         self.loadFinished.emit(self.stack_id)
         return self.model  # type: ignore[return-value]

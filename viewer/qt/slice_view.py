@@ -128,6 +128,9 @@ class SliceView(pg.GraphicsView):
         self.selected = None
         if model is None:
             self.image_item.clear()
+            for item in self.overlay_items.values():
+                self.vb.removeItem(item)
+            self.overlay_items.clear()
             self._clear_graphics()
             self.viewport().update()
             return

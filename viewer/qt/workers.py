@@ -18,7 +18,26 @@ from viewer.qt.qt import QObject, Signal
 THUMB_SIZE = 96
 
 
-class ScanJob(QObject):
+class _Job(QObject):
+    """A QObject whose work runs on one Python thread; ``done`` tells when that thread has ended."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread: threading.Thread | None = None
+
+    def _start(self, name: str) -> None:
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def done(self) -> bool:
+        return self._thread is not None and not self._thread.is_alive()
+
+
+class ScanJob(_Job):
     """``viewer.dicom.scan(paths)`` off the GUI thread."""
 
     finished = Signal(object)
@@ -30,7 +49,7 @@ class ScanJob(QObject):
         self.paths = list(paths)
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="radscope-scan", daemon=True).start()
+        self._start("radscope-scan")
 
     def _run(self) -> None:
         from viewer.dicom import scan
@@ -43,7 +62,7 @@ class ScanJob(QObject):
         self.finished.emit(result)
 
 
-class LoadJob(QObject):
+class LoadJob(_Job):
     """``viewer.dicom.load_volume(stack)`` off the GUI thread, reporting each slice as it lands."""
 
     sliceReady = Signal(int, object)
@@ -59,7 +78,7 @@ class LoadJob(QObject):
         self._cancel = threading.Event()
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="radscope-load", daemon=True).start()
+        self._start("radscope-load")
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -118,7 +137,7 @@ def _square_pixels(img: np.ndarray, pixel_spacing: object) -> np.ndarray:
     return img
 
 
-class ThumbnailJob(QObject):
+class ThumbnailJob(_Job):
     """Thumbnails of the middle slice of each stack, one by one, off the GUI thread."""
 
     ready = Signal(str, object)
@@ -131,7 +150,7 @@ class ThumbnailJob(QObject):
         self._cancel = threading.Event()
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="radscope-thumbs", daemon=True).start()
+        self._start("radscope-thumbs")
 
     def cancel(self) -> None:
         self._cancel.set()
