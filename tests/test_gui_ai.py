@@ -433,6 +433,24 @@ def test_window_runs_the_model_and_shows_overlays_on_every_mpr_view(qtbot, ai_wi
     assert not any(v.overlay_items[ai.overlay_name("nodule")].isVisible() for v in window.visible_views())
 
 
+class OOMSession(ImageBlobSession):
+    """Reports what the runner reports on a GPU out-of-memory fallback, then goes on."""
+
+    def run(self, volume, indices, method, cancel, notify):  # type: ignore[no-untyped-def]
+        notify("GPU out of memory even at batch size 1: continuing on the CPU")
+        yield from super().run(volume, indices, method, cancel, notify)
+
+
+def test_out_of_memory_fallback_is_reported_and_the_run_completes(qtbot, ai_window) -> None:  # type: ignore[no-untyped-def]
+    window, ai = ai_window(OOMSession)
+    with qtbot.waitSignal(ai.finished, timeout=20000):
+        window.show_volume(nodule_volume((37, 13, 15)))
+    reasons = [reason for _, reason in window.errors_panel.errors()]
+    assert len(reasons) == 1 and "continuing on the CPU" in reasons[0]  # once, not once per batch
+    assert "continuing on the CPU" in ai.panel.status_label.text()
+    assert ai.results.complete
+
+
 def test_bad_package_goes_to_the_errors_panel(qtbot, ai_window) -> None:  # type: ignore[no-untyped-def]
     def factory(ref: ModelRef) -> ImageBlobSession:
         raise RuntimeError("blob/model.pt2: weights.sha256 does not match")
@@ -515,5 +533,5 @@ def test_real_runner_session_matches_the_runner(qtbot, ai_window, tmp_path: Path
     np.testing.assert_allclose(ai.results.scores, scores, atol=1e-5)
     maps = np.concatenate([r.heatmaps["b"] for r in expected])
     np.testing.assert_allclose(ai.results.heatmap("b"), maps * scores[:, 1, None, None], atol=1e-5)
-    assert ai.device_name == "cpu" and "cpu" in ai.panel.device_label.text()
+    assert ai.device_name == "cpu" and ai.panel.device_label.text() == "Device: CPU"
     assert "gradcam++" in [ai.panel.method_combo.itemText(i) for i in range(ai.panel.method_combo.count())]

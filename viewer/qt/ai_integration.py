@@ -96,6 +96,7 @@ class AIController(QObject):
         self._busy = False
         self._current = 0
         self._entry: ModelEntry | None = None
+        self._last_notice = ""
         self._explicit = False  # the user picked the model (--model, the picker): no auto-switching
         self._last_panel_refresh = 0.0
         self._panel_timer = QtCore.QTimer(self)
@@ -322,6 +323,9 @@ class AIController(QObject):
         self._refresh_panel()
 
     def _on_notice(self, message: str) -> None:
+        if message == self._last_notice:  # one line per event, not one per batch
+            return
+        self._last_notice = message
         self.panel.set_status(message)
         self.notify.emit(f"AI: {message}")
 

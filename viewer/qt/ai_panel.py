@@ -59,6 +59,16 @@ class OverlaySettings:
         return table
 
 
+def device_text(device: str) -> str:
+    """``cuda:0`` -> ``GPU (CUDA, cuda:0)``; ``mps`` -> ``GPU (Apple MPS)``; ``cpu`` -> ``CPU``."""
+    kind = device.split(":")[0].lower()
+    if kind == "cuda":
+        return f"GPU (CUDA, {device})"
+    if kind == "mps":
+        return "GPU (Apple MPS)"
+    return "CPU" if kind == "cpu" else device
+
+
 def card_html(card: Any) -> str:
     """The card facts a clinician needs, as rich text (with a red warning where it says so)."""
     esc = html.escape
@@ -210,7 +220,7 @@ class AIPanel(QtWidgets.QWidget):
         self.model_combo.currentIndexChanged.connect(self._model_index_changed)
         self.method_combo = W.QComboBox()
         self.method_combo.currentTextChanged.connect(self._method_changed)
-        self.device_label = W.QLabel("device: (model not loaded)")
+        self.device_label = W.QLabel("Device: (model not loaded yet)")
         self.card_label = W.QLabel()
         self.card_label.setWordWrap(True)
         self.card_label.setTextFormat(Qt.TextFormat.RichText)
@@ -362,7 +372,7 @@ class AIPanel(QtWidgets.QWidget):
             self.methodChosen.emit(text)
 
     def set_device(self, device: str) -> None:
-        self.device_label.setText(f"device: {device}")
+        self.device_label.setText(f"Device: {device_text(device)}")
 
     # -- overlay controls ---------------------------------------------------------------------
     def set_labels(self, labels: Sequence[str], thresholds: dict[str, float] | None = None) -> None:
