@@ -255,6 +255,7 @@ class AIController(QObject):
         # batches reach _on_batch queued, so none can arrive before this store exists
         self.results = SeriesResults(key, list(ref.labels), vol.shape, entry.card.thresholds)
         self._eta.reset()
+        self._last_notice = ""
         self.run_started_at = time.perf_counter()
         self.first_heatmap_at = None
         for label in ref.labels:
