@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             ai.shutdown()
         return code
     try:
-        return _screenshot(window, ai, args.screenshot)
+        return _screenshot(window, ai, args.screenshot, bool(args.paths))
     finally:
         if ai is not None:
             ai.shutdown()
@@ -88,7 +88,7 @@ def _attach_ai(window):
     return attach_ai(window)
 
 
-def _screenshot(window, ai, path: str) -> int:
+def _screenshot(window, ai, path: str, opened: bool) -> int:
     """Wait for loading (and inference, when a model runs) to finish, render the whole window, save it."""
     if not window.wait_idle(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: loading did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
@@ -102,9 +102,12 @@ def _screenshot(window, ai, path: str) -> int:
         print(f"radscope: could not write {out}", file=sys.stderr)
         return 1
     errors = window.errors_panel.errors()
-    if window.model is None:
-        print(f"radscope: nothing could be shown ({len(errors)} error(s)); wrote {out}", file=sys.stderr)
-        return 1 if errors else 0
-    print(f"radscope: wrote {out}", file=sys.stderr)
     window.close()
+    if window.model is None and errors:
+        print(f"radscope: nothing could be shown ({len(errors)} error(s), first: {' '.join(errors[0])}); "
+              f"wrote {out}", file=sys.stderr)
+        return 1
+    if window.model is None and opened:
+        print("radscope: no DICOM images found in the given paths", file=sys.stderr)
+    print(f"radscope: wrote {out}", file=sys.stderr)
     return 0

@@ -590,7 +590,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.slider.setRange(0, max(n - 1, 0))
         self.slider.setValue(s)
         self.slider.blockSignals(False)
-        self.slider.setEnabled(n > 1)
+        self.slider.setVisible(n > 1)
         self.slider_label.setText(f"{s + 1}/{n}" if n else "")
 
     def _on_slider(self, value: int) -> None:

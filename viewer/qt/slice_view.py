@@ -87,6 +87,7 @@ class SliceView(pg.GraphicsView):
         self.compact = False
         """Narrow (MPR) view: one line of text on top."""
         self.show_patient = True
+        self.empty_text = "Drop DICOM files or folders here, or press Ctrl+O"
         self.active = False
         """The view the slider and keys drive (framed when several views are shown)."""
         self.vb = SliceViewBox(self)
@@ -540,6 +541,12 @@ class SliceView(pg.GraphicsView):
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
         super().drawForeground(painter, rect)
         if self.model is None:
+            painter.save()
+            painter.resetTransform()
+            painter.setFont(self._letter_font)
+            painter.setPen(QColor(120, 120, 120))
+            painter.drawText(self.viewport().rect(), int(Qt.AlignmentFlag.AlignCenter), self.empty_text)
+            painter.restore()
             return
         painter.save()
         painter.resetTransform()
