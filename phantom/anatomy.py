@@ -122,7 +122,7 @@ class Anatomy:
         a = u(145.0, 171.0)
         b_ant = u(98.0, 122.0)
         apex = u(200.0, 235.0)
-        hr = (u(68.0, 80.0), u(46.0, 54.0), u(50.0, 58.0))
+        hr = (u(68.0, 80.0), u(46.0, 54.0), u(54.0, 62.0))
         return cls(
             a=a,
             b_ant=b_ant,
@@ -132,7 +132,7 @@ class Anatomy:
             apex=apex,
             left_dome_drop=u(8.0, 25.0),
             dome_curv=u(0.0045, 0.007),
-            heart_c=(u(18.0, 32.0), -u(5.0, 20.0), u(45.0, 60.0)),
+            heart_c=(u(18.0, 32.0), -u(5.0, 20.0), u(32.0, 46.0)),
             heart_r=hr,
             heart_angle=u(0.45, 0.75),
             lung_density=u(-880.0, -820.0),
@@ -234,13 +234,13 @@ class Anatomy:
         ca = np.minimum(self.cav_a * widen, aw - self.fat - self.muscle - 10.0)
         cy = np.where(y < 0, y / self.cav_ant, y / self.cav_post)
         yv = self.y_vertebra
-        spine_block = ((np.abs(X2) < 30.0) & (Y2 > yv + 6.0)) | ((X2 / 22.0) ** 2 + ((Y2 - yv) / 19.0) ** 2 <= 1.0)
+        spine_block = ((np.abs(X2) < 25.0) & (Y2 > yv + 6.0)) | ((X2 / 21.0) ** 2 + ((Y2 - yv) / 18.5) ** 2 <= 1.0)
         cav_lim = (1.0 - cy**2)[None, :] * (ca**2)[:, None]
         cavity = ((x**2)[None, None, :] <= cav_lim[:, :, None]) & ~spine_block[None]
         above = z[:, None, None] > self.diaphragm(X2, Y2)[None]
         # Mediastinum: a band between the lungs, narrow anteriorly, plus the heart and great vessels.
-        half_y = 9.0 + 14.0 / (1.0 + np.exp(-(y + 0.45 * self.cav_ant) / 8.0))
-        half_z = 8.0 * np.clip((z - self.apex + 40.0) / 40.0, 0.0, 1.0)
+        half_y = 8.0 + 11.0 / (1.0 + np.exp(-(y + 0.45 * self.cav_ant) / 8.0))
+        half_z = 10.0 * np.clip((z - self.apex + 60.0) / 50.0, 0.0, 1.0) + 3.0 * np.sin(z / 37.0 + self.vert_phase)
         mediastinum = (np.abs(X2 - 3.0) - half_y[:, None])[None] < half_z[:, None, None]
         heart = self.heart_mask(grid, scale=1.0) & above
         pericardium = self.heart_mask(grid, scale=1.13)

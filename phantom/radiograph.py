@@ -96,7 +96,7 @@ def make_chest_radiograph(
     mask = ndimage.zoom(ph.nodule_mask.any(axis=1)[::-1].astype(np.uint8), zoom, order=0, grid_mode=True,
                         mode="nearest").astype(bool)
     px_area = spacing[0] * spacing[1]
-    n0 = photons_per_pixel if photons_per_pixel is not None else rng.uniform(3000.0, 12000.0) * px_area / 0.49
+    n0 = photons_per_pixel if photons_per_pixel is not None else rng.uniform(3e4, 1.2e5) * px_area / 0.49
     spr = scatter_fraction if scatter_fraction is not None else rng.uniform(0.3, 0.8)
     primary = np.exp(-line)
     scatter = ndimage.gaussian_filter(primary, sigma=35.0 / spacing[0], mode="nearest") * spr

@@ -691,7 +691,7 @@ def generate_demo_study(out: Path) -> dict[str, Any]:
     params = demo_params()
     ph = make_chest_ct(params)
     ct = write_ct_series(ph, out / "ct", patient=DEMO_PATIENT, description="Chest CT 2.5 mm (synthetic)")
-    rg = make_chest_radiograph(params)
+    rg = make_chest_radiograph(ph)  # the same patient, projected front to back
     xr = write_radiograph(rg, out / "xr" / "chest_pa.dcm", modality="DX", patient=DEMO_PATIENT,
                           study_uid=ct.study_uid, series_number=1, seed=DEMO_SEED)
     truth = {
