@@ -591,6 +591,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.slider.setValue(s)
         self.slider.blockSignals(False)
         self.slider.setVisible(n > 1)
+        self.slider_label.setVisible(n > 1)
         self.slider_label.setText(f"{s + 1}/{n}" if n else "")
 
     def _on_slider(self, value: int) -> None:
