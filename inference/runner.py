@@ -2,11 +2,12 @@
 
 `Runner.run` yields one `BatchResult` per batch: probabilities ``(n, labels)`` and, per label, a
 heatmap ``(n, rows, cols)`` float32 in [0, 1] on each slice's native grid (each map scaled by its
-own maximum). Jobs take a cancel token (checked between batches) and a progress callback
+own maximum on the model's grid, then resized). Jobs take a cancel token (checked between batches) and a progress callback
 (``progress(message)``). The runner never touches Qt.
 
-Device: ``auto`` picks CUDA, then MPS, then CPU. On CUDA the trunk runs under bf16 autocast in
-channels_last, the batch size follows free memory, and batch-1 trunk passes replay a CUDA graph.
+Device: ``auto`` picks CUDA, then MPS, then CPU. Weights and inputs are channels_last. On CUDA the
+trunk runs under bf16 autocast, the batch size follows free memory, and batch-1 trunk passes replay a
+CUDA graph (``precision="bf16"`` turns autocast on for the CPU too; float32 is its default).
 On a CUDA out-of-memory error the batch is halved and retried; at batch 1 the job moves to the CPU;
 both are reported through ``progress``. On the CPU: inference mode for the trunk, BatchNorm folded
 into the convolutions, and torch's intra-op threads set to the cores available.
@@ -97,7 +98,11 @@ class Runner:
     """A loaded model on a device, ready to run jobs over slices."""
 
     def __init__(self, package: LoadedModel | ModelCard | str | Path, device: str | torch.device = "auto",
-                 batch_size: int | None = None, threads: int | None = None, cuda_graphs: bool = True) -> None:
+                 batch_size: int | None = None, threads: int | None = None, cuda_graphs: bool = True,
+                 precision: str = "auto", channels_last: bool = True) -> None:
+        """``precision``: ``auto`` (bf16 autocast on CUDA, float32 elsewhere), ``bf16`` or ``fp32``."""
+        if precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
         self.device = pick_device(device)
         if self.device.type == "cpu":
             torch.set_num_threads(threads or cpu_threads())
@@ -109,11 +114,10 @@ class Runner:
         self._requested_batch = batch_size
         self.batch_size = batch_size or self._default_batch_size()
         self.cuda_graphs = cuda_graphs
+        self.precision = precision
+        self.channels_last = channels_last
         self._graphed: dict[str, _GraphedTrunk] = {}
-        if self.device.type == "cuda":
-            if self.model.has_layers and self.card.target_layer:
-                self.model.split()  # build it now so that it is converted to channels_last too
-            self._to_channels_last()
+        self._prepare_memory_format()
 
     # -- device set-up ------------------------------------------------------------------------
     def _default_batch_size(self) -> int:
@@ -141,14 +145,24 @@ class Runner:
             n *= 2
         return n
 
-    def _to_channels_last(self) -> None:
+    def _prepare_memory_format(self) -> None:
+        """channels_last weights (oneDNN on the CPU and cuDNN both run NHWC convolutions faster)."""
+        if not self.channels_last:
+            return
+        if self.model.has_layers and self.card.target_layer:
+            self.model.split()  # build it now so that it is converted too
         for m in (self.model.module, *(p for s in self.model._splits.values() for p in (s.trunk, s.head))):
             m.to(memory_format=torch.channels_last)
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16" or (self.precision == "auto" and self.device.type == "cuda")
 
     def _fall_back_to_cpu(self, progress: Progress | None) -> None:
         self._graphed.clear()
         self.model.to("cpu")
         self.device = torch.device("cpu")
+        self._prepare_memory_format()
         torch.set_num_threads(cpu_threads())
         self.batch_size = self._requested_batch or 8
         if progress:
@@ -156,15 +170,17 @@ class Runner:
 
     # -- one batch -----------------------------------------------------------------------------
     def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _prepare(self, slices: Sequence[np.ndarray]) -> torch.Tensor:
         if len({s.shape for s in slices}) != 1:
             raise ValueError("all slices of a run must share one (rows, cols) shape")
-        x = self.pre.to_model(np.stack(slices), device=self.device)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return self._prepare_tensor(self.pre.to_model(np.stack(slices), device=self.device))
+
+    def _prepare_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """A model-input batch on this runner's device and memory format."""
+        x = x.to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
     def _step(self, x: torch.Tensor, method: str | None, labels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits ``(n, L)`` and maps ``(len(labels), n, h, w)`` (None without a method)."""
@@ -251,6 +267,7 @@ class Runner:
         maps = maps.float()
         out: dict[str, np.ndarray] = {}
         for j, name in enumerate(names):
-            native = normalize_maps(Preprocessor.to_native(maps[j], slices[0].shape))
+            # scale on the small grid, then resize: bilinear keeps [0, 1] (clamp guards rounding)
+            native = Preprocessor.to_native(normalize_maps(maps[j]), slices[0].shape).clamp_(0.0, 1.0)
             out[name] = native.cpu().numpy().astype(np.float32, copy=False)
         return out

@@ -48,7 +48,7 @@ def test_results_stream_per_batch_on_the_native_grid(package: Path, volume: np.n
         heat = np.concatenate([r.heatmaps[label] for r in results])
         assert heat.shape == (7, 45, 70) and heat.dtype == np.float32
         assert heat.min() >= 0.0 and heat.max() <= 1.0
-        ref = normalize_maps(Preprocessor.to_native(maps[j], (45, 70))).numpy()
+        ref = Preprocessor.to_native(normalize_maps(maps[j]), (45, 70)).numpy()
         np.testing.assert_allclose(heat, ref, atol=1e-5)
 
 
