@@ -87,7 +87,9 @@ def test_deterministic_from_seed() -> None:
 
 def test_requested_nodule_is_placed() -> None:
     spec = NoduleSpec(kind="solid", diameter_mm=14.0, side="left", height=0.5, hu=30.0)
-    ph = make_chest_ct(ChestParams(**SMALL, n_nodules=0, nodules=(spec,), noise=False, seed=5))
+    params = ChestParams(n_slices=60, matrix=(128, 128), slice_spacing=2.5, vessel_min_radius_mm=1.0, n_nodules=0,
+                         nodules=(spec,), noise=False, seed=5)
+    ph = make_chest_ct(params)
     assert len(ph.nodules) == 1
     nod = ph.nodules[0]
     assert nod.side == "left" and nod.kind == "solid" and nod.hu == 30.0 and nod.center_mm[0] > 0
