@@ -21,7 +21,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "models": ("models", "list installed model packages"),
     "review": ("review", "add, list, export and import review flags"),
     "demo": ("demo", "open the bundled demo study with the bundled model"),
+    "self-test": ("self_test", "run the demo offscreen and check it (also: radscope --self-test)"),
 }
+ALIASES = {"--self-test": "self-test"}
 
 
 def _build_parser(name: str) -> argparse.ArgumentParser:
@@ -50,6 +52,8 @@ def _open_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in ALIASES:
+        args_list[0] = ALIASES[args_list[0]]
     if args_list and args_list[0] in SUBCOMMANDS:
         parser = _build_parser(args_list[0])
         args = parser.parse_args(args_list[1:])
