@@ -98,7 +98,6 @@ class AIController(QObject):
         self._entry: ModelEntry | None = None
         self._last_notice = ""
         self._explicit = False  # the user picked the model (--model, the picker): no auto-switching
-        self._last_panel_refresh = 0.0
         self._panel_timer = QtCore.QTimer(self)
         self._panel_timer.setSingleShot(True)
         self._panel_timer.timeout.connect(self._refresh_panel)
