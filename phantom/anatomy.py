@@ -51,6 +51,7 @@ class Anatomy:
     marrow_hu: float
     stomach_gas: float  # radius of the fundus gas bubble (0: none)
     arch_below_apex: float
+    outline: tuple[tuple[float, float], ...] = ()  # body contour harmonics (amplitude, phase) for m = 2, 3, 4
 
     # -- derived sizes ---------------------------------------------------------------------
     @property
@@ -145,6 +146,7 @@ class Anatomy:
             marrow_hu=u(180.0, 320.0),
             stomach_gas=u(15.0, 35.0) if rng.random() < 0.6 else 0.0,
             arch_below_apex=u(68.0, 85.0),
+            outline=tuple((u(-0.035, 0.035), u(0.0, 2 * np.pi)) for _ in range(3)),
         )
 
     # -- analytic pieces ---------------------------------------------------------------------
@@ -219,12 +221,16 @@ class Anatomy:
         X2, Y2 = x[None, :], y[:, None]
         aw = self.body_halfwidth(z)
 
+        # a slightly irregular body contour: the radius scaled by low harmonics of the angle
+        theta = np.arctan2(Y2, X2)
+        scale = 1.0 + sum(a * np.cos((m + 2) * theta + ph) for m, (a, ph) in enumerate(self.outline))
+        xs, ys = np.abs(X2) / scale, Y2 / scale
+
         def superellipse(da: float, db_ant: float, db_post: float, ex: float, ey_post: float) -> np.ndarray:
-            """|x|^ex / (aw(z)-da)^ex + |y/b|^ey <= 1, as one broadcast comparison."""
-            yb = np.where(y < 0, y / (self.b_ant - db_ant), y / (self.b_post - db_post))
-            rest = 1.0 - np.abs(yb) ** np.where(y < 0, 2.1, ey_post)
-            limit = rest[None, :] * np.maximum(aw - da, 1.0)[:, None] ** ex  # (k, j)
-            return np.abs(x)[None, None, :] ** ex <= limit[:, :, None]
+            """|x|^ex / (aw(z)-da)^ex + |y/b|^ey <= 1 on the modulated contour, one broadcast comparison."""
+            yb = np.where(ys < 0, ys / (self.b_ant - db_ant), ys / (self.b_post - db_post))
+            rest = 1.0 - np.abs(yb) ** np.where(ys < 0, 2.1, ey_post)  # (j, i)
+            return (xs**ex)[None] <= rest[None] * (np.maximum(aw - da, 1.0) ** ex)[:, None, None]
 
         body = superellipse(0.0, 0.0, 0.0, 2.3, 3.2)
         skin_in = superellipse(2.0, 2.0, 2.0, 2.3, 3.2)
@@ -283,7 +289,9 @@ class Anatomy:
         return self.lung_density + self.gravity_gradient * t**2
 
     # -- painting ---------------------------------------------------------------------------------
-    def paint_soft_tissue(self, grid: Grid, reg: dict[str, np.ndarray], vessels: dict[str, Tubes]) -> np.ndarray:
+    def paint_soft_tissue(
+        self, grid: Grid, reg: dict[str, np.ndarray], vessels: dict[str, Tubes], blood: float = BLOOD
+    ) -> np.ndarray:
         """HU of everything but the lungs' contents and the bones."""
         X, Y, Z = grid.xyz()
         hu = np.full(grid.shape, AIR, dtype=np.float32)
@@ -302,9 +310,10 @@ class Anatomy:
             ) ** 2 <= 1.0
             hu[abdomen & gas & (Z > gz)] = AIR
         hu[reg["lung"]] = 0.0  # filled by the lung painter
-        hu[reg["heart"] & thorax] = BLOOD
-        for name in ("aorta", "pulmonary", "svc", "supra", "oesophagus"):
-            paint_tubes(grid, hu, vessels[name], BLOOD)
+        hu[reg["heart"] & thorax] = blood
+        for name in ("aorta", "pulmonary", "svc", "supra"):
+            paint_tubes(grid, hu, vessels[name], blood)
+        paint_tubes(grid, hu, vessels["oesophagus"], MUSCLE)
         for name in ("trachea", "bronchi"):
             paint_tubes(grid, hu, vessels[name], MUSCLE - 15.0)
             paint_tubes(grid, hu, vessels[name].grown(-1.8), AIR)

@@ -94,6 +94,7 @@ def _nodule_truth(plan: NodulePlan, grid: Grid, anat: Anatomy) -> Nodule:
         juxtapleural=plan.juxtapleural,
         side=plan.side,  # type: ignore[arg-type]
         solid_fraction=plan.solid_fraction,
+        vessel_attached=plan.vessel_attached,
     )
 
 
@@ -122,7 +123,11 @@ def make_chest_ct(params: ChestParams, seed: int | None = None) -> Phantom:
     anat = patient.anatomy
     grid = scan_grid(params, anat, rng["scan"])
     reg = anat.regions(grid, patient.vessels)
-    hu = anat.paint_soft_tissue(grid, reg, patient.vessels)
+    if params.contrast_hu is not None:
+        blood = BLOOD + float(params.contrast_hu)
+    else:
+        blood = BLOOD + (float(rng["scan"].uniform(100.0, 260.0)) if rng["scan"].random() < 0.4 else 0.0)
+    hu = anat.paint_soft_tissue(grid, reg, patient.vessels, blood)
 
     lung = reg["lung"]
     paint_parenchyma(grid, hu, lung, anat, rng["texture"])
@@ -134,12 +139,12 @@ def make_chest_ct(params: ChestParams, seed: int | None = None) -> Phantom:
     for tree in patient.trees:
         vessels = vessels.concat(tree.vessels)
         airways = airways.concat(tree.airways)
-    paint_tubes(grid, hu, vessels, BLOOD, vessel_mask)
+    paint_tubes(grid, hu, vessels, blood, vessel_mask)
     paint_tubes(grid, hu, airways, 0.0, airway_mask)
     paint_tubes(grid, hu, airways.scaled(0.72), AIR)
 
     z_range = (grid.z0 - grid.sz / 2, grid.z0 + (grid.nk - 0.5) * grid.sz)
-    plans = plan_nodules(params, anat, patient.plan_grid, patient.plan_lung, z_range, rng["nodules"])
+    plans = plan_nodules(params, anat, patient.plan_grid, patient.plan_lung, z_range, rng["nodules"], vessels)
     nodule_mask = np.zeros(grid.shape, dtype=bool)
     nodules = []
     for plan in plans:
@@ -151,8 +156,11 @@ def make_chest_ct(params: ChestParams, seed: int | None = None) -> Phantom:
         paint_table(grid, hu, anat)
 
     sigma = float(params.noise_hu) if params.noise_hu is not None else float(rng["noise"].uniform(8.0, 30.0))
+    psf = float(rng["noise"].uniform(0.3, 0.75))  # smooth to sharp reconstruction kernels
+    sharpness = float(rng["noise"].uniform(0.6, 1.0))
     if params.noise:
-        add_ct_blur_and_noise(hu, (grid.sy, grid.sx), sigma, reg["body"], rng["noise"])
+        add_ct_blur_and_noise(hu, (grid.sy, grid.sx), sigma, reg["body"], rng["noise"], psf_mm=psf,
+                              cutoff_scale=sharpness)
     np.clip(hu, HU_MIN, HU_MAX, out=hu)
 
     landmarks = {
@@ -171,4 +179,6 @@ def make_chest_ct(params: ChestParams, seed: int | None = None) -> Phantom:
         labels={"bone": bone, "vessels": vessel_mask, "airways": airway_mask, "heart": np.ascontiguousarray(reg["heart"])},
         landmarks=landmarks,
         noise_hu=sigma if params.noise else 0.0,
+        blood_hu=blood,
+        psf_mm=psf if params.noise else 0.0,
     )

@@ -50,10 +50,14 @@ class ChestParams:
     nodule_diameter_mm: tuple[float, float] = (4.0, 25.0)
     nodule_kinds: tuple[NoduleKind, ...] = NODULE_KINDS
     juxtapleural_fraction: float = 0.2
+    vessel_attached_fraction: float = 0.25
+    """Share of random (not juxtapleural) nodules centred on a small vessel."""
     nodules: tuple[NoduleSpec, ...] = ()
     """Nodules at requested places, added to the ``n_nodules`` random ones."""
     noise_hu: float | None = None
     """Noise standard deviation (HU) in water for an average body; None draws 8-30 HU."""
+    contrast_hu: float | None = None
+    """Iodine enhancement of blood (HU added to 40); None draws: none (60%) or 100-260 HU."""
     noise: bool = True
     """False skips blur and noise (a clean phantom, e.g. for projections)."""
     vessel_min_radius_mm: float = 0.5
@@ -106,6 +110,8 @@ class Nodule:
     side: Literal["left", "right"]
     solid_fraction: float = 1.0
     """Diameter fraction of the solid core (part-solid); 0 for pure ground-glass."""
+    vessel_attached: bool = False
+    """Centred on a small vessel (a vessel runs into it)."""
 
 
 @dataclass
@@ -130,6 +136,10 @@ class Phantom:
     """Phantom-frame points (n, 3) mm of nodule look-alikes: ``branch_points``, ``rib_ends``."""
     noise_hu: float = 0.0
     """The noise standard deviation used (HU, before the per-slice size gain)."""
+    blood_hu: float = 40.0
+    """Blood HU used (40 without contrast)."""
+    psf_mm: float = 0.0
+    """Gaussian sigma (mm) of the in-plane blur (the reconstruction kernel); 0 without noise."""
 
     @property
     def shape(self) -> tuple[int, int, int]:

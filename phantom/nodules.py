@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ class NodulePlan:
     bumps: np.ndarray  # (m, 4): unit direction and amplitude of surface undulations
     spicules: Tubes
     texture: np.ndarray  # (m, 5): wave vector xyz, phase, amplitude
+    vessel_attached: bool = False
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -88,12 +90,21 @@ def plan_nodules(
     lung: np.ndarray,
     z_range: tuple[float, float],
     rng: np.random.Generator,
+    vessels: Tubes | None = None,
 ) -> list[NodulePlan]:
     """Place the requested and the random nodules inside the scanned lungs, not overlapping.
 
     The slice of a random nodule is uniform over the scanned lung heights (not proportional to lung
-    volume), so a slice's position or lung area says little about whether it holds a nodule.
+    volume), so a slice's position or lung area says little about whether it holds a nodule. A
+    share (``params.vessel_attached_fraction``) of the random ones sits on a small vessel, so that
+    nodule and vessel cross-sections touch and look alike.
     """
+    anchors = np.zeros((0, 3))
+    if vessels is not None and len(vessels):
+        r = vessels.r0
+        sel = (r > 0.8) & (r < 3.0)
+        t = rng.uniform(0.0, 1.0, (int(sel.sum()), 1))
+        anchors = vessels.p0[sel] + t * (vessels.p1[sel] - vessels.p0[sel])
     X = plan_grid.xyz()[0]
     sides = {"right": lung & (X < 0), "left": lung & (X >= 0)}
     # chessboard distance never exceeds the Euclidean one: "this far inside" stays true
@@ -123,18 +134,34 @@ def plan_nodules(
                 k = int(np.clip(k + rng.integers(-1, 2), rows[0], rows[-1]))
             else:
                 k = int(rows[rng.integers(len(rows))])
+            attached = spec is None and not jux and rng.random() < params.vessel_attached_fraction
             if jux:
                 cand = np.argwhere((d[k] > 0) & (d[k] <= plan_grid.sz * 1.01))
             else:
                 cand = np.argwhere(d[k] > radius + 1.5)
-            if not len(cand):
+            if attached:  # on a vessel crossing this slab, deep enough in the lung
+                near = anchors[np.abs(anchors[:, 2] - z[k]) < plan_grid.sz]
+                jj = np.rint((near[:, 1] - plan_grid.y0) / plan_grid.sy).astype(int)
+                ii = np.rint((near[:, 0] - plan_grid.x0) / plan_grid.sx).astype(int)
+                inside = (jj >= 0) & (jj < plan_grid.nj) & (ii >= 0) & (ii < plan_grid.ni)
+                near, jj, ii = near[inside], jj[inside], ii[inside]
+                near = near[d[k][jj, ii] > radius + 1.5]
+                if not len(near):
+                    continue
+                axis_pt = near[rng.integers(len(near))]
+                off = rng.normal(size=3)
+                center = axis_pt + off / np.linalg.norm(off) * rng.uniform(0.0, 0.6 * radius)
+                center[2] = np.clip(center[2], lo_z, hi_z)
+            elif not len(cand):
                 continue
-            j, i = cand[rng.integers(len(cand))]
-            jitter = rng.uniform(-0.5, 0.5, 3) * [plan_grid.sx, plan_grid.sy, plan_grid.sz]
-            center = np.array([plan_grid.x[i], plan_grid.y[j], z[k]], dtype=np.float64) + jitter
+            else:
+                j, i = cand[rng.integers(len(cand))]
+                jitter = rng.uniform(-0.5, 0.5, 3) * [plan_grid.sx, plan_grid.sy, plan_grid.sz]
+                center = np.array([plan_grid.x[i], plan_grid.y[j], z[k]], dtype=np.float64) + jitter
             if any(np.linalg.norm(center - p.center) < radius + p.radius + 5.0 for p in placed):
                 continue
-            placed.append(design(kind, center, radius, side, jux, rng, spec.hu if spec else None))
+            plan = design(kind, center, radius, side, jux, rng, spec.hu if spec else None)
+            placed.append(dataclasses.replace(plan, vessel_attached=attached))
             break
     return placed
 

@@ -49,6 +49,7 @@ def add_ct_blur_and_noise(
     body: np.ndarray,
     rng: np.random.Generator,
     psf_mm: float = 0.45,
+    cutoff_scale: float = 0.9,
     chunk: int = 16,
 ) -> None:
     """In place: blur each slice with a Gaussian PSF and add ramp-filtered noise.
@@ -62,7 +63,7 @@ def add_ct_blur_and_noise(
     fy = np.fft.fftfreq(nj)[:, None] / spacing_rc[0]
     fx = np.fft.rfftfreq(ni)[None, :] / spacing_rc[1]
     psf = np.exp(-2.0 * (np.pi * psf_mm) ** 2 * (fx * fx + fy * fy)).astype(np.float32)
-    cutoff = float(np.clip(0.5 * 0.9 / max(spacing_rc) * min(spacing_rc), 0.25, 0.5))
+    cutoff = float(np.clip(0.5 * cutoff_scale / max(spacing_rc) * min(spacing_rc), 0.2, 0.5))
     kern = noise_kernel((nj, ni), cutoff)
     del f
     dwe = water_equivalent_diameter(hu, spacing_rc[0] * spacing_rc[1])

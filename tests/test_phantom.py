@@ -8,7 +8,7 @@ import pytest
 from phantom import ChestParams, NoduleSpec, make_chest_ct
 from phantom.model import Phantom
 
-SMALL = dict(n_slices=40, matrix=(128, 128), slice_spacing=7.0, vessel_min_radius_mm=1.0)
+SMALL = dict(n_slices=40, matrix=(128, 128), slice_spacing=7.0, vessel_min_radius_mm=1.0, contrast_hu=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,33 @@ def test_radiograph_looks_like_a_pa_film() -> None:
     # the heart lies mostly on the patient's left (image right) of the midline
     heart = rg.line_integral[int(rows * 0.55) : int(rows * 0.7)]
     assert heart[:, centre + 20 : centre + 60].mean() > heart[:, centre - 60 : centre - 20].mean()
+
+
+def test_contrast_enhancement_brightens_blood_only() -> None:
+    plain = make_chest_ct(ChestParams(**{**SMALL, "contrast_hu": 0.0}, n_nodules=0, noise=False, seed=4))
+    enhanced = make_chest_ct(ChestParams(**{**SMALL, "contrast_hu": 200.0}, n_nodules=0, noise=False, seed=4))
+    heart = plain.labels["heart"]
+    assert plain.blood_hu == 40.0 and enhanced.blood_hu == 240.0
+    assert 220.0 < np.median(enhanced.hu[heart]) < 260.0 and 30.0 < np.median(plain.hu[heart]) < 50.0
+    bone = plain.labels["bone"]
+    assert np.mean(plain.hu[bone] == enhanced.hu[bone]) > 0.95  # only partial-volume edges by vessels move
+    drawn = {make_chest_ct(ChestParams(**{**SMALL, "contrast_hu": None}, n_nodules=0, noise=False, seed=s)).blood_hu
+             for s in range(6)}
+    assert 40.0 in drawn and any(b > 100.0 for b in drawn)
+
+
+def test_vessel_attached_nodules_touch_a_vessel() -> None:
+    from phantom.chest import make_patient
+
+    params = ChestParams(n_slices=60, matrix=(128, 128), slice_spacing=2.5, vessel_min_radius_mm=0.8, n_nodules=3,
+                         nodule_diameter_mm=(5.0, 10.0), juxtapleural_fraction=0.0, vessel_attached_fraction=1.0,
+                         noise=False, contrast_hu=0.0, seed=31)
+    ph = make_chest_ct(params)
+    assert len(ph.nodules) == 3 and all(n.vessel_attached for n in ph.nodules)
+    patient = make_patient(params.seed, params.vessel_min_radius_mm)
+    for nod in ph.nodules:
+        centre = np.asarray(nod.center_mm)[None]
+        gap = min(float(t.vessels.distance(centre)[0]) for t in patient.trees)
+        assert gap < 0.3 * nod.diameter_mm  # a vessel surface within the nodule
+    free = make_chest_ct(ChestParams(**{**params.__dict__, "vessel_attached_fraction": 0.0}))
+    assert not any(n.vessel_attached for n in free.nodules)
