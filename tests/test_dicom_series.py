@@ -214,3 +214,13 @@ def test_a_slice_that_fails_to_decode_does_not_stop_the_series(tmp_path: Path) -
     assert np.all(vol.array[2] == truth.values[good].min())
     assert any(str(broken) in w and "truncated" in w for w in vol.warnings)
     assert [e.path for e in vol.info.extra["slice_errors"]] == [str(broken)]
+
+
+def test_scan_reports_progress_and_can_be_cancelled(tmp_path: Path) -> None:
+    write_series(tmp_path, n=70)
+    calls: list[tuple[int, int]] = []
+    result = scan([tmp_path], progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 70), (64, 70), (70, 70)] and result.stacks[0].n_slices == 70
+    cancel = threading.Event()
+    cancel.set()
+    assert scan([tmp_path], cancel=cancel).stacks == []

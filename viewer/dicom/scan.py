@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from viewer.dicom.errors import DicomFileError, FileError, NotDicomError
 from viewer.dicom.headers import SliceHeader, parse_header
@@ -31,17 +32,30 @@ class ScanResult:
         return max(pool, key=lambda s: (s.n_slices * s.rows * s.columns, -self.stacks.index(s)))
 
 
-def scan(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> ScanResult:
+def scan(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> ScanResult:
     """Scan files, folders (recursive), .zip archives and DICOMDIRs; headers only.
 
     Non-DICOM files are skipped silently; DICOM files that cannot be used are listed in
-    ``errors`` with the reason, and everything else still loads.
+    ``errors`` with the reason, and everything else still loads. ``progress(done, total)`` is
+    called (in the calling thread) every 64 files and at the end; setting ``cancel`` stops the
+    scan and returns what was found so far.
     """
     sources = collect(paths)
     errors = list(sources.errors)
     slices: list[SliceHeader] = []
     series_facts: dict[tuple[str, str], dict[str, Any]] = {}
+    total, done = len(sources.files), 0
     for path in sources.files:
+        if cancel is not None and cancel.is_set():
+            break
+        if progress is not None and done % 64 == 0:
+            progress(done, total)
+        done += 1
         try:
             _, file_slices = parse_header(path, series_facts=series_facts)
         except NotDicomError:
@@ -50,6 +64,8 @@ def scan(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> Sc
             errors.append(exc.as_file_error())
             continue
         slices.extend(file_slices)
+    if progress is not None:
+        progress(done, total)
     stacks = build_stacks(slices)
     for stack in stacks:
         stack.keep_alive = sources
