@@ -110,6 +110,10 @@ def test_aspect_slices_keys_wheel_and_slider(window: ViewerWindow, qtbot) -> Non
     assert view.slice_index == 3
     wheel(view, centre, 120)
     assert view.slice_index == 2
+    wheel(view, centre, -60)  # half a notch (trackpad): nothing yet, the second half scrolls
+    assert view.slice_index == 2
+    wheel(view, centre, -60)
+    assert view.slice_index == 3
     window.slider.setValue(9)
     assert view.slice_index == 9 and view.image_item.image[0, 0] == 9000
     assert model.crosshair_index()[2] == pytest.approx(9)

@@ -109,6 +109,3 @@ class MeasurementGraphic:
         self.view.vb.removeItem(self.roi)
         self.view.vb.removeItem(self.label)
 
-
-def make_graphic(view: "SliceView", record: MeasurementRecord) -> MeasurementGraphic:
-    return MeasurementGraphic(view, record)

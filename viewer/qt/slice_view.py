@@ -17,7 +17,7 @@ from viewer.display.measure import MeasurementRecord
 from viewer.display.planes import Plane, clamp_slice
 from viewer.display.scalebar import format_mm, scale_bar_length
 from viewer.display.windowing import drag_window, levels
-from viewer.qt.measure_items import MeasurementGraphic, make_graphic
+from viewer.qt.measure_items import MeasurementGraphic
 from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtWidgets, Signal, pg
 from viewer.qt.series_model import SeriesModel
 
@@ -32,13 +32,18 @@ class SliceViewBox(pg.ViewBox):
     def __init__(self, view: "SliceView") -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
         self._view = view
+        self._wheel = 0
 
     def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt name)
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
             super().wheelEvent(ev, axis)
             self._view.fitted = False
-        else:
-            self._view.step_slice(1 if ev.delta() < 0 else -1)
+        else:  # one slice per wheel notch (120 units); fine-grained wheels and trackpads accumulate
+            self._wheel += ev.delta()
+            steps = int(self._wheel / 120)
+            if steps:
+                self._wheel -= steps * 120
+                self._view.step_slice(-steps)
         ev.accept()
 
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802
@@ -427,12 +432,12 @@ class SliceView(pg.GraphicsView):
         if finish:
             if self.tool == "angle":
                 self._angle_arm = (self._drag_start, p)
-                self._drawing = make_graphic(self, MeasurementRecord("distance", self.plane_name,
+                self._drawing = MeasurementGraphic(self, MeasurementRecord("distance", self.plane_name,
                                                                    self.slice_index, [self._drag_start, p]))
             else:
                 self.commit_measurement(record)
         else:
-            self._drawing = make_graphic(self, record if self.tool != "angle" else
+            self._drawing = MeasurementGraphic(self, record if self.tool != "angle" else
                                          MeasurementRecord("distance", self.plane_name, self.slice_index,
                                                            [self._drag_start, p]))
 
@@ -465,7 +470,7 @@ class SliceView(pg.GraphicsView):
             return
         for rec in self.model.measurements:
             if rec.plane == self.plane_name and rec.slice_index == self.slice_index:
-                self.graphics.append(make_graphic(self, rec))
+                self.graphics.append(MeasurementGraphic(self, rec))
         if self.selected is not None and self.selected.record not in self.model.measurements:
             self.selected = None
 
