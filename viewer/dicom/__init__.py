@@ -4,7 +4,9 @@ Public API::
 
     from viewer.dicom import scan, load_volume, open_volume, ScanResult, Stack, FileError, Volume, SeriesInfo
 
-    result = scan(paths)             # files, folders (recursive), .zip, DICOMDIR; headers only
+    result = scan(paths, progress=None, cancel=None)
+                                     # files, folders (recursive), .zip, DICOMDIR; headers only;
+                                     #   progress(done, total) every 64 files; cancel: threading.Event
     result.stacks                    # list[Stack]: by study, then series; one series may split into
                                      #   several stacks (orientation/size change, localizer):
                                      #   stack.stack_id is the series UID, then "UID.2", "UID.3"...
@@ -21,6 +23,14 @@ Public API::
         # before the rest starts, then from worker threads as each slice lands.
         # cancel: threading.Event -> raises LoadCancelled.
     vol = open_volume(paths, series_uid=None)   # scan + find + load
+    viewer.dicom.writers.write_volume(vol, "out.nii.gz" | ".nrrd" | ".mha" | ".npz")  # what `convert` writes
+
+Errors: ``FileError(path, error)`` in ``result.errors`` for files that cannot be used (scan time:
+truncated, absurd sizes, missing decoder...); ``DicomFileError`` (``.path``, ``.reason``) when a
+stack cannot be decoded at all; a single failing slice is blanked and named in ``vol.warnings``.
+Speed: ordinary little-endian headers are read by a small walker (:mod:`viewer.dicom.fastheader`),
+uncompressed pixels straight from their file offset with numpy; python-gdcm is used only for
+transfer syntaxes no other plugin decodes (it aborts the process on corrupt JPEG data).
 
 Volumes are float32 in modality units (HU for CT) ``(k, j, i)``, or uint8 RGB ``(k, j, i, 3)``;
 slices are sorted by position along the slice normal. MONOCHROME1 is flagged in
