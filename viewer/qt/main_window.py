@@ -266,6 +266,12 @@ class ViewerWindow(QtWidgets.QMainWindow):
         for name in LAYOUTS:
             tb.addAction(self.layout_actions[name])
         tb.addSeparator()
+        presets = QtWidgets.QToolButton(self)
+        presets.setText("Window")
+        presets.setToolTip("Window presets (keys 1-9, 0 = auto)")
+        presets.setMenu(self.window_menu)
+        presets.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
+        tb.addWidget(presets)
         tb.addAction(self.invert_action)
         tb.addWidget(QtWidgets.QLabel(" Cine fps ", self))
         self.fps = QtWidgets.QSpinBox(self)
