@@ -52,6 +52,9 @@ class Anatomy:
     stomach_gas: float  # radius of the fundus gas bubble (0: none)
     arch_below_apex: float
     outline: tuple[tuple[float, float], ...] = ()  # body contour harmonics (amplitude, phase) for m = 2, 3, 4
+    fissure_slope: tuple[float, float] = (1.2, 1.2)  # rise of the major fissures (right, left) per mm backwards
+    fissure_shift: tuple[float, float] = (0.0, 0.0)  # height offsets of the major fissures
+    minor_fissure_z: float = 0.0  # height of the right minor fissure relative to the carina
 
     # -- derived sizes ---------------------------------------------------------------------
     @property
@@ -147,6 +150,9 @@ class Anatomy:
             stomach_gas=u(15.0, 35.0) if rng.random() < 0.6 else 0.0,
             arch_below_apex=u(68.0, 85.0),
             outline=tuple((u(-0.035, 0.035), u(0.0, 2 * np.pi)) for _ in range(3)),
+            fissure_slope=(u(0.9, 1.5), u(0.9, 1.5)),
+            fissure_shift=(u(-15.0, 15.0), u(-15.0, 15.0)),
+            minor_fissure_z=u(-45.0, -25.0),
         )
 
     # -- analytic pieces ---------------------------------------------------------------------
@@ -287,6 +293,23 @@ class Anatomy:
         """Lung density with the gravity gradient of a supine patient (denser posteriorly)."""
         t = np.clip((np.asarray(y) + self.cav_ant) / (self.cav_ant + self.cav_post), 0.0, 1.0)
         return self.lung_density + self.gravity_gradient * t**2
+
+    def fissures(self) -> list[tuple[str, np.ndarray, float, bool]]:
+        """Interlobar fissure planes: (side, unit normal (x, y, z) with x taken as |x|, offset, minor?).
+
+        A plane is ``n . (|x|, y, z) = offset``. Major fissures rise from the anterior diaphragm to
+        the back of the upper chest; the right minor fissure is nearly horizontal, in front of the
+        major one only.
+        """
+        out = []
+        for idx, side in enumerate(("right", "left")):
+            slope = self.fissure_slope[idx]
+            z0 = self.z_carina - 40.0 + self.fissure_shift[idx]
+            n = np.array([-0.08, -slope, 1.0])
+            out.append((side, n / np.linalg.norm(n), float(z0 / np.linalg.norm(n)), False))
+        n = np.array([0.0, -0.06, 1.0])
+        out.append(("right", n / np.linalg.norm(n), float((self.z_carina + self.minor_fissure_z) / np.linalg.norm(n)), True))
+        return out
 
     # -- painting ---------------------------------------------------------------------------------
     def paint_soft_tissue(

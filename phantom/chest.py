@@ -8,7 +8,7 @@ import numpy as np
 
 from phantom.anatomy import AIR, BLOOD, Anatomy
 from phantom.bones import Skeleton, build_skeleton, paint_skeleton, paint_table
-from phantom.grid import Grid, Tubes, paint_tubes
+from phantom.grid import Grid, Tubes, overlap_fraction, paint_tubes
 from phantom.model import ChestParams, Nodule, Phantom
 from phantom.noise import add_ct_blur_and_noise, smooth_field
 from phantom.nodules import NodulePlan, plan_nodules, render_nodule
@@ -107,8 +107,31 @@ def paint_parenchyma(grid: Grid, hu: np.ndarray, lung: np.ndarray, anat: Anatomy
     texture = smooth_field(grid.x[box[2]], grid.y[box[1]], grid.z[box[0]], 12.0, rng)
     texture *= np.float32(12.0)
     texture += anat.parenchyma_hu(grid.y[box[1]]).astype(np.float32)[None, :, None]
+    paint_fissures(grid, box, texture, anat)
     m = lung[box]
     hu[box][m] = texture[m]
+
+
+FISSURE_MM = 0.6
+FISSURE_HU = 0.0
+
+
+def paint_fissures(grid: Grid, box: tuple[slice, slice, slice], hu_box: np.ndarray, anat: Anatomy) -> None:
+    """Blend the interlobar fissures (0.6 mm pleural sheets, partial-volumed) into the lung box."""
+    x, y, z = (c.astype(np.float64) for c in (grid.x[box[2]], grid.y[box[1]], grid.z[box[0]]))
+    ext = grid.extent
+    majors = {}
+    for side, n, offset, minor in anat.fissures():
+        on_side = (x < 0) if side == "right" else (x >= 0)
+        dist = (n[0] * np.abs(x))[None, None, :] + (n[1] * y)[None, :, None] + (n[2] * z - offset)[:, None, None]
+        e = float(abs(n[0]) * ext[0] + abs(n[1]) * ext[1] + abs(n[2]) * ext[2])
+        frac = overlap_fraction(np.abs(dist), FISSURE_MM / 2, e).astype(np.float32)
+        frac *= on_side[None, None, :]
+        if minor:
+            frac *= majors["right"] > 0  # only in front of (above) the major fissure
+        else:
+            majors[side] = dist
+        hu_box += frac * (np.float32(FISSURE_HU) - hu_box)
 
 
 def make_chest_ct(params: ChestParams, seed: int | None = None) -> Phantom:

@@ -112,12 +112,14 @@ def grow_tree(
         segs_p0.append(p), segs_p1.append(end), segs_r0.append(r), segs_r1.append(taper)
         normal = _unit(normal - (normal * dirs).sum(-1, keepdims=True) * dirs)
         offset = _unit(offset - (offset * dirs).sum(-1, keepdims=True) * dirs)
-        if with_airways:
-            big = r >= 1.0
-            rb = 0.8 * r[big]
-            shift = offset[big] * (r[big] + rb + 0.4)[:, None]
-            air_p0.append(p[big] + shift), air_p1.append(end[big] + shift)
-            air_r0.append(rb), air_r1.append(rb * 0.93)
+        if with_airways and generation > 0:  # bronchi run beside the arteries, inside the lung only
+            rb = 0.8 * r
+            shift = offset * (r + rb + 0.4)[:, None]
+            a0, a1 = p + shift, end + shift
+            inside = grid.lookup(lung, a0) & grid.lookup(lung, 0.5 * (a0 + a1)) & grid.lookup(lung, a1)
+            big = (r >= 1.0) & inside
+            air_p0.append(a0[big]), air_p1.append(a1[big])
+            air_r0.append(rb[big]), air_r1.append(rb[big] * 0.93)
         # split (Murray: r^k = r1^k + r2^k); stop when even the larger child is too thin
         frac = rng.uniform(0.08, 0.5, len(p))
         r_small = taper * frac ** (1.0 / MURRAY_EXPONENT)
