@@ -535,3 +535,30 @@ def test_real_runner_session_matches_the_runner(qtbot, ai_window, tmp_path: Path
     np.testing.assert_allclose(ai.results.heatmap("b"), maps * scores[:, 1, None, None], atol=1e-5)
     assert ai.device_name == "cpu" and ai.panel.device_label.text() == "Device: CPU"
     assert "gradcam++" in [ai.panel.method_combo.itemText(i) for i in range(ai.panel.method_combo.count())]
+
+
+def test_revisiting_a_series_reuses_its_results(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    from viewer.qt.series_model import SeriesModel
+
+    ran: list[int] = []
+
+    class Counting(ImageBlobSession):
+        def run(self, volume, indices, method, cancel, notify):  # type: ignore[no-untyped-def]
+            ran.extend(indices)
+            yield from super().run(volume, indices, method, cancel, notify)
+
+    ctl = make_controller(qtbot, Counting)
+    vol_a, vol_b = nodule_volume((10, 30, 5)), nodule_volume((45, 8, 18))
+    with qtbot.waitSignal(ctl.finished, timeout=20000):
+        ctl.set_series(SeriesModel(vol_a), "A")
+    heat_a = ctl.results.heatmap("nodule").copy()
+    with qtbot.waitSignal(ctl.finished, timeout=20000):
+        ctl.set_series(SeriesModel(vol_b), "B")
+    assert len(ran) == 2 * vol_a.shape[0]
+    again = SeriesModel(vol_a)  # the window makes a new model when a series is shown again
+    with qtbot.waitSignal(ctl.finished, timeout=5000):
+        ctl.set_series(again, "A")
+    assert len(ran) == 2 * vol_a.shape[0]  # nothing ran again
+    assert not ctl.busy and ctl.results.key.stack_id == "A"
+    (overlay,) = [o for o in again.overlays if o.name == ctl.overlay_name("nodule")]
+    np.testing.assert_array_equal(overlay.array, heat_a)

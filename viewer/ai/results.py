@@ -92,6 +92,11 @@ class SeriesResults:
         return self.scores[:, self.labels.index(label)]
 
     @property
+    def nbytes(self) -> int:
+        """Memory held by the heatmap volumes and scores."""
+        return self.scores.nbytes + sum(h.nbytes for h in self._heatmaps.values())
+
+    @property
     def n_done(self) -> int:
         return int(self.done.sum())
 

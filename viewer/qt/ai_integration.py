@@ -14,7 +14,7 @@ bar, threshold and contour level all read in probability units.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -29,6 +29,8 @@ from viewer.qt.series_model import Overlay, SeriesModel
 DEFAULT_METHOD = "gradcam"
 OVERLAY_PREFIX = "AI "
 DOCK_WIDTH = 360
+MEMO_BYTES = 768 * 2**20
+"""Heatmaps of recent runs kept in memory, so switching back to a series shows its results at once."""
 
 
 def model_folders() -> list[tuple[Path, bool]]:
@@ -97,6 +99,7 @@ class AIController(QObject):
         self._current = 0
         self._entry: ModelEntry | None = None
         self._last_notice = ""
+        self._memo: OrderedDict[tuple[str, str, str], SeriesResults] = OrderedDict()
         self._explicit = False  # the user picked the model (--model, the picker): no auto-switching
         self._panel_timer = QtCore.QTimer(self)
         self._panel_timer.setSingleShot(True)
@@ -249,20 +252,43 @@ class AIController(QObject):
             return None
         ref = model_ref(entry, self.device)
         vol = series.volume
-        key = self.worker.run_series(self.stack_id, vol.array, ref, self.method, self._current,
-                                     available=series.loaded.copy())
-        # batches reach _on_batch queued, so none can arrive before this store exists
-        self.results = SeriesResults(key, list(ref.labels), vol.shape, entry.card.thresholds)
+        triple = (self.stack_id, ref.sha256, self.method)
+        prior = self._memo.pop(triple, None)
+        if prior is not None and (prior.shape != vol.shape or prior.labels != list(ref.labels)):
+            prior = None
         self._eta.reset()
         self._last_notice = ""
         self.run_started_at = time.perf_counter()
         self.first_heatmap_at = None
+        if prior is not None and prior.complete:  # seen in this session: nothing to run
+            self.worker.cancel()
+            key = prior.key
+            self.results = prior
+            self.first_heatmap_at = self.run_started_at
+        else:
+            skip = prior.done if prior is not None else None
+            key = self.worker.run_series(self.stack_id, vol.array, ref, self.method, self._current,
+                                         available=series.loaded.copy(), skip=skip)
+            # batches reach _on_batch queued, so none can arrive before this store exists
+            if prior is not None:
+                prior.key = key
+            self.results = prior or SeriesResults(key, list(ref.labels), vol.shape, entry.card.thresholds)
+        self._remember(triple, self.results)
         for label in ref.labels:
             s = self.panel.overlay_settings(label)
             series.add_overlay(Overlay(self.overlay_name(label), self.results.heatmap(label), s.lut(), s.opacity, s.visible))
-        self._set_busy(True)
+        self._set_busy(not self.results.complete)
         self._refresh_panel()
+        if self.results.complete:
+            self.finished.emit(key)
         return key
+
+    def _remember(self, triple: tuple[str, str, str], results: SeriesResults) -> None:
+        """Keep recent runs (live objects, filled as batches arrive) so a revisited series is instant."""
+        self._memo[triple] = results
+        self._memo.move_to_end(triple)
+        while len(self._memo) > 1 and sum(r.nbytes for r in self._memo.values()) > MEMO_BYTES:
+            self._memo.popitem(last=False)
 
     def cancel(self) -> None:
         was = self._busy
