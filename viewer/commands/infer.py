@@ -5,7 +5,8 @@ Per stack: ``DIR/<series_uid>/scores.json`` and one ``heatmap_<label>.nii.gz`` p
 Without ``--series`` every stack found is inferred; a series split into several stacks writes the
 extra ones under their stack ids. Without ``--model`` each series gets the installed model offered
 for its modality. Results are cached under ``RADSCOPE_HOME/cache`` by (stack, model sha256, method).
-Progress goes to stderr. Exit codes: 0 written; 1 no usable series; 2 bad model or method.
+A series no installed model is offered for is skipped with a message. Progress goes to stderr.
+Exit codes: 0 written; 1 no usable series; 2 bad model or method, or no model for any series.
 """
 
 from __future__ import annotations
@@ -127,14 +128,18 @@ def run(args: argparse.Namespace) -> int:
     entries = find_packages([paths.resources_dir() / "models", paths.subdir("models")])
     runners: dict[str, Runner] = {}
     out_root = Path(args.out)
-    written = 0
+    written = no_model = 0
     for stack in stacks:
         label = stack.stack_id
         try:
             card = choose_package(entries, args.model, stack.info.modality)
         except ModelPackageError as exc:
-            _say(str(exc))
-            return 2
+            if args.model:  # the model asked for is unusable: nothing else can run
+                _say(str(exc))
+                return 2
+            _say(f"{label}: {exc}; skipped")
+            no_model += 1
+            continue
         key = f"{card.source}:{card.root_in_zip}"
         t_model = time.perf_counter()
         if key not in runners:
@@ -193,4 +198,6 @@ def run(args: argparse.Namespace) -> int:
         (folder / "scores.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         _say(f"{label}: wrote {folder} ({vol.shape[0]} slices, {len(heat)} heatmaps)")
         written += 1
-    return 0 if written else 1
+    if written:
+        return 0
+    return 2 if no_model else 1
