@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     window.show()
     window.open_paths(_ct_paths(study))
     if not headless:
-        ai.finished.connect(ai.show_most_suspicious)
+        ai.follow_findings()
         code = int(app.exec())
         ai.shutdown()
         return code

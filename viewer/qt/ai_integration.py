@@ -200,6 +200,13 @@ class AIController(QObject):
                 ijk[0], ijk[1] = i, j
         series.set_crosshair(series.volume.index_to_lps(ijk))
 
+    def follow_findings(self) -> None:
+        """From now on, jump to the most suspicious slice whenever a run finishes (the demo)."""
+        self.finished.connect(self._on_finished_jump)
+
+    def _on_finished_jump(self, key: RunKey) -> None:
+        self.show_most_suspicious()
+
     def show_most_suspicious(self) -> int | None:
         """Jump to the slice the model scores highest, centred on its heatmap peak."""
         k = self.most_suspicious_slice()
