@@ -178,3 +178,16 @@ def test_save_package_writes_a_loadable_card(tmp_path: Path) -> None:
     program = torch.export.load(tmp_path / "pkg" / "model.pt2")
     x = torch.randn(5, 1, 32, 32)  # any batch size: the batch dimension is exported dynamic
     torch.testing.assert_close(program.module()(x), module(x))
+
+
+def test_reading_a_card_does_not_import_torch(tmp_path: Path) -> None:
+    """The GUI thread reads cards; torch must only ever load on the inference worker."""
+    import subprocess
+    import sys
+
+    folder = _write(tmp_path / "chest", CARD)
+    code = ("import sys; from inference.package import read_card; "
+            f"read_card({str(folder)!r}).read_weights(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
