@@ -58,11 +58,13 @@ def attenuation(hu: np.ndarray) -> np.ndarray:
     return np.float32(MU_WATER_PER_MM) * np.clip(rel, 0.0, None)
 
 
-def projection_params(params: ChestParams) -> ChestParams:
-    """Phantom settings for a projection: whole chest, ~1.4 mm voxels, no CT noise, no table."""
+def projection_params(params: ChestParams, voxel_mm: float = 1.4) -> ChestParams:
+    """Phantom settings for a projection: 360 x 360 x 400 mm around the chest, no CT noise, no table."""
+    n_xy = int(round(360.0 / voxel_mm))
+    dz = max(2.0, voxel_mm)
     return dataclasses.replace(
-        params, n_slices=200, slice_spacing=2.0, slice_thickness=None, matrix=(256, 256),
-        pixel_spacing=(1.4, 1.4), z_center=None, noise=False, table=False,
+        params, n_slices=int(round(400.0 / dz)), slice_spacing=dz, slice_thickness=None, matrix=(n_xy, n_xy),
+        pixel_spacing=(voxel_mm, voxel_mm), z_center=None, noise=False, table=False,
     )
 
 
@@ -72,13 +74,15 @@ def make_chest_radiograph(
     pixel_spacing: float = 0.7,
     photons_per_pixel: float | None = None,
     scatter_fraction: float | None = None,
+    voxel_mm: float = 1.4,
 ) -> Radiograph:
     """A PA chest radiograph of a phantom (or of a phantom made from ``params`` for projection).
 
     ``seed`` drives the quantum noise and the detector settings (and, with params, the patient).
+    ``voxel_mm``: the projection phantom's voxel size when made from params (coarser is faster).
     """
     if isinstance(source, ChestParams):
-        ph = make_chest_ct(projection_params(source), seed=seed)
+        ph = make_chest_ct(projection_params(source, voxel_mm), seed=seed)
         seed = source.seed if seed is None else seed
     else:
         ph = source
@@ -104,7 +108,7 @@ def make_chest_radiograph(
     log_img = -np.log(np.maximum(counts, 0.5) / np.float32(n0 * (1.0 + spr)))
     # detector processing: unsharp mask, then a tone curve fitted to the body's range
     low = ndimage.gaussian_filter(log_img, sigma=4.0 / spacing[0], mode="nearest")
-    proc = log_img + rng.uniform(0.3, 0.8) * (log_img - low)
+    proc = log_img + rng.uniform(0.5, 1.0) * (log_img - low)
     body = line > 0.5
     lo, hi = np.percentile(proc[body], [0.5, 98.0]) if body.any() else (proc.min(), proc.max())
     t = np.clip((proc - lo) / max(hi - lo, 1e-6), 0.0, 1.0)

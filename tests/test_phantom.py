@@ -140,7 +140,7 @@ def test_radiograph_looks_like_a_pa_film() -> None:
 
     spec = NoduleSpec(kind="solid", diameter_mm=24.0, side="right", height=0.5, hu=40.0)
     params = ChestParams(**{**SMALL, "vessel_min_radius_mm": 1.5}, n_nodules=0, nodules=(spec,), seed=9)
-    rg = make_chest_radiograph(params)
+    rg = make_chest_radiograph(params, voxel_mm=2.8)
     img = rg.image
     rows, cols = img.shape
     assert img.dtype == np.float32 and 0.0 <= img.min() and img.max() <= 1.0
@@ -157,7 +157,7 @@ def test_radiograph_looks_like_a_pa_film() -> None:
     assert nod.col < centre and rg.nodule_mask[int(round(nod.row)), int(round(nod.col))]
     assert nod.source.side == "right"
     # the nodule adds attenuation exactly where it projects (same patient without it as reference)
-    bare = make_chest_radiograph(ChestParams(**{**SMALL, "vessel_min_radius_mm": 1.5}, n_nodules=0, seed=9))
+    bare = make_chest_radiograph(ChestParams(**{**SMALL, "vessel_min_radius_mm": 1.5}, n_nodules=0, seed=9), voxel_mm=2.8)
     extra = rg.line_integral - bare.line_integral
     r, c = int(round(nod.row)), int(round(nod.col))
     assert extra[r, c] > 0.25  # ~ 24 mm x (mu_nodule - mu_lung)
@@ -176,8 +176,8 @@ def test_contrast_enhancement_brightens_blood_only() -> None:
     assert 220.0 < np.median(enhanced.hu[heart]) < 260.0 and 30.0 < np.median(plain.hu[heart]) < 50.0
     bone = plain.labels["bone"]
     assert np.mean(plain.hu[bone] == enhanced.hu[bone]) > 0.95  # only partial-volume edges by vessels move
-    drawn = {make_chest_ct(ChestParams(**{**SMALL, "contrast_hu": None}, n_nodules=0, noise=False, seed=s)).blood_hu
-             for s in range(6)}
+    tiny = dict(n_slices=4, matrix=(32, 32), slice_spacing=20.0, vessel_min_radius_mm=3.0, n_nodules=0, noise=False)
+    drawn = {make_chest_ct(ChestParams(**tiny, contrast_hu=None, seed=s)).blood_hu for s in range(6)}
     assert 40.0 in drawn and any(b > 100.0 for b in drawn)
 
 
