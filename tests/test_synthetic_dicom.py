@@ -213,10 +213,13 @@ def test_demo_study_generated_once_and_bundled_copy_preferred(monkeypatch: pytes
         assert 0 <= nod["slice"] < 16
     stamp = (folder / "truth.json").stat().st_mtime_ns
     assert synthetic.demo_study_dir() == folder and (folder / "truth.json").stat().st_mtime_ns == stamp
-    # another version in the cache is regenerated
-    (folder / "truth.json").write_text(json.dumps({**truth, "version": "demo-study-v0"}))
-    synthetic.demo_study_dir()
-    assert json.loads((folder / "truth.json").read_text())["version"] == synthetic.DEMO_VERSION
+    # another version or generator revision in the cache is regenerated
+    for stale in ({"version": "demo-study-v0"}, {"revision": synthetic.DEMO_REVISION - 1}):
+        (folder / "truth.json").write_text(json.dumps({**truth, **stale}))
+        synthetic.demo_study_dir()
+        fresh = json.loads((folder / "truth.json").read_text())
+        assert fresh["version"] == synthetic.DEMO_VERSION and fresh["revision"] == synthetic.DEMO_REVISION
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folders left
     # a bundled copy wins
     bundled = tmp_path / "resources" / "demo-study"
     (bundled / "ct").mkdir(parents=True)

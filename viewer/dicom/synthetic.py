@@ -13,6 +13,7 @@ nodules' LPS centres, all in DESIGN slice order (increasing position along row x
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ ORIENTATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, fl
 }
 
 DEMO_VERSION = "demo-study-v1"
+DEMO_REVISION = 2
+"""Bumped whenever the generator's output changes; a cached study of another revision is rebuilt."""
 DEMO_SEED = 20260527
 
 
@@ -635,7 +638,7 @@ def write_radiograph(
     sop_uid = _uid(seed, "radiograph-sop", series_uid)
     ds = _base_dataset(sop_class, sop_uid, TRANSFER_SYNTAXES[compression])
     _patient_study(ds, patient or {}, study_uid, series_uid, modality, series_number, "Chest PA (synthetic DRR)")
-    ds.ImageType = ["DERIVED", "PRIMARY"] if modality == "CR" else ["ORIGINAL", "PRIMARY", ""]
+    ds.ImageType = ["DERIVED", "PRIMARY"] if modality == "CR" else ["ORIGINAL", "PRIMARY"]
     ds.InstanceNumber = 1
     ds.ViewPosition = "PA"
     ds.PatientOrientation = ["L", "F"]
@@ -676,7 +679,7 @@ DEMO_PATIENT = {"name": "DEMO^CHEST^PHANTOM", "id": "RS-DEMO-0001", "sex": "F", 
 def demo_params() -> ChestParams:
     """The demo CT: ~120 slices of 512x512, 0.7 mm pixels, 2.5 mm slices, three known nodules."""
     return ChestParams(n_slices=120, matrix=(512, 512), pixel_spacing=(0.7, 0.7), slice_spacing=2.5,
-                       n_nodules=0, nodules=DEMO_NODULES, noise_hu=14.0, seed=DEMO_SEED)
+                       n_nodules=0, nodules=DEMO_NODULES, noise_hu=14.0, contrast_hu=0.0, seed=DEMO_SEED)
 
 
 def _json_nodules(truth: SeriesTruth) -> list[dict[str, Any]]:
@@ -696,6 +699,7 @@ def generate_demo_study(out: Path) -> dict[str, Any]:
                           study_uid=ct.study_uid, series_number=1, seed=DEMO_SEED)
     truth = {
         "version": DEMO_VERSION,
+        "revision": DEMO_REVISION,
         "generator": "viewer.dicom.synthetic.generate_demo_study",
         "seed": DEMO_SEED,
         "ct": {"series_uid": ct.series_uid, "folder": "ct", "n_slices": ct.shape[0],
@@ -710,10 +714,12 @@ def generate_demo_study(out: Path) -> dict[str, Any]:
     return truth
 
 
-def _valid_demo(folder: Path) -> bool:
+def _valid_demo(folder: Path, revision: int | None = DEMO_REVISION) -> bool:
     try:
         truth = json.loads((folder / "truth.json").read_text())
     except (OSError, ValueError):
+        return False
+    if revision is not None and truth.get("revision") != revision:
         return False
     return truth.get("version") == DEMO_VERSION and (folder / "ct").is_dir()
 
@@ -728,14 +734,21 @@ def demo_study_dir() -> Path:
     from viewer import paths
 
     bundled = paths.resources_dir() / "demo-study"
-    if _valid_demo(bundled):
+    if _valid_demo(bundled, revision=None):  # shipped data: any revision of this version
         return bundled
     target = paths.subdir("cache") / DEMO_VERSION
     if _valid_demo(target):
         return target
-    tmp = target.with_name(target.name + f".tmp{time.time_ns()}")
-    generate_demo_study(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}-{time.time_ns()}")
+    try:
+        generate_demo_study(tmp)
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not _valid_demo(target):  # not another process finishing first: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
