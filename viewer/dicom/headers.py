@@ -158,6 +158,13 @@ def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
     return default if value is None or value == "" else value
 
 
+_MULTI = (list, tuple, pydicom.multival.MultiValue)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, _MULTI) else [value]
+
+
 def _floats(ds: Dataset | None, keyword: str, n: int) -> np.ndarray | None:
     if ds is None:
         return None
@@ -165,8 +172,7 @@ def _floats(ds: Dataset | None, keyword: str, n: int) -> np.ndarray | None:
     if value is None:
         return None
     try:
-        seq = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
-        arr = np.array([float(v) for v in seq], dtype=np.float64)
+        arr = np.array([float(v) for v in _as_list(value)], dtype=np.float64)
     except (TypeError, ValueError):
         return None
     if arr.size != n or not np.all(np.isfinite(arr)):
@@ -178,7 +184,7 @@ def _float(ds: Dataset | None, keyword: str) -> float | None:
     if ds is None:
         return None
     value = _get(ds, keyword)
-    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+    if isinstance(value, _MULTI):
         value = value[0] if len(value) else None
     try:
         f = float(value) if value is not None else None
@@ -194,7 +200,7 @@ def _int(ds: Dataset | None, keyword: str) -> int | None:
 
 def _str(ds: Dataset, keyword: str) -> str:
     value = _get(ds, keyword, "")
-    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+    if isinstance(value, _MULTI):
         return "\\".join(str(v) for v in value)
     return str(value).strip()
 
@@ -216,10 +222,9 @@ def _windows(ds: Dataset | None) -> tuple[WindowPreset, ...]:
     centers, widths = _get(ds, "WindowCenter"), _get(ds, "WindowWidth")
     if centers is None or widths is None:
         return ()
-    as_list = lambda v: list(v) if isinstance(v, (list, tuple, pydicom.multival.MultiValue)) else [v]  # noqa: E731
-    names = as_list(_get(ds, "WindowCenterWidthExplanation", []))
+    names = _as_list(_get(ds, "WindowCenterWidthExplanation", []))
     presets = []
-    for n, (c, w) in enumerate(zip(as_list(centers), as_list(widths))):
+    for n, (c, w) in enumerate(zip(_as_list(centers), _as_list(widths))):
         try:
             c, w = float(c), float(w)
         except (TypeError, ValueError):
