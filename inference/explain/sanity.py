@@ -10,7 +10,7 @@ what the model learned. The check works on a deep copy; the loaded model is neve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -78,10 +78,19 @@ def _randomise(module: torch.nn.Module, prefix: str, gen: torch.Generator) -> No
 
 
 def cascading_randomization(model: LoadedModel, x: torch.Tensor, label: int = 0, method: str = "gradcam",
-                            groups: Sequence[str] | None = None, seed: int = 0) -> list[SanityStep]:
-    """Per-step similarity between the original and the progressively randomised model's heatmaps."""
+                            groups: Sequence[str] | None = None, seed: int = 0,
+                            on_step: Callable[[SanityStep | None, torch.Tensor], None] | None = None
+                            ) -> list[SanityStep]:
+    """Per-step similarity between the original and the progressively randomised model's heatmaps.
+
+    ``on_step(step, maps)`` (optional) sees the original ``(n, h, w)`` maps in [0, 1] first (``step``
+    None), then each step's maps: for showing them side by side, or for progress and cancellation
+    (an exception it raises ends the check).
+    """
     _, original = explain_batch(model, x, [label], method)
     original = normalize_maps(original[0])
+    if on_step is not None:
+        on_step(None, original)
     work = model.copy()
     gen = torch.Generator().manual_seed(seed)
     steps = []
@@ -91,4 +100,6 @@ def cascading_randomization(model: LoadedModel, x: torch.Tensor, label: int = 0,
         _, maps = explain_batch(work, x, [label], method)
         maps = normalize_maps(maps[0])
         steps.append(SanityStep(group, float(spearman(original, maps).mean()), float(ssim(original, maps).mean())))
+        if on_step is not None:
+            on_step(steps[-1], maps)
     return steps
