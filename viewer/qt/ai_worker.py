@@ -134,6 +134,12 @@ class RunnerSession:
         for res in self._runner.run(volume, indices=list(indices), method=method, cancel=cancel, progress=progress):
             yield BatchOutput(tuple(int(k) for k in res.indices), np.asarray(res.scores), dict(res.heatmaps))
 
+    def probe(self, payload: Callable[[Any, threading.Event], Any], cancel: threading.Event) -> Any:
+        """Run a layer probe on this (the worker) thread: ``payload(loaded_model, cancel)``, where
+        ``loaded_model`` is the runner's ``inference.loading.LoadedModel``; its return value is
+        emitted by :attr:`AIWorker.probeReady`."""
+        return payload(self._runner.model, cancel)
+
 
 WORKER_NICE = 5
 """Niceness of the inference thread (and of torch's CPU pool threads, which it creates and which
