@@ -224,3 +224,9 @@ def test_scan_reports_progress_and_can_be_cancelled(tmp_path: Path) -> None:
     cancel = threading.Event()
     cancel.set()
     assert scan([tmp_path], cancel=cancel).stacks == []
+
+
+def test_mosaic_is_flagged(tmp_path: Path) -> None:
+    write_series(tmp_path, n=2, image_type="ORIGINAL\\PRIMARY\\M\\ND\\MOSAIC", modality="MR")
+    [stack] = scan([tmp_path]).stacks
+    assert any("mosaic" in w for w in stack.warnings)

@@ -166,6 +166,9 @@ def _sort_and_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeader], np
         warnings.append("no PixelSpacing/ImagerPixelSpacing: pixel spacing assumed 1.0 mm")
     elif first.spacing_source == "ImagerPixelSpacing":
         warnings.append("pixel spacing from ImagerPixelSpacing (at the detector, not the patient)")
+    if "MOSAIC" in first.file.image_type:
+        warnings.append("Siemens mosaic: the tiles are shown as stored (not unpacked into slices); "
+                        "positions refer to the mosaic, not to each tile")
     if first.position is None or first.orientation is None:
         if len(slices) > 1:
             slices = sorted(slices, key=lambda s: (s.frame or 0, s.instance_number or 0, s.file.path))
