@@ -131,6 +131,11 @@ def test_uids_are_deterministic(ph: Phantom, tmp_path: Path) -> None:
     b = write_ct_series(ph, tmp_path / "b")
     c = write_ct_series(ph, tmp_path / "c", seed=99)
     assert a.sop_instance_uids == b.sop_instance_uids and a.series_uid == b.series_uid
+    # another cut of the same patient is another series in the same study
+    d = write_ct_series(ph, tmp_path / "d", orientation="coronal")
+    e = write_ct_series(ph, tmp_path / "e", slice_spacing=4.0)
+    assert len({a.series_uid, d.series_uid, e.series_uid}) == 3 and a.study_uid == d.study_uid == e.study_uid
+    assert a.frame_of_reference_uid == d.frame_of_reference_uid
     assert len(set(a.sop_instance_uids)) == len(a.sop_instance_uids)
     assert not set(a.sop_instance_uids) & set(c.sop_instance_uids) and a.study_uid != c.study_uid
     for uid in (a.study_uid, a.series_uid, a.frame_of_reference_uid, *a.sop_instance_uids):
@@ -175,6 +180,8 @@ def test_engine_reads_enhanced_and_series_like_the_truth(ph: Phantom, tmp_path: 
                               per_frame_rescale=True)
     vol = open_volume(str(tmp_path / "enh"))
     assert np.array_equal(vol.array, truth.hu)
+    expected = truth.to_volume()
+    assert vol.sop_instance_uids == expected.sop_instance_uids and vol.frame_numbers == expected.frame_numbers
     assert np.allclose(vol.origin, truth.origin, atol=1e-4) and np.allclose(vol.direction, truth.direction, atol=1e-6)
     series = write_ct_series(ph, tmp_path / "ser", orientation="oblique", angles_deg=(10, 25, -5), shuffle_names=True)
     vol = open_volume(str(tmp_path / "ser"))
@@ -207,6 +214,9 @@ def test_demo_study_generated_once_and_bundled_copy_preferred(monkeypatch: pytes
     assert folder == paths.subdir("cache") / synthetic.DEMO_VERSION
     truth = json.loads((folder / "truth.json").read_text())
     assert truth["version"] == synthetic.DEMO_VERSION and len(truth["nodules"]) == 3
+    masks = np.load(folder / "truth_masks.npz")
+    assert masks["ct_nodule_mask"].shape[0] == 16
+    assert all(masks["ct_nodule_mask"][n["slice"]].any() for n in truth["nodules"])
     files = sorted((folder / "ct").iterdir())
     assert len(files) == 16 and (folder / "xr" / "chest_pa.dcm").exists()
     for nod in truth["nodules"]:

@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 import pydicom
@@ -38,6 +38,9 @@ from pydicom.uid import (
 
 from phantom import ChestParams, NoduleSpec, Phantom, make_chest_ct
 from phantom.radiograph import Radiograph, make_chest_radiograph
+
+if TYPE_CHECKING:
+    from viewer.dicom.volume import Volume
 
 CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
 ENHANCED_CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2.1")
@@ -65,7 +68,7 @@ ORIENTATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, fl
 }
 
 DEMO_VERSION = "demo-study-v1"
-DEMO_REVISION = 2
+DEMO_REVISION = 3
 """Bumped whenever the generator's output changes; a cached study of another revision is rebuilt."""
 DEMO_SEED = 20260527
 
@@ -129,6 +132,17 @@ class SeriesTruth:
     def lps_to_index(self, xyz: Sequence[float] | np.ndarray) -> np.ndarray:
         """Continuous (i, j, k) of LPS points."""
         return ((np.asarray(xyz, dtype=np.float64) - self.origin) @ self.direction) / self.spacing
+
+    def to_volume(self) -> "Volume":
+        """The :class:`~viewer.dicom.volume.Volume` a reader must produce (values, geometry, UIDs)."""
+        from viewer.dicom.volume import SeriesInfo, Volume
+
+        return Volume(array=self.hu.copy(), origin=self.origin.copy(), spacing=self.spacing.copy(),
+                      direction=self.direction.copy(), sop_instance_uids=list(self.sop_instance_uids),
+                      info=SeriesInfo(study_uid=self.study_uid, series_uid=self.series_uid, modality="CT",
+                                      frame_of_reference_uid=self.frame_of_reference_uid),
+                      source_files=[str(p) for p in self.paths] if len(self.paths) == self.shape[0] else [],
+                      frame_numbers=list(self.frame_numbers) or [None] * self.shape[0])
 
 
 @dataclass
@@ -260,6 +274,12 @@ def _resample(ph: Phantom, t: _Target, shift: np.ndarray) -> tuple[np.ndarray, n
         hu[k] = ndimage.map_coordinates(ph.hu, pidx, order=1, cval=-1000.0).reshape(nj, ni)
         mask[k] = ndimage.map_coordinates(ph.nodule_mask.view(np.uint8), pidx, order=0, cval=0).reshape(nj, ni) > 0
     return hu, mask
+
+
+def _geometry_key(phantom: Phantom, t: _Target, *options: object) -> str:
+    """What distinguishes one written series from another of the same patient (for its UIDs)."""
+    geo = np.concatenate([t.origin, t.spacing, t.direction.ravel()]).round(4).tolist()
+    return repr((phantom.params, t.shape, geo, options))
 
 
 def _uid(seed: int, *parts: object) -> str:
@@ -449,8 +469,8 @@ def write_ct_series(
     stored, values = _quantise(cut.hu, rescale_slope, intercept, signed)
     name = orientation if isinstance(orientation, str) else "oblique"
     study_uid = study_uid or _uid(seed, "study")
-    series_uid = _uid(seed, "series", series_number, name, compression)
-    frame_uid = _uid(seed, "frame-of-reference")
+    series_uid = _uid(seed, "series", series_number, _geometry_key(phantom, t, compression, signed, rescale_slope, intercept))
+    frame_uid = _uid(seed, "frame-of-reference", tuple(np.round(cut.shift, 4)))
     nk = t.shape[0]
     rng = np.random.default_rng([seed, 0xD1C0])
     numbers = rng.permutation(nk) + 1 if shuffle_instance_numbers else np.arange(1, nk + 1)
@@ -541,8 +561,9 @@ def write_enhanced_ct(
         stored[frame_of_slice[k]], values[k] = _quantise(cut.hu[k], slope, intercept, signed=False)
     name = orientation if isinstance(orientation, str) else "oblique"
     study_uid = study_uid or _uid(seed, "study")
-    series_uid = _uid(seed, "enhanced-series", series_number, name, compression)
-    frame_uid = _uid(seed, "frame-of-reference")
+    series_uid = _uid(seed, "enhanced-series", series_number,
+                      _geometry_key(phantom, t, compression, shuffle_frames, per_frame_rescale))
+    frame_uid = _uid(seed, "frame-of-reference", tuple(np.round(cut.shift, 4)))
     sop_uid = _uid(seed, "enhanced-sop", series_uid)
     ds = _base_dataset(ENHANCED_CT_IMAGE_STORAGE, sop_uid, TRANSFER_SYNTAXES[compression])
     _patient_study(ds, patient or {}, study_uid, series_uid, "CT", series_number, f"Chest phantom enhanced {name}")
@@ -634,7 +655,8 @@ def write_radiograph(
         stored = (top - stored).astype(np.uint16)
     sop_class = CR_IMAGE_STORAGE if modality == "CR" else DX_IMAGE_STORAGE
     study_uid = study_uid or _uid(seed, "study")
-    series_uid = _uid(seed, "radiograph-series", modality, photometric, series_number)
+    series_uid = _uid(seed, "radiograph-series", modality, photometric, series_number, bits, compression,
+                      stored.shape, radiograph.pixel_spacing, float(radiograph.image.sum()))
     sop_uid = _uid(seed, "radiograph-sop", series_uid)
     ds = _base_dataset(sop_class, sop_uid, TRANSFER_SYNTAXES[compression])
     _patient_study(ds, patient or {}, study_uid, series_uid, modality, series_number, "Chest PA (synthetic DRR)")
@@ -710,6 +732,9 @@ def generate_demo_study(out: Path) -> dict[str, Any]:
                        "pixel_spacing_mm": list(xr.pixel_spacing), "nodules": xr.nodules},
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    np.savez_compressed(out / "truth_masks.npz", ct_nodule_mask=ct.nodule_mask, xr_nodule_mask=xr.nodule_mask)
+    truth["masks"] = {"file": "truth_masks.npz", "ct": "ct_nodule_mask (k, j, i) in slice order",
+                      "xr": "xr_nodule_mask (rows, cols)"}
     (out / "truth.json").write_text(json.dumps(truth, indent=1))
     return truth
 
