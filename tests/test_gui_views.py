@@ -128,6 +128,10 @@ def test_window_drag_presets_invert(window: ViewerWindow) -> None:
     assert model.width > 400 and model.center > 40  # right widens, down raises the level
     assert tuple(view.image_item.levels) == pytest.approx((model.center - model.width / 2,
                                                            model.center + model.width / 2))
+    window.set_tool("window")  # the same with the left button (one-button mice, trackpads)
+    before = model.width
+    drag(view, c, c + QtCore.QPoint(64, 0))
+    assert model.width > before
     lung = next(a for a in window._preset_actions if a.text().startswith("Lung"))
     lung.trigger()
     assert (model.center, model.width) == (-600, 1500)

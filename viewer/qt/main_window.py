@@ -28,7 +28,7 @@ from viewer.qt.workers import LoadJob, ScanJob, ThumbnailJob, volume_thumbnail
 
 LAYOUTS = ("1x1", "1x3")
 SINGLE_PLANES = ("acquisition", "axial", "coronal", "sagittal")
-TOOL_KEYS = {"pan": "P", "crosshair": "X", "distance": "D", "angle": "A", "ellipse": "E", "rect": "R"}
+TOOL_KEYS = {"pan": "P", "window": "W", "crosshair": "X", "distance": "D", "angle": "A", "ellipse": "E", "rect": "R"}
 
 SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Wheel, Up/Down, Left/Right", "previous / next slice"),
@@ -42,7 +42,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("I", "invert"),
     ("F / =", "fit / 1:1 zoom"),
     ("M", "MPR layout (axial, coronal, sagittal) on/off"),
-    ("P X D A E R", "tools: pan, crosshair, distance, angle, ellipse ROI, rectangle ROI"),
+    ("P W X D A E R", "left-button tools: pan, window, crosshair, distance, angle, ellipse ROI, rectangle ROI"),
     ("Delete", "delete the selected (or last) measurement on this slice"),
     ("H", "hide / show identifying fields"),
     ("Tab", "annotations on / off"),

@@ -5,7 +5,7 @@ Scene (view-box) coordinates are mm in the plane (see :mod:`viewer.display.plane
 distances and ROI areas come out right for any pixel spacing.
 
 Mouse: wheel = slices (Ctrl+wheel = zoom), right-drag = window/level (Ctrl+right-drag = zoom),
-middle-drag = pan, left = the active tool (pan, crosshair, distance, angle, ellipse, rect).
+middle-drag = pan, left = the active tool (pan, window, crosshair, distance, angle, ellipse, rect).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from viewer.qt.measure_items import MeasurementGraphic
 from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtWidgets, Signal, pg
 from viewer.qt.series_model import SeriesModel
 
-TOOLS = ("pan", "crosshair", "distance", "angle", "ellipse", "rect")
+TOOLS = ("pan", "window", "crosshair", "distance", "angle", "ellipse", "rect")
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
 _CROSS_PEN = pg.mkPen(QColor(80, 220, 255, 200), width=1, style=Qt.PenStyle.DashLine)
 
@@ -48,7 +48,8 @@ class SliceViewBox(pg.ViewBox):
 
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802
         ctrl = bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
-        if ev.button() == Qt.MouseButton.RightButton and not ctrl:
+        right = ev.button() == Qt.MouseButton.RightButton and not ctrl
+        if right or (ev.button() == Qt.MouseButton.LeftButton and self._view.tool == "window"):
             ev.accept()
             self._view.window_drag(ev.pos() - ev.lastPos(), ev.isStart())
             return
