@@ -267,7 +267,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             tb.addAction(self.layout_actions[name])
         tb.addSeparator()
         presets = QtWidgets.QToolButton(self)
-        presets.setText("Window")
+        presets.setText("Presets")
         presets.setToolTip("Window presets (keys 1-9, 0 = auto)")
         presets.setMenu(self.window_menu)
         presets.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
