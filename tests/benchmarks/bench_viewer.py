@@ -36,11 +36,9 @@ def _median_ms(fn, n: int) -> tuple[float, float]:
 
 
 def bench_slice_change() -> None:
-    import pyqtgraph as pg
-
     from viewer.dicom.volume import SeriesInfo, Volume
     from viewer.display.colormaps import overlay_lut
-    from viewer.qt.qt import QtWidgets
+    from viewer.qt.qt import QtWidgets, pg
     from viewer.qt.series_model import Overlay, SeriesModel
     from viewer.qt.slice_view import SliceView
 
