@@ -28,6 +28,7 @@ KEYWORDS = (
     "WindowCenterWidthExplanation", "GridFrameOffsetVector",
 )
 _TAGS: dict[int, tuple[str, str]] = {int(tag_for_keyword(k)): (k, dictionary_VR(k)) for k in KEYWORDS}  # type: ignore[arg-type]
+_TAGS[0x00291010] = ("CSAImageHeaderInfo", "OB")  # Siemens CSA image header (mosaic layout)
 _BY_KEYWORD = {k: t for t, (k, _) in _TAGS.items()}
 _PRESENCE = {  # attributes whose presence matters but whose value the fast path never reads
     0x00283000: "ModalityLUTSequence", 0x00041220: "DirectoryRecordSequence",

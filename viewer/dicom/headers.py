@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,8 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from viewer.dicom.errors import DicomFileError, NotDicomError
-from viewer.dicom.fastheader import count_fragments, read_fast
+from viewer.dicom.fastheader import FastHeader, count_fragments, read_fast
+from viewer.dicom.mosaic import CSA_IMAGE_HEADER, CsaError, mosaic_layout
 from viewer.dicom.volume import WindowPreset
 
 PIXEL_DATA = 0x7FE00010
@@ -122,6 +124,10 @@ class FileHeader:
     def is_localizer(self) -> bool:
         return "LOCALIZER" in self.image_type
 
+    @property
+    def is_mosaic(self) -> bool:
+        return "MOSAIC" in self.image_type
+
 
 @dataclass
 class SliceHeader:
@@ -144,6 +150,21 @@ class SliceHeader:
     thickness: float | None
     split_key: tuple[Any, ...] = ()
     """Attributes that separate stacks sharing positions (acquisition, echo, temporal, stack id)."""
+    tile: tuple[int, int, int, int] | None = None
+    """Siemens mosaic tile: (first row, first column, rows, columns) in the stored image."""
+
+    @property
+    def rows(self) -> int:
+        return self.tile[2] if self.tile is not None else self.file.fmt.rows
+
+    @property
+    def columns(self) -> int:
+        return self.tile[3] if self.tile is not None else self.file.fmt.columns
+
+    @property
+    def native(self) -> bool:
+        """Decodable on its own by the uncompressed fast path (mosaic tiles go through their file)."""
+        return self.file.fmt.fast_path and self.tile is None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -495,6 +516,11 @@ def _parse(
     position = _floats(ds, "ImagePositionPatient", 3)
     orientation = _orientation(ds)
     windows = _windows(ds)
+    if header.is_mosaic and fmt.n_frames == 1 and fmt.samples == 1 and position is not None and orientation is not None:
+        tiles = _mosaic_tiles(ds, header, sop_uid, position, orientation, spacing, source, slope, intercept, windows,
+                              base_split, common)
+        if tiles:
+            return header, tiles
     if fmt.n_frames == 1:
         return header, [
             SliceHeader(header, None, sop_uid, position, orientation, spacing, source, slope, intercept,
@@ -515,6 +541,41 @@ def _parse(
                     spacing, source, slope, intercept, windows, split_key=base_split, **common)
         for f in range(fmt.n_frames)
     ]
+
+
+def _csa_bytes(ds: Any) -> bytes | None:
+    if isinstance(ds, FastHeader):
+        value = ds.get("CSAImageHeaderInfo")
+    else:
+        try:
+            elem = ds.get(CSA_IMAGE_HEADER)
+            value = elem.value if elem is not None else None
+        except Exception:
+            return None
+    return bytes(value) if isinstance(value, (bytes, bytearray)) else None
+
+
+def _mosaic_tiles(
+    ds: Any, header: FileHeader, sop_uid: str, position: np.ndarray, orientation: np.ndarray,
+    spacing: tuple[float, float] | None, source: str, slope: float, intercept: float,
+    windows: tuple[WindowPreset, ...], split: tuple[Any, ...], common: dict[str, Any],
+) -> list[SliceHeader]:
+    """One slice per mosaic tile (see :mod:`viewer.dicom.mosaic`); [] when the mosaic cannot be unpacked."""
+    csa = _csa_bytes(ds)
+    if csa is None:
+        return []
+    try:
+        layout = mosaic_layout(csa, header.fmt.rows, header.fmt.columns, orientation)
+    except (CsaError, struct.error, UnicodeDecodeError):
+        return []
+    step = _float(ds, "SpacingBetweenSlices") or _float(ds, "SliceThickness") or 1.0
+    positions = layout.tile_positions(position, orientation, spacing or (1.0, 1.0), abs(step))
+    out = []
+    for n, tile_position in enumerate(positions):
+        r0, c0 = layout.tile_window(n)
+        out.append(SliceHeader(header, None, sop_uid, tile_position, orientation, spacing, source, slope, intercept,
+                               windows, split_key=split, tile=(r0, c0, layout.tile_rows, layout.tile_cols), **common))
+    return out
 
 
 def _enhanced_frames(

@@ -43,13 +43,13 @@ def _jobs(stack: Stack, first: int, n_workers: int) -> list[_Job]:
     Fast-path slices go in chunks (a few per worker) to keep thread hand-offs rare; other files are
     one job each.
     """
-    native = [k for k, s in enumerate(stack.slices) if s.file.fmt.fast_path and k != first]
+    native = [k for k, s in enumerate(stack.slices) if s.native and k != first]
     by_file: dict[str, list[int]] = {}
     for k, s in enumerate(stack.slices):
-        if not s.file.fmt.fast_path:
+        if not s.native:
             by_file.setdefault(s.file.path, []).append(k)
     jobs = [_Job(ks, False) for ks in by_file.values()]
-    lead_native = stack.slices[first].file.fmt.fast_path
+    lead_native = stack.slices[first].native
     if lead_native:
         lead = _Job([first], True)
     else:

@@ -27,7 +27,7 @@ from viewer.dicom.headers import PixelFormat, SliceHeader, decoder_problem, tran
 
 def decode_into(s: SliceHeader, out: np.ndarray) -> None:
     """Decode slice ``s`` into ``out`` ((rows, cols) float32, or (rows, cols, 3) uint8 for colour)."""
-    if s.file.fmt.fast_path:
+    if s.native:
         _read_native(s, out)
     else:
         decode_file([s], [out])
@@ -175,8 +175,12 @@ def _read_full(path: str) -> Any:
 
 
 def _convert(arr: np.ndarray, s: SliceHeader, ds: Any, out: np.ndarray) -> None:
-    """One decoded frame to the output: palette/RGB to uint8 RGB, grey through the modality LUT."""
+    """One decoded frame to the output: palette/RGB to uint8 RGB, grey through the modality LUT.
+    A mosaic tile is cut out of the stored image first."""
     fmt = s.file.fmt
+    if s.tile is not None:
+        r0, c0, rows, cols = s.tile
+        arr = arr[r0:r0 + rows, c0:c0 + cols]
     try:
         if fmt.photometric == "PALETTE COLOR":
             if "SegmentedRedPaletteColorLookupTableData" in ds:

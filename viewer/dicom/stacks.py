@@ -56,11 +56,11 @@ class Stack:
 
     @property
     def rows(self) -> int:
-        return self.slices[0].file.fmt.rows
+        return self.slices[0].rows
 
     @property
     def columns(self) -> int:
-        return self.slices[0].file.fmt.columns
+        return self.slices[0].columns
 
     @property
     def is_color(self) -> bool:
@@ -122,7 +122,7 @@ def _geometry_key(s: SliceHeader, orientations: _Orientations) -> tuple[Any, ...
     f = s.file.fmt
     # frames without a position cannot be sorted against other files: keep each file on its own
     where = ("orientation", orientations.key(s)) if s.position is not None else ("file", s.file.path)
-    return (where, f.rows, f.columns, f.samples, f.photometric == "PALETTE COLOR", s.file.is_localizer)
+    return (where, s.rows, s.columns, f.samples, f.photometric == "PALETTE COLOR", s.file.is_localizer)
 
 
 def _normal(s: SliceHeader) -> np.ndarray:
@@ -166,9 +166,9 @@ def _sort_and_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeader], np
         warnings.append("no PixelSpacing/ImagerPixelSpacing: pixel spacing assumed 1.0 mm")
     elif first.spacing_source == "ImagerPixelSpacing":
         warnings.append("pixel spacing from ImagerPixelSpacing (at the detector, not the patient)")
-    if "MOSAIC" in first.file.image_type:
-        warnings.append("Siemens mosaic: the tiles are shown as stored (not unpacked into slices); "
-                        "positions refer to the mosaic, not to each tile")
+    if "MOSAIC" in first.file.image_type and first.tile is None:
+        warnings.append("Siemens mosaic that could not be unpacked (no usable CSA header): the tiles are "
+                        "shown as stored and positions refer to the whole mosaic")
     if first.position is None or first.orientation is None:
         if len(slices) > 1:
             slices = sorted(slices, key=lambda s: (s.frame or 0, s.instance_number or 0, s.file.path))
