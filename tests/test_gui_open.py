@@ -87,6 +87,7 @@ def test_generated_series_loads_progressively_with_errors_panel(window: ViewerWi
     assert shown and window.first_slice_s is not None
     np.testing.assert_array_equal(window.model.volume.array, truth)
     assert window.series_browser.stack_ids() == [window.stack_id]
+    assert not window.series_browser.topLevelItem(0).child(0).icon(0).isNull()  # thumbnail
     errors = window.errors_panel.errors()
     assert any(path.endswith("broken.dcm") and reason for path, reason in errors)
     assert window.errors_dock.isVisible()
@@ -179,18 +180,16 @@ def test_screenshot_cli_renders_the_real_window(tmp_path, radscope_home) -> None
 
 
 def test_thumbnails_keep_the_true_aspect_and_monochrome1() -> None:
-    from types import SimpleNamespace
-
     from viewer.qt.workers import thumbnail
 
     img = np.tile(np.arange(200, dtype=np.uint16), (40, 1))  # 40 rows of 2.5 mm, 200 columns of 0.7 mm
-    ds = SimpleNamespace(pixel_array=img, PixelSpacing=[2.5, 0.7], RescaleSlope=1, RescaleIntercept=0)
-    thumb = thumbnail(ds, None, monochrome1=False)
+    thumb = thumbnail(img, (2.5, 0.7), monochrome1=False)
     true_aspect = (40 * 2.5) / (200 * 0.7)  # height / width in mm
     assert thumb.dtype == np.uint8 and max(thumb.shape) <= 4 * 96
     assert thumb.shape[0] / thumb.shape[1] == pytest.approx(true_aspect, rel=0.2)  # not the raw 40/200
     assert thumb[0, 0] < thumb[0, -1]
-    assert thumbnail(ds, None, monochrome1=True)[0, 0] > thumbnail(ds, None, monochrome1=True)[0, -1]
+    inverted = thumbnail(img, (2.5, 0.7), monochrome1=True)
+    assert inverted[0, 0] > inverted[0, -1]
 
 
 def test_colour_file_dropped_on_the_window_shows_in_colour(window: ViewerWindow, qtbot) -> None:

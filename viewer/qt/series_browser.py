@@ -69,7 +69,8 @@ class SeriesBrowser(QtWidgets.QTreeWidget):
                 study.setFirstColumnSpanned(False)
                 self.addTopLevelItem(study)
                 studies[info.study_uid] = study
-            label = info.description or "(no description)"
+            label = info.description or (f"Series {info.series_number}" if info.series_number is not None
+                                         else "(no description)")
             item = QtWidgets.QTreeWidgetItem([label, info.modality, str(st.n_slices)])
             item.setData(0, STACK_ROLE, st.stack_id)
             number = f"Series {info.series_number}: " if info.series_number is not None else ""

@@ -105,17 +105,16 @@ class LoadJob(_Job):
             self.finished.emit(volume)
 
 
-def thumbnail(ds: Any, frame: int | None, monochrome1: bool) -> np.ndarray:
-    """A small uint8 grey or RGB image of one slice of a pydicom dataset, windowed for display."""
-    arr = ds.pixel_array
-    if frame is not None and arr.ndim >= 3 and int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
-        arr = arr[frame - 1]
-    step = max(1, int(np.ceil(max(arr.shape[:2]) / THUMB_SIZE)))
-    arr = _square_pixels(arr[::step, ::step], getattr(ds, "PixelSpacing", None))
+def thumbnail(pixels: np.ndarray, pixel_spacing_yx: tuple[float, float] | None, monochrome1: bool) -> np.ndarray:
+    """A small uint8 grey or RGB image of one slice (stored values), windowed for display.
+
+    The auto window is taken from the stored values: a linear rescale would not change it.
+    """
+    step = max(1, int(np.ceil(max(pixels.shape[:2]) / THUMB_SIZE)))
+    arr = _square_pixels(pixels[::step, ::step], pixel_spacing_yx)
     if arr.ndim == 3:
         return np.ascontiguousarray(arr[..., :3].astype(np.uint8))
-    arr = arr.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
-        getattr(ds, "RescaleIntercept", 0) or 0)
+    arr = arr.astype(np.float32)
     w = auto_window(arr)
     lo, hi = levels(w.center, w.width)
     return np.ascontiguousarray(to_uint8(arr, lo, hi, invert=monochrome1))
@@ -156,15 +155,16 @@ class ThumbnailJob(_Job):
         self._cancel.set()
 
     def _run(self) -> None:
-        import pydicom
+        from pydicom.pixels import pixel_array
 
         for stack in self.stacks:
             if self._cancel.is_set():
                 break
             k = stack.n_slices // 2
-            try:
-                ds = pydicom.dcmread(stack.files[k])
-                img = thumbnail(ds, stack.frame_numbers[k], stack.info.monochrome1)
+            frame = stack.frame_numbers[k]
+            try:  # decodes only that frame of a multi-frame file
+                pixels = pixel_array(stack.files[k], index=None if frame is None else frame - 1)
+                img = thumbnail(pixels, (float(stack.spacing[1]), float(stack.spacing[0])), stack.info.monochrome1)
             except Exception:  # a thumbnail is cosmetic: the load itself reports real errors
                 continue
             self.ready.emit(stack.stack_id, img)
