@@ -7,7 +7,7 @@ import pytest
 
 from viewer.dicom.volume import Volume
 from viewer.display.orientation import direction_from_patient_orientation, direction_letters, edge_letters
-from viewer.display.planes import Plane, clamp_slice
+from viewer.display.planes import Plane, clamp_slice, is_orthogonal
 from viewer.display.scalebar import format_mm, scale_bar_length
 
 AXIAL = np.eye(3)
@@ -131,3 +131,9 @@ def test_patient_orientation_of_a_pa_chest_film() -> None:
     assert direction_from_patient_orientation(None) is None
     assert direction_from_patient_orientation(["L", "L"]) is None
     assert direction_from_patient_orientation(["X", "F"]) is None
+
+
+def test_gantry_tilt_is_detected() -> None:
+    t = np.radians(15)
+    tilted = np.array([[1.0, 0, 0], [0, 1.0, np.sin(t)], [0, 0, np.cos(t)]])
+    assert is_orthogonal(np.eye(3)) and is_orthogonal(SAGITTAL) and not is_orthogonal(tilted)

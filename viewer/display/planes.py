@@ -144,3 +144,11 @@ class Plane:
 def clamp_slice(s: float, n: int) -> int:
     """Nearest valid slice index."""
     return int(min(max(int(np.floor(s + 0.5)), 0), n - 1))
+
+
+def is_orthogonal(direction: np.ndarray, tol: float = 1e-3) -> bool:
+    """Are the volume's axes perpendicular? (Not with gantry tilt: then reformats along the volume axes are
+    sheared, and a view should say so.)"""
+    d = np.asarray(direction, dtype=np.float64)
+    g = d.T @ d
+    return bool(np.all(np.abs(g - np.diag(np.diag(g))) < tol))

@@ -14,7 +14,7 @@ import numpy as np
 
 from viewer.display.annotations import ViewState, corner_text
 from viewer.display.measure import MeasurementRecord
-from viewer.display.planes import Plane, clamp_slice
+from viewer.display.planes import Plane, clamp_slice, is_orthogonal
 from viewer.display.scalebar import format_mm, scale_bar_length
 from viewer.display.windowing import drag_window, levels
 from viewer.qt.measure_items import MeasurementGraphic
@@ -585,6 +585,11 @@ class SliceView(pg.GraphicsView):
         self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignTop | centre, letters["top"], colour)
         self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignBottom | centre, letters["bottom"], colour)
         self._draw_scale_bar(painter, vp)
+        if self.plane.slice_axis != 0 and not is_orthogonal(self.model.volume.direction):
+            painter.setFont(self._font)
+            self._shadow_text(painter, vp.adjusted(0, 2 * painter.fontMetrics().height(), 0, 0),
+                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+                              "tilted acquisition: reformat not resampled (sheared)", QColor(255, 160, 80))
         if self.plane.slice_axis == 0 and self.is_pending():
             painter.setFont(self._letter_font)
             self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignCenter, "decoding this slice…",
