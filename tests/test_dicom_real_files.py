@@ -95,13 +95,18 @@ def _load(path: Path) -> Volume:
     return load_volume(result.stacks[0])
 
 
-def _pydicom_reference(path: Path) -> np.ndarray:
-    """pydicom's own decode + modality LUT (functional-group rescale for enhanced), frames first."""
+def _pydicom_reference(path: Path, frames: list[int] | None = None) -> np.ndarray:
+    """pydicom's own decode + modality LUT (functional-group rescale for enhanced), frames first;
+    ``frames``: only those (0-based) frames of a multi-frame file."""
     ds = pydicom.dcmread(path, force=True)
     if "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
-    arr = ds.pixel_array
     n_frames = int(ds.get("NumberOfFrames") or 1)
+    if frames is not None and n_frames > 1:
+        arr = np.stack([pydicom.pixels.pixel_array(ds, index=f) for f in frames])
+        n_frames = len(frames)
+    else:
+        arr = ds.pixel_array
     if ds.PhotometricInterpretation == "PALETTE COLOR":
         arr = apply_color_lut(arr, ds)
         arr = arr if arr.dtype == np.uint8 else (arr >> 8).astype(np.uint8)
@@ -128,10 +133,15 @@ def _params() -> list[object]:
 def test_reads_like_pydicom(source: str, name: str) -> None:
     path = _path(source, name)
     vol = _load(path)
+    frames = [(f or 1) - 1 for f in vol.frame_numbers]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = _pydicom_reference(path)
-    ref = ref[[(f or 1) - 1 for f in vol.frame_numbers]]
+        if len(frames) > 16:  # long cines: three frames are enough to check order and values
+            keep = [0, len(frames) // 2, len(frames) - 1]
+            ref = _pydicom_reference(path, [frames[k] for k in keep])
+            vol = Volume(vol.array[keep], vol.origin, vol.spacing, vol.direction, [vol.sop_instance_uids[k] for k in keep])
+        else:
+            ref = _pydicom_reference(path)[frames]
     assert vol.array.shape == ref.shape
     assert vol.array.dtype == (np.uint8 if vol.is_color else np.float32)
     ts = pydicom.dcmread(path, stop_before_pixels=True, force=True).file_meta.get("TransferSyntaxUID")

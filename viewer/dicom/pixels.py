@@ -75,6 +75,8 @@ def decode_file(
 SAFE_PLUGINS = ("pylibjpeg", "pyjpegls", "pydicom", "pillow")
 """Preferred decoding plugins. python-gdcm comes last and only when nothing else handles the
 transfer syntax: on corrupt JPEG data it aborts the whole process (an uncaught C++ exception)."""
+FIRST_CHOICE = {"1.2.840.10008.1.2.4.50": "pillow"}
+"""Per transfer syntax, a faster plugin to try first (Pillow's libjpeg-turbo for 8-bit baseline JPEG)."""
 
 
 def plugin_order(transfer_syntax: str) -> list[str]:
@@ -83,6 +85,10 @@ def plugin_order(transfer_syntax: str) -> list[str]:
 
     available = list(get_decoder(transfer_syntax).available_plugins)
     safe = [p for p in SAFE_PLUGINS if p in available] + [p for p in available if p not in SAFE_PLUGINS + ("gdcm",)]
+    first = FIRST_CHOICE.get(transfer_syntax)
+    if first in safe:
+        safe.remove(first)
+        safe.insert(0, first)
     return safe or available
 
 
