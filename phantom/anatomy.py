@@ -126,7 +126,9 @@ class Anatomy:
         a = u(145.0, 171.0)
         b_ant = u(98.0, 122.0)
         apex = u(200.0, 235.0)
-        hr = (u(68.0, 80.0), u(46.0, 54.0), u(54.0, 62.0))
+        arch_below_apex = u(68.0, 85.0)
+        z_carina = apex - arch_below_apex - 22.0
+        hr = (u(58.0, 70.0), u(42.0, 50.0), u(48.0, 56.0))
         return cls(
             a=a,
             b_ant=b_ant,
@@ -136,7 +138,7 @@ class Anatomy:
             apex=apex,
             left_dome_drop=u(8.0, 25.0),
             dome_curv=u(0.0045, 0.007),
-            heart_c=(u(18.0, 32.0), -u(5.0, 20.0), u(32.0, 46.0)),
+            heart_c=(u(18.0, 32.0), -u(5.0, 20.0), min(u(32.0, 46.0), z_carina - 42.0 - hr[2])),
             heart_r=hr,
             heart_angle=u(0.45, 0.75),
             lung_density=u(-880.0, -820.0),
@@ -148,7 +150,7 @@ class Anatomy:
             cortical_hu=u(750.0, 1000.0),
             marrow_hu=u(180.0, 320.0),
             stomach_gas=u(15.0, 35.0) if rng.random() < 0.6 else 0.0,
-            arch_below_apex=u(68.0, 85.0),
+            arch_below_apex=arch_below_apex,
             outline=tuple((u(-0.035, 0.035), u(0.0, 2 * np.pi)) for _ in range(3)),
             fissure_slope=(u(0.9, 1.5), u(0.9, 1.5)),
             fissure_shift=(u(-15.0, 15.0), u(-15.0, 15.0)),
@@ -203,7 +205,7 @@ class Anatomy:
         trachea = Tubes.polyline([[0.0, yt - 6.0, top], [0.0, yt, self.z_carina]], 9.0)
         bronchi = Tubes.polyline(
             [[0.0, yt, self.z_carina], [-0.25 * self.cav_a, yt + 8.0, self.z_carina - 22.0]], [7.5, 6.5]
-        ).concat(Tubes.polyline([[0.0, yt, self.z_carina], [0.27 * self.cav_a, yt + 2.0, self.z_carina - 42.0]], [7.0, 6.0]))
+        ).concat(Tubes.polyline([[0.0, yt, self.z_carina], [0.27 * self.cav_a, yt + 2.0, self.z_carina - 32.0]], [7.0, 6.0]))
         oesophagus = Tubes.polyline([[3.0, yv - 30.0, top], [8.0, yv - 34.0, za - 40.0], [15.0, yv - 40.0, -40.0]], 7.5)
         return {
             "aorta": aorta,

@@ -68,7 +68,7 @@ ORIENTATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, fl
 }
 
 DEMO_VERSION = "demo-study-v1"
-DEMO_REVISION = 3
+DEMO_REVISION = 4
 """Bumped whenever the generator's output changes; a cached study of another revision is rebuilt."""
 DEMO_SEED = 20260527
 
@@ -344,8 +344,13 @@ def _quantise(hu: np.ndarray, slope: float, intercept: float, signed: bool) -> t
     """(stored int array, float32 values it stands for) for HU through slope/intercept."""
     dtype = np.int16 if signed else np.uint16
     info = np.iinfo(dtype)
-    stored = np.clip(np.rint((hu - intercept) / slope), info.min, info.max).astype(dtype)
-    return stored, (stored.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+    stored = np.empty(hu.shape, dtype=dtype)
+    values = np.empty(hu.shape, dtype=np.float32)
+    for k in range(hu.shape[0]) if hu.ndim == 3 else [...]:  # float64 per slice: exact, little memory
+        raw = np.clip(np.rint((hu[k].astype(np.float64) - intercept) / slope), info.min, info.max)
+        stored[k] = raw
+        values[k] = raw * slope + intercept
+    return stored, values
 
 
 def _save(ds: Dataset, path: Path, compression: str | None, pixels: np.ndarray) -> None:
