@@ -563,3 +563,21 @@ def test_revisiting_a_series_reuses_its_results(qtbot, make_controller) -> None:
     assert not ctl.busy and ctl.results.key.stack_id == "A"
     (overlay,) = [o for o in again.overlays if o.name == ctl.overlay_name("nodule")]
     np.testing.assert_array_equal(overlay.array, heat_a)
+
+
+def test_while_loading_only_the_visible_slice_runs(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    from viewer.qt.series_model import SeriesModel
+
+    vol = nodule_volume((37, 13, 15))
+    loaded = np.zeros(vol.shape[0], dtype=bool)
+    loaded[15] = True  # the viewer decodes the slice it shows first
+    series = SeriesModel(vol, loaded)
+    series.set_crosshair(vol.index_to_lps((37, 13, 15)))
+    ctl = make_controller(qtbot, ImageBlobSession)
+    ctl.set_series(series, "S")
+    qtbot.waitUntil(lambda: ctl.results.n_done == 1, timeout=10000)
+    qtbot.wait(200)
+    assert ctl.results.n_done == 1 and ctl.results.done[15]  # the decoder threads keep the CPU
+    with qtbot.waitSignal(ctl.finished, timeout=20000):
+        series.finish_loading(vol)
+    assert ctl.results.complete

@@ -217,6 +217,8 @@ class AIController(QObject):
     def set_current_slice(self, k: int) -> None:
         self._current = int(k)
         self.worker.scheduler.set_current(k)
+        if self._busy and self.series is not None and self.series.loaded[k]:
+            self.worker.scheduler.mark_available([k])  # scrolled during loading: this one may run
         self.panel.set_current_slice(k)
 
     def select_model(self, name: str) -> bool:
@@ -275,7 +277,7 @@ class AIController(QObject):
         else:
             skip = prior.done if prior is not None else None
             key = self.worker.run_series(self.stack_id, vol.array, ref, self.method, self._current,
-                                         available=series.loaded.copy(), skip=skip)
+                                         available=self._schedulable(), skip=skip)
             # batches reach _on_batch queued, so none can arrive before this store exists
             if prior is not None:
                 prior.key = key
@@ -368,8 +370,19 @@ class AIController(QObject):
             self.worker.update_volume(self.results.key, self.series.volume.array)
             self.worker.scheduler.mark_available(np.arange(self.series.volume.shape[0]))
 
+    def _schedulable(self) -> np.ndarray:
+        """Slices the worker may take now. While the series is still decoding only the visible slice
+        (once decoded) competes with the decoder threads for the CPU; the rest waits for the load."""
+        assert self.series is not None
+        loaded = self.series.loaded.copy()
+        if self.series.fully_loaded:
+            return loaded
+        only = np.zeros_like(loaded)
+        only[self._current] = loaded[self._current]
+        return only
+
     def _on_slice_loaded(self, k: int) -> None:
-        if self._busy:
+        if self._busy and k == self._current:
             self.worker.scheduler.mark_available([k])
 
     # -- panel signals ------------------------------------------------------------------------
