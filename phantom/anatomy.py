@@ -145,7 +145,7 @@ class Anatomy:
             gravity_gradient=u(20.0, 70.0),
             vert_height=u(23.0, 27.0),
             vert_phase=u(0.0, 27.0),
-            rib_drop=tuple(u(45.0, 85.0) for _ in range(12)),
+            rib_drop=tuple(u(60.0, 100.0) for _ in range(12)),
             rib_radius=u(4.0, 5.2),
             cortical_hu=u(750.0, 1000.0),
             marrow_hu=u(180.0, 320.0),

@@ -31,7 +31,7 @@ def _rib_polyline(anat: Anatomy, n: int, side: float) -> tuple[np.ndarray, np.nd
     theta_cart = 2.95 if n < 7 else (2.6 if n < 10 else theta_end)
     theta = np.linspace(0.3, theta_cart, 28)
     t = np.clip((theta - 0.3) / (2.95 - 0.3), 0.0, 1.0)
-    z = z_head + 6.0 * np.sin(np.pi * t) - drop * t**1.6
+    z = z_head - drop * (0.5 * t + 0.5 * t**2)  # posterior part slopes down laterally, anterior part medially
     # radius of the cavity at that height (apical ribs hug the narrow apex)
     top = np.clip((z - (anat.apex - 85.0)) / 95.0, 0.0, 0.95)
     narrow = np.sqrt(1.0 - top**2)
