@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-PANELS = ("series", "tags", "errors", "ai")
-"""Side panels ``--panel`` can open (ViewerWindow.PANELS plus the AI dock; listed here so a bad name fails
-before Qt loads)."""
+PANELS = ("series", "tags", "errors", "ai", "layers")
+"""Side panels ``--panel`` can open (ViewerWindow.PANELS plus the AI and layer-inspector docks; listed here
+so a bad name fails before Qt loads)."""
 SCREENSHOT_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = 300.0
 
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     app = ensure_app(sys.argv[:1])
     window = ViewerWindow()
     ai = _attach_ai(window)
+    layers = _attach_layers(window, ai)
     if args.model and (ai is None or not ai.use_model(args.model)):
         print(f"radscope: cannot use model {args.model!r}" + ("" if ai is not None else
               " (the AI layer is not available)") + "; see the Errors panel or `radscope models`", file=sys.stderr)
@@ -56,9 +57,14 @@ def run(args: argparse.Namespace) -> int:
             print("radscope: the AI panel is not available", file=sys.stderr)
             return 2
         ai.open()
+    elif args.panel == "layers":
+        if layers is None:
+            print("radscope: the layer inspector is not available", file=sys.stderr)
+            return 2
+        layers.open()
     elif args.panel:
         window.open_panel(args.panel)
-    if ai is not None and args.panel != "ai" and not args.model and not any(
+    if ai is not None and args.panel not in ("ai", "layers") and not args.model and not any(
             e.error is None for e in getattr(ai.panel, "entries", [])):
         ai.dock.hide()  # no usable model installed: keep the room for the images (Panels menu shows it)
     if args.screenshot:
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             ai.shutdown()
         return code
     try:
-        return _screenshot(window, ai, args.screenshot, bool(args.paths))
+        return _screenshot(window, ai, args.screenshot, bool(args.paths), layers if args.panel == "layers" else None)
     finally:
         if ai is not None:
             ai.shutdown()
@@ -88,13 +94,24 @@ def _attach_ai(window):
     return attach_ai(window)
 
 
-def _screenshot(window, ai, path: str, opened: bool) -> int:
+def _attach_layers(window, ai):
+    """The layer inspector dock (hidden until opened), driven by the AI layer's worker; None without it."""
+    if ai is None:
+        return None
+    from viewer.qt.layers_panel import attach_layers
+
+    return attach_layers(window, ai)
+
+
+def _screenshot(window, ai, path: str, opened: bool, layers=None) -> int:
     """Wait for loading (and inference, when a model runs) to finish, render the whole window, save it."""
     if not window.wait_idle(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: loading did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
         return 1
     if ai is not None and not ai.wait_done(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: inference did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
+    if layers is not None and not layers.wait_done(SCREENSHOT_TIMEOUT_S):
+        print(f"radscope: the layer inspector did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
     window.wait_idle(1.0)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
