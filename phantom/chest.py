@@ -58,7 +58,7 @@ def make_patient(seed: int, vessel_min_radius_mm: float = 0.5) -> Patient:
     pts = np.column_stack([plan.x[kji[:, 2]], plan.y[kji[:, 1]], plan.z[kji[:, 0]]]).astype(np.float64)
     trees = []
     for side, on_side in (("right", pts[:, 0] < 0), ("left", pts[:, 0] >= 0)):
-        for kind, root, n_roots in (("artery", anat.hila[side], 16), ("vein", anat.atria[side], 10)):
+        for kind, root, n_roots in (("artery", anat.hila[side], 20), ("vein", anat.atria[side], 12)):
             targets = spread_targets(pts[on_side], n_roots, rng["trees"])
             radii = rng["trees"].uniform(2.4, 3.6, n_roots) * (1.0 if kind == "artery" else 0.95)
             trees.append(grow_tree(root, targets, radii, lung, plan, rng["trees"], r_min=vessel_min_radius_mm,

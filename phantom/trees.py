@@ -73,6 +73,11 @@ def grow_tree(
     inside = grid.lookup(lung, line)
     first_in = np.where(inside.any(axis=1), inside.argmax(axis=1), 10)
     root_len = np.maximum(dist * steps[0, :, 0][first_in] + 4.0, 8.0)
+    # a segmental trunk runs most of the way to its target when that stretch stays in the lung
+    frac = steps[0, :, 0]
+    stretch = (frac[None, :] >= frac[first_in][:, None] + 0.05) & (frac[None, :] <= 0.55)
+    clear = np.all(inside | ~stretch, axis=1) & (frac[first_in] < 0.45)
+    root_len = np.where(clear, np.maximum(root_len, 0.55 * dist), root_len)
     p = np.repeat(root[None].astype(np.float64), n0, axis=0)
     r = np.asarray(radii, dtype=np.float64)
     goal = targets.copy()
@@ -108,7 +113,7 @@ def grow_tree(
         if not len(p):
             break
         end = p + dirs * length[:, None]
-        taper = r * 0.96
+        taper = r * (0.85 if generation == 0 else 0.96)
         segs_p0.append(p), segs_p1.append(end), segs_r0.append(r), segs_r1.append(taper)
         normal = _unit(normal - (normal * dirs).sum(-1, keepdims=True) * dirs)
         offset = _unit(offset - (offset * dirs).sum(-1, keepdims=True) * dirs)
