@@ -8,7 +8,7 @@ excluded from the timing and the peak resident memory (VmHWM) belongs to that me
 * SimpleITK ``ImageSeriesReader`` (GDCM file ordering + read), the reference;
 * RadScope ``scan`` + ``load_volume`` (threads), with the time to the first slice (from the start of
   the scan, and from the start of ``load_volume``);
-* RadScope with one worker and with one per CPU (the default picks the idle cores), and a process-pool variant (decode in worker processes, arrays pickled
+* RadScope with one worker and with one per CPU (the default), and a process-pool variant (decode in worker processes, arrays pickled
   back), to show why threads are used.
 
 Figures are medians (and bests) of ``REPEATS`` interleaved runs, plus the median CPU time of the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -123,8 +124,7 @@ def _measure(method: str, folder: str) -> dict[str, float]:
         from viewer.dicom import load_volume, scan
         from viewer.dicom.loader import default_workers
 
-        workers = {"radscope-1": 1, "radscope-all": os.cpu_count()}.get(method) or default_workers()
-        out["workers"] = workers
+        workers = 1 if method == "radscope-1" else default_workers()
         base = _rss_mb()
         first: list[float] = []
         t0, cpu0 = time.perf_counter(), time.process_time()
@@ -187,19 +187,22 @@ def main() -> None:
           f"{os.cpu_count()} CPUs; medians of {REPEATS} runs, each method in a fresh process, imports excluded")
     for f in folder.glob("*.dcm"):  # warm the page cache
         f.read_bytes()
-    methods = ["raw", "sitk", "radscope", "radscope-1", "radscope-all", "processes"]
+    methods = ["raw", "sitk", "radscope", "radscope-1", "processes"]
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
-    for rep in range(REPEATS):
-        # interleaved and rotated: background load and the kernel's clean-up after the previous
-        # process (which measurably slows the next one's page faults) hit every method alike
-        for m in methods[rep % len(methods):] + methods[:rep % len(methods)]:
+    rng = random.Random(0)
+    for _ in range(REPEATS):
+        # interleaved in a fresh random order each round, with a pause between processes: the
+        # kernel's clean-up after a process that freed ~0.5 GB measurably slows the next one's page
+        # faults, and background load should hit every method alike
+        for m in rng.sample(methods, len(methods)):
+            time.sleep(0.5)
             runs[m].append(_run(m, folder))
     med = {m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in runs.items()}
     best = {m: min(r["total_s"] for r in rs) for m, rs in runs.items()}
     ref = med["sitk"]["total_s"]
     volume_mb = N_SLICES * ROWS * COLS * 4 / 2**20
-    labels = {"raw": "raw read of all files", "sitk": "SimpleITK ImageSeriesReader", "radscope": "RadScope scan + load (default)",
-              "radscope-1": "RadScope scan + load (1 thread)", "radscope-all": f"RadScope scan + load ({os.cpu_count()} threads)", "processes": "RadScope decode in a process pool"}
+    labels = {"raw": "raw read of all files", "sitk": "SimpleITK ImageSeriesReader", "radscope": f"RadScope scan + load ({os.cpu_count()} threads)",
+              "radscope-1": "RadScope scan + load (1 thread)", "processes": "RadScope decode in a process pool"}
     print(f"{'method':36} {'median s':>9} {'x SITK':>7} {'best s':>7} {'x SITK':>7} {'CPU s':>6} {'x SITK':>7} "
           f"{'peak RSS MB':>12} {'peak-start MB':>14}")
     for m in methods:
@@ -207,7 +210,6 @@ def main() -> None:
         print(f"{labels[m]:36} {r['total_s']:9.3f} {r['total_s'] / ref:7.2f} {best[m]:7.3f} {best[m] / best['sitk']:7.2f} "
               f"{r['cpu_s']:6.3f} {r['cpu_s'] / med['sitk']['cpu_s']:7.2f} {r['peak_mb']:12.0f} {r['peak_over_start_mb']:14.0f}")
     r = med["radscope"]
-    print(f"default decode threads per run (idle cores): {[int(x['workers']) for x in runs['radscope']]}")
     print(f"SimpleITK without file ordering (GetGDCMSeriesFileNames): {med['sitk']['read_only_s']:.3f} s; "
           f"RadScope scan + load vs that: {r['total_s'] / med['sitk']['read_only_s']:.2f} x")
     print(f"RadScope header scan {r['scan_s']:.3f} s; first slice {r['first_slice_s']:.3f} s from the start of the scan, "

@@ -62,20 +62,12 @@ def _jobs(stack: Stack, first: int, n_workers: int) -> list[_Job]:
 
 
 def default_workers() -> int:
-    """Decode threads: the cores this process may use that are not already busy (1 to 8).
-
-    On an oversubscribed machine extra threads only add GIL hand-offs, so the 1-minute load average
-    is subtracted from the usable cores.
-    """
+    """Decode threads: the cores this process may use, 1 to 8."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    try:
-        idle = cores - os.getloadavg()[0]
-    except (AttributeError, OSError):
-        idle = cores
-    return max(1, min(8, cores, int(idle + 0.5)))
+    return max(1, min(8, cores))
 
 
 def load_volume(
