@@ -235,3 +235,27 @@ def test_demo_study_generated_once_and_bundled_copy_preferred(monkeypatch: pytes
     (bundled / "ct").mkdir(parents=True)
     (bundled / "truth.json").write_text(json.dumps(truth))
     assert synthetic.demo_study_dir() == bundled
+
+
+def test_written_values_pass_pydicom_validation(ph: Phantom, tmp_path: Path) -> None:
+    """Every element's value is valid for its VR (pydicom raises in RAISE mode otherwise)."""
+    from pydicom import config
+
+    ct = write_ct_series(ph, tmp_path / "ct", orientation="oblique")
+    enh = write_enhanced_ct(ph, tmp_path / "enh.dcm", per_frame_rescale=True)
+    xr = write_radiograph(make_chest_radiograph(ph, seed=1), tmp_path / "xr.dcm", modality="CR",
+                          photometric="MONOCHROME1")
+    old = config.settings.reading_validation_mode
+    config.settings.reading_validation_mode = config.RAISE
+    try:
+        for path in (ct.paths[0], ct.paths[-1], enh.paths[0], xr.path):
+            ds = pydicom.dcmread(path)
+            for elem in ds.iterall():
+                _ = elem.value  # converting raw values validates them
+            assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+            assert ds.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID
+            for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
+                            "Manufacturer", "BodyPartExamined", "StudyDate"):
+                assert ds.get(keyword), f"{path.name}: {keyword} missing"
+    finally:
+        config.settings.reading_validation_mode = old

@@ -24,6 +24,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.valuerep import DSfloat
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -282,6 +283,11 @@ def _geometry_key(phantom: Phantom, t: _Target, *options: object) -> str:
     return repr((phantom.params, t.shape, geo, options))
 
 
+def _ds(value: float) -> DSfloat:
+    """A Decimal String value that fits the VR's 16 characters (as precise as that allows)."""
+    return DSfloat(float(value), auto_format=True)
+
+
 def _uid(seed: int, *parts: object) -> str:
     return str(generate_uid(entropy_srcs=[f"radscope-synthetic:{seed}", *(str(p) for p in parts)]))
 
@@ -421,7 +427,7 @@ def _ct_common(ds: Dataset, phantom: Phantom, t: _Target, frame_uid: str, kvp: f
     ds.PositionReferenceIndicator = ""
     ds.PatientPosition = "HFS"
     ds.KVP = kvp
-    ds.SliceThickness = float(phantom.params.thickness if np.isclose(t.spacing[2], phantom.spacing_zyx[0]) else t.spacing[2])
+    ds.SliceThickness = _ds(phantom.params.thickness if np.isclose(t.spacing[2], phantom.spacing_zyx[0]) else t.spacing[2])
     ds.ConvolutionKernel = "STANDARD"
     ds.RescaleType = "HU"
     ds.WindowCenter = [40, -600]
@@ -460,7 +466,11 @@ def write_ct_series(
     outside). ``shift`` moves the patient in LPS (the phantom frame is LPS with the origin at the
     right diaphragm dome); ``origin`` instead pins the first voxel's position. Values are stored as
     uint16 with intercept -1024 (or int16 with intercept 0 when ``signed``) through ``rescale_slope``.
-    UIDs derive from ``seed`` (default: the phantom's seed), so re-running gives the same files.
+    ``compression``: None (explicit VR little endian), ``implicit``, ``big-endian``, ``deflate``,
+    ``rle``, ``jpeg-ls`` or ``jpeg2000`` (all lossless). ``patient`` may set ``name``, ``id``,
+    ``sex``, ``age``, ``birth_date``, ``study_date``, ``accession``, ``study_description``.
+    UIDs derive from ``seed`` (default: the phantom's seed) and the options, so re-running gives the
+    same files, and another cut of the same patient is another series of the same study.
     """
     _check_compression(compression)
     if rescale_slope <= 0:
@@ -495,14 +505,14 @@ def write_ct_series(
         ds.InstanceNumber = int(numbers[k])
         ds.AcquisitionNumber = 1
         pos = t.origin + t.direction[:, 2] * (t.spacing[2] * k)
-        ds.ImagePositionPatient = [float(f"{c:.6f}") for c in pos]
-        ds.ImageOrientationPatient = [float(f"{c:.8f}") for c in (*u, *v)]
-        ds.SliceLocation = float(f"{pos @ t.direction[:, 2]:.6f}")
-        ds.PixelSpacing = [float(t.spacing[1]), float(t.spacing[0])]
-        ds.SpacingBetweenSlices = float(t.spacing[2])
+        ds.ImagePositionPatient = [_ds(c) for c in pos]
+        ds.ImageOrientationPatient = [_ds(c) for c in (*u, *v)]
+        ds.SliceLocation = _ds(pos @ t.direction[:, 2])
+        ds.PixelSpacing = [_ds(t.spacing[1]), _ds(t.spacing[0])]
+        ds.SpacingBetweenSlices = _ds(t.spacing[2])
         _pixel_module(ds, t.shape[1], t.shape[2], signed)
-        ds.RescaleIntercept = intercept
-        ds.RescaleSlope = rescale_slope
+        ds.RescaleIntercept = _ds(intercept)
+        ds.RescaleSlope = _ds(rescale_slope)
         path = out / names[k]
         _save(ds, path, compression, stored[k])
         paths.append(path)
@@ -597,10 +607,10 @@ def write_enhanced_ct(
     ds.DimensionIndexSequence = DicomSequence(dims)
     shared = Dataset()
     shared.PixelMeasuresSequence = _item_of(
-        PixelSpacing=[float(t.spacing[1]), float(t.spacing[0])], SliceThickness=float(t.spacing[2]),
-        SpacingBetweenSlices=float(t.spacing[2]),
+        PixelSpacing=[_ds(t.spacing[1]), _ds(t.spacing[0])], SliceThickness=_ds(t.spacing[2]),
+        SpacingBetweenSlices=_ds(t.spacing[2]),
     )
-    shared.PlaneOrientationSequence = _item_of(ImageOrientationPatient=[float(f"{c:.8f}") for c in (*u, *v)])
+    shared.PlaneOrientationSequence = _item_of(ImageOrientationPatient=[_ds(c) for c in (*u, *v)])
     shared.CTImageFrameTypeSequence = _item_of(FrameType=list(ds.ImageType), PixelPresentation="MONOCHROME",
                                                VolumetricProperties="VOLUME", VolumeBasedCalculationTechnique="NONE")
     shared.FrameVOILUTSequence = _item_of(WindowCenter=[40, -600], WindowWidth=[400, 1500],
@@ -616,7 +626,7 @@ def write_enhanced_ct(
         fg = Dataset()
         fg.FrameContentSequence = _item_of(StackID="1", InStackPositionNumber=k + 1, DimensionIndexValues=[1, k + 1],
                                            FrameAcquisitionNumber=1)
-        fg.PlanePositionSequence = _item_of(ImagePositionPatient=[float(f"{c:.6f}") for c in pos])
+        fg.PlanePositionSequence = _item_of(ImagePositionPatient=[_ds(c) for c in pos])
         if per_frame_rescale:
             slope, intercept = rescale[k]
             fg.PixelValueTransformationSequence = _item_of(RescaleIntercept=intercept, RescaleSlope=slope, RescaleType="HU")
@@ -670,7 +680,7 @@ def write_radiograph(
     ds.ViewPosition = "PA"
     ds.PatientOrientation = ["L", "F"]
     ds.KVP = 120.0
-    ds.ImagerPixelSpacing = [float(radiograph.pixel_spacing[0]), float(radiograph.pixel_spacing[1])]
+    ds.ImagerPixelSpacing = [_ds(radiograph.pixel_spacing[0]), _ds(radiograph.pixel_spacing[1])]
     ds.PixelSpacing = ds.ImagerPixelSpacing
     if modality == "DX":
         ds.PresentationIntentType = "FOR PRESENTATION"
