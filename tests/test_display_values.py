@@ -162,3 +162,23 @@ def test_tag_tree_search_by_tag_keyword_value_and_nested() -> None:
     name = [n for n in hidden if n.keyword == "PatientName"][0]
     assert name.value == "(hidden)" and filter_tree(hidden, str(ds.PatientName)) == []
     assert [n.value for n in hidden if n.keyword == "Modality"] == ["CT"]
+
+
+@pytest.mark.parametrize("matrix", [np.diag([0.5, 0.8]), np.array([[0.7, 0.3], [0.0, 2.4]])], ids=["square", "sheared"])
+def test_roi_mask_matches_brute_force(matrix: np.ndarray) -> None:
+    rng = np.random.default_rng(3)
+    rows, cols = 40, 50
+    cc, rr = np.meshgrid(np.arange(cols) + 0.5, np.arange(rows) + 0.5)
+    xs, ys = matrix[0, 0] * cc + matrix[0, 1] * rr, matrix[1, 0] * cc + matrix[1, 1] * rr
+    for _ in range(20):
+        pos = tuple(rng.uniform(-5, 30, 2))
+        size = tuple(rng.uniform(1, 25, 2))
+        angle = float(rng.uniform(-180, 180))
+        t = math.radians(angle)
+        u = math.cos(t) * (xs - pos[0]) + math.sin(t) * (ys - pos[1])
+        v = -math.sin(t) * (xs - pos[0]) + math.cos(t) * (ys - pos[1])
+        w, h = size
+        rect = (u >= 0) & (u <= w) & (v >= 0) & (v <= h)
+        ellipse = ((u - w / 2) / (w / 2)) ** 2 + ((v - h / 2) / (h / 2)) ** 2 <= 1
+        np.testing.assert_array_equal(roi_mask((rows, cols), matrix, "rect", pos, size, angle), rect)
+        np.testing.assert_array_equal(roi_mask((rows, cols), matrix, "ellipse", pos, size, angle), ellipse)

@@ -85,8 +85,7 @@ def wheel(view: SliceView, pos: QtCore.QPoint, delta: int) -> None:
 
 
 def voxel_centre_scene(view: SliceView, i: int, j: int, k: int) -> tuple[float, float]:
-    col, row, _ = view.plane.index_to_plane(np.array([i, j, k], dtype=float), view.model.volume.shape)
-    return (col + 0.5) * view.spacing_xy[0], (row + 0.5) * view.spacing_xy[1]
+    return view.index_to_scene(np.array([i, j, k], dtype=float))
 
 
 def test_aspect_slices_keys_wheel_and_slider(window: ViewerWindow, qtbot) -> None:
@@ -398,3 +397,28 @@ def test_dragging_a_handle_edits_the_measurement(window: ViewerWindow) -> None:
     assert g.record.points[1] == pytest.approx((6, 8)) and g.text == "10.0 mm"
     g.roi.sigRemoveRequested.emit(g.roi)  # the ROI's own "Remove" menu entry
     assert window.model.measurements == [] and view.graphics == []
+
+
+def test_tilted_acquisition_reformats_keep_true_distances(window: ViewerWindow) -> None:
+    t = math.radians(20)  # gantry tilt: slices step along (0, sin t, cos t)
+    tilted = np.array([[1.0, 0, 0], [0, 1.0, math.sin(t)], [0, 0, math.cos(t)]])
+    vol = make_volume(tilted)
+    model = window.show_volume(vol)
+    window.set_layout("1x3")
+    for v in window.views:
+        a, b = np.array([10.0, 20.0, 3.0]), np.array([10.0, 70.0, 17.0])  # same i: both in the sagittal plane
+        if v.plane_name == "coronal":
+            a, b = np.array([10.0, 20.0, 3.0]), np.array([90.0, 20.0, 17.0])  # same j
+        if v.plane_name == "axial":
+            a, b = np.array([10.0, 20.0, 3.0]), np.array([90.0, 70.0, 3.0])  # same k
+        pa, pb = v.index_to_scene(a), v.index_to_scene(b)
+        true = float(np.linalg.norm(vol.index_to_lps(b) - vol.index_to_lps(a)))
+        if v.plane_name != "coronal":  # the coronal reformat is an oblique plane: its rows step out of it
+            assert math.dist(pa, pb) == pytest.approx(true), v.plane_name
+        in_plane = [2 - v.plane.col_axis, 2 - v.plane.row_axis]  # (i, j, k) positions of the view's axes
+        np.testing.assert_allclose(v.scene_to_index(*pb)[in_plane], b[in_plane], atol=1e-9)
+    sagittal = window.views[2]
+    assert sagittal.scene_matrix[0, 1] != 0  # drawn sheared, as acquired
+    model.set_crosshair(vol.index_to_lps((10, 20, 3)))
+    for v in window.views:
+        np.testing.assert_allclose(v.scene_to_lps(v._cross_v.value(), v._cross_h.value()), model.crosshair, atol=1e-6)

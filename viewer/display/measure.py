@@ -43,33 +43,53 @@ class RoiStats:
                 f"min {self.minimum:.0f}  max {self.maximum:.0f}\narea {self.area_mm2:.1f} mm²")
 
 
-def roi_mask(shape: tuple[int, int], spacing: tuple[float, float], kind: str, pos: tuple[float, float],
-             size: tuple[float, float], angle_deg_: float = 0.0) -> np.ndarray:
+def _pixel_to_scene(spacing: tuple[float, float] | np.ndarray) -> np.ndarray:
+    """2x2 (column, row) step -> scene mm matrix from (sx, sy) or a full (sheared) matrix."""
+    m = np.asarray(spacing, dtype=np.float64)
+    return np.diag(m) if m.shape == (2,) else m
+
+
+def roi_mask(shape: tuple[int, int], spacing: tuple[float, float] | np.ndarray, kind: str,
+             pos: tuple[float, float], size: tuple[float, float], angle_deg_: float = 0.0) -> np.ndarray:
     """Boolean (rows, cols) mask of pixels whose centre is inside an ROI.
 
+    ``spacing`` is (sx, sy) mm per column and row, or the view's 2x2 scene matrix (sheared grids).
     The ROI is given as pyqtgraph places it in the scene (mm): local frame origin ``pos``, extent
     ``size`` (w, h), rotated by ``angle_deg_`` about ``pos``. ``kind`` is ``"rect"`` or ``"ellipse"``.
     """
     if kind not in ("rect", "ellipse"):
         raise ValueError(f"unknown ROI kind {kind!r}")
     rows, cols = shape
-    sx, sy = spacing
-    xs = (np.arange(cols) + 0.5) * sx - pos[0]
-    ys = (np.arange(rows) + 0.5) * sy - pos[1]
+    m = _pixel_to_scene(spacing)
+    w, h = size
     t = math.radians(angle_deg_)
     c, s = math.cos(t), math.sin(t)
-    # local = Rot(-angle) @ (p - pos)
-    u = c * xs[np.newaxis, :] + s * ys[:, np.newaxis]
-    v = -s * xs[np.newaxis, :] + c * ys[:, np.newaxis]
-    w, h = size
+    mask = np.zeros(shape, dtype=bool)
+    # only the pixels under the ROI's bounding box are tested
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=np.float64) @ np.array([[c, s], [-s, c]])
+    idx = np.linalg.solve(m, (corners + np.asarray(pos, dtype=np.float64)).T) - 0.5
+    c0, r0 = (max(int(np.floor(v)), 0) for v in idx.min(axis=1))
+    c1, r1 = (int(np.ceil(v)) + 1 for v in idx.max(axis=1))
+    c1, r1 = min(c1, cols), min(r1, rows)
+    if c0 >= c1 or r0 >= r1:
+        return mask
+    cc = np.arange(c0, c1)[np.newaxis, :] + 0.5
+    rr = np.arange(r0, r1)[:, np.newaxis] + 0.5
+    xs = m[0, 0] * cc + m[0, 1] * rr - pos[0]
+    ys = m[1, 0] * cc + m[1, 1] * rr - pos[1]
+    u = c * xs + s * ys  # local = Rot(-angle) @ (p - pos)
+    v = -s * xs + c * ys
     if kind == "rect":
-        return (u >= 0) & (u <= w) & (v >= 0) & (v <= h)
-    if w <= 0 or h <= 0:
-        return np.zeros(shape, dtype=bool)
-    return ((u - w / 2) / (w / 2)) ** 2 + ((v - h / 2) / (h / 2)) ** 2 <= 1.0
+        inside = (u >= 0) & (u <= w) & (v >= 0) & (v <= h)
+    elif w <= 0 or h <= 0:
+        return mask
+    else:
+        inside = ((u - w / 2) / (w / 2)) ** 2 + ((v - h / 2) / (h / 2)) ** 2 <= 1.0
+    mask[r0:r1, c0:c1] = inside
+    return mask
 
 
-def roi_stats(image: np.ndarray, spacing: tuple[float, float], kind: str, pos: tuple[float, float],
+def roi_stats(image: np.ndarray, spacing: tuple[float, float] | np.ndarray, kind: str, pos: tuple[float, float],
               size: tuple[float, float], angle: float = 0.0) -> RoiStats:
     """Mean, SD, min, max of ``image`` inside the ROI and its geometric area (mm²)."""
     img = np.asarray(image)

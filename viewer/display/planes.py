@@ -13,7 +13,8 @@ interpolation and keep the true spacing; the orientation letters come from the r
 an oblique or flipped acquisition is labelled as it is.
 
 Screen ("scene") coordinates are mm in the plane: pixel (col, row) covers
-``[col*sx, (col+1)*sx] x [row*sy, (row+1)*sy]``, its centre at ``((col+0.5)*sx, (row+0.5)*sy)``.
+``[col*sx, (col+1)*sx] x [row*sy, (row+1)*sy]``, its centre at ``((col+0.5)*sx, (row+0.5)*sy)``; in
+general scene = ``scene_matrix @ (col + 0.5, row + 0.5)``, which shears a tilted acquisition's reformats.
 """
 
 from __future__ import annotations
@@ -120,14 +121,31 @@ class Plane:
             row = shape[self.row_axis] - 1 - row
         return float(col), float(row), float(v[self.slice_axis])
 
-    @staticmethod
-    def scene_to_plane(x: float, y: float, sx: float, sy: float) -> tuple[float, float]:
-        """Continuous (col, row) of a scene point in mm (pixel centres at integers)."""
-        return x / sx - 0.5, y / sy - 0.5
+    def scene_matrix(self, direction: np.ndarray, spacing_xyz: np.ndarray) -> np.ndarray:
+        """2x2 matrix taking a (column, row) pixel step to scene mm: true in-plane distances.
+
+        Columns run along screen x; a row step keeps its component along the columns (a shear) when the
+        volume's axes are not perpendicular (gantry tilt), and its perpendicular part sets the height, so
+        a tilted acquisition is drawn as the parallelogram it is. Diagonal (sx, sy) for orthogonal volumes.
+        """
+        right, down = self.screen_vectors(direction)
+        sx, sy = self.pixel_spacing(spacing_xyz)
+        u, v = right * sx, down * sy
+        e1 = u / np.linalg.norm(u)
+        along = float(v @ e1)
+        across = float(np.linalg.norm(v - along * e1))
+        return np.array([[float(np.linalg.norm(u)), along], [0.0, across]])
 
     @staticmethod
-    def plane_to_scene(col: float, row: float, sx: float, sy: float) -> tuple[float, float]:
-        return (col + 0.5) * sx, (row + 0.5) * sy
+    def scene_to_plane(x: float, y: float, matrix: np.ndarray) -> tuple[float, float]:
+        """Continuous (col, row) of a scene point in mm (pixel centres at integers)."""
+        c, r = np.linalg.solve(matrix, np.array([x, y], dtype=np.float64))
+        return float(c) - 0.5, float(r) - 0.5
+
+    @staticmethod
+    def plane_to_scene(col: float, row: float, matrix: np.ndarray) -> tuple[float, float]:
+        x, y = matrix @ np.array([col + 0.5, row + 0.5])
+        return float(x), float(y)
 
     # -- orientation -------------------------------------------------------------------------
     def screen_vectors(self, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -70,7 +70,7 @@ class MeasurementGraphic:
         if r.kind == "angle":
             return f"{angle_deg(*r.points):.1f}°"
         assert self.view.model is not None
-        stats = roi_stats(self.view.current_image(), self.view.spacing_xy, r.kind, r.pos, r.size, r.angle)
+        stats = roi_stats(self.view.current_image(), self.view.scene_matrix, r.kind, r.pos, r.size, r.angle)
         return stats.text(modality_unit(self.view.model.volume.info.modality))
 
     def update_label(self) -> None:

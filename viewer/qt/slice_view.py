@@ -18,7 +18,7 @@ from viewer.display.planes import Plane, clamp_slice, is_orthogonal
 from viewer.display.scalebar import format_mm, scale_bar_length
 from viewer.display.windowing import drag_window, levels
 from viewer.qt.measure_items import MeasurementGraphic
-from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtWidgets, Signal, pg
+from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from viewer.qt.series_model import SeriesModel
 
 TOOLS = ("pan", "window", "crosshair", "distance", "angle", "ellipse", "rect")
@@ -113,6 +113,9 @@ class SliceView(pg.GraphicsView):
         self._angle_arm: tuple[tuple[float, float], tuple[float, float]] | None = None
         self._shape: tuple[int, int] = (0, 0)
         self.spacing_xy: tuple[float, float] = (1.0, 1.0)
+        """mm per screen column and per (perpendicular part of a) screen row."""
+        self.scene_matrix = np.eye(2)
+        """2x2 (col, row) pixel step -> scene mm (sheared for tilted acquisitions), see Plane.scene_matrix."""
         self._reformat_timer = QtCore.QTimer(self)
         self._reformat_timer.setSingleShot(True)
         self._reformat_timer.setInterval(100)
@@ -163,20 +166,23 @@ class SliceView(pg.GraphicsView):
         vol = m.volume
         self.plane = Plane.for_view(self.plane_name, vol.direction)
         self._shape = self.plane.image_shape(vol.shape)
-        self.spacing_xy = self.plane.pixel_spacing(vol.spacing)
-        rect = QRectF(0, 0, self._shape[1] * self.spacing_xy[0], self._shape[0] * self.spacing_xy[1])
+        self.scene_matrix = self.plane.scene_matrix(vol.direction, vol.spacing)
+        self.spacing_xy = (float(self.scene_matrix[0, 0]), float(self.scene_matrix[1, 1]))
         self.slice_index = self.slice_for_crosshair()
         self._update_image()
-        self.image_item.setRect(rect)
+        self.image_item.setTransform(self._pixel_transform())
         self._on_overlays_changed()
-        for item in self.overlay_items.values():
-            item.setRect(rect)
         self._on_window_changed()
         self._update_crosshair_lines()
         self._rebuild_graphics()
         self.fit()
 
     # -- geometry helpers --------------------------------------------------------------------
+    def _pixel_transform(self) -> QtGui.QTransform:
+        """Image pixel (col, row) -> scene mm, the same for the image and every overlay."""
+        a = self.scene_matrix
+        return QtGui.QTransform(a[0, 0], a[1, 0], a[0, 1], a[1, 1], 0.0, 0.0)
+
     @property
     def n_slices(self) -> int:
         return self.plane.n_slices(self.model.volume.shape) if self.model else 0
@@ -191,7 +197,7 @@ class SliceView(pg.GraphicsView):
     def scene_to_index(self, x: float, y: float) -> np.ndarray:
         """Continuous voxel index (i, j, k) of a scene point on the current slice."""
         assert self.model is not None
-        col, row = Plane.scene_to_plane(x, y, *self.spacing_xy)
+        col, row = Plane.scene_to_plane(x, y, self.scene_matrix)
         return self.plane.plane_to_index(col, row, self.slice_index, self.model.volume.shape)
 
     def scene_to_lps(self, x: float, y: float) -> np.ndarray:
@@ -202,8 +208,14 @@ class SliceView(pg.GraphicsView):
         """(x mm, y mm, slice) of an LPS point in this view."""
         assert self.model is not None
         col, row, s = self.plane.index_to_plane(self.model.volume.lps_to_index(lps), self.model.volume.shape)
-        x, y = Plane.plane_to_scene(col, row, *self.spacing_xy)
+        x, y = Plane.plane_to_scene(col, row, self.scene_matrix)
         return x, y, s
+
+    def index_to_scene(self, ijk: np.ndarray) -> tuple[float, float]:
+        """Scene point (mm) of a continuous voxel index (i, j, k) in this view's plane."""
+        assert self.model is not None
+        col, row, _ = self.plane.index_to_plane(np.asarray(ijk, dtype=np.float64), self.model.volume.shape)
+        return Plane.plane_to_scene(col, row, self.scene_matrix)
 
     def current_image(self) -> np.ndarray:
         """The current slice as shown (rows, cols), modality units."""
@@ -329,7 +341,6 @@ class SliceView(pg.GraphicsView):
         for name in list(self.overlay_items):
             if name not in names:
                 self.vb.removeItem(self.overlay_items.pop(name))
-        rect = self.image_item.mapRectToParent(self.image_item.boundingRect())
         for z, ov in enumerate(m.overlays):
             item = self.overlay_items.get(ov.name)
             if item is None:
@@ -342,7 +353,7 @@ class SliceView(pg.GraphicsView):
             item.setVisible(ov.visible)
         self._update_overlay_images()
         for item in self.overlay_items.values():
-            item.setRect(rect)
+            item.setTransform(self._pixel_transform())
         self.viewport().update()
 
     def _update_overlay_images(self) -> None:
@@ -589,7 +600,7 @@ class SliceView(pg.GraphicsView):
             painter.setFont(self._font)
             self._shadow_text(painter, vp.adjusted(0, 2 * painter.fontMetrics().height(), 0, 0),
                               Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-                              "tilted acquisition: reformat not resampled (sheared)", QColor(255, 160, 80))
+                              "gantry tilt: reformat along the tilted slices, drawn sheared", QColor(255, 160, 80))
         if self.plane.slice_axis == 0 and self.is_pending():
             painter.setFont(self._letter_font)
             self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignCenter, "decoding this slice…",
