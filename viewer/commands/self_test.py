@@ -69,6 +69,8 @@ class Report:
     torch_threads: int = 0
     n_slices: int = 0
     seconds_to_window: float = math.nan
+    seconds_to_study_loaded: float = math.nan
+    seconds_to_model_loaded: float = math.nan
     seconds_to_heatmap_on_screen: float = math.nan
     seconds_to_all_slices: float = math.nan
     top_label: str = ""
@@ -78,19 +80,22 @@ class Report:
     matched_nodule: dict[str, Any] = field(default_factory=dict)
     overlay_changed_fraction: float = math.nan
     network_attempts: list[str] = field(default_factory=list)
+    load_average: list[float] = field(default_factory=list)
+    """1, 5 and 15 minute load averages at the end (timings on a busy machine are not a laptop's)."""
 
     def line(self) -> str:
         if not self.ok:
             return f"radscope self-test: FAIL: {self.reason}"
         nod = self.matched_nodule
         return (f"radscope self-test: OK heatmap on screen {self.seconds_to_heatmap_on_screen:.1f} s after start "
-                f"(window {self.seconds_to_window:.1f} s, all {self.n_slices} slices {self.seconds_to_all_slices:.1f} s); "
+                f"(window {self.seconds_to_window:.1f} s, study loaded {self.seconds_to_study_loaded:.1f} s, "
+                f"model loaded {self.seconds_to_model_loaded:.1f} s, all {self.n_slices} slices {self.seconds_to_all_slices:.1f} s); "
                 f"top {self.top_label} p={self.top_score:.2f} at slice {self.top_slice} "
                 f"(truth {nod.get('kind')} {nod.get('diameter_mm')} mm at slice {nod.get('slice')}); "
                 f"overlay at nodule {self.overlay_changed_fraction:.0%} of pixels; model {self.model}"
                 f"{' (bundled)' if self.model_bundled else ''} on {self.device}, {self.torch_threads} threads; "
                 f"study {'bundled' if self.study_bundled else 'generated'}; {'frozen' if self.frozen else 'venv'}; "
-                "no network")
+                f"no network; load average {self.load_average[0] if self.load_average else float('nan'):.1f}")
 
 
 # -- network guard ---------------------------------------------------------------------------------
@@ -194,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
 
         traceback.print_exc()
         report.reason = f"{type(exc).__name__}: {exc}"
+    if hasattr(os, "getloadavg"):
+        report.load_average = [round(v, 2) for v in os.getloadavg()]
     if args.report:
         Path(args.report).write_text(json.dumps(asdict(report), indent=1, default=str))
     print(report.line(), flush=True)
@@ -220,6 +227,9 @@ def _study(args: argparse.Namespace, report: Report) -> Path:
 
 def _run_checks(args: argparse.Namespace, report: Report, guard: NetworkGuard) -> None:
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    # CPU only, like a laptop; hiding GPUs (before torch loads) keeps the preloaded "auto" model the one
+    # that runs (forcing device="cpu" would load it a second time)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
     study = _study(args, report)
     nodules, slice_spacing = read_truth(study)
     report.truth_slices = [int(n["slice"]) for n in nodules]
@@ -235,8 +245,10 @@ def _run_checks(args: argparse.Namespace, report: Report, guard: NetworkGuard) -
     ai = attach_ai(window)
     errors: list[str] = []
     ai.notify.connect(errors.append)
+    # timestamps only (no GUI work), so running on the emitting thread is fine
+    window.loadFinished.connect(lambda *_: _stamp(report, "seconds_to_study_loaded"))
+    ai.worker.modelLoaded.connect(lambda *_: _stamp(report, "seconds_to_model_loaded"))
     try:
-        ai.device = "cpu"
         ai.open()
         if not ai.use_model(args.model):
             raise SelfTestError(f"model {args.model!r} not usable: {'; '.join(errors) or 'unknown reason'}")
@@ -262,6 +274,11 @@ def _run_checks(args: argparse.Namespace, report: Report, guard: NetworkGuard) -
         window.close()
 
 
+def _stamp(report: Report, name: str) -> None:
+    if math.isnan(getattr(report, name)):
+        setattr(report, name, time.perf_counter() - _T0)
+
+
 def _wait_for_results(app: Any, QtCore: Any, window: Any, ai: Any, report: Report, timeout_s: float,
                       errors: list[str]) -> None:
     """Process events until every slice has a result; note when the shown slice's heatmap was painted."""
@@ -282,7 +299,7 @@ def _wait_for_results(app: Any, QtCore: Any, window: Any, ai: Any, report: Repor
             return
         if errors and res is None and window.is_idle() and window.model is not None and not ai.busy:
             break
-        time.sleep(0.002)
+        time.sleep(0.01)  # poll gently: the inference thread runs at a lower priority
     done = "no run started" if ai.results is None else f"{ai.results.n_done}/{ai.results.shape[0]} slices done"
     raise SelfTestError(f"inference did not finish within {timeout_s:.0f} s ({done})"
                         + (f"; {'; '.join(errors)}" if errors else ""))
