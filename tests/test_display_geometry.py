@@ -137,3 +137,8 @@ def test_gantry_tilt_is_detected() -> None:
     t = np.radians(15)
     tilted = np.array([[1.0, 0, 0], [0, 1.0, np.sin(t)], [0, 0, np.cos(t)]])
     assert is_orthogonal(np.eye(3)) and is_orthogonal(SAGITTAL) and not is_orthogonal(tilted)
+    sagittal = Plane.for_view("sagittal", tilted)
+    assert sagittal.letters(tilted) == {"left": "A", "right": "P", "top": "S", "bottom": "I"}  # drawn sheared
+    assert sagittal.scene_matrix(tilted, np.array([0.5, 0.8, 2.0]))[0, 1] == pytest.approx(-2.0 * np.sin(t))
+    coronal = Plane.for_view("coronal", tilted)  # an oblique plane: its vertical runs along the tilt
+    assert coronal.letters(tilted)["top"] == "SP"

@@ -155,8 +155,11 @@ class Plane:
         return right, down
 
     def letters(self, direction: np.ndarray) -> dict[str, str]:
-        """Orientation letters for the four edges of this plane."""
-        return edge_letters(*self.screen_vectors(direction))
+        """Orientation letters for the four edges of this plane as drawn: screen-down is the part of the row
+        direction perpendicular to the columns (they differ when a tilted acquisition is drawn sheared)."""
+        right, down = self.screen_vectors(direction)
+        e1 = right / np.linalg.norm(right)
+        return edge_letters(e1, down - (down @ e1) * e1)
 
 
 def clamp_slice(s: float, n: int) -> int:
