@@ -42,13 +42,13 @@ class FeatureVisParams:
     """Optimisation settings (part of the cache key)."""
 
     steps: int = 128
-    lr: float = 0.05
+    lr: float = 0.02
     jitter: int = 1
     """Largest random shift in model-input pixels per step (demo inputs are small: 64 px)."""
     settle: float = 0.25
     """Share of the steps, at the end, run without jitter (the image settles on the exact optimum)."""
-    decay: float = 1.0
-    """Spectrum scale is 1 / frequency ** decay."""
+    decay: float = 1.5
+    """Spectrum scale is 1 / frequency ** decay (above 1 favours smooth structure over saturated texture)."""
     seed: int = 0
     objective: str = "neuron"
     """``neuron``: the channel's centre cell; ``channel``: its mean over the map."""

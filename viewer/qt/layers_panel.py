@@ -140,7 +140,10 @@ class ImageTile(QtWidgets.QWidget):
         self.image.setStyleSheet("background: #111; border: 1px solid #555;")
         self.caption = QtWidgets.QLabel(caption)
         self.caption.setWordWrap(True)
-        self.caption.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.caption.setFixedWidth(max(size, 220))
+        self.caption.setMinimumHeight(3 * self.caption.fontMetrics().height())
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
         lay.addWidget(self.image)
         lay.addWidget(self.caption)
         self._size = size
@@ -414,6 +417,7 @@ class LayersPanel(QtWidgets.QWidget):
         self.fv_plot.setLabel("left", "activation")
         self.fv_plot.setMouseEnabled(x=False, y=False)
         self.fv_plot.hideButtons()
+        self.fv_plot.getAxis("left").enableAutoSIPrefix(False)
         lay.addWidget(self.fv_plot)
         lay.addStretch(1)
         return w
@@ -468,6 +472,7 @@ class LayersPanel(QtWidgets.QWidget):
         self.hist.setLabel("left", "count (log10)")
         self.hist.setMouseEnabled(x=False, y=False)
         self.hist.hideButtons()
+        self.hist.getAxis("bottom").enableAutoSIPrefix(False)
         lay.addWidget(self.hist, 1)
         return w
 
@@ -886,8 +891,9 @@ class LayersPanel(QtWidgets.QWidget):
 
     def _show_cam(self, value: dict[str, Any]) -> None:
         m = value["map"]
+        empty = "" if float(m.max()) > 0 else " (empty: no evidence for the label on this image)"
         self.cam_tile.set_image(colour_image(m, 0, 1, solid_lut("jet")),
-                                f"Grad-CAM at {value['layer']}, image {value['slice'] + 1}")
+                                f"Grad-CAM at {value['layer']}, image {value['slice'] + 1}{empty}")
         self._overlay(m, value["slice"], "jet", 0.55)
 
     # -- feature visualisation ------------------------------------------------------------------------
@@ -977,11 +983,16 @@ class LayersPanel(QtWidgets.QWidget):
         self.sanity_random.set_image(colour_image(res.randomised, 0, 1, jet),
                                      "all layers randomised" + (f": Spearman {last.spearman:.2f}, SSIM {last.ssim:.2f}"
                                                                 if last else ""))
-        if last is not None:
+        if float(res.original.max()) <= 0:
+            self.sanity_summary.setText(f"{res.method}: the original heatmap is empty on this image (the model sees "
+                                        "no finding here), so there is nothing to compare: run it on an image with a "
+                                        "finding (AI panel: Findings).")
+        elif last is not None:
             verdict = ("the heatmap changes when the weights are destroyed: it depends on what the model learned"
                        if last.spearman < 0.5 else "WARNING: the heatmap survives random weights")
             self.sanity_summary.setText(f"{res.method}: {verdict}.")
-        _fill_table(self.sanity_table, [[s.layer, f"{s.spearman:.3f}", f"{s.ssim:.3f}"] for s in res.steps])
+        _fill_table(self.sanity_table, [[s.layer or "(top-level parameters)", f"{s.spearman:.3f}", f"{s.ssim:.3f}"]
+                                        for s in res.steps])
 
 
 # -- wiring into the main window ----------------------------------------------------------------------
