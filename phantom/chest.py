@@ -98,6 +98,22 @@ def _nodule_truth(plan: NodulePlan, grid: Grid, anat: Anatomy) -> Nodule:
     )
 
 
+def slice_profile(hu: np.ndarray, thickness_in_slices: float) -> None:
+    """In place: soften the large masks' steps between slices (the slab each slice integrates).
+
+    A 3-tap [w, 1 - 2w, w] filter along k, w = 1/8 per slice thickness (at most 0.3): a boundary
+    between two slice centres then shows as a partial value in both, as in a real reconstruction.
+    Tubes, nodules and bones are painted afterwards with their own exact slab overlap.
+    """
+    if hu.shape[0] < 3:
+        return
+    w = np.float32(min(0.3, 0.125 * thickness_in_slices))
+    inner = hu[1:-1] * (1 - 2 * w)
+    inner += w * hu[:-2]
+    inner += w * hu[2:]
+    hu[1:-1] = inner
+
+
 def paint_parenchyma(grid: Grid, hu: np.ndarray, lung: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> None:
     """Lung density: the supine gravity gradient plus a smooth ~12 mm texture (within the lungs' box)."""
     if not lung.any():
@@ -166,6 +182,7 @@ def make_chest_ct(params: ChestParams, seed: int | None = None) -> Phantom:
 
     lung = reg["lung"]
     paint_parenchyma(grid, hu, lung, anat, rng["texture"])
+    slice_profile(hu, params.thickness / params.slice_spacing)
 
     vessel_mask = np.zeros(grid.shape, dtype=bool)
     airway_mask = np.zeros(grid.shape, dtype=bool)
