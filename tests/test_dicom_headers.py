@@ -27,7 +27,7 @@ def _summary(path: Path, ds: object) -> object:
     except (DicomFileError, NotDicomError) as exc:
         return type(exc).__name__, str(exc)
     facts = {k: v for k, v in asdict(header).items() if k != "fmt"}
-    fmt = {k: v for k, v in asdict(header.fmt).items() if k not in ("offset", "length")}  # pydicom may not know them
+    fmt = asdict(header.fmt)
     rows = [
         (s.frame, s.sop_uid, None if s.position is None else s.position.tolist(),
          None if s.orientation is None else np.round(s.orientation, 12).tolist(), s.pixel_spacing, s.slope,

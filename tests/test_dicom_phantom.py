@@ -58,6 +58,8 @@ def test_orientations(ph: Phantom, orientation: str, tmp_path: Path) -> None:
 def test_enhanced_ct(ph: Phantom, compression: str | None, tmp_path: Path) -> None:
     truth = write_enhanced_ct(ph, tmp_path / "enh.dcm", orientation="coronal", compression=compression,
                               shuffle_frames=True, per_frame_rescale=True)
+    [stack] = scan([tmp_path]).stacks
+    assert all(s.native for s in stack.slices) == (compression is None)  # uncompressed frames: read at their offsets
     vol = _load_only_stack(tmp_path)
     _matches(vol, truth)
     assert vol.frame_numbers == truth.frame_numbers

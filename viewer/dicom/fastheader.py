@@ -102,7 +102,7 @@ class FastHeader:
     def __contains__(self, keyword: str) -> bool:
         return keyword in self._present or _BY_KEYWORD.get(keyword, -1) in self._raw
 
-    def get_item(self, tag: int) -> PixelElement | None:
+    def get_item(self, tag: int, *, keep_deferred: bool = True) -> PixelElement | None:
         if self._pixel is not None and tag == self._pixel[0]:
             return PixelElement(self._pixel[1], self._pixel[2])
         return None

@@ -334,7 +334,7 @@ def _pixel_format(ds: Dataset, path: str, size: int) -> PixelFormat:
         raise DicomFileError(path, f"invalid SamplesPerPixel={samples} or NumberOfFrames={n_frames}")
     if rows * cols > MAX_FRAME_PIXELS:
         raise DicomFileError(path, f"absurd image size {rows}x{cols}")
-    raw = ds.get_item(pixel_tag)
+    raw = ds.get_item(pixel_tag, keep_deferred=True)  # never load the pixels to learn where they are
     offset = getattr(raw, "value_tell", None)
     length = getattr(raw, "length", None)
     if length is None and raw is not None and getattr(raw, "value", None) is not None:
