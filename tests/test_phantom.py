@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phantom import ChestParams, NoduleSpec, make_chest_ct
 from phantom.model import Phantom
@@ -196,3 +198,28 @@ def test_vessel_attached_nodules_touch_a_vessel() -> None:
         assert gap < 0.3 * nod.diameter_mm  # a vessel surface within the nodule
     free = make_chest_ct(ChestParams(**{**params.__dict__, "vessel_attached_fraction": 0.0}))
     assert not any(n.vessel_attached for n in free.nodules)
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    n_slices=st.integers(1, 12),
+    rows=st.integers(16, 48),
+    cols=st.integers(16, 48),
+    pixel=st.floats(1.0, 12.0),
+    spacing=st.floats(0.5, 15.0),
+    n_nodules=st.integers(0, 4),
+    noise=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_any_reasonable_params_give_a_consistent_phantom(
+    n_slices: int, rows: int, cols: int, pixel: float, spacing: float, n_nodules: int, noise: bool, seed: int
+) -> None:
+    params = ChestParams(n_slices=n_slices, matrix=(rows, cols), pixel_spacing=(pixel, pixel), slice_spacing=spacing,
+                         n_nodules=n_nodules, noise=noise, vessel_min_radius_mm=2.5, seed=seed)
+    ph = make_chest_ct(params)
+    assert ph.hu.shape == (n_slices, rows, cols) and np.isfinite(ph.hu).all()
+    assert -1024.0 <= ph.hu.min() and ph.hu.max() <= 3071.0
+    assert ph.nodule_mask.any() == bool(ph.nodules)
+    for nod in ph.nodules:
+        assert -0.5 <= nod.center_voxel[0] <= n_slices - 0.5
+        assert params.nodule_diameter_mm[0] <= nod.diameter_mm <= params.nodule_diameter_mm[1]
