@@ -100,6 +100,12 @@ def test_panel_populates_paints_aligned_overlays_and_runs_off_the_gui_thread(qtb
     np.testing.assert_allclose(layers.maps, expected, rtol=1e-4, atol=1e-5)
     assert layers.channel == int(np.argmax(expected.mean(axis=(1, 2))))
     assert layers.grid.count() == min(GRID_CHANNELS, expected.shape[0])
+    # re-sorting the grid; the statistics tab's dead-channel count
+    layers.sort_combo.setCurrentIndex(1)  # max activation
+    assert layers.grid.item(0).data(256) == int(np.argmax(expected.max(axis=(1, 2))))
+    assert layers.channel == int(np.argmax(expected.mean(axis=(1, 2))))  # the selection stays
+    dead = int((expected.max(axis=(1, 2)) <= 1e-6).sum())
+    assert f"{dead} dead" in layers.stats_label.text()
     # work ran on the inference worker, never on the GUI thread
     assert layers.threads and set(layers.threads) == {"radscope-inference"}
     assert threading.current_thread().name not in layers.threads
