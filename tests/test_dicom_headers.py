@@ -13,7 +13,7 @@ from tests.conftest import pydicom_data_file, pydicom_test_file
 from tests.test_dicom_factory import write_series
 from viewer.dicom.errors import DicomFileError, NotDicomError
 from viewer.dicom.fastheader import read_fast
-from viewer.dicom.headers import parse_header, read_dataset
+from viewer.dicom.headers import US_REGIONS, parse_header, read_dataset
 
 
 def _all_test_files() -> list[Path]:
@@ -21,7 +21,7 @@ def _all_test_files() -> list[Path]:
     return sorted(p for d in folders for p in d.iterdir() if p.is_file() and p.suffix == ".dcm")
 
 
-def _summary(path: Path, ds: object) -> object:
+def _summary(path: Path, ds: object | None) -> object:
     try:
         header, slices = parse_header(str(path), ds)
     except (DicomFileError, NotDicomError) as exc:
@@ -48,7 +48,8 @@ def test_fast_walker_agrees_with_pydicom() -> None:
             reference = read_dataset(str(path))
         except (DicomFileError, NotDicomError):
             continue
-        a, b = _summary(path, fast), _summary(path, reference)
+        # ultrasound calibration sits in a sequence the walker skips: parse_header re-reads those files
+        a, b = _summary(path, None if US_REGIONS in fast else fast), _summary(path, reference)
         if isinstance(a[0], str) and isinstance(b[0], str):  # both refuse the file (messages may differ)
             continue
         assert a == b, path.name

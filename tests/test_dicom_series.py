@@ -230,3 +230,22 @@ def test_mosaic_is_flagged(tmp_path: Path) -> None:
     write_series(tmp_path, n=2, image_type="ORIGINAL\\PRIMARY\\M\\ND\\MOSAIC", modality="MR")
     [stack] = scan([tmp_path]).stacks
     assert any("mosaic" in w for w in stack.warnings)
+
+
+def test_ultrasound_spacing_from_region_calibration(tmp_path: Path) -> None:
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    truth = write_series(tmp_path, n=1, modality="US", shuffle=False)
+    ds = pydicom.dcmread(truth.files[0])
+    for keyword in ("PixelSpacing", "ImagePositionPatient", "ImageOrientationPatient"):
+        delattr(ds, keyword)
+    region = Dataset()
+    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3  # cm
+    region.PhysicalDeltaX, region.PhysicalDeltaY = 0.025, 0.02
+    ds.SequenceOfUltrasoundRegions = DicomSequence([region])
+    ds.save_as(truth.files[0])
+    [stack] = scan([tmp_path]).stacks
+    assert stack.spacing_zyx[1:] == pytest.approx((0.2, 0.25))
+    assert any("ultrasound region" in w for w in stack.warnings)

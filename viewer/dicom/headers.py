@@ -414,11 +414,23 @@ def _facts(ds: Dataset) -> dict[str, Any]:
     }
 
 
+US_REGIONS = "SequenceOfUltrasoundRegions"
+
+
 def _spacing(ds: Dataset | None) -> tuple[tuple[float, float] | None, str]:
+    """(row, column) spacing mm and the attribute it came from; ultrasound region calibration last."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         v = _floats(ds, keyword, 2)
         if v is not None and np.all(v > 0):
             return (float(v[0]), float(v[1])), keyword
+    deltas = set()
+    for region in _get(ds, US_REGIONS, []) if ds is not None and not isinstance(ds, FastHeader) else []:
+        if _int(region, "PhysicalUnitsXDirection") == 3 and _int(region, "PhysicalUnitsYDirection") == 3:  # cm
+            dx, dy = _float(region, "PhysicalDeltaX"), _float(region, "PhysicalDeltaY")
+            if dx and dy and dx > 0 and dy > 0:
+                deltas.add((round(dy * 10.0, 9), round(dx * 10.0, 9)))
+    if len(deltas) == 1:  # every calibrated region agrees
+        return deltas.pop(), US_REGIONS
     return None, ""
 
 
@@ -468,6 +480,8 @@ def parse_header(
         if not looks_like_dicom(path):
             raise NotDicomError(path)
         ds = read_fast(path, size) or read_dataset(path)
+        if isinstance(ds, FastHeader) and US_REGIONS in ds and _spacing(ds)[0] is None:
+            ds = read_dataset(path)  # ultrasound calibration lives in a sequence the walker skips
     try:
         return _parse(ds, path, size, series_facts if series_facts is not None else {})
     except (DicomFileError, NotDicomError):

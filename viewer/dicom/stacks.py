@@ -166,6 +166,8 @@ def _sort_and_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeader], np
         warnings.append("no PixelSpacing/ImagerPixelSpacing: pixel spacing assumed 1.0 mm")
     elif first.spacing_source == "ImagerPixelSpacing":
         warnings.append("pixel spacing from ImagerPixelSpacing (at the detector, not the patient)")
+    elif first.spacing_source == "SequenceOfUltrasoundRegions":
+        warnings.append("pixel spacing from the ultrasound region calibration (valid inside the calibrated region)")
     if "MOSAIC" in first.file.image_type and first.tile is None:
         warnings.append("Siemens mosaic that could not be unpacked (no usable CSA header): the tiles are "
                         "shown as stored and positions refer to the whole mosaic")
