@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phantom.grid import Grid, Tubes, mark_tubes, paint_tubes
+from phantom.grid import Grid, Tubes, mark_tubes, paint_tubes, subgrid
 
 # Tissue values (HU), before noise.
 AIR = -1000.0
@@ -234,11 +234,15 @@ class Anatomy:
         scale = 1.0 + sum(a * np.cos((m + 2) * theta + ph) for m, (a, ph) in enumerate(self.outline))
         xs, ys = np.abs(X2) / scale, Y2 / scale
 
+        widths, which = np.unique(np.round(aw, 3), return_inverse=True)  # few distinct widths (the neck)
+
         def superellipse(da: float, db_ant: float, db_post: float, ex: float, ey_post: float) -> np.ndarray:
-            """|x|^ex / (aw(z)-da)^ex + |y/b|^ey <= 1 on the modulated contour, one broadcast comparison."""
+            """|x|^ex / (aw(z)-da)^ex + |y/b|^ey <= 1 on the modulated contour: one 2-D mask per width."""
             yb = np.where(ys < 0, ys / (self.b_ant - db_ant), ys / (self.b_post - db_post))
             rest = 1.0 - np.abs(yb) ** np.where(ys < 0, 2.1, ey_post)  # (j, i)
-            return (xs**ex)[None] <= rest[None] * (np.maximum(aw - da, 1.0) ** ex)[:, None, None]
+            lhs = xs**ex
+            planes = np.stack([lhs <= rest * max(w - da, 1.0) ** ex for w in widths])
+            return planes[which.ravel()]
 
         body = superellipse(0.0, 0.0, 0.0, 2.3, 3.2)
         skin_in = superellipse(2.0, 2.0, 2.0, 2.3, 3.2)
@@ -328,12 +332,17 @@ class Anatomy:
         abdomen = thorax & ~reg["above"]
         hu[abdomen & np.broadcast_to(X < 15.0, grid.shape)] = LIVER
         hu[abdomen & np.broadcast_to(X >= 15.0, grid.shape)] = SPLEEN_STOMACH
-        if self.stomach_gas > 0:
-            gz = self.diaphragm(np.float32(0.42 * self.cav_a), np.float32(0.0)) - self.stomach_gas - 8.0
-            gas = ((X - 0.42 * self.cav_a) ** 2 + (Y + 10.0) ** 2) / (1.3 * self.stomach_gas) ** 2 + (
-                (Z - gz) / self.stomach_gas
-            ) ** 2 <= 1.0
-            hu[abdomen & gas & (Z > gz)] = AIR
+        if self.stomach_gas > 0:  # the fundus gas bubble (flat air-fluid level), within its own box
+            gz = float(self.diaphragm(np.float32(0.42 * self.cav_a), np.float32(0.0))) - self.stomach_gas - 8.0
+            r = 1.3 * self.stomach_gas
+            cx = 0.42 * self.cav_a
+            box = grid.index_box(np.array([cx - r, -10.0 - r, gz]), np.array([cx + r, -10.0 + r, gz + self.stomach_gas]))
+            if box is not None:
+                sub = subgrid(grid, box)
+                x, y, z = sub.xyz()
+                gas = ((x - cx) ** 2 + (y + 10.0) ** 2) / r**2 + ((z - gz) / self.stomach_gas) ** 2 <= 1.0
+                view = hu[box]
+                view[abdomen[box] & gas & (z > gz)] = AIR
         hu[reg["lung"]] = 0.0  # filled by the lung painter
         hu[reg["heart"] & thorax] = blood
         for name in ("aorta", "pulmonary", "svc", "supra"):

@@ -108,10 +108,13 @@ def slice_profile(hu: np.ndarray, thickness_in_slices: float) -> None:
     if hu.shape[0] < 3:
         return
     w = np.float32(min(0.3, 0.125 * thickness_in_slices))
-    inner = hu[1:-1] * (1 - 2 * w)
-    inner += w * hu[:-2]
-    inner += w * hu[2:]
-    hu[1:-1] = inner
+    prev = hu[0].copy()  # the original of slice k - 1
+    for k in range(1, hu.shape[0] - 1):
+        cur = hu[k].copy()
+        hu[k] *= 1 - 2 * w
+        hu[k] += w * prev
+        hu[k] += w * hu[k + 1]
+        prev = cur
 
 
 def paint_parenchyma(grid: Grid, hu: np.ndarray, lung: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> None:
