@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping, Sequence
+
 import numpy as np
 
 # LPS: +x towards the patient's Left, +y Posterior, +z Superior.
@@ -61,3 +63,34 @@ def direction_from_patient_orientation(values: object) -> np.ndarray | None:
     if np.linalg.norm(normal) < 1e-6:
         return None
     return np.column_stack([vecs[0], vecs[1], normal / np.linalg.norm(normal)])
+
+
+ORIENTATION_SOURCE = "orientation_source"
+"""``SeriesInfo.extra`` key: where the display direction comes from: ``"ImageOrientationPatient"`` (with Image
+Position (Patient)), ``"PatientOrientation"`` (a projection image) or ``""`` (unknown: no letters are drawn)."""
+PIXEL_SPACING_SOURCE = "pixel_spacing_source"
+"""``SeriesInfo.extra`` key: the attribute the pixel spacing came from, ``""`` when it was assumed (1 mm)."""
+
+
+def geometry_sources(stack: Any) -> dict[str, str]:
+    """What the engine read for a :class:`viewer.dicom.Stack`'s geometry (its first slice's header facts):
+    ``{ORIENTATION_SOURCE: ..., PIXEL_SPACING_SOURCE: ...}``; an empty value means made up by the engine."""
+    first = stack.slices[0]
+    known = first.position is not None and first.orientation is not None
+    return {
+        ORIENTATION_SOURCE: "ImageOrientationPatient" if known else "",
+        PIXEL_SPACING_SOURCE: (first.spacing_source or "PixelSpacing") if first.pixel_spacing is not None else "",
+    }
+
+
+def orientation_known(extra: Mapping[str, Any]) -> bool:
+    """May orientation letters be drawn? Not when the series has no patient orientation at all (ultrasound,
+    secondary capture); a volume built elsewhere (tests, tools) without the key is taken at its word."""
+    return bool(extra.get(ORIENTATION_SOURCE, "ImageOrientationPatient"))
+
+
+def spacing_known(extra: Mapping[str, Any], warnings: Sequence[str] = ()) -> bool:
+    """May a mm scale bar be drawn? Not when the pixel spacing was assumed (no usable spacing in the header)."""
+    if PIXEL_SPACING_SOURCE in extra:
+        return bool(extra[PIXEL_SPACING_SOURCE])
+    return not any("spacing" in w and "assumed" in w for w in warnings)

@@ -15,7 +15,7 @@ import numpy as np
 
 from viewer.dicom.volume import Volume, WindowPreset
 from viewer.display.measure import MeasurementRecord
-from viewer.display.orientation import direction_from_patient_orientation
+from viewer.display.orientation import ORIENTATION_SOURCE, direction_from_patient_orientation, geometry_sources
 from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
 from viewer.qt.errors_panel import ErrorsPanel
@@ -484,6 +484,9 @@ class ViewerWindow(QtWidgets.QMainWindow):
         """The stack's direction, except for a projection image without Image Orientation (Patient): then
         the one its Patient Orientation gives (so a PA chest film is labelled R/L and S/I, not as axial)."""
         direction = stack.direction if default is None and stack is not None else default
+        if stack is not None:  # the views draw letters / a mm scale bar only for geometry the header gave
+            for key, value in geometry_sources(stack).items():
+                stack.info.extra.setdefault(key, value)
         if stack is None or stack.n_slices != 1:
             return direction
         if stack.stack_id not in self._projection_directions:
@@ -495,6 +498,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
             except Exception:  # the tag browser reports unreadable headers; keep the engine's geometry
                 found = None
             self._projection_directions[stack.stack_id] = found
+            if found is not None:
+                stack.info.extra[ORIENTATION_SOURCE] = "PatientOrientation"
         found = self._projection_directions[stack.stack_id]
         return direction if found is None else found
 

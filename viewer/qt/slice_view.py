@@ -14,6 +14,7 @@ import numpy as np
 
 from viewer.display.annotations import ViewState, corner_text
 from viewer.display.measure import MeasurementRecord
+from viewer.display.orientation import orientation_known, spacing_known
 from viewer.display.planes import Plane, clamp_slice, is_orthogonal
 from viewer.display.scalebar import format_mm, scale_bar_length
 from viewer.display.windowing import drag_window, levels
@@ -225,7 +226,13 @@ class SliceView(pg.GraphicsView):
     @property
     def spacing_unknown(self) -> bool:
         """The engine assumed 1 mm pixels (no spacing in the header): no scale bar, a warning instead."""
-        return self.model is not None and any("spacing" in w and "assumed" in w for w in self.model.volume.warnings)
+        return self.model is not None and not spacing_known(self.model.volume.info.extra, self.model.volume.warnings)
+
+    def orientation_letters(self) -> dict[str, str]:
+        """Letters drawn at the left/right/top/bottom edges; none when the series has no patient orientation."""
+        if self.model is None or not orientation_known(self.model.volume.info.extra):
+            return {}
+        return self.plane.letters(self.model.volume.direction)
 
     @property
     def zoom(self) -> float:
@@ -587,14 +594,14 @@ class SliceView(pg.GraphicsView):
         for corner, lines in texts.items():
             self._shadow_text(painter, vp, flags[corner], "\n".join(lines), QColor(235, 235, 235))
         painter.setFont(self._letter_font)
-        letters = self.plane.letters(self.model.volume.direction)
+        letters = self.orientation_letters()
         mid = Qt.AlignmentFlag.AlignVCenter
         centre = Qt.AlignmentFlag.AlignHCenter
         colour = QColor(255, 210, 90)
-        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignLeft | mid, letters["left"], colour)
-        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignRight | mid, letters["right"], colour)
-        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignTop | centre, letters["top"], colour)
-        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignBottom | centre, letters["bottom"], colour)
+        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignLeft | mid, letters.get("left", ""), colour)
+        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignRight | mid, letters.get("right", ""), colour)
+        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignTop | centre, letters.get("top", ""), colour)
+        self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignBottom | centre, letters.get("bottom", ""), colour)
         self._draw_scale_bar(painter, vp)
         if self.plane.slice_axis != 0 and not is_orthogonal(self.model.volume.direction):
             painter.setFont(self._font)
