@@ -104,6 +104,12 @@ def test_eager_capture_equals_direct_forward(tmp_path: Path, x: torch.Tensor) ->
         got = GraphTap(model).run(x, layers)
     for layer in layers:
         torch.testing.assert_close(got[layer], expected[layer], rtol=1e-5, atol=1e-5, msg=layer)
+    # a module called twice (ResNet's shared ReLU) has no single output: the tree says why
+    rows = {r.path: r for r in layer_tree(model, x[:1])}
+    assert rows["layer1.0.relu"].output_shape is None and "called more than once" in rows["layer1.0.relu"].note
+    assert rows["layer1.0"].output_shape == (1, 64, 16, 16)
+    with pytest.raises(ValueError, match="called more than once"):
+        GraphTap(model).run(x, ["layer1.0.relu"])
 
 
 def test_layer_tree_shapes_types_and_params(eager: nn.Module, pt2_model: LoadedModel) -> None:
@@ -122,6 +128,7 @@ def test_torchscript_tree_says_what_is_missing(eager: nn.Module, tmp_path: Path)
     model = load_model(write_card(tmp_path, CARD, "m.ts", "torchscript"))
     rows = {r.path: r for r in layer_tree(model, torch.zeros(1, 1, SIZE, SIZE))}
     assert rows["features.0.0"].n_params == 144 and rows["features.0.0"].output_shape is None
+    assert "TorchScript" in rows["features.0.0"].note
     assert rows["features.0.0"].type_name == "Conv2d"
     with pytest.raises(UnsupportedExplanationError, match="TorchScript"):
         GraphTap(model)

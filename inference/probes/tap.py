@@ -34,6 +34,8 @@ class LayerInfo:
     n_params: int
     """Parameters of the module and everything inside it."""
     depth: int
+    note: str = ""
+    """Why ``output_shape`` is missing, when it is."""
 
     @property
     def name(self) -> str:
@@ -96,10 +98,12 @@ class GraphTap:
                     self.types.setdefault(path, type_name)
                     inside.setdefault(path, []).append(node)
         self._outputs: dict[str, fx.Node | None] = {}
+        self.n_outputs: dict[str, int] = {}
         for path, nodes in inside.items():
             members = set(nodes)
             leaving = [n for n in nodes if any(u not in members for u in n.users)]
             self._outputs[path] = leaving[0] if len(leaving) == 1 else None
+            self.n_outputs[path] = len(leaving)
         self._root_output = next(n for n in self.gm.graph.nodes if n.op == "output").args[0]
 
     @property
@@ -113,7 +117,8 @@ class GraphTap:
             raise LayerNotFoundError(f"{layer!r} is not a layer of {self.model.card.name} (layers: {known})")
         node = self._outputs[layer]
         if node is None:
-            raise LayerNotFoundError(f"layer {layer!r} does not produce exactly one tensor used outside it")
+            raise LayerNotFoundError(f"layer {layer!r} produces {self.n_outputs[layer]} tensors used outside it "
+                                 "(e.g. a module called more than once); pick its parent or a sub-layer")
         return node
 
     def run(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -166,7 +171,8 @@ def layer_tree(model: LoadedModel, x: torch.Tensor | None = None) -> list[LayerI
     counts = _param_counts(model.source)
     if not model.has_layers:
         types = _script_types(model.source)
-        return [LayerInfo(p, t, None, counts.get(p, 0), p.count(".") + 1 if p else 0) for p, t in types.items()]
+        return [LayerInfo(p, t, None, counts.get(p, 0), p.count(".") + 1 if p else 0, "TorchScript: not available")
+                for p, t in types.items()]
     tap = GraphTap(model)
     shapes = tap.shapes(x.to(model.device)) if x is not None else {}
     root_type = _type_name(model.card.weights.architecture or type(model.source).__name__)
@@ -174,5 +180,7 @@ def layer_tree(model: LoadedModel, x: torch.Tensor | None = None) -> list[LayerI
         root_type = "ExportedProgram"
     rows = [LayerInfo("", root_type, shapes.get(""), counts[""], 0)]
     for path in tap.layers:
-        rows.append(LayerInfo(path, tap.types[path], shapes.get(path), counts.get(path, 0), path.count(".") + 1))
+        n = tap.n_outputs[path]
+        note = "" if n == 1 else f"{n} outputs (called more than once)" if n else "no output used outside it"
+        rows.append(LayerInfo(path, tap.types[path], shapes.get(path), counts.get(path, 0), path.count(".") + 1, note))
     return rows

@@ -680,8 +680,8 @@ class LayersPanel(QtWidgets.QWidget):
         items: dict[str, QtWidgets.QTreeWidgetItem] = {}
         for row in info["rows"]:
             parent_path = row.path.rsplit(".", 1)[0] if "." in row.path else ("" if row.path else None)
-            cols = [row.name if row.path else info["name"], row.type_name, _fmt_shape(row.output_shape),
-                    _fmt_count(row.n_params)]
+            shape = _fmt_shape(row.output_shape) if row.output_shape is not None or not row.note else row.note
+            cols = [row.name if row.path else info["name"], row.type_name, shape, _fmt_count(row.n_params)]
             parent = items.get(parent_path) if parent_path is not None else None
             item = QtWidgets.QTreeWidgetItem(parent if parent is not None else self.tree, cols)
             item.setData(0, Qt.ItemDataRole.UserRole, row.path)
