@@ -29,6 +29,7 @@ from viewer.qt.series_model import Overlay
 LAYER_OVERLAY = "Layer inspector"
 GRID_CHANNELS = 24
 TILE_PX = 72
+EXAMPLE_PX = 64
 DOCK_WIDTH = 500
 SORT_KEYS = ("mean", "max", "std")
 
@@ -431,6 +432,7 @@ class LayersPanel(QtWidgets.QWidget):
         self.ex_button.clicked.connect(self.request_examples)
         lay.addWidget(self.ex_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.ex_table = _table(["#", "image", "peak", "mean", "row", "column"])
+        self.ex_table.setIconSize(QtCore.QSize(EXAMPLE_PX, EXAMPLE_PX))
         self.ex_table.cellClicked.connect(self._on_example_clicked)
         lay.addWidget(self.ex_table, 1)
         return w
@@ -945,7 +947,31 @@ class LayersPanel(QtWidgets.QWidget):
         self.examples = list(found)
         _fill_table(self.ex_table, [[str(i + 1), str(e.slice_index + 1), f"{e.peak:.3g}", f"{e.mean:.3g}",
                                      f"{e.row:.0f}", f"{e.col:.0f}"] for i, e in enumerate(found)])
+        for i, e in enumerate(found):
+            item = self.ex_table.item(i, 0)
+            if item is not None:
+                item.setIcon(QtGui.QIcon(self._example_patch(e)))
+        self.ex_table.resizeColumnsToContents()
+        self.ex_table.resizeRowsToContents()
         self.ex_table.setToolTip(f"{layer} channel {channel}: click a row to jump to that image and place")
+
+    def _example_patch(self, e: Any, px: int = EXAMPLE_PX) -> QtGui.QPixmap:
+        """The neighbourhood of an example's peak (three cells each way) in the series' window, its cell boxed."""
+        series = self.series
+        img = series.volume.array[e.slice_index]
+        rows, cols = img.shape
+        hh, hw = max(e.half_height, 1.0), max(e.half_width, 1.0)
+        r0, r1 = int(max(0, e.row - 3 * hh)), int(min(rows, e.row + 3 * hh + 1))
+        c0, c1 = int(max(0, e.col - 3 * hw)), int(min(cols, e.col + 3 * hw + 1))
+        lo = series.center - series.width / 2
+        pix = QtGui.QPixmap.fromImage(colour_image(img[r0:r1, c0:c1], lo, lo + series.width)).scaled(
+            px, px, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        sx, sy = pix.width() / max(c1 - c0, 1), pix.height() / max(r1 - r0, 1)
+        painter = QtGui.QPainter(pix)
+        painter.setPen(QtGui.QPen(QtGui.QColor(255, 170, 40), 2))
+        painter.drawRect(QtCore.QRectF((e.col - hw - c0) * sx, (e.row - hh - r0) * sy, 2 * hw * sx, 2 * hh * sy))
+        painter.end()
+        return pix
 
     def _on_example_clicked(self, row: int, _col: int) -> None:
         self.go_to_example(row)
