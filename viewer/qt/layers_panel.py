@@ -380,7 +380,8 @@ class LayersPanel(QtWidgets.QWidget):
         W = QtWidgets
         w = W.QWidget()
         lay = W.QVBoxLayout(w)
-        lay.addWidget(W.QLabel("Grad-CAM with the selected layer as target: localisation sharpens or blurs with depth."))
+        lay.addWidget(W.QLabel("Grad-CAM with the selected layer as target: localisation sharpens or blurs "
+                               "with depth."))
         row = W.QHBoxLayout()
         self.cam_button = W.QPushButton("Compute at this layer")
         self.cam_button.clicked.connect(self.request_cam)
@@ -427,7 +428,8 @@ class LayersPanel(QtWidgets.QWidget):
         W = QtWidgets
         w = W.QWidget()
         lay = W.QVBoxLayout(w)
-        lay.addWidget(W.QLabel("The slices of this series where the selected channel fires most; click one to go there."))
+        lay.addWidget(W.QLabel("The slices of this series where the selected channel fires most; click one to "
+                               "go there."))
         self.ex_button = W.QPushButton("Find in this series")
         self.ex_button.clicked.connect(self.request_examples)
         lay.addWidget(self.ex_button, 0, Qt.AlignmentFlag.AlignLeft)
