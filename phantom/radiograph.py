@@ -58,6 +58,20 @@ def attenuation(hu: np.ndarray) -> np.ndarray:
     return np.float32(MU_WATER_PER_MM) * np.clip(rel, 0.0, None)
 
 
+def line_integrals(hu: np.ndarray, step_mm: float, body: np.ndarray | None = None, chunk: int = 8) -> np.ndarray:
+    """Sum of mu dx along the antero-posterior axis (j): (k, i) float32, a few slices at a time.
+
+    With ``body``, everything outside it (the table) counts as air: it lies behind the detector's view.
+    """
+    out = np.empty((hu.shape[0], hu.shape[2]), dtype=np.float32)
+    for s in range(0, hu.shape[0], chunk):
+        mu = attenuation(hu[s : s + chunk])
+        if body is not None:
+            mu *= body[s : s + chunk]
+        out[s : s + chunk] = mu.sum(axis=1, dtype=np.float32) * np.float32(step_mm)
+    return out
+
+
 def projection_params(params: ChestParams, voxel_mm: float = 1.4) -> ChestParams:
     """Phantom settings for a projection: 360 x 360 x 400 mm around the chest, no CT noise, no table."""
     n_xy = int(round(360.0 / voxel_mm))
@@ -89,10 +103,8 @@ def make_chest_radiograph(
         seed = ph.params.seed if seed is None else seed
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5852]))
     sz, sy, sx = ph.spacing_zyx
-    hu = ph.hu
-    if not isinstance(source, ChestParams) and ph.params.table:
-        hu = np.where(ph.body_mask, hu, np.float32(-1000.0))  # the table is behind the detector's view
-    line = (attenuation(hu).sum(axis=1) * np.float32(sy))[::-1]  # (z from top, x from patient right)
+    body = ph.body_mask if ph.params.table and ph.body_mask.shape == ph.hu.shape else None
+    line = line_integrals(ph.hu, sy, body)[::-1]  # (z from top, x from patient right)
     out_shape = (max(int(round(line.shape[0] * sz / pixel_spacing)), 1), max(int(round(line.shape[1] * sx / pixel_spacing)), 1))
     zoom = (out_shape[0] / line.shape[0], out_shape[1] / line.shape[1])
     spacing = (sz / zoom[0], sx / zoom[1])  # exact, after rounding the image size
