@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-PANELS = ("series", "tags", "errors", "ai", "layers")
-"""Side panels ``--panel`` can open (ViewerWindow.PANELS plus the AI and layer-inspector docks; listed here
+PANELS = ("series", "tags", "errors", "ai", "layers", "review")
+"""Side panels ``--panel`` can open (ViewerWindow.PANELS plus the AI, layer-inspector and review docks; listed here
 so a bad name fails before Qt loads)."""
 SCREENSHOT_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = 300.0
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     window = ViewerWindow()
     ai = _attach_ai(window)
     layers = _attach_layers(window, ai)
+    review = _attach_review(window, ai)
     if args.model and (ai is None or not ai.use_model(args.model)):
         print(f"radscope: cannot use model {args.model!r}" + ("" if ai is not None else
               " (the AI layer is not available)") + "; see the Errors panel or `radscope models`", file=sys.stderr)
@@ -62,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
             print("radscope: the layer inspector is not available", file=sys.stderr)
             return 2
         layers.open()
+    elif args.panel == "review":
+        if review is None:
+            print("radscope: the review panel is not available", file=sys.stderr)
+            return 2
+        review.open()
     elif args.panel:
         window.open_panel(args.panel)
     if ai is not None and args.panel not in ("ai", "layers") and not args.model and not any(
@@ -78,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
             ai.shutdown()
         return code
     try:
-        return _screenshot(window, ai, args.screenshot, bool(args.paths), layers if args.panel == "layers" else None)
+        return _screenshot(window, ai, args.screenshot, bool(args.paths), layers if args.panel == "layers" else None,
+                           review)
     finally:
         if ai is not None:
             ai.shutdown()
@@ -103,7 +110,19 @@ def _attach_layers(window, ai):
     return attach_layers(window, ai)
 
 
-def _screenshot(window, ai, path: str, opened: bool, layers=None) -> int:
+def _attach_review(window, ai):
+    """The review dock (hidden until opened); None when its store cannot be opened (said on stderr)."""
+    from viewer.qt.review_integration import attach_review
+    from viewer.review import ReviewStoreError
+
+    try:
+        return attach_review(window, ai)
+    except ReviewStoreError as exc:
+        print(f"radscope: review panel not available ({exc})", file=sys.stderr)
+        return None
+
+
+def _screenshot(window, ai, path: str, opened: bool, layers=None, review=None) -> int:
     """Wait for loading (and inference, when a model runs) to finish, render the whole window, save it."""
     if not window.wait_idle(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: loading did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
@@ -112,6 +131,8 @@ def _screenshot(window, ai, path: str, opened: bool, layers=None) -> int:
         print(f"radscope: inference did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
     if layers is not None and not layers.wait_done(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: the layer inspector did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
+    if review is not None:
+        review.flush()
     window.wait_idle(1.0)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
