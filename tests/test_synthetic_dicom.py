@@ -80,7 +80,7 @@ def test_geometry_and_values_read_back(ph: Phantom, orientation: str, tmp_path: 
         assert truth.nodule_mask[tuple(int(round(v)) for v in nod.center_index)]
 
 
-@pytest.mark.parametrize("orientation", ["axial", "coronal", "oblique"])
+@pytest.mark.parametrize("orientation", ["axial", "coronal", "sagittal", "oblique"])
 def test_simpleitk_reads_the_same_volume(ph: Phantom, orientation: str, tmp_path: Path) -> None:
     truth = write_ct_series(ph, tmp_path, orientation=orientation, shuffle_names=True, shuffle_instance_numbers=True)
     reader = sitk.ImageSeriesReader()
