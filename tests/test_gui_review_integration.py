@@ -156,6 +156,27 @@ def test_selected_roi_wins_until_a_new_one_is_drawn_and_rotated_rois_become_poly
     assert np.allclose(flag.region.points_lps, [truth.index_to_lps([c, r, k]) for c, r in flag.region.points_px])
 
 
+def test_scrolling_reads_one_header_once_it_rests_and_contexts_are_cached(qtbot, tmp_path: Path, series) -> None:  # type: ignore[no-untyped-def]
+    folder, truth, _, _ = series
+    window, review = _window(qtbot, tmp_path)
+    _open(window, qtbot, folder)
+    review.flush()
+    stack = window.stacks[window.stack_id]
+    reads: list[int] = []
+    original = stack.read_header
+    stack.read_header = lambda k: reads.append(k) or original(k)  # type: ignore[method-assign]
+    vol = window.model.volume
+    for k in range(vol.shape[0]):  # scrolling: no header is read on the way
+        window.model.set_crosshair(vol.index_to_lps(np.array([0.0, 0.0, float(k)])))
+    assert reads == []
+    last = vol.shape[0] - 1
+    qtbot.waitUntil(lambda: review.panel.context is not None and review.panel.context.slice_index == last, timeout=5000)
+    assert reads == [last] and review.panel.context.sop_instance_uids == (truth.sop_instance_uids[last],)
+    _go_to_slice(window, review, 1)
+    _go_to_slice(window, review, last)  # seen before: from the cache
+    assert reads == [last, 1]
+
+
 def test_flag_carries_the_model_method_and_label_threshold_of_the_run(qtbot, tmp_path: Path, series) -> None:  # type: ignore[no-untyped-def]
     folder, _, _, _ = series
     ai = StandInAI()
@@ -190,6 +211,9 @@ def test_reviewer_name_is_kept_in_the_settings(qtbot, tmp_path: Path, series, mo
     monkeypatch.delenv("RADSCOPE_REVIEWER", raising=False)
     folder, _, _, _ = series
     window, review = _window(qtbot, tmp_path)
+    review.panel.reviewer_edit.setFocus()
+    review.panel.reviewer_edit.editingFinished.emit()  # focus passing through, nothing typed: nothing saved
+    assert not settings_path().exists() or load_settings().reviewer == ""
     review.set_reviewer("  Dr. Ada ")
     assert json.loads(settings_path().read_text())["reviewer"] == "Dr. Ada" and default_reviewer() == "Dr. Ada"
     save_settings(load_settings())  # another save (the window's own) keeps it

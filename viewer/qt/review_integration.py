@@ -157,8 +157,7 @@ class ReviewController(QObject):
             self.reviewer_action.triggered.connect(self.ask_reviewer)
         if getattr(window.settings, "reviewer", "") and not os.environ.get("RADSCOPE_REVIEWER", "").strip():
             self.panel.reviewer_edit.setText(window.settings.reviewer)
-        self.panel.reviewer_edit.editingFinished.connect(
-            lambda: self.set_reviewer(self.panel.reviewer_edit.text()))
+        self.panel.reviewer_edit.editingFinished.connect(self._reviewer_edited)
         self.panel.studyRequested.connect(self.open_study)
         window.seriesShown.connect(self._on_series_shown)
         window.loadFinished.connect(lambda _id: self._schedule())
@@ -196,6 +195,12 @@ class ReviewController(QObject):
             save_settings(settings)
         except OSError as exc:
             self.window.statusBar().showMessage(f"Could not save the reviewer name: {exc}", 5000)
+
+    def _reviewer_edited(self) -> None:
+        edit = self.panel.reviewer_edit
+        if edit.isModified():  # typed by the reviewer (not a name from RADSCOPE_REVIEWER merely losing focus)
+            edit.setModified(False)
+            self.set_reviewer(edit.text())
 
     def ask_reviewer(self) -> None:
         name, ok = QtWidgets.QInputDialog.getText(self.window, "Reviewer name", "Name recorded with review flags:",
