@@ -1,6 +1,6 @@
 """Build the RadScope demo laptop package and prove it works (``make package``).
 
-    python packaging/build.py [--skip-build] [--no-archive] [--venv-self-test]
+    python packaging/build.py [--head] [--skip-build] [--no-archive] [--venv-self-test]
 
 1. Checks the tools: PyInstaller at the version pinned in constraints.txt (installed with that pin when
    missing) and a CPU-only torch (no CUDA build, no nvidia-* packages).
@@ -8,6 +8,8 @@
    generated once into ``build/package/demo-study`` (reused while its version matches), so the laptop
    never generates it at first start (that takes ~15 s; opening the bundled copy takes under a second).
 3. Runs PyInstaller on ``packaging/radscope.spec``: one folder, ``dist/radscope/`` (``radscope`` inside).
+   ``--head`` builds the committed HEAD (exported to ``build/package/src``) instead of the working tree:
+   in a checkout shared with people editing, their half-saved files never reach the package.
 4. Checks the folder: no CUDA libraries, no test or development packages.
 5. Writes ``dist/radscope-<version>-<platform>.tar.gz`` and prints the size on disk and compressed.
 6. Runs the frozen app's self-test (``radscope --self-test``) from an empty folder with a fresh
@@ -93,12 +95,25 @@ def check_cpu_torch() -> str:
 
 
 # -- 2. resources -----------------------------------------------------------------------------------
-def demo_study() -> Path:
+def export_head() -> Path:
+    """The committed HEAD, exported (``git archive``) to ``build/package/src``."""
+    src = WORK / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    archive_bytes = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive_bytes, check=True)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    log(f"building HEAD {commit} (exported to {src.relative_to(ROOT)})")
+    return src
+
+
+def demo_study(src: Path) -> Path:
     """A valid demo study: ``resources/demo-study`` when committed, else generated (cached) under build/."""
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(src))  # the generator of the tree being packaged (before the editable install)
     from viewer.dicom import synthetic
 
-    committed = ROOT / "resources" / "demo-study"
+    committed = src / "resources" / "demo-study"
     if synthetic._valid_demo(committed):
         return committed
     cached = WORK / "demo-study"
@@ -116,25 +131,25 @@ def demo_study() -> Path:
     return cached
 
 
-def stage_resources() -> Path:
-    """``build/package/resources``: the repository's resources plus the demo study."""
-    if not (ROOT / "resources" / "models" / DEMO_MODEL / "radscope-model.json").is_file():
+def stage_resources(src: Path) -> Path:
+    """``build/package/resources``: the tree's resources plus the demo study."""
+    if not (src / "resources" / "models" / DEMO_MODEL / "radscope-model.json").is_file():
         raise BuildError(f"resources/models/{DEMO_MODEL} is missing: the laptop build bundles the demo model")
     stage = WORK / "resources"
     shutil.rmtree(stage, ignore_errors=True)
-    shutil.copytree(ROOT / "resources", stage, ignore=shutil.ignore_patterns("__pycache__", "demo-study", "*.pyc"))
-    shutil.copytree(demo_study(), stage / "demo-study")
+    shutil.copytree(src / "resources", stage, ignore=shutil.ignore_patterns("__pycache__", "demo-study", "*.pyc"))
+    shutil.copytree(demo_study(src), stage / "demo-study")
     return stage
 
 
 # -- 3. build ----------------------------------------------------------------------------------------
-def run_pyinstaller(resources: Path) -> float:
+def run_pyinstaller(src: Path, resources: Path) -> float:
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-           "--distpath", str(DIST), "--workpath", str(WORK / "pyinstaller"), str(SPEC),
+           "--distpath", str(DIST), "--workpath", str(WORK / "pyinstaller"), str(src / SPEC.relative_to(ROOT)),
            "--", "--resources", str(resources)]
     log("pyinstaller: " + " ".join(cmd[1:]))
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    subprocess.run(cmd, check=True, cwd=src)
     return time.perf_counter() - t0
 
 
@@ -203,6 +218,7 @@ def self_test(cmd: list[str], label: str, cwd: Path | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="packaging/build.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--head", action="store_true", help="build the committed HEAD, not the working tree")
     parser.add_argument("--skip-build", action="store_true", help="check and self-test the existing dist/radscope")
     parser.add_argument("--no-archive", action="store_true", help="do not write the .tar.gz")
     parser.add_argument("--venv-self-test", action="store_true", help="also run the self-test from the venv")
@@ -213,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         summary: dict = {"pyinstaller": ensure_pyinstaller(), "torch": check_cpu_torch()}
         version = importlib.metadata.version("radscope")
         if not args.skip_build:
-            resources = stage_resources()
-            summary["build_seconds"] = round(run_pyinstaller(resources), 1)
+            src = export_head() if args.head else ROOT
+            resources = stage_resources(src)
+            summary["build_seconds"] = round(run_pyinstaller(src, resources), 1)
         if not (APP / "radscope").is_file():
             raise BuildError(f"{APP}/radscope does not exist; build first")
         check_contents(APP)
