@@ -18,6 +18,7 @@ from pathlib import Path
 DEMO_MODEL = "chest-nodule-demo"
 DEMO_PNG = "radscope-demo.png"
 TIMEOUT_S = 600.0
+LUNG_WINDOW = (-600.0, 1500.0)  # centre, width (HU)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +74,13 @@ def _truth_slices(study: Path) -> str:
     return ", ".join(str(k) for k in slices if k is not None)
 
 
+def _lung_window(window: object) -> None:
+    """Nodules are read in a lung window (W 1500 / L -600), not the CT default mediastinal one."""
+    model = getattr(window, "model", None)
+    if model is not None and not model.is_color and model.volume.info.modality == "CT":
+        model.set_window(LUNG_WINDOW[0], LUNG_WINDOW[1])
+
+
 def run(args: argparse.Namespace) -> int:
     study = _demo_study()
     if study is None:
@@ -101,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     window.show()
     window.open_paths(_ct_paths(study))
     if not headless:
+        window.seriesShown.connect(lambda _stack: _lung_window(window))  # noqa: E731 (runs on the GUI thread)
         ai.follow_findings()
         code = int(app.exec())
         ai.shutdown()
@@ -109,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     ok = window.wait_idle(TIMEOUT_S) and ai.wait_done(TIMEOUT_S)
     if not ok:
         print("radscope demo: loading or inference did not finish in time; writing what is shown", file=sys.stderr)
+    _lung_window(window)
     k = ai.show_most_suspicious()
     window.wait_idle(1.0)
     out = Path(args.out or DEMO_PNG).resolve()

@@ -20,6 +20,8 @@ from viewer.ai.eta import format_eta
 from viewer.display.colormaps import COLORMAPS, overlay_lut
 from viewer.qt.qt import QColor, QPainter, Qt, QtCore, QtGui, QtWidgets, Signal, pg
 
+CARD_HEIGHT = 130
+"""Pixels for the model card (it scrolls): the scores plot needs the room."""
 OVERLAY_KEY = "O"
 """Shortcut that shows/hides the AI overlay."""
 
@@ -230,7 +232,13 @@ class AIPanel(QtWidgets.QWidget):
         form.addRow("Model", self.model_combo)
         form.addRow("Explain", self.method_combo)
         form.addRow(self.device_label)
-        form.addRow(self.card_label)
+        card_scroll = W.QScrollArea()
+        card_scroll.setWidget(self.card_label)
+        card_scroll.setWidgetResizable(True)
+        card_scroll.setFrameShape(W.QFrame.Shape.NoFrame)
+        card_scroll.setMaximumHeight(CARD_HEIGHT)
+        card_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        form.addRow(card_scroll)
         form.addRow(self.run_button)
         outer.addWidget(model_box)
 
