@@ -156,6 +156,26 @@ def test_selected_roi_wins_until_a_new_one_is_drawn_and_rotated_rois_become_poly
     assert np.allclose(flag.region.points_lps, [truth.index_to_lps([c, r, k]) for c, r in flag.region.points_px])
 
 
+def test_roi_drawn_on_the_mpr_view_of_the_acquisition_plane_maps_to_its_voxels(qtbot, tmp_path: Path, phantom) -> None:  # type: ignore[no-untyped-def]
+    # sagittal slices stored with columns running anterior: the sagittal view shows them left-right flipped
+    axes = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    truth = write_ct_series(phantom, tmp_path / "flipped", orientation=axes, seed=7)
+    folder = tmp_path / "flipped"
+    window, review = _window(qtbot, tmp_path)
+    _open(window, qtbot, folder)
+    window.set_layout("1x3")
+    k = 5
+    _go_to_slice(window, review, k)
+    view = next(v for v in window.views if v.plane_name == "sagittal")
+    assert view.plane.slice_axis == 0 and view.plane.flip_col and view.slice_index == k
+    (x0, y0), (x1, y1) = view.index_to_scene(np.array([4.0, 3.0, k])), view.index_to_scene(np.array([12.0, 9.0, k]))
+    window.model.add_measurement(MeasurementRecord("rect", "sagittal", k, [], pos=(min(x0, x1), min(y0, y1)),
+                                                   size=(abs(x1 - x0), abs(y1 - y0))))
+    flag = _flag(qtbot, review, "4")
+    assert flag.region.kind == "rectangle" and np.allclose(flag.region.points_px, [(4, 3), (12, 9)])
+    assert np.allclose(flag.region.points_lps, [truth.index_to_lps([4, 3, k]), truth.index_to_lps([12, 9, k])])
+
+
 def test_scrolling_reads_one_header_once_it_rests_and_contexts_are_cached(qtbot, tmp_path: Path, series) -> None:  # type: ignore[no-untyped-def]
     folder, truth, _, _ = series
     window, review = _window(qtbot, tmp_path)
