@@ -55,6 +55,8 @@ class Anatomy:
     fissure_slope: tuple[float, float] = (1.2, 1.2)  # rise of the major fissures (right, left) per mm backwards
     fissure_shift: tuple[float, float] = (0.0, 0.0)  # height offsets of the major fissures
     minor_fissure_z: float = 0.0  # height of the right minor fissure relative to the carina
+    breast: float = 0.0  # breast size (0: none; ~1: medium)
+    breast_z: float = 60.0  # height of the breasts' centres
 
     # -- derived sizes ---------------------------------------------------------------------
     @property
@@ -155,6 +157,8 @@ class Anatomy:
             fissure_slope=(u(0.9, 1.5), u(0.9, 1.5)),
             fissure_shift=(u(-15.0, 15.0), u(-15.0, 15.0)),
             minor_fissure_z=u(-45.0, -25.0),
+            breast=u(0.6, 1.25) if rng.random() < 0.5 else 0.0,
+            breast_z=u(30.0, 70.0),
         )
 
     # -- analytic pieces ---------------------------------------------------------------------
@@ -247,6 +251,15 @@ class Anatomy:
         body = superellipse(0.0, 0.0, 0.0, 2.3, 3.2)
         skin_in = superellipse(2.0, 2.0, 2.0, 2.3, 3.2)
         muscle = superellipse(self.fat, 0.8 * self.fat, 0.5 * self.fat, 2.2, 3.0) & body
+        # a thin intermuscular fat plane (pectoral / serratus from the deeper layer), front and sides
+        plane_d = self.fat + 0.45 * self.muscle
+        fat_plane = superellipse(plane_d, 0.8 * self.fat + 0.45 * self.muscle, plane_d, 2.2, 3.0)
+        fat_plane &= ~superellipse(plane_d + 1.5, 0.8 * self.fat + 0.45 * self.muscle + 1.5, plane_d + 1.5, 2.2, 3.0)
+        fat_plane &= (Y2 < 0.3 * self.b_post)[None]
+        breast, gland, nipple = self.breasts(grid)
+        if self.breast > 0:
+            body = body | breast | nipple
+            skin_in = skin_in | breast
         # Thoracic cavity (inside the ribs), slightly wider towards the base.
         widen = 0.9 + 0.2 * np.clip((self.apex - 60.0 - z) / 220.0, 0.0, 1.0) ** 0.8
         ca = np.minimum(self.cav_a * widen, aw - self.fat - self.muscle - 10.0)
@@ -277,12 +290,36 @@ class Anatomy:
             "body": body,
             "skin_in": skin_in,
             "muscle": muscle,
+            "fat_plane": fat_plane,
+            "breast": breast,
+            "gland": gland,
+            "nipple": nipple,
             "cavity": cavity,
             "above": above,
             "heart": heart,
             "lung": lung,
             "spine_block": np.broadcast_to(spine_block[None], grid.shape),
         }
+
+    def breasts(self, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(breast, fibroglandular core, nipple) masks in front of the chest wall; empty when none."""
+        shape = grid.shape
+        if self.breast <= 0:
+            empty = np.zeros(shape, dtype=bool)
+            return empty, empty, empty
+        x, y, z = grid.x.astype(np.float64), grid.y.astype(np.float64), grid.z.astype(np.float64)
+        size = self.breast
+        rx, ry, rz = 58.0 * size, 50.0 * size, 52.0 * size
+        yc = -self.b_ant + 24.0  # the base lies deep in the subcutaneous fat, so the contour blends in
+        masks = []
+        for scale in (1.0, 0.6):
+            q = np.minimum(*(((x[None, :] - s * 0.45 * self.a) / (rx * scale)) ** 2 for s in (-1.0, 1.0)))
+            q = q + ((np.minimum(y[:, None] - yc, 0.0)) / (ry * scale)) ** 2 + (y[:, None] > yc) * 9.0
+            masks.append(q[None] <= (1.0 - ((z - self.breast_z) / (rz * scale)) ** 2)[:, None, None])
+        tip = yc - ry
+        qn = np.minimum(*(((x[None, :] - s * 0.45 * self.a) / 6.0) ** 2 for s in (-1.0, 1.0))) + ((y[:, None] - tip) / 6.0) ** 2
+        nipple = qn[None] <= (1.0 - ((z - self.breast_z) / 6.0) ** 2)[:, None, None]
+        return masks[0], masks[1], nipple
 
     def heart_mask(self, grid: Grid, scale: float) -> np.ndarray:
         x, y, z = grid.x.astype(np.float64), grid.y.astype(np.float64), grid.z.astype(np.float64)
@@ -327,6 +364,9 @@ class Anatomy:
         hu[reg["body"]] = SKIN
         hu[reg["skin_in"] & reg["body"]] = FAT
         hu[reg["muscle"]] = MUSCLE
+        hu[reg["fat_plane"] & reg["muscle"]] = FAT
+        hu[reg["gland"]] = 15.0  # fibroglandular tissue in the breast fat
+        hu[reg["nipple"]] = SKIN
         thorax = reg["cavity"] & reg["muscle"]
         hu[thorax] = FAT + 10.0  # mediastinal fat unless something else is painted
         abdomen = thorax & ~reg["above"]

@@ -69,7 +69,7 @@ ORIENTATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, fl
 }
 
 DEMO_VERSION = "demo-study-v1"
-DEMO_REVISION = 7
+DEMO_REVISION = 8
 """Bumped whenever the generator's output changes; a cached study of another revision is rebuilt."""
 DEMO_SEED = 20260527
 
