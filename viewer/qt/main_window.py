@@ -49,6 +49,9 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Ctrl+O / Ctrl+Shift+O", "open files / open folder"),
     ("Ctrl+E / Ctrl+Shift+E", "export view as PNG with / without annotations"),
     ("Ctrl+T", "tag browser"),
+    ("Ctrl+1 … Ctrl+5", "review verdict on this slice (its ROI is the region): correct, false positive, missed, "
+                        "mislocalised, uncertain (review panel open)"),
+    ("Ctrl+] / Ctrl+[ / Ctrl+D", "review: next / previous study, study done"),
     ("F1", "this help"),
 )
 
