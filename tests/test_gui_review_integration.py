@@ -123,11 +123,13 @@ def test_missed_finding_flag_records_the_ellipse_where_it_really_is(qtbot, tmp_p
     expected = [truth.index_to_lps([c, r, k]) for c, r in flag.region.points_px]
     assert np.allclose(flag.region.points_lps, expected, atol=1e-3)
     assert flag.model.name == "" and flag.threshold is None  # no model ran
+    assert review.panel.status_label.text().endswith("· ellipse region")
     # another slice: its own UID; the ROIs of other slices are not taken
     _go_to_slice(window, review, 2)
     flag2 = _flag(qtbot, review, "1")
     assert flag2.slice_index == 2 and flag2.sop_instance_uids == (truth.sop_instance_uids[2],)
     assert flag2.region is None and flag2.verdict is Verdict.CORRECT
+    assert review.panel.status_label.text().endswith("· whole slice")
 
 
 def test_selected_roi_wins_until_a_new_one_is_drawn_and_rotated_rois_become_polygons(qtbot, tmp_path: Path, series) -> None:  # type: ignore[no-untyped-def]

@@ -122,7 +122,10 @@ class ReviewWindowPanel(ReviewPanel):
         self._controller.update_context(for_flag=True)
         if region is None and self.context is not None:
             region = self._controller.current_region()
-        return super().add_flag(verdict, region)
+        flag_id = super().add_flag(verdict, region)
+        if flag_id is not None:
+            self._status(self.status_label.text() + (f" · {region.kind} region" if region else " · whole slice"))
+        return flag_id
 
 
 class ReviewController(QObject):
