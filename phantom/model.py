@@ -73,6 +73,16 @@ class ChestParams:
         lo, hi = self.nodule_diameter_mm
         if not 0 < lo <= hi:
             raise ValueError(f"nodule_diameter_mm must be 0 < min <= max, got {self.nodule_diameter_mm}")
+        counts = (self.n_nodules,) * 2 if isinstance(self.n_nodules, int) else tuple(self.n_nodules)
+        if len(counts) != 2 or not 0 <= counts[0] <= counts[1]:
+            raise ValueError(f"n_nodules must be a count >= 0 or a (min, max) range, got {self.n_nodules}")
+        if not self.nodule_kinds or set(self.nodule_kinds) - set(NODULE_KINDS):
+            raise ValueError(f"nodule_kinds must be a non-empty subset of {NODULE_KINDS}, got {self.nodule_kinds}")
+        for name in ("juxtapleural_fraction", "vessel_attached_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.vessel_min_radius_mm <= 0:
+            raise ValueError("vessel_min_radius_mm must be positive")
 
     @property
     def spacing_rc(self) -> tuple[float, float]:

@@ -223,3 +223,20 @@ def test_any_reasonable_params_give_a_consistent_phantom(
     for nod in ph.nodules:
         assert -0.5 <= nod.center_voxel[0] <= n_slices - 0.5
         assert params.nodule_diameter_mm[0] <= nod.diameter_mm <= params.nodule_diameter_mm[1]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"n_nodules": (3, 1)}, "n_nodules"),
+        ({"n_nodules": -1}, "n_nodules"),
+        ({"nodule_kinds": ("round",)}, "nodule_kinds"),
+        ({"nodule_diameter_mm": (10.0, 5.0)}, "nodule_diameter_mm"),
+        ({"juxtapleural_fraction": 1.5}, "juxtapleural_fraction"),
+        ({"matrix": (8, 8)}, "matrix"),
+        ({"slice_spacing": 0.0}, "spacings"),
+    ],
+)
+def test_bad_params_are_refused_clearly(bad: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ChestParams(**bad)
