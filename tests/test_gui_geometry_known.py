@@ -4,8 +4,11 @@ bar where the pixel spacing was assumed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from pytestqt.qtbot import QtBot
 
 from tests.conftest import pydicom_data_file, pydicom_test_file
 from viewer.dicom import scan
@@ -18,11 +21,11 @@ from viewer.display.orientation import (
 )
 from viewer.qt.main_window import ViewerWindow
 
-pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints", "does not support raise")]
+pytestmark = [pytest.mark.gui]  # the offscreen plugin's harmless warnings: qt_log_ignore in pyproject
 
 
 @pytest.fixture
-def window(qtbot) -> ViewerWindow:  # type: ignore[no-untyped-def]
+def window(qtbot: QtBot) -> ViewerWindow:
     win = ViewerWindow()
     qtbot.addWidget(win)
     win.resize(900, 700)
@@ -31,7 +34,7 @@ def window(qtbot) -> ViewerWindow:  # type: ignore[no-untyped-def]
     return win
 
 
-def _open(window: ViewerWindow, qtbot, path) -> None:  # type: ignore[no-untyped-def]
+def _open(window: ViewerWindow, qtbot: QtBot, path: Path) -> None:
     window.open_paths([str(path)])
     qtbot.waitUntil(lambda: window.is_idle() and window.model is not None and window.model.fully_loaded,
                     timeout=30_000)
@@ -53,7 +56,7 @@ def test_known_rules() -> None:
     assert not spacing_known({PIXEL_SPACING_SOURCE: ""}) and spacing_known({PIXEL_SPACING_SOURCE: "ImagerPixelSpacing"})
 
 
-def test_ultrasound_without_orientation_shows_no_letters_and_no_scale_bar(window: ViewerWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_ultrasound_without_orientation_shows_no_letters_and_no_scale_bar(window: ViewerWindow, qtbot: QtBot) -> None:
     _open(window, qtbot, pydicom_test_file("US1_UNCR.dcm"))
     view = window.views[0]
     assert view.orientation_letters() == {}
@@ -61,13 +64,13 @@ def test_ultrasound_without_orientation_shows_no_letters_and_no_scale_bar(window
     assert np.allclose(window.model.volume.direction, np.eye(3))  # what the engine made up, not drawn
 
 
-def test_secondary_capture_with_spacing_keeps_its_scale_but_no_letters(window: ViewerWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_secondary_capture_with_spacing_keeps_its_scale_but_no_letters(window: ViewerWindow, qtbot: QtBot) -> None:
     _open(window, qtbot, pydicom_test_file("SC_rgb.dcm"))
     view = window.views[0]
     assert view.orientation_letters() == {} and not view.spacing_unknown
 
 
-def test_ct_and_radiograph_keep_their_letters(window: ViewerWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_ct_and_radiograph_keep_their_letters(window: ViewerWindow, qtbot: QtBot) -> None:
     _open(window, qtbot, pydicom_test_file("CT_small.dcm"))
     assert set(window.views[0].orientation_letters().values()) >= {"R", "L", "A", "P"}
     assert not window.views[0].spacing_unknown

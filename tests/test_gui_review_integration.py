@@ -18,6 +18,7 @@ import pytest
 
 from phantom import ChestParams, make_chest_ct
 from phantom.model import Phantom
+from pytestqt.qtbot import QtBot
 from tests.conftest import pydicom_test_file
 from viewer.display.measure import MeasurementRecord
 from viewer.display.settings import load_settings, save_settings, settings_path
@@ -25,7 +26,7 @@ from viewer.dicom.synthetic import SeriesTruth, write_ct_series
 from viewer.qt.main_window import ViewerWindow
 from viewer.qt.qt import QObject, Qt, QtGui, Signal
 from viewer.qt.review_integration import ReviewController, attach_review
-from viewer.review import ReviewStore, Verdict, default_reviewer
+from viewer.review import Flag, ReviewStore, Verdict, default_reviewer
 
 pytestmark = [pytest.mark.gui]
 
@@ -38,8 +39,11 @@ def phantom() -> Phantom:
                                      n_nodules=0, seed=11))
 
 
+Series = tuple[Path, SeriesTruth, Path, SeriesTruth]
+
+
 @pytest.fixture(scope="module")
-def series(phantom: Phantom, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SeriesTruth, Path, SeriesTruth]:
+def series(phantom: Phantom, tmp_path_factory: pytest.TempPathFactory) -> Series:
     """A sagittal series (so pixel axes, LPS axes and slice order all differ) and a second study."""
     root = tmp_path_factory.mktemp("review_series")
     sag = write_ct_series(phantom, root / "sag", orientation="sagittal", shift=(4.0, -9.0, 30.0), shuffle_names=True,
@@ -73,7 +77,7 @@ class _StandInPanel(QObject):
         return SimpleNamespace(threshold={"nodule": 0.35, "effusion": 0.6}[label])
 
 
-def _window(qtbot, tmp_path: Path, ai=None) -> tuple[ViewerWindow, ReviewController]:  # type: ignore[no-untyped-def]
+def _window(qtbot: QtBot, tmp_path: Path, ai: QObject | None = None) -> tuple[ViewerWindow, ReviewController]:
     window = ViewerWindow()
     qtbot.addWidget(window)
     review = attach_review(window, ai, ReviewStore(tmp_path / "review.sqlite3"))
@@ -84,7 +88,7 @@ def _window(qtbot, tmp_path: Path, ai=None) -> tuple[ViewerWindow, ReviewControl
     return window, review
 
 
-def _open(window: ViewerWindow, qtbot, *paths: Path) -> None:  # type: ignore[no-untyped-def]
+def _open(window: ViewerWindow, qtbot: QtBot, *paths: Path) -> None:
     window.open_paths([str(p) for p in paths])
     qtbot.waitUntil(lambda: window.is_idle() and window.model is not None and window.model.fully_loaded,
                     timeout=30_000)
@@ -96,13 +100,15 @@ def _go_to_slice(window: ViewerWindow, review: ReviewController, k: int) -> None
     review.flush()
 
 
-def _flag(qtbot, review: ReviewController, key: str):  # type: ignore[no-untyped-def]
+def _flag(qtbot: QtBot, review: ReviewController, key: str) -> Flag:
     with qtbot.waitSignal(review.panel.flagAdded, timeout=5000) as blocker:
         qtbot.keyClick(review.window, key, CTRL)
     return review.store.get_flag(blocker.args[0])
 
 
-def test_missed_finding_flag_records_the_ellipse_where_it_really_is(qtbot, tmp_path: Path, series) -> None:  # type: ignore[no-untyped-def]
+def test_missed_finding_flag_records_the_ellipse_where_it_really_is(
+    qtbot: QtBot, tmp_path: Path, series: Series,
+) -> None:
     folder, truth, _, _ = series
     window, review = _window(qtbot, tmp_path)
     _open(window, qtbot, folder)
@@ -132,7 +138,9 @@ def test_missed_finding_flag_records_the_ellipse_where_it_really_is(qtbot, tmp_p
     assert review.panel.status_label.text().endswith("· whole slice")
 
 
-def test_selected_roi_wins_until_a_new_one_is_drawn_and_rotated_rois_become_polygons(qtbot, tmp_path: Path, series) -> None:  # type: ignore[no-untyped-def]
+def test_selected_roi_wins_until_a_new_one_is_drawn_and_rotated_rois_become_polygons(
+    qtbot: QtBot, tmp_path: Path, series: Series,
+) -> None:
     folder, truth, _, _ = series
     window, review = _window(qtbot, tmp_path)
     _open(window, qtbot, folder)
@@ -158,7 +166,9 @@ def test_selected_roi_wins_until_a_new_one_is_drawn_and_rotated_rois_become_poly
     assert np.allclose(flag.region.points_lps, [truth.index_to_lps([c, r, k]) for c, r in flag.region.points_px])
 
 
-def test_roi_drawn_on_the_mpr_view_of_the_acquisition_plane_maps_to_its_voxels(qtbot, tmp_path: Path, phantom) -> None:  # type: ignore[no-untyped-def]
+def test_roi_drawn_on_the_mpr_view_of_the_acquisition_plane_maps_to_its_voxels(
+    qtbot: QtBot, tmp_path: Path, phantom: Phantom,
+) -> None:
     # sagittal slices stored with columns running anterior: the sagittal view shows them left-right flipped
     axes = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
     truth = write_ct_series(phantom, tmp_path / "flipped", orientation=axes, seed=7)
@@ -178,7 +188,9 @@ def test_roi_drawn_on_the_mpr_view_of_the_acquisition_plane_maps_to_its_voxels(q
     assert np.allclose(flag.region.points_lps, [truth.index_to_lps([4, 3, k]), truth.index_to_lps([12, 9, k])])
 
 
-def test_scrolling_reads_one_header_once_it_rests_and_contexts_are_cached(qtbot, tmp_path: Path, series) -> None:  # type: ignore[no-untyped-def]
+def test_scrolling_reads_one_header_once_it_rests_and_contexts_are_cached(
+    qtbot: QtBot, tmp_path: Path, series: Series,
+) -> None:
     folder, truth, _, _ = series
     window, review = _window(qtbot, tmp_path)
     _open(window, qtbot, folder)
@@ -199,12 +211,15 @@ def test_scrolling_reads_one_header_once_it_rests_and_contexts_are_cached(qtbot,
     assert reads == [last, 1]
 
 
-def test_flag_carries_the_model_method_and_label_threshold_of_the_run(qtbot, tmp_path: Path, series) -> None:  # type: ignore[no-untyped-def]
+def test_flag_carries_the_model_method_and_label_threshold_of_the_run(
+    qtbot: QtBot, tmp_path: Path, series: Series,
+) -> None:
     folder, _, _, _ = series
     ai = StandInAI()
     window, review = _window(qtbot, tmp_path, ai)
     _open(window, qtbot, folder)
-    assert [review.panel.label_edit.itemText(i) for i in range(review.panel.label_edit.count())] == ["nodule", "effusion"]
+    box = review.panel.label_edit
+    assert [box.itemText(i) for i in range(box.count())] == ["nodule", "effusion"]
     flag = _flag(qtbot, review, "5")
     assert flag.model.name == "" and flag.method == ""  # the model has not run on this series
     ai.results = SimpleNamespace(key=SimpleNamespace(stack_id=window.stack_id))
@@ -216,7 +231,7 @@ def test_flag_carries_the_model_method_and_label_threshold_of_the_run(qtbot, tmp
     assert "chest-demo 1.2.0" in review.panel.context_label.text()
 
 
-def test_worklist_lists_open_studies_and_opens_the_requested_one(qtbot, tmp_path: Path, series) -> None:  # type: ignore[no-untyped-def]
+def test_worklist_lists_open_studies_and_opens_the_requested_one(qtbot: QtBot, tmp_path: Path, series: Series) -> None:
     folder, truth, other_folder, other = series
     window, review = _window(qtbot, tmp_path)
     _open(window, qtbot, folder, other_folder)
@@ -229,7 +244,9 @@ def test_worklist_lists_open_studies_and_opens_the_requested_one(qtbot, tmp_path
     assert window.stacks[window.stack_id].info.study_uid == target
 
 
-def test_reviewer_name_is_kept_in_the_settings(qtbot, tmp_path: Path, series, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_reviewer_name_is_kept_in_the_settings(
+    qtbot: QtBot, tmp_path: Path, series: Series, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("RADSCOPE_REVIEWER", raising=False)
     folder, _, _, _ = series
     window, review = _window(qtbot, tmp_path)
@@ -247,7 +264,7 @@ def test_reviewer_name_is_kept_in_the_settings(qtbot, tmp_path: Path, series, mo
     assert attach_review(again, None, ReviewStore(tmp_path / "r2.sqlite3")).panel.reviewer_edit.text() == "Dr. Ada"
 
 
-def test_image_without_patient_geometry_gets_pixel_regions_only(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_image_without_patient_geometry_gets_pixel_regions_only(qtbot: QtBot, tmp_path: Path) -> None:
     window, review = _window(qtbot, tmp_path)
     _open(window, qtbot, pydicom_test_file("US1_UNCR.dcm"))
     review.flush()
@@ -256,7 +273,9 @@ def test_image_without_patient_geometry_gets_pixel_regions_only(qtbot, tmp_path:
     assert flag.region.points_px == ((9.5, 9.5), (29.5, 19.5)) and flag.region.points_lps == ()
 
 
-def test_panel_review_screenshot_shows_worklist_and_context(tmp_path: Path, series, radscope_home: Path) -> None:
+def test_panel_review_screenshot_shows_worklist_and_context(
+    tmp_path: Path, series: Series, radscope_home: Path,
+) -> None:
     folder, truth, _, _ = series
     out = tmp_path / "review.png"
     env = {"QT_QPA_PLATFORM": "offscreen", "RADSCOPE_HOME": str(radscope_home), "PATH": "/usr/bin:/bin"}

@@ -114,7 +114,9 @@ class ReviewWindowPanel(ReviewPanel):
     """The review panel inside the viewer: a verdict (button or Ctrl+digit) first brings the context up to
     date with the model in force and takes the ROI on the current slice as the flag's region."""
 
-    def __init__(self, store: ReviewStore, controller: "ReviewController", parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, store: ReviewStore, controller: "ReviewController", parent: QtWidgets.QWidget | None = None,
+    ) -> None:
         super().__init__(store, None, parent)
         self._controller = controller
 
