@@ -1,0 +1,153 @@
+"""The two bundled demo models: what data each sees, its input pipeline, seeds and training settings.
+
+Seeds are disjoint per split (train / validation / held-out test); every phantom is fully
+determined by its seed (`phantom` draws anatomy, nodules and noise from independent streams).
+``quick`` recipes shrink everything to run end to end in seconds (tests, smoke checks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from inference.training.dataset import Sample
+from inference.training.pipeline import Recipe
+from inference.training.train import TrainConfig
+from phantom import ChestParams, make_chest_ct
+from phantom.radiograph import make_chest_radiograph, projection_params
+
+CT_SLICE_SPACINGS_MM = (2.5, 3.0, 5.0)
+
+
+def ct_params(seed: int, matrix: int = 256, n_slices: int = 40) -> ChestParams:
+    """Scan parameters for one CT phantom: field of view and slice spacing vary with the seed."""
+    rng = np.random.default_rng([seed, 7001])
+    fov = float(rng.uniform(320.0, 410.0))
+    return ChestParams(
+        n_slices=n_slices,
+        matrix=(matrix, matrix),
+        pixel_spacing=(fov / matrix, fov / matrix),
+        slice_spacing=float(rng.choice(CT_SLICE_SPACINGS_MM)),
+        n_nodules=(0, 5),
+        seed=seed,
+    )
+
+
+def _ct_slices(params: ChestParams) -> Sample:
+    """All axial slices of one chest CT phantom (HU) with its nodule masks."""
+    ph = make_chest_ct(params)
+    return Sample(ph.hu, ph.nodule_mask, (ph.spacing_zyx[1], ph.spacing_zyx[2]))
+
+
+def ct_sample(seed: int) -> Sample:
+    return _ct_slices(ct_params(seed))
+
+
+def ct_sample_quick(seed: int) -> Sample:
+    return _ct_slices(replace(ct_params(seed, matrix=64, n_slices=10), n_nodules=(2, 3)))
+
+
+CHEST_CT = Recipe(
+    name="chest-nodule-demo",
+    version="1.0.0",
+    description=("Per-slice lung nodule present/absent classifier for chest CT (axial slices, HU), with a "
+                 "Grad-CAM heatmap from its last conv block."),
+    modalities=("CT",),
+    window=(-600.0, 1500.0),
+    size=(256, 256),
+    make=ct_sample,
+    generator=("phantom.make_chest_ct: synthetic chest CT phantoms, 40 axial slices of 256x256, field of "
+               "view 320-410 mm, slice spacing 2.5/3/5 mm, 0-5 nodules of 4-25 mm (solid, part-solid, "
+               "ground-glass, spiculated, lobulated; some juxtapleural), vessels, airways, ribs, "
+               "correlated noise 8-30 HU"),
+    train_seeds=range(100_000, 100_180),
+    val_seeds=range(200_000, 200_025),
+    test_seeds=range(300_000, 300_040),
+    min_area_mm2=12.0,
+    dilate_mm=10.0,
+    train=TrainConfig(epochs=14, steps_per_epoch=50, batch_size=32, lr=3e-3, crop=128, full_image_fraction=0.1,
+                      seed=1),
+    widths=(12, 16, 32, 48),
+)
+
+
+def quick(recipe: Recipe, make) -> Recipe:
+    """A seconds-long version of ``recipe``: a few 64-pixel phantoms, one epoch."""
+    return replace(recipe, size=(64, 64), make=make, widths=(8, 8, 16, 16), train_seeds=range(recipe.train_seeds.start, recipe.train_seeds.start + 2),
+                   val_seeds=range(recipe.val_seeds.start, recipe.val_seeds.start + 1),
+                   test_seeds=range(recipe.test_seeds.start, recipe.test_seeds.start + 1),
+                   train=replace(recipe.train, epochs=1, steps_per_epoch=2, batch_size=8), version=recipe.version + "+quick")
+
+
+CXR_STORED_MAX = 4095.0
+"""Radiographs are stored as 12-bit values (``viewer.dicom.synthetic.write_radiograph``), no rescale."""
+CXR_VIEWS = 4
+"""Radiographs per projected phantom: fresh quantum noise, scatter and tone curve each, half of them
+with MONOCHROME1 pixel values (the DICOM engine flags MONOCHROME1 but does not invert it, so the
+model sees both polarities and must not depend on either)."""
+CXR_VOXEL_MM = 1.8
+"""Voxel size of the projected phantoms (the demo study projects at 1.4 mm; coarser is faster)."""
+CXR_PIXEL_MM = 0.7
+"""Detector pixel size of the training radiographs: that of the demo study's radiograph."""
+
+
+def radiograph_pixels(image: np.ndarray, monochrome1: bool) -> np.ndarray:
+    """Pixel values as the DICOM engine delivers a written radiograph (12-bit, inverted for MONOCHROME1)."""
+    stored = np.rint(np.clip(image, 0.0, 1.0) * CXR_STORED_MAX)
+    return (CXR_STORED_MAX - stored if monochrome1 else stored).astype(np.float32)
+
+
+def cxr_params(seed: int, voxel_mm: float = CXR_VOXEL_MM) -> ChestParams:
+    """A whole-chest phantom for projection (no CT noise, no table); 40% of patients have no nodule."""
+    rng = np.random.default_rng([seed, 7002])
+    n_nodules = 0 if rng.random() < 0.4 else (1, 3)
+    return projection_params(ChestParams(seed=seed, n_nodules=n_nodules, nodule_diameter_mm=(8.0, 30.0)), voxel_mm)
+
+
+def cxr_sample(seed: int, views: int = CXR_VIEWS, voxel_mm: float = CXR_VOXEL_MM) -> Sample:
+    """``views`` PA radiographs of one projected phantom with the nodules' projected masks."""
+    ph = make_chest_ct(cxr_params(seed, voxel_mm))
+    images, masks = [], []
+    for v in range(views):
+        rad = make_chest_radiograph(ph, seed=seed * 16 + v, pixel_spacing=CXR_PIXEL_MM)
+        images.append(radiograph_pixels(rad.image, monochrome1=bool(v % 2)))
+        masks.append(rad.nodule_mask)
+    return Sample(np.stack(images), np.stack(masks), tuple(rad.pixel_spacing))
+
+
+def cxr_sample_quick(seed: int) -> Sample:
+    """One coarse radiograph of a patient with nodules and one of the same patient without."""
+    params = replace(cxr_params(seed, voxel_mm=8.0), n_nodules=(1, 2))
+    rads = [make_chest_radiograph(make_chest_ct(p), seed=seed, pixel_spacing=8 * CXR_PIXEL_MM)
+            for p in (params, replace(params, n_nodules=0))]
+    return Sample(np.stack([radiograph_pixels(r.image, monochrome1=False) for r in rads]),
+                  np.stack([r.nodule_mask for r in rads]), tuple(rads[0].pixel_spacing))
+
+
+CHEST_XRAY = Recipe(
+    name="cxr-nodule-demo",
+    version="1.0.0",
+    description=("Lung nodule present/absent classifier for PA chest radiographs (CR/DX), with a Grad-CAM "
+                 "heatmap from its last conv block. Works on MONOCHROME1 and MONOCHROME2 pixel data alike."),
+    modalities=("CR", "DX"),
+    window=(CXR_STORED_MAX / 2.0, CXR_STORED_MAX),
+    size=(256, 256),
+    make=cxr_sample,
+    generator=(f"phantom.make_chest_ct on a {CXR_VOXEL_MM} mm whole-chest grid (no CT noise, no table), projected by "
+               f"phantom.make_chest_radiograph at {CXR_PIXEL_MM} mm: {CXR_VIEWS} radiographs per phantom with their "
+               "own quantum noise, scatter and tone curve, half stored as MONOCHROME1 (12-bit 0-4095 values as "
+               "viewer.dicom.synthetic writes them); 40% of patients without nodules, else 1-3 nodules of 8-30 mm"),
+    train_seeds=range(400_000, 400_100),
+    val_seeds=range(500_000, 500_020),
+    test_seeds=range(600_000, 600_030),
+    min_area_mm2=30.0,
+    dilate_mm=10.0,
+    train=TrainConfig(epochs=8, steps_per_epoch=50, batch_size=32, lr=3e-3, crop=128, full_image_fraction=0.1,
+                      seed=2),
+    widths=(12, 16, 32, 48),
+)
+
+
+RECIPES = {r.name: r for r in (CHEST_CT, CHEST_XRAY)}
+QUICK = {CHEST_CT.name: quick(CHEST_CT, ct_sample_quick), CHEST_XRAY.name: quick(CHEST_XRAY, cxr_sample_quick)}
