@@ -244,6 +244,21 @@ def test_worklist_lists_open_studies_and_opens_the_requested_one(qtbot: QtBot, t
     assert window.stacks[window.stack_id].info.study_uid == target
 
 
+def test_a_study_not_open_is_opened_from_its_worklist_folder(qtbot: QtBot, tmp_path: Path, series: Series) -> None:
+    folder, truth, other_folder, other = series
+    window, review = _window(qtbot, tmp_path)
+    review.store.add_study(other.study_uid, description="earlier session", source_path=str(other_folder))
+    review.store.add_study("1.2.3.4", description="moved away", source_path=str(tmp_path / "gone"))
+    _open(window, qtbot, folder)
+    review.panel.studyRequested.emit("1.2.3.4")
+    assert "not open and cannot be found" in review.panel.status_label.text()
+    review.panel.studyRequested.emit(other.study_uid)
+    qtbot.waitUntil(lambda: review.panel.context is not None and review.panel.context.study_uid == other.study_uid
+                    and window.is_idle(), timeout=10_000)
+    assert window.stacks[window.stack_id].info.study_uid == other.study_uid
+    assert truth.study_uid not in {s.info.study_uid for s in window.stacks.values()}  # the open set was replaced
+
+
 def test_reviewer_name_is_kept_in_the_settings(
     qtbot: QtBot, tmp_path: Path, series: Series, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

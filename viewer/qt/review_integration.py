@@ -120,6 +120,10 @@ class ReviewWindowPanel(ReviewPanel):
         super().__init__(store, None, parent)
         self._controller = controller
 
+    def notify(self, text: str, *, error: bool = False) -> None:
+        """Show a line under the verdict buttons (red when ``error``)."""
+        self._status(text, error=error)
+
     def add_flag(self, verdict: Verdict | str, region: Region | None = None) -> str | None:
         self._controller.update_context(for_flag=True)
         if region is None and self.context is not None:
@@ -251,7 +255,7 @@ class ReviewController(QObject):
                 self.store.add_study(uid, description=description,
                                      source_path=os.path.commonpath(folders) if folders else "")
             except ReviewStoreError as exc:
-                self.panel._status(f"Worklist not updated: {exc}", error=True)
+                self.panel.notify(f"Worklist not updated: {exc}", error=True)
                 return
             self._listed.add(uid)
         if new:
@@ -275,7 +279,7 @@ class ReviewController(QObject):
         entry = next((e for e in self.store.worklist() if e.study_uid == study_uid), None)
         if entry is None or not entry.source_path or not os.path.exists(entry.source_path):
             where = f" ({entry.source_path} is gone)" if entry is not None and entry.source_path else ""
-            self.panel._status(f"Study {study_uid} is not open and cannot be found{where}", error=True)
+            self.panel.notify(f"Study {study_uid} is not open and cannot be found{where}", error=True)
             return
         self._pending_study = study_uid
         self.window.open_paths([entry.source_path])
@@ -346,7 +350,7 @@ class ReviewController(QObject):
             ctx = self._base_context(self.window.stack_id, k)
         except (SourceError, OSError, ValueError) as exc:
             self.panel.set_context(None)
-            self.panel._status(f"Cannot flag slice {k}: {exc}", error=True)
+            self.panel.notify(f"Cannot flag slice {k}: {exc}", error=True)
             return
         model, method, threshold = self.model_facts(self.panel.label_edit.currentText().strip())
         ctx = replace(ctx, model=model, method=method, threshold=threshold)
