@@ -179,3 +179,18 @@ def test_layer_gradcam_is_on_the_native_grid(pt2_model: LoadedModel) -> None:
     vol = np.random.default_rng(0).normal(0, 80, (2, 100, 90)).astype(np.float32)
     maps = layer_gradcam(pt2_model, "features.5", vol)
     assert maps.shape == (2, 100, 90) and maps.min() >= 0 and maps.max() <= 1
+
+
+def test_redirected_relu_revives_dead_units_without_changing_values(pt2_model: LoadedModel, x: torch.Tensor) -> None:
+    from inference.probes.tap import RedirectedReLU
+
+    z = torch.tensor([[-2.0, -1.0], [-3.0, 0.5]], requires_grad=True)
+    out = RedirectedReLU.apply(z)
+    assert torch.equal(out, torch.relu(z))
+    (-out[0].sum()).backward()  # sample 0 is dead: plain ReLU would give it no gradient at all
+    assert z.grad[0].tolist() == [-1.0, -1.0] and z.grad[1].tolist() == [0.0, 0.0]
+    tap = GraphTap(pt2_model)
+    with torch.inference_mode():
+        plain = tap.run(x, ["features.3"])["features.3"]
+        redirected = tap.run(x, ["features.3"], redirect_relu=True)["features.3"]
+    torch.testing.assert_close(plain, redirected)

@@ -60,12 +60,16 @@ def test_visualisation_excites_its_channel_far_beyond_real_slices(demo_model: Lo
     real = activations(demo_model, layer, phantom_slices)
     channel = int(top_channels(real, 1, key="std")[0])  # the most input-dependent channel
     values = real[:, channel].double()
+    h, w = values.shape[-2:]
+    centre = values[:, h // 2, w // 2]  # the unit the visualisation maximises, on every real slice
     vis = visualise_channel(demo_model, layer, channel)
     assert vis.image.shape == tuple(demo_model.card.input.size)
     assert 0 <= vis.image.min() and vis.image.max() <= 1
-    # higher than the channel ever gets anywhere on real slices, and far above its mean there
-    assert vis.activation > float(values.max())
-    assert vis.activation > 2 * float(values.mean())
+    # far above the channel's mean on real slices, and above anything that unit reaches on them
+    assert vis.activation > 2.5 * float(values.mean())
+    assert vis.activation > float(centre.max())
+    if depth == "target":  # the last block's unit: far beyond anything the channel does anywhere on real slices
+        assert vis.activation > 3 * float(values.max())
     assert vis.trajectory[-8:].mean() > vis.trajectory[:8].mean()
 
 

@@ -6,7 +6,9 @@ smooth, natural-looking structure over high-frequency noise), squashed to the ca
 [0, 1] by a sigmoid, normalised as the card says, randomly shifted (jitter, for robustness to
 translation) and fed to the model; gradient ascent (Adam) maximises the channel's activation at the
 centre of its map (Lucid's "neuron" objective: a deep channel's spatial mean hardly moves, its centre
-cell does), or its spatial mean (``objective="channel"``).
+cell does), or its spatial mean (``objective="channel"``). ReLU gradients are redirected where none
+would get through (Lucid's ``redirected_relu_grad``), so a unit that is dead on the starting noise
+still gets a direction to grow in.
 Results are cached per (model sha256, layer, channel, parameters) as ``.npz`` files (no pickles).
 """
 
@@ -42,13 +44,13 @@ class FeatureVisParams:
     """Optimisation settings (part of the cache key)."""
 
     steps: int = 128
-    lr: float = 0.02
+    lr: float = 0.05
     jitter: int = 1
     """Largest random shift in model-input pixels per step (demo inputs are small: 64 px)."""
     settle: float = 0.25
     """Share of the steps, at the end, run without jitter (the image settles on the exact optimum)."""
-    decay: float = 1.5
-    """Spectrum scale is 1 / frequency ** decay (above 1 favours smooth structure over saturated texture)."""
+    decay: float = 1.0
+    """Spectrum scale is 1 / frequency ** decay (Lucid's default; above 1 favours smoother, blobbier images)."""
     seed: int = 0
     objective: str = "neuron"
     """``neuron``: the channel's centre cell; ``channel``: its mean over the map."""
@@ -133,7 +135,7 @@ def visualise_channel(model: LoadedModel, layer: str, channel: int, params: Feat
             if params.jitter and step < params.steps * (1.0 - params.settle):
                 dy, dx = (int(v) for v in torch.randint(-params.jitter, params.jitter + 1, (2,), generator=gen))
                 img = torch.roll(img, shifts=(dy, dx), dims=(-2, -1))
-            act = as_maps(tap.run(_to_model(img, pre), [layer])[layer])
+            act = as_maps(tap.run(_to_model(img, pre), [layer], redirect_relu=True)[layer])
             if n_channels is None:
                 n_channels = int(act.shape[1])
                 if not 0 <= channel < n_channels:

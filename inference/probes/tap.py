@@ -57,12 +57,51 @@ class _Done(Exception):
     """Raised inside the interpreter once every wanted value has been captured."""
 
 
+class RedirectedReLU(torch.autograd.Function):
+    """ReLU whose gradient is redirected when none gets through (Lucid's ``redirected_relu_grad``).
+
+    Where a sample's ordinary ReLU gradient is zero everywhere (a dead unit: optimisation could never
+    start), the incoming gradient passes wherever it would not push an already negative input further
+    down; otherwise the ordinary gradient is used. The forward pass is an ordinary ReLU.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        relu_grad = torch.where(x < 0, torch.zeros_like(grad), grad)
+        # grad is d(loss)/d(out) for a loss being minimised: grad > 0 would push x lower
+        redirected = torch.where((x < 0) & (grad > 0), torch.zeros_like(grad), grad)
+        through = relu_grad.flatten(1).norm(dim=1) > 0 if grad.ndim > 1 else relu_grad.norm() > 0
+        shape = (-1,) + (1,) * (grad.ndim - 1) if grad.ndim > 1 else ()
+        return torch.where(through.reshape(shape), relu_grad, redirected)
+
+
+_RELU_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.ops.aten.relu.default, torch.ops.aten.relu_.default}
+
+
 class _Recorder(fx.Interpreter):
-    def __init__(self, gm: fx.GraphModule, wanted: dict[fx.Node, list[str]], shapes: bool) -> None:
+    def __init__(self, gm: fx.GraphModule, wanted: dict[fx.Node, list[str]], shapes: bool,
+                 redirect_relu: bool = False) -> None:
         super().__init__(gm, garbage_collect_values=True)
         self.wanted = wanted
         self.values: dict[str, torch.Tensor] = {}
         self.shapes: dict[fx.Node, tuple[int, ...]] | None = {} if shapes else None
+        self.redirect_relu = redirect_relu
+
+    def call_function(self, target: Any, args: Any, kwargs: Any) -> Any:
+        if self.redirect_relu and target in _RELU_FUNCTIONS:
+            return RedirectedReLU.apply(args[0])
+        return super().call_function(target, args, kwargs)
+
+    def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
+        if self.redirect_relu and isinstance(self.fetch_attr(target), torch.nn.ReLU):
+            return RedirectedReLU.apply(args[0])
+        return super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
         out = super().run_node(n)
@@ -121,13 +160,14 @@ class GraphTap:
                                  "(e.g. a module called more than once); pick its parent or a sub-layer")
         return node
 
-    def run(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    def run(self, x: torch.Tensor, layers: Sequence[str], redirect_relu: bool = False) -> dict[str, torch.Tensor]:
         """``{layer: output}`` for ``x`` (model input, on the model's device); autograd follows the
-        caller's grad mode. Stops after the last wanted layer."""
+        caller's grad mode. Stops after the last wanted layer. ``redirect_relu`` swaps every ReLU for
+        `RedirectedReLU` (same values, gradients that can revive dead units: feature visualisation)."""
         wanted: dict[fx.Node, list[str]] = {}
         for layer in layers:
             wanted.setdefault(self.output_node(layer), []).append(layer)
-        rec = _Recorder(self.gm, wanted, shapes=False)
+        rec = _Recorder(self.gm, wanted, shapes=False, redirect_relu=redirect_relu)
         try:
             rec.run(x)
         except _Done:
