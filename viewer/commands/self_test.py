@@ -63,6 +63,8 @@ class Report:
     frozen: bool = bool(getattr(sys, "frozen", False))
     study: str = ""
     study_bundled: bool = False
+    study_source: str = ""
+    """bundled (resources/demo-study), cache (generated once into RADSCOPE_HOME) or --study."""
     model: str = ""
     model_bundled: bool = False
     device: str = ""
@@ -97,7 +99,7 @@ class Report:
                 f"(truth {nod.get('kind')} {nod.get('diameter_mm')} mm at slice {nod.get('slice')}); "
                 f"overlay at nodule {self.overlay_changed_fraction:.0%} of pixels; model {self.model}"
                 f"{' (bundled)' if self.model_bundled else ''} on {self.device}, {self.torch_threads} threads; "
-                f"study {'bundled' if self.study_bundled else 'generated'}; {'frozen' if self.frozen else 'venv'}; "
+                f"study {self.study_source}; {'frozen' if self.frozen else 'venv'}; "
                 f"no network; load average {self.load_average[0] if self.load_average else float('nan'):.1f}")
 
 
@@ -223,6 +225,7 @@ def _study(args: argparse.Namespace, report: Report) -> Path:
         study = Path(demo_study_dir()).resolve()
     report.study = str(study)
     report.study_bundled = study == (resources_dir() / "demo-study").resolve()
+    report.study_source = "bundled" if report.study_bundled else "--study" if args.study is not None else "cache"
     if report.frozen and not report.study_bundled:
         raise SelfTestError(f"frozen build without its bundled demo study (used {study})")
     return study
