@@ -22,7 +22,7 @@ import numpy as np
 
 from viewer.ai import EtaEstimator, RunKey, SeriesResults
 from viewer.qt.ai_panel import AIPanel, ModelEntry, OverlaySettings
-from viewer.qt.ai_worker import AIWorker, BatchResult, ModelLoaded, ModelRef, SessionFactory
+from viewer.qt.ai_worker import AIWorker, BatchOutput, BatchResult, ModelLoaded, ModelRef, SessionFactory
 from viewer.qt.qt import QObject, QtCore, QtWidgets, Signal
 from viewer.qt.series_model import Overlay, SeriesModel
 
@@ -63,6 +63,21 @@ def model_ref(entry: ModelEntry, device: str = "auto") -> ModelRef:
 def _modality_ok(entry: ModelEntry, modality: str) -> bool:
     mods = tuple(getattr(entry.card.input, "modalities", ()) or ())
     return not mods or not modality or modality in mods
+
+
+class _Sink:
+    """Stores a run's batches into its :class:`SeriesResults` on the worker thread (the GUI thread
+    then only repaints): each heatmap is weighted by its slice's score, i.e. put in probability units."""
+
+    def __init__(self, results: SeriesResults) -> None:
+        self.results = results
+
+    def __call__(self, out: BatchOutput) -> None:
+        res = self.results
+        weights = np.asarray(out.scores, dtype=np.float32)
+        maps = {lab: np.asarray(m, dtype=np.float32) * weights[:, res.labels.index(lab), None, None]
+                for lab, m in out.heatmaps.items()}
+        res.add(out.indices, out.scores, maps)
 
 
 class AIController(QObject):
@@ -269,26 +284,29 @@ class AIController(QObject):
         self._last_notice = ""
         self.run_started_at = time.perf_counter()
         self.first_heatmap_at = None
-        if prior is not None and prior.complete:  # seen in this session: nothing to run
+        reused = prior is not None and prior.complete
+        if reused:  # seen in this session: nothing to run
             self.worker.cancel()
             key = prior.key
             self.results = prior
             self.first_heatmap_at = self.run_started_at
         else:
             skip = prior.done if prior is not None else None
+            results = prior or SeriesResults(RunKey(self.stack_id, ref.sha256, self.method, -1), list(ref.labels),
+                                             vol.shape, entry.card.thresholds)
             key = self.worker.run_series(self.stack_id, vol.array, ref, self.method, self._current,
-                                         available=self._schedulable(), skip=skip)
-            # batches reach _on_batch queued, so none can arrive before this store exists
-            if prior is not None:
-                prior.key = key
-            self.results = prior or SeriesResults(key, list(ref.labels), vol.shape, entry.card.thresholds)
+                                         available=self._schedulable(), skip=skip, sink=_Sink(results))
+            results.key = key
+            self.results = results
         self._remember(triple, self.results)
         for label in ref.labels:
             s = self.panel.overlay_settings(label)
             series.add_overlay(Overlay(self.overlay_name(label), self.results.heatmap(label), s.lut(), s.opacity, s.visible))
-        self._set_busy(not self.results.complete)
+        # a fresh run finishes in _on_batch, after the worker's signals queued before it (notices) are handled,
+        # even if the worker has already stored every slice by now
+        self._set_busy(not reused)
         self._refresh_panel()
-        if self.results.complete:
+        if reused:
             self.finished.emit(key)
         return key
 
@@ -315,13 +333,7 @@ class AIController(QObject):
         res = self.results
         if res is None or result.key != res.key or not self.worker.scheduler.is_current(result.key):
             return  # a stale run: never paint it
-        out = result.output
-        weights = np.asarray(out.scores, dtype=np.float32)
-        maps = {
-            lab: np.asarray(m, dtype=np.float32) * weights[:, res.labels.index(lab), None, None]
-            for lab, m in out.heatmaps.items()
-        }
-        res.add(out.indices, out.scores, maps)
+        out = result.output  # already stored in ``res`` by the run's _Sink, on the worker thread
         if result.device != self.device_name:  # e.g. after an out-of-memory fallback to the CPU
             self.device_name = result.device
             self.panel.set_device(result.device)
@@ -331,9 +343,10 @@ class AIController(QObject):
         if self.series is not None and self._shows_any(out.indices):
             self.series.overlaysChanged.emit()
         if res.complete:
-            self._set_busy(False)
-            self._refresh_panel()
-            self.finished.emit(res.key)
+            if self._busy:  # the sink may have stored later batches already: finish once
+                self._set_busy(False)
+                self._refresh_panel()
+                self.finished.emit(res.key)
         elif not self._panel_timer.isActive():  # the plot redraws at most ~5 times a second
             self._panel_timer.start(200)
 

@@ -162,6 +162,12 @@ class _RunSpec:
     volume: np.ndarray
     model: ModelRef
     method: str
+    sink: "Sink | None" = None
+
+
+Sink = Callable[[BatchOutput], None]
+"""Called on the worker thread with each batch before ``batchReady`` is emitted: the place to do the
+per-batch array work (weighting, copying into result volumes) so that the GUI thread does not."""
 
 
 class AIWorker(QObject):
@@ -223,13 +229,17 @@ class AIWorker(QObject):
         *,
         available: np.ndarray | None = None,
         skip: np.ndarray | None = None,
+        sink: Sink | None = None,
     ) -> RunKey:
-        """Cancel the previous run and queue every slice of ``volume`` (k, j, i) for ``model``."""
+        """Cancel the previous run and queue every slice of ``volume`` (k, j, i) for ``model``.
+
+        ``sink`` (optional) receives every batch of this run on the worker thread, before the signal.
+        """
         n = int(volume.shape[0])
         with self._lock:
             self._wanted = model
             key = self.scheduler.start(stack_id, model.sha256, method, n, current, available=available, skip=skip)
-            self._runs = {key: _RunSpec(volume, model, method)}
+            self._runs = {key: _RunSpec(volume, model, method, sink)}
         self.start()
         return key
 
@@ -298,6 +308,8 @@ class AIWorker(QObject):
             for out in session.run(spec.volume, batch.indices, spec.method, batch.cancel, self.notice.emit):
                 if batch.cancel.is_set():
                     return
+                if spec.sink is not None:
+                    spec.sink(out)
                 now = time.perf_counter()
                 self.batchReady.emit(BatchResult(batch.key, batch.kind, out, now - t0, session.device))
                 t0 = now
