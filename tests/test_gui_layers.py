@@ -177,3 +177,25 @@ def test_featurevis_sanity_and_cam_tabs(qtbot, inspector, package, radscope_home
     layers.request_sanity()
     layers.cancel()
     assert not layers.busy and layers.status.text() == "cancelled"
+
+
+def test_probes_run_with_one_cpu_thread_and_restore_the_workers_setting() -> None:
+    from types import SimpleNamespace
+
+    from viewer.qt.layers_panel import _one_cpu_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        probe = _one_cpu_thread(lambda _m, _c, _p: torch.get_num_threads())
+        assert probe(SimpleNamespace(device=torch.device("cpu")), None, lambda d, t: None) == 1
+        assert torch.get_num_threads() == 2
+
+        def failing(_m, _c, _p):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            _one_cpu_thread(failing)(SimpleNamespace(device=torch.device("cpu")), None, lambda d, t: None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
