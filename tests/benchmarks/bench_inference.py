@@ -32,15 +32,24 @@ from inference.runner import Runner, cpu_threads
 QUICK = os.environ.get("RADSCOPE_BENCH_QUICK") == "1"
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    """Best wall time of ``repeat`` runs after one warm-up (best-of is the least noisy on shared cores)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+CPU_TIMES: dict[str, float] = {}
+"""Process CPU seconds of the best run of each name (filled by `_interleaved`): less sensitive than
+wall time to other processes on shared cores."""
+
+
+def _interleaved(fns: dict[str, Callable[[], object]], repeat: int, warm_up: bool = True) -> dict[str, float]:
+    """Best wall time of each function, runs interleaved so that load on shared cores hits all alike."""
+    for fn in fns.values() if warm_up else ():
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if wall < best[name]:
+                best[name], CPU_TIMES[name] = wall, cpu
+    return best
 
 
 def _demo_package(tmp: Path) -> tuple[Path, str]:
@@ -67,16 +76,17 @@ def bench_demo(tmp: Path) -> None:
     runner = Runner(package, device="cpu", batch_size=8)
     n = 16 if QUICK else 48
     vol = np.random.default_rng(0).normal(-500, 400, (n, 512, 512)).astype(np.float32)
-    t_cam = _best(lambda: list(runner.run(vol, method="gradcam")), 1 if QUICK else 3)
-    t_fwd = _best(lambda: list(runner.run(vol, method=None)), 1 if QUICK else 3)
     bf16 = Runner(package, device="cpu", batch_size=8, precision="bf16")
-    t_bf16 = _best(lambda: list(bf16.run(vol, method="gradcam")), 1 if QUICK else 3)
+    t = _interleaved({"cam": lambda: list(runner.run(vol, method="gradcam")),
+                      "fwd": lambda: list(runner.run(vol, method=None)),
+                      "bf16": lambda: list(bf16.run(vol, method="gradcam"))}, 1 if QUICK else 3)
+    t_cam, t_fwd, t_bf16 = t["cam"], t["fwd"], t["bf16"]
     print(f"(a) demo model ({what}), {n} slices 512x512 -> 256 px, batch 8, {torch.get_num_threads()} threads")
     print(f"    with Grad-CAM heatmap: {1000 * t_cam / n:.1f} ms/slice ({n / t_cam:.1f} slices/s); goal <= 40 ms")
     print(f"    reference, forward only (same runner): {1000 * t_fwd / n:.1f} ms/slice; "
           f"heatmap costs x{t_cam / t_fwd:.2f} of the forward")
     print(f"    opt-in bf16 autocast on the CPU: {1000 * t_bf16 / n:.1f} ms/slice with heatmap "
-          f"(x{t_cam / t_bf16:.2f} faster than float32)")
+          f"(x{t_cam / t_bf16:.2f} faster than float32)", flush=True)
 
 
 def _captum_maps(model: torch.nn.Module, x: torch.Tensor, labels: list[int]) -> list[torch.Tensor]:
@@ -138,22 +148,30 @@ def bench_resnet(tmp: Path) -> None:
         # same maps (to float tolerance) before timing anything
         for a, b in zip(_runner_maps(runner, batches[0], labels), _captum_maps(eager, batches[0], labels)):
             torch.testing.assert_close(a, b, atol=2e-3, rtol=1e-3)
-        t_ours = _best(lambda: [_runner_maps(runner, b, labels) for b in batches], 1)
-        t_captum = _best(lambda: [_captum_maps(eager, b, labels) for b in batches], 1)
+        t = _interleaved({"ours": lambda: [_runner_maps(runner, b, labels) for b in batches],
+                          "captum": lambda: [_captum_maps(eager, b, labels) for b in batches]},
+                         1 if QUICK or n_labels > 3 else 3, warm_up=False)  # the check above warmed both up
+        t_ours, t_captum = t["ours"], t["captum"]
         results.append((n_labels, t_ours, t_captum))
         print(f"(b) ResNet-18 224 px, {n_slices} slices, batch {batch}, {n_labels} label(s): ours "
               f"{n_slices / t_ours:.1f} slices/s, Captum LayerGradCam {n_slices / t_captum:.1f} slices/s "
-              f"-> x{t_captum / t_ours:.2f} (goal >= 3)")
+              f"-> x{t_captum / t_ours:.2f} (goal >= 3); by process CPU time x{CPU_TIMES['captum'] / CPU_TIMES['ours']:.2f}",
+              flush=True)
         if n_labels == 3:
             plain = Runner(package, device="cpu", batch_size=batch, channels_last=False)
             unfolded = split_at(eager, "layer4")  # graph split, BatchNorm not folded, contiguous NCHW
             bf16 = Runner(package, device="cpu", batch_size=batch, precision="bf16")
-            t_nocl = _best(lambda: [_runner_maps(plain, b, labels) for b in batches], 1)
-            t_nofold = _best(lambda: [_split_maps(unfolded, b, labels) for b in batches], 1)
-            t_perlabel = _best(lambda: [_per_label_forward(runner, b, labels) for b in batches], 1)
-            t_bf16 = _best(lambda: [_runner_maps(bf16, b, labels) for b in batches], 1)
-            with torch.inference_mode():
-                t_fwd = _best(lambda: [runner.model(runner._prepare_tensor(b)) for b in batches], 1)
+            def forward() -> None:
+                with torch.inference_mode():
+                    for b in batches:
+                        runner.model(runner._prepare_tensor(b))
+
+            t = _interleaved({"nocl": lambda: [_runner_maps(plain, b, labels) for b in batches],
+                              "nofold": lambda: [_split_maps(unfolded, b, labels) for b in batches],
+                              "perlabel": lambda: [_per_label_forward(runner, b, labels) for b in batches],
+                              "bf16": lambda: [_runner_maps(bf16, b, labels) for b in batches],
+                              "fwd": forward}, 1 if QUICK else 2)
+            t_nocl, t_nofold, t_perlabel, t_bf16, t_fwd = (t[k] for k in ("nocl", "nofold", "perlabel", "bf16", "fwd"))
             print(f"    3 labels, what each part gives (slices/s): all of it {n_slices / t_ours:.1f}; "
                   f"without channels_last {n_slices / t_nocl:.1f}; without channels_last and BatchNorm folding "
                   f"{n_slices / t_nofold:.1f}; one trunk pass per label {n_slices / t_perlabel:.1f}; "
