@@ -366,6 +366,9 @@ class LayersPanel(QtWidgets.QWidget):
         self.grid.setMovement(W.QListView.Movement.Static)
         self.grid.setSpacing(4)
         self.grid.setUniformItemSizes(True)
+        # the selected tile keeps its colours (a frame, not Qt's tinted fill)
+        self.grid.setStyleSheet("QListWidget::item:selected { background: transparent; border: 2px solid #3af; "
+                                "color: #6cf; }")
         self.grid.itemSelectionChanged.connect(self._on_grid_selection)
         lay.addWidget(self.grid, 1)
         self.act_bar = HColorBar("tiles: activation (one scale for all tiles)")
@@ -806,8 +809,10 @@ class LayersPanel(QtWidgets.QWidget):
         self.grid.blockSignals(True)
         self.grid.clear()
         for c in order:
-            icon = QtGui.QIcon(QtGui.QPixmap.fromImage(colour_image(maps[c], lo, hi, lut)).scaled(
-                TILE_PX, TILE_PX, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
+            pix = QtGui.QPixmap.fromImage(colour_image(maps[c], lo, hi, lut)).scaled(
+                TILE_PX, TILE_PX, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
+            icon = QtGui.QIcon(pix)
+            icon.addPixmap(pix, QtGui.QIcon.Mode.Selected)  # no tint: the frame marks the selection
             item = QtWidgets.QListWidgetItem(icon, f"#{c}  {means[c]:.3g}")
             item.setData(Qt.ItemDataRole.UserRole, int(c))
             item.setToolTip(f"channel {c}: mean {means[c]:.4g}, max {maps[c].max():.4g}")
