@@ -53,6 +53,7 @@ def small_model(tmp_path: Path) -> LoadedModel:
     return load_model(write_card(tmp_path, card, "w.pt", "state_dict", architecture="demo-cnn"))
 
 
+@pytest.mark.slow  # 128 optimisation steps at the demo model's 256 px: ~4 s each on a busy 2-core machine
 @pytest.mark.parametrize("depth", ["early", "target"])
 def test_visualisation_excites_its_channel_far_beyond_real_slices(demo_model: LoadedModel,
                                                                   phantom_slices: np.ndarray, depth: str) -> None:
