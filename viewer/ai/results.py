@@ -106,6 +106,8 @@ class SeriesResults:
 
     def findings(self) -> list[Finding]:
         """Every label's findings at its threshold, strongest first."""
+        if not self.done.any():
+            return []
         found = [f for lab in self.labels for f in find_findings(self.label_scores(lab), self.thresholds[lab], lab)]
         return sorted(found, key=lambda f: (-f.peak_score, f.peak_slice))
 

@@ -475,8 +475,12 @@ class AIPanel(QtWidgets.QWidget):
 
     # -- progress and messages ----------------------------------------------------------------
     def set_progress(self, done: int, total: int, eta_s: float | None, running: bool) -> None:
+        # QProgressBar.setValue repaints synchronously (flushing the whole window's pending paint inside the
+        # caller); with updates off it only marks itself dirty and paints with the next event-loop pass
+        self.progress.setUpdatesEnabled(False)
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
+        self.progress.setUpdatesEnabled(True)
         self.cancel_button.setEnabled(running)
         if running:
             self.eta_label.setText(f"ETA {format_eta(eta_s)}")
