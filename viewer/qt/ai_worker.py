@@ -141,7 +141,7 @@ class RunnerSession:
         return payload(self._runner.model, cancel)
 
 
-WORKER_NICE = 5
+WORKER_NICE = 2
 """Niceness of the inference thread (and of torch's CPU pool threads, which it creates and which
 inherit it): on a machine with few cores the GUI thread wins the CPU, so the window stays responsive."""
 
