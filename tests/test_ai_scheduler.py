@@ -175,3 +175,17 @@ def test_viewer_ai_imports_without_qt_or_torch() -> None:
 
     result = _import_with_blocked("viewer.ai", {"PySide6", "pyqtgraph", "torch", "shiboken6", "pydicom"})
     assert result.returncode == 0, result.stderr
+
+
+def test_weighted_add_with_unordered_and_split_runs() -> None:
+    key = JobScheduler().start("s", "sha", "m", 10)
+    r = SeriesResults(key, ["a", "b"], (10, 2, 3))
+    rng = np.random.default_rng(3)
+    idx = [4, 5, 6, 1, 2, 9]  # nearest-first batches come as two runs, and may be out of order
+    scores = rng.random((6, 2)).astype(np.float32)
+    maps = {"a": rng.random((6, 2, 3)).astype(np.float32), "b": rng.random((6, 2, 3)).astype(np.float32)}
+    r.add(idx, scores, maps, weighted=True)
+    for row, k in enumerate(idx):
+        np.testing.assert_allclose(r.heatmap("a")[k], maps["a"][row] * scores[row, 0], rtol=1e-6)
+        np.testing.assert_allclose(r.heatmap("b")[k], maps["b"][row] * scores[row, 1], rtol=1e-6)
+    assert not r.heatmap("a")[[0, 3, 7, 8]].any() and r.done.tolist() == [k in idx for k in range(10)]

@@ -40,6 +40,16 @@ def find_findings(scores: np.ndarray, threshold: float, label: str) -> list[Find
     return sorted(found, key=lambda f: (-f.peak_score, f.peak_slice))
 
 
+def _contiguous_runs(idx: np.ndarray) -> list[tuple[int, int, int]]:
+    """(start, stop, first slice) of each run of consecutive slice numbers in batch order."""
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    stops = np.concatenate((breaks, [idx.size]))
+    return [(int(a), int(b), int(idx[a])) for a, b in zip(starts, stops)]
+
+
 class SeriesResults:
     """Everything one run produced so far for one stack.
 
@@ -66,22 +76,37 @@ class SeriesResults:
         self._heatmaps = {lab: np.zeros(self.shape, dtype=np.float32) for lab in self.labels}
 
     # -- filling ------------------------------------------------------------------------------
-    def add(self, indices: Sequence[int], scores: np.ndarray, heatmaps: Mapping[str, np.ndarray]) -> None:
-        """Store one batch: ``scores`` (n, labels) and ``heatmaps`` {label: (n, rows, cols)}."""
+    def add(self, indices: Sequence[int], scores: np.ndarray, heatmaps: Mapping[str, np.ndarray], *,
+            weighted: bool = False) -> None:
+        """Store one batch: ``scores`` (n, labels) and ``heatmaps`` {label: (n, rows, cols)}.
+
+        ``weighted``: store each map times its slice's score for that label (probability units).
+        Writes go straight into the volumes, one contiguous run of slices at a time (no temporaries,
+        and numpy releases the GIL for them: this runs on the inference thread).
+        """
         idx = np.asarray(indices, dtype=np.intp)
         scores = np.asarray(scores, dtype=np.float32).reshape(len(idx), -1)
         if scores.shape[1] != len(self.labels):
             raise ValueError(f"expected {len(self.labels)} scores per slice, got {scores.shape[1]}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.shape[0]):
             raise ValueError(f"slice index out of range 0..{self.shape[0] - 1}: {idx.tolist()}")
-        self.scores[idx] = scores
-        for label, maps in heatmaps.items():
+        for label in heatmaps:
             if label not in self._heatmaps:
                 raise ValueError(f"unknown label {label!r}; the model's labels are {self.labels}")
+            shape = np.shape(heatmaps[label])
+            if shape != (len(idx), *self.shape[1:]):
+                raise ValueError(f"heatmap of {label!r} has shape {shape}, expected {(len(idx), *self.shape[1:])}")
+        self.scores[idx] = scores
+        runs = _contiguous_runs(idx)
+        for label, maps in heatmaps.items():
             maps = np.asarray(maps, dtype=np.float32)
-            if maps.shape != (len(idx), *self.shape[1:]):
-                raise ValueError(f"heatmap of {label!r} has shape {maps.shape}, expected {(len(idx), *self.shape[1:])}")
-            self._heatmaps[label][idx] = maps
+            dest = self._heatmaps[label]
+            col = self.labels.index(label)
+            for a, b, k0 in runs:  # rows a:b of the batch are slices k0 .. k0 + (b - a) - 1
+                if weighted:
+                    np.multiply(maps[a:b], scores[a:b, col, None, None], out=dest[k0:k0 + b - a])
+                else:
+                    dest[k0:k0 + b - a] = maps[a:b]
         self.done[idx] = True
 
     # -- reading ------------------------------------------------------------------------------

@@ -73,11 +73,7 @@ class _Sink:
         self.results = results
 
     def __call__(self, out: BatchOutput) -> None:
-        res = self.results
-        weights = np.asarray(out.scores, dtype=np.float32)
-        maps = {lab: np.asarray(m, dtype=np.float32) * weights[:, res.labels.index(lab), None, None]
-                for lab, m in out.heatmaps.items()}
-        res.add(out.indices, out.scores, maps)
+        self.results.add(out.indices, out.scores, out.heatmaps, weighted=True)
 
 
 class AIController(QObject):
