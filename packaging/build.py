@@ -202,10 +202,12 @@ def self_test(cmd: list[str], label: str, cwd: Path | None = None, extra: tuple[
                if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "RADSCOPE_HOME", "DISPLAY", "WAYLAND_DISPLAY")}
         env.update(RADSCOPE_HOME=str(home), QT_QPA_PLATFORM="offscreen")
         netns = network_namespace()
-        full = netns + cmd + ["--self-test", *extra, "--report", str(report), "--out", str(WORK / f"self-test-{label}.png")]
-        log(f"self-test ({label}{', network namespace without interfaces' if netns else ', network NOT isolated'}): "
-            + " ".join(full))
-        proc = subprocess.run(full, cwd=cwd or tmp, env=env, capture_output=True, text=True, timeout=SELF_TEST_TIMEOUT_S)
+        png = WORK / f"self-test-{label}.png"
+        full = netns + cmd + ["--self-test", *extra, "--report", str(report), "--out", str(png)]
+        isolation = "network namespace without interfaces" if netns else "network NOT isolated"
+        log(f"self-test ({label}, {isolation}): " + " ".join(full))
+        proc = subprocess.run(full, cwd=cwd or tmp, env=env, capture_output=True, text=True,
+                              timeout=SELF_TEST_TIMEOUT_S)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("radscope self-test:")]
         print(lines[-1] if lines else proc.stdout[-2000:], flush=True)
         if proc.returncode != 0:
@@ -258,10 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("frozen_self_test", "venv_self_test"):
         if key in summary:
             r = summary[key]
+            load = r["load_average"][0] if r["load_average"] else "n/a"
             log(f"{key.split('_')[0]}: heatmap on screen {r['seconds_to_heatmap_on_screen']:.1f} s after start "
-                f"({r['cpu_seconds_to_heatmap']:.1f} s of CPU), all {r['n_slices']} slices {r['seconds_to_all_slices']:.1f} s "
-                f"({os.cpu_count()} CPU cores, load average {r['load_average'][0] if r['load_average'] else 'n/a'})")
-    log(f"OK in {summary['total_seconds']:.0f} s" + (f" (pyinstaller {summary['build_seconds']:.0f} s)" if "build_seconds" in summary else ""))
+                f"({r['cpu_seconds_to_heatmap']:.1f} s of CPU), all {r['n_slices']} slices "
+                f"{r['seconds_to_all_slices']:.1f} s ({os.cpu_count()} CPU cores, load average {load})")
+    built = f" (pyinstaller {summary['build_seconds']:.0f} s)" if "build_seconds" in summary else ""
+    log(f"OK in {summary['total_seconds']:.0f} s{built}")
     return 0
 
 

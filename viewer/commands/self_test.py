@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -93,14 +94,14 @@ class Report:
             return f"radscope self-test: FAIL: {self.reason}"
         nod = self.matched_nodule
         return (f"radscope self-test: OK heatmap on screen {self.seconds_to_heatmap_on_screen:.1f} s after start "
-                f"({self.cpu_seconds_to_heatmap:.1f} s of CPU; window {self.seconds_to_window:.1f} s, study loaded {self.seconds_to_study_loaded:.1f} s, "
-                f"model loaded {self.seconds_to_model_loaded:.1f} s, all {self.n_slices} slices {self.seconds_to_all_slices:.1f} s); "
+                f"({self.cpu_seconds_to_heatmap:.1f} s of CPU; window {self.seconds_to_window:.1f} s, "
+                f"study loaded {self.seconds_to_study_loaded:.1f} s, model loaded {self.seconds_to_model_loaded:.1f} s, all {self.n_slices} slices {self.seconds_to_all_slices:.1f} s); "
                 f"top {self.top_label} p={self.top_score:.2f} at slice {self.top_slice} "
                 f"(truth {nod.get('kind')} {nod.get('diameter_mm')} mm at slice {nod.get('slice')}); "
                 f"overlay at nodule {self.overlay_changed_fraction:.0%} of pixels; model {self.model}"
                 f"{' (bundled)' if self.model_bundled else ''} on {self.device}, {self.torch_threads} threads; "
                 f"study {self.study_source}; {'frozen' if self.frozen else 'venv'}; "
-                f"no network; load average {self.load_average[0] if self.load_average else float('nan'):.1f}")
+                f"no network; load average {(self.load_average or [math.nan])[0]:.1f}")
 
 
 # -- network guard ---------------------------------------------------------------------------------
@@ -125,12 +126,11 @@ class NetworkGuard:
     def _hook(self, event: str, args: tuple[Any, ...]) -> None:
         if event not in _NET_EVENTS:
             return
-        if event.startswith("socket.") and args and hasattr(args[0], "family"):
-            import socket
-
+        if args and hasattr(args[0], "family"):  # socket.* events pass the socket first
             if args[0].family == getattr(socket, "AF_UNIX", None):
                 return
-        self.attempts.append(f"{event}{args[1:] if event.startswith('socket.') and args and hasattr(args[0], 'family') else args}")
+            args = args[1:]
+        self.attempts.append(f"{event}{args!r}")
 
 
 # -- truth -----------------------------------------------------------------------------------------
