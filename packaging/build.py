@@ -90,7 +90,8 @@ def check_cpu_torch() -> str:
     out = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__, torch.version.cuda)"],
                          capture_output=True, text=True, check=True).stdout.split()
     if out[1] != "None":
-        raise BuildError(f"torch {out[0]} is a CUDA {out[1]} build; install the CPU build (torch==2.13.0 from constraints)")
+        raise BuildError(f"torch {out[0]} is a CUDA {out[1]} build; install the CPU build "
+                         f"(torch=={pinned('torch')}, as the Makefile does)")
     return out[0]
 
 
@@ -173,7 +174,8 @@ def size_on_disk(folder: Path) -> int:
 
 
 def largest(folder: Path, n: int = 6) -> list[tuple[str, int]]:
-    files = [(str(p.relative_to(folder)), p.lstat().st_size) for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+    files = [(str(p.relative_to(folder)), p.lstat().st_size)
+             for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
     return sorted(files, key=lambda f: -f[1])[:n]
 
 
