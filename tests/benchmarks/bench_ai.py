@@ -94,16 +94,31 @@ def main() -> None:
 
     window = new_window()
     ai = attach_ai(window)
-    loaded: list[float] = []
+    class Loaded(QObject):
+        """Bound-method receiver on the GUI thread (never a closure on a worker signal)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+            self.errors: list[str] = []
+
+        def on_loaded(self, info) -> None:  # type: ignore[no-untyped-def]
+            self.seconds.append(info.seconds)
+
+        def on_failed(self, key, message: str) -> None:  # type: ignore[no-untyped-def]
+            self.errors.append(message)
+
+    loaded = Loaded()
+    ai.worker.modelLoaded.connect(loaded.on_loaded)
+    ai.worker.failed.connect(loaded.on_failed)
     t_pick = time.perf_counter()
-    ai.worker.modelLoaded.connect(lambda info: loaded.append(info.seconds))  # noqa: E731 (timing only)
     if not ai.use_model(DEMO_MODEL):
         print(f"bench_ai: the bundled model {DEMO_MODEL} is not installed; nothing to measure")
         return
-    if not pump(lambda: bool(loaded), 600):
-        print("bench_ai: the model did not load")
+    if not pump(lambda: bool(loaded.seconds or loaded.errors), 600) or not loaded.seconds:
+        print(f"bench_ai: the model did not load {loaded.errors}")
         return
-    print(f"model {DEMO_MODEL} loaded (with warm-up) on the worker thread in {loaded[0]:.2f} s "
+    print(f"model {DEMO_MODEL} loaded (with warm-up) on the worker thread in {loaded.seconds[-1]:.2f} s "
           f"({time.perf_counter() - t_pick:.2f} s after it was picked); device {ai.device_name}")
 
     probe.start()
