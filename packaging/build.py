@@ -150,7 +150,9 @@ def run_pyinstaller(src: Path, resources: Path) -> float:
            "--distpath", str(DIST), "--workpath", str(WORK / "pyinstaller"), str(src / SPEC.relative_to(ROOT)),
            "--", "--resources", str(resources)]
     log("pyinstaller: " + " ".join(cmd[1:]))
-    subprocess.run(cmd, check=True, cwd=src)
+    # collecting torch's submodules imports them all: hundreds of DeprecationWarnings, none ours
+    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning,ignore::FutureWarning")
+    subprocess.run(cmd, check=True, cwd=src, env=env)
     return time.perf_counter() - t0
 
 
