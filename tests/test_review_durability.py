@@ -50,7 +50,10 @@ def test_sigkill_mid_stream_loses_no_acknowledged_flag(tmp_path: Path, kill_afte
         proc.send_signal(signal.SIGKILL)  # mid-stream: the writer is inside its next add_flag
     finally:
         proc.kill()
-        rest, _ = proc.communicate(timeout=30)
+        # Read through the same TextIOWrapper: lines it already buffered would be lost to
+        # communicate(), which reads the raw pipe.
+        rest = proc.stdout.read()
+        proc.wait(timeout=30)
     acknowledged += [line.strip() for line in rest.splitlines() if line.strip()]
     assert proc.returncode == -signal.SIGKILL
     with ReviewStore(path) as store:
