@@ -143,7 +143,7 @@ CHEST_XRAY = Recipe(
     test_seeds=range(600_000, 600_030),
     min_area_mm2=30.0,
     dilate_mm=10.0,
-    train=TrainConfig(epochs=8, steps_per_epoch=50, batch_size=32, lr=3e-3, crop=128, full_image_fraction=0.1,
+    train=TrainConfig(epochs=30, steps_per_epoch=50, batch_size=32, lr=3e-3, crop=128, full_image_fraction=0.1,
                       seed=2),
     widths=(12, 16, 32, 48),
 )
