@@ -402,43 +402,40 @@ class LayersPanel(QtWidgets.QWidget):
         lay.addWidget(self.weights_table, 1)
         return w
 
-    def _build_cam(self) -> QtWidgets.QWidget:
+    @staticmethod
+    def _tile_tab(caption: str, button_text: str, slot, bar_label: str, lut: np.ndarray
+                  ) -> tuple[QtWidgets.QWidget, QtWidgets.QVBoxLayout, QtWidgets.QPushButton, "ImageTile", "HColorBar"]:
+        """A tab with a caption, one action button, an image tile and its colour bar (0 .. 1)."""
         W = QtWidgets
         w = W.QWidget()
         lay = W.QVBoxLayout(w)
-        lay.addWidget(W.QLabel("Grad-CAM with the selected layer as target: localisation sharpens or blurs "
-                               "with depth."))
+        lay.addWidget(W.QLabel(caption))
         row = W.QHBoxLayout()
-        self.cam_button = W.QPushButton("Compute at this layer")
-        self.cam_button.clicked.connect(self.request_cam)
-        row.addWidget(self.cam_button)
+        button = W.QPushButton(button_text)
+        button.clicked.connect(slot)
+        row.addWidget(button)
         row.addStretch(1)
         lay.addLayout(row)
-        self.cam_tile = ImageTile("", 220)
-        lay.addWidget(self.cam_tile, 0, Qt.AlignmentFlag.AlignHCenter)
-        self.cam_bar = HColorBar("Grad-CAM (relative, 0 .. 1)")
-        self.cam_bar.set_range(0, 1, lut=solid_lut("jet"))
-        lay.addWidget(self.cam_bar)
+        tile = ImageTile("", 220)
+        lay.addWidget(tile, 0, Qt.AlignmentFlag.AlignHCenter)
+        bar = HColorBar(bar_label)
+        bar.set_range(0, 1, lut=lut)
+        lay.addWidget(bar)
+        return w, lay, button, tile, bar
+
+    def _build_cam(self) -> QtWidgets.QWidget:
+        w, lay, self.cam_button, self.cam_tile, self.cam_bar = self._tile_tab(
+            "Grad-CAM with the selected layer as target: localisation sharpens or blurs with depth.",
+            "Compute at this layer", self.request_cam, "Grad-CAM (relative, 0 .. 1)", solid_lut("jet"))
         lay.addStretch(1)
         return w
 
     def _build_featurevis(self) -> QtWidgets.QWidget:
-        W = QtWidgets
-        w = W.QWidget()
-        lay = W.QVBoxLayout(w)
-        lay.addWidget(W.QLabel("Activation maximisation (Fourier-parameterised gradient ascent with jitter): "
-                               "the input that most excites the channel's centre cell."))
-        row = W.QHBoxLayout()
-        self.fv_button = W.QPushButton("Visualise selected channel")
-        self.fv_button.clicked.connect(self.request_featurevis)
-        row.addWidget(self.fv_button)
-        row.addStretch(1)
-        lay.addLayout(row)
-        self.fv_tile = ImageTile("", 220)
-        lay.addWidget(self.fv_tile, 0, Qt.AlignmentFlag.AlignHCenter)
-        self.fv_bar = HColorBar("model input, card window (0 = low end, 1 = high end)")
-        self.fv_bar.set_range(0, 1, lut=grey_lut())
-        lay.addWidget(self.fv_bar)
+        w, lay, self.fv_button, self.fv_tile, self.fv_bar = self._tile_tab(
+            "Activation maximisation (Fourier-parameterised gradient ascent with jitter): "
+            "the input that most excites the channel's centre cell.",
+            "Visualise selected channel", self.request_featurevis,
+            "model input, card window (0 = low end, 1 = high end)", grey_lut())
         self.fv_plot = pg.PlotWidget()
         self.fv_plot.setMaximumHeight(120)
         self.fv_plot.setLabel("bottom", "step")
