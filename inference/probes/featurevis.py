@@ -116,41 +116,47 @@ def visualise_channel(model: LoadedModel, layer: str, channel: int, params: Feat
     pre = Preprocessor(model.card.input)
     h, w = (int(v) for v in model.card.input.size)
     dev = model.device
-    gen = torch.Generator().manual_seed(params.seed)
-    spectrum = (torch.randn((1, h, w // 2 + 1, 2), generator=gen) * 0.01).to(dev).requires_grad_(True)
     scale = _spectrum_scale(h, w, params.decay).to(dev)
-    n_channels: int | None = None
 
-    def image() -> torch.Tensor:
-        spatial = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho")
-        return torch.sigmoid(spatial)
+    def ascend(lr: float) -> FeatureVis:
+        gen = torch.Generator().manual_seed(params.seed)
+        spectrum = (torch.randn((1, h, w // 2 + 1, 2), generator=gen) * 0.01).to(dev).requires_grad_(True)
 
-    opt = torch.optim.Adam([spectrum], lr=params.lr)
-    trajectory = np.zeros(params.steps, dtype=np.float32)
-    with torch.enable_grad():  # grad mode is thread-local: worker threads switch it on here
-        for step in range(params.steps):
-            if cancel is not None and cancel.is_set():
-                raise ProbeCancelled(f"feature visualisation of {layer}#{channel} cancelled")
-            img = image()
-            if params.jitter and step < params.steps * (1.0 - params.settle):
-                dy, dx = (int(v) for v in torch.randint(-params.jitter, params.jitter + 1, (2,), generator=gen))
-                img = torch.roll(img, shifts=(dy, dx), dims=(-2, -1))
-            act = as_maps(tap.run(_to_model(img, pre), [layer], redirect_relu=True)[layer])
-            if n_channels is None:
-                n_channels = int(act.shape[1])
-                if not 0 <= channel < n_channels:
-                    raise ValueError(f"layer {layer!r} has {n_channels} channels; channel {channel} does not exist")
-            objective = objective_value(act, channel, params.objective)[0]
-            opt.zero_grad(set_to_none=True)
-            (-objective).backward()
-            opt.step()
-            trajectory[step] = float(objective.detach())
-            if progress is not None:
-                progress(step + 1, params.steps)
-    with torch.no_grad():
-        final = image()[0].float().cpu().numpy()
-    value = channel_activation(model, layer, channel, final, params.objective, tap)
-    return FeatureVis(layer, channel, final, value, trajectory)
+        def image() -> torch.Tensor:
+            spatial = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho")
+            return torch.sigmoid(spatial)
+
+        opt = torch.optim.Adam([spectrum], lr=lr)
+        trajectory = np.zeros(params.steps, dtype=np.float32)
+        with torch.enable_grad():  # grad mode is thread-local: worker threads switch it on here
+            for step in range(params.steps):
+                if cancel is not None and cancel.is_set():
+                    raise ProbeCancelled(f"feature visualisation of {layer}#{channel} cancelled")
+                img = image()
+                if params.jitter and step < params.steps * (1.0 - params.settle):
+                    dy, dx = (int(v) for v in torch.randint(-params.jitter, params.jitter + 1, (2,), generator=gen))
+                    img = torch.roll(img, shifts=(dy, dx), dims=(-2, -1))
+                act = as_maps(tap.run(_to_model(img, pre), [layer], redirect_relu=True)[layer])
+                if not 0 <= channel < act.shape[1]:
+                    raise ValueError(f"layer {layer!r} has {act.shape[1]} channels; channel {channel} does not exist")
+                objective = objective_value(act, channel, params.objective)[0]
+                opt.zero_grad(set_to_none=True)
+                (-objective).backward()
+                opt.step()
+                trajectory[step] = float(objective.detach())
+                if progress is not None:
+                    progress(step + 1, params.steps)
+        with torch.no_grad():
+            final = image()[0].float().cpu().numpy()
+        value = channel_activation(model, layer, channel, final, params.objective, tap)
+        return FeatureVis(layer, channel, final, value, trajectory)
+
+    vis = ascend(params.lr)
+    if vis.activation <= 0.0 < vis.trajectory[0]:
+        # An overshooting first step can push the unit below its ReLU for good (seen on an early layer of the
+        # demo model at lr 0.05); the same ascent with a smaller step recovers it.
+        vis = ascend(params.lr * 0.2)
+    return vis
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
