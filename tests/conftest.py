@@ -36,3 +36,16 @@ def pydicom_data_file(name: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(path)
     return path
+
+
+@pytest.fixture
+def window(qtbot):  # type: ignore[no-untyped-def]
+    """The real main window, shown offscreen (Qt is imported here so GUI-free tests never load it)."""
+    from viewer.qt.main_window import ViewerWindow
+
+    win = ViewerWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    return win

@@ -24,15 +24,6 @@ from viewer.qt.main_window import ViewerWindow
 pytestmark = [pytest.mark.gui]  # the offscreen plugin's harmless warnings: qt_log_ignore in pyproject
 
 
-@pytest.fixture
-def window(qtbot: QtBot) -> ViewerWindow:
-    win = ViewerWindow()
-    qtbot.addWidget(win)
-    win.resize(900, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
-
 
 def _open(window: ViewerWindow, qtbot: QtBot, path: Path) -> None:
     window.open_paths([str(path)])

@@ -62,15 +62,6 @@ def write_series(folder: Path, n: int = 12, rows: int = 40, cols: int = 50, pixe
     return truth
 
 
-@pytest.fixture
-def window(qtbot) -> ViewerWindow:
-    win = ViewerWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
-
 
 def open_and_wait(window: ViewerWindow, qtbot, paths) -> None:
     window.open_paths([str(p) for p in paths])

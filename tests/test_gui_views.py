@@ -37,15 +37,6 @@ def make_volume(direction: np.ndarray | None = None, modality: str = "CT", stack
                   [f"1.2.{n}" for n in range(SHAPE[0])], info=info)
 
 
-@pytest.fixture
-def window(qtbot) -> ViewerWindow:
-    win = ViewerWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
-
 
 def scene_to_viewport(view: SliceView, x: float, y: float) -> QtCore.QPoint:
     """Viewport pixel of a scene point in mm."""
