@@ -125,3 +125,26 @@ def test_models_lists_installed_and_bad_packages(installed: Path, radscope_home:
     assert main(["models"]) == 0
     text = capsys.readouterr().out
     assert "mr-tiny 0.3  [user]" in text and "BAD " in text
+
+
+def test_infer_gives_monochrome1_and_monochrome2_radiographs_the_same_result(tmp_path: Path) -> None:
+    """The bundled radiograph model on one image written both ways: identical scores and heatmaps."""
+    from phantom.radiograph import Radiograph
+    from viewer.dicom.synthetic import write_radiograph
+
+    yy, xx = np.mgrid[0:96, 0:80]
+    image = (0.2 + 0.5 * np.exp(-((yy - 40) ** 2 + (xx - 50) ** 2) / 200.0) + 0.002 * xx).astype(np.float32)
+    rad = Radiograph(image=image, nodule_mask=np.zeros(image.shape, bool), nodules=[], pixel_spacing=(3.0, 3.0),
+                     line_integral=image)
+    docs, heat = {}, {}
+    for photometric in ("MONOCHROME1", "MONOCHROME2"):
+        truth = write_radiograph(rad, tmp_path / photometric / "xr.dcm", photometric=photometric, bits=12)
+        out = tmp_path / f"out-{photometric}"
+        assert main(["infer", str(truth.path), "--out", str(out), "--device", "cpu", "--no-cache"]) == 0
+        (folder,) = out.iterdir()
+        docs[photometric] = json.loads((folder / "scores.json").read_text())
+        heat[photometric] = sitk.GetArrayFromImage(_read(folder / "heatmap_nodule.nii.gz"))
+    assert docs["MONOCHROME1"]["monochrome1_inverted"] and not docs["MONOCHROME2"]["monochrome1_inverted"]
+    assert docs["MONOCHROME1"]["model"]["name"] == "cxr-nodule-demo"
+    assert docs["MONOCHROME1"]["slices"][0]["scores"] == docs["MONOCHROME2"]["slices"][0]["scores"]
+    np.testing.assert_array_equal(heat["MONOCHROME1"], heat["MONOCHROME2"])

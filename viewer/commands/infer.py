@@ -5,7 +5,8 @@ Per stack: ``DIR/<series_uid>/scores.json`` and one ``heatmap_<label>.nii.gz`` p
 Without ``--series`` every stack found is inferred; a series split into several stacks writes the
 extra ones under their stack ids. Without ``--model`` each series gets the installed model offered
 for its modality. Results are cached under ``RADSCOPE_HOME/cache`` by (stack, model sha256, method).
-A series no installed model is offered for is skipped with a message. Progress goes to stderr.
+Slices reach the model as :func:`viewer.ai.model_input.model_input` gives them (MONOCHROME1 inverted
+over its stored range, as in the viewer). A series no installed model is offered for is skipped with a message. Progress goes to stderr.
 Exit codes: 0 written; 1 no usable series; 2 bad model or method, or no model for any series.
 """
 
@@ -50,14 +51,6 @@ def safe_label(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "label"
 
 
-def model_input(vol: "Volume") -> np.ndarray:
-    """The volume as the model sees it: modality values; MONOCHROME1 flipped so that dense is bright."""
-    arr = vol.array
-    if vol.info.monochrome1:
-        arr = float(arr.max()) + float(arr.min()) - arr
-    return arr
-
-
 def write_heatmap(vol: "Volume", heat: np.ndarray, path: Path) -> None:
     """``heat`` (k, j, i) as float32 NIfTI on the geometry ``radscope convert`` gives ``vol``."""
     import SimpleITK as sitk
@@ -79,6 +72,7 @@ def _infer_stack(runner: "Runner", vol: "Volume", method: str, cache_key: str | 
     """Scores (k, L), heatmaps {label: (k, j, i)}, device, seconds, whether the cache answered."""
     from inference.cache import ResultCache
     from viewer import paths
+    from viewer.ai.model_input import model_input
 
     cache = ResultCache(paths.subdir("cache")) if cache_key else None
     sha = runner.model.sha256

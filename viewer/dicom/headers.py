@@ -61,6 +61,8 @@ class PixelFormat:
     """Byte length of the pixel data element (None when undefined / encapsulated)."""
     float_data: bool = False
     has_modality_lut: bool = False
+    bits_stored_given: bool = True
+    """False when the header has no BitsStored (``bits_stored`` then repeats BitsAllocated)."""
 
     @property
     def ts_name(self) -> str:
@@ -355,6 +357,7 @@ def _pixel_format(ds: Dataset, path: str, size: int) -> PixelFormat:
         length=None if undefined else length,
         float_data=pixel_tag != PIXEL_DATA,
         has_modality_lut="ModalityLUTSequence" in ds,
+        bits_stored_given=_int(ds, "BitsStored") is not None,
     )
     expected = fmt.frame_bytes * n_frames
     if pixel_tag != PIXEL_DATA:

@@ -54,6 +54,11 @@ class SeriesInfo:
     frame_of_reference_uid: str = ""
     monochrome1: bool = False
     photometric: str = "MONOCHROME2"
+    bits_stored: int | None = None
+    """BitsStored as the header gives it (None when absent, or for float pixel data)."""
+    pixel_signed: bool = False
+    rescale: tuple[tuple[float, float], ...] = ()
+    """(slope, intercept) of each slice in volume order; empty when a Modality LUT Sequence maps the values."""
     windows: list[WindowPreset] = field(default_factory=list)
     stack_id: str = ""
     """Unique id of this stack: the series UID, suffixed when one series splits into stacks."""

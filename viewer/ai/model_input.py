@@ -1,0 +1,114 @@
+"""What a model is fed from a grey volume: modality values in MONOCHROME2 polarity (dense is bright).
+
+One rule for every caller (``radscope infer`` and the viewer's AI worker): a MONOCHROME1 slice is
+inverted over its *stored* range, never over the values it happens to hold, so the MONOCHROME1 and
+MONOCHROME2 encodings of one image give the model identical input:
+
+* stored integers with ``BitsStored`` = b give the range ``[lo, hi]`` = ``[0, 2**b - 1]`` (unsigned) or
+  ``[-2**(b-1), 2**(b-1) - 1]`` (signed); after a rescale with slope s and intercept i the range ends
+  are ``s*lo + i`` and ``s*hi + i``, per slice (enhanced multi-frame files may rescale frames differently);
+* a value v becomes ``(lo + hi) - v``;
+* only when the header gives no usable range (no BitsStored, float pixel data, or a Modality LUT
+  Sequence instead of a rescale) the slice's own data minimum + maximum stand in for ``lo + hi``.
+
+The conversion is lazy and per slice (:class:`ModelInput`): the viewer starts a run while the series
+still decodes, and a slice is converted only when the worker reads it, from whatever the volume holds
+then. MONOCHROME2 slices are passed through unchanged (no copy).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from viewer.dicom.volume import SeriesInfo, Volume
+
+
+def stored_range_sums(info: SeriesInfo, n_slices: int) -> np.ndarray | None:
+    """Per slice ``lo + hi`` of the stored value range in modality units (float64, ``(n_slices,)``),
+    or None when the header gives no usable range (then the data's min + max are used)."""
+    bits = info.bits_stored
+    if bits is None or bits < 1 or not info.rescale:
+        return None
+    if info.pixel_signed:
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    else:
+        lo, hi = 0, 2**bits - 1
+    rescale = np.asarray(info.rescale, dtype=np.float64).reshape(-1, 2)
+    if len(rescale) == 1:
+        rescale = np.repeat(rescale, n_slices, axis=0)
+    if len(rescale) != n_slices:
+        raise ValueError(f"series {info.stack_id or info.series_uid}: {len(info.rescale)} rescale entries "
+                         f"for {n_slices} slices")
+    slope, intercept = rescale[:, 0], rescale[:, 1]
+    return slope * float(lo + hi) + 2.0 * intercept
+
+
+class ModelInput(Sequence[np.ndarray]):
+    """A read-only ``(k, rows, cols)`` view of a grey volume's array as the model sees it.
+
+    ``view[k]`` is slice k as float32 in MONOCHROME2 polarity (converted when read; the array itself is
+    never modified). It has ``shape`` and ``len`` like the array, so it can stand in for it wherever
+    slices are read by index (``inference.runner.Runner.run``, the viewer's AI worker).
+    """
+
+    def __init__(self, array: np.ndarray, invert: bool = False, sums: np.ndarray | None = None) -> None:
+        if array.ndim != 3:
+            raise ValueError(f"model input needs a grey (k, rows, cols) volume, got shape {array.shape}")
+        if sums is not None and len(sums) != array.shape[0]:
+            raise ValueError(f"{len(sums)} range sums for {array.shape[0]} slices")
+        self.array = array
+        self.invert = invert
+        self.sums = sums
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.array.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def _slice(self, k: int) -> np.ndarray:
+        s = self.array[k]
+        if not self.invert:
+            return s if s.dtype == np.float32 else s.astype(np.float32)
+        if self.sums is not None:
+            total = float(self.sums[k])
+        else:
+            total = float(s.min()) + float(s.max())
+        return (np.float32(total) - s).astype(np.float32, copy=False)
+
+    def __getitem__(self, k: Any) -> np.ndarray:
+        if isinstance(k, (int, np.integer)):
+            n = len(self)
+            if not -n <= int(k) < n:
+                raise IndexError(f"slice {int(k)} outside the volume's {n} slices")
+            return self._slice(int(k) % n)
+        if isinstance(k, slice):
+            ks = range(*k.indices(len(self)))
+            if not ks:
+                return np.zeros((0, *self.shape[1:]), dtype=np.float32)
+            return np.stack([self._slice(i) for i in ks])
+        raise TypeError(f"ModelInput indices are ints or slices, not {type(k).__name__}")
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self._slice(k) for k in range(len(self)))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def model_input(volume: Volume) -> ModelInput:
+    """``volume``'s slices as every RadScope model sees them (MONOCHROME1 inverted, see the module)."""
+    if volume.is_color:
+        raise ValueError(f"series {volume.info.stack_id or volume.info.series_uid}: colour images have no "
+                         "grey model input")
+    if not volume.info.monochrome1:
+        return ModelInput(volume.array)
+    return ModelInput(volume.array, invert=True, sums=stored_range_sums(volume.info, volume.shape[0]))
