@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from viewer.ai import EtaEstimator, RunKey, SeriesResults
+from viewer.ai.model_input import model_input
 from viewer.qt.ai_panel import AIPanel, ModelEntry, OverlaySettings
 from viewer.qt.ai_worker import AIWorker, BatchOutput, BatchResult, ModelLoaded, ModelRef, SessionFactory
 from viewer.qt.qt import QObject, QtCore, QtWidgets, Signal
@@ -290,7 +291,7 @@ class AIController(QObject):
             skip = prior.done if prior is not None else None
             results = prior or SeriesResults(RunKey(self.stack_id, ref.sha256, self.method, -1), list(ref.labels),
                                              vol.shape, entry.card.thresholds)
-            key = self.worker.run_series(self.stack_id, vol.array, ref, self.method, self._current,
+            key = self.worker.run_series(self.stack_id, model_input(vol), ref, self.method, self._current,
                                          available=self._schedulable(), skip=skip, sink=_Sink(results))
             results.key = key
             self.results = results
@@ -376,7 +377,7 @@ class AIController(QObject):
     def _on_load_finished(self) -> None:
         if self.series is not None and self._busy and self.results is not None:
             # the engine may hand over a new array for the finished volume: run on that one
-            self.worker.update_volume(self.results.key, self.series.volume.array)
+            self.worker.update_volume(self.results.key, model_input(self.series.volume))
             self.worker.scheduler.mark_available(np.arange(self.series.volume.shape[0]))
 
     def _schedulable(self) -> np.ndarray:
