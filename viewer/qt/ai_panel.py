@@ -19,6 +19,7 @@ from viewer.ai import Finding, SeriesResults
 from viewer.ai.eta import format_eta
 from viewer.display.colormaps import COLORMAPS, overlay_lut
 from viewer.qt.qt import QColor, QPainter, Qt, QtCore, QtGui, QtWidgets, Signal, pg
+from viewer.qt.progress import set_progress
 
 CARD_HEIGHT = 130
 """Pixels for the model card (it scrolls): the scores plot needs the room."""
@@ -475,12 +476,7 @@ class AIPanel(QtWidgets.QWidget):
 
     # -- progress and messages ----------------------------------------------------------------
     def set_progress(self, done: int, total: int, eta_s: float | None, running: bool) -> None:
-        # QProgressBar.setValue repaints synchronously (flushing the whole window's pending paint inside the
-        # caller); with updates off it only marks itself dirty and paints with the next event-loop pass
-        self.progress.setUpdatesEnabled(False)
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        self.progress.setUpdatesEnabled(True)
+        set_progress(self.progress, done, total)
         self.cancel_button.setEnabled(running)
         if running:
             self.eta_label.setText(f"ETA {format_eta(eta_s)}")

@@ -13,8 +13,6 @@ The model is reached through an :class:`InferenceSession` made by a factory (def
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 import traceback
@@ -25,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from viewer.ai import Batch, JobKind, JobScheduler, RunKey
+from viewer.threads import lower_thread_priority
 from viewer.qt.qt import QObject, Signal
 
 
@@ -141,22 +140,6 @@ class RunnerSession:
         return payload(self._runner.model, cancel)
 
 
-WORKER_NICE = 2
-"""Niceness of the inference thread (and of torch's CPU pool threads, which it creates and which
-inherit it): on a machine with few cores the GUI thread wins the CPU, so the window stays responsive."""
-
-
-def _lower_priority() -> None:
-    """Lower this thread's scheduling priority (Linux: per-thread niceness; elsewhere a no-op)."""
-    if not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), WORKER_NICE))
-    except OSError:
-        pass
-
-
 @dataclass
 class _RunSpec:
     volume: np.ndarray
@@ -258,7 +241,7 @@ class AIWorker(QObject):
 
     # -- worker thread ------------------------------------------------------------------------
     def _loop(self) -> None:
-        _lower_priority()
+        lower_thread_priority()  # and torch's CPU pool threads, which this thread creates
         while not self._stop.is_set():
             batch = self.scheduler.next_batch(timeout=0.2)
             if batch is None:

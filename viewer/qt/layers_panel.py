@@ -25,6 +25,7 @@ import numpy as np
 from viewer.display.colormaps import overlay_lut
 from viewer.qt.qt import QObject, Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from viewer.qt.series_model import Overlay
+from viewer.qt.progress import set_progress
 
 LAYER_OVERLAY = "Layer inspector"
 GRID_CHANNELS = 24
@@ -623,8 +624,7 @@ class LayersPanel(QtWidgets.QWidget):
 
     def _on_progress(self, job: int, done: int, total: int) -> None:
         if job in self._pending:
-            self.progress.setRange(0, max(total, 1))
-            self.progress.setValue(done)
+            set_progress(self.progress, done, total)
             self.progress.setFormat(f"{self._pending[job][0]}: {done} / {total}")
 
     def _on_probe_ready(self, _key: Any, result: Any) -> None:

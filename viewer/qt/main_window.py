@@ -20,6 +20,7 @@ from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
 from viewer.qt.errors_panel import ErrorsPanel
 from viewer.qt.qt import QAction, QKeySequence, Qt, QTimer, QtCore, QtGui, QtWidgets, Signal
+from viewer.qt.progress import set_progress
 from viewer.qt.series_browser import SeriesBrowser
 from viewer.qt.series_model import SeriesModel
 from viewer.qt.slice_view import TOOLS, SliceView
@@ -417,8 +418,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.series_browser.select_stack(stack_id)
         self.stack_id = stack_id
         self._set_model(None)
-        self.progress.setRange(0, stack.n_slices)
-        self.progress.setValue(0)
+        set_progress(self.progress, 0, stack.n_slices)
         self.progress.show()
         self.load_started_at = time.perf_counter()
         self.first_slice_s = None
@@ -455,7 +455,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
                 self.model.volume.array[k] = data
             self.model.loaded[k] = True
             self.model.sliceLoaded.emit(k)
-        self.progress.setValue(int(self.model.loaded.sum()))
+        set_progress(self.progress, int(self.model.loaded.sum()))
 
     def _on_load_finished(self, volume: Volume) -> None:
         if self.sender() is not self._load_job:

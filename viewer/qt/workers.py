@@ -14,6 +14,7 @@ import numpy as np
 
 from viewer.display.windowing import auto_window, initial_window, levels, to_uint8
 from viewer.qt.qt import QObject, Signal
+from viewer.threads import lower_thread_priority
 
 THUMB_SIZE = 96
 
@@ -26,8 +27,12 @@ class _Job(QObject):
         self._thread: threading.Thread | None = None
 
     def _start(self, name: str) -> None:
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._background, name=name, daemon=True)
         self._thread.start()
+
+    def _background(self) -> None:
+        lower_thread_priority()  # the GUI thread wins the CPU over this thread and the pools it starts
+        self._run()
 
     def _run(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
