@@ -3,7 +3,19 @@
 Each entry is ``<key>.npz`` (arrays; read with ``allow_pickle=False``) plus ``<key>.json`` (what
 the entry is: stack id, model sha256, method, labels, slice indices). Both are written to a temporary
 file and moved into place with ``os.replace``; the JSON goes last, so an entry without it is
-incomplete and ignored. The caller passes the cache folder (the CLI: ``RADSCOPE_HOME/cache``).
+incomplete and ignored. The caller passes the cache folder (the CLI and the viewer:
+``RADSCOPE_HOME/cache``) and the stack id (both use :func:`stack_key`, so each reuses the other's runs).
+
+Formats (the JSON's ``format``):
+
+* ``radscope-results/1``: ``heatmap_<i>`` float32 (n, rows, cols) in [0, 1] (``radscope infer`` writes these).
+* ``radscope-results/2`` (compact, the viewer writes these): ``heatmap_<i>`` uint8 codes, value = code / 255
+  (``"heatmap_encoding": {"dtype": "uint8", "scale": 1/255}``; rounding adds at most 1/510 = 0.002),
+  deflate-compressed. Readers of format 1 only see a newer format as a miss.
+
+The folder is capped (:data:`DEFAULT_MAX_BYTES`): after each write the least recently used entries
+(a hit refreshes an entry's time) are removed until the entries fit; only files named like entries
+are counted or removed, so other things kept in the same folder are left alone.
 """
 
 from __future__ import annotations
@@ -11,7 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,6 +34,24 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 FORMAT = "radscope-results/1"
+FORMAT_COMPACT = "radscope-results/2"
+CODE_SCALE = 1.0 / 255.0
+"""Compact heatmaps: value = uint8 code * CODE_SCALE."""
+DEFAULT_MAX_BYTES = 2 * 2**30
+"""Cap of the cache folder's entries (2 GiB)."""
+_ENTRY = re.compile(r"^[0-9a-f]{40}\.(npz|json)$")
+_STALE_S = 3600.0
+"""Temporary files and orphaned arrays older than this are debris of an interrupted writer."""
+
+
+class CacheEntryError(Exception):
+    """A cache entry exists but cannot be used (the message names the file and why)."""
+
+
+def stack_key(stack_id: str, sop_instance_uids: Sequence[str]) -> str:
+    """The cache's stack id for a loaded stack: its id plus a digest of its slices' SOP Instance UIDs
+    in slice order (a stack re-sent with other images, or reordered, is another entry)."""
+    return f"{stack_id}:" + hashlib.sha256("\\".join(sop_instance_uids).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -27,10 +60,51 @@ class CachedResult:
     """(n,) slice indices the rows below belong to."""
     scores: np.ndarray
     """(n, labels) float32."""
-    heatmaps: dict[str, np.ndarray]
-    """{label: (n, rows, cols) float32}."""
+    stored: dict[str, np.ndarray]
+    """{label: (n, rows, cols)} as on disk: float32 maps, or uint8 codes when :attr:`scale` is set."""
     labels: tuple[str, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    scale: float | None = None
+    """Compact entries: value = code * scale; None for float32 entries."""
+
+    @property
+    def heatmaps(self) -> dict[str, np.ndarray]:
+        """{label: (n, rows, cols) float32 in [0, 1]} (decoded on each access for compact entries)."""
+        if self.scale is None:
+            return dict(self.stored)
+        return {label: codes.astype(np.float32) * np.float32(self.scale) for label, codes in self.stored.items()}
+
+    def heatmap_into(self, label: str, out: np.ndarray, weights: np.ndarray | None = None, chunk: int = 16) -> None:
+        """Write ``label``'s maps into ``out`` (n, rows, cols) float32, each slice times ``weights[slice]``
+        when given, a few slices at a time (no full-size temporary)."""
+        src = self.stored[label]
+        if out.shape != src.shape:
+            raise ValueError(f"heatmap of {label!r} has shape {src.shape}, expected {out.shape}")
+        for a in range(0, src.shape[0], chunk):
+            part = out[a:a + chunk]
+            np.multiply(src[a:a + chunk], np.float32(1.0 if self.scale is None else self.scale), out=part,
+                        dtype=np.float32, casting="unsafe")
+            if weights is not None:
+                part *= np.asarray(weights[a:a + chunk], dtype=np.float32)[:, None, None]
+
+
+def encode_heatmap(maps: np.ndarray, weights: np.ndarray | None = None, chunk: int = 16) -> np.ndarray:
+    """uint8 codes (compact format) of ``maps`` in [0, 1], or of ``maps / weights[slice]`` when ``weights`` is
+    given (e.g. heatmaps stored times their slice's score; a zero weight gives zero codes)."""
+    maps = np.asarray(maps)
+    codes = np.empty(maps.shape, dtype=np.uint8)
+    for a in range(0, maps.shape[0], chunk):
+        part = maps[a:a + chunk].astype(np.float32, copy=True)
+        if weights is not None:
+            w = np.asarray(weights[a:a + chunk], dtype=np.float32)[:, None, None]
+            np.divide(part, w, out=part, where=w > 0)
+            part[np.broadcast_to(w <= 0, part.shape)] = 0.0
+        np.nan_to_num(part, copy=False, nan=0.0)
+        np.clip(part, 0.0, 1.0, out=part)
+        part *= 255.0
+        np.rint(part, out=part)
+        codes[a:a + chunk] = part
+    return codes
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -46,12 +120,22 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-class ResultCache:
-    """A folder of cached results."""
+def _write_npz(fh: Any, arrays: Mapping[str, np.ndarray], compress: bool) -> None:
+    """An ``.npz`` (what ``np.load`` reads); deflate at level 1 when ``compress`` (fast, most of the gain)."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(fh, "w", compression=method, compresslevel=1 if compress else None, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
 
-    def __init__(self, root: str | Path) -> None:
+
+class ResultCache:
+    """A folder of cached results, capped at ``max_bytes`` (least recently used entries go first)."""
+
+    def __init__(self, root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = int(max_bytes)
 
     @staticmethod
     def key(stack_id: str, model_sha256: str, method: str) -> str:
@@ -63,29 +147,141 @@ class ResultCache:
 
     def get(self, stack_id: str, model_sha256: str, method: str) -> CachedResult | None:
         """The cached result, or None (missing, incomplete or unreadable entries are misses)."""
-        npz, meta_path = self._paths(stack_id, model_sha256, method)
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if (meta.get("format"), meta.get("stack_id"), meta.get("model_sha256"), meta.get("method")) != (
-                    FORMAT, stack_id, model_sha256, method):
-                return None
-            labels = tuple(meta["labels"])
-            with np.load(npz, allow_pickle=False) as data:
-                heat = {label: data[f"heatmap_{i}"] for i, label in enumerate(labels) if f"heatmap_{i}" in data}
-                return CachedResult(data["indices"], data["scores"], heat, labels, meta)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+            return self.load(stack_id, model_sha256, method)
+        except CacheEntryError:
             return None
 
+    def load(self, stack_id: str, model_sha256: str, method: str) -> CachedResult | None:
+        """The cached result; None when there is none (or it is incomplete, or of a format this version
+        does not know); :class:`CacheEntryError` when the entry is there but corrupt or unreadable."""
+        npz, meta_path = self._paths(stack_id, model_sha256, method)
+        try:
+            text = meta_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CacheEntryError(f"{meta_path}: unreadable ({exc})") from exc
+        try:
+            meta = json.loads(text)
+            if not isinstance(meta, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise CacheEntryError(f"{meta_path}: not valid JSON ({exc})") from exc
+        fmt = meta.get("format")
+        if fmt not in (FORMAT, FORMAT_COMPACT) or (meta.get("stack_id"), meta.get("model_sha256"),
+                                                   meta.get("method")) != (stack_id, model_sha256, method):
+            return None
+        try:
+            result = self._read_arrays(npz, meta, compact=fmt == FORMAT_COMPACT)
+        except FileNotFoundError:
+            return None  # removed by another process's cap between the two reads
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+            raise CacheEntryError(f"{npz}: unreadable cache entry ({type(exc).__name__}: {exc})") from exc
+        self._touch(meta_path)
+        return result
+
+    @staticmethod
+    def _read_arrays(npz: Path, meta: dict[str, Any], compact: bool) -> CachedResult:
+        labels = tuple(str(v) for v in meta["labels"])
+        with np.load(npz, allow_pickle=False) as data:
+            indices, scores = data["indices"], data["scores"]
+            heat = {label: data[f"heatmap_{i}"] for i, label in enumerate(labels) if f"heatmap_{i}" in data.files}
+        n = indices.shape[0]
+        if indices.ndim != 1 or scores.shape != (n, len(labels)):
+            raise ValueError(f"indices {indices.shape} and scores {scores.shape} do not match {len(labels)} labels")
+        want = np.dtype(np.uint8 if compact else np.float32)
+        for label, arr in heat.items():
+            if arr.ndim != 3 or arr.shape[0] != n or arr.dtype != want:
+                raise ValueError(f"heatmap of {label!r} is {arr.dtype} {arr.shape}, expected {want} ({n}, rows, cols)")
+        scale = None
+        if compact:
+            encoding = meta.get("heatmap_encoding")
+            if not isinstance(encoding, dict) or encoding.get("dtype") != "uint8":
+                raise ValueError(f"unknown heatmap_encoding {encoding!r}")
+            scale = float(encoding["scale"])
+        return CachedResult(indices, scores, heat, labels, meta, scale)
+
     def put(self, stack_id: str, model_sha256: str, method: str, labels: Sequence[str], indices: Sequence[int],
-            scores: np.ndarray, heatmaps: Mapping[str, np.ndarray], extra: Mapping[str, Any] | None = None) -> None:
-        """Store a result (replacing any previous one for the same key)."""
+            scores: np.ndarray, heatmaps: Mapping[str, np.ndarray], extra: Mapping[str, Any] | None = None, *,
+            compact: bool = False) -> None:
+        """Store a result (replacing any previous one for the same key), then keep the folder under its cap.
+
+        ``compact``: ``heatmaps`` are uint8 codes from :func:`encode_heatmap` (format 2); else float32 maps.
+        """
         npz, meta_path = self._paths(stack_id, model_sha256, method)
         labels = list(labels)
         arrays = {"indices": np.asarray(indices, dtype=np.int64), "scores": np.asarray(scores, dtype=np.float32)}
         for label, heat in heatmaps.items():
-            arrays[f"heatmap_{labels.index(label)}"] = np.asarray(heat, dtype=np.float32)
+            if compact and np.asarray(heat).dtype != np.uint8:
+                raise ValueError(f"compact heatmaps are uint8 codes (encode_heatmap); {label!r} is {heat.dtype}")
+            arrays[f"heatmap_{labels.index(label)}"] = np.asarray(heat, dtype=np.uint8 if compact else np.float32)
         meta_path.unlink(missing_ok=True)  # the entry is incomplete until the new JSON lands
-        _atomic_write(npz, lambda fh: np.savez(fh, **arrays))
-        meta = {"format": FORMAT, "stack_id": stack_id, "model_sha256": model_sha256, "method": method,
-                "labels": labels, **dict(extra or {})}
+        _atomic_write(npz, lambda fh: _write_npz(fh, arrays, compress=compact))
+        meta: dict[str, Any] = {"format": FORMAT_COMPACT if compact else FORMAT, "stack_id": stack_id,
+                                "model_sha256": model_sha256, "method": method, "labels": labels}
+        if compact:
+            meta["heatmap_encoding"] = {"dtype": "uint8", "scale": CODE_SCALE}
+        meta.update(dict(extra or {}))
         _atomic_write(meta_path, lambda fh: fh.write(json.dumps(meta, indent=1).encode("utf-8")))
+        self.prune(keep=npz.stem)
+
+    # -- size cap -----------------------------------------------------------------------------
+    def _scan(self) -> dict[str, dict[str, os.stat_result]]:
+        """{key: {".npz"/".json": stat}} of the files named like entries."""
+        found: dict[str, dict[str, os.stat_result]] = {}
+        for path in self.root.iterdir():
+            if _ENTRY.match(path.name):
+                try:
+                    found.setdefault(path.stem, {})[path.suffix] = path.stat()
+                except FileNotFoundError:
+                    continue
+        return found
+
+    def entries(self) -> list[tuple[str, int, float]]:
+        """(key, bytes, last used) of each complete entry, most recently used first."""
+        rows = [(key, sum(st.st_size for st in files.values()), files[".json"].st_mtime)
+                for key, files in self._scan().items() if ".json" in files]
+        return sorted(rows, key=lambda r: -r[2])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the folder's complete entries."""
+        return sum(size for _, size, _ in self.entries())
+
+    def prune(self, keep: str | None = None) -> list[str]:
+        """Remove least recently used entries until the rest fit in ``max_bytes`` (never ``keep``), plus
+        debris of interrupted writers (temporary files, arrays without JSON) older than an hour;
+        returns the removed keys."""
+        now = time.time()
+        for path in self.root.glob(".*.tmp"):
+            self._remove_if_older(path, now)
+        for key, files in self._scan().items():
+            if ".json" not in files:
+                self._remove_if_older(self.root / f"{key}.npz", now)
+        removed: list[str] = []
+        total = 0
+        for key, size, _ in self.entries():
+            total += size
+            if total > self.max_bytes and key != keep:
+                (self.root / f"{key}.json").unlink(missing_ok=True)  # the JSON first: a miss from now on
+                (self.root / f"{key}.npz").unlink(missing_ok=True)
+                total -= size
+                removed.append(key)
+        return removed
+
+    @staticmethod
+    def _remove_if_older(path: Path, now: float) -> None:
+        try:
+            if now - path.stat().st_mtime > _STALE_S:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+    @staticmethod
+    def _touch(path: Path) -> None:
+        """Mark an entry used (its JSON's time orders the cap's removals)."""
+        try:
+            os.utime(path)
+        except OSError:
+            pass  # a read-only cache still answers

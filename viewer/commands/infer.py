@@ -13,7 +13,6 @@ Exit codes: 0 written; 1 no usable series; 2 bad model or method, or no model fo
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
@@ -100,6 +99,7 @@ def _infer_stack(runner: "Runner", vol: "Volume", method: str, cache_key: str | 
 
 def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
+    from inference.cache import stack_key
     from inference.package import ModelPackageError
     from inference.registry import choose_package, find_packages
     from viewer import paths
@@ -162,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
             _say(f"{label}: colour images are not supported by the models; skipped")
             continue
         load_s = time.perf_counter() - t_load
-        cache_key = None if args.no_cache else (
-            f"{stack.stack_id}:" + hashlib.sha256("\\".join(vol.sop_instance_uids).encode()).hexdigest()[:16])
+        cache_key = None if args.no_cache else stack_key(stack.stack_id, vol.sop_instance_uids)
         scores, heat, device, infer_s, cached = _infer_stack(runner, vol, method, cache_key, label)
         t_write = time.perf_counter()
         folder = out_root / (stack.info.series_uid if stack.stack_id == stack.info.series_uid or args.series
