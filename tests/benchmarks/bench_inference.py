@@ -5,8 +5,18 @@
     Uses resources/models/* when a bundled package exists, else a stand-in of the same architecture.
 (b) ResNet-18 at 224 px on a 100-slice series: our Grad-CAM (one trunk pass for all labels, head-only
     backward, BatchNorm folded) against Captum's LayerGradCam used naturally (same batch size, one
-    ``attribute`` call per label), both ending at input-size [0, 1] maps; for 1 and 3 labels (14 with RADSCOPE_BENCH_MANY_LABELS=1: see the note in `bench_resnet`).
-    Then what each optimisation gives, for 3 labels.
+    ``attribute`` call per label), both ending at input-size [0, 1] maps; for 1, 3 and 14 labels
+    (14: fewer slices, one timed run). Then what each optimisation gives, for 3 labels.
+
+Captum memory: `LayerGradCam.attribute` returns attributions that still require grad and hold the whole
+forward pass's autograd graph (``grad_fn`` set: the activation that multiplies the gradients is not
+detached; ~170 MB per label for a batch of 8 here). Keeping every batch's maps, as a caller collecting a
+series does, kept every graph alive: 14 labels x 13 batches grew past 20 GB. Traced with peak/current RSS
+per batch (ours: +50 MB at 2 and 8 labels, +140 MB at 14, flat over batches; Captum: +300 MB at 2, +670 MB at 4,
++1.4 GB at 8 labels per batch). Captum computes its gradients under its own ``enable_grad``, so calling
+``attribute`` under ``torch.no_grad()`` returns the same maps without the graph (Captum +195 MB at 14
+labels, flat); `_captum_maps` does that. Ours returns graph-free maps by construction
+(tests/test_inference_memory.py).
 
 Run: ``python -m tests.benchmarks inference`` (``RADSCOPE_BENCH_QUICK=1`` for a short smoke run).
 """
@@ -14,6 +24,7 @@ Run: ``python -m tests.benchmarks inference`` (``RADSCOPE_BENCH_QUICK=1`` for a 
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -95,7 +106,8 @@ def _captum_maps(model: torch.nn.Module, x: torch.Tensor, labels: list[int]) -> 
     cam = LayerGradCam(model, model.layer4)
     out = []
     for label in labels:
-        a = cam.attribute(x, target=label, relu_attributions=True)
+        with torch.no_grad():  # Captum enables grad itself where it needs it; see the module docstring
+            a = cam.attribute(x, target=label, relu_attributions=True)
         out.append(normalize_maps(LayerAttribution.interpolate(a, x.shape[-2:], "bilinear")[:, 0]))
     return out
 
@@ -129,14 +141,14 @@ def bench_resnet(tmp: Path) -> None:
         print("(b) skipped: captum is not installed")
         return
     torch.manual_seed(0)
-    n_slices, batch = (16 if QUICK else 100), 8
-    series = torch.randn(n_slices, 1, 224, 224)
-    batches = list(series.split(batch))
+    batch = 8
+    full = torch.randn(16 if QUICK else 100, 1, 224, 224)
     results: list[tuple[int, float, float]] = []
-    # 14 labels is opt-in (RADSCOPE_BENCH_MANY_LABELS=1): that case grew past 20 GB of memory on this
-    # 2-core, 24 GB machine and has not been traced yet; `make bench` must not take the machine down.
-    many = os.environ.get("RADSCOPE_BENCH_MANY_LABELS") == "1" and not QUICK
-    for n_labels in (1, 3, 14) if many else (1, 3):
+    for n_labels in (1, 3, 14):
+        # 14 labels: Captum runs 14 forward + backward passes per batch; fewer slices keep it to a minute or two
+        series = full[: (8 if QUICK else 40)] if n_labels > 3 else full
+        n_slices = len(series)
+        batches = list(series.split(batch))
         eager = ResNet18(1, n_labels).eval()
         for m in eager.modules():
             if isinstance(m, torch.nn.ReLU):
@@ -160,6 +172,9 @@ def bench_resnet(tmp: Path) -> None:
               f"{n_slices / t_ours:.1f} slices/s, Captum LayerGradCam {n_slices / t_captum:.1f} slices/s "
               f"-> x{t_captum / t_ours:.2f} (goal >= 3); by process CPU time x{CPU_TIMES['captum'] / CPU_TIMES['ours']:.2f}",
               flush=True)
+        if n_labels > 3:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+            print(f"    peak RSS of this process so far: {peak:.2f} GB (Captum maps taken under torch.no_grad)")
         if n_labels == 3:
             plain = Runner(package, device="cpu", batch_size=batch, channels_last=False)
             unfolded = split_at(eager, "layer4")  # graph split, BatchNorm not folded, contiguous NCHW
