@@ -145,6 +145,10 @@ class ResultCache:
         k = self.key(stack_id, model_sha256, method)
         return self.root / f"{k}.npz", self.root / f"{k}.json"
 
+    def entry_path(self, stack_id: str, model_sha256: str, method: str) -> Path:
+        """The entry's array file (its JSON sits beside it), for messages."""
+        return self._paths(stack_id, model_sha256, method)[0]
+
     def get(self, stack_id: str, model_sha256: str, method: str) -> CachedResult | None:
         """The cached result, or None (missing, incomplete or unreadable entries are misses)."""
         try:

@@ -239,9 +239,9 @@ def test_overlay_controls_and_toggle_key(panel, qtbot) -> None:  # type: ignore[
     assert not panel.overlay_settings("nodule").visible
     lut = panel.overlay_settings("nodule").lut()
     assert lut[: int(0.3 * 255) - 1, 3].max() == 0 and lut[int(0.3 * 255) + 2 :, 3].min() == 255
+    assert panel.overlay_settings("nodule").contour_level is None  # filled
     panel.contour_check.setChecked(True)
-    band = panel.overlay_settings("nodule").lut()[:, 3] > 0
-    assert 0 < band.sum() < 20 and band[int(0.3 * 255) + 1]  # an isoline at the threshold only
+    assert panel.overlay_settings("nodule").contour_level == pytest.approx(0.3)  # the isoline at the threshold
 
 
 # -- controller + views: overlay alignment in screen space, series switch -----------------------

@@ -18,11 +18,12 @@ then. MONOCHROME2 slices are passed through unchanged (no copy).
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from viewer.dicom.volume import SeriesInfo, Volume
+if TYPE_CHECKING:  # importing viewer.dicom loads pydicom; viewer.ai stays numpy-only
+    from viewer.dicom.volume import SeriesInfo, Volume
 
 
 def stored_range_sums(info: SeriesInfo, n_slices: int) -> np.ndarray | None:

@@ -248,7 +248,7 @@ def _run_checks(args: argparse.Namespace, report: Report, guard: NetworkGuard) -
     app = ensure_app(["radscope"])
     window = ViewerWindow()
     window.resize(1600, 1000)
-    ai = attach_ai(window)
+    ai = attach_ai(window, use_cache=False)  # the model itself must run, not an earlier run's results
     errors: list[str] = []
     ai.notify.connect(errors.append)
     # timestamps only (no GUI work), so running on the emitting thread is fine

@@ -6,6 +6,10 @@ thread: it listens to the window's series / current-slice changes, starts runs o
 (dropping batches whose run key is stale, so an old series never paints on a new one) and shows
 each label as an overlay layer of the series model on every view.
 
+Finished runs are written to the results cache (``RADSCOPE_HOME/cache``, shared with ``radscope
+infer``) off the GUI thread; a run first asks the cache (also off the GUI thread) and infers only on a
+miss, so a series opened again with the same model and method shows its results without inference.
+
 Overlay values are probabilities: the explainer's per-slice map (normalised to [0, 1]) times that
 slice's score for the label, so a slice the model scores low shows little colour, and the colour
 bar, threshold and contour level all read in probability units.
@@ -20,8 +24,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from inference.cache import ResultCache
 from viewer.ai import EtaEstimator, RunKey, SeriesResults
+from viewer.ai.cached import stack_key
 from viewer.ai.model_input import model_input
+from viewer.qt.ai_cache import CacheIO, CacheReply
 from viewer.qt.ai_panel import AIPanel, ModelEntry, OverlaySettings
 from viewer.qt.ai_worker import AIWorker, BatchOutput, BatchResult, ModelLoaded, ModelRef, SessionFactory
 from viewer.qt.qt import QObject, QtCore, QtWidgets, Signal
@@ -92,8 +99,11 @@ class AIController(QObject):
         session_factory: SessionFactory | None = None,
         models: list[ModelEntry] | None = None,
         auto_run: bool = True,
+        use_cache: bool = True,
+        cache: ResultCache | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """``use_cache``: read and write the results cache (``cache``, default ``RADSCOPE_HOME/cache``)."""
         super().__init__(parent)
         self.panel = panel or AIPanel()
         self.worker = worker or AIWorker(session_factory=session_factory, parent=self)
@@ -113,6 +123,14 @@ class AIController(QObject):
         self._last_notice = ""
         self._memo: OrderedDict[tuple[str, str, str], SeriesResults] = OrderedDict()
         self._explicit = False  # the user picked the model (--model, the picker): no auto-switching
+        self._lookup_token = 0  # bumped by every run/cancel: a cache answer for an older one only fills the memo
+        self.cache_io: CacheIO | None = None
+        if use_cache:
+            from viewer.paths import subdir
+
+            self.cache_io = CacheIO(cache if cache is not None else ResultCache(subdir("cache")), parent=self)
+            self.cache_io.loaded.connect(self._on_cache_loaded)
+            self.cache_io.failed.connect(self._on_cache_failed)
         self._panel_timer = QtCore.QTimer(self)
         self._panel_timer.setSingleShot(True)
         self._panel_timer.timeout.connect(self._refresh_panel)
@@ -265,7 +283,9 @@ class AIController(QObject):
 
     # -- runs ---------------------------------------------------------------------------------
     def run(self) -> RunKey | None:
-        """(Re)start the current model on the current series."""
+        """(Re)start the current model on the current series: results kept in memory are reused; else the
+        results cache is asked first (off the GUI thread) and the model runs only on what it lacks.
+        Returns the run's key, or None while the cache is being asked (or nothing can run)."""
         series, entry = self.series, self._entry
         if series is None or entry is None or series.is_color:
             if series is not None and series.is_color:
@@ -274,38 +294,105 @@ class AIController(QObject):
         ref = model_ref(entry, self.device)
         vol = series.volume
         triple = (self.stack_id, ref.sha256, self.method)
-        prior = self._memo.pop(triple, None)
-        if prior is not None and (prior.shape != vol.shape or prior.labels != list(ref.labels)):
-            prior = None
+        self._lookup_token += 1
         self._eta.reset()
         self._last_notice = ""
         self.run_started_at = time.perf_counter()
         self.first_heatmap_at = None
+        if self._usable_memo(triple) is None and self.cache_io is not None and not ref.sha256.startswith("unverified:"):
+            self.worker.cancel()
+            pending = SeriesResults(RunKey(self.stack_id, ref.sha256, self.method, -1), list(ref.labels), vol.shape,
+                                    entry.card.thresholds)
+            self._show(pending)
+            self._set_busy(True)
+            self.cache_io.lookup(self._lookup_token, self._cache_stack(), pending.key, ref.labels, vol.shape,
+                                 entry.card.thresholds)
+            return None
+        return self._start(triple)
+
+    def _usable_memo(self, triple: tuple[str, str, str]) -> SeriesResults | None:
+        prior = self._memo.get(triple)
+        if prior is None or self.series is None or self._entry is None:
+            return None
+        if prior.shape != self.series.volume.shape or prior.labels != list(self._entry.card.labels):
+            self._memo.pop(triple)
+            return None
+        return prior
+
+    def _cache_stack(self) -> str:
+        """The cache's id of the shown stack (as ``radscope infer`` computes it)."""
+        assert self.series is not None
+        return stack_key(self.stack_id, self.series.volume.sop_instance_uids)
+
+    def _start(self, triple: tuple[str, str, str], pending: SeriesResults | None = None, *,
+               from_cache: bool = False) -> RunKey:
+        """Show what is known of ``triple`` and run the model on the rest (``pending``: the empty results
+        shown while the cache was asked)."""
+        assert self.series is not None and self._entry is not None
+        ref = model_ref(self._entry, self.device)
+        vol = self.series.volume
+        prior = self._usable_memo(triple) or pending
         reused = prior is not None and prior.complete
-        if reused:  # seen in this session: nothing to run
+        if reused:  # seen in this session, or in the cache: nothing to run
             self.worker.cancel()
             key = prior.key
-            self.results = prior
-            self.first_heatmap_at = self.run_started_at
+            self.first_heatmap_at = time.perf_counter()
         else:
             skip = prior.done if prior is not None else None
             results = prior or SeriesResults(RunKey(self.stack_id, ref.sha256, self.method, -1), list(ref.labels),
-                                             vol.shape, entry.card.thresholds)
+                                             vol.shape, self._entry.card.thresholds)
             key = self.worker.run_series(self.stack_id, model_input(vol), ref, self.method, self._current,
                                          available=self._schedulable(), skip=skip, sink=_Sink(results))
             results.key = key
-            self.results = results
-        self._remember(triple, self.results)
-        for label in ref.labels:
-            s = self.panel.overlay_settings(label)
-            series.add_overlay(Overlay(self.overlay_name(label), self.results.heatmap(label), s.lut(), s.opacity, s.visible))
+            prior = results
+        self._remember(triple, prior)
+        self._show(prior)
         # a fresh run finishes in _on_batch, after the worker's signals queued before it (notices) are handled,
         # even if the worker has already stored every slice by now
         self._set_busy(not reused)
+        if from_cache:
+            self.panel.set_status(f"{self._entry.name}: results from the cache (computed before with {self.method})")
         self._refresh_panel()
         if reused:
             self.finished.emit(key)
         return key
+
+    def _show(self, results: SeriesResults) -> None:
+        """Make ``results`` the shown ones: one overlay per label on the series."""
+        assert self.series is not None
+        self.results = results
+        for label in results.labels:
+            self.series.add_overlay(self._overlay(label, results.heatmap(label)))
+
+    def _overlay(self, label: str, array: np.ndarray) -> Overlay:
+        s = self.panel.overlay_settings(label)
+        return Overlay(self.overlay_name(label), array, s.lut(), s.opacity, s.visible, contour=s.contour_level)
+
+    def _on_cache_loaded(self, reply: CacheReply) -> None:
+        current = reply.token == self._lookup_token
+        if reply.error is not None and current:
+            self.notify.emit(f"AI: cached results ignored, recomputing: {reply.error}")
+        if reply.results is not None:
+            self._remember(reply.triple, reply.results)  # valid for its series even if another is shown now
+        if current and self.series is not None and self._entry is not None:
+            self._start(reply.triple, self.results, from_cache=reply.results is not None)
+
+    def _on_cache_failed(self, message: str) -> None:
+        self.notify.emit(f"AI: {message}")
+
+    def _store(self, results: SeriesResults) -> None:
+        """Write a run that just completed to the cache (off the GUI thread)."""
+        if self.cache_io is None or self.series is None or self._entry is None \
+                or results.key.model_sha256.startswith("unverified:"):
+            return
+        card = self._entry.card
+        self.cache_io.store(self._cache_stack(), results, {
+            "device": self.device_name, "model": {"name": card.name, "version": card.version},
+            "written_by": "radscope viewer", "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+    def flush_cache(self, timeout_s: float = 60.0) -> bool:
+        """Wait until finished runs are written to the cache (tests, screenshots); True when done."""
+        return self.cache_io is None or self.cache_io.flush(timeout_s)
 
     def _remember(self, triple: tuple[str, str, str], results: SeriesResults) -> None:
         """Keep recent runs (live objects, filled as batches arrive) so a revisited series is instant."""
@@ -316,14 +403,17 @@ class AIController(QObject):
 
     def cancel(self) -> None:
         was = self._busy
+        self._lookup_token += 1  # a cache answer still on its way starts nothing
         self.worker.cancel()
         self._set_busy(False)
         if was:
             self._refresh_panel()
 
     def shutdown(self) -> None:
-        """Stop the worker thread (window closing)."""
+        """Stop the worker thread (window closing); cache writes already asked for still finish."""
         self.worker.stop()
+        if self.cache_io is not None:
+            self.cache_io.shutdown()
 
     # -- worker signals (queued onto the GUI thread) -----------------------------------------
     def _on_batch(self, result: BatchResult) -> None:
@@ -343,6 +433,7 @@ class AIController(QObject):
             if self._busy:  # the sink may have stored later batches already: finish once
                 self._set_busy(False)
                 self._refresh_panel()
+                self._store(res)
                 self.finished.emit(res.key)
         elif not self._panel_timer.isActive():  # the plot redraws at most ~5 times a second
             self._panel_timer.start(200)
@@ -416,7 +507,7 @@ class AIController(QObject):
         s: OverlaySettings = self.panel.overlay_settings(label)
         for ov in self.series.overlays:
             if ov.name == self.overlay_name(label):
-                ov.lut, ov.opacity, ov.visible = s.lut(), s.opacity, s.visible
+                ov.lut, ov.opacity, ov.visible, ov.contour = s.lut(), s.opacity, s.visible, s.contour_level
         self.series.overlaysChanged.emit()
         if self.results is not None:
             self.panel.set_results(self.results)
@@ -510,10 +601,10 @@ class WindowAI(AIController):
 
 
 def attach_ai(window: Any, *, session_factory: SessionFactory | None = None,
-              models: list[ModelEntry] | None = None) -> WindowAI:
+              models: list[ModelEntry] | None = None, use_cache: bool = True) -> WindowAI:
     """Add the AI dock to the main ``window`` and follow its series and current slice.
 
     Uses the window's public API only: ``seriesShown(stack_id)``, ``model`` (the shown
     :class:`SeriesModel`), ``errors_panel``/``errors_dock``, ``addDockWidget`` and its menu bar.
     """
-    return WindowAI(window, session_factory=session_factory, models=models)
+    return WindowAI(window, session_factory=session_factory, models=models, use_cache=use_cache)

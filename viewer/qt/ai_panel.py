@@ -48,17 +48,17 @@ class OverlaySettings:
     contour: bool = False
     visible: bool = True
 
+    @property
+    def contour_level(self) -> float | None:
+        """Contour mode: the isoline's level (the threshold); None when the map is drawn filled."""
+        return self.threshold if self.contour else None
+
     def lut(self, n: int = 256) -> np.ndarray:
-        """(n, 4) uint8 RGBA over [0, 1]: transparent below the threshold, opaque colour above it;
-        in contour mode only a thin band at the threshold (the isoline) is drawn."""
+        """(n, 4) uint8 RGBA over [0, 1]: transparent below the threshold, opaque colour at and above it.
+        (Contour mode draws, instead of this fill, the isoline at the threshold in this LUT's colour there.)"""
         table = overlay_lut(self.colormap, n, alpha_floor=0.0, alpha_full=1e-6)
         x = np.linspace(0.0, 1.0, n)
-        if self.contour:
-            step = 1.0 / (n - 1)
-            keep = (x >= self.threshold) & (x < self.threshold + max(0.04, 2 * step))
-        else:
-            keep = x >= self.threshold
-        table[:, 3] = np.where(keep, 255, 0).astype(np.uint8)
+        table[:, 3] = np.where(x >= self.threshold, 255, 0).astype(np.uint8)
         return table
 
 

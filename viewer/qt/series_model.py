@@ -23,6 +23,9 @@ class Overlay:
     lut: np.ndarray = field(default_factory=overlay_lut)
     opacity: float = 0.6
     visible: bool = True
+    contour: float | None = None
+    """Contour mode: draw only the isoline at this level (a constant-width line in the LUT's colour at
+    that level) instead of the filled map; None = filled."""
 
 
 class SeriesModel(QObject):

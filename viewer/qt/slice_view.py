@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from viewer.display.annotations import ViewState, corner_text
+from viewer.display.isolines import isolines
 from viewer.display.measure import MeasurementRecord
 from viewer.display.orientation import orientation_known, spacing_known
 from viewer.display.planes import Plane, clamp_slice, is_orthogonal
@@ -25,6 +26,50 @@ from viewer.qt.series_model import SeriesModel
 TOOLS = ("pan", "window", "crosshair", "distance", "angle", "ellipse", "rect")
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
 _CROSS_PEN = pg.mkPen(QColor(80, 220, 255, 200), width=1, style=Qt.PenStyle.DashLine)
+ISOLINE_WIDTH_PX = 2.0
+"""Screen pixels of a contour-mode isoline at any zoom (plus a 1 px dark rim each side for contrast)."""
+
+
+class IsolineItem(QtWidgets.QGraphicsPathItem):
+    """A contour-mode overlay on the current slice: its isolines in image pixel coordinates (the image's
+    own transform takes them to scene mm), drawn with a cosmetic pen so the width stays constant on screen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rim = QPen(QColor(0, 0, 0, 170), ISOLINE_WIDTH_PX + 2.0)
+        self._rim.setCosmetic(True)
+        pen = QPen(QColor(255, 255, 255), ISOLINE_WIDTH_PX)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.n_points = 0
+
+    def set_lines(self, image: np.ndarray, level: float, colour: QColor) -> None:
+        """Trace ``image`` (rows, cols) at ``level``; pixel (c, r) covers [c, c + 1] x [r, r + 1] as in ImageItem."""
+        x, y, connect = isolines(image, level)
+        self.n_points = len(x)
+        self.setPath(pg.arrayToQPath(x + 0.5, y + 0.5, connect=connect.astype(np.int32)) if len(x)
+                     else QtGui.QPainterPath())
+        pen = self.pen()
+        pen.setColor(colour)
+        self.setPen(pen)
+
+    def points(self) -> np.ndarray:
+        """(n, 2) vertices of the path in item (image pixel) coordinates (for tests)."""
+        path = self.path()
+        return np.array([[path.elementAt(i).x, path.elementAt(i).y] for i in range(path.elementCount())])
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:  # noqa: ANN001 (Qt signature)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(self._rim)
+        painter.drawPath(self.path())
+        painter.setPen(self.pen())
+        painter.drawPath(self.path())
+
+
+def _lut_colour(lut: np.ndarray, level: float) -> QColor:
+    """The opaque colour an (n, 4) LUT over [0, 1] gives ``level``."""
+    r, g, b = (int(v) for v in lut[int(round(float(np.clip(level, 0.0, 1.0)) * (len(lut) - 1))), :3])
+    return QColor(r, g, b)
 
 
 class SliceViewBox(pg.ViewBox):
@@ -102,6 +147,8 @@ class SliceView(pg.GraphicsView):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image_item)
         self.overlay_items: dict[str, pg.ImageItem] = {}
+        self.isoline_items: dict[str, IsolineItem] = {}
+        """Contour-mode overlays: their isolines on the current slice (the filled image item is hidden)."""
         self._cross_v = pg.InfiniteLine(angle=90, movable=False, pen=_CROSS_PEN)
         self._cross_h = pg.InfiniteLine(angle=0, movable=False, pen=_CROSS_PEN)
         for line in (self._cross_v, self._cross_h):
@@ -139,9 +186,10 @@ class SliceView(pg.GraphicsView):
         self.selected = None
         if model is None:
             self.image_item.clear()
-            for item in self.overlay_items.values():
+            for item in [*self.overlay_items.values(), *self.isoline_items.values()]:
                 self.vb.removeItem(item)
             self.overlay_items.clear()
+            self.isoline_items.clear()
             self._clear_graphics()
             self.viewport().update()
             return
@@ -345,9 +393,9 @@ class SliceView(pg.GraphicsView):
         m = self.model
         assert m is not None
         names = {o.name for o in m.overlays}
-        for name in list(self.overlay_items):
-            if name not in names:
-                self.vb.removeItem(self.overlay_items.pop(name))
+        for items in (self.overlay_items, self.isoline_items):
+            for name in [n for n in items if n not in names]:
+                self.vb.removeItem(items.pop(name))
         for z, ov in enumerate(m.overlays):
             item = self.overlay_items.get(ov.name)
             if item is None:
@@ -357,9 +405,17 @@ class SliceView(pg.GraphicsView):
                 self.overlay_items[ov.name] = item
             item.setLookupTable(ov.lut)
             item.setOpacity(ov.opacity)
-            item.setVisible(ov.visible)
+            item.setVisible(ov.visible and ov.contour is None)
+            line = self.isoline_items.get(ov.name)
+            if line is None and ov.contour is not None:
+                line = IsolineItem()
+                line.setZValue(10 + z)
+                self.vb.addItem(line, ignoreBounds=True)
+                self.isoline_items[ov.name] = line
+            if line is not None:
+                line.setVisible(ov.visible and ov.contour is not None)
         self._update_overlay_images()
-        for item in self.overlay_items.values():
+        for item in [*self.overlay_items.values(), *self.isoline_items.values()]:
             item.setTransform(self._pixel_transform())
         self.viewport().update()
 
@@ -367,9 +423,15 @@ class SliceView(pg.GraphicsView):
         m = self.model
         assert m is not None
         for ov in m.overlays:
-            item = self.overlay_items.get(ov.name)
-            if item is not None and ov.visible:
-                item.setImage(self.plane.image(ov.array, self.slice_index), autoLevels=False, levels=(0.0, 1.0))
+            if not ov.visible:
+                continue
+            if ov.contour is None:
+                item = self.overlay_items.get(ov.name)
+                if item is not None:
+                    item.setImage(self.plane.image(ov.array, self.slice_index), autoLevels=False, levels=(0.0, 1.0))
+            elif ov.name in self.isoline_items:
+                self.isoline_items[ov.name].set_lines(self.plane.image(ov.array, self.slice_index), ov.contour,
+                                                      _lut_colour(ov.lut, ov.contour))
 
     # -- window ------------------------------------------------------------------------------
     def window_drag(self, delta: QPointF, start: bool) -> None:

@@ -1,0 +1,105 @@
+"""The AI results cache in the viewer: reads and writes on two plain background threads, never the GUI thread.
+
+:class:`CacheIO` is a QObject on the GUI thread. :meth:`CacheIO.lookup` reads an entry on the reader
+thread and emits :attr:`CacheIO.loaded` with a :class:`CacheReply` (the whole series' weighted
+results, or None, plus why an entry was unusable); :meth:`CacheIO.store` encodes and writes a
+complete run on the writer thread (one at a time, atomic, the folder kept under its cap). Both
+signals are emitted from those threads and delivered, queued, to bound methods of GUI-thread objects.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from inference.cache import ResultCache
+from viewer.ai import RunKey, SeriesResults
+from viewer.ai.cached import CacheEntryError, load_results, store_results
+from viewer.qt.qt import QObject, Signal
+from viewer.threads import lower_thread_priority
+
+
+@dataclass(frozen=True)
+class CacheReply:
+    """What a lookup found for ``triple`` = (the run key's stack id, model sha256, method)."""
+
+    token: int
+    triple: tuple[str, str, str]
+    results: SeriesResults | None
+    error: str | None
+    """Why an entry that was there could not be used (then ``results`` is None)."""
+    seconds: float
+
+
+class CacheIO(QObject):
+    """Background reader and writer of one :class:`ResultCache` (see the module docstring)."""
+
+    loaded = Signal(object)  # CacheReply
+    stored = Signal(str, float)  # stack id, seconds the write took
+    failed = Signal(str)  # a write that did not happen, and why
+
+    def __init__(self, cache: ResultCache, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.cache = cache
+        self._reader = ThreadPoolExecutor(1, "radscope-cache-read", initializer=lower_thread_priority)
+        self._writer = ThreadPoolExecutor(1, "radscope-cache-write", initializer=lower_thread_priority)
+        self._writes: set[Future[None]] = set()
+        self._lock = threading.Lock()
+
+    def lookup(self, token: int, stack: str, key: RunKey, labels: Sequence[str], shape: tuple[int, int, int],
+               thresholds: Mapping[str, float] | None = None) -> None:
+        """Read ``(stack, key.model_sha256, key.method)`` off the GUI thread; answers through :attr:`loaded`."""
+        self._reader.submit(self._lookup, token, stack, key, list(labels), tuple(shape), dict(thresholds or {}))
+
+    def _lookup(self, token: int, stack: str, key: RunKey, labels: list[str], shape: tuple[int, int, int],
+                thresholds: dict[str, float]) -> None:
+        t0 = time.perf_counter()
+        results, error = None, None
+        try:
+            results = load_results(self.cache, stack, key, labels, shape, thresholds)
+        except CacheEntryError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001  (a cache must never take the viewer down)
+            error = f"{self.cache.entry_path(stack, key.model_sha256, key.method)}: {type(exc).__name__}: {exc}"
+        self.loaded.emit(CacheReply(token, (key.stack_id, key.model_sha256, key.method), results, error,
+                                    time.perf_counter() - t0))
+
+    def store(self, stack: str, results: SeriesResults, extra: Mapping[str, Any] | None = None) -> None:
+        """Write a complete run off the GUI thread (its arrays must not change any more)."""
+        future = self._writer.submit(self._store, stack, results, dict(extra or {}))
+        with self._lock:
+            self._writes.add(future)
+        future.add_done_callback(self._forget)
+
+    def _store(self, stack: str, results: SeriesResults, extra: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        try:
+            store_results(self.cache, stack, results, extra)
+        except Exception as exc:  # noqa: BLE001  (disk full, read-only folder ...: say so, keep going)
+            self.failed.emit(f"results not cached in {self.cache.root}: {type(exc).__name__}: {exc}")
+            return
+        self.stored.emit(stack, time.perf_counter() - t0)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._lock:
+            self._writes.discard(future)
+
+    def flush(self, timeout_s: float = 60.0) -> bool:
+        """Wait until every write asked for so far is on disk (tests, benchmarks); True when done."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            pending = list(self._writes)
+        for future in pending:
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return False
+        return True
+
+    def shutdown(self) -> None:
+        """Drop pending reads; writes already asked for still finish (the interpreter waits for them at exit)."""
+        self._reader.shutdown(wait=False, cancel_futures=True)
+        self._writer.shutdown(wait=False)
