@@ -68,9 +68,26 @@ def test_digits_typed_in_a_text_field_are_text_not_verdicts(qtbot, setup) -> Non
 def test_context_line_shows_no_patient_identity(setup) -> None:  # type: ignore[no-untyped-def]
     panel, _, studies = setup
     text = panel.context_label.text()
-    assert "20040119" in text and "CT slice 0" in text and "chest-nodule-demo 1.0.0 · gradcam · threshold 0.5" in text
+    assert "20040119" in text and "CT Im 1" in text and "chest-nodule-demo 1.0.0 · gradcam · threshold 0.5" in text
     assert "1CT1" not in text and "CompressedSamples" not in text
     assert studies[1][0].SOPInstanceUID in panel.context_label.toolTip()
+
+
+def test_image_numbers_read_as_the_views_im_k(setup) -> None:  # type: ignore[no-untyped-def]
+    """The reviewer reads 1-based "Im k" (the views' corner "Im k/n"); the store keeps the 0-based index."""
+    from viewer.dicom.volume import SeriesInfo
+    from viewer.display.annotations import ViewState, corner_text
+
+    panel, store, studies = setup
+    panel.set_context(context_of(studies[1][1], 1))  # the second slice
+    corner = corner_text(SeriesInfo(modality="CT"), ViewState("acquisition", 1, 2, None, 40.0, 400.0, 1.0))
+    corner = corner["bottom_left"][0]
+    assert corner.startswith("Im 2/2")
+    assert "CT Im 2" in panel.context_label.text()
+    flag_id = panel.add_flag("correct")
+    assert "on Im 2 (" in panel.status_label.text()
+    assert panel.flag_table.horizontalHeaderItem(2).text() == "Image" and panel.flag_table.item(0, 2).text() == "Im 2"
+    assert store.get_flag(flag_id).slice_index == 1  # DESIGN.md's 0-based slice order, unchanged
 
 
 def test_add_flag_with_region_records_patient_space(setup) -> None:  # type: ignore[no-untyped-def]

@@ -350,7 +350,7 @@ class ReviewController(QObject):
             ctx = self._base_context(self.window.stack_id, k)
         except (SourceError, OSError, ValueError) as exc:
             self.panel.set_context(None)
-            self.panel.notify(f"Cannot flag slice {k}: {exc}", error=True)
+            self.panel.notify(f"Cannot flag Im {k + 1}: {exc}", error=True)
             return
         model, method, threshold = self.model_facts(self.panel.label_edit.currentText().strip())
         ctx = replace(ctx, model=model, method=method, threshold=threshold)

@@ -24,8 +24,14 @@ from viewer.review.summary import format_summary, summarize
 
 VERDICT_KEYS = {v: f"Ctrl+{n}" for n, v in enumerate(Verdict, start=1)}
 STATUS_TEXT = {s: s.replace("_", " ") for s in STATUSES}
-FLAG_COLUMNS = ("Verdict", "Label", "Slice", "Reviewer", "Time (UTC)", "Comment")
+FLAG_COLUMNS = ("Verdict", "Label", "Image", "Reviewer", "Time (UTC)", "Comment")
 WORKLIST_COLUMNS = ("#", "Study", "Status", "Flags")
+
+
+def image_number(slice_index: int) -> str:
+    """How the reviewer reads a slice: "Im k", 1-based, as the views' corner "Im k/n" (the store, its
+    exports and the CLI keep the 0-based slice index of DESIGN.md's slice order)."""
+    return f"Im {slice_index + 1}"
 
 
 class ReviewPanel(QtWidgets.QDockWidget):
@@ -175,8 +181,9 @@ class ReviewPanel(QtWidgets.QDockWidget):
             self.current_study = context.study_uid
             st = context.study
             study = " · ".join(p for p in (st.study_date, st.study_description) if p) or context.study_uid
-            text = (f"<b>{html.escape(study)}</b> · {html.escape(context.headers.modality or 'image')} slice "
-                    f"{context.slice_index}" + (f" (frame {context.frame_number})" if context.frame_number else ""))
+            text = (f"<b>{html.escape(study)}</b> · {html.escape(context.headers.modality or 'image')} "
+                    f"{image_number(context.slice_index)}"
+                    + (f" (frame {context.frame_number})" if context.frame_number else ""))
             if context.model.name:
                 model = f"{context.model.name} {context.model.version}"
                 model += f" · {context.method}" if context.method else ""
@@ -216,7 +223,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
             self._status(f"NOT saved: {exc}", error=True)
             return None
         self.comment_edit.clear()
-        self._status(f"Saved: {verdict.title} on slice {self.context.slice_index} ({flag_id[:8]})")
+        self._status(f"Saved: {verdict.title} on {image_number(self.context.slice_index)} ({flag_id[:8]})")
         self.refresh()
         self.flagAdded.emit(flag_id)
         self.flagsChanged.emit()
@@ -262,7 +269,8 @@ class ReviewPanel(QtWidgets.QDockWidget):
         ])
         flags = self.store.flags(self.current_study) if self.current_study else []
         self._fill(self.flag_table, [
-            ((f.verdict.title, f.label, str(f.slice_index), f.reviewer, f.created[:19].replace("T", " "), f.comment), f.id)
+            ((f.verdict.title, f.label, image_number(f.slice_index), f.reviewer, f.created[:19].replace("T", " "),
+              f.comment), f.id)
             for f in flags
         ])
         if self.tabs.currentWidget() is self.summary_text:
