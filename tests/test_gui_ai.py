@@ -581,3 +581,28 @@ def test_while_loading_only_the_visible_slice_runs(qtbot, make_controller) -> No
     with qtbot.waitSignal(ctl.finished, timeout=20000):
         series.finish_loading(vol)
     assert ctl.results.complete
+
+
+def test_saved_contour_preference_draws_isolines_on_every_view(qtbot, ai_window, radscope_home: Path) -> None:  # type: ignore[no-untyped-def]
+    """``viewer-settings.json`` "ai_overlay" (what the panel saves) turns contour mode on at start-up."""
+    import json
+
+    (radscope_home / "viewer-settings.json").write_text(json.dumps({"ai_overlay": {"contour": True, "opacity": 0.7}}))
+    window, ai = ai_window(ImageBlobSession)
+    window.set_layout("1x3")
+    vol = nodule_volume((37, 13, 15))
+    with qtbot.waitSignal(ai.finished, timeout=20000):
+        window.show_volume(vol)
+    ai.show_most_suspicious()
+    s = ai.panel.overlay_settings("nodule")
+    assert s.contour and s.opacity == pytest.approx(0.7) and s.threshold == pytest.approx(0.42)  # the card's
+    assert ai.panel.contour_check.isChecked()
+    name = ai.overlay_name("nodule")
+    for view in window.visible_views():
+        line = view.isoline_items[name]
+        assert line.isVisible() and line.n_points > 0 and not view.overlay_items[name].isVisible(), view.plane_name
+    ai.panel.contour_check.setChecked(False)  # the user's change is saved
+    saved = json.loads((radscope_home / "viewer-settings.json").read_text())["ai_overlay"]
+    assert saved == {"colormap": "jet", "opacity": 0.7, "contour": False}
+    assert all(view.overlay_items[name].isVisible() and not view.isoline_items[name].isVisible()
+               for view in window.visible_views())

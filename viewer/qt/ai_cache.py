@@ -99,7 +99,9 @@ class CacheIO(QObject):
                 return False
         return True
 
-    def shutdown(self) -> None:
-        """Drop pending reads; writes already asked for still finish (the interpreter waits for them at exit)."""
+    def shutdown(self, wait_s: float = 30.0) -> None:
+        """Drop pending reads; let the writes already asked for finish (up to ``wait_s``: the window is
+        closing, and a write must not outlive the Qt objects it reports to)."""
         self._reader.shutdown(wait=False, cancel_futures=True)
+        self.flush(wait_s)
         self._writer.shutdown(wait=False)

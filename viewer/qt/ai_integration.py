@@ -37,6 +37,8 @@ from viewer.qt.series_model import Overlay, SeriesModel
 DEFAULT_METHOD = "gradcam"
 OVERLAY_PREFIX = "AI "
 DOCK_WIDTH = 360
+SETTINGS_KEY = "ai_overlay"
+"""``viewer-settings.json`` key of the saved overlay preferences (colour map, opacity, contour mode)."""
 MEMO_BYTES = 768 * 2**20
 """Heatmaps of recent runs kept in memory, so switching back to a series shows its results at once."""
 
@@ -187,6 +189,7 @@ class AIController(QObject):
             series.sliceLoaded.connect(self._on_slice_loaded)
             series.crosshairChanged.connect(self._on_crosshair_changed)
             self._current = self._crosshair_slice()
+            self.panel.set_current_slice(self._current)
             if self.auto_run:
                 self._auto_run(series.volume.info.modality)
 
@@ -410,7 +413,7 @@ class AIController(QObject):
             self._refresh_panel()
 
     def shutdown(self) -> None:
-        """Stop the worker thread (window closing); cache writes already asked for still finish."""
+        """Stop the worker thread (window closing); cache writes already asked for finish first."""
         self.worker.stop()
         if self.cache_io is not None:
             self.cache_io.shutdown()
@@ -553,6 +556,11 @@ class WindowAI(AIController):
         for menu in window.menuBar().findChildren(QtWidgets.QMenu):
             if menu.title().replace("&", "") == "Panels":
                 menu.addAction(self.dock.toggleViewAction())
+        settings = getattr(window, "settings", None)
+        saved = settings.extra.get(SETTINGS_KEY) if settings is not None else None
+        if isinstance(saved, dict):
+            self.panel.set_preferences(saved)
+        self.panel.overlayChanged.connect(self._save_preferences)
         window.seriesShown.connect(self._on_series_shown)
         self.panel.sliceRequested.connect(self.go_to_slice)
         self.notify.connect(self._report)
@@ -567,6 +575,20 @@ class WindowAI(AIController):
             if view.plane.slice_axis != 0 or view.slice_index in indices:
                 return True
         return False
+
+    def _save_preferences(self, label: str) -> None:
+        """Remember the overlay preferences in the window's settings (``viewer-settings.json``) when they change."""
+        from viewer.display.settings import save_settings
+
+        settings = getattr(self.window, "settings", None)
+        prefs = self.panel.preferences()
+        if settings is None or settings.extra.get(SETTINGS_KEY) == prefs:
+            return
+        settings.extra[SETTINGS_KEY] = prefs
+        try:
+            save_settings(settings)
+        except OSError as exc:
+            self.window.statusBar().showMessage(f"Could not save the overlay settings: {exc}", 5000)
 
     def _on_series_shown(self, stack_id: str) -> None:
         self.set_series(self.window.model, stack_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -52,6 +52,22 @@ class OverlaySettings:
     def contour_level(self) -> float | None:
         """Contour mode: the isoline's level (the threshold); None when the map is drawn filled."""
         return self.threshold if self.contour else None
+
+    def preferences(self) -> dict[str, Any]:
+        """What the viewer remembers between sessions (the threshold comes from the
+        model card, visibility from the session)."""
+        return {"colormap": self.colormap, "opacity": self.opacity, "contour": self.contour}
+
+    def with_preferences(self, prefs: Mapping[str, Any]) -> "OverlaySettings":
+        """These settings with the valid entries of saved ``prefs`` applied (others ignored)."""
+        out = self
+        if prefs.get("colormap") in COLORMAPS:
+            out = replace(out, colormap=str(prefs["colormap"]))
+        if isinstance(prefs.get("opacity"), (int, float)) and not isinstance(prefs["opacity"], bool):
+            out = replace(out, opacity=float(np.clip(prefs["opacity"], 0.0, 1.0)))
+        if isinstance(prefs.get("contour"), bool):
+            out = replace(out, contour=prefs["contour"])
+        return out
 
     def lut(self, n: int = 256) -> np.ndarray:
         """(n, 4) uint8 RGBA over [0, 1]: transparent below the threshold, opaque colour at and above it.
@@ -206,6 +222,7 @@ class AIPanel(QtWidgets.QWidget):
         self.setObjectName("aiPanel")
         self._entries: list[ModelEntry] = []
         self._settings: dict[str, OverlaySettings] = {}
+        self._preferences: dict[str, Any] = {}
         self._labels: list[str] = []
         self._findings: list[Finding] = []
         self._updating = False
@@ -389,7 +406,8 @@ class AIPanel(QtWidgets.QWidget):
         self._labels = list(labels)
         thresholds = thresholds or {}
         self._settings = {
-            lab: self._settings.get(lab, OverlaySettings(threshold=float(thresholds.get(lab, 0.5))))
+            lab: self._settings.get(lab, OverlaySettings(threshold=float(thresholds.get(lab, 0.5)))
+                                    .with_preferences(self._preferences))
             for lab in self._labels
         }
         self._updating = True
@@ -398,6 +416,18 @@ class AIPanel(QtWidgets.QWidget):
         self._updating = False
         if self._labels:
             self._label_changed(self._labels[0])
+
+    def set_preferences(self, prefs: Mapping[str, Any]) -> None:
+        """Saved overlay preferences (colour map, opacity, contour mode; see :meth:`OverlaySettings.preferences`):
+        applied to every label now and to the labels of models picked later."""
+        self._preferences = dict(prefs)
+        for label in list(self._settings):
+            self.set_overlay_settings(label, self._settings[label].with_preferences(prefs))
+
+    def preferences(self) -> dict[str, Any]:
+        """The shown label's overlay preferences (what the viewer saves when they change)."""
+        label = self.label_combo.currentText()
+        return self.overlay_settings(label).preferences() if label else dict(self._preferences)
 
     def overlay_settings(self, label: str) -> OverlaySettings:
         return self._settings.get(label, OverlaySettings())
@@ -435,6 +465,7 @@ class AIPanel(QtWidgets.QWidget):
             contour=self.contour_check.isChecked(),
         )
         self._settings[label] = s
+        self._preferences.update(s.preferences())
         self.colorbar.set_settings(s)
         self.plot.threshold_line.setValue(s.threshold)
         self.overlayChanged.emit(label)
