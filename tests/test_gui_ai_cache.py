@@ -97,6 +97,9 @@ def test_second_open_shows_the_cached_heatmap_without_inference(qtbot, controlle
     assert np.abs(overlay.array - heat).max() <= 0.5 / 255 + 1e-6  # the codes' rounding, in probability units
     assert np.unravel_index(np.argmax(overlay.array), overlay.array.shape) == tuple(reversed(CENTRE))
     assert "from the cache" in second.panel.status_label.text()
+    assert second.worker.scheduler.n_pending == 0  # nothing queued, yet a current run for the layer inspector:
+    assert second.worker.scheduler.submit_probe(object()) == second.results.key
+    second.cancel()
     assert second.panel.findings and second.panel.findings[0].peak_slice == CENTRE[2]
 
 

@@ -336,9 +336,10 @@ class AIController(QObject):
         vol = self.series.volume
         prior = self._usable_memo(triple) or pending
         reused = prior is not None and prior.complete
-        if reused:  # seen in this session, or in the cache: nothing to run
-            self.worker.cancel()
-            key = prior.key
+        if reused:  # seen in this session, or in the cache: nothing to infer, but a current run for layer probes
+            key = self.worker.run_series(self.stack_id, model_input(vol), ref, self.method, self._current,
+                                         skip=np.ones(vol.shape[0], dtype=bool))
+            prior.key = key
             self.first_heatmap_at = time.perf_counter()
         else:
             skip = prior.done if prior is not None else None
