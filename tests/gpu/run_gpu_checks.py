@@ -1,24 +1,33 @@
 """One prepared accelerator check: correctness of Grad-CAM on the GPU, then timings against competitors.
 
-    python tests/gpu/run_gpu_checks.py [--device cuda] [--wheels DIR] [--out DIR] [--quick]
+    python tests/gpu/run_gpu_checks.py --fetch-wheels build/gpu-wheels        # here, where pip reaches an index
+    python3 tests/gpu/run_gpu_checks.py --device cuda --wheels build/gpu-wheels --out $OUT   # on the GPU box
+    python tests/gpu/run_gpu_checks.py --device cpu --quick                    # smoke test anywhere
 
-1. Installs ``captum`` / ``grad-cam`` (pytorch-grad-cam) from ``--wheels DIR`` when given and missing
-   (``pip install --no-index --find-links DIR``; no network needed). A competitor that is still
-   missing is skipped, and the report says so.
+0. ``--fetch-wheels DIR`` (no checks): writes the pinned competitor wheels (`COMPETITOR_WHEELS`) into DIR,
+   to be carried to the GPU machine, which has no network. grad-cam publishes only an sdist, so its
+   wheel is built here (pure Python).
+1. Prints the device (name, memory, torch and CUDA versions) at once. Imports ``captum`` and
+   ``pytorch_grad_cam``; with ``--wheels DIR`` every wheel in DIR is first installed into a temporary
+   folder (``pip install --no-index --no-deps --target``) put first on ``sys.path``. A competitor that
+   is still missing or fails is skipped, and the report says why.
 2. Correctness: a DenseNet-121 (random weights, non-trivial BatchNorm statistics) through the
    `Runner` on the device (bf16 autocast, channels_last, CUDA-graph trunk at batch 1) against the
    same package on the CPU in float32: scores within 0.03, heatmap correlation >= 0.97, peak
    positions within one feature cell (bf16 tolerance); batch-1 (graphed) maps correlate >= 0.97
-   with batched ones.
-3. Timings, DenseNet-121 at 512 px, batch 32 and batch 1, one label: forward alone (bf16), our
-   Grad-CAM (model-input tensor on the device -> maps), our full runner (host volume of 512 x 512
-   slices -> native heatmaps on the host), Captum LayerGradCam and pytorch-grad-cam GradCAM (both
-   under the same bf16 autocast where they allow it). Goals: >= 1,500 slices/s at batch 32, <= 4 ms
-   per single slice.
+   with batched ones. Exit code 1 when this fails.
+3. Timings (median), DenseNet-121 at 512 px, batch 32 and batch 1, one label: forward alone (bf16
+   autocast on CUDA: the reference), our Grad-CAM (model-input tensor on the device -> maps), our full
+   runner (host volume of 512 x 512 slices -> native heatmaps on the host; at batch 1 this is the
+   single-slice latency a viewer sees), Captum LayerGradCam (same bf16 autocast; called under
+   ``torch.no_grad`` so its result does not keep the forward's autograd graph, see
+   tests/benchmarks/bench_inference.py) and pytorch-grad-cam GradCAM (float32: it moves activations to
+   numpy, which has no bf16). Goals (issue 4): >= 1,500 slices/s at batch 32, <= 4 ms per single slice.
 
 ``--quick`` (with ``--device cpu``) is a smoke test of this script on any machine: 64 px, small
-batches, few repeats. Results print as a table and go to ``<out>/gpu_checks.json`` (``--out``, else
-``$OUT`` when set).
+batches, few repeats. Results print as they come and at the end as a table, and go to
+``<out>/gpu_checks.json`` (``--out``, else ``$OUT`` when set), rewritten after every stage so that a run
+cut short still leaves what it measured.
 """
 
 from __future__ import annotations
@@ -46,34 +55,69 @@ from inference.package import save_package  # noqa: E402
 from inference.preprocess import Preprocessor  # noqa: E402
 from inference.runner import Runner  # noqa: E402
 
-COMPETITORS = {"captum": "captum", "pytorch_grad_cam": "grad-cam"}
+COMPETITORS = ("captum", "pytorch_grad_cam")
+COMPETITOR_WHEELS = ("captum==0.9.0", "ttach==0.0.3", "grad-cam==1.5.7")
+"""Pinned wheels for the GPU machine: Captum (as in this project's environment), pytorch-grad-cam and its
+one dependency that the machine's image lacks (the rest: torchvision, opencv, matplotlib, scikit-learn,
+scipy, tqdm, Pillow are there)."""
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def fetch_wheels(dest: Path) -> int:
+    """Download (or build, for sdist-only grad-cam) the pinned competitor wheels into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for spec in COMPETITOR_WHEELS:
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dest), spec]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            say(f"could not get {spec}: {proc.stderr.strip().splitlines()[-1:]}")
+            return 1
+    wheels = sorted(dest.glob("*.whl"))
+    say(f"{len(wheels)} wheels in {dest} ({sum(w.stat().st_size for w in wheels) / 2**20:.1f} MB): "
+        + ", ".join(w.name for w in wheels))
+    return 0
+
+
+def install_wheels(wheels: Path) -> str:
+    """Install every wheel in ``wheels`` into a temporary folder first on ``sys.path``; a status line."""
+    files = sorted(str(w) for w in wheels.glob("*.whl"))
+    if not files:
+        return f"no wheels in {wheels}"
+    target = Path(tempfile.mkdtemp(prefix="gpu-check-site-"))
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-compile",
+           "--target", str(target), *files]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return f"pip install from {wheels} failed: {proc.stderr.strip().splitlines()[-1:]}"
+    sys.path.insert(0, str(target))
+    importlib.invalidate_caches()
+    return f"installed {len(files)} wheels from {wheels}"
 
 
 def ensure_competitors(wheels: str | None) -> dict[str, str]:
-    """Import each competitor, installing it from local wheels if needed; {module: status}."""
-    status = {}
-    for module, dist in COMPETITORS.items():
-        try:
-            importlib.import_module(module)
-            status[module] = "installed"
-            continue
-        except ImportError:
-            pass
-        if wheels:
-            cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", wheels, "--no-deps", dist]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode == 0:
-                try:
-                    importlib.invalidate_caches()
-                    importlib.import_module(module)
-                    status[module] = f"installed from {wheels}"
+    """Import each competitor (after installing ``wheels`` if one is missing); {module: status}."""
+    status: dict[str, str] = {}
+    note = ""
+    for module in COMPETITORS:
+        for attempt in (0, 1):
+            try:
+                mod = importlib.import_module(module)
+                version = getattr(mod, "__version__", "")
+                if not version:
+                    from importlib.metadata import version as dist_version
+
+                    version = dist_version("grad-cam" if module == "pytorch_grad_cam" else module)
+                status[module] = f"installed {version}" + (f" ({note})" if note else "")
+                break
+            except ImportError as exc:
+                if attempt == 0 and wheels and not note:
+                    note = install_wheels(Path(wheels))
                     continue
-                except ImportError as exc:
-                    status[module] = f"skipped: installed but import fails ({exc})"
-                    continue
-            status[module] = f"skipped: pip install from {wheels} failed ({proc.stderr.strip().splitlines()[-1:]})"
-        else:
-            status[module] = "skipped: not installed (pass --wheels DIR)"
+                status[module] = f"skipped: {exc}" + (f" ({note})" if note else " (pass --wheels DIR)")
+                break
     return status
 
 
@@ -94,6 +138,19 @@ def timed(fn: Callable[[], Any], device: torch.device, repeat: int, warmup: int 
         sync(device)
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def attempt(fn: Callable[[], float], what: str) -> float | str:
+    """``fn()``, or the error as text: one competitor failing must not lose the other figures."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - reported, not hidden
+        say(f"  {what} failed: {type(exc).__name__}: {exc}")
+        return f"failed: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _per_slice(v: float | str, bs: int) -> str:
+    return v if isinstance(v, str) else f"{1000 * v / bs:.2f} ms/slice ({bs / v:,.0f}/s)"
 
 
 def make_model(size: int) -> torch.nn.Module:
@@ -152,43 +209,75 @@ def timings(model: torch.nn.Module, package: Path, device: torch.device, size: i
         row["forward_bf16" if bf16 else "forward"] = timed(forward, device, repeat)
         row["ours_gradcam"] = timed(lambda: runner._step(x, "gradcam", [0]), device, repeat)
         row["ours_runner_host_to_host"] = timed(lambda: list(runner.run(host)), device, repeat)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
         if status.get("captum", "").startswith("installed"):
-            from captum.attr import LayerAttribution, LayerGradCam
+            def captum_timing() -> float:
+                from captum.attr import LayerAttribution, LayerGradCam
 
-            cam = LayerGradCam(eager, eager.features)
+                cam = LayerGradCam(eager, eager.features)
 
-            def captum_step() -> None:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    a = cam.attribute(x, target=0, relu_attributions=True)
-                LayerAttribution.interpolate(a.float(), (size, size), "bilinear")
+                def step() -> None:
+                    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                        a = cam.attribute(x, target=0, relu_attributions=True)
+                    LayerAttribution.interpolate(a.float(), (size, size), "bilinear")
 
-            row["captum_layergradcam"] = timed(captum_step, device, repeat)
+                return timed(step, device, repeat)
+
+            row["captum_layergradcam"] = attempt(captum_timing, "Captum")
         if status.get("pytorch_grad_cam", "").startswith("installed"):
-            from pytorch_grad_cam import GradCAM
-            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+            def grad_cam_timing() -> float:
+                from pytorch_grad_cam import GradCAM
+                from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-            gc = GradCAM(model=eager, target_layers=[eager.features])
-            targets = [ClassifierOutputTarget(0)] * bs
-            row["pytorch_grad_cam"] = timed(lambda: gc(input_tensor=x, targets=targets), device, max(3, repeat // 4))
+                targets = [ClassifierOutputTarget(0)] * bs
+                with GradCAM(model=eager, target_layers=[eager.features]) as cam:
+                    return timed(lambda: cam(input_tensor=x, targets=targets), device, max(3, repeat // 4))
+
+            row["pytorch_grad_cam"] = attempt(grad_cam_timing, "pytorch-grad-cam")
+        say(f"  batch {bs}: " + "; ".join(f"{k} {_per_slice(v, bs)}" for k, v in row.items() if k != "batch"))
         rows.append(row)
     return rows
+
+
+def describe_device(device: torch.device) -> dict[str, Any]:
+    if device.type != "cuda":
+        return {"device": device.type, "torch": torch.__version__}
+    props = torch.cuda.get_device_properties(device)
+    return {"device": torch.cuda.get_device_name(device), "memory_gib": round(props.total_memory / 2**30, 1),
+            "multiprocessors": props.multi_processor_count, "torch": torch.__version__, "cuda": torch.version.cuda}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda")
-    p.add_argument("--wheels", help="folder of wheels for the competitors (captum, grad-cam)")
+    p.add_argument("--wheels", help="folder of competitor wheels (made by --fetch-wheels) to install from")
+    p.add_argument("--fetch-wheels", metavar="DIR", help="only write the pinned competitor wheels into DIR")
     p.add_argument("--out", default=os.environ.get("OUT"), help="folder for gpu_checks.json")
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of this script")
     args = p.parse_args(argv)
+    if args.fetch_wheels:
+        return fetch_wheels(Path(args.fetch_wheels))
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("no CUDA device here; use --device cpu --quick for a smoke test", file=sys.stderr)
         return 2
+    t_start = time.perf_counter()
     size, batches, repeat = (64, [4, 1], 3) if args.quick else (512, [32, 1], 30)
-    report: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                              "torch": torch.__version__, "size": size}
+    report: dict[str, Any] = {**describe_device(device), "size": size}
+    say("device: " + ", ".join(f"{k} {v}" for k, v in report.items()))
+    out = Path(args.out) if args.out else None
+
+    def save() -> None:
+        report["elapsed_s"] = round(time.perf_counter() - t_start, 1)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "gpu_checks.json").write_text(json.dumps(report, indent=1))
+
     report["competitors"] = status = ensure_competitors(args.wheels)
+    for name, st in status.items():
+        say(f"  {name}: {st}")
+    save()
     with tempfile.TemporaryDirectory() as tmp:
         package = Path(tmp) / "densenet"
         model = make_model(size)
@@ -196,28 +285,26 @@ def main(argv: list[str] | None = None) -> int:
                              "output": "sigmoid", "explain": {"target_layer": "features"},
                              "input": {"size": [size, size], "channels": 1, "window": {"center": 0.5, "width": 2}}},
                      package, torch.zeros(2, 1, size, size))
-        report["correctness"] = correctness(package, device, size, 4 if args.quick else 8)
-        report["timings_s_per_call"] = timings(model, package, device, size, batches, repeat, status)
-    print(f"device: {report['device']}  torch {report['torch']}  {size} px")
-    for name, st in status.items():
-        print(f"  {name}: {st}")
-    c = report["correctness"]
-    print(f"correctness {'OK' if c['ok'] else 'FAILED'}: score diff {c['max_score_diff']:.4f}, heatmap corr "
-          f"{c['min_heatmap_corr']:.4f} (max abs diff {c['max_heatmap_abs_diff']:.3f}), peak error "
-          f"{c['max_peak_err_px']:.1f} px (cell {c['feature_cell_px']:.0f} px), batch-1 vs batch corr "
-          f"{c['batch1_vs_batch_min_corr']:.4f}")
-    for row in report["timings_s_per_call"]:
+        say(f"package exported ({time.perf_counter() - t_start:.0f} s); correctness against the CPU in float32 ...")
+        report["correctness"] = c = correctness(package, device, size, 4 if args.quick else 8)
+        say(f"correctness {'OK' if c['ok'] else 'FAILED'}: score diff {c['max_score_diff']:.4f}, heatmap corr "
+            f"{c['min_heatmap_corr']:.4f} (max abs diff {c['max_heatmap_abs_diff']:.3f}), peak error "
+            f"{c['max_peak_err_px']:.1f} px (cell {c['feature_cell_px']:.0f} px), batch-1 vs batch corr "
+            f"{c['batch1_vs_batch_min_corr']:.4f}")
+        save()
+        say(f"timings (median of {repeat}) ...")
+        report["timings_s_per_call"] = rows = timings(model, package, device, size, batches, repeat, status)
+        save()
+    say(f"device: {report['device']}  torch {report['torch']}  {size} px  ({report['elapsed_s']:.0f} s)")
+    for row in rows:
         bs = row["batch"]
-        parts = [f"{k} {1000 * v / bs:.2f} ms/slice ({bs / v:,.0f}/s)" for k, v in row.items() if k != "batch"]
-        print(f"batch {bs}: " + "; ".join(parts))
-    goal32 = next((r for r in report["timings_s_per_call"] if r["batch"] == 32), None)
-    goal1 = next((r for r in report["timings_s_per_call"] if r["batch"] == 1), None)
-    if goal32 and goal1 and not args.quick:
-        print(f"goals: {32 / goal32['ours_gradcam']:,.0f} slices/s with Grad-CAM at batch 32 (goal >= 1,500); "
-              f"single slice {1000 * goal1['ours_gradcam']:.2f} ms (goal <= 4)")
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "gpu_checks.json").write_text(json.dumps(report, indent=1))
+        say(f"batch {bs}: " + "; ".join(f"{k} {_per_slice(v, bs)}" for k, v in row.items() if k != "batch"))
+    by_batch = {r["batch"]: r for r in rows}
+    if 32 in by_batch and 1 in by_batch and not args.quick:
+        b32, b1 = by_batch[32], by_batch[1]
+        say(f"goals: {32 / b32['ours_gradcam']:,.0f} slices/s with Grad-CAM at batch 32 (goal >= 1,500; "
+            f"forward alone {32 / b32[next(k for k in b32 if k.startswith('forward'))]:,.0f}/s); single slice {1000 * b1['ours_gradcam']:.2f} ms "
+            f"on the device, {1000 * b1['ours_runner_host_to_host']:.2f} ms host slice to host heatmap (goal <= 4)")
     return 0 if c["ok"] else 1
 
 
