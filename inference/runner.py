@@ -3,13 +3,14 @@
 `Runner.run` yields one `BatchResult` per batch: probabilities ``(n, labels)`` and, per label, a
 heatmap ``(n, rows, cols)`` float32 in [0, 1] on each slice's native grid (each map scaled by its
 own maximum on the model's grid, then resized). Jobs take a cancel token (checked between batches) and a progress callback
-(``progress(message)``). The runner never touches Qt.
+(``progress(event)``, a `RunnerEvent` whose ``kind`` says what it is and ``message`` says it in words).
+The runner never touches Qt.
 
 Device: ``auto`` picks CUDA, then MPS, then CPU. Weights and inputs are channels_last. On CUDA the
 trunk runs under bf16 autocast, the batch size follows free memory, and batch-1 trunk passes replay a
 CUDA graph (``precision="bf16"`` turns autocast on for the CPU too; float32 is its default).
 On a CUDA out-of-memory error the batch is halved and retried; at batch 1 the job moves to the CPU;
-both are reported through ``progress``. On the CPU: inference mode for the trunk, BatchNorm folded
+both are reported through ``progress`` as ``fallback`` events. On the CPU: inference mode for the trunk, BatchNorm folded
 into the convolutions, and torch's intra-op threads set to the cores available.
 """
 
@@ -20,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -30,8 +31,24 @@ from inference.loading import LoadedModel, load_model
 from inference.package import ModelCard
 from inference.preprocess import Preprocessor
 
-Progress = Callable[[str], None]
 NO_EXPLANATION = "none"
+EventKind = Literal["progress", "cancelled", "fallback"]
+
+
+@dataclass(frozen=True)
+class RunnerEvent:
+    """What a running job reports: ``progress`` (``slices done/total`` after each batch), ``cancelled``
+    (the cancel token stopped the job) or ``fallback`` (GPU out of memory: a smaller batch, or the CPU;
+    the one kind a user must be told about). ``str(event)`` is the message."""
+
+    kind: EventKind
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+Progress = Callable[[RunnerEvent], None]
 
 
 @dataclass(frozen=True)
@@ -166,7 +183,7 @@ class Runner:
         torch.set_num_threads(cpu_threads())
         self.batch_size = self._requested_batch or 8
         if progress:
-            progress("GPU out of memory even at batch size 1: continuing on the CPU")
+            progress(RunnerEvent("fallback", "GPU out of memory even at batch size 1: continuing on the CPU"))
 
     # -- one batch -----------------------------------------------------------------------------
     def _autocast(self) -> torch.autocast:
@@ -226,7 +243,7 @@ class Runner:
         while done < len(order):
             if cancel is not None and cancel.is_set():
                 if progress:
-                    progress(f"cancelled after {done}/{len(order)} slices")
+                    progress(RunnerEvent("cancelled", f"cancelled after {done}/{len(order)} slices"))
                 return
             batch = order[done: done + self.batch_size]
             slices = [np.asarray(volume[i], dtype=np.float32) for i in batch]
@@ -241,7 +258,7 @@ class Runner:
                 if self.batch_size > 1:
                     self.batch_size //= 2
                     if progress:
-                        progress(f"GPU out of memory: retrying with batch size {self.batch_size}")
+                        progress(RunnerEvent("fallback", f"GPU out of memory: retrying with batch size {self.batch_size}"))
                 else:
                     self._fall_back_to_cpu(progress)
                 continue
@@ -249,7 +266,7 @@ class Runner:
             scores = self.model.probabilities(logits).cpu().numpy().astype(np.float32)
             done += len(batch)
             if progress:
-                progress(f"slices {done}/{len(order)}")
+                progress(RunnerEvent("progress", f"slices {done}/{len(order)}"))
             yield BatchResult(tuple(batch), scores, heatmaps, time.perf_counter() - t0, str(self.device))
 
     def _resolve_method(self, method: str | None) -> str | None:

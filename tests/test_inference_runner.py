@@ -13,7 +13,7 @@ from inference.architectures import DemoCNN
 from inference.explain import explain_batch, normalize_maps
 from inference.package import save_package
 from inference.preprocess import Preprocessor
-from inference.runner import Runner, pick_device
+from inference.runner import Runner, RunnerEvent, pick_device
 
 FIELDS = {"name": "tiny", "version": "0.1", "dims": 2, "labels": ["a", "b"], "output": "sigmoid",
           "input": {"size": [32, 32], "channels": 1, "window": {"center": 40, "width": 400}},
@@ -36,10 +36,10 @@ def volume() -> np.ndarray:
 
 def test_results_stream_per_batch_on_the_native_grid(package: Path, volume: np.ndarray) -> None:
     runner = Runner(package, device="cpu", batch_size=3)
-    messages: list[str] = []
-    results = list(runner.run(volume, progress=messages.append))
+    events: list[RunnerEvent] = []
+    results = list(runner.run(volume, progress=events.append))
     assert [r.indices for r in results] == [(0, 1, 2), (3, 4, 5), (6,)]
-    assert messages[-1] == "slices 7/7"
+    assert events == [RunnerEvent("progress", f"slices {n}/7") for n in (3, 6, 7)]
     x = Preprocessor(runner.card.input).to_model(volume)
     logits, maps = explain_batch(runner.model, x, [0, 1], "gradcam")
     scores = np.concatenate([r.scores for r in results])
@@ -71,10 +71,13 @@ def test_cancel_stops_between_batches(package: Path, volume: np.ndarray) -> None
     runner = Runner(package, device="cpu", batch_size=2)
     cancel = threading.Event()
     got = []
-    for res in runner.run(volume, cancel=cancel):
+    events: list[RunnerEvent] = []
+    for res in runner.run(volume, cancel=cancel, progress=events.append):
         got.append(res.indices)
         cancel.set()
     assert got == [(0, 1)]
+    assert events == [RunnerEvent("progress", "slices 2/7"), RunnerEvent("cancelled", "cancelled after 2/7 slices")]
+    assert str(events[-1]) == "cancelled after 2/7 slices"
 
 
 def test_out_of_memory_halves_the_batch_then_falls_back_to_cpu(package: Path, volume: np.ndarray,
@@ -91,12 +94,13 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_cpu(package: Path, vo
         return real_step(x, method, labels)
 
     monkeypatch.setattr(runner, "_step", flaky_device_step)
-    messages: list[str] = []
-    results = list(runner.run(volume, progress=messages.append))
+    events: list[RunnerEvent] = []
+    results = list(runner.run(volume, progress=events.append))
     assert sizes[:4] == [4, 2, 1, 4]  # back on the CPU at the batch size asked for
-    assert messages[:3] == ["GPU out of memory: retrying with batch size 2",
-                            "GPU out of memory: retrying with batch size 1",
-                            "GPU out of memory even at batch size 1: continuing on the CPU"]
+    assert events[:3] == [RunnerEvent("fallback", "GPU out of memory: retrying with batch size 2"),
+                          RunnerEvent("fallback", "GPU out of memory: retrying with batch size 1"),
+                          RunnerEvent("fallback", "GPU out of memory even at batch size 1: continuing on the CPU")]
+    assert {e.kind for e in events[3:]} == {"progress"}
     assert runner.device.type == "cpu"
     assert [i for r in results for i in r.indices] == list(range(7))
     np.testing.assert_allclose(np.concatenate([r.scores for r in results]), expected.scores, atol=1e-5)

@@ -85,7 +85,7 @@ def _infer_stack(runner: "Runner", vol: "Volume", method: str, cache_key: str | 
     heat = {name: np.zeros(vol.shape, dtype=np.float32) for name in runner.card.labels} if method != "none" else {}
     t0 = time.perf_counter()
     device = str(runner.device)
-    for res in runner.run(model_input(vol), method=method, progress=lambda m: _say(f"{label}: {m}")):
+    for res in runner.run(model_input(vol), method=method, progress=lambda e: _say(f"{label}: {e.message}")):
         idx = list(res.indices)
         scores[idx] = res.scores
         for name, maps in res.heatmaps.items():

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from viewer.ai import Batch, JobKind, JobScheduler, RunKey
+from viewer.gc_policy import freeze_long_lived
 from viewer.threads import lower_thread_priority
 from viewer.qt.qt import QObject, Signal
 
@@ -126,9 +127,9 @@ class RunnerSession:
         cancel: threading.Event,
         notify: Callable[[str], None],
     ) -> Iterable[BatchOutput]:
-        def progress(message: str) -> None:  # only what the user must know (OOM, fallback), not counters
-            if not message.startswith(("slices ", "cancelled")):
-                notify(message)
+        def progress(event: Any) -> None:  # an inference.runner.RunnerEvent: only fallbacks, not counters
+            if event.kind == "fallback":
+                notify(event.message)
 
         for res in self._runner.run(volume, indices=list(indices), method=method, cancel=cancel, progress=progress):
             yield BatchOutput(tuple(int(k) for k in res.indices), np.asarray(res.scores), dict(res.heatmaps))
@@ -272,6 +273,7 @@ class AIWorker(QObject):
             self.failed.emit(None, message)
             return None
         self._session, self._loaded, self._load_error = session, model, None
+        freeze_long_lived()  # torch and the model: out of future GC passes, which hold the GIL
         batch_size = getattr(session, "batch_size", None)
         if isinstance(batch_size, int) and batch_size > 0:
             self.scheduler.batch_size = batch_size  # e.g. larger on a GPU
