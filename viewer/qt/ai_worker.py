@@ -23,7 +23,6 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from viewer.ai import Batch, JobKind, JobScheduler, RunKey
-from viewer.gc_policy import freeze_long_lived
 from viewer.threads import lower_thread_priority
 from viewer.qt.qt import QObject, Signal
 
@@ -273,7 +272,6 @@ class AIWorker(QObject):
             self.failed.emit(None, message)
             return None
         self._session, self._loaded, self._load_error = session, model, None
-        freeze_long_lived()  # torch and the model: out of future GC passes, which hold the GIL
         batch_size = getattr(session, "batch_size", None)
         if isinstance(batch_size, int) and batch_size > 0:
             self.scheduler.batch_size = batch_size  # e.g. larger on a GPU
