@@ -293,6 +293,8 @@ class AIPanel(QtWidgets.QWidget):
         self.threshold_spin.setDecimals(2)
         self.threshold_spin.setValue(0.5)
         self.contour_check = W.QCheckBox("Contour")
+        self.contour_check.setToolTip("Draw only the isoline at the threshold (a 2 px line at any zoom) instead of "
+                                      "the filled map; remembered between sessions")
         for sig in (self.visible_check.toggled, self.cmap_combo.currentTextChanged, self.opacity_slider.valueChanged,
                     self.threshold_spin.valueChanged, self.contour_check.toggled):
             sig.connect(self._controls_changed)
