@@ -10,8 +10,8 @@ Device: ``auto`` picks CUDA, then MPS, then CPU. Weights and inputs are channels
 trunk runs under bf16 autocast, the batch size follows free memory, and batch-1 trunk passes replay a
 CUDA graph (``precision="bf16"`` turns autocast on for the CPU too; float32 is its default).
 On a CUDA out-of-memory error the batch is halved and retried; at batch 1 the job moves to the CPU;
-both are reported through ``progress`` as ``fallback`` events. On the CPU: inference mode for the trunk, BatchNorm folded
-into the convolutions, and torch's intra-op threads set to the cores available.
+both are reported through ``progress`` as ``fallback`` events. On the CPU: inference mode for the trunk,
+BatchNorm folded into the convolutions, and torch's intra-op threads set to the cores available.
 """
 
 from __future__ import annotations
@@ -258,7 +258,8 @@ class Runner:
                 if self.batch_size > 1:
                     self.batch_size //= 2
                     if progress:
-                        progress(RunnerEvent("fallback", f"GPU out of memory: retrying with batch size {self.batch_size}"))
+                        progress(RunnerEvent("fallback",
+                                             f"GPU out of memory: retrying with batch size {self.batch_size}"))
                 else:
                     self._fall_back_to_cpu(progress)
                 continue

@@ -11,7 +11,8 @@ from viewer.dicom.volume import SeriesInfo, Volume
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints")]
 
 
-def test_a_monochrome1_series_reaches_the_model_inverted_over_its_stored_range(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+def test_a_monochrome1_series_reaches_the_model_inverted(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """Over the stored range (BitsStored 12: 4095 - v), whatever values the slices hold."""
     from viewer.qt.series_model import SeriesModel
 
     seen: dict[int, np.ndarray] = {}

@@ -16,8 +16,8 @@ from viewer.dicom.volume import SeriesInfo
 
 
 def _volume(array: np.ndarray, **info: object) -> Volume:
-    return Volume(array=array.astype(np.float32, copy=False), origin=np.zeros(3), spacing=np.ones(3), direction=np.eye(3),
-                  sop_instance_uids=[f"1.2.{k}" for k in range(array.shape[0])], info=SeriesInfo(**info))
+    return Volume(array=array.astype(np.float32, copy=False), origin=np.zeros(3), spacing=np.ones(3),
+                  direction=np.eye(3), sop_instance_uids=[f"1.2.{k}" for k in range(array.shape[0])], info=SeriesInfo(**info))
 
 
 def test_real_cr_with_rescale_is_inverted_over_its_rescaled_stored_range() -> None:

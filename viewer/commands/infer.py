@@ -6,7 +6,8 @@ Without ``--series`` every stack found is inferred; a series split into several 
 extra ones under their stack ids. Without ``--model`` each series gets the installed model offered
 for its modality. Results are cached under ``RADSCOPE_HOME/cache`` by (stack, model sha256, method).
 Slices reach the model as :func:`viewer.ai.model_input.model_input` gives them (MONOCHROME1 inverted
-over its stored range, as in the viewer). A series no installed model is offered for is skipped with a message. Progress goes to stderr.
+over its stored range, as in the viewer). A series no installed model is offered for is skipped with a
+message. Progress goes to stderr.
 Exit codes: 0 written; 1 no usable series; 2 bad model or method, or no model for any series.
 """
 
