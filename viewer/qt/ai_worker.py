@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from viewer.ai import Batch, JobKind, JobScheduler, RunKey
+from viewer.gc_policy import collection_paused
 from viewer.threads import lower_thread_priority
 from viewer.qt.qt import QObject, Signal
 
@@ -265,7 +266,8 @@ class AIWorker(QObject):
         self._session, self._loaded = None, None
         t0 = time.perf_counter()
         try:
-            session = self._factory(model)
+            with collection_paused():  # loading torch and a model must not set off full GC passes (GIL)
+                session = self._factory(model)
         except Exception as exc:  # a bad package must not kill the thread
             message = f"cannot load model {model.name} ({model.path}): {exc}"
             self._load_error = (model, message)

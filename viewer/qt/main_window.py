@@ -18,6 +18,7 @@ from viewer.display.measure import MeasurementRecord
 from viewer.display.orientation import ORIENTATION_SOURCE, direction_from_patient_orientation, geometry_sources
 from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
+from viewer.gc_policy import freeze_long_lived
 from viewer.qt.errors_panel import ErrorsPanel
 from viewer.qt.qt import QAction, QKeySequence, Qt, QTimer, QtCore, QtGui, QtWidgets, Signal
 from viewer.qt.progress import set_progress
@@ -128,9 +129,11 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._tags_timer.setInterval(120)
         self._tags_timer.timeout.connect(self._refresh_tags)
         self._help: ShortcutsDialog | None = None
+        self._shown_pending: str | None = None
         self.resize(1400, 900)
         self._apply_hide_identifying()
         self._apply_layout()
+        freeze_long_lived()  # Qt, pyqtgraph and this window: out of future GC passes, which hold the GIL
 
     # -- construction ------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -423,39 +426,51 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.load_started_at = time.perf_counter()
         self.first_slice_s = None
         job = LoadJob(stack, first=stack.n_slices // 2)
-        job.sliceReady.connect(self._on_slice_ready)
+        job.slicesReady.connect(self._on_slices_ready)
         job.finished.connect(self._on_load_finished)
         job.failed.connect(self._on_load_failed)
         self._load_job = job
         job.start()
 
-    def _on_slice_ready(self, k: int, data: np.ndarray) -> None:
+    def _on_slices_ready(self, batch: list[tuple[int, np.ndarray]]) -> None:
         job = self.sender()
         if job is not self._load_job or self._load_job is None:
             return
-        if self.model is None:
-            stack = job.stack
-            base = data.base
-            n = stack.n_slices
-            if isinstance(base, np.ndarray) and base.shape == (n,) + data.shape and base.dtype == data.dtype:
-                array = base  # the engine fills this array in place: no copy
+        for k, data in batch:
+            if self.model is None:
+                self._show_first_slice(job.stack, k, data)
             else:
-                array = np.zeros((n,) + data.shape, dtype=data.dtype)
-                array[k] = data
-            loaded = np.zeros(n, dtype=bool)
-            loaded[k] = True
-            vol = Volume(array, stack.origin, stack.spacing, self._display_direction(stack), stack.sop_instance_uids,
-                         info=stack.info, warnings=list(stack.warnings), source_files=stack.files,
-                         frame_numbers=stack.frame_numbers)
-            self._set_model(SeriesModel(vol, loaded, self._measurements.setdefault(stack.stack_id, [])))
-            self.first_slice_s = time.perf_counter() - self.load_started_at
-            self.seriesShown.emit(stack.stack_id)
-        else:
-            if data.base is not self.model.volume.array:
-                self.model.volume.array[k] = data
-            self.model.loaded[k] = True
-            self.model.sliceLoaded.emit(k)
+                if data.base is not self.model.volume.array:
+                    self.model.volume.array[k] = data
+                self.model.loaded[k] = True
+                self.model.sliceLoaded.emit(k)
         set_progress(self.progress, int(self.model.loaded.sum()))
+
+    def _show_first_slice(self, stack: Any, k: int, data: np.ndarray) -> None:
+        """Make the series model around the first decoded slice (the volume's own array when it can)."""
+        base = data.base
+        n = stack.n_slices
+        if isinstance(base, np.ndarray) and base.shape == (n,) + data.shape and base.dtype == data.dtype:
+            array = base  # the engine fills this array in place: no copy
+        else:
+            array = np.zeros((n,) + data.shape, dtype=data.dtype)
+            array[k] = data
+        loaded = np.zeros(n, dtype=bool)
+        loaded[k] = True
+        vol = Volume(array, stack.origin, stack.spacing, self._display_direction(stack), stack.sop_instance_uids,
+                     info=stack.info, warnings=list(stack.warnings), source_files=stack.files,
+                     frame_numbers=stack.frame_numbers)
+        self._set_model(SeriesModel(vol, loaded, self._measurements.setdefault(stack.stack_id, [])))
+        self.first_slice_s = time.perf_counter() - self.load_started_at
+        # Tell the AI, review and layer panels in a later event-loop pass: the first slice paints first,
+        # and their work does not add to the same uninterrupted stretch of GUI-thread time.
+        self._shown_pending = stack.stack_id
+        QTimer.singleShot(0, self._announce_shown)
+
+    def _announce_shown(self) -> None:
+        stack_id, self._shown_pending = self._shown_pending, None
+        if stack_id is not None and stack_id == self.stack_id and self.model is not None:
+            self.seriesShown.emit(stack_id)
 
     def _on_load_finished(self, volume: Volume) -> None:
         if self.sender() is not self._load_job:

@@ -8,6 +8,7 @@ connect them to closures: those would run on the worker thread).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -68,12 +69,19 @@ class ScanJob(_Job):
 
 
 class LoadJob(_Job):
-    """``viewer.dicom.load_volume(stack)`` off the GUI thread, reporting each slice as it lands."""
+    """``viewer.dicom.load_volume(stack)`` off the GUI thread, reporting slices as they land.
 
-    sliceReady = Signal(int, object)
-    """(k, slice array): a view into the volume being filled (see load_volume)."""
+    The first slice is reported alone and at once; later ones are gathered and reported at most every
+    ``COALESCE_S`` (one queued event per batch: a fast decoder would otherwise post one event per slice,
+    and the GUI thread runs all those posted in one pass, tens of milliseconds for a few hundred slices).
+    """
+
+    COALESCE_S = 0.025
+
+    slicesReady = Signal(object)
+    """list of (k, slice array): views into the volume being filled (see load_volume)."""
     finished = Signal(object)
-    """The complete Volume."""
+    """The complete Volume (after every slice was reported through ``slicesReady``)."""
     failed = Signal(str)
 
     def __init__(self, stack: Any, first: int = 0, parent: QObject | None = None) -> None:
@@ -81,6 +89,9 @@ class LoadJob(_Job):
         self.stack = stack
         self.first = first
         self._cancel = threading.Event()
+        self._lock = threading.Lock()  # on_slice may come from several decode threads
+        self._pending: list[tuple[int, np.ndarray]] = []
+        self._sent_at: float | None = None
 
     def start(self) -> None:
         self._start("radscope-load")
@@ -93,14 +104,28 @@ class LoadJob(_Job):
         return self._cancel.is_set()
 
     def _on_slice(self, k: int, data: np.ndarray) -> None:
-        if not self._cancel.is_set():
-            self.sliceReady.emit(k, data)
+        if self._cancel.is_set():
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._pending.append((k, data))
+            if self._sent_at is not None and now - self._sent_at < self.COALESCE_S:
+                return
+            batch, self._pending, self._sent_at = self._pending, [], now
+        self.slicesReady.emit(batch)
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch and not self._cancel.is_set():
+            self.slicesReady.emit(batch)
 
     def _run(self) -> None:
         from viewer.dicom import LoadCancelled, load_volume
 
         try:
             volume = load_volume(self.stack, on_slice=self._on_slice, cancel=self._cancel, first=self.first)
+            self._flush()
         except LoadCancelled:
             return
         except Exception as exc:
