@@ -1,0 +1,67 @@
+"""viewer.ai.cached: whole-series results to and from the results cache (Qt-free)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.cache import CacheEntryError, ResultCache
+from viewer.ai import JobScheduler, SeriesResults
+from viewer.ai.cached import load_results, store_results
+
+SHAPE = (6, 9, 7)
+
+
+def _complete(rng: np.random.Generator) -> SeriesResults:
+    key = JobScheduler().start("s", "ab" * 32, "gradcam", SHAPE[0])
+    res = SeriesResults(key, ["nodule", "mass"], SHAPE, {"nodule": 0.4})
+    scores = rng.random((SHAPE[0], 2), dtype=np.float32)
+    scores[2, 1] = 0.0
+    res.add(range(SHAPE[0]), scores, {"nodule": rng.random(SHAPE, dtype=np.float32),
+                                      "mass": rng.random(SHAPE, dtype=np.float32)}, weighted=True)
+    return res
+
+
+def test_viewer_round_trip_is_within_the_codes_rounding(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    res = _complete(np.random.default_rng(0))
+    store_results(cache, "s:1", res, {"device": "cpu"})
+    back = load_results(cache, "s:1", res.key, res.labels, SHAPE, {"nodule": 0.4})
+    assert back is not None and back.complete and back.thresholds["nodule"] == 0.4
+    np.testing.assert_array_equal(back.scores, res.scores)
+    for col, label in enumerate(res.labels):
+        bound = 0.5 / 255 * res.scores[:, col, None, None] + 1e-7  # rounding of the raw map, times the score
+        assert (np.abs(back.heatmap(label) - res.heatmap(label)) <= bound).all()
+    assert load_results(cache, "s:2", res.key, res.labels, SHAPE) is None  # another stack: a miss
+
+
+def test_radscope_infer_entries_open_in_the_viewer(tmp_path: Path) -> None:
+    """Format 1 (float32 maps in [0, 1], as radscope infer writes them) comes back weighted by the scores."""
+    cache = ResultCache(tmp_path)
+    rng = np.random.default_rng(1)
+    raw = {"nodule": rng.random(SHAPE, dtype=np.float32), "mass": rng.random(SHAPE, dtype=np.float32)}
+    scores = rng.random((SHAPE[0], 2), dtype=np.float32)
+    cache.put("s:1", "ab" * 32, "gradcam", ["nodule", "mass"], range(SHAPE[0]), scores, raw, {"device": "cpu"})
+    key = JobScheduler().start("s", "ab" * 32, "gradcam", SHAPE[0])
+    back = load_results(cache, "s:1", key, ["nodule", "mass"], SHAPE)
+    assert back is not None
+    np.testing.assert_allclose(back.heatmap("mass"), raw["mass"] * scores[:, 1, None, None], rtol=1e-6)
+
+
+def test_entries_that_do_not_fit_the_series_are_errors(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    res = _complete(np.random.default_rng(2))
+    store_results(cache, "s:1", res)
+    where = str(cache.entry_path("s:1", res.key.model_sha256, res.key.method))
+    with pytest.raises(CacheEntryError, match=f"{where}.*heatmap of 'nodule' is \\(6, 9, 7\\), the series is"):
+        load_results(cache, "s:1", res.key, res.labels, (6, 9, 8))
+    with pytest.raises(CacheEntryError, match="holds 6 slices, the series has 7"):
+        load_results(cache, "s:1", res.key, res.labels, (7, 9, 7))
+    with pytest.raises(CacheEntryError, match="labels"):
+        load_results(cache, "s:1", res.key, ["mass", "nodule"], SHAPE)
+    partial = SeriesResults(res.key, res.labels, SHAPE)
+    partial.add([0], np.zeros((1, 2)), {})
+    with pytest.raises(ValueError, match="only complete runs"):
+        store_results(cache, "s:3", partial)
