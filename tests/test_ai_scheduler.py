@@ -123,6 +123,21 @@ def test_skip_known_slices_and_requeue() -> None:
     assert s.next_batch(timeout=0).indices == (1, 3)
 
 
+def test_skip_after_start_keeps_the_run_current_for_probes() -> None:
+    """The viewer starts a run with nothing decoded-and-allowed while it asks the cache; a hit skips it all."""
+    s = JobScheduler(batch_size=4)
+    key = s.start("s", "sha", "m", 6, current=2, available=np.zeros(6, dtype=bool))
+    assert s.next_batch(timeout=0) is None and s.n_pending == 6
+    s.skip([0, 1, 2, 3, 4, 5])
+    s.mark_available(range(6))
+    assert s.n_pending == 0 and s.next_batch(timeout=0) is None and s.is_current(key)
+    assert s.submit_probe("probe") == key and s.next_batch(timeout=0).payload == "probe"
+    key = s.start("s", "sha", "m", 6, current=2, available=np.zeros(6, dtype=bool))
+    s.skip([2, 3])  # a partial answer: the rest runs once allowed
+    s.mark_available(range(6))
+    assert s.order() == [1, 0, 4, 5]  # nearest first, ties by index
+
+
 def test_results_fill_and_validate() -> None:
     s = JobScheduler()
     key = s.start("s", "sha", "m", 4)

@@ -124,6 +124,13 @@ class JobScheduler:
                 self._available[np.asarray(indices, dtype=np.intp)] = True
                 self._cond.notify_all()
 
+    def skip(self, indices: Any) -> None:
+        """Slices known from elsewhere (e.g. the results cache) need not run: they leave the queue. The run
+        stays current (probes may still join it)."""
+        with self._cond:
+            if self._pending.size:
+                self._pending[np.asarray(indices, dtype=np.intp)] = False
+
     def submit_probe(self, payload: Any) -> RunKey | None:
         """Queue a low-priority layer probe for the current run (None when nothing runs)."""
         with self._cond:

@@ -126,6 +126,7 @@ class AIController(QObject):
         self._memo: OrderedDict[tuple[str, str, str], SeriesResults] = OrderedDict()
         self._explicit = False  # the user picked the model (--model, the picker): no auto-switching
         self._lookup_token = 0  # bumped by every run/cancel: a cache answer for an older one only fills the memo
+        self._awaiting_cache = False  # the current run waits for the cache's answer before it infers
         self.cache_io: CacheIO | None = None
         if use_cache:
             from viewer.paths import subdir
@@ -250,7 +251,7 @@ class AIController(QObject):
     def set_current_slice(self, k: int) -> None:
         self._current = int(k)
         self.worker.scheduler.set_current(k)
-        if self._busy and self.series is not None and self.series.loaded[k]:
+        if self._busy and not self._awaiting_cache and self.series is not None and self.series.loaded[k]:
             self.worker.scheduler.mark_available([k])  # scrolled during loading: this one may run
         self.panel.set_current_slice(k)
 
@@ -286,9 +287,10 @@ class AIController(QObject):
 
     # -- runs ---------------------------------------------------------------------------------
     def run(self) -> RunKey | None:
-        """(Re)start the current model on the current series: results kept in memory are reused; else the
-        results cache is asked first (off the GUI thread) and the model runs only on what it lacks.
-        Returns the run's key, or None while the cache is being asked (or nothing can run)."""
+        """(Re)start the current model on the current series. Results kept in memory are reused; else the
+        run starts with nothing allowed to infer while the results cache is asked (off the GUI thread): a
+        hit fills the run and leaves nothing to infer, a miss lets the slices run. Either way the run's key
+        stays the same, so layer probes queued meanwhile stay valid."""
         series, entry = self.series, self._entry
         if series is None or entry is None or series.is_color:
             if series is not None and series.is_color:
@@ -302,16 +304,41 @@ class AIController(QObject):
         self._last_notice = ""
         self.run_started_at = time.perf_counter()
         self.first_heatmap_at = None
-        if self._usable_memo(triple) is None and self.cache_io is not None and not ref.sha256.startswith("unverified:"):
-            self.worker.cancel()
-            pending = SeriesResults(RunKey(self.stack_id, ref.sha256, self.method, -1), list(ref.labels), vol.shape,
-                                    entry.card.thresholds)
-            self._show(pending)
-            self._set_busy(True)
-            self.cache_io.lookup(self._lookup_token, self._cache_stack(), pending.key, ref.labels, vol.shape,
+        prior = self._usable_memo(triple)
+        n = vol.shape[0]
+        if prior is not None and prior.complete:  # seen in this session: nothing to infer, a run for layer probes
+            key = self.worker.run_series(self.stack_id, model_input(vol), ref, self.method, self._current,
+                                         skip=np.ones(n, dtype=bool))
+            prior.key = key
+            self._remember(triple, prior)
+            self._finish_reused(prior)
+            return key
+        self._awaiting_cache = prior is None and self.cache_io is not None and not ref.sha256.startswith("unverified:")
+        results = prior or SeriesResults(RunKey(self.stack_id, ref.sha256, self.method, -1), list(ref.labels),
+                                         vol.shape, entry.card.thresholds)
+        available = np.zeros(n, dtype=bool) if self._awaiting_cache else self._schedulable()
+        key = self.worker.run_series(self.stack_id, model_input(vol), ref, self.method, self._current,
+                                     available=available, skip=results.done, sink=_Sink(results))
+        results.key = key
+        self._remember(triple, results)
+        self._show(results)
+        # a fresh run finishes in _on_batch, after the worker's signals queued before it (notices) are handled,
+        # even if the worker has already stored every slice by now
+        self._set_busy(True)
+        self._refresh_panel()
+        if self._awaiting_cache:
+            assert self.cache_io is not None
+            self.cache_io.lookup(self._lookup_token, self._cache_stack(), key, ref.labels, vol.shape,
                                  entry.card.thresholds)
-            return None
-        return self._start(triple)
+        return key
+
+    def _finish_reused(self, results: SeriesResults) -> None:
+        """Show complete results that needed no inference (memory or cache) and say the run is done."""
+        self._show(results)
+        self.first_heatmap_at = time.perf_counter()
+        self._set_busy(False)
+        self._refresh_panel()
+        self.finished.emit(results.key)
 
     def _usable_memo(self, triple: tuple[str, str, str]) -> SeriesResults | None:
         prior = self._memo.get(triple)
@@ -327,40 +354,6 @@ class AIController(QObject):
         assert self.series is not None
         return stack_key(self.stack_id, self.series.volume.sop_instance_uids)
 
-    def _start(self, triple: tuple[str, str, str], pending: SeriesResults | None = None, *,
-               from_cache: bool = False) -> RunKey:
-        """Show what is known of ``triple`` and run the model on the rest (``pending``: the empty results
-        shown while the cache was asked)."""
-        assert self.series is not None and self._entry is not None
-        ref = model_ref(self._entry, self.device)
-        vol = self.series.volume
-        prior = self._usable_memo(triple) or pending
-        reused = prior is not None and prior.complete
-        if reused:  # seen in this session, or in the cache: nothing to infer, but a current run for layer probes
-            key = self.worker.run_series(self.stack_id, model_input(vol), ref, self.method, self._current,
-                                         skip=np.ones(vol.shape[0], dtype=bool))
-            prior.key = key
-            self.first_heatmap_at = time.perf_counter()
-        else:
-            skip = prior.done if prior is not None else None
-            results = prior or SeriesResults(RunKey(self.stack_id, ref.sha256, self.method, -1), list(ref.labels),
-                                             vol.shape, self._entry.card.thresholds)
-            key = self.worker.run_series(self.stack_id, model_input(vol), ref, self.method, self._current,
-                                         available=self._schedulable(), skip=skip, sink=_Sink(results))
-            results.key = key
-            prior = results
-        self._remember(triple, prior)
-        self._show(prior)
-        # a fresh run finishes in _on_batch, after the worker's signals queued before it (notices) are handled,
-        # even if the worker has already stored every slice by now
-        self._set_busy(not reused)
-        if from_cache:
-            self.panel.set_status(f"{self._entry.name}: results from the cache (computed before with {self.method})")
-        self._refresh_panel()
-        if reused:
-            self.finished.emit(key)
-        return key
-
     def _show(self, results: SeriesResults) -> None:
         """Make ``results`` the shown ones: one overlay per label on the series."""
         assert self.series is not None
@@ -373,13 +366,24 @@ class AIController(QObject):
         return Overlay(self.overlay_name(label), array, s.lut(), s.opacity, s.visible, contour=s.contour_level)
 
     def _on_cache_loaded(self, reply: CacheReply) -> None:
-        current = reply.token == self._lookup_token
+        current = self._awaiting_cache and reply.token == self._lookup_token and self.results is not None
         if reply.error is not None and current:
             self.notify.emit(f"AI: cached results ignored, recomputing: {reply.error}")
         if reply.results is not None:
+            if current:
+                reply.results.key = self.results.key
             self._remember(reply.triple, reply.results)  # valid for its series even if another is shown now
-        if current and self.series is not None and self._entry is not None:
-            self._start(reply.triple, self.results, from_cache=reply.results is not None)
+        if not current or self.series is None:
+            return
+        self._awaiting_cache = False
+        if reply.results is not None:
+            self.worker.scheduler.skip(np.arange(self.series.volume.shape[0]))  # nothing left to infer
+            if self._entry is not None:
+                self.panel.set_status(f"{self._entry.name}: results from the cache (computed before with "
+                                      f"{self.method})")
+            self._finish_reused(reply.results)
+        else:
+            self.worker.scheduler.mark_available(np.flatnonzero(self._schedulable()))
 
     def _on_cache_failed(self, message: str) -> None:
         self.notify.emit(f"AI: {message}")
@@ -408,6 +412,7 @@ class AIController(QObject):
     def cancel(self) -> None:
         was = self._busy
         self._lookup_token += 1  # a cache answer still on its way starts nothing
+        self._awaiting_cache = False
         self.worker.cancel()
         self._set_busy(False)
         if was:
@@ -473,7 +478,8 @@ class AIController(QObject):
         if self.series is not None and self._busy and self.results is not None:
             # the engine may hand over a new array for the finished volume: run on that one
             self.worker.update_volume(self.results.key, model_input(self.series.volume))
-            self.worker.scheduler.mark_available(np.arange(self.series.volume.shape[0]))
+            if not self._awaiting_cache:
+                self.worker.scheduler.mark_available(np.arange(self.series.volume.shape[0]))
 
     def _schedulable(self) -> np.ndarray:
         """Slices the worker may take now. While the series is still decoding only the visible slice
@@ -487,7 +493,7 @@ class AIController(QObject):
         return only
 
     def _on_slice_loaded(self, k: int) -> None:
-        if self._busy and k == self._current:
+        if self._busy and not self._awaiting_cache and k == self._current:
             self.worker.scheduler.mark_available([k])
 
     # -- panel signals ------------------------------------------------------------------------
