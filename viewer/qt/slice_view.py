@@ -41,6 +41,7 @@ class IsolineItem(QtWidgets.QGraphicsPathItem):
         pen = QPen(QColor(255, 255, 255), ISOLINE_WIDTH_PX)
         pen.setCosmetic(True)
         self.setPen(pen)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)  # clicks and drags go to the view's tools
         self.n_points = 0
 
     def set_lines(self, image: np.ndarray, level: float, colour: QColor) -> None:
@@ -59,11 +60,13 @@ class IsolineItem(QtWidgets.QGraphicsPathItem):
         return np.array([[path.elementAt(i).x, path.elementAt(i).y] for i in range(path.elementCount())])
 
     def paint(self, painter: QPainter, option, widget=None) -> None:  # noqa: ANN001 (Qt signature)
+        painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(self._rim)
         painter.drawPath(self.path())
         painter.setPen(self.pen())
         painter.drawPath(self.path())
+        painter.restore()
 
 
 def _lut_colour(lut: np.ndarray, level: float) -> QColor:
