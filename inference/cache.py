@@ -48,10 +48,17 @@ class CacheEntryError(Exception):
     """A cache entry exists but cannot be used (the message names the file and why)."""
 
 
+INPUT_RULE = "model-input/2"
+"""Salt of every stack key: change it whenever what reaches the model from a stack changes, so that
+results computed under the old rule are never served (2: MONOCHROME1 inverted over the stored range,
+``viewer.ai.model_input``; before, the CLI flipped by data min + max and the viewer not at all)."""
+
+
 def stack_key(stack_id: str, sop_instance_uids: Sequence[str]) -> str:
-    """The cache's stack id for a loaded stack: its id plus a digest of its slices' SOP Instance UIDs
-    in slice order (a stack re-sent with other images, or reordered, is another entry)."""
-    return f"{stack_id}:" + hashlib.sha256("\\".join(sop_instance_uids).encode()).hexdigest()[:16]
+    """The cache's stack id for a loaded stack: its id plus a digest of `INPUT_RULE` and its slices'
+    SOP Instance UIDs in slice order (a stack re-sent with other images, or reordered, is another entry)."""
+    digest = hashlib.sha256("\\".join([INPUT_RULE, *sop_instance_uids]).encode()).hexdigest()[:16]
+    return f"{stack_id}:{digest}"
 
 
 @dataclass

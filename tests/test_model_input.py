@@ -98,6 +98,11 @@ def test_the_view_reads_slices_when_asked_and_checks_its_input() -> None:
     np.testing.assert_array_equal(view[2], np.full((2, 2), 200.0))
     np.testing.assert_array_equal(view[-1], view[2])
     assert view[1:].shape == (2, 2, 2) and view[3:].shape == (0, 2, 2)
+    assert view.ndim == 3 and view[[2, 0]].shape == (2, 2, 2)  # lists of slices (the layer inspector's examples)
+    np.testing.assert_array_equal(view[np.array([2])][0], view[2])
+    assert view[[]].shape == (0, 2, 2)
+    with pytest.raises(TypeError):
+        view[[0.5]]
     with pytest.raises(IndexError):
         view[3]
     with pytest.raises(ValueError, match="grey"):

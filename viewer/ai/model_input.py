@@ -68,6 +68,10 @@ class ModelInput(Sequence[np.ndarray]):
         return tuple(int(n) for n in self.array.shape)
 
     @property
+    def ndim(self) -> int:
+        return 3
+
+    @property
     def dtype(self) -> np.dtype:
         return np.dtype(np.float32)
 
@@ -95,7 +99,10 @@ class ModelInput(Sequence[np.ndarray]):
             if not ks:
                 return np.zeros((0, *self.shape[1:]), dtype=np.float32)
             return np.stack([self._slice(i) for i in ks])
-        raise TypeError(f"ModelInput indices are ints or slices, not {type(k).__name__}")
+        if isinstance(k, (list, tuple, np.ndarray)) and all(isinstance(i, (int, np.integer)) for i in k):
+            return (np.stack([self[int(i)] for i in k]) if len(k)
+                    else np.zeros((0, *self.shape[1:]), dtype=np.float32))
+        raise TypeError(f"ModelInput indices are ints, slices or lists of ints, not {type(k).__name__}")
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return (self._slice(k) for k in range(len(self)))

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from viewer.ai.model_input import model_input
 from viewer.display.colormaps import overlay_lut
 from viewer.qt.qt import QObject, Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from viewer.qt.series_model import Overlay
@@ -672,11 +673,16 @@ class LayersPanel(QtWidgets.QWidget):
             time.sleep(0.005)
         return False
 
+    def _model_slice(self, k: int) -> np.ndarray:
+        """Slice ``k`` as the model sees it (MONOCHROME1 inverted: `viewer.ai.model_input`), a float32 copy."""
+        assert self.series is not None
+        return np.array(model_input(self.series.volume)[k], dtype=np.float32)
+
     # -- tree ---------------------------------------------------------------------------------------
     def request_tree(self) -> None:
         series = self.series
         k = self.current_slice()
-        image = np.array(series.volume.array[k], dtype=np.float32)
+        image = self._model_slice(k)
 
         def fn(model: Any, _cancel: Any, _progress: Callable[[int, int], None]) -> dict[str, Any]:
             from inference.preprocess import Preprocessor
@@ -772,7 +778,7 @@ class LayersPanel(QtWidgets.QWidget):
             return
         self.layer = layer
         k = self.current_slice()
-        image = np.array(series.volume.array[k], dtype=np.float32)
+        image = self._model_slice(k)
 
         def fn(model: Any, _cancel: Any, _progress: Callable[[int, int], None]) -> dict[str, Any]:
             from inference.probes import layer_stats, weight_stats
@@ -819,14 +825,18 @@ class LayersPanel(QtWidgets.QWidget):
         self.act_caption.setText(f"<b>{self.layer}</b> on image {self.slice_index + 1}: {maps.shape[0]} channels of "
                                  f"{h} x {w}; top {len(order)} by {key} (caption: channel, mean)")
         self.act_bar.set_range(lo, hi, "tiles: activation (one scale for all tiles)", lut)
-        if self._auto_channel or self.channel is None:
-            self._auto_channel = False
-            self.set_channel(int(channel_order(maps, "mean")[0]))
+        if self._auto_channel or self.channel is None:  # until the user picks one: the most active here
+            self._select_channel(int(channel_order(maps, "mean")[0]))
         else:
-            self.set_channel(self.channel)
+            self._select_channel(self.channel)
 
     def set_channel(self, channel: int) -> None:
-        """Select a channel of the current layer: highlight it and show its map over the image."""
+        """Select a channel of the current layer (the user's choice: it stays when the slice changes)."""
+        self._auto_channel = False
+        self._select_channel(channel)
+
+    def _select_channel(self, channel: int) -> None:
+        """Highlight ``channel`` and show its map over the image."""
         self.channel = int(channel)
         self.grid.blockSignals(True)
         for i in range(self.grid.count()):
@@ -910,7 +920,7 @@ class LayersPanel(QtWidgets.QWidget):
         if self.layer is None or self.series is None:
             return
         layer, k = self.layer, self.current_slice()
-        image = np.array(self.series.volume.array[k], dtype=np.float32)
+        image = self._model_slice(k)
 
         def fn(model: Any, _cancel: Any, _progress: Callable[[int, int], None]) -> dict[str, Any]:
             from inference.probes import layer_gradcam
@@ -958,7 +968,7 @@ class LayersPanel(QtWidgets.QWidget):
         if self.layer is None or self.channel is None or self.series is None:
             return
         layer, channel = self.layer, self.channel
-        volume = self.series.volume.array  # read only on the worker; the loader has finished with it
+        volume = model_input(self.series.volume)  # read (and converted) on the worker only
         loaded = np.flatnonzero(self.series.loaded)
 
         def fn(model: Any, cancel: Any, progress: Callable[[int, int], None]) -> Any:
@@ -1015,7 +1025,7 @@ class LayersPanel(QtWidgets.QWidget):
         if self.series is None:
             return
         k = self.current_slice()
-        image = np.array(self.series.volume.array[k], dtype=np.float32)
+        image = self._model_slice(k)
         method = getattr(self.ai, "method", "gradcam")
 
         def fn(model: Any, cancel: Any, progress: Callable[[int, int], None]) -> Any:
