@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     try:
         return _screenshot(window, ai, args.screenshot, bool(args.paths), layers if args.panel == "layers" else None,
-                           review)
+                           review, show_finding=bool(args.model))
     finally:
         if ai is not None:
             ai.shutdown()
@@ -122,13 +122,18 @@ def _attach_review(window, ai):
         return None
 
 
-def _screenshot(window, ai, path: str, opened: bool, layers=None, review=None) -> int:
-    """Wait for loading (and inference, when a model runs) to finish, render the whole window, save it."""
+def _screenshot(window, ai, path: str, opened: bool, layers=None, review=None, show_finding: bool = False) -> int:
+    """Wait for loading (and inference, when a model runs) to finish, render the whole window, save it.
+
+    ``show_finding`` (``--model``): the views move to the image the model scores highest, centred on its
+    heatmap peak, as ``radscope demo`` does, so that the picture shows what the model found."""
     if not window.wait_idle(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: loading did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
         return 1
     if ai is not None and not ai.wait_done(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: inference did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
+    elif ai is not None and show_finding:
+        ai.show_most_suspicious()
     if layers is not None and not layers.wait_done(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: the layer inspector did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
     if review is not None:
