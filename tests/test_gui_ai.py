@@ -205,7 +205,7 @@ def test_panel_scores_findings_and_jumps(panel, qtbot) -> None:  # type: ignore[
     assert np.isnan(y[5])  # not run yet: a gap, not a zero
     # threshold 0.42 (the card's) was applied: two runs above it, strongest first
     assert [f.peak_slice for f in panel.findings] == [4, 1]
-    with qtbot.waitSignal(panel.sliceRequested) as sig:
+    with qtbot.waitSignal(panel.findingRequested) as sig:
         panel.findings_list.itemClicked.emit(panel.findings_list.item(1))
     assert sig.args == [1]
     assert panel.plot.threshold_line.value() == pytest.approx(0.42)
@@ -320,6 +320,9 @@ def test_overlay_peak_is_on_the_nodule_in_screen_space(qtbot, make_controller, p
     ctl = make_controller(qtbot, ImageBlobSession)
     with qtbot.waitSignal(ctl.finished, timeout=20000):
         ctl.set_series(series, vol.info.stack_id)
+    # choosing the top finding puts the crosshair on the heatmap's peak: every MPR plane shows the nodule
+    ctl.panel.findingRequested.emit(ctl.panel.findings[0].peak_slice)
+    np.testing.assert_allclose(series.crosshair_index(), (37, 13, 15), atol=0.5)  # (i, j, k) of the nodule
     series.set_crosshair(nodule_lps)
     item = view.overlay_items[ctl.overlay_name("nodule")]
     shown = item.image

@@ -148,6 +148,8 @@ class AIController(QObject):
         p.runRequested.connect(self.run)
         p.cancelRequested.connect(self.cancel)
         p.overlayChanged.connect(self._on_overlay_changed)
+        p.sliceRequested.connect(self.go_to_slice)
+        p.findingRequested.connect(self.go_to_finding)
         p.set_models(models if models is not None else installed_models())
         self._entry = p.current_entry()
         p.set_methods([DEFAULT_METHOD], DEFAULT_METHOD)
@@ -233,6 +235,10 @@ class AIController(QObject):
                 j, i = np.unravel_index(int(np.argmax(plane)), plane.shape)
                 ijk[0], ijk[1] = i, j
         series.set_crosshair(series.volume.index_to_lps(ijk))
+
+    def go_to_finding(self, k: int) -> None:
+        """Move the views to a finding's peak slice ``k``, crosshair on the heatmap's peak (every MPR view shows it)."""
+        self.go_to_slice(k, centre_on_peak=True)
 
     def follow_findings(self) -> None:
         """From now on, jump to the most suspicious slice whenever a run finishes (the demo)."""
@@ -569,7 +575,6 @@ class WindowAI(AIController):
             self.panel.set_preferences(saved)
         self.panel.overlayChanged.connect(self._save_preferences)
         window.seriesShown.connect(self._on_series_shown)
-        self.panel.sliceRequested.connect(self.go_to_slice)
         self.notify.connect(self._report)
         self._watcher = _CloseWatcher(self, window)
         window.installEventFilter(self._watcher)

@@ -215,6 +215,9 @@ class AIPanel(QtWidgets.QWidget):
     runRequested = Signal()
     cancelRequested = Signal()
     sliceRequested = Signal(int)
+    """A click on the scores plot: go to this slice (the crosshair keeps its place in the image)."""
+    findingRequested = Signal(int)
+    """A finding was chosen: go to its peak slice and centre on the heatmap's peak there."""
     overlayChanged = Signal(str)  # label
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -502,7 +505,7 @@ class AIPanel(QtWidgets.QWidget):
     def _finding_activated(self, item: QtWidgets.QListWidgetItem) -> None:
         row = self.findings_list.row(item)
         if 0 <= row < len(self._findings):
-            self.sliceRequested.emit(self._findings[row].peak_slice)
+            self.findingRequested.emit(self._findings[row].peak_slice)
 
     def set_current_slice(self, k: int) -> None:
         self.plot.set_cursor(k)
