@@ -413,3 +413,19 @@ def test_tilted_acquisition_reformats_keep_true_distances(window: ViewerWindow) 
     model.set_crosshair(vol.index_to_lps((10, 20, 3)))
     for v in window.views:
         np.testing.assert_allclose(v.scene_to_lps(v._cross_v.value(), v._cross_h.value()), model.crosshair, atol=1e-6)
+
+
+def test_a_view_closed_on_its_own_closes_cleanly(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """pyqtgraph's close() clears the scene, then resizes the view: the fit must not touch the gone ViewBox
+    (it crashed the process)."""
+    from viewer.qt.series_model import SeriesModel
+
+    view = SliceView("axial")
+    view.resize(300, 260)
+    view.show()
+    view.set_model(SeriesModel(make_volume()))
+    qtbot.waitExposed(view)
+    assert view.fitted
+    view.close()
+    QtWidgets.QApplication.processEvents()
+    assert view.closed and not view.isVisible()

@@ -471,6 +471,8 @@ class SliceView(pg.GraphicsView):
 
     def resizeEvent(self, ev) -> None:  # noqa: N802
         super().resizeEvent(ev)
+        if getattr(self, "closed", False):  # pyqtgraph's close() cleared the scene (the ViewBox is gone)
+            return
         if getattr(self, "fitted", False) and getattr(self, "model", None) is not None:
             self.fit()
 
