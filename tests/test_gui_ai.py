@@ -609,3 +609,36 @@ def test_saved_contour_preference_draws_isolines_on_every_view(qtbot, ai_window,
     assert saved == {"colormap": "jet", "opacity": 0.7, "contour": False}
     assert all(view.overlay_items[name].isVisible() and not view.isoline_items[name].isVisible()
                for view in window.visible_views())
+
+
+def test_runner_session_runs_the_visible_slice_on_one_thread(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A single-slice job (the visible slice) runs with one torch thread (a second one only waits at barriers,
+    badly so on a busy machine); a batch keeps the runner's threads; the setting is restored either way."""
+    import torch
+
+    from inference.architectures import DemoCNN
+    from inference.package import save_package
+    from inference.runner import Runner
+    from viewer.qt.ai_worker import RunnerSession
+
+    fields = {"name": "tiny", "version": "0.1", "dims": 2, "labels": ["a"], "output": "sigmoid",
+              "input": {"size": [32, 32], "channels": 1, "window": {"center": 40, "width": 400}},
+              "explain": {"target_layer": "features"}}
+    save_package(DemoCNN(1, 1, widths=(4, 8)), fields, tmp_path / "tiny", torch.zeros(2, 1, 32, 32))
+    session = RunnerSession(ModelRef(path=tmp_path / "tiny", name="tiny", sha256="0" * 64, labels=("a",)))
+    threads_before = torch.get_num_threads()
+    seen: list[int] = []
+    real_run = Runner.run
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for res in real_run(self, *args, **kwargs):
+            seen.append(torch.get_num_threads())
+            yield res
+
+    monkeypatch.setattr(Runner, "run", spy)
+    vol = np.zeros((4, 40, 40), np.float32)
+    assert len(list(session.run(vol, [2], "gradcam", threading.Event(), lambda m: None))) == 1
+    assert seen == [1] and torch.get_num_threads() == threads_before
+    seen.clear()
+    list(session.run(vol, [0, 1, 2, 3], "gradcam", threading.Event(), lambda m: None))
+    assert seen and set(seen) == {threads_before}

@@ -120,6 +120,7 @@ class AIController(QObject):
         self.run_started_at: float | None = None
         self._eta = EtaEstimator()
         self._busy = False
+        self._shut_down = False
         self._current = 0
         self._entry: ModelEntry | None = None
         self._last_notice = ""
@@ -425,15 +426,23 @@ class AIController(QObject):
             self._refresh_panel()
 
     def shutdown(self) -> None:
-        """Stop the worker thread (window closing); cache writes already asked for finish first."""
+        """Stop the worker thread (window closing); cache writes already asked for finish first.
+
+        A run whose last batch is stored but whose signal has not been handled yet is cached now; batch
+        signals still queued are ignored from here on."""
         self.worker.stop()
+        self._shut_down = True
+        res = self.results
+        if self._busy and res is not None and res.complete:
+            self._busy = False
+            self._store(res)
         if self.cache_io is not None:
             self.cache_io.shutdown()
 
     # -- worker signals (queued onto the GUI thread) -----------------------------------------
     def _on_batch(self, result: BatchResult) -> None:
         res = self.results
-        if res is None or result.key != res.key or not self.worker.scheduler.is_current(result.key):
+        if self._shut_down or res is None or result.key != res.key or not self.worker.scheduler.is_current(result.key):
             return  # a stale run: never paint it
         out = result.output  # already stored in ``res`` by the run's _Sink, on the worker thread
         if result.device != self.device_name:  # e.g. after an out-of-memory fallback to the CPU

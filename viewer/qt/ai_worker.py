@@ -131,8 +131,19 @@ class RunnerSession:
             if event.kind == "fallback":
                 notify(event.message)
 
-        for res in self._runner.run(volume, indices=list(indices), method=method, cancel=cancel, progress=progress):
-            yield BatchOutput(tuple(int(k) for k in res.indices), np.asarray(res.scores), dict(res.heatmaps))
+        import torch
+
+        threads = torch.get_num_threads()
+        single = len(indices) == 1 and self._runner.device.type == "cpu"
+        if single:  # the visible slice: too little work to share; a second thread only waits at barriers
+            torch.set_num_threads(1)
+        try:
+            for res in self._runner.run(volume, indices=list(indices), method=method, cancel=cancel,
+                                        progress=progress):
+                yield BatchOutput(tuple(int(k) for k in res.indices), np.asarray(res.scores), dict(res.heatmaps))
+        finally:
+            if single:
+                torch.set_num_threads(threads)
 
     def probe(self, payload: Callable[[Any, threading.Event], Any], cancel: threading.Event) -> Any:
         """Run a layer probe on this (the worker) thread: ``payload(loaded_model, cancel)``, where

@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets  # noqa: F401  (re-exported)
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal, Slot  # noqa: F401
 from PySide6.QtGui import QAction, QColor, QFont, QKeySequence, QPainter, QPen  # noqa: F401
 from PySide6.QtWidgets import QApplication  # noqa: F401
+from shiboken6 import isValid as is_alive  # noqa: F401  (is a Qt object's C++ side still there?)
 
 import pyqtgraph as pg  # noqa: E402
 

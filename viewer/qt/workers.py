@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from viewer.display.windowing import auto_window, initial_window, levels, to_uint8
-from viewer.qt.qt import QObject, Signal
+from viewer.qt.qt import QObject, Signal, is_alive
 from viewer.threads import lower_thread_priority
 
 THUMB_SIZE = 96
@@ -27,13 +27,22 @@ class _Job(QObject):
         super().__init__(parent)
         self._thread: threading.Thread | None = None
 
+    background = True
+    """Run below the GUI thread's priority (`viewer.threads`); False for work the user is waiting on."""
+
     def _start(self, name: str) -> None:
         self._thread = threading.Thread(target=self._background, name=name, daemon=True)
         self._thread.start()
 
     def _background(self) -> None:
-        lower_thread_priority()  # the GUI thread wins the CPU over this thread and the pools it starts
-        self._run()
+        if self.background:
+            lower_thread_priority()  # the GUI thread wins the CPU over this thread and the pools it starts
+        try:
+            self._run()
+        except RuntimeError:
+            if is_alive(self):
+                raise
+            # the window closed and deleted this job mid-run: nobody is left to tell
 
     def _run(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -44,7 +53,9 @@ class _Job(QObject):
 
 
 class ScanJob(_Job):
-    """``viewer.dicom.scan(paths)`` off the GUI thread."""
+    """``viewer.dicom.scan(paths)`` off the GUI thread (at normal priority: nothing shows until it ends)."""
+
+    background = False
 
     finished = Signal(object)
     """The ScanResult."""
