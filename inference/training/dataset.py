@@ -68,6 +68,12 @@ class SliceSet:
                 "negative": int((self.labels == 0).sum()), "ambiguous": int((self.labels == -1).sum()),
                 "phantoms": int(len(np.unique(self.groups)))}
 
+    def relabelled(self, min_area_mm2: float) -> "SliceSet":
+        """The same images labelled by ``min_area_mm2`` (see `label_images`), from the stored masks."""
+        area = self.masks.reshape(len(self), -1).sum(axis=1) * self.spacing_rc.prod(axis=1).astype(np.float64)
+        return SliceSet(**{**{f.name: getattr(self, f.name) for f in fields(self)},
+                           "labels": labels_from_area(area, min_area_mm2)})
+
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp.npz")
         np.savez_compressed(tmp, **{f.name: getattr(self, f.name) for f in fields(self)})
@@ -84,10 +90,15 @@ class SliceSet:
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
 
 
-def label_images(masks: np.ndarray, spacing_rc: tuple[float, float], min_area_mm2: float) -> np.ndarray:
+def labels_from_area(area_mm2: np.ndarray, min_area_mm2: float) -> np.ndarray:
     """1 where the nodule's cross-section is at least ``min_area_mm2``, 0 where there is none, else -1."""
+    return np.where(area_mm2 >= min_area_mm2, 1, np.where(area_mm2 == 0, 0, -1)).astype(np.int8)
+
+
+def label_images(masks: np.ndarray, spacing_rc: tuple[float, float], min_area_mm2: float) -> np.ndarray:
+    """`labels_from_area` of each image's nodule cross-section."""
     area = masks.reshape(len(masks), -1).sum(axis=1) * float(spacing_rc[0] * spacing_rc[1])
-    return np.where(area >= min_area_mm2, 1, np.where(area == 0, 0, -1)).astype(np.int8)
+    return labels_from_area(area, min_area_mm2)
 
 
 def to_slice_set(sample: Sample, group: int, pre: Preprocessor, min_area_mm2: float) -> SliceSet:
@@ -122,19 +133,21 @@ def build_set(name: str, key: dict, seeds: Iterable[int], make: Callable[[int], 
               workers: int = 1) -> SliceSet:
     """The set for ``seeds`` (one phantom each), read from the cache when ``key`` matches.
 
+    The cache does not depend on ``min_area_mm2``: labels are derived from the stored masks.
+
     ``workers`` > 1 generates phantoms in that many spawned processes (``make`` must be a
     module-level function); results are taken in seed order, so the set does not depend on it.
     """
     seeds = list(seeds)
-    digest = hashlib.sha256(json.dumps({"key": key, "seeds": seeds, "min_area": min_area_mm2,
-                                        "input": repr(pre.spec)}, sort_keys=True, default=str).encode())
+    digest = hashlib.sha256(json.dumps({"key": key, "seeds": seeds, "input": repr(pre.spec)}, sort_keys=True,
+                                       default=str).encode())
     path = None
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         path = cache_dir / f"{name}-{digest.hexdigest()[:16]}.npz"
         if path.exists():
             try:
-                data = SliceSet.load(path)
+                data = SliceSet.load(path).relabelled(min_area_mm2)
                 log(f"  {name}: {data.counts} (cached {path})")
                 return data
             except (OSError, ValueError, KeyError) as exc:  # a torn or stale file: rebuild it

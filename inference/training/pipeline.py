@@ -78,6 +78,24 @@ def _seed_text(r: range) -> str:
     return f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start)
 
 
+def _training_text(recipe: Recipe) -> str:
+    """The training settings in words, for the card."""
+    cfg = recipe.train
+    steps = f" x {cfg.steps_per_epoch} steps" if cfg.steps_per_epoch else ""
+    parts = [f"NoduleNet widths {list(recipe.widths)}", f"{cfg.epochs} epochs{steps}, batch {cfg.batch_size} "
+             f"({cfg.positive_fraction:.0%} positives)", f"AdamW one-cycle lr {cfg.lr:g}",
+             f"loss: image BCE + {cfg.map_weight:g} x evidence-map BCE (nodule cells weighted {cfg.map_pos_weight:g})"]
+    if cfg.crop:
+        parts.append(f"{cfg.crop}-px crops, whole images for the last {cfg.full_image_fraction:.0%} of steps")
+        if cfg.matched_negative_crops:
+            parts.append("negatives cropped where the batch's nodules lie")
+    if cfg.flip:
+        parts.append("left-right flips")
+    if cfg.gamma_jitter:
+        parts.append(f"tone-curve jitter (gamma up to x{1 + cfg.gamma_jitter:g})")
+    return ", ".join(parts) + f", seed {cfg.seed}"
+
+
 def _safe_metrics(model: LoadedModel, data: SliceSet, recipe: Recipe, threshold: float | None) -> dict[str, Any]:
     try:
         return evaluate(model, data, recipe.dilate_mm, threshold)
@@ -105,10 +123,10 @@ def _card_fields(recipe: Recipe, train: SliceSet, val: SliceSet, test: SliceSet)
             f"seeds: train {_seed_text(recipe.train_seeds)}, validation {_seed_text(recipe.val_seeds)}, "
             f"held-out test {_seed_text(recipe.test_seeds)} (one phantom per seed)",
             f"counts: train {train.counts}, validation {val.counts}, test {test.counts}",
-            f"labels: positive when the nodule cross-section is >= {recipe.min_area_mm2:g} mm2, "
+            f"labels: positive when the nodule cross-section is >= {recipe.min_area_mm2:g} mm2 (a disc of "
+            f"{2.0 * math.sqrt(recipe.min_area_mm2 / math.pi):.1f} mm), "
             "negative when there is none; smaller slivers are neither trained on as images nor scored",
-            f"training: {recipe.train.epochs} epochs, batch {recipe.train.batch_size}, AdamW lr "
-            f"{recipe.train.lr:g}, seed {recipe.train.seed}; reproduce with `python -m inference.training`",
+            f"training: {_training_text(recipe)}; reproduce with `python -m inference.training`",
             *recipe.notes,
         ],
         "authors": ["RadScope team"],

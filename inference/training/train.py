@@ -32,9 +32,14 @@ class TrainConfig:
     map_pos_weight: float = 20.0
     flip: bool = True
     """Random left-right flips (a nodule is a nodule on either side)."""
+    gamma_jitter: float = 0.0
+    """Random tone curve: inputs (in [0, 1]) raised to a power drawn log-uniformly from
+    [1 / (1 + gamma_jitter), 1 + gamma_jitter] per image (0: off)."""
     crop: int | None = None
     """Train on ``crop`` x ``crop`` windows (a multiple of the evidence stride): positives around a nodule
     cell, negatives anywhere. The net is fully convolutional, so this is ~(size/crop)^2 cheaper per image."""
+    matched_negative_crops: bool = False
+    """With ``crop``: negatives are cropped around the nodule cells of the batch's positives (see `_crop`)."""
     full_image_fraction: float = 0.2
     """With ``crop``: the last share of steps uses whole images (BatchNorm statistics and the image-level
     calibration then match inference)."""
@@ -59,27 +64,34 @@ def _batches(data: SliceSet, cfg: TrainConfig, gen: torch.Generator) -> list[tor
     return out
 
 
-def _crop(x: torch.Tensor, c: torch.Tensor, y: torch.Tensor, size: int, gen: torch.Generator
-          ) -> tuple[torch.Tensor, torch.Tensor]:
+def _crop(x: torch.Tensor, c: torch.Tensor, y: torch.Tensor, size: int, gen: torch.Generator,
+          matched: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Crop every image (and its cell targets) to ``size``: around a random positive cell where the
-    image is positive, anywhere otherwise."""
+    image is positive; anywhere otherwise, or with ``matched`` around a nodule cell of another image of
+    the batch (negatives then show the same regions as positives: no "lung in view" shortcut)."""
     cell = x.shape[-1] // c.shape[-1]
     n = size // cell
     hc, wc = c.shape[-2:]
+    batch_cells = torch.nonzero(c[:, 0] > 0)[:, 1:] if matched else None
     xs, cs = [], []
     for b in range(len(x)):
         lo_y, hi_y, lo_x, hi_x = 0, hc - n, 0, wc - n
-        if y[b] > 0:
-            cells = torch.nonzero(c[b, 0] > 0)
-            if len(cells):
-                cy, cx = cells[torch.randint(len(cells), (1,), generator=gen)][0].tolist()
-                lo_y, hi_y = max(0, cy - n + 1), min(hc - n, cy)
-                lo_x, hi_x = max(0, cx - n + 1), min(wc - n, cx)
+        cells = torch.nonzero(c[b, 0] > 0) if y[b] > 0 else batch_cells
+        if cells is not None and len(cells):
+            cy, cx = cells[torch.randint(len(cells), (1,), generator=gen)][0].tolist()
+            lo_y, hi_y = max(0, cy - n + 1), min(hc - n, cy)
+            lo_x, hi_x = max(0, cx - n + 1), min(wc - n, cx)
         ty = int(torch.randint(lo_y, hi_y + 1, (1,), generator=gen))
         tx = int(torch.randint(lo_x, hi_x + 1, (1,), generator=gen))
         xs.append(x[b, :, ty * cell:(ty + n) * cell, tx * cell:(tx + n) * cell])
         cs.append(c[b, :, ty:ty + n, tx:tx + n])
     return torch.stack(xs), torch.stack(cs)
+
+
+def _gammas(n: int, jitter: float, gen: torch.Generator) -> torch.Tensor:
+    """(n, 1, 1, 1) exponents drawn log-uniformly from [1 / (1 + jitter), 1 + jitter]."""
+    span = math.log1p(jitter)
+    return torch.exp((torch.rand(n, generator=gen) * 2.0 - 1.0) * span)[:, None, None, None]
 
 
 def train_model(model: NoduleNet, data: SliceSet, cfg: TrainConfig,
@@ -109,12 +121,14 @@ def train_model(model: NoduleNet, data: SliceSet, cfg: TrainConfig,
             c = cells[idx].float().unsqueeze(1)
             y = labels[idx].unsqueeze(1)
             if step < full_from:
-                x, c = _crop(x, c, y, cfg.crop, gen)
+                x, c = _crop(x, c, y, cfg.crop, gen, cfg.matched_negative_crops)
             step += 1
             if cfg.flip:
                 flip = torch.rand(len(idx), generator=gen) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
                 c = torch.where(flip[:, None, None, None], c.flip(-1), c)
+            if cfg.gamma_jitter > 0:
+                x = x.clamp(0.0, 1.0) ** _gammas(len(idx), cfg.gamma_jitter, gen)
             emap = model.evidence_map(x)
             image_loss = F.binary_cross_entropy_with_logits(model.image_logits(emap), y)
             map_loss = F.binary_cross_entropy_with_logits(emap, c, pos_weight=pos_weight)
