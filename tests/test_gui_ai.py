@@ -192,6 +192,23 @@ def test_panel_shows_card_and_unusable_packages(panel) -> None:  # type: ignore[
     assert not panel.select_model("broken") and panel.select_model("chest-nodule-demo")
 
 
+def test_each_model_brings_its_own_threshold_for_a_shared_label(panel) -> None:  # type: ignore[no-untyped-def]
+    """Two models with the same label name: picking the second applies its card's threshold (it kept the
+    first model's 0.42 before), and the display settings the label had stay."""
+    from viewer.qt.ai_panel import ModelEntry
+
+    class CxrCard(CardStub):
+        name, thresholds = "cxr-nodule-demo", {"nodule": 0.81}
+
+    panel.set_models([ModelEntry("chest-nodule-demo", Path("/x"), CardStub()), ModelEntry("cxr", Path("/z"), CxrCard())])
+    assert panel.overlay_settings("nodule").threshold == pytest.approx(0.42)
+    panel.opacity_slider.setValue(80)
+    assert panel.select_model("cxr")
+    assert panel.overlay_settings("nodule").threshold == pytest.approx(0.81)
+    assert panel.threshold_spin.value() == pytest.approx(0.81)
+    assert panel.overlay_settings("nodule").opacity == pytest.approx(0.8)
+
+
 def test_panel_scores_findings_and_jumps(panel, qtbot) -> None:  # type: ignore[no-untyped-def]
     from viewer.ai import SeriesResults
 

@@ -189,9 +189,16 @@ class ScoresPlot(pg.PlotWidget):
         for i, label in enumerate(labels):
             if label not in self._curves:
                 self._curves[label] = self.plot(pen=pg.mkPen(colors[i % len(colors)], width=2), name=label)
-            # NaN (not run yet) leaves gaps
-            self._curves[label].setData(x, scores[:, i].astype(np.float64), connect="finite")
-        self.setXRange(1, max(scores.shape[0], 2), padding=0.01)
+            # NaN (not run yet) leaves gaps; a short series (a radiograph: one image) gets dots, not a line
+            y = scores[:, i].astype(np.float64)
+            few = scores.shape[0] <= 3 and bool(np.isfinite(y).any())
+            self._curves[label].setData(x, y, connect="finite",
+                                        symbol="o" if few else None, symbolSize=9,
+                                        symbolBrush=colors[i % len(colors)], symbolPen=None)
+        if scores.shape[0] <= 3:
+            self.setXRange(0.5, scores.shape[0] + 0.5, padding=0.0)
+        else:
+            self.setXRange(1, scores.shape[0], padding=0.01)
 
     def curve_data(self, label: str) -> tuple[np.ndarray, np.ndarray]:
         """(x = 1-based image number, y = score) of a label's curve."""
@@ -407,12 +414,14 @@ class AIPanel(QtWidgets.QWidget):
 
     # -- overlay controls ---------------------------------------------------------------------
     def set_labels(self, labels: Sequence[str], thresholds: dict[str, float] | None = None) -> None:
-        """New model labels: one settings record each (threshold from the card when it has one)."""
+        """New model labels: one settings record each. The threshold is always the new card's (0.5 without
+        one), even for a label another model shares: it is that model's operating point; the display
+        settings a label already had (colours, opacity, contour, shown) are kept."""
         self._labels = list(labels)
         thresholds = thresholds or {}
         self._settings = {
-            lab: self._settings.get(lab, OverlaySettings(threshold=float(thresholds.get(lab, 0.5)))
-                                    .with_preferences(self._preferences))
+            lab: replace(self._settings.get(lab) or OverlaySettings().with_preferences(self._preferences),
+                         threshold=float(thresholds.get(lab, 0.5)))
             for lab in self._labels
         }
         self._updating = True
