@@ -131,19 +131,14 @@ class RunnerSession:
             if event.kind == "fallback":
                 notify(event.message)
 
-        import torch
+        from inference.runner import torch_threads
 
-        threads = torch.get_num_threads()
+        # the visible slice: too little work to share; a second thread only waits at barriers
         single = len(indices) == 1 and self._runner.device.type == "cpu"
-        if single:  # the visible slice: too little work to share; a second thread only waits at barriers
-            torch.set_num_threads(1)
-        try:
+        with torch_threads(1 if single else None):
             for res in self._runner.run(volume, indices=list(indices), method=method, cancel=cancel,
                                         progress=progress):
                 yield BatchOutput(tuple(int(k) for k in res.indices), np.asarray(res.scores), dict(res.heatmaps))
-        finally:
-            if single:
-                torch.set_num_threads(threads)
 
     def probe(self, payload: Callable[[Any, threading.Event], Any], cancel: threading.Event) -> Any:
         """Run a layer probe on this (the worker) thread: ``payload(loaded_model, cancel)``, where
@@ -277,7 +272,7 @@ class AIWorker(QObject):
         self._session, self._loaded = None, None
         t0 = time.perf_counter()
         try:
-            with collection_paused():  # loading torch and a model must not set off full GC passes (GIL)
+            with collection_paused(freeze="model"):  # no full GC passes (they hold the GIL) while it loads
                 session = self._factory(model)
         except Exception as exc:  # a bad package must not kill the thread
             message = f"cannot load model {model.name} ({model.path}): {exc}"

@@ -18,7 +18,7 @@ from viewer.display.measure import MeasurementRecord
 from viewer.display.orientation import ORIENTATION_SOURCE, direction_from_patient_orientation, geometry_sources
 from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
-from viewer.gc_policy import freeze_long_lived
+from viewer.gc_policy import freeze_once
 from viewer.qt.errors_panel import ErrorsPanel
 from viewer.qt.qt import QAction, QKeySequence, Qt, QTimer, QtCore, QtGui, QtWidgets, Signal
 from viewer.qt.progress import set_progress
@@ -133,7 +133,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.resize(1400, 900)
         self._apply_hide_identifying()
         self._apply_layout()
-        freeze_long_lived()  # Qt, pyqtgraph and this window: out of future GC passes, which hold the GIL
+        freeze_once("window")  # Qt, pyqtgraph, the first window: out of future GC passes (they hold the GIL)
 
     # -- construction ------------------------------------------------------------------------
     def _build_central(self) -> None:
