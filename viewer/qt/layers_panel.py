@@ -138,15 +138,10 @@ def _one_cpu_thread(fn: ProbeFn) -> ProbeFn:
     """
 
     def wrapped(model: Any, cancel: Any, progress: Callable[[int, int], None]) -> Any:
-        import torch
+        from inference.runner import torch_threads
 
-        threads = torch.get_num_threads()
-        if model.device.type == "cpu":
-            torch.set_num_threads(1)
-        try:
+        with torch_threads(1 if model.device.type == "cpu" else None):
             return fn(model, cancel, progress)
-        finally:
-            torch.set_num_threads(threads)
 
     return wrapped
 
