@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/radscope demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check viewer inference phantom tests packaging
 	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	-bash tools/test-servers.sh
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 bench: $(STAMP)

@@ -78,14 +78,14 @@ class LoadedModel:
         if not isinstance(self.source, torch.jit.ScriptModule):
             self.module = _runnable(self.source).to(self.device)
 
-    def to(self, device: torch.device | str) -> "LoadedModel":
+    def to(self, device: torch.device | str) -> LoadedModel:
         """Move every part to ``device`` (in place); returns self."""
         self.device = torch.device(device)
         for m in (self.module, self.source, *(p for s in self._splits.values() for p in (s.trunk, s.head))):
             m.to(self.device)
         return self
 
-    def copy(self) -> "LoadedModel":
+    def copy(self) -> LoadedModel:
         """An independent deep copy (the sanity check randomises weights of a copy)."""
         source = copy.deepcopy(self.source)
         module = source if self.module is self.source else copy.deepcopy(self.module)

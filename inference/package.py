@@ -14,7 +14,8 @@ import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
 
 if TYPE_CHECKING:  # torch is only needed to export, never to read a card
     import torch
@@ -319,7 +320,7 @@ def _parse_radscope(data: dict[str, Any], source: Path, root: str | None, label:
     wfile = _safe_member(f.string(data, "weights.file"), label)
     target = f.string(data, "explain.target_layer")
     thresholds = f.mapping(data, "thresholds")
-    for k, v in thresholds.items():
+    for k in thresholds:
         if k not in labels:
             raise f.fail(f"thresholds.{k}", "is not one of the labels")
         f.number(thresholds, k)
@@ -370,7 +371,7 @@ def _parse_monai(source: Path, root: str | None) -> ModelCard:
     outputs = f.mapping(fmt, "outputs")
     if len(inputs) != 1 or len(outputs) != 1:
         raise f.fail("network_data_format", "must have exactly one input and one output")
-    (in_name, inp), (out_name, out) = next(iter(inputs.items())), next(iter(outputs.items()))
+    in_name, out_name = next(iter(inputs)), next(iter(outputs))
     ik, ok = f"network_data_format.inputs.{in_name}", f"network_data_format.outputs.{out_name}"
     shape = f.get(data, f"{ik}.spatial_shape")
     if (not isinstance(shape, list) or len(shape) != 2
@@ -412,8 +413,8 @@ def _parse_monai(source: Path, root: str | None) -> ModelCard:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def save_package(module: "torch.nn.Module", card_fields: Mapping[str, Any], out_dir: str | Path,
-                 example_input: "torch.Tensor") -> ModelCard:
+def save_package(module: torch.nn.Module, card_fields: Mapping[str, Any], out_dir: str | Path,
+                 example_input: torch.Tensor) -> ModelCard:
     """Export ``module`` with ``torch.export`` (dynamic batch) into ``out_dir`` and write its card.
 
     ``card_fields`` holds every card key except ``weights`` (``format`` defaults to

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from inference.package import CARD_NAME, MONAI_METADATA, ModelCard, ModelPackageError, read_card
 

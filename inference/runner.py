@@ -22,7 +22,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Literal
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch

@@ -123,7 +123,7 @@ class Anatomy:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "Anatomy":
+    def draw(cls, rng: np.random.Generator) -> Anatomy:
         u = rng.uniform
         a = u(145.0, 171.0)
         b_ant = u(98.0, 122.0)

@@ -91,11 +91,11 @@ class Tubes:
     r1: np.ndarray
 
     @classmethod
-    def empty(cls) -> "Tubes":
+    def empty(cls) -> Tubes:
         return cls(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0))
 
     @classmethod
-    def polyline(cls, points: np.ndarray, radii: np.ndarray | float) -> "Tubes":
+    def polyline(cls, points: np.ndarray, radii: np.ndarray | float) -> Tubes:
         pts = np.asarray(points, dtype=np.float64)
         rad = np.broadcast_to(np.asarray(radii, dtype=np.float64), (len(pts),))
         return cls(pts[:-1], pts[1:], rad[:-1].copy(), rad[1:].copy())
@@ -103,7 +103,7 @@ class Tubes:
     def __len__(self) -> int:
         return len(self.r0)
 
-    def concat(self, other: "Tubes") -> "Tubes":
+    def concat(self, other: Tubes) -> Tubes:
         return Tubes(
             np.concatenate([self.p0, other.p0]),
             np.concatenate([self.p1, other.p1]),
@@ -111,11 +111,11 @@ class Tubes:
             np.concatenate([self.r1, other.r1]),
         )
 
-    def grown(self, dr: float) -> "Tubes":
+    def grown(self, dr: float) -> Tubes:
         """The same tubes with radii changed by ``dr`` mm (negative: an inner lumen)."""
         return Tubes(self.p0, self.p1, np.maximum(self.r0 + dr, 0.0), np.maximum(self.r1 + dr, 0.0))
 
-    def scaled(self, factor: float) -> "Tubes":
+    def scaled(self, factor: float) -> Tubes:
         """The same tubes with radii multiplied by ``factor`` (e.g. an airway lumen inside its wall)."""
         return Tubes(self.p0, self.p1, self.r0 * factor, self.r1 * factor)
 

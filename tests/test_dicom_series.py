@@ -145,7 +145,7 @@ def test_zip_archive(tmp_path: Path, radscope_home: Path) -> None:
     import gc
 
     truth = write_series(tmp_path / "s", n=5)
-    archive = shutil.make_archive(str(tmp_path / "series"), "zip", tmp_path / "s")
+    shutil.make_archive(str(tmp_path / "series"), "zip", tmp_path / "s")
     shutil.rmtree(tmp_path / "s")
     result = scan([tmp_path])  # a folder holding the archive
     [stack] = result.stacks

@@ -173,7 +173,7 @@ def test_roi_mean_over_uniform_disc_and_angle(window: ViewerWindow) -> None:
     window.set_tool("rect")
     drag(view, scene_to_viewport(view, 1.0, 1.0), scene_to_viewport(view, 10.0, 8.0))
     rect = view.graphics[-1]
-    (x0, y0), (w, h) = rect.record.pos, rect.record.size
+    (_x0, y0), (w, h) = rect.record.pos, rect.record.size
     rows = [j for j in range(SHAPE[1]) if y0 <= (j + 0.5) * 0.8 <= y0 + h]  # pixel centres inside
     assert f"min {5000 + rows[0]}  max {5000 + rows[-1]}" in rect.text
     assert f"mean {5000 + np.mean(rows):.1f} HU" in rect.text

@@ -33,9 +33,11 @@ BLOCK_SOCKETS = textwrap.dedent("""
         return refuse
 
     _connect, _bind = socket.socket.connect, socket.socket.bind
+    def _loopback_bind(what, address):  # urllib3 probes IPv6 by binding ::1 when imported: no traffic
+        return what.endswith(".bind") and str(address[0]) in ("::1", "127.0.0.1", "localhost")
     def _guarded(original, what):
         def call(self, address, *rest):
-            if self.family in (socket.AF_INET, socket.AF_INET6):
+            if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback_bind(what, address):
                 return _refuse(what)(self, address)
             return original(self, address, *rest)
         return call
@@ -93,6 +95,10 @@ def test_blocked_sockets_and_the_audit_guard_catch_a_connect(tmp_path: Path) -> 
                 s.connect(("127.0.0.1", 9))
             except OSError:
                 pass
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # loopback: not the network
+            s.bind(("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # every interface: recorded
+            s.bind(("0.0.0.0", 0))
     """) + BLOCK_SOCKETS + textwrap.dedent("""
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -116,6 +122,8 @@ def test_blocked_sockets_and_the_audit_guard_catch_a_connect(tmp_path: Path) -> 
     assert any(a.startswith("socket.connect") and "127.0.0.1" in a for a in attempts), attempts
     assert any(a.startswith("urllib.Request") for a in attempts), attempts
     assert not any("AF_UNIX" in a for a in attempts)
+    assert any(a.startswith("socket.bind") and "0.0.0.0" in a for a in attempts), attempts
+    assert not any(a.startswith("socket.bind") and "127.0.0.1" in a for a in attempts), attempts
     assert proc.stderr.count("NETWORK-ATTEMPT") >= 2
 
 

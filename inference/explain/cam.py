@@ -8,7 +8,7 @@ one backward pass through that head, all from the same forward pass. Maps come b
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

@@ -7,7 +7,7 @@ summed over channels; the positive part (evidence for the label) is returned.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

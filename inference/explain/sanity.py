@@ -10,7 +10,7 @@ what the model learned. The check works on a deep copy; the loaded model is neve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -11,7 +11,8 @@ are used: they do not fire on exported programs, and ScriptModules refuse them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.fx as fx

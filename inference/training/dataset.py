@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ class SliceSet:
                 "negative": int((self.labels == 0).sum()), "ambiguous": int((self.labels == -1).sum()),
                 "phantoms": int(len(np.unique(self.groups)))}
 
-    def relabelled(self, min_area_mm2: float) -> "SliceSet":
+    def relabelled(self, min_area_mm2: float) -> SliceSet:
         """The same images labelled by ``min_area_mm2`` (see `label_images`), from the stored masks."""
         area = self.masks.reshape(len(self), -1).sum(axis=1) * self.spacing_rc.prod(axis=1).astype(np.float64)
         return SliceSet(**{**{f.name: getattr(self, f.name) for f in fields(self)},
@@ -80,12 +80,12 @@ class SliceSet:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> "SliceSet":
+    def load(cls, path: Path) -> SliceSet:
         with np.load(path, allow_pickle=False) as z:
             return cls(**{f.name: z[f.name] for f in fields(cls)})
 
     @classmethod
-    def concat(cls, parts: Iterable["SliceSet"]) -> "SliceSet":
+    def concat(cls, parts: Iterable[SliceSet]) -> SliceSet:
         parts = list(parts)
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
 

@@ -141,7 +141,6 @@ def _measure(method: str, folder: str) -> dict[str, float]:
         import numpy as np
 
         from viewer.dicom import scan
-        from viewer.dicom.pixels import decode_into
 
         base = _rss_mb()
         from concurrent.futures import ProcessPoolExecutor

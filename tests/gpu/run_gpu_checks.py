@@ -41,7 +41,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -50,9 +51,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from inference.architectures import DenseNet121  # noqa: E402
-from inference.explain import normalize_maps  # noqa: E402
 from inference.package import save_package  # noqa: E402
-from inference.preprocess import Preprocessor  # noqa: E402
 from inference.runner import Runner  # noqa: E402
 
 COMPETITORS = ("captum", "pytorch_grad_cam")

@@ -9,7 +9,8 @@ most 1/510 off before the weighting, so at most 0.002 in probability units.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -18,7 +18,8 @@ then. MONOCHROME2 slices are passed through unchanged (no copy).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

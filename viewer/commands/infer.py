@@ -51,7 +51,7 @@ def safe_label(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "label"
 
 
-def write_heatmap(vol: "Volume", heat: np.ndarray, path: Path) -> None:
+def write_heatmap(vol: Volume, heat: np.ndarray, path: Path) -> None:
     """``heat`` (k, j, i) as float32 NIfTI on the geometry ``radscope convert`` gives ``vol``."""
     import SimpleITK as sitk
 
@@ -67,7 +67,7 @@ def write_heatmap(vol: "Volume", heat: np.ndarray, path: Path) -> None:
     sitk.WriteImage(img, str(path), useCompression=True)
 
 
-def _infer_stack(runner: "Runner", vol: "Volume", method: str, cache_key: str | None, label: str
+def _infer_stack(runner: Runner, vol: Volume, method: str, cache_key: str | None, label: str
                  ) -> tuple[np.ndarray, dict[str, np.ndarray], str, float, bool]:
     """Scores (k, L), heatmaps {label: (k, j, i)}, device, seconds, whether the cache answered."""
     from inference.cache import ResultCache

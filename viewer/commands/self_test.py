@@ -26,7 +26,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -112,14 +113,15 @@ _NET_EVENTS = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg
 class NetworkGuard:
     """Records every attempt to reach the network (Python audit events), from any thread.
 
-    Local sockets (``AF_UNIX``: Qt, multiprocessing) are not the network and are not recorded. An
-    audit hook cannot be removed: install one guard per process.
+    Local sockets (``AF_UNIX``: Qt, multiprocessing) are not the network and are not recorded, nor is
+    binding a socket to a loopback address (urllib3 probes IPv6 support that way when it is imported; no
+    packet leaves the machine). An audit hook cannot be removed: install one guard per process.
     """
 
     def __init__(self) -> None:
         self.attempts: list[str] = []
 
-    def install(self) -> "NetworkGuard":
+    def install(self) -> NetworkGuard:
         sys.addaudithook(self._hook)
         return self
 
@@ -130,7 +132,19 @@ class NetworkGuard:
             if args[0].family == getattr(socket, "AF_UNIX", None):
                 return
             args = args[1:]
+            if event == "socket.bind" and args and _is_loopback(args[0]):
+                return
         self.attempts.append(f"{event}{args!r}")
+
+
+def _is_loopback(address: Any) -> bool:
+    """Whether a socket address (host, port[, ...]) names this machine's loopback interface."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback
+    except (ValueError, TypeError, IndexError):
+        return False
 
 
 # -- truth -----------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ decoder names the packages to install, and a compression no installed plugin han
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from pydicom.pixels import apply_color_lut, apply_modality_lut, iter_pixels, pixel_array

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from viewer.dicom.errors import DicomFileError, FileError, NotDicomError
 from viewer.dicom.headers import SliceHeader, parse_header

@@ -14,7 +14,7 @@ import weakref
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from viewer.dicom.errors import FileError
 from viewer.paths import subdir

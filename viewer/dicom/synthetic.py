@@ -18,7 +18,8 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
 
 import numpy as np
 import pydicom
@@ -134,7 +135,7 @@ class SeriesTruth:
         """Continuous (i, j, k) of LPS points."""
         return ((np.asarray(xyz, dtype=np.float64) - self.origin) @ self.direction) / self.spacing
 
-    def to_volume(self) -> "Volume":
+    def to_volume(self) -> Volume:
         """The :class:`~viewer.dicom.volume.Volume` a reader must produce (values, geometry, UIDs)."""
         from viewer.dicom.volume import SeriesInfo, Volume
 

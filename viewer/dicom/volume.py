@@ -15,7 +15,8 @@ Conventions (used everywhere in RadScope):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -134,7 +135,7 @@ class Volume:
         return self.index_to_lps((0.0, 0.0, float(k)))
 
     # -- interchange -------------------------------------------------------------------------
-    def to_sitk(self) -> "sitk.Image":
+    def to_sitk(self) -> sitk.Image:
         """The same voxels and geometry as a SimpleITK image (vector pixels for colour)."""
         import SimpleITK as sitk
 
@@ -145,7 +146,7 @@ class Volume:
         return img
 
     @classmethod
-    def from_sitk(cls, img: "sitk.Image", sop_instance_uids: list[str] | None = None) -> "Volume":
+    def from_sitk(cls, img: sitk.Image, sop_instance_uids: list[str] | None = None) -> Volume:
         import SimpleITK as sitk
 
         arr = sitk.GetArrayFromImage(img)

@@ -53,7 +53,7 @@ class Plane:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def for_view(cls, name: str, direction: np.ndarray) -> "Plane":
+    def for_view(cls, name: str, direction: np.ndarray) -> Plane:
         """The plane showing view ``name`` (one of :data:`PLANE_NAMES`) of a volume with ``direction``."""
         if name == "acquisition":
             return cls("acquisition", 0, 1, 2)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 MAX_VALUE_CHARS = 160
 HIDDEN = "(hidden)"
@@ -34,7 +35,7 @@ class TagNode:
     keyword: str
     vr: str
     value: str
-    children: list["TagNode"] = field(default_factory=list)
+    children: list[TagNode] = field(default_factory=list)
 
     @property
     def tag_text(self) -> str:

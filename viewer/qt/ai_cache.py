@@ -13,7 +13,8 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 from inference.cache import ResultCache
 from viewer.ai import RunKey, SeriesResults

@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class OverlaySettings:
         model card, visibility from the session)."""
         return {"colormap": self.colormap, "opacity": self.opacity, "contour": self.contour}
 
-    def with_preferences(self, prefs: Mapping[str, Any]) -> "OverlaySettings":
+    def with_preferences(self, prefs: Mapping[str, Any]) -> OverlaySettings:
         """These settings with the valid entries of saved ``prefs`` applied (others ignored)."""
         out = self
         if prefs.get("colormap") in COLORMAPS:

@@ -18,7 +18,8 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -152,7 +153,7 @@ class _RunSpec:
     volume: np.ndarray
     model: ModelRef
     method: str
-    sink: "Sink | None" = None
+    sink: Sink | None = None
 
 
 Sink = Callable[[BatchOutput], None]

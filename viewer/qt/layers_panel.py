@@ -18,7 +18,8 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -401,7 +402,7 @@ class LayersPanel(QtWidgets.QWidget):
 
     @staticmethod
     def _tile_tab(caption: str, button_text: str, slot, bar_label: str, lut: np.ndarray
-                  ) -> tuple[QtWidgets.QWidget, QtWidgets.QVBoxLayout, QtWidgets.QPushButton, "ImageTile", "HColorBar"]:
+                  ) -> tuple[QtWidgets.QWidget, QtWidgets.QVBoxLayout, QtWidgets.QPushButton, ImageTile, HColorBar]:
         """A tab with a caption, one action button, an image tile and its colour bar (0 .. 1)."""
         W = QtWidgets
         w = W.QWidget()
@@ -675,7 +676,6 @@ class LayersPanel(QtWidgets.QWidget):
 
     # -- tree ---------------------------------------------------------------------------------------
     def request_tree(self) -> None:
-        series = self.series
         k = self.current_slice()
         image = self._model_slice(k)
 

@@ -19,7 +19,7 @@ _HOVER = pg.mkPen(QColor(255, 255, 160), width=2)
 class MeasurementGraphic:
     """One measurement drawn in a view; ``text`` is what its label shows."""
 
-    def __init__(self, view: "SliceView", record: MeasurementRecord) -> None:
+    def __init__(self, view: SliceView, record: MeasurementRecord) -> None:
         self.view = view
         self.record = record
         r = record

@@ -115,7 +115,7 @@ class ReviewWindowPanel(ReviewPanel):
     date with the model in force and takes the ROI on the current slice as the flag's region."""
 
     def __init__(
-        self, store: ReviewStore, controller: "ReviewController", parent: QtWidgets.QWidget | None = None,
+        self, store: ReviewStore, controller: ReviewController, parent: QtWidgets.QWidget | None = None,
     ) -> None:
         super().__init__(store, None, parent)
         self._controller = controller

@@ -78,7 +78,7 @@ def _lut_colour(lut: np.ndarray, level: float) -> QColor:
 class SliceViewBox(pg.ViewBox):
     """A view box that routes wheel and drags to radiology conventions."""
 
-    def __init__(self, view: "SliceView") -> None:
+    def __init__(self, view: SliceView) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
         self._view = view
         self._wheel = 0

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class Verdict(str, Enum):
         return _TITLES[self]
 
     @classmethod
-    def parse(cls, text: str) -> "Verdict":
+    def parse(cls, text: str) -> Verdict:
         """A verdict from its value or a common alias (``missed``, ``false-positive``, ``fp`` ...)."""
         key = text.strip().lower().replace("-", "_").replace(" ", "_")
         key = _ALIASES.get(key, key)
@@ -116,7 +117,7 @@ class Region:
             raise ValueError("region coordinates must be finite numbers")
 
     @classmethod
-    def make(cls, kind: str, points_px: Sequence[Sequence[float]], geometry: SliceGeometry | None = None) -> "Region":
+    def make(cls, kind: str, points_px: Sequence[Sequence[float]], geometry: SliceGeometry | None = None) -> Region:
         """A region from pixel points, with LPS points computed from ``geometry`` when given."""
         px = tuple((float(x), float(y)) for x, y in points_px)
         lps: tuple[tuple[float, float, float], ...] = ()
@@ -147,7 +148,7 @@ class Region:
                 "points_lps": [list(p) for p in self.points_lps]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Region":
+    def from_dict(cls, data: dict[str, Any]) -> Region:
         return cls(
             str(data["kind"]),
             tuple((float(x), float(y)) for x, y in data["points_px"]),
@@ -241,7 +242,7 @@ class Flag:
     frame_of_reference_uid: str = ""
     deleted: bool = False
 
-    def with_changes(self, **changes: Any) -> "Flag":
+    def with_changes(self, **changes: Any) -> Flag:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,7 +254,7 @@ class Flag:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Flag":
+    def from_dict(cls, data: dict[str, Any]) -> Flag:
         region = data.get("region")
         return cls(
             id=str(data["id"]),

@@ -15,9 +15,10 @@ import os
 import sqlite3
 import uuid
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
+from collections.abc import Iterator
 
 from viewer.review.model import Flag, ImageContext, Region, StudyHeader, Verdict, age_band
 from viewer.review.rows import FLAG_COLUMNS, flag_from_row, flag_to_row
@@ -62,7 +63,7 @@ def default_reviewer() -> str:
 
 def utc_now() -> str:
     """Current UTC time as ISO 8601 with milliseconds and a ``Z``."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class ReviewStore:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "ReviewStore":
+    def __enter__(self) -> ReviewStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable, Sequence
+from typing import Any
+from collections.abc import Hashable, Iterable, Sequence
 
 from viewer.review.model import ERROR_VERDICTS, Flag, Verdict
 
@@ -22,7 +23,7 @@ class VerdictCounts:
     total: int
 
     @classmethod
-    def of(cls, flags: Iterable[Flag]) -> "VerdictCounts":
+    def of(cls, flags: Iterable[Flag]) -> VerdictCounts:
         c = Counter(f.verdict.value for f in flags)
         return cls({v.value: c.get(v.value, 0) for v in Verdict}, sum(c.values()))
 

@@ -9,7 +9,8 @@ import os
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from viewer.review.model import Flag, StudyHeader
 from viewer.review.store import ReviewStore, utc_now
