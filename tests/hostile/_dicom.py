@@ -1,0 +1,74 @@
+"""Small DICOM writers the hostile cases build on (a good series whose truth is known, rewrites)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def slice_dataset(
+    k: int,
+    *,
+    rows: int = 16,
+    cols: int = 16,
+    series_uid: str,
+    study_uid: str,
+    frame_uid: str,
+    step: float = 2.0,
+    orientation: Sequence[float] = AXIAL,
+) -> Dataset:
+    """Slice ``k`` of an axial CT series (values ``k * 100 + j - i``)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = CT_STORAGE
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = CT_STORAGE
+    ds.SOPInstanceUID = generate_uid()
+    ds.Modality = "CT"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
+    ds.PatientName, ds.PatientID = "Hostile^Case", "H1"
+    ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
+    ds.ImageType = "ORIGINAL\\PRIMARY\\AXIAL"
+    ds.ImagePositionPatient = [-10.0, -12.0, round(k * step, 6)]
+    ds.ImageOrientationPatient = [float(v) for v in orientation]
+    ds.PixelSpacing = [0.8, 0.8]
+    ds.SliceThickness = step
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    j, i = np.mgrid[0:rows, 0:cols]
+    ds.PixelData = (k * 100 + j - i).astype("<i2").tobytes()
+    return ds
+
+
+def good_series(folder: Path, n: int = 4, prefix: str = "good", **kw: object) -> list[Path]:
+    """Write an ``n``-slice axial CT series into ``folder``; returns the files in slice order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid, study_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
+    files = []
+    for k in range(n):
+        ds = slice_dataset(k, series_uid=series_uid, study_uid=study_uid, frame_uid=frame_uid, **kw)  # type: ignore[arg-type]
+        path = folder / f"{prefix}_{k:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        files.append(path)
+    return files
+
+
+def rewrite(src: Path, dst: Path, **changes: object) -> Path:
+    """Copy ``src`` to ``dst`` with some attributes replaced (new SOP Instance UID, own series)."""
+    ds = pydicom.dcmread(src)
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    ds.save_as(dst, enforce_file_format=True)
+    return dst
