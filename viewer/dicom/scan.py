@@ -47,11 +47,23 @@ def scan(
     scan and returns what was found so far.
     """
     sources = collect(paths)
-    errors = list(sources.errors)
+    slices, errors = parse_files(sources.files, progress=progress, cancel=cancel)
+    return assemble(sources, slices, errors)
+
+
+def parse_files(
+    files: Sequence[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[list[SliceHeader], list[FileError]]:
+    """Headers of ``files`` (non-DICOM files skipped, unusable ones as errors). Any chunk of a file list
+    may be parsed on its own (in another process) and the results joined before :func:`assemble`."""
+    errors: list[FileError] = []
     slices: list[SliceHeader] = []
     series_facts: dict[tuple[str, str], dict[str, Any]] = {}
-    total, done = len(sources.files), 0
-    for path in sources.files:
+    total, done = len(files), 0
+    for path in files:
         if cancel is not None and cancel.is_set():
             break
         if progress is not None and done % 64 == 0:
@@ -67,7 +79,12 @@ def scan(
         slices.extend(file_slices)
     if progress is not None:
         progress(done, total)
+    return slices, errors
+
+
+def assemble(sources: Sources, slices: list[SliceHeader], errors: list[FileError]) -> ScanResult:
+    """Group parsed slices into stacks that keep ``sources`` (extracted archives) alive."""
     stacks = build_stacks(slices)
     for stack in stacks:
         stack.keep_alive = sources
-    return ScanResult(stacks=stacks, errors=errors, sources=sources)
+    return ScanResult(stacks=stacks, errors=[*sources.errors, *errors], sources=sources)
