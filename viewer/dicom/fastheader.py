@@ -25,14 +25,14 @@ KEYWORDS = (
     "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames", "Rows", "Columns",
     "PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing", "BitsAllocated", "BitsStored",
     "PixelRepresentation", "WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope",
-    "WindowCenterWidthExplanation", "GridFrameOffsetVector",
+    "WindowCenterWidthExplanation", "GridFrameOffsetVector", "ProtocolName", "PatientBirthDate",
 )
 _TAGS: dict[int, tuple[str, str]] = {int(tag_for_keyword(k)): (k, dictionary_VR(k)) for k in KEYWORDS}  # type: ignore[arg-type]
 _TAGS[0x00291010] = ("CSAImageHeaderInfo", "OB")  # Siemens CSA image header (mosaic layout)
 _BY_KEYWORD = {k: t for t, (k, _) in _TAGS.items()}
 _PRESENCE = {  # attributes whose presence matters but whose value the fast path never reads
     0x00283000: "ModalityLUTSequence", 0x00041220: "DirectoryRecordSequence",
-    0x00186011: "SequenceOfUltrasoundRegions",
+    0x00186011: "SequenceOfUltrasoundRegions", 0x00082218: "AnatomicRegionSequence",
 }
 _BAIL = {0x52009229, 0x52009230}  # functional groups: enhanced objects go through pydicom
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)

@@ -414,7 +414,20 @@ def _facts(ds: Dataset) -> dict[str, Any]:
         "body_part": _str(ds, "BodyPartExamined"),
         "kvp": _float(ds, "KVP"),
         "frame_of_reference_uid": _str(ds, "FrameOfReferenceUID"),
+        "protocol_name": _str(ds, "ProtocolName"),
+        "patient_birth_date": _str(ds, "PatientBirthDate"),
+        "anatomic_regions": _codes(ds, "AnatomicRegionSequence"),
     }
+
+
+def _codes(ds: Dataset, keyword: str) -> tuple[tuple[str, str, str], ...]:
+    """(scheme, value, meaning) of each item of a code sequence (empty when absent or unreadable)."""
+    out = []
+    for item in _get(ds, keyword, []) if not isinstance(ds, FastHeader) else []:
+        value = _str(item, "CodeValue") or _str(item, "LongCodeValue") or _str(item, "URNCodeValue")
+        if value:
+            out.append((_str(item, "CodingSchemeDesignator"), value, _str(item, "CodeMeaning")))
+    return tuple(out)
 
 
 US_REGIONS = "SequenceOfUltrasoundRegions"
@@ -485,6 +498,10 @@ def parse_header(
         ds = read_fast(path, size) or read_dataset(path)
         if isinstance(ds, FastHeader) and US_REGIONS in ds and _spacing(ds)[0] is None:
             ds = read_dataset(path)  # ultrasound calibration lives in a sequence the walker skips
+        elif (isinstance(ds, FastHeader) and "AnatomicRegionSequence" in ds
+              and (series_facts is None
+                   or (_str(ds, "StudyInstanceUID"), _str(ds, "SeriesInstanceUID")) not in series_facts)):
+            ds = read_dataset(path)  # the series' anatomic region codes: once per series
     try:
         return _parse(ds, path, size, series_facts if series_facts is not None else {})
     except (DicomFileError, NotDicomError):

@@ -244,6 +244,8 @@ def _series_info(slices: list[SliceHeader], stack_id: str) -> SeriesInfo:
         rescale=() if h.fmt.has_modality_lut else tuple((s.slope, s.intercept) for s in slices),
         windows=list(slices[len(slices) // 2].windows),
         stack_id=stack_id,
+        image_type=h.image_type,
+        slice_thickness=slices[len(slices) // 2].thickness,
         extra={"transfer_syntax": h.fmt.ts_name, "image_type": list(h.image_type), "sop_class_uid": h.sop_class_uid},
         **{k: v for k, v in facts.items()},
     )

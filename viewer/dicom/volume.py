@@ -53,6 +53,14 @@ class SeriesInfo:
     body_part: str = ""
     kvp: float | None = None
     frame_of_reference_uid: str = ""
+    protocol_name: str = ""
+    patient_birth_date: str = ""
+    anatomic_regions: tuple[tuple[str, str, str], ...] = ()
+    """AnatomicRegionSequence items as (coding scheme, code value, code meaning)."""
+    image_type: tuple[str, ...] = ()
+    """ImageType values, upper case (ORIGINAL/DERIVED, PRIMARY/SECONDARY, LOCALIZER ...)."""
+    slice_thickness: float | None = None
+    """SliceThickness (mm) of the middle slice, None when absent."""
     monochrome1: bool = False
     photometric: str = "MONOCHROME2"
     bits_stored: int | None = None
