@@ -72,3 +72,30 @@ def rewrite(src: Path, dst: Path, **changes: object) -> Path:
         setattr(ds, keyword, value)
     ds.save_as(dst, enforce_file_format=True)
     return dst
+
+
+def corrupt_j2k(dst: Path) -> Path:
+    """pydicom's JPEG 2000 MR image with its codestream garbled: the SIZ segment claims three components.
+
+    OpenJPEG then decodes three planes into a one-sample image (an error), and python-gdcm aborts the whole
+    process (SIGABRT from a failed C++ assertion), which is what pydicom's default plugin choice reaches."""
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import encapsulate, get_frame
+
+    src = get_testdata_file("MR_small_jp2klossless.dcm")
+    if src is None:
+        raise FileNotFoundError("MR_small_jp2klossless.dcm")
+    ds = pydicom.dcmread(src)
+    stream = bytearray(get_frame(ds.PixelData, 0, number_of_frames=1))
+    assert stream[:4] == b"\xff\x4f\xff\x51", "expected a raw J2K codestream (SOC, SIZ)"
+    lsiz = int.from_bytes(stream[4:6], "big")
+    csiz_at = 4 + 2 + 2 + 32  # SOC, SIZ marker, Lsiz, Rsiz, then eight 4-byte sizes
+    component = stream[csiz_at + 2:csiz_at + 5]
+    stream[csiz_at:csiz_at + 2] = (3).to_bytes(2, "big")
+    stream[4:6] = (lsiz + 6).to_bytes(2, "big")
+    stream[csiz_at + 5:csiz_at + 5] = component + component
+    ds.PixelData = encapsulate([bytes(stream)])
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(dst)
+    return dst

@@ -152,5 +152,7 @@ def _screenshot(window, ai, path: str, opened: bool, layers=None, review=None, s
         return 1
     if window.model is None and opened:
         print("radscope: no DICOM images found in the given paths", file=sys.stderr)
+    for file, reason in errors[:20]:  # what the Errors panel lists, for scripts
+        print(f"radscope: error: {file}: {reason}", file=sys.stderr)
     print(f"radscope: wrote {out}", file=sys.stderr)
     return 0

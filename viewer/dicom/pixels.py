@@ -34,6 +34,15 @@ def decode_into(s: SliceHeader, out: np.ndarray) -> None:
         decode_file([s], [out])
 
 
+def decode_slice(s: SliceHeader) -> np.ndarray:
+    """Slice ``s`` decoded on its own (float32 modality units, or uint8 RGB): the safe decoder order, never
+    pydicom's default plugin choice (which may reach python-gdcm and abort the process on a corrupt stream)."""
+    shape = (s.rows, s.columns, 3) if s.file.fmt.is_color else (s.rows, s.columns)
+    out = np.empty(shape, dtype=np.uint8 if s.file.fmt.is_color else np.float32)
+    decode_into(s, out)
+    return out
+
+
 def decode_file(
     slices: Sequence[SliceHeader], outs: Sequence[np.ndarray], on_done: Callable[[int], None] | None = None
 ) -> None:

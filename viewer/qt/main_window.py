@@ -385,6 +385,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._thumbs_done.clear()
         self._thumb_job = ThumbnailJob(result.stacks)
         self._thumb_job.ready.connect(self._on_thumbnail)
+        self._thumb_job.failed.connect(self._on_thumbnail_failed)
         self._thumb_job.finished.connect(self._on_thumbnails_finished)
         self._thumb_job.start()
         self.show_stack(result.find(None).stack_id)
@@ -392,6 +393,10 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def _on_thumbnail(self, stack_id: str, img: np.ndarray) -> None:
         self._thumbs_done.add(stack_id)
         self.series_browser.set_thumbnail(stack_id, img)
+
+    def _on_thumbnail_failed(self, path: str, reason: str) -> None:
+        self.errors_panel.add_errors([(path, reason)])
+        self.errors_dock.show()
 
     def _on_thumbnails_finished(self) -> None:
         if self.sender() is self._thumb_job:

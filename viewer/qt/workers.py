@@ -148,10 +148,8 @@ class LoadJob(_Job):
 
 
 def thumbnail(pixels: np.ndarray, pixel_spacing_yx: tuple[float, float] | None, monochrome1: bool) -> np.ndarray:
-    """A small uint8 grey or RGB image of one slice (stored values), windowed for display.
-
-    The auto window is taken from the stored values: a linear rescale would not change it.
-    """
+    """A small uint8 grey or RGB image of one slice, windowed for display (auto window: a linear rescale
+    of the values would not change it)."""
     step = max(1, int(np.ceil(max(pixels.shape[:2]) / THUMB_SIZE)))
     arr = _square_pixels(pixels[::step, ::step], pixel_spacing_yx)
     if arr.ndim == 3:
@@ -183,6 +181,8 @@ class ThumbnailJob(_Job):
 
     ready = Signal(str, object)
     """(stack_id, uint8 image)."""
+    failed = Signal(str, str)
+    """(file path, reason): the slice chosen for the thumbnail cannot be decoded."""
     finished = Signal()
 
     def __init__(self, stacks: Sequence[Any], parent: QObject | None = None) -> None:
@@ -197,16 +197,19 @@ class ThumbnailJob(_Job):
         self._cancel.set()
 
     def _run(self) -> None:
-        from pydicom.pixels import pixel_array
+        from viewer.dicom import DicomFileError
+        from viewer.dicom.pixels import decode_slice
 
         for stack in self.stacks:
             if self._cancel.is_set():
                 break
             k = stack.n_slices // 2
-            frame = stack.frame_numbers[k]
-            try:  # decodes only that frame of a multi-frame file
-                pixels = pixel_array(stack.files[k], index=None if frame is None else frame - 1)
+            try:  # the engine's safe decoder order (never pydicom's default, which may abort in GDCM)
+                pixels = decode_slice(stack.slices[k])
                 img = thumbnail(pixels, (float(stack.spacing[1]), float(stack.spacing[0])), stack.info.monochrome1)
+            except DicomFileError as exc:
+                self.failed.emit(exc.path, exc.reason)
+                continue
             except Exception:  # a thumbnail is cosmetic: the load itself reports real errors
                 continue
             self.ready.emit(stack.stack_id, img)
