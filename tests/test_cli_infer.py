@@ -76,12 +76,18 @@ def test_infer_writes_scores_and_heatmaps_on_the_convert_geometry(
         np.testing.assert_allclose(img.GetDirection(), ref.GetDirection(), atol=1e-6)
         arr = sitk.GetArrayFromImage(img)
         assert arr.min() >= 0.0 and arr.max() <= 1.0 and arr.max() > 0.0
-    # a second run is answered by the cache, with identical files
+    # a rerun into the same folder redoes nothing; into another folder the cache answers, identical files
     first = sitk.GetArrayFromImage(_read(folder / "heatmap_blob.nii.gz"))
+    mtime = (folder / "scores.json").stat().st_mtime_ns
     assert main(["infer", str(tmp_path / "dcm"), "--out", str(out), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "already done" in err and "1 skipped" in err and "results from the cache" not in err
+    assert (folder / "scores.json").stat().st_mtime_ns == mtime
+    other = tmp_path / "out2" / truth.series_uid
+    assert main(["infer", str(tmp_path / "dcm"), "--out", str(tmp_path / "out2"), "--device", "cpu"]) == 0
     assert "results from the cache" in capsys.readouterr().err
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(_read(folder / "heatmap_blob.nii.gz")), first)
-    assert json.loads((folder / "scores.json").read_text())["slices"] == doc["slices"]
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(_read(other / "heatmap_blob.nii.gz")), first)
+    assert json.loads((other / "scores.json").read_text())["slices"] == doc["slices"]
 
 
 def test_infer_untilted_heatmap_matches_the_volume_grid(tmp_path: Path, built_package: Path) -> None:

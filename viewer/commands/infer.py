@@ -8,24 +8,26 @@ for its modality. Results are cached under ``RADSCOPE_HOME/cache`` by (stack, mo
 Slices reach the model as :func:`viewer.ai.model_input.model_input` gives them (MONOCHROME1 inverted
 over its stored range, as in the viewer). A series no installed model is offered for is skipped with a
 message. Progress goes to stderr.
-Exit codes: 0 written; 1 no usable series; 2 bad model or method, or no model for any series.
+``--engine ray`` runs the same work on Ray (a local instance, or ``--address``), one model per actor;
+both engines write the same files (:mod:`viewer.batch`). A rerun skips every series whose folder already
+holds a ``scores.json`` for the same model sha256, method, input rule and slices; series that fail are
+listed with their reason in ``DIR/errors.json`` and the rest go on.
+Exit codes: 0 something written (or already done); 1 no usable series; 2 bad model or method, or
+no model for any series.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from inference.runner import Runner
-    from viewer.dicom import Volume
+    from inference.package import ModelCard
+    from viewer.batch.engines import LocalEngine, RayEngine
+    from viewer.batch.series import SeriesJob, SeriesOutcome
+    from viewer.dicom import Stack
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,76 +42,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, metavar="N", help="slices per batch (default: from the device)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the results cache")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: this process (default); ray: one model per Ray actor")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="Ray actors (default: one per GPU, else one per CPU)")
+    parser.add_argument("--address", metavar="ADDR", help="join this Ray cluster instead of starting one here")
 
 
 def _say(msg: str) -> None:
     print(f"radscope infer: {msg}", file=sys.stderr, flush=True)
 
 
-def safe_label(label: str) -> str:
-    """A label as it appears in ``heatmap_<label>.nii.gz``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "label"
-
-
-def write_heatmap(vol: Volume, heat: np.ndarray, path: Path) -> None:
-    """``heat`` (k, j, i) as float32 NIfTI on the geometry ``radscope convert`` gives ``vol``."""
-    import SimpleITK as sitk
-
-    from viewer.dicom import Volume
-    from viewer.dicom.writers import orthogonal_volume
-
-    hv = orthogonal_volume(Volume(array=heat.astype(np.float32), origin=vol.origin, spacing=vol.spacing,
-                                  direction=vol.direction, sop_instance_uids=list(vol.sop_instance_uids)))
-    img = sitk.GetImageFromArray(np.clip(hv.array, 0.0, 1.0).astype(np.float32))
-    img.SetOrigin(tuple(float(v) for v in hv.origin))
-    img.SetSpacing(tuple(float(v) for v in hv.spacing))
-    img.SetDirection(tuple(float(v) for v in hv.direction.reshape(-1)))
-    sitk.WriteImage(img, str(path), useCompression=True)
-
-
-def _infer_stack(runner: Runner, vol: Volume, method: str, cache_key: str | None, label: str
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray], str, float, bool]:
-    """Scores (k, L), heatmaps {label: (k, j, i)}, device, seconds, whether the cache answered."""
-    from inference.cache import ResultCache
-    from viewer import paths
-    from viewer.ai.model_input import model_input
-
-    cache = ResultCache(paths.subdir("cache")) if cache_key else None
-    sha = runner.model.sha256
-    if cache is not None and cache_key is not None:
-        hit = cache.get(cache_key, sha, method)
-        if hit is not None and len(hit.indices) == vol.shape[0]:
-            _say(f"{label}: results from the cache")
-            return hit.scores, hit.heatmaps, str(hit.meta.get("device", "cache")), 0.0, True
-    k = vol.shape[0]
-    scores = np.zeros((k, len(runner.card.labels)), dtype=np.float32)
-    heat = {name: np.zeros(vol.shape, dtype=np.float32) for name in runner.card.labels} if method != "none" else {}
-    t0 = time.perf_counter()
-    device = str(runner.device)
-    for res in runner.run(model_input(vol), method=method, progress=lambda e: _say(f"{label}: {e.message}")):
-        idx = list(res.indices)
-        scores[idx] = res.scores
-        for name, maps in res.heatmaps.items():
-            heat[name][idx] = maps
-        device = res.device
-    seconds = time.perf_counter() - t0
-    if cache is not None and cache_key is not None:
-        cache.put(cache_key, sha, method, runner.card.labels, list(range(k)), scores, heat, {"device": device})
-    return scores, heat, device, seconds, False
-
-
 def run(args: argparse.Namespace) -> int:
-    t_start = time.perf_counter()
-    from inference.cache import stack_key
-    from inference.package import ModelPackageError
-    from inference.registry import choose_package, find_packages
-    from viewer import paths
-    from viewer.dicom import DicomFileError, load_volume, scan
+    from viewer.batch.engines import LocalEngine, RayEngine, RunOptions
 
     if args.batch_size is not None and args.batch_size < 1:
         _say("--batch-size must be at least 1")
         return 2
-    result = scan(args.paths)
+    if args.workers is not None and args.workers < 1:
+        _say("--workers must be at least 1")
+        return 2
+    options = RunOptions(device=args.device, batch_size=args.batch_size, explain=args.explain,
+                         use_cache=not args.no_cache)
+    if args.engine == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            _say("--engine ray needs Ray: pip install 'radscope[ray]'")
+            return 2
+        with RayEngine(options, _say, workers=args.workers, address=args.address) as engine:
+            return _run(args, engine)
+    return _run(args, LocalEngine(options, _say))
+
+
+def _run(args: argparse.Namespace, engine: LocalEngine | RayEngine) -> int:
+    from inference.cache import INPUT_RULE, stack_key
+    from inference.package import ModelPackageError
+    from inference.registry import choose_package, find_packages
+    from viewer import paths
+    from viewer.batch.engines import ModelLoadError
+    from viewer.batch.ledger import ErrorsLog, done_record
+    from viewer.batch.progress import RunProgress
+    from viewer.batch.series import SeriesJob, SeriesOutcome, model_key, output_folder, resolve_method
+    from viewer.dicom.scan import assemble
+    from viewer.dicom.sources import collect
+
+    sources = collect(args.paths)
+    slices, errors = engine.parse(sources.files)
+    result = assemble(sources, slices, errors)
     for err in result.errors:
         _say(f"skipped {err.path}: {err.error}")
     if args.series:
@@ -121,9 +101,11 @@ def run(args: argparse.Namespace) -> int:
         _say(f"no {'series ' + args.series if args.series else 'image series'} found")
         return 1
     entries = find_packages([paths.resources_dir() / "models", paths.subdir("models")])
-    runners: dict[str, Runner] = {}
     out_root = Path(args.out)
-    written = no_model = 0
+    cards: dict[str, ModelCard] = {}
+    jobs: list[SeriesJob] = []
+    skipped: list[SeriesOutcome] = []
+    no_model = 0
     for stack in stacks:
         label = stack.stack_id
         try:
@@ -135,63 +117,45 @@ def run(args: argparse.Namespace) -> int:
             _say(f"{label}: {exc}; skipped")
             no_model += 1
             continue
-        key = f"{card.source}:{card.root_in_zip}"
-        t_model = time.perf_counter()
-        if key not in runners:
-            from inference.runner import Runner
+        key = model_key(card)
+        cards[key] = card
+        method = resolve_method(card, args.explain)
+        job = SeriesJob(stack=_portable(stack), folder=output_folder(stack, bool(args.series)), model_key=key,
+                        stack_key=stack_key(stack.stack_id, stack.sop_instance_uids))
+        if not args.no_cache and done_record(out_root / job.folder, sha256=card.weights.sha256 or "", method=method,
+                                             input_rule=INPUT_RULE, stack_key=job.stack_key):
+            skipped.append(SeriesOutcome(stack.stack_id, stack.info.series_uid, "skipped", stack.n_slices,
+                                         reason="already done", folder=job.folder))
+            continue
+        jobs.append(job)
+    progress = RunProgress(len(jobs) + len(skipped), sum(j.n_slices for j in jobs) + sum(o.n_slices for o in skipped))
+    log = ErrorsLog(out_root)
+    outcomes: list[SeriesOutcome] = []
 
-            try:
-                runners[key] = Runner(card, device=args.device, batch_size=args.batch_size)
-            except (ModelPackageError, ValueError) as exc:
-                _say(str(exc))
-                return 2
-            _say(f"model {card.name} {card.version} on {runners[key].device}")
-        runner = runners[key]
-        model_s = time.perf_counter() - t_model
-        method = "none" if args.explain == "none" else (runner.methods[0] if args.explain == "default" else args.explain)
-        if method != "none" and method not in runner.methods:
-            _say(f"--explain {method} is not available for {card.name} ({card.weights.format}); "
-                 f"choose one of {', '.join(runner.methods)} or none")
-            return 2
-        t_load = time.perf_counter()
-        try:
-            vol = load_volume(stack)
-        except DicomFileError as exc:
-            _say(f"{label}: {exc}")
-            continue
-        if vol.is_color:
-            _say(f"{label}: colour images are not supported by the models; skipped")
-            continue
-        load_s = time.perf_counter() - t_load
-        cache_key = None if args.no_cache else stack_key(stack.stack_id, vol.sop_instance_uids)
-        scores, heat, device, infer_s, cached = _infer_stack(runner, vol, method, cache_key, label)
-        t_write = time.perf_counter()
-        folder = out_root / (stack.info.series_uid if stack.stack_id == stack.info.series_uid or args.series
-                             else stack.stack_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, maps in heat.items():
-            write_heatmap(vol, maps, folder / f"heatmap_{safe_label(name)}.nii.gz")
-        doc: dict[str, Any] = {
-            "model": {"name": card.name, "version": card.version, "sha256": runner.model.sha256},
-            "method": method,
-            "device": device,
-            "labels": list(card.labels),
-            "series_uid": stack.info.series_uid,
-            "stack_id": stack.stack_id,
-            "modality": stack.info.modality,
-            "cached": cached,
-            "monochrome1_inverted": bool(vol.info.monochrome1),
-            "slices": [{"index": k, "sop_instance_uid": vol.sop_instance_uids[k],
-                        "scores": {name: round(float(scores[k, j]), 6) for j, name in enumerate(card.labels)}}
-                       for k in range(vol.shape[0])],
-            "timing_s": {"load_model": round(model_s, 4), "load_volume": round(load_s, 4),
-                         "inference": round(infer_s, 4), "write": 0.0, "total": 0.0},
-        }
-        doc["timing_s"]["write"] = round(time.perf_counter() - t_write, 4)
-        doc["timing_s"]["total"] = round(time.perf_counter() - t_start, 4)
-        (folder / "scores.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-        _say(f"{label}: wrote {folder} ({vol.shape[0]} slices, {len(heat)} heatmaps)")
-        written += 1
-    if written:
+    def on_outcome(outcome: SeriesOutcome) -> None:
+        outcomes.append(outcome)
+        if outcome.status == "failed":
+            _say(f"{outcome.stack_id}: {outcome.reason}")
+            log.add(outcome)
+        progress.add(outcome)
+
+    for outcome in skipped:
+        _say(f"{outcome.stack_id}: already done for this model, method and input; skipped")
+        on_outcome(outcome)
+    try:
+        engine.run(jobs, cards, out_root, on_outcome)
+    except ModelLoadError as exc:
+        _say(str(exc))
+        return 2
+    log.finish()
+    _say(progress.summary())
+    if any(o.status in ("done", "cached", "skipped") for o in outcomes):
         return 0
     return 2 if no_model else 1
+
+
+def _portable(stack: Stack) -> Stack:
+    """The stack without what keeps extracted archives alive (the caller's ScanResult does that)."""
+    from dataclasses import replace
+
+    return replace(stack, keep_alive=None)

@@ -1,0 +1,253 @@
+"""The two engines of ``radscope infer``: local (this process, series after series) and Ray (one model per
+actor, back-pressure, a killed worker's series retried once).
+
+Both take the same :class:`~viewer.batch.series.SeriesJob` list and report one
+:class:`~viewer.batch.series.SeriesOutcome` per job through ``on_outcome`` (in the calling thread), so
+they write the same files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from viewer.batch.series import SeriesJob, SeriesOutcome, SeriesRunner
+
+if TYPE_CHECKING:
+    from inference.package import ModelCard
+    from viewer.dicom.errors import FileError
+    from viewer.dicom.headers import SliceHeader
+
+OnOutcome = Callable[[SeriesOutcome], None]
+Say = Callable[[str], None]
+MAX_ATTEMPTS = 2
+"""A series whose worker died is run once more on a fresh worker, then reported as failed."""
+FAULT_ENV = "RADSCOPE_TEST_KILL_WORKER_ONCE"
+"""Fault injection for the tests only: ``<series uid>:<marker file>`` makes the Ray worker that starts that
+series kill itself the first time (the marker file records that it happened)."""
+SCAN_CHUNK = 256
+
+
+class ModelLoadError(RuntimeError):
+    """A model package could not be loaded by a worker (the message names the package and the reason)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    device: str = "auto"
+    batch_size: int | None = None
+    explain: str = "default"
+    use_cache: bool = True
+
+
+def _by_model(jobs: Sequence[SeriesJob]) -> dict[str, list[SeriesJob]]:
+    groups: dict[str, list[SeriesJob]] = defaultdict(list)
+    for job in jobs:
+        groups[job.model_key].append(job)
+    return groups
+
+
+def _failed(job: SeriesJob, reason: str, attempts: int = 1) -> SeriesOutcome:
+    return SeriesOutcome(job.stack.stack_id, job.stack.info.series_uid, "failed", job.n_slices, reason=reason,
+                         folder=job.folder, attempts=attempts)
+
+
+class LocalEngine:
+    """Series after series in this process; one loaded model per package."""
+
+    name = "local"
+
+    def __init__(self, options: RunOptions, say: Say) -> None:
+        self.options = options
+        self.say = say
+
+    def run(self, jobs: Sequence[SeriesJob], cards: dict[str, ModelCard], out_root: Path,
+            on_outcome: OnOutcome) -> None:
+        for key, group in _by_model(jobs).items():
+            o = self.options
+            try:
+                runner = SeriesRunner(cards[key], device=o.device, batch_size=o.batch_size, explain=o.explain,
+                                      use_cache=o.use_cache, say=self.say)
+            except ValueError as exc:  # ModelPackageError is a ValueError too
+                raise ModelLoadError(str(exc)) from exc
+            self.say(f"model {runner.card.name} {runner.card.version} on {runner.device}")
+            for job in group:
+                on_outcome(runner.process(job, out_root))
+
+    def parse(self, files: Sequence[str]) -> tuple[list[SliceHeader], list[FileError]]:
+        from viewer.dicom.scan import parse_files
+
+        return parse_files(files)
+
+
+class _Worker:
+    """The body of a Ray actor: one model, loaded once; runs one job at a time."""
+
+    def __init__(self, card: ModelCard, options: RunOptions, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        o = options
+        try:
+            self.runner = SeriesRunner(card, device=o.device, batch_size=o.batch_size, explain=o.explain,
+                                       use_cache=o.use_cache)
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from exc
+
+    def describe(self) -> str:
+        return f"{self.runner.card.name} {self.runner.card.version} on {self.runner.device} (pid {os.getpid()})"
+
+    def process(self, job: SeriesJob, out_root: str) -> SeriesOutcome:
+        fault = os.environ.get(FAULT_ENV, "")
+        if fault:
+            uid, _, marker = fault.partition(":")
+            if uid == job.stack.info.series_uid and marker and not os.path.exists(marker):
+                Path(marker).write_text(str(os.getpid()))
+                os._exit(1)
+        try:
+            return self.runner.process(job, Path(out_root))
+        except Exception as exc:  # one bad series never stops the worker: the reason goes to errors.json
+            return _failed(job, f"{type(exc).__name__}: {exc}")
+
+
+def _parse_chunk(files: list[str]) -> tuple[list[Any], list[Any]]:
+    from viewer.dicom.scan import parse_files
+
+    return parse_files(files)
+
+
+class RayEngine:
+    """One model per actor (``num_gpus=1`` each where the cluster has GPUs, CPUs otherwise), at most two
+    jobs queued per actor (back-pressure), a worker that dies has its series retried once on a new actor."""
+
+    name = "ray"
+
+    def __init__(self, options: RunOptions, say: Say, *, workers: int | None = None,
+                 address: str | None = None) -> None:
+        self.options = options
+        self.say = say
+        self.address = address
+        self.workers_asked = workers
+        self._started_here = False
+
+    # -- cluster -----------------------------------------------------------------------------------
+    def __enter__(self) -> RayEngine:
+        import ray
+
+        if not ray.is_initialized():
+            env = {k: os.environ[k] for k in ("RADSCOPE_HOME", "PYTHONPATH", FAULT_ENV) if k in os.environ}
+            kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                                          runtime_env={"env_vars": env} if env else None)
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:  # a private local instance on this machine only
+                ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1",
+                         object_store_memory=256 * 1024 * 1024, **kwargs)
+            self._started_here = True
+        resources = ray.cluster_resources()
+        self.gpus = int(resources.get("GPU", 0))
+        self.cpus = max(1, int(resources.get("CPU", 1)))
+        self.workers = self.workers_asked or (self.gpus or self.cpus)
+        where = self.address or "a local Ray instance"
+        self.say(f"ray: {where} with {self.cpus} CPUs, {self.gpus} GPUs; {self.workers} workers")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import ray
+
+        if self._started_here:
+            ray.shutdown()
+
+    def _actor_class(self) -> Any:
+        import ray
+
+        if self.gpus:
+            return ray.remote(num_gpus=1, num_cpus=1, max_restarts=0)(_Worker), 1
+        threads = max(1, self.cpus // max(1, self.workers))
+        return ray.remote(num_cpus=threads, max_restarts=0)(_Worker), threads
+
+    # -- scanning -------------------------------------------------------------------------------------
+    def parse(self, files: Sequence[str]) -> tuple[list[SliceHeader], list[FileError]]:
+        """Headers of ``files`` parsed in parallel Ray tasks, chunk by chunk."""
+        import ray
+
+        remote = ray.remote(num_cpus=1)(_parse_chunk)
+        chunks = [list(files[i:i + SCAN_CHUNK]) for i in range(0, len(files), SCAN_CHUNK)]
+        slices: list[SliceHeader] = []
+        errors: list[FileError] = []
+        for got_slices, got_errors in ray.get([remote.remote(c) for c in chunks]):
+            slices.extend(got_slices)
+            errors.extend(got_errors)
+        return slices, errors
+
+    # -- running --------------------------------------------------------------------------------------
+    def run(self, jobs: Sequence[SeriesJob], cards: dict[str, ModelCard], out_root: Path,
+            on_outcome: OnOutcome) -> None:
+        for key, group in _by_model(jobs).items():
+            self._run_model(cards[key], group, out_root, on_outcome)
+
+    def _run_model(self, card: ModelCard, jobs: list[SeriesJob], out_root: Path, on_outcome: OnOutcome) -> None:
+        import ray
+        from ray.exceptions import RayActorError
+
+        cls, threads = self._actor_class()
+        options = self.options if not self.gpus else replace(self.options, device="cuda")
+        n = max(1, min(self.workers, len(jobs)))
+        actors = [cls.remote(card, options, threads) for _ in range(n)]
+        try:
+            self.say(f"ray: {n} x {ray.get(actors[0].describe.remote())}")
+        except RayActorError as exc:
+            for a in actors:
+                ray.kill(a)
+            raise ModelLoadError(_actor_cause(exc, card)) from exc
+        queue: list[tuple[SeriesJob, int]] = [(job, 1) for job in jobs]
+        queue.reverse()
+        in_flight: dict[Any, tuple[SeriesJob, int, int, Any]] = {}  # ref -> (job, attempt, actor index, actor)
+        load = [0] * n
+        out = str(out_root)
+
+        def submit() -> None:
+            while queue:
+                i = min(range(n), key=lambda a: load[a])
+                if load[i] >= 2:  # back-pressure: one running and one waiting per actor
+                    return
+                job, attempt = queue.pop()
+                in_flight[actors[i].process.remote(job, out)] = (job, attempt, i, actors[i])
+                load[i] += 1
+
+        submit()
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            ref = ready[0]
+            job, attempt, i, actor = in_flight.pop(ref)
+            load[i] -= 1
+            try:
+                outcome: SeriesOutcome = ray.get(ref)
+                outcome.attempts = attempt
+                on_outcome(outcome)
+            except RayActorError as exc:
+                # the worker died: every job it held comes back here; the actor is replaced once per death
+                if actors[i] is actor:
+                    ray.kill(actor, no_restart=True)
+                    actors[i] = cls.remote(card, options, threads)
+                    self.say(f"ray: worker {i} died while running {job.label}; started a new one")
+                if attempt < MAX_ATTEMPTS:
+                    queue.append((job, attempt + 1))
+                else:
+                    on_outcome(_failed(job, f"its worker died {attempt} times ({type(exc).__name__})", attempt))
+            submit()
+        for a in actors:
+            ray.kill(a)
+
+
+def _actor_cause(exc: BaseException, card: ModelCard) -> str:
+    text = str(exc)
+    marker = "ModelLoadError: "
+    if marker in text:
+        return text[text.rindex(marker) + len(marker):].strip().splitlines()[0]
+    return f"{card.source}: the worker could not load the model ({type(exc).__name__})"
+
