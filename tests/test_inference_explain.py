@@ -114,6 +114,22 @@ def test_similarity_measures() -> None:
     assert float(spearman(a, torch.zeros_like(a)).abs().max()) == 0.0
 
 
+def test_spearman_matches_scipy_on_mostly_zero_maps() -> None:
+    """Heatmaps are mostly zeros: ties must get average ranks, as scipy.stats.spearmanr gives them."""
+    from scipy.stats import spearmanr
+
+    gen = torch.Generator().manual_seed(3)
+    maps = torch.rand(6, 32, 32, generator=gen)
+    maps[maps < 0.85] = 0.0  # ~85% zeros, like a thresholded CAM
+    other = torch.rand(6, 32, 32, generator=gen) * (torch.rand(6, 32, 32, generator=gen) > 0.9)
+    other[:3] = torch.where(maps[:3] > 0, maps[:3] + 0.1 * other[:3], other[:3] * 0)  # correlated pairs
+    ours = spearman(maps, other)
+    for k in range(6):
+        expected = spearmanr(maps[k].flatten().numpy(), other[k].flatten().numpy()).statistic
+        assert float(ours[k]) == pytest.approx(float(expected), abs=1e-6)
+    assert float(ours[:3].min()) > 0.5  # the correlated pairs are seen as such
+
+
 def test_sanity_check_similarity_drops_and_leaves_the_model_untouched(trained: tuple[nn.Module, Path]) -> None:
     _, folder = trained
     model = load_model(folder)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,21 +30,24 @@ class SanityStep:
     ssim: float
 
 
-def _ranks(v: torch.Tensor) -> torch.Tensor:
-    r = torch.empty_like(v)
-    r.scatter_(-1, v.argsort(dim=-1), torch.arange(v.shape[-1], dtype=v.dtype, device=v.device).expand_as(v))
-    return r
-
-
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Rank correlation of each ``(..., h, w)`` map pair (0 where a map is constant)."""
-    ra, rb = _ranks(a.flatten(-2).double()), _ranks(b.flatten(-2).double())
-    ra, rb = ra - ra.mean(-1, keepdim=True), rb - rb.mean(-1, keepdim=True)
-    den = (ra.norm(dim=-1) * rb.norm(dim=-1))
-    flat_a = a.flatten(-2).amax(-1) == a.flatten(-2).amin(-1)
-    flat_b = b.flatten(-2).amax(-1) == b.flatten(-2).amin(-1)
-    rho = (ra * rb).sum(-1) / torch.where(den > 0, den, torch.ones_like(den))
-    return torch.where(flat_a | flat_b, torch.zeros_like(rho), rho).float()
+    """Spearman rank correlation of each ``(..., h, w)`` map pair (0 where a map is constant).
+
+    Tied values get their average rank (``scipy.stats.rankdata``), exactly as ``scipy.stats.spearmanr``
+    ranks them: heatmaps are often mostly zeros, where ranking ties in index order is far off.
+    """
+    from scipy.stats import rankdata
+
+    shape = a.shape[:-2]
+    x = a.detach().flatten(-2).reshape(-1, a.shape[-2] * a.shape[-1]).cpu().double().numpy()
+    y = b.detach().flatten(-2).reshape(-1, b.shape[-2] * b.shape[-1]).cpu().double().numpy()
+    ra, rb = rankdata(x, axis=-1), rankdata(y, axis=-1)
+    ra -= ra.mean(-1, keepdims=True)
+    rb -= rb.mean(-1, keepdims=True)
+    den = np.sqrt((ra * ra).sum(-1) * (rb * rb).sum(-1))
+    flat = (x.max(-1) == x.min(-1)) | (y.max(-1) == y.min(-1))
+    rho = np.where(flat | (den == 0), 0.0, (ra * rb).sum(-1) / np.where(den > 0, den, 1.0))
+    return torch.from_numpy(rho.astype(np.float32)).reshape(shape)
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
