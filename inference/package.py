@@ -17,6 +17,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping, Sequence
 
+from inference.ood import OODSpec, parse_ood
+from inference.scope import ScopeRules, parse_scope
+
 if TYPE_CHECKING:  # torch is only needed to export, never to read a card
     import torch
 
@@ -95,6 +98,10 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     authors: tuple[str, ...] = ()
     license: str = ""
+    scope: ScopeRules | None = None
+    """Intended-use rules (``scope``; `inference.scope`), None when the card declares none."""
+    ood: OODSpec | None = None
+    """Out-of-distribution statistics (``ood``; `inference.ood`), None when the package has none."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def error(self, message: str) -> ModelPackageError:
@@ -346,8 +353,15 @@ def _parse_radscope(data: dict[str, Any], source: Path, root: str | None, label:
         metrics=f.mapping(data, "metrics"),
         authors=f.strings({"authors": authors}, "authors", required=False) if authors is not None else (),
         license=f.text(data, "license"),
+        scope=parse_scope(data.get("scope"), f.fail),
+        ood=parse_ood(data.get("ood"), f.fail),
         raw=data,
     )
+
+
+def read_member(card: ModelCard, name: str) -> bytes:
+    """The bytes of a file inside ``card``'s package (a plain relative path; folder or zip)."""
+    return _read_member(card.source, card.root_in_zip, name, card.card_file)
 
 
 def _parse_monai(source: Path, root: str | None) -> ModelCard:

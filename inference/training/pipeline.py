@@ -52,6 +52,8 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     widths: tuple[int, int, int, int] = (16, 24, 48, 64)
     notes: tuple[str, ...] = ()
+    scope: dict[str, Any] = field(default_factory=dict)
+    """The card's intended-use rules (`inference.scope`)."""
 
 
 def phantom_code_digest() -> str:
@@ -116,6 +118,7 @@ def _card_fields(recipe: Recipe, train: SliceSet, val: SliceSet, test: SliceSet)
                   "window": {"center": recipe.window[0], "width": recipe.window[1]},
                   "modalities": list(recipe.modalities)},
         "explain": {"target_layer": TARGET_LAYER},
+        **({"scope": recipe.scope} if recipe.scope else {}),
         "description": f"{recipe.description} {DISCLAIMER}",
         "intended_use": (f"{DISCLAIMER} For demonstrating and testing RadScope's AI overlay, heatmaps and "
                          "review workflow only; its output means nothing about real patients."),

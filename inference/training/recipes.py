@@ -19,6 +19,33 @@ from phantom import ChestParams, make_chest_ct
 from phantom.radiograph import make_chest_radiograph, projection_params
 
 CT_SLICE_SPACINGS_MM = (2.5, 3.0, 5.0)
+NOT_CHEST = r"\b(head|brain|skull|sinus|orbit|neck|spine|knee|ankle|foot|hand|wrist|elbow|shoulder|hip)\b"
+"""Descriptions that name another body part (the chest models' exclusion regex)."""
+CHEST_CODES = ["SCT:51185008", "SCT:39607008", "SCT:416550000", "SCT:416775004"]
+"""AnatomicRegionSequence: thorax, lung, chest and abdomen, chest abdomen and pelvis."""
+CT_SCOPE = {
+    "modalities": ["CT"],
+    "body_parts": ["CHEST", "THORAX", "LUNG", "CHESTABDOMEN", "CHESTABDPELVIS", "WHOLEBODY"],
+    "anatomic_regions": CHEST_CODES,
+    "series_description": {"exclude": NOT_CHEST},
+    "study_description": {"exclude": NOT_CHEST},
+    "protocol_name": {"exclude": NOT_CHEST},
+    "planes": ["axial"], "plane_tolerance_deg": 20, "reformat": True,
+    "slice_thickness_mm": [0.5, 6.0],
+    "pixel_spacing_mm": [0.4, 2.0],
+    "patient_age_years": [18, 120],
+    "image_type": {"exclude": ["LOCALIZER", "DERIVED"]},
+}
+CXR_SCOPE = {
+    "modalities": ["CR", "DX"],
+    "body_parts": ["CHEST", "THORAX", "LUNG"],
+    "anatomic_regions": CHEST_CODES[:2],
+    "series_description": {"exclude": NOT_CHEST + r"|\blat(eral)?\b"},
+    "study_description": {"exclude": NOT_CHEST},
+    "protocol_name": {"exclude": NOT_CHEST + r"|\blat(eral)?\b"},
+    "patient_age_years": [18, 120],
+    "image_type": {"exclude": ["LOCALIZER"]},
+}
 
 
 def ct_params(seed: int, matrix: int = 256, n_slices: int = 40) -> ChestParams:
@@ -70,6 +97,7 @@ CHEST_CT = Recipe(
     train=TrainConfig(epochs=30, steps_per_epoch=50, batch_size=32, lr=3e-3, crop=128, full_image_fraction=0.15,
                       seed=1),
     widths=(16, 24, 48, 64),
+    scope=CT_SCOPE,
 )
 
 
@@ -178,6 +206,7 @@ CHEST_XRAY = Recipe(
     train=TrainConfig(epochs=30, steps_per_epoch=50, batch_size=32, lr=3e-3, crop=128, full_image_fraction=0.04,
                       matched_negative_crops=True, map_weight=3.0, gamma_jitter=0.3, seed=2),
     widths=(16, 24, 48, 64),
+    scope=CXR_SCOPE,
 )
 
 
