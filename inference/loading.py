@@ -3,7 +3,9 @@
 Formats: ``torch.export`` (``.pt2``; graph with ``nn_module_stack`` metadata, so layers are
 reachable), ``torchscript`` (forward only: input-space explanations), ``safetensors`` and
 ``state_dict`` (a ``torch.load`` file that must load with ``weights_only=True``), both with a
-built-in ``weights.architecture``. The sha256 is checked before any of them is deserialised.
+built-in ``weights.architecture``. The sha256 is checked before any of them is deserialised, and
+``.pt2`` / TorchScript archives are inspected first (:mod:`inference.archives`): nothing pickled with
+code, no compiled libraries, no Python in the program is ever run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 
 from inference import architectures
+from inference.archives import ArchiveRefusedError, check_torchscript_archive, safe_export_archive
 from inference.graph import SplitGraph, fold_batchnorm, forward_graph, split_at
 from inference.package import ModelCard, ModelPackageError, read_card
 
@@ -136,12 +139,21 @@ def _build_eager(card: ModelCard, data: bytes) -> nn.Module:
 
 def _load_source(card: ModelCard, data: bytes) -> nn.Module:
     fmt = card.weights.format
+    where = f"{card.card_file}: {card.weights.file}"
     if fmt == "torch.export":
+        try:
+            data = safe_export_archive(data, where)
+        except ArchiveRefusedError as exc:
+            raise ModelPackageError(str(exc)) from None
         try:
             return torch.export.load(io.BytesIO(data)).module()
         except Exception as exc:
             raise _refuse_pickle(card, data, exc) from exc
     if fmt == "torchscript":
+        try:
+            check_torchscript_archive(data, where)
+        except ArchiveRefusedError as exc:
+            raise ModelPackageError(str(exc)) from None
         try:
             return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
         except Exception as exc:

@@ -9,6 +9,7 @@ the field. The weights are read as bytes and their sha256 checked before anythin
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import zipfile
@@ -449,7 +450,9 @@ def save_package(module: torch.nn.Module, card_fields: Mapping[str, Any], out_di
         weights = out / "model.pt2"
         torch.export.save(program, weights)
         expected = module(x)
-        got = torch.export.load(weights).module()(x)
+        from inference.archives import safe_export_archive  # read back exactly as load_model reads it
+
+        got = torch.export.load(io.BytesIO(safe_export_archive(weights.read_bytes(), str(weights)))).module()(x)
     if not torch.allclose(expected, got, atol=1e-5, rtol=1e-4):
         raise ModelPackageError(f"{weights}: the exported program does not reproduce the module's output")
     card = {"format": CARD_FORMAT, **dict(card_fields)}

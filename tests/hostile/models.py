@@ -1,0 +1,265 @@
+"""Hostile model packages: archives that would run code if torch read them as they are, bad cards,
+wrong shapes. Each builder writes one package folder (a valid card whose sha256 matches: the attacker
+writes the card) and returns it. Code that would run writes the file ``extra["marker"]`` names
+(``MARKER`` below, relative to the case folder's parent): the tests assert it never appears.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import pickle
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.hostile import case
+
+MARKER = "PWNED"
+FIELDS: dict[str, Any] = {
+    "name": "hostile", "version": "1", "dims": 2, "labels": ["a", "b"], "output": "softmax",
+    "input": {"size": [32, 32], "channels": 1, "window": {"center": 0, "width": 2}},
+    "explain": {"target_layer": "features"},
+}
+
+
+class _Payload:
+    """Unpickling this writes the marker file (what an attacker's ``__reduce__`` would do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+def marker_for(folder: Path) -> Path:
+    """Where code from the case built in ``folder`` would write (beside the case folder)."""
+    return folder.parent / MARKER
+
+
+def evil_pickle(folder: Path) -> bytes:
+    return pickle.dumps(_Payload(marker_for(folder)), protocol=2)
+
+
+def evil_torch_save(folder: Path) -> bytes:
+    """A ``torch.save``-shaped zip whose data.pkl runs code."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("archive/data.pkl", evil_pickle(folder))
+        zf.writestr("archive/version", "3\n")
+        zf.writestr("archive/byteorder", "little")
+    return out.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def good_pt2() -> bytes:
+    """A small valid ``.pt2`` (DemoCNN exported by ``save_package``), built once per session."""
+    import torch
+
+    from inference.architectures import DemoCNN
+    from inference.package import save_package
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_package(DemoCNN(1, 2, widths=(4, 8)).eval(), FIELDS, tmp, torch.zeros(2, 1, 32, 32))
+        return (Path(tmp) / "model.pt2").read_bytes()
+
+
+def write_package(folder: Path, weights: bytes, file: str = "model.pt2", fmt: str = "torch.export",
+                  **fields: Any) -> Path:
+    """A package folder with a card whose sha256 matches ``weights``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / file).write_bytes(weights)
+    card = {"format": "radscope-model/1", **FIELDS, **fields,
+            "weights": {"file": file, "format": fmt, "sha256": hashlib.sha256(weights).hexdigest()}}
+    if fmt in ("state_dict", "safetensors"):
+        card["weights"]["architecture"] = "demo-cnn"
+    (folder / "radscope-model.json").write_text(json.dumps(card), encoding="utf-8")
+    return folder
+
+
+def rewrite_pt2(data: bytes, edit: Callable[[str, bytes], bytes | None], add: dict[str, bytes] | None = None) -> bytes:
+    """``data`` with each member passed through ``edit(name, bytes)`` (None drops it) plus ``add``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate names are one of the cases
+        for info in src.infolist():
+            body = edit(info.filename, src.read(info))
+            if body is not None:
+                dst.writestr(info.filename, body)
+        for name, body in (add or {}).items():
+            dst.writestr(name, body)
+    return out.getvalue()
+
+
+def _edit_json(suffix: str, change: Callable[[dict[str, Any]], None]) -> Callable[[str, bytes], bytes]:
+    def edit(name: str, body: bytes) -> bytes:
+        if not name.endswith(suffix):
+            return body
+        doc = json.loads(body)
+        change(doc)
+        return json.dumps(doc).encode()
+
+    return edit
+
+
+def _pt2_case(name: str, member: str, mentions: tuple[str, ...] = ("refused",)) -> Callable[..., Any]:
+    return case(f"model-{name}", "models", outcome="refused", mentions=(member, *mentions), member=member,
+                marker=MARKER)
+
+
+@_pt2_case("pt2-pickled-sample-inputs", "model/data/sample_inputs/model.pt", ("exec", "code execution"))
+def pt2_pickled_sample_inputs(folder: Path) -> Path:
+    """torch.export.load unpickles sample inputs with weights_only=False when weights_only fails."""
+    evil = evil_torch_save(folder)
+    data = rewrite_pt2(good_pt2(), lambda n, b: evil if n.endswith("data/sample_inputs/model.pt") else b)
+    return write_package(folder / "pkg", data)
+
+
+@_pt2_case("pt2-bare-pickle-sample-inputs", "model/data/sample_inputs/model.pt", ("not a torch.save archive",))
+def pt2_bare_pickle_sample_inputs(folder: Path) -> Path:
+    evil = evil_pickle(folder)
+    data = rewrite_pt2(good_pt2(), lambda n, b: evil if n.endswith("data/sample_inputs/model.pt") else b)
+    return write_package(folder / "pkg", data)
+
+
+@_pt2_case("pt2-pickled-weight", "model/data/weights/model_weights_config.json", ("pickle",))
+def pt2_pickled_weight(folder: Path) -> Path:
+    """A weight marked ``use_pickle``: torch.load(weights_only=False) on the weight file."""
+    def change(doc: dict[str, Any]) -> None:
+        first = next(iter(doc["config"].values()))
+        first["use_pickle"] = True
+
+    evil = evil_torch_save(folder)
+    cfg = _edit_json("model_weights_config.json", change)
+    data = rewrite_pt2(good_pt2(), lambda n, b: evil if n.endswith("data/weights/weight_0") else cfg(n, b))
+    return write_package(folder / "pkg", data)
+
+
+@_pt2_case("pt2-opaque-constant", "model/data/constants/opaque_obj_0", ("pickled object",))
+def pt2_opaque_constant(folder: Path) -> Path:
+    """An opaque-object constant: torch.export.load calls pickle.loads on it."""
+    def change(doc: dict[str, Any]) -> None:
+        doc["config"]["c"] = {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None}
+
+    data = rewrite_pt2(good_pt2(), _edit_json("model_constants_config.json", change),
+                       add={"model/data/constants/opaque_obj_0": evil_pickle(folder)})
+    return write_package(folder / "pkg", data)
+
+
+@_pt2_case("pt2-legacy-pickled-weights", "model/data/weights/model.pt", ("pickled object",))
+def pt2_legacy_pickled_weights(folder: Path) -> Path:
+    data = rewrite_pt2(good_pt2(), lambda n, b: b, add={"model/data/weights/model.pt": evil_torch_save(folder)})
+    return write_package(folder / "pkg", data)
+
+
+@_pt2_case("pt2-aotinductor-library", "model/data/aotinductor/model/model.so", ("shared library",))
+def pt2_aotinductor_library(folder: Path) -> Path:
+    data = rewrite_pt2(good_pt2(), lambda n, b: b, add={"model/data/aotinductor/model/model.so": b"\x7fELF" + bytes(64)})
+    return write_package(folder / "pkg", data)
+
+
+@_pt2_case("pt2-sympy-eval", "model/models/model.json", ("shape expression",))
+def pt2_sympy_eval(folder: Path) -> Path:
+    """A symbolic shape torch parses with sympy.sympify (eval) that runs code."""
+    code = f"__import__('builtins').exec(\"open({str(marker_for(folder))!r}, 'w')\")"
+    sym = "Symbol('s77', positive=True, integer=True)"
+
+    def change(doc: Any) -> None:
+        stack, hits = [doc], 0
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if node.get("expr_str") == sym:
+                    node["expr_str"] = f"{sym} if {code} is None else 0"
+                    hits += 1
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        assert hits, "the exported program no longer has the symbolic batch this case edits"
+
+    edit = _edit_json("models/model.json", change)
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), edit))
+
+
+@_pt2_case("pt2-guards-code", "model/models/model.json", ("guards_code",))
+def pt2_guards_code(folder: Path) -> Path:
+    """guards_code is turned into Python source and exec'd by ExportedProgram.module()."""
+    def change(doc: dict[str, Any]) -> None:
+        doc["guards_code"] = [f"__import__('builtins').exec(\"open({str(marker_for(folder))!r}, 'w')\") is None"]
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("models/model.json", change)))
+
+
+@_pt2_case("pt2-python-target", "model/models/model.json", ("torch.os.system",))
+def pt2_python_target(folder: Path) -> Path:
+    """A node calling a Python function reachable from ``torch`` (would run at forward)."""
+    def change(doc: dict[str, Any]) -> None:
+        doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.os.system"
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("models/model.json", change)))
+
+
+@_pt2_case("pt2-duplicate-member", "model/models/model.json", ("appears twice",))
+def pt2_duplicate_member(folder: Path) -> Path:
+    """Two members of one name: Python's zipfile and torch's reader may pick different ones."""
+    with zipfile.ZipFile(io.BytesIO(good_pt2())) as zf:
+        program = zf.read("model/models/model.json")
+    data = rewrite_pt2(good_pt2(), lambda n, b: b, add={"model/models/model.json": program})
+    return write_package(folder / "pkg", data)
+
+
+@_pt2_case("pt2-not-a-zip", "model.pt2", ("not a zip",))
+def pt2_not_a_zip(folder: Path) -> Path:
+    return write_package(folder / "pkg", evil_pickle(folder))
+
+
+@functools.lru_cache(maxsize=1)
+def good_torchscript() -> bytes:
+    import torch
+
+    from inference.architectures import DemoCNN
+
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.trace(DemoCNN(1, 2, widths=(4, 8)).eval(), torch.zeros(1, 1, 32, 32)), buf)
+    return buf.getvalue()
+
+
+def _ts_root() -> str:
+    with zipfile.ZipFile(io.BytesIO(good_torchscript())) as zf:
+        return zf.namelist()[0].split("/")[0]
+
+
+@case("model-torchscript-extra-pickle", "models", outcome="refused", mentions=("evil.pkl", "refused"),
+      marker=MARKER)
+def torchscript_extra_pickle(folder: Path) -> Path:
+    data = rewrite_pt2(good_torchscript(), lambda n, b: b, add={f"{_ts_root()}/evil.pkl": evil_pickle(folder)})
+    return write_package(folder / "pkg", data, file="model.ts", fmt="torchscript")
+
+
+@case("model-torchscript-data-pkl-global", "models", outcome="refused", mentions=("data.pkl", "exec"),
+      marker=MARKER)
+def torchscript_data_pkl_global(folder: Path) -> Path:
+    evil = evil_pickle(folder)
+    data = rewrite_pt2(good_torchscript(), lambda n, b: evil if n.endswith("/data.pkl") else b)
+    return write_package(folder / "pkg", data, file="model.ts", fmt="torchscript")
+
+
+@case("model-state-dict-pickle", "models", outcome="refused", mentions=("model.pt", "weights_only"),
+      marker=MARKER)
+def state_dict_pickle(folder: Path) -> Path:
+    buf = io.BytesIO()
+    import torch
+
+    torch.save({"w": _Payload(marker_for(folder))}, buf)
+    return write_package(folder / "pkg", buf.getvalue(), file="model.pt", fmt="state_dict")
+
+
+__all__ = ["FIELDS", "MARKER", "good_pt2", "marker_for", "rewrite_pt2", "write_package"]

@@ -1,0 +1,101 @@
+"""Hostile model packages (tests/hostile/models.py): nothing in a package ever runs code, installed or chosen;
+the error names the file and the member; the other packages keep working."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from inference.archives import pickle_globals
+from inference.loading import load_model
+from inference.package import ModelPackageError
+from inference.registry import find_packages
+from tests.hostile import Case, case_ids, cases
+from tests.hostile._dicom import good_series
+from tests.hostile.models import MARKER, good_pt2, write_package
+from viewer.cli import main
+
+MODEL_CASES = cases("models")
+
+
+def test_the_corpus_covers_every_route_torch_would_run_code_by() -> None:
+    names = {c.name for c in MODEL_CASES}
+    for route in ("sample-inputs", "pickled-weight", "opaque-constant", "legacy-pickled", "aotinductor", "sympy",
+                  "guards-code", "python-target", "torchscript", "state-dict"):
+        assert any(route in n for n in names), route
+
+
+@pytest.mark.parametrize("hostile", MODEL_CASES, ids=case_ids)
+def test_loading_refuses_and_runs_nothing(hostile: Case, tmp_path: Path) -> None:
+    package = hostile.build(tmp_path / "case")
+    with pytest.raises(ModelPackageError) as info:
+        load_model(package)
+    message = str(info.value)
+    assert "radscope-model.json" in message  # names the package's card ...
+    for word in hostile.mentions:  # ... and the member and the reason
+        assert word.lower() in message.lower(), (word, message)
+    assert not (tmp_path / MARKER).exists(), "code from the package ran"
+
+
+def test_good_pt2_still_loads_through_the_inspected_path(tmp_path: Path) -> None:
+    model = load_model(write_package(tmp_path / "good", good_pt2()))
+    with torch.no_grad():
+        assert model(torch.zeros(3, 1, 32, 32)).shape == (3, 2)
+
+
+def test_pickle_globals_reads_opcodes_without_unpickling(tmp_path: Path) -> None:
+    from tests.hostile.models import evil_pickle
+
+    assert pickle_globals(evil_pickle(tmp_path / "x")) == ["__builtin__.exec"]
+    assert not (tmp_path / MARKER).exists()
+    with pytest.raises(ValueError):
+        pickle_globals(b"\x80\x02garbage")
+
+
+@pytest.fixture
+def hostile_home(radscope_home: Path, tmp_path: Path) -> Path:
+    """Every hostile package installed under RADSCOPE_HOME/models beside one good package."""
+    models = radscope_home / "models"
+    for c in MODEL_CASES:
+        built = c.build(tmp_path / "built" / c.name)
+        shutil.copytree(built, models / c.name)
+    write_package(models / "zz-good", good_pt2(), name="good-one")
+    return radscope_home
+
+
+def test_installing_hostile_packages_runs_nothing_at_start(hostile_home: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    entries = find_packages([hostile_home / "models"])
+    assert len(entries) == len(MODEL_CASES) + 1  # cards are read, weights are not
+    assert main(["models"]) == 0
+    assert "good-one" in capsys.readouterr().out
+    series = tmp_path / "dcm"
+    good_series(series, n=3)
+    out = tmp_path / "out"
+    # no --model: the registry offers the first valid card; it is hostile, so infer stops with a clear message
+    code = main(["infer", str(series), "--out", str(out), "--device", "cpu", "--model", "good-one"])
+    assert code == 0, capsys.readouterr().err
+    for c in MODEL_CASES:
+        code = main(["infer", str(series), "--out", str(out), "--device", "cpu", "--model", str(hostile_home / "models" / c.name)])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err, err
+        assert c.mentions[0].lower() in err.lower(), err
+    assert not list(tmp_path.rglob(MARKER)), "code from an installed package ran"
+
+
+@pytest.mark.parametrize("name", ["model-pt2-pickled-sample-inputs", "model-pt2-sympy-eval"])
+def test_the_cases_are_real_plain_torch_runs_their_code(name: str, tmp_path: Path) -> None:
+    """Without the inspection, torch.export.load itself runs the payload (so the refusal above is what saves us)."""
+    import contextlib
+    import io
+    import logging
+
+    (hostile,) = [c for c in MODEL_CASES if c.name == name]
+    package = hostile.build(tmp_path / "case")
+    logging.getLogger("torch._export.serde.serialize").setLevel(logging.CRITICAL)
+    with contextlib.suppress(Exception):
+        torch.export.load(io.BytesIO((package / "model.pt2").read_bytes())).module()
+    assert (tmp_path / MARKER).exists()
