@@ -15,8 +15,9 @@ VERDICT_HELP = ", ".join(v.value for v in Verdict) + " (or 'missed')"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     def add_store(p: argparse.ArgumentParser) -> None:  # accepted before or after ACTION
-        p.add_argument("--store", metavar="FILE", default=argparse.SUPPRESS,
-                       help="review store (default: RADSCOPE_HOME/review/review.sqlite3)")
+        p.add_argument("--store", metavar="FILE|URL", default=argparse.SUPPRESS,
+                       help="review store: a SQLite file or postgresql://user@host/db (default: "
+                            "RADSCOPE_REVIEW_STORE, else RADSCOPE_HOME/review/review.sqlite3)")
 
     add_store(parser)
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -81,6 +82,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store(imp)
     imp.add_argument("file")
 
+    migrate = sub.add_parser("migrate", help="copy the store (--store, a SQLite file) into a PostgreSQL store, "
+                                             "with every flag's history (idempotent)")
+    add_store(migrate)
+    migrate.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host/db")
+
+    team = sub.add_parser("init-team", help="set up a PostgreSQL team store: schema, the reviewer and lead roles, "
+                                            "row-level security (run once as the database's owner)")
+    team.add_argument("url", metavar="URL", help="postgresql://owner@host/db (a role that may create roles)")
+    team.add_argument("--lead", nargs="*", default=[], metavar="ROLE", help="roles that may change every flag")
+    team.add_argument("--reviewer", nargs="*", default=[], metavar="ROLE",
+                      help="roles that may change only their own flags (everyone reads every flag)")
+
 
 def parse_region(text: str) -> Region:
     """``rectangle:10,20;30,40`` -> a Region (pixel coordinates column,row)."""
@@ -122,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     from viewer.review.tables import ImportFileError
 
     try:
+        if args.action == "init-team":
+            return _init_team(args)
         if args.action == "flag":
             # Check what needs no store first, so a typo never opens or creates one.
             verdict = Verdict.parse(args.verdict)
@@ -130,8 +145,15 @@ def run(args: argparse.Namespace) -> int:
             if args.slice < 0:
                 raise ValueError(f"slice {args.slice} is out of range: slices start at 0")
         with ReviewStore(getattr(args, "store", None)) as store:
-            return _ACTIONS[args.action](store, args, **({"verdict": verdict, "region": region, "model": model}
-                                                         if args.action == "flag" else {}))
+            if store.read_only and args.action in _READS:
+                print(f"radscope review {args.action}: note: review store {store.location}: {store.read_only}",
+                      file=sys.stderr)
+            try:
+                return _ACTIONS[args.action](store, args, **({"verdict": verdict, "region": region, "model": model}
+                                                             if args.action == "flag" else {}))
+            finally:
+                for problem in store.problems:
+                    print(f"radscope review {args.action}: {problem}", file=sys.stderr)
     except (ValueError, KeyError, SourceError, ReviewStoreError, ImportFileError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"radscope review {args.action}: {message}", file=sys.stderr)
@@ -187,8 +209,9 @@ def _worklist(store: Any, args: argparse.Namespace) -> int:
     if args.status:
         store.set_status(args.status[0], args.status[1])
     for e in store.worklist():
+        on_it = f"  [open: {', '.join(e.reviewers)}]" if e.reviewers else ""
         print(f"{e.position:>4}  {e.status.replace('_', ' '):<12} {e.n_flags:>4} flag(s)  {e.study_uid}  "
-              f"{e.description}  {e.source_path}")
+              f"{e.description}  {e.source_path}{on_it}")
     done, total = store.progress()
     print(f"{done}/{total} studies done", file=sys.stderr)
     return 0
@@ -197,7 +220,7 @@ def _worklist(store: Any, args: argparse.Namespace) -> int:
 def _history(store: Any, args: argparse.Namespace) -> int:
     entries = store.history(args.id)
     if not entries:
-        raise KeyError(f"no flag with id {args.id} in {store.path}")
+        raise KeyError(f"no flag with id {args.id} in {store.location}")
     for h in entries:
         s = h.snapshot
         print(f"{h.at}  {h.action:<7} by {h.actor or '?':<12} {s['verdict']:<15} {s['label']:<12} {s['comment']}")
@@ -244,5 +267,27 @@ def _import(store: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(store: Any, args: argparse.Namespace) -> int:
+    from viewer.review.store import ReviewStore, is_postgres_url
+
+    if not is_postgres_url(args.to):
+        raise ValueError(f"--to must be a PostgreSQL URL (postgresql://user@host/db), not {args.to!r}")
+    with ReviewStore(args.to) as target:
+        counts = target.copy_from(store)
+        print(f"{store.location} -> {target.location}: " + ", ".join(f"{k.replace('_', ' ')} {v}"
+                                                                     for k, v in counts.items()))
+        store.problems = target.problems  # unreadable source rows, named once by run()
+    return 0
+
+
+def _init_team(args: argparse.Namespace) -> int:
+    from viewer.review.team import init_team
+
+    for line in init_team(args.url, leads=args.lead, reviewers=args.reviewer):
+        print(line)
+    return 0
+
+
+_READS = {"list", "history", "summary", "export", "worklist"}
 _ACTIONS = {"flag": _flag, "list": _list, "edit": _edit, "delete": _delete, "history": _history, "worklist": _worklist,
-            "summary": _summary, "export": _export, "import": _import}
+            "summary": _summary, "export": _export, "import": _import, "migrate": _migrate}

@@ -13,10 +13,22 @@ from viewer.review.model import (
     age_band,
 )
 from viewer.review.source import SourceError, context_at, context_from_dataset, context_from_stack
-from viewer.review.store import ReviewStore, ReviewStoreError, default_reviewer, default_store_path
+from viewer.review.store import (
+    FlagConflict,
+    NotPermitted,
+    ReviewStore,
+    ReviewStoreError,
+    StoreReadOnly,
+    StoreUnavailable,
+    default_reviewer,
+    default_store_path,
+    make_flag,
+    store_location,
+)
 
 __all__ = [
-    "ERROR_VERDICTS", "Flag", "HeaderAttributes", "ImageContext", "ModelInfo", "Region", "ReviewStore",
-    "ReviewStoreError", "SliceGeometry", "SourceError", "StudyHeader", "Verdict", "age_band", "context_at",
-    "context_from_dataset", "context_from_stack", "default_reviewer", "default_store_path",
+    "ERROR_VERDICTS", "Flag", "FlagConflict", "HeaderAttributes", "ImageContext", "ModelInfo", "NotPermitted",
+    "Region", "ReviewStore", "ReviewStoreError", "SliceGeometry", "SourceError", "StoreReadOnly", "StoreUnavailable",
+    "StudyHeader", "Verdict", "age_band", "context_at", "context_from_dataset", "context_from_stack",
+    "default_reviewer", "default_store_path", "make_flag", "store_location",
 ]

@@ -241,6 +241,8 @@ class Flag:
     headers: HeaderAttributes
     frame_of_reference_uid: str = ""
     deleted: bool = False
+    version: int = 1
+    """Bumped by every change the store records (optimistic concurrency: an edit names the version it saw)."""
 
     def with_changes(self, **changes: Any) -> Flag:
         return replace(self, **changes)
@@ -278,6 +280,7 @@ class Flag:
             headers=HeaderAttributes(**(data.get("headers") or {})),
             frame_of_reference_uid=str(data.get("frame_of_reference_uid") or ""),
             deleted=bool(data.get("deleted", False)),
+            version=int(data.get("version") or 1),
         )
 
 

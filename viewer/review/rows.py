@@ -1,27 +1,27 @@
-"""Mapping between :class:`Flag` objects and rows of the ``flag`` table."""
+"""Mapping between :class:`Flag` objects and rows of the ``flag`` table (sqlite3 rows or the PostgreSQL
+store's rows: both are read by column name)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from viewer.review.model import Flag, HeaderAttributes, ModelInfo, Region, Verdict
 
-#: Columns written for a flag, in order (all exist from schema v2 on).
+#: Columns written for a flag, in order (all exist from schema v3 on).
 FLAG_COLUMNS = (
     "id", "study_uid", "series_uid", "stack_id", "slice_index", "sop_instance_uids", "sop_class_uid",
     "frame_number", "frame_of_reference_uid", "verdict", "label", "region", "comment", "reviewer",
     "created", "updated", "model_name", "model_version", "model_sha256", "method", "threshold",
-    "manufacturer", "scanner_model", "kvp", "patient_sex", "age_band", "body_part", "modality", "deleted",
+    "manufacturer", "scanner_model", "kvp", "patient_sex", "age_band", "body_part", "modality", "deleted", "version",
 )
 
 
-def _get(row: sqlite3.Row, key: str, default: Any = "") -> Any:
+def _get(row: Any, key: str, default: Any = "") -> Any:
     return row[key] if key in row.keys() else default
 
 
-def flag_from_row(row: sqlite3.Row) -> Flag:
+def flag_from_row(row: Any) -> Flag:
     """A flag from a ``flag`` row (v1 rows lack the later columns: they read as empty)."""
     region = row["region"]
     frame = _get(row, "frame_number", None)
@@ -55,6 +55,7 @@ def flag_from_row(row: sqlite3.Row) -> Flag:
         ),
         frame_of_reference_uid=_get(row, "frame_of_reference_uid"),
         deleted=bool(_get(row, "deleted", 0)),
+        version=int(_get(row, "version", 1)),
     )
 
 
@@ -68,5 +69,5 @@ def flag_to_row(flag: Flag) -> tuple[Any, ...]:
         json.dumps(flag.region.to_dict()) if flag.region else None, flag.comment, flag.reviewer,
         flag.created, flag.updated, flag.model.name, flag.model.version, flag.model.sha256,
         flag.method, flag.threshold, h.manufacturer, h.scanner_model, h.kvp, h.patient_sex,
-        h.age_band, h.body_part, h.modality, int(flag.deleted),
+        h.age_band, h.body_part, h.modality, int(flag.deleted), flag.version,
     )

@@ -1,7 +1,8 @@
 """The review store's SQLite schema and its migrations (``PRAGMA user_version``).
 
 A fresh store applies every migration in order, so the path from v1 is exercised on every new
-store, not only on old ones. Never edit a released migration; append a new one.
+store, not only on old ones. Never edit a released migration; append a new one, here and in
+:mod:`viewer.review.pg_schema` (the PostgreSQL store has the same versions and columns).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 _V1 = """
 CREATE TABLE flag (
@@ -77,11 +79,13 @@ CREATE TABLE study (
 """
 
 
-def _v2_backfill(conn: sqlite3.Connection) -> None:
-    """v1 stores had no history or worklist: record each flag's creation and list its studies."""
+def v2_backfill(conn: Any) -> None:
+    """v1 stores had no history or worklist: record each flag's creation and list its studies.
+
+    Portable SQL with ``?`` marks: runs on a sqlite3 connection or the PostgreSQL store's transaction."""
     from viewer.review.rows import flag_from_row  # local: rows depends on the final schema
 
-    for row in conn.execute("SELECT * FROM flag ORDER BY created"):
+    for row in conn.execute("SELECT * FROM flag ORDER BY created").fetchall():
         flag = flag_from_row(row)
         conn.execute(
             "INSERT INTO flag_history (flag_id, action, at, actor, snapshot) VALUES (?, 'create', ?, ?, ?)",
@@ -119,9 +123,21 @@ def _statements(sql: str) -> list[str]:
 
 def _v2(conn: sqlite3.Connection) -> None:
     _script(_V2)(conn)
-    _v2_backfill(conn)
+    v2_backfill(conn)
 
+
+_V3 = """
+ALTER TABLE flag ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE flag ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+CREATE TABLE presence (
+    owner TEXT NOT NULL DEFAULT '',
+    reviewer TEXT NOT NULL,
+    study_uid TEXT NOT NULL DEFAULT '',
+    seen TEXT NOT NULL,
+    PRIMARY KEY (owner, reviewer)
+);
+"""
 
 #: MIGRATIONS[n] takes a store from schema version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_script(_V1), _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_script(_V1), _v2, _script(_V3)]
 CURRENT_VERSION = len(MIGRATIONS)
