@@ -78,9 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dicom only: also write the heatmaps of `radscope infer --out INFER_DIR` as Parametric Maps")
     export.add_argument("--source", metavar="PATH", help="the DICOM series the heatmaps were computed on")
 
-    imp = sub.add_parser("import", help="merge a JSON export into the store (idempotent by flag id)")
+    imp = sub.add_parser("import", help="merge a JSON export, or RadScope DICOM SRs (a file or a folder), into "
+                                        "the store (idempotent by flag id)")
     add_store(imp)
-    imp.add_argument("file")
+    imp.add_argument("file", help="a JSON export, an SR file, or a folder of DICOM exports (its SRs are read)")
 
     migrate = sub.add_parser("migrate", help="copy the store (--store, a SQLite file) into a PostgreSQL store, "
                                              "with every flag's history (idempotent)")
@@ -260,9 +261,15 @@ def _export(store: Any, args: argparse.Namespace) -> int:
 
 
 def _import(store: Any, args: argparse.Namespace) -> int:
+    from viewer.review.sr_import import import_sr, is_dicom_file
     from viewer.review.tables import import_json
 
-    outcome = import_json(store, args.file)
+    if is_dicom_file(args.file):
+        outcome, skipped = import_sr(store, args.file)
+        for message in skipped:
+            print(message, file=sys.stderr)
+    else:
+        outcome = import_json(store, args.file)
     print(", ".join(f"{k} {outcome.get(k, 0)}" for k in ("added", "updated", "unchanged")))
     return 0
 

@@ -25,6 +25,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.sr.codedict import Code, codes
 from pydicom.valuerep import DSfloat
 from pydicom.uid import (
     UID,
@@ -48,6 +49,8 @@ CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
 ENHANCED_CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2.1")
 CR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.1")
 DX_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.1.1")  # For Presentation
+CHEST_REGION: Code = codes.cid4031.Chest  # Anatomic Region Sequence of the radiographs
+PA_VIEW: Code = codes.cid4010.PosteroAnterior  # View Code Sequence (View Position PA)
 
 Compression = Literal["rle", "jpeg-ls", "jpeg2000", "deflate", "implicit", "big-endian"] | None
 TRANSFER_SYNTAXES: dict[str | None, UID] = {
@@ -70,7 +73,7 @@ ORIENTATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, fl
 }
 
 DEMO_VERSION = "demo-study-v1"
-DEMO_REVISION = 8
+DEMO_REVISION = 9
 """Bumped whenever the generator's output changes; a cached study of another revision is rebuilt."""
 DEMO_SEED = 20260527
 
@@ -524,6 +527,11 @@ def write_ct_series(
     )
 
 
+def _code_item(code: Code) -> DicomSequence:
+    """A one-item code sequence (Code Value, Coding Scheme Designator, Code Meaning)."""
+    return _item_of(CodeValue=code.value, CodingSchemeDesignator=code.scheme_designator, CodeMeaning=code.meaning)
+
+
 def _item_of(**values: Any) -> DicomSequence:
     item = Dataset()
     for key, value in values.items():
@@ -683,12 +691,18 @@ def write_radiograph(
     ds.KVP = 120.0
     ds.ImagerPixelSpacing = [_ds(radiograph.pixel_spacing[0]), _ds(radiograph.pixel_spacing[1])]
     ds.PixelSpacing = ds.ImagerPixelSpacing
+    ds.LossyImageCompression = "00"  # every transfer syntax offered here is lossless
+    ds.AnatomicRegionSequence = _code_item(CHEST_REGION)
     if modality == "DX":
+        ds.ViewCodeSequence = _code_item(PA_VIEW)  # the CR IOD has no View Code Sequence
         ds.PresentationIntentType = "FOR PRESENTATION"
         ds.BurnedInAnnotation = "NO"
         ds.PixelIntensityRelationship = "LOG"
         ds.PixelIntensityRelationshipSign = 1 if photometric == "MONOCHROME2" else -1
         ds.DetectorType = "SCINTILLATOR"
+        ds.ImageLaterality = "U"  # the chest is unpaired
+        ds.PositionerType = "NONE"  # a chest stand, no C-arm or column geometry recorded
+        ds.AcquisitionContextSequence = DicomSequence([])  # type 2: known to be empty
     ds.RescaleIntercept = 0.0
     ds.RescaleSlope = 1.0
     ds.RescaleType = "US"

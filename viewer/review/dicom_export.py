@@ -7,12 +7,18 @@ Per study the export writes
   saying the model erred or the reviewer was unsure, and "Of Interest" for images only ever judged
   correct. "Rejected for Quality Reasons" is deliberately never used: under IHE IOCM it makes an
   archive hide the images, and a model's mistake says nothing about image quality.
-* one Comprehensive 3D SR (TID 1500 Measurement Report) per reviewer, carrying each flag as a
+  Every reference is an IMAGE item (naming the flagged frames of a multi-frame image).
+* one Comprehensive 3D SR (TID 1500 Measurement Report) per reviewer, each in the reviewer's own
+  series (:func:`reviewer_series`) with a distinct instance number, carrying each flag as a
   measurement group: a planar ROI group (TID 1410) with the region as SCOORD on the flagged image,
   or an image-level group (TID 1501) when the flag has no region. Each group holds the verdict as a
   qualitative evaluation, the label as finding type, the model as algorithm identification
   (name, version; parameters: sha256, explanation method, threshold), the flag id as tracking
-  identifier (UID ``2.25.<uuid as integer>``) and the comment as text.
+  identifier (UID ``2.25.<uuid as integer>``), the comment as text, and a RadScope flag record
+  (JSON text: slice index, times, header attributes) so :mod:`viewer.review.sr_import` reads the
+  flag back whole.
+
+Every object passes dciodvfy (dicom3tools) without error (tests/test_review_dicom_valid.py).
 
 Verdicts and labels use the private coding scheme ``99RADSCOPE`` (DICOM has no codes for them).
 Study and patient attributes come from the study header saved in the store, so no source file is
@@ -22,12 +28,14 @@ needed. Heatmaps are written by :func:`heatmap_parametric_map` from the source s
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from collections.abc import Iterable, Sequence
 
 import highdicom as hd
@@ -43,6 +51,8 @@ MANUFACTURER = "RadScope"
 SOFTWARE_VERSION = "0.1.0"
 VERDICT_CONCEPT = hd.sr.CodedConcept("RS-VERDICT", SCHEME, "Review verdict")
 COMMENT_CONCEPT = hd.sr.CodedConcept("121106", "DCM", "Comment")
+RECORD_CONCEPT = hd.sr.CodedConcept("RS-FLAG-RECORD", SCHEME, "RadScope flag record")
+RECORD_FORMAT = "radscope-flag-record/1"
 VERDICT_CODES = {v: hd.sr.CodedConcept(f"RS-{v.value.upper().replace('_', '-')}"[:16], SCHEME, v.title) for v in Verdict}
 FOR_PEER_REVIEW = codes.cid7010.ForPeerReview
 OF_INTEREST = codes.cid7010.OfInterest
@@ -113,6 +123,10 @@ def image_reference(flag: Flag, study: StudyHeader, sop_instance_uid: str) -> Da
     ds.StudyDate = study.study_date
     ds.StudyTime = study.study_time
     ds.ReferringPhysicianName = study.referring_physician_name
+    if study.patient_age:
+        ds.PatientAge = study.patient_age
+    if study.study_description:
+        ds.StudyDescription = study.study_description
     return ds
 
 
@@ -123,6 +137,36 @@ def _references(flags: Iterable[Flag], study: StudyHeader) -> dict[str, Dataset]
         for uid in f.sop_instance_uids:
             out.setdefault(uid, image_reference(f, study, uid))
     return out
+
+
+def _flagged_frames(flags: Iterable[Flag]) -> dict[str, list[int]]:
+    """SOP Instance UID -> the frames flagged in it (empty for single-frame images)."""
+    frames: dict[str, set[int]] = defaultdict(set)
+    for f in flags:
+        for uid in f.sop_instance_uids:
+            frames[uid].update([f.frame_number] if f.frame_number else [])
+    return {uid: sorted(v) for uid, v in frames.items()}
+
+
+def _image_items(content: hd.ko.KeyObjectSelection, frames: dict[str, list[int]]) -> None:
+    """Make every reference of a KOS an IMAGE item (TID 2010), naming the flagged frames.
+
+    highdicom writes COMPOSITE for a reference dataset without Rows/Columns; the store keeps no
+    image size, but every flagged object is an image (flags are made on displayed image slices).
+    """
+    items = content[0].ContentSequence
+    for n, item in enumerate(items):
+        if item.ValueType != "COMPOSITE":
+            continue
+        ref = item.ReferencedSOPSequence[0]
+        uid = str(ref.ReferencedSOPInstanceUID)
+        items[n:n + 1] = [hd.sr.ImageContentItem(
+            name=hd.sr.CodedConcept.from_dataset(item.ConceptNameCodeSequence[0]),
+            referenced_sop_class_uid=str(ref.ReferencedSOPClassUID),
+            referenced_sop_instance_uid=uid,
+            referenced_frame_numbers=frames.get(uid) or None,
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+        )]  # a slice: the sequence's item check would iterate a lone item's elements
 
 
 # -- Key Object Selection -------------------------------------------------------------------------
@@ -153,6 +197,7 @@ def key_object_documents(flags: Sequence[Flag], study: StudyHeader) -> list[hd.k
             referenced_objects=list(chosen.values()),
             description=f"RadScope review flags ({counts})"[:1024],
         )
+        _image_items(content, _flagged_frames(flagged))
         docs.append(hd.ko.KeyObjectSelectionDocument(
             evidence=list(chosen.values()), content=content, series_instance_uid=series_uid, series_number=900,
             sop_instance_uid=content_uid(study_uid, title.value, *sorted(chosen), *_versions(flagged)),
@@ -211,11 +256,46 @@ def measurement_group(
     if flag.comment:
         group[0].ContentSequence.append(hd.sr.TextContentItem(
             name=COMMENT_CONCEPT, value=flag.comment[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    group[0].ContentSequence.append(hd.sr.TextContentItem(
+        name=RECORD_CONCEPT, value=json.dumps(flag_record(flag), sort_keys=True, separators=(",", ":")),
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
     return group
 
 
-def review_report(flags: Sequence[Flag], study: StudyHeader, reviewer: str) -> hd.sr.Comprehensive3DSR:
-    """The TID 1500 report of one reviewer's live flags on one study."""
+def flag_record(flag: Flag) -> dict[str, Any]:
+    """What a flag holds that the TID 1500 items do not (read back by :mod:`viewer.review.sr_import`):
+    slice index, stack, times, the header attributes the summary splits by, the region's kind
+    and patient-space points, and the full label and comment when the coded items had to cut them."""
+    record: dict[str, Any] = {
+        "format": RECORD_FORMAT, "slice_index": flag.slice_index, "stack_id": flag.stack_id,
+        "created": flag.created, "updated": flag.updated, "frame_of_reference_uid": flag.frame_of_reference_uid,
+        "headers": asdict(flag.headers),
+    }
+    if flag.region is not None:
+        record["region_kind"] = flag.region.kind
+        record["points_lps"] = [list(p) for p in flag.region.points_lps]
+    if len(flag.label) > 64:
+        record["label"] = flag.label
+    if len(flag.comment) > 1024:
+        record["comment"] = flag.comment
+    return record
+
+
+def reviewer_series(study_uid: str, reviewer: str) -> tuple[str, int]:
+    """(Series Instance UID, Series Number) of one reviewer's SR series in a study.
+
+    Each reviewer's reports live in a series of their own (a PACS lists one series per reviewer);
+    the UID derives from the study and the reviewer, and the number (901-999, after the KOS
+    series 900) from the reviewer alone, so both stay the same on every export.
+    """
+    digest = int(hashlib.sha256((reviewer or "unknown").encode()).hexdigest()[:8], 16)
+    return content_uid(study_uid, "SR series", reviewer), 901 + digest % 99
+
+
+def review_report(
+    flags: Sequence[Flag], study: StudyHeader, reviewer: str, *, instance_number: int = 1,
+) -> hd.sr.Comprehensive3DSR:
+    """The TID 1500 report of one reviewer's live flags on one study (in the reviewer's own series)."""
     live = [f for f in flags if not f.deleted]
     if not live:
         raise DicomExportError(f"reviewer {reviewer!r} has no flags to report")
@@ -229,12 +309,18 @@ def review_report(flags: Sequence[Flag], study: StudyHeader, reviewer: str) -> h
         imaging_measurements=[measurement_group(f) for f in live],
     )
     evidence = list(_references(live, study).values())
+    series_uid, series_number = reviewer_series(live[0].study_uid, reviewer)
     sr = hd.sr.Comprehensive3DSR(
-        evidence=evidence, content=report[0], series_instance_uid=content_uid(live[0].study_uid, "SR series"),
-        series_number=901, sop_instance_uid=content_uid(live[0].study_uid, reviewer, *_versions(live)),
-        instance_number=1, manufacturer=MANUFACTURER, is_complete=True,
+        evidence=evidence, content=report[0], series_instance_uid=series_uid,
+        series_number=series_number, sop_instance_uid=content_uid(live[0].study_uid, reviewer, *_versions(live)),
+        instance_number=instance_number, manufacturer=MANUFACTURER, is_complete=True,
     )
     sr.SeriesDescription = f"RadScope review by {reviewer}"[:64]
+    scheme = Dataset()  # the private scheme of verdict and label codes, declared as PS3.3 C.12.1 asks
+    scheme.CodingSchemeDesignator = SCHEME
+    scheme.CodingSchemeName = "RadScope review verdicts and model labels"
+    scheme.CodingSchemeResponsibleOrganization = MANUFACTURER
+    sr.CodingSchemeIdentificationSequence = [scheme]
     return sr
 
 
@@ -271,9 +357,15 @@ def export_dicom(store: ReviewStore, out_dir: str | os.PathLike[str]) -> list[Ex
         by_reviewer: dict[str, list[Flag]] = defaultdict(list)
         for f in flags:
             by_reviewer[f.reviewer].append(f)
-        for reviewer, own in sorted(by_reviewer.items()):
-            path = folder / f"SR_{safe_name(reviewer)}.dcm"
-            review_report(own, header, reviewer).save_as(path, enforce_file_format=True)
+        reports = [(reviewer, own) for reviewer, own in sorted(by_reviewer.items()) if any(not f.deleted for f in own)]
+        names: set[str] = set()
+        for number, (reviewer, own) in enumerate(reports, start=1):  # distinct instance numbers in the study
+            name = safe_name(reviewer)
+            if name in names:  # "a b" and "a_b" share a safe name: keep both files
+                name += "_" + hashlib.sha256(reviewer.encode()).hexdigest()[:8]
+            names.add(name)
+            path = folder / f"SR_{name}.dcm"
+            review_report(own, header, reviewer, instance_number=number).save_as(path, enforce_file_format=True)
             written.append(ExportedFile(path, "SR", study_uid))
     return written
 
@@ -300,6 +392,7 @@ def heatmap_parametric_map(
         data = data[np.newaxis]
     if data.ndim != 3 or data.shape[0] != len(source_images):
         raise DicomExportError(f"heatmap shape {heatmap.shape} does not match {len(source_images)} source images")
+    source_images = pm_sources(source_images)
     rows, cols = int(source_images[0].Rows), int(source_images[0].Columns)
     if data.shape[1:] != (rows, cols):
         raise DicomExportError(f"heatmap planes {data.shape[1:]} differ from the images' {rows}x{cols}")
@@ -313,7 +406,7 @@ def heatmap_parametric_map(
         slope=1.0,
         intercept=0.0,
     )
-    return hd.pm.ParametricMap(
+    pm = hd.pm.ParametricMap(
         source_images=list(source_images),
         pixel_array=data,
         series_instance_uid=content_uid(str(source_images[0].SeriesInstanceUID), "PM series", model.sha256),
@@ -331,3 +424,61 @@ def heatmap_parametric_map(
         content_label=re.sub(r"[^A-Z0-9_ ]", "_", label.upper())[:16] or "HEATMAP",
         content_description=f"RadScope {method} heatmap for {label}"[:64],
     )
+    _set_anatomy(pm, source_images[0])
+    return pm
+
+
+#: Type 2 patient and study attributes highdicom reads from the first source image; anonymised
+#: or minimal files often lack them (an absent Patient's Birth Date raised AttributeError).
+PM_TYPE2_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
+                       "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def pm_sources(source_images: Sequence[Dataset]) -> list[Dataset]:
+    """Copies of the source headers with what a Parametric Map needs (the originals are untouched).
+
+    Absent type 2 attributes are added empty (the IOD allows empty values); a series without
+    a Frame of Reference UID cannot carry a map in patient space and is refused, naming it.
+    """
+    out = []
+    for ds in source_images:
+        missing = [k for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "Rows", "Columns")
+                   if not ds.get(k)]
+        if missing:
+            raise DicomExportError(f"source image {ds.get('SOPInstanceUID', '?')} lacks {', '.join(missing)}")
+        if not ds.get("FrameOfReferenceUID"):
+            raise DicomExportError(f"series {ds.SeriesInstanceUID} has no Frame of Reference UID: a Parametric Map "
+                                   "lies in the source's patient frame and cannot be written without one")
+        copy = Dataset()
+        copy.update(ds)
+        for keyword in PM_TYPE2_ATTRIBUTES:
+            if keyword not in copy:
+                setattr(copy, keyword, None)
+        out.append(copy)
+    return out
+
+
+def anatomic_region(body_part: str) -> hd.sr.CodedConcept | None:
+    """The CID 4031 code of a Body Part Examined term (``CHEST`` -> SCT Chest), or None."""
+    term = "".join(w.capitalize() for w in re.split(r"[\s_]+", body_part.strip()) if w)
+    code = getattr(codes.cid4031, term, None) if term else None
+    return None if code is None else hd.sr.CodedConcept(code.value, code.scheme_designator, code.meaning)
+
+
+def _set_anatomy(pm: Dataset, source: Dataset) -> None:
+    """Laterality of the map (General Series, type 2C) from the source, or Frame Anatomy from its body part.
+
+    A map of an unpaired region (chest) gets a shared Frame Anatomy with Frame Laterality ``U``;
+    one whose region is unknown gets an empty Laterality (unknown), never a guessed side.
+    """
+    laterality = str(source.get("Laterality") or source.get("ImageLaterality") or "").strip().upper()
+    region = anatomic_region(str(source.get("BodyPartExamined") or ""))
+    if laterality in ("R", "L"):
+        pm.Laterality = laterality
+    if region is not None:
+        anatomy = Dataset()
+        anatomy.AnatomicRegionSequence = [region]
+        anatomy.FrameLaterality = laterality if laterality in ("R", "L", "B") else "U"
+        pm.SharedFunctionalGroupsSequence[0].FrameAnatomySequence = [anatomy]
+    elif "Laterality" not in pm:
+        pm.Laterality = None
