@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from viewer.dicom.errors import DicomFileError, NoSeriesError
-from viewer.dicom.pixels import decode_file, decode_into
+from viewer.dicom.pixels import ValuesOutOfRange, decode_file, decode_into, integer_dtype
 from viewer.dicom.scan import scan
 from viewer.dicom.stacks import Stack
 from viewer.dicom.volume import Volume
@@ -78,50 +78,134 @@ def load_volume(
     cancel: threading.Event | None = None,
     workers: int | None = None,
     first: int = 0,
+    integers: bool = False,
 ) -> Volume:
-    """Decode every slice of ``stack`` into a :class:`Volume` (float32 modality units, or uint8 RGB).
+    """Decode every slice of ``stack`` into a :class:`Volume` (modality units, or uint8 RGB).
 
-    Slice ``first`` (default 0) is decoded in the calling thread and ``on_slice(first, array)`` is
-    called before any other slice starts; then the rest decode on ``workers`` threads and
-    ``on_slice(k, array)`` is called **from those worker threads** as each slice lands (``array`` is
-    a view into the volume being filled: copy it if you keep it past the call). Setting ``cancel``
-    stops the work and raises :class:`LoadCancelled`. A slice whose file fails to decode is filled with
-    the volume's minimum and named in ``volume.warnings`` (and ``volume.info.extra["slice_errors"]``);
-    if every slice fails, the first file's :class:`DicomFileError` is raised.
+    Grey volumes are float32, or with ``integers=True`` int16/uint16 when every slice's modality
+    values are integers that fit (:func:`~viewer.dicom.pixels.integer_dtype`: integral slope and
+    intercept over the stored range; the stored integers never pass through floats).
+
+    Slice ``first`` (default 0; volume slice order) is decoded in the calling thread and
+    ``on_slice(first, array)`` is called before any other slice starts; then the rest decode on
+    ``workers`` threads and ``on_slice(k, array)`` is called **from those worker threads** as each
+    slice lands (``array`` is a view into the volume being filled: copy it if you keep it past the
+    call). Missing slices of a gapped stack (see :mod:`viewer.dicom.grid`) are filled with the
+    volume's minimum, flagged in ``volume.missing`` and reported last; a resampled (variable pitch)
+    stack reports its slices once all are interpolated. Setting ``cancel`` stops the work and raises
+    :class:`LoadCancelled`. A slice whose file fails to decode is filled with the volume's minimum
+    and named in ``volume.warnings`` (and ``volume.info.extra["slice_errors"]``); if every slice
+    fails, the first file's :class:`DicomFileError` is raised; a refused grid (too sparse) raises
+    :class:`DicomFileError` with the reason.
     """
-    n = stack.n_slices
-    shape: tuple[int, ...] = (n, stack.rows, stack.columns)
-    array = np.empty(shape + ((3,) if stack.is_color else ()), dtype=np.uint8 if stack.is_color else np.float32)
-    failures: dict[int, DicomFileError] = {}
+    grid = stack.slice_grid
+    if grid.refusal:
+        raise DicomFileError(stack.files[0], f"series {stack.stack_id}: {grid.refusal}")
+    n = grid.n
     if not 0 <= first < n:
         raise IndexError(f"first slice {first} out of range 0..{n - 1}")
-    n_workers = workers or default_workers()
+    dtype: np.dtype = np.dtype(np.uint8) if stack.is_color else np.dtype(np.float32)
+    if integers and not stack.is_color and grid.resample is None:
+        dtype = integer_dtype(stack.slices) or dtype
+    pixel_shape = (stack.rows, stack.columns) + ((3,) if stack.is_color else ())
+    m = len(stack.slices)
+    first_src = int(grid.nearest_source[first])
+    while True:
+        array = np.empty((n,) + pixel_shape, dtype=dtype)
+        if grid.resample is None:
+            target, slot = array, grid.slots
+            report: SliceCallback | None = on_slice
+        else:  # acquired slices first, interpolated onto the grid afterwards
+            target, slot, report = np.empty((m,) + pixel_shape, dtype=np.float32), np.arange(m), None
+        try:
+            failures = _decode_all(stack, target, slot, first_src, report, cancel, workers or default_workers())
+            break
+        except ValuesOutOfRange:  # an integer guess that a slice's values exceed: decode again as float32
+            del array, target
+            dtype = np.dtype(np.float32)
+    if cancel is not None and cancel.is_set():
+        raise LoadCancelled(f"loading {stack.stack_id} cancelled")
+    if len(failures) == m:
+        raise failures[min(failures)]
+    warnings = list(stack.warnings)
+    good = [s for s in range(m) if s not in failures]
+    fill = min(target[slot[s]].min() for s in good) if (failures or not grid.is_identity) else None
+    for s, exc in sorted(failures.items()):
+        target[slot[s]] = fill
+        warnings.append(f"slice {slot[s]} could not be decoded and is blank: {exc.path}: {exc.reason}")
+    missing = grid.missing
+    if grid.resample is not None:
+        lo, hi, w = grid.resample
+        for g in range(n):
+            _blend(target[lo[g]], target[hi[g]], float(w[g]), array[g])
+        del target
+    elif missing.any():
+        array[missing] = fill
+    if on_slice is not None and (grid.resample is not None or missing.any()):
+        for g in (range(n) if grid.resample is not None else [int(v) for v in np.nonzero(missing)[0]]):
+            on_slice(g, array[g])
+    info = stack.info
+    if failures:
+        info.extra["slice_errors"] = [failures[s].as_file_error() for s in sorted(failures)]
+    return Volume(
+        array=array,
+        origin=stack.origin.copy(),
+        spacing=stack.spacing.copy(),
+        direction=stack.direction.copy(),
+        sop_instance_uids=stack.sop_instance_uids,
+        info=info,
+        warnings=warnings,
+        source_files=stack.slice_files,
+        frame_numbers=stack.frame_numbers,
+        missing=missing,
+        interpolated=grid.source_of < 0 if grid.resample is not None else None,
+    )
+
+
+def _blend(a: np.ndarray, b: np.ndarray, w: float, out: np.ndarray) -> None:
+    """out = (1 - w) * a + w * b."""
+    if w == 0.0:
+        out[...] = a
+    elif w == 1.0:
+        out[...] = b
+    else:
+        np.multiply(a, np.float32(1.0 - w), out=out)
+        out += np.float32(w) * b
+
+
+def _decode_all(
+    stack: Stack, target: np.ndarray, slot: np.ndarray, first: int, on_slice: SliceCallback | None,
+    cancel: threading.Event | None, n_workers: int,
+) -> dict[int, DicomFileError]:
+    """Decode acquired slice ``s`` into ``target[slot[s]]``, slice ``first`` alone first, the rest on
+    ``n_workers`` threads; returns the failures by acquired slice."""
+    failures: dict[int, DicomFileError] = {}
     jobs = _jobs(stack, first, n_workers)
 
-    def landed(k: int) -> None:
+    def landed(s: int) -> None:
         if on_slice is not None:
-            on_slice(k, array[k])
+            on_slice(int(slot[s]), target[slot[s]])
 
     def work(job: _Job) -> None:
         if job.native:
-            for k in job.slices:
+            for s in job.slices:
                 if cancel is not None and cancel.is_set():
                     return
                 try:
-                    decode_into(stack.slices[k], array[k])
+                    decode_into(stack.slices[s], target[slot[s]])
                 except DicomFileError as exc:
-                    failures[k] = exc
+                    failures[s] = exc
                 else:
-                    landed(k)
+                    landed(s)
             return
         if cancel is not None and cancel.is_set():
             return
         try:
-            decode_file([stack.slices[k] for k in job.slices], [array[k] for k in job.slices],
-                        lambda m: landed(job.slices[m]))
+            decode_file([stack.slices[s] for s in job.slices], [target[slot[s]] for s in job.slices],
+                        lambda n: landed(job.slices[n]))
         except DicomFileError as exc:
-            for k in job.slices:
-                failures[k] = exc
+            for s in job.slices:
+                failures[s] = exc
 
     work(jobs[0])
     rest = jobs[1:]
@@ -132,32 +216,7 @@ def load_volume(
         with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="radscope-decode") as pool:
             for _ in pool.map(work, rest):
                 pass
-    if cancel is not None and cancel.is_set():
-        raise LoadCancelled(f"loading {stack.stack_id} cancelled")
-    warnings = list(stack.warnings)
-    if failures:
-        if len(failures) == n:
-            raise failures[min(failures)]
-        good = np.ones(n, dtype=bool)
-        good[list(failures)] = False
-        fill = array[good].min()
-        for k, exc in sorted(failures.items()):
-            array[k] = fill
-            warnings.append(f"slice {k} could not be decoded and is blank: {exc.path}: {exc.reason}")
-    info = stack.info
-    if failures:
-        info.extra["slice_errors"] = [failures[k].as_file_error() for k in sorted(failures)]
-    return Volume(
-        array=array,
-        origin=stack.origin.copy(),
-        spacing=stack.spacing.copy(),
-        direction=stack.direction.copy(),
-        sop_instance_uids=stack.sop_instance_uids,
-        info=info,
-        warnings=warnings,
-        source_files=stack.files,
-        frame_numbers=stack.frame_numbers,
-    )
+    return failures
 
 
 def open_volume(

@@ -27,7 +27,8 @@ from viewer.dicom.headers import PixelFormat, SliceHeader, decoder_problem, tran
 
 
 def decode_into(s: SliceHeader, out: np.ndarray) -> None:
-    """Decode slice ``s`` into ``out`` ((rows, cols) float32, or (rows, cols, 3) uint8 for colour)."""
+    """Decode slice ``s`` into ``out`` ((rows, cols) float32 or the stack's :func:`integer_dtype`, or
+    (rows, cols, 3) uint8 for colour)."""
     if s.native:
         _read_native(s, out)
     else:
@@ -67,7 +68,7 @@ def decode_file(
         try:
             _decode_frames(ds, fmt, wanted, slices, outs, plugin, on_done)
             return
-        except DicomFileError:
+        except (DicomFileError, ValuesOutOfRange):
             raise
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
@@ -165,8 +166,61 @@ def _read_native(s: SliceHeader, out: np.ndarray) -> None:
     _rescale(raw, s.slope, s.intercept, out)
 
 
+def integer_dtype(slices: Sequence[SliceHeader]) -> np.dtype | None:
+    """int16 or uint16 when every slice's modality values are integers that fit it: integral slope and
+    intercept applied to the stored range (BitsStored, signedness); None otherwise (float32 then)."""
+    if not slices:
+        return None
+    fmt = slices[0].file.fmt
+    if fmt.is_color or fmt.float_data or fmt.has_modality_lut or fmt.samples != 1:
+        return None
+    bits = fmt.bits_stored
+    lo_raw, hi_raw = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if fmt.signed else (0, (1 << bits) - 1)
+    lo, hi = np.inf, -np.inf
+    for s in slices:
+        if s.file.fmt.numpy_dtype != fmt.numpy_dtype or s.file.fmt.bits_stored != bits:
+            return None
+        if not (float(s.slope).is_integer() and float(s.intercept).is_integer()):
+            return None
+        ends = (lo_raw * s.slope + s.intercept, hi_raw * s.slope + s.intercept)
+        lo, hi = min(lo, *ends), max(hi, *ends)
+    for dtype in (np.int16, np.uint16):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dtype)
+    # e.g. 16-bit unsigned with intercept -1024: fits int16 unless a value exceeds 31743 HU; every
+    # slice is checked as it decodes (ValuesOutOfRange, then the caller decodes as float32)
+    return np.dtype(np.int16) if fmt.bits_allocated <= 16 else None
+
+
+class ValuesOutOfRange(Exception):
+    """A slice's modality values do not fit the integer output chosen by :func:`integer_dtype`."""
+
+
+def _check_range(raw: np.ndarray, slope: float, intercept: float, out: np.ndarray) -> None:
+    if raw.size == 0:
+        return
+    info = np.iinfo(out.dtype)
+    ends = (float(raw.min()) * slope + intercept, float(raw.max()) * slope + intercept)
+    if min(ends) < info.min or max(ends) > info.max:
+        raise ValuesOutOfRange(f"values {min(ends):g}..{max(ends):g} do not fit {out.dtype}")
+
+
 def _rescale(raw: np.ndarray, slope: float, intercept: float, out: np.ndarray) -> None:
-    """out = raw * slope + intercept in float32, in as few passes as possible."""
+    """out = raw * slope + intercept (float32, or exact integers into an integer ``out``), in as few
+    passes as possible."""
+    if out.dtype.kind in "iu":
+        # exact in int32/int64, after checking that the result fits ``out``
+        _check_range(raw, slope, intercept, out)
+        wide = np.int64 if raw.dtype.itemsize >= 4 else np.int32
+        if slope == 1.0:
+            if intercept == 0.0:
+                np.copyto(out, raw, casting="unsafe")
+            else:
+                np.add(raw, wide(intercept), out=out, casting="unsafe")
+            return
+        np.add(np.multiply(raw, wide(slope), dtype=wide), wide(intercept), out=out, casting="unsafe")
+        return
     if slope == 1.0:
         if intercept == 0.0:
             np.copyto(out, raw, casting="unsafe")
@@ -210,7 +264,7 @@ def _convert(arr: np.ndarray, s: SliceHeader, ds: Any, out: np.ndarray) -> None:
             np.copyto(out, apply_modality_lut(arr, ds), casting="unsafe")
         else:
             _rescale(arr, s.slope, s.intercept, out)
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, ValuesOutOfRange):
         raise
     except BaseException as exc:
         raise DicomFileError(s.file.path, f"cannot convert pixel values ({type(exc).__name__}: {exc})") from exc

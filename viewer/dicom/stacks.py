@@ -6,11 +6,14 @@ column direction; never by instance number or file name). A series whose orienta
 or that holds a localizer, splits into several stacks; the largest keeps the series UID as its
 ``stack_id``, the others get ``UID.2``, ``UID.3``...
 
-Geometry choices: the origin is the first sorted slice's Image Position (Patient); the i and j
-direction columns are the row and column cosines. The k column is the *true step direction* between
-the first and last slice positions (so with gantry tilt the direction matrix is not orthogonal and
-every voxel still lands at its DICOM position); the slice spacing is the mean step length. Gaps,
-non-uniform steps, tilt and dropped duplicate positions are reported in ``warnings``.
+Geometry choices: the i and j direction columns are the row and column cosines. The slice positions
+are fitted to a uniform grid (:mod:`viewer.dicom.grid`): the k column is the *true step direction*
+(so with gantry tilt the direction matrix is not orthogonal and every voxel still lands at its DICOM
+position), the slice spacing is the typical step, and a missing slice keeps its place as a missing
+grid slice; variable pitch is resampled onto a uniform grid, too sparse a stack is refused. The
+volume's slice ``k`` is grid slice ``k``: ``n_slices``, ``sop_instance_uids``, ``frame_numbers`` and
+``read_header(k)`` follow the grid (``""`` / ``None`` at missing slices); ``slices`` holds the acquired
+slices' headers only. Gaps, resampling, tilt and dropped duplicate positions are reported in ``warnings``.
 """
 
 from __future__ import annotations
@@ -22,13 +25,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from viewer.dicom.grid import SliceGrid, fit_grid
 from viewer.dicom.headers import SliceHeader, read_dataset, slice_normal
 from viewer.dicom.volume import SeriesInfo
 
 POSITION_TOL_MM = 0.01
 """Two slices closer than this along the normal share a position."""
-UNIFORM_TOL = 0.01
-"""Relative step deviation above which spacing is reported non-uniform."""
 TILT_TOL_DEG = 0.01
 
 
@@ -46,14 +48,36 @@ class Stack:
     warnings: list[str] = field(default_factory=list)
     keep_alive: Any = field(default=None, repr=False, compare=False)
     """Whatever must outlive the stack (the temporary folder of an extracted zip)."""
+    grid: SliceGrid | None = field(default=None, repr=False)
+    """Where each acquired slice sits among the volume's slices (None: one volume slice per acquired slice)."""
+
+    def __post_init__(self) -> None:
+        if self.grid is None:
+            self.grid = SliceGrid.identity(len(self.slices))
 
     @property
     def stack_id(self) -> str:
         return self.info.stack_id
 
     @property
+    def slice_grid(self) -> SliceGrid:
+        assert self.grid is not None
+        return self.grid
+
+    @property
     def n_slices(self) -> int:
-        return len(self.slices)
+        """Slices of the volume (grid slices, missing ones included)."""
+        return self.slice_grid.n
+
+    @property
+    def missing(self) -> np.ndarray:
+        """bool (n_slices,): volume slices no acquired slice fills."""
+        return self.slice_grid.missing
+
+    def header_at(self, k: int) -> SliceHeader | None:
+        """The acquired slice at volume slice ``k`` (None where it is missing or interpolated)."""
+        src = int(self.slice_grid.source_of[k])
+        return None if src < 0 else self.slices[src]
 
     @property
     def rows(self) -> int:
@@ -72,27 +96,42 @@ class Stack:
         """(slice, row, column) mm, the order of the array axes."""
         return float(self.spacing[2]), float(self.spacing[1]), float(self.spacing[0])
 
+    def _per_slice(self) -> list[SliceHeader | None]:
+        return [None if src < 0 else self.slices[src] for src in self.slice_grid.source_of]
+
     @property
     def sop_instance_uids(self) -> list[str]:
-        return [s.sop_uid for s in self.slices]
+        """SOP Instance UID of each volume slice (``""`` where missing or interpolated)."""
+        return [s.sop_uid if s is not None else "" for s in self._per_slice()]
 
     @property
     def files(self) -> list[str]:
-        """Source file of each slice (a multi-frame file repeats)."""
+        """Source file of each acquired slice (a multi-frame file repeats)."""
         return [s.file.path for s in self.slices]
 
     @property
+    def slice_files(self) -> list[str]:
+        """Source file of each volume slice (``""`` where missing or interpolated)."""
+        return [s.file.path if s is not None else "" for s in self._per_slice()]
+
+    @property
     def frame_numbers(self) -> list[int | None]:
-        """1-based frame number of each slice within its file (None for single-frame files)."""
-        return [None if s.frame is None else s.frame + 1 for s in self.slices]
+        """1-based frame number of each volume slice within its file (None for single-frame files and
+        missing slices)."""
+        return [None if s is None or s.frame is None else s.frame + 1 for s in self._per_slice()]
 
     def read_header(self, k: int) -> Any:
-        """The full pydicom ``Dataset`` of slice ``k`` (pixel data not loaded).
+        """The full pydicom ``Dataset`` of volume slice ``k`` (pixel data not loaded); ValueError for a
+        missing or interpolated slice.
 
         For a frame of a multi-frame file this is the whole file's dataset; the frame's own
         functional groups are ``ds.PerFrameFunctionalGroupsSequence[stack.frame_numbers[k] - 1]``.
         """
-        return read_dataset(self.slices[k].file.path, stop_before_pixels=True)
+        s = self.header_at(k)
+        if s is None:
+            raise ValueError(f"slice {k} of series {self.stack_id} was not acquired (missing or interpolated): "
+                             "it has no header")
+        return read_dataset(s.file.path, stop_before_pixels=True)
 
     def __repr__(self) -> str:
         return (f"Stack({self.stack_id!r}, {self.info.modality}, {self.n_slices}x{self.rows}x{self.columns}, "
@@ -157,8 +196,10 @@ def _split_groups(slices: list[SliceHeader]) -> list[list[SliceHeader]]:
     return out
 
 
-def _sort_and_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeader], np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Sort along the normal, drop duplicate positions; origin, spacing (x, y, z), direction, warnings."""
+def _sort_and_geometry(
+    slices: list[SliceHeader],
+) -> tuple[list[SliceHeader], np.ndarray, np.ndarray, np.ndarray, list[str], SliceGrid]:
+    """Sort along the normal, drop duplicate positions; origin, spacing (x, y, z), direction, warnings, grid."""
     warnings: list[str] = []
     first = slices[0]
     spacing_rc = first.pixel_spacing
@@ -178,7 +219,7 @@ def _sort_and_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeader], np
             warnings.append("no patient position: frames kept in stored order, slice spacing 1.0 mm")
         thickness = 1.0
         spacing = np.array([spacing_rc[1], spacing_rc[0], thickness])
-        return slices, np.zeros(3), spacing, np.eye(3), warnings
+        return slices, np.zeros(3), spacing, np.eye(3), warnings, SliceGrid.identity(len(slices))
 
     row, col = first.orientation[:3], first.orientation[3:]
     normal = _normal(first)
@@ -201,12 +242,11 @@ def _sort_and_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeader], np
     direction = np.column_stack([row, col, normal])
     if len(slices) == 1:
         dz = first.thickness if first.thickness and first.thickness > 0 else 1.0
-        return slices, origin, np.array([spacing_rc[1], spacing_rc[0], dz]), direction, warnings
+        return slices, origin, np.array([spacing_rc[1], spacing_rc[0], dz]), direction, warnings, SliceGrid.identity(1)
 
-    positions = np.array([s.position for s in slices], dtype=np.float64)
-    total = positions[-1] - positions[0]
-    step_len = float(np.linalg.norm(total)) / (len(slices) - 1)
-    k_dir = total / np.linalg.norm(total)
+    fit = fit_grid(np.array([s.position for s in slices], dtype=np.float64), normal)
+    step_len = float(np.linalg.norm(fit.step))
+    k_dir = fit.step / step_len
     tilt = float(np.degrees(np.arccos(np.clip(k_dir @ normal, -1.0, 1.0))))
     if tilt > TILT_TOL_DEG:
         direction[:, 2] = k_dir
@@ -214,24 +254,16 @@ def _sort_and_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeader], np
             f"gantry tilt / non-orthogonal slices: slice step is {tilt:.2f} deg off the slice normal "
             "(direction's k column is the true step direction)"
         )
-    steps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
-    med = float(np.median(steps))
-    if np.any(steps > 1.5 * med):
-        gaps = [int(n) for n in np.nonzero(steps > 1.5 * med)[0]]
-        warnings.append(
-            f"gap in slice positions after slice(s) {gaps[:10]} (step up to {steps.max():.3f} mm, "
-            f"typical {med:.3f} mm): the volume places slices at uniform {step_len:.3f} mm"
-        )
-    elif np.any(np.abs(steps - step_len) > UNIFORM_TOL * step_len):
-        warnings.append(
-            f"non-uniform slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm "
-            f"(volume uses the mean {step_len:.3f} mm)"
-        )
-    return slices, origin, np.array([spacing_rc[1], spacing_rc[0], step_len]), direction, warnings
+    warnings += fit.grid.warnings
+    if fit.grid.refusal:
+        warnings.append(fit.grid.refusal)
+    spacing = np.array([spacing_rc[1], spacing_rc[0], step_len])
+    return slices, fit.origin, spacing, direction, warnings, fit.grid
 
 
-def _series_info(slices: list[SliceHeader], stack_id: str) -> SeriesInfo:
+def _series_info(slices: list[SliceHeader], stack_id: str, grid: SliceGrid) -> SeriesInfo:
     h = slices[0].file
+    nearest = grid.nearest_source
     facts = h.facts
     return SeriesInfo(
         study_uid=h.study_uid,
@@ -241,7 +273,7 @@ def _series_info(slices: list[SliceHeader], stack_id: str) -> SeriesInfo:
         photometric=h.fmt.photometric,
         bits_stored=h.fmt.bits_stored if h.fmt.bits_stored_given and not h.fmt.float_data else None,
         pixel_signed=h.fmt.signed,
-        rescale=() if h.fmt.has_modality_lut else tuple((s.slope, s.intercept) for s in slices),
+        rescale=() if h.fmt.has_modality_lut else tuple((slices[n].slope, slices[n].intercept) for n in nearest),
         windows=list(slices[len(slices) // 2].windows),
         stack_id=stack_id,
         image_type=h.image_type,
@@ -265,12 +297,10 @@ def build_stacks(slices: Iterable[SliceHeader]) -> list[Stack]:
     stacks: list[Stack] = []
     for key in sorted(by_series, key=series_order):
         groups = _split_groups(by_series[key])
-        built = []
-        for group in groups:
-            sorted_slices, origin, spacing, direction, warnings = _sort_and_geometry(group)
-            built.append((sorted_slices, origin, spacing, direction, warnings))
+        built = [_sort_and_geometry(group) for group in groups]
         built.sort(key=lambda b: (-len(b[0]), b[0][0].file.is_localizer, b[0][0].file.path))
-        for n, (sorted_slices, origin, spacing, direction, warnings) in enumerate(built):
+        for n, (sorted_slices, origin, spacing, direction, warnings, grid) in enumerate(built):
             stack_id = key[1] if n == 0 else f"{key[1]}.{n + 1}"
-            stacks.append(Stack(_series_info(sorted_slices, stack_id), sorted_slices, origin, spacing, direction, warnings))
+            stacks.append(Stack(_series_info(sorted_slices, stack_id, grid), sorted_slices, origin, spacing, direction,
+                                warnings, grid=grid))
     return stacks

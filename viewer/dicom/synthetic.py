@@ -117,6 +117,9 @@ class SeriesTruth:
     sop_instance_uids: list[str]
     frame_numbers: list[int] = field(default_factory=list)
     """Multi-frame: the 1-based frame number holding each slice (slice order)."""
+    missing: np.ndarray | None = None
+    """bool (k,): slices left out of the written series (``write_ct_series(missing=...)``); their
+    ``hu`` is what the phantom holds there, their SOP Instance UID is ``""``."""
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -147,7 +150,7 @@ class SeriesTruth:
                       info=SeriesInfo(study_uid=self.study_uid, series_uid=self.series_uid, modality="CT",
                                       frame_of_reference_uid=self.frame_of_reference_uid),
                       source_files=[str(p) for p in self.paths] if len(self.paths) == self.shape[0] else [],
-                      frame_numbers=list(self.frame_numbers) or [None] * self.shape[0])
+                      frame_numbers=list(self.frame_numbers) or [None] * self.shape[0], missing=self.missing)
 
 
 @dataclass
@@ -461,6 +464,7 @@ def write_ct_series(
     description: str | None = None,
     kvp: float = 120.0,
     seed: int | None = None,
+    missing: Sequence[int] = (),
 ) -> SeriesTruth:
     """Write the phantom as a CT series (one CT Image Storage file per slice) and return its truth.
 
@@ -475,6 +479,7 @@ def write_ct_series(
     ``sex``, ``age``, ``birth_date``, ``study_date``, ``accession``, ``study_description``.
     UIDs derive from ``seed`` (default: the phantom's seed) and the options, so re-running gives the
     same files, and another cut of the same patient is another series of the same study.
+    ``missing`` lists slices not written (a series with gaps; ``SeriesTruth.missing`` flags them).
     """
     _check_compression(compression)
     if rescale_slope <= 0:
@@ -497,10 +502,14 @@ def write_ct_series(
         else [f"IM{k + 1:04d}.dcm" for k in range(nk)]
     if shuffle_names:
         names = [names[i] for i in rng.permutation(nk)]
-    sop_uids = [_uid(seed, "sop", series_uid, k) for k in range(nk)]
+    skipped = np.zeros(nk, dtype=bool)
+    skipped[list(missing)] = True
+    sop_uids = ["" if skipped[k] else _uid(seed, "sop", series_uid, k) for k in range(nk)]
     u, v = t.direction[:, 0], t.direction[:, 1]
     paths = []
     for k in range(nk):
+        if skipped[k]:
+            continue
         ds = _base_dataset(CT_IMAGE_STORAGE, sop_uids[k], TRANSFER_SYNTAXES[compression])
         _patient_study(ds, patient or {}, study_uid, series_uid, "CT", series_number,
                        description or f"Chest phantom {name}")
@@ -523,7 +532,7 @@ def write_ct_series(
     return SeriesTruth(
         paths=paths, origin=t.origin.copy(), spacing=t.spacing.copy(), direction=t.direction.copy(), hu=values,
         nodule_mask=cut.mask, nodules=_nodules_in(phantom, cut), study_uid=study_uid, series_uid=series_uid,
-        frame_of_reference_uid=frame_uid, sop_instance_uids=sop_uids,
+        frame_of_reference_uid=frame_uid, sop_instance_uids=sop_uids, missing=skipped if skipped.any() else None,
     )
 
 

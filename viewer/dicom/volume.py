@@ -2,8 +2,11 @@
 
 Conventions (used everywhere in RadScope):
 
-* ``array`` is indexed ``(k, j, i)`` = (slice, row, column). Grey images are float32 in
-  modality units (HU for CT). Colour images are uint8 ``(k, j, i, 3)`` RGB.
+* ``array`` is indexed ``(k, j, i)`` = (slice, row, column). Grey images are in modality units
+  (HU for CT): float32, or int16/uint16 when every value is an integer that fits (``load_volume(...,
+  integers=True)``). Colour images are uint8 ``(k, j, i, 3)`` RGB.
+* Slice ``k`` sits at its true position on a uniform grid; grid slices no image was acquired for are
+  flagged in ``missing`` (see :mod:`viewer.dicom.grid`).
 * Geometry follows SimpleITK / ITK, in LPS patient coordinates (mm):
   ``origin`` is the centre of voxel (k=0, j=0, i=0); ``spacing`` is ``(x, y, z)`` =
   (column step, row step, slice step); ``direction`` is a 3x3 matrix whose *columns* are the
@@ -88,6 +91,12 @@ class Volume:
     source_files: list[str] = field(default_factory=list)
     frame_numbers: list[int | None] = field(default_factory=list)
     """1-based frame number within the source file for multi-frame objects, else None."""
+    missing: np.ndarray | None = None
+    """bool (k,): slices no image was acquired for (a gap in the series; filled with the volume's
+    minimum). None (the default) becomes all False."""
+    interpolated: np.ndarray | None = None
+    """bool (k,): slices interpolated between acquired ones (a variable-pitch series resampled onto a
+    uniform grid). None becomes all False."""
 
     def __post_init__(self) -> None:
         self.origin = np.asarray(self.origin, dtype=np.float64).reshape(3)
@@ -97,6 +106,19 @@ class Volume:
             raise ValueError(f"Volume array must be (k, j, i) or (k, j, i, 3), got {self.array.shape}")
         if len(self.sop_instance_uids) != self.array.shape[0]:
             raise ValueError("one SOP Instance UID per slice is required")
+        n = self.array.shape[0]
+        for name in ("missing", "interpolated"):
+            mask = getattr(self, name)
+            mask = np.zeros(n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
+            if mask.shape != (n,):
+                raise ValueError(f"{name} must have one flag per slice ({n}), got {mask.shape}")
+            setattr(self, name, mask)
+
+    @property
+    def missing_mask(self) -> np.ndarray:
+        """``missing`` as a bool array (never None after construction)."""
+        assert self.missing is not None
+        return self.missing
 
     # -- shape -------------------------------------------------------------------------------
     @property

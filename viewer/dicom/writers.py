@@ -7,12 +7,14 @@ orders them (``direction.reshape(-1)`` is ``GetDirection()``), plus ``sop_instan
 NIfTI cannot store a non-orthogonal direction (gantry tilt): ITK would silently orthogonalise it
 and misplace every slice, so such a volume is first resampled (linear) onto an orthogonal grid along
 the slice normal (:func:`orthogonal_volume`, the same grid ``radscope infer`` should use).
-Grey volumes whose values are all integers in int16 range are written as int16 (lossless, half the
-size), otherwise float32.
+Integer volumes (``load_volume(..., integers=True)``) are written in their own type; float volumes
+whose values are all integers in int16 range as int16 (lossless, half the size), otherwise float32.
+``.mha``/``.nrrd`` are uncompressed unless asked (``compress=True``), ``.nii.gz`` always compressed.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,15 +34,31 @@ def output_format(path: str | Path) -> str:
     raise ValueError(f"{path}: unsupported output format (use one of {', '.join(SUFFIXES)})")
 
 
-def storage_array(vol: Volume) -> np.ndarray:
-    """int16 when that is exact, else the volume's own array (float32 grey, uint8 RGB)."""
+def exact_int16(arr: np.ndarray) -> bool:
+    """Whether every value of the float array is an integer in int16 range (slice by slice: no copy of
+    the whole volume)."""
+    for part in arr:
+        lo, hi = float(part.min()), float(part.max())
+        if not (np.isfinite(lo) and np.isfinite(hi) and -32768 <= lo and hi <= 32767):
+            return False
+        if not np.array_equal(part, np.round(part)):
+            return False
+    return True
+
+
+def storage_dtype(vol: Volume) -> np.dtype:
+    """The type written: an integer volume's own, int16 for a float volume when that is exact, else
+    float32 (uint8 for RGB)."""
     arr = vol.array
-    if vol.is_color or arr.size == 0:
-        return arr
-    lo, hi = float(arr.min()), float(arr.max())
-    if np.isfinite(lo) and np.isfinite(hi) and -32768 <= lo and hi <= 32767 and np.array_equal(arr, np.round(arr)):
-        return arr.astype(np.int16)
-    return arr
+    if vol.is_color or arr.dtype.kind in "iu" or arr.size == 0:
+        return arr.dtype
+    return np.dtype(np.int16) if exact_int16(arr) else arr.dtype
+
+
+def storage_array(vol: Volume) -> np.ndarray:
+    """The volume's array in :func:`storage_dtype` (the array itself when no conversion is needed)."""
+    dtype = storage_dtype(vol)
+    return vol.array if vol.array.dtype == dtype else vol.array.astype(dtype)
 
 
 def is_orthonormal(direction: np.ndarray, tol: float = 1e-4) -> bool:
@@ -80,32 +98,97 @@ def orthogonal_volume(vol: Volume) -> Volume:
     )
 
 
-def write_volume(vol: Volume, path: str | Path) -> Path:
+def write_volume(vol: Volume, path: str | Path, compress: bool | None = None) -> Path:
     """Write ``vol`` to ``path`` (format from the suffix); returns the path written.
 
-    For NIfTI a non-orthogonal (tilted) volume is resampled first, see :func:`orthogonal_volume`.
+    ``compress``: None = as the name says (``.nii.gz`` compressed, everything else not); True
+    compresses ``.mha``/``.nrrd``/``.npz`` too (``.nii`` and ``.mhd`` never). Uncompressed ``.mha`` and
+    ``.nrrd`` are written here, header then the voxels straight from the array, slice by slice (no
+    copy of the volume, no SimpleITK); the rest through SimpleITK. The file appears complete or not
+    at all (written beside it, then renamed). For NIfTI a non-orthogonal (tilted) volume is resampled
+    first, see :func:`orthogonal_volume`.
     """
     path = Path(path)
     suffix = output_format(path)
     if suffix in (".nii", ".nii.gz"):
         vol = orthogonal_volume(vol)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = storage_array(vol)
-    if suffix == ".npz":
-        np.savez_compressed(
-            path,
-            volume=data,
-            origin=vol.origin,
-            spacing=vol.spacing,
-            direction=vol.direction,
-            sop_instance_uids=np.array(vol.sop_instance_uids, dtype=str),
-        )
-        return path
+    packed = suffix == ".nii.gz" if compress is None else (bool(compress) and suffix not in (".nii", ".mhd"))
+    if suffix == ".nii.gz":
+        packed = True
+    # beside the target, with the same suffix (the writers go by it); .mhd names its .raw file, so in place
+    tmp = path if suffix == ".mhd" else path.with_name(f".{path.name[: -len(suffix)]}.{os.getpid()}.part{suffix}")
+    try:
+        if suffix == ".npz":
+            with open(tmp, "wb") as f:
+                (np.savez_compressed if packed else np.savez)(
+                    f, volume=storage_array(vol), origin=vol.origin, spacing=vol.spacing, direction=vol.direction,
+                    sop_instance_uids=np.array(vol.sop_instance_uids, dtype=str), missing=vol.missing_mask)
+        elif suffix in (".mha", ".nrrd") and not packed:
+            _write_raw(vol, tmp, suffix)
+        else:
+            _write_sitk(vol, tmp, suffix, packed)
+        if tmp != path:
+            os.replace(tmp, path)
+    finally:
+        if tmp != path:
+            tmp.unlink(missing_ok=True)
+    return path
+
+
+_MET_TYPES = {"int16": "MET_SHORT", "uint16": "MET_USHORT", "float32": "MET_FLOAT", "uint8": "MET_UCHAR",
+              "int32": "MET_INT", "float64": "MET_DOUBLE"}
+_NRRD_TYPES = {"int16": "short", "uint16": "unsigned short", "float32": "float", "uint8": "unsigned char",
+               "int32": "int", "float64": "double"}
+
+
+def _num(v: float) -> str:
+    return repr(float(v)).removesuffix(".0") if float(v).is_integer() else repr(float(v))
+
+
+def _write_raw(vol: Volume, tmp: Path, suffix: str) -> None:
+    """MetaImage (.mha, data LOCAL) or NRRD header, then the voxels little endian, slice by slice."""
+    dtype = storage_dtype(vol)
+    k, j, i = vol.shape
+    d = vol.direction
+    if suffix == ".mha":
+        lines = [
+            "ObjectType = Image", "NDims = 3", "BinaryData = True", "BinaryDataByteOrderMSB = False",
+            "CompressedData = False",
+            "TransformMatrix = " + " ".join(_num(v) for v in d.T.reshape(-1)),
+            "Offset = " + " ".join(_num(v) for v in vol.origin), "CenterOfRotation = 0 0 0",
+            "ElementSpacing = " + " ".join(_num(v) for v in vol.spacing), f"DimSize = {i} {j} {k}",
+        ]
+        if vol.is_color:
+            lines.append("ElementNumberOfChannels = 3")
+        lines += [f"ElementType = {_MET_TYPES[dtype.name]}", "ElementDataFile = LOCAL"]
+    else:
+        axes = " ".join("(" + ",".join(_num(c) for c in d[:, a] * vol.spacing[a]) + ")" for a in range(3))
+        lines = [
+            "NRRD0004", f"type: {_NRRD_TYPES[dtype.name]}", f"dimension: {4 if vol.is_color else 3}",
+            "space: left-posterior-superior", f"sizes: {'3 ' if vol.is_color else ''}{i} {j} {k}",
+            f"space directions: {'none ' if vol.is_color else ''}{axes}",
+            f"kinds: {'vector ' if vol.is_color else ''}domain domain domain", "endian: little", "encoding: raw",
+            "space origin: (" + ",".join(_num(v) for v in vol.origin) + ")", "",
+        ]
+    out_dtype = dtype.newbyteorder("<")
+    with open(tmp, "wb") as f:
+        f.write(("\n".join(lines) + "\n").encode("ascii"))
+        for part in vol.array:  # one slice at a time: a conversion never holds a second volume
+            data = part if part.dtype == out_dtype else part.astype(out_dtype)
+            f.write(np.ascontiguousarray(data).data)
+
+
+def _write_sitk(vol: Volume, tmp: Path, suffix: str, compress: bool) -> None:
     import SimpleITK as sitk
 
-    img = sitk.GetImageFromArray(data, isVector=vol.is_color)
+    img = sitk.GetImageFromArray(storage_array(vol), isVector=vol.is_color)
     img.SetOrigin(tuple(float(v) for v in vol.origin))
     img.SetSpacing(tuple(float(v) for v in vol.spacing))
     img.SetDirection(tuple(float(v) for v in vol.direction.reshape(-1)))
-    sitk.WriteImage(img, str(path), useCompression=suffix != ".nii")
-    return path
+    writer = sitk.ImageFileWriter()
+    writer.SetFileName(str(tmp))
+    writer.SetImageIO({".nii.gz": "NiftiImageIO", ".nii": "NiftiImageIO", ".nrrd": "NrrdImageIO",
+                       ".mha": "MetaImageIO", ".mhd": "MetaImageIO"}[suffix])
+    writer.SetUseCompression(compress)
+    writer.Execute(img)
