@@ -19,6 +19,8 @@ DEMO_MODEL = "chest-nodule-demo"
 DEMO_PNG = "radscope-demo.png"
 TIMEOUT_S = 600.0
 LUNG_WINDOW = (-600.0, 1500.0)  # centre, width (HU)
+DEMO_SIZE = (1600, 1000)
+"""Wanted window size (clamped to the screen's available area; the offscreen picture's size)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +43,8 @@ def _demo_study() -> Path | None:
     except ImportError as exc:
         print(f"radscope demo: the demo study generator is not available ({exc})", file=sys.stderr)
         return None
-    print("radscope demo: preparing the demo study (generated once, then cached) ...", file=sys.stderr)
-    return Path(demo_study_dir())
+    return Path(demo_study_dir(on_generate=lambda: print(
+        "radscope demo: preparing the demo study (generated once, then cached) ...", file=sys.stderr)))
 
 
 def _ct_paths(study: Path) -> list[str]:
@@ -90,46 +92,45 @@ def run(args: argparse.Namespace) -> int:
     if headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
-        from viewer.qt.ai_integration import attach_ai
-        from viewer.qt.main_window import ViewerWindow
-        from viewer.qt.qt import ensure_app
+        from viewer.qt.app import build_app
     except ImportError as exc:
         print(f"radscope demo: the viewer is not available ({exc}); summary instead:", file=sys.stderr)
         _print_summary(study)
         return 0
 
-    app = ensure_app(sys.argv[:1])
-    window = ViewerWindow()
-    window.resize(1600, 1000)
-    ai = attach_ai(window)
-    ai.open()
-    model_ok = ai.use_model(args.model)
-    if not model_ok:
-        print(f"radscope demo: model {args.model!r} is not installed; showing the study without AI", file=sys.stderr)
+    app = build_app(size=DEMO_SIZE, report=lambda m: print(f"radscope demo: {m}", file=sys.stderr))
+    window, ai = app.window, app.ai
+    if ai is None:
+        print("radscope demo: the AI layer is not available; showing the study without AI", file=sys.stderr)
+    else:
+        app.open_panel("ai")
+        if not ai.use_model(args.model):
+            print(f"radscope demo: model {args.model!r} is not installed; showing the study without AI",
+                  file=sys.stderr)
     window.show()
     window.open_paths(_ct_paths(study))
     if not headless:
         window.seriesShown.connect(lambda _stack: _lung_window(window))  # noqa: E731 (runs on the GUI thread)
-        ai.follow_findings()
-        code = int(app.exec())
-        ai.shutdown()
+        if ai is not None:
+            ai.follow_findings()
+        code = int(app.qapp.exec())
+        app.shutdown()
         return code
 
-    ok = window.wait_idle(TIMEOUT_S) and ai.wait_done(TIMEOUT_S)
-    if not ok:
+    if not app.wait_idle(TIMEOUT_S):
         print("radscope demo: loading or inference did not finish in time; writing what is shown", file=sys.stderr)
     _lung_window(window)
-    k = ai.show_most_suspicious()
+    k = ai.show_most_suspicious() if ai is not None else None
     window.wait_idle(1.0)
     out = Path(args.out or DEMO_PNG).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     saved = window.grab().save(str(out), "PNG")
-    ai.shutdown()
+    app.shutdown()
     window.close()
     if not saved:
         print(f"radscope demo: could not write {out}", file=sys.stderr)
         return 0
-    if k is not None and ai.results is not None:
+    if k is not None and ai is not None and ai.results is not None:
         top = ai.results.findings()[:3]
         n = ai.results.shape[0]
         print("findings: " + ("; ".join(f"{f.label} p={f.peak_score:.2f} at slice index {f.peak_slice}" for f in top) or "none"))

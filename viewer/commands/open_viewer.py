@@ -1,8 +1,9 @@
-"""``radscope [PATH ...] [--screenshot FILE.png] [--panel NAME] [--model NAME]``: the viewer window.
+"""``radscope [PATH ...] [--screenshot FILE.png] [--panel NAME] [--model NAME] [--layout]``: the viewer window.
 
 ``--screenshot`` renders the real main window offscreen once loading (and inference, when a model runs)
-has finished, writes the PNG and exits 0 (no display needed). ``--panel`` opens a named side panel first;
-``--model`` picks the AI model (the AI dock of :mod:`viewer.qt.ai_integration`).
+has finished, writes the PNG and exits 0 (no display needed). ``--panel`` opens a registered side panel
+first (:mod:`viewer.qt.panels`); ``--model`` picks the AI model and, once it has run, moves the views to its
+top finding with the crosshair on the heatmap's peak (as ``radscope demo`` does).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-PANELS = ("series", "tags", "errors", "ai", "layers", "review")
-"""Side panels ``--panel`` can open (ViewerWindow.PANELS plus the AI, layer-inspector and review docks; listed here
-so a bad name fails before Qt loads)."""
+from viewer.qt.panels import panel_names
+
+PANELS = tuple(panel_names())
+"""Side panels ``--panel`` can open (the registry's names; read without loading Qt)."""
 SCREENSHOT_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = 300.0
 
@@ -27,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.panel is not None and args.panel not in PANELS:
-        print(f"radscope: unknown panel {args.panel!r}; known panels: {', '.join(PANELS)}", file=sys.stderr)
+    if args.panel is not None and args.panel not in panel_names():
+        print(f"radscope: unknown panel {args.panel!r}; known panels: {', '.join(panel_names())}", file=sys.stderr)
         return 2
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
@@ -40,93 +42,46 @@ def run(args: argparse.Namespace) -> int:
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from viewer.qt.main_window import ViewerWindow
-    from viewer.qt.qt import ensure_app
+    from viewer.qt.app import build_app
+    from viewer.qt.panels import PanelUnavailable
 
-    app = ensure_app(sys.argv[:1])
-    window = ViewerWindow()
-    ai = _attach_ai(window)
-    layers = _attach_layers(window, ai)
-    review = _attach_review(window, ai)
+    app = build_app(size=SCREENSHOT_SIZE if args.screenshot else None)
+    window, ai = app.window, app.ai
     if args.model and (ai is None or not ai.use_model(args.model)):
         print(f"radscope: cannot use model {args.model!r}" + ("" if ai is not None else
               " (the AI layer is not available)") + "; see the Errors panel or `radscope models`", file=sys.stderr)
     if args.layout:
         window.set_layout(args.layout)
-    if args.panel == "ai":
-        if ai is None:
-            print("radscope: the AI panel is not available", file=sys.stderr)
+    if args.panel:
+        try:
+            app.open_panel(args.panel)
+        except PanelUnavailable as exc:
+            print(f"radscope: {exc}", file=sys.stderr)
             return 2
-        ai.open()
-    elif args.panel == "layers":
-        if layers is None:
-            print("radscope: the layer inspector is not available", file=sys.stderr)
-            return 2
-        layers.open()
-    elif args.panel == "review":
-        if review is None:
-            print("radscope: the review panel is not available", file=sys.stderr)
-            return 2
-        review.open()
-    elif args.panel:
-        window.open_panel(args.panel)
     if ai is not None and args.panel not in ("ai", "layers") and not args.model and not any(
             e.error is None for e in getattr(ai.panel, "entries", [])):
         ai.dock.hide()  # no usable model installed: keep the room for the images (Panels menu shows it)
-    if args.screenshot:
-        window.resize(*SCREENSHOT_SIZE)
     window.show()
     if args.paths:
         window.open_paths(args.paths)
     if not args.screenshot:
-        code = int(app.exec())
-        if ai is not None:
-            ai.shutdown()
+        if ai is not None and args.model:
+            ai.follow_findings(once=True)
+        code = int(app.qapp.exec())
+        app.shutdown()
         return code
     try:
-        return _screenshot(window, ai, args.screenshot, bool(args.paths), layers if args.panel == "layers" else None,
-                           review, show_finding=bool(args.model))
+        return _screenshot(app, args.screenshot, bool(args.paths), args.panel, show_finding=bool(args.model))
     finally:
-        if ai is not None:
-            ai.shutdown()
+        app.shutdown()
 
 
-def _attach_ai(window):
-    """The AI dock (issue 5) when its layer is importable, else None (the viewer works without it)."""
-    try:
-        from viewer.qt.ai_integration import attach_ai
-    except ImportError as exc:
-        print(f"radscope: AI layer not available ({exc})", file=sys.stderr)
-        return None
-    return attach_ai(window)
-
-
-def _attach_layers(window, ai):
-    """The layer inspector dock (hidden until opened), driven by the AI layer's worker; None without it."""
-    if ai is None:
-        return None
-    from viewer.qt.layers_panel import attach_layers
-
-    return attach_layers(window, ai)
-
-
-def _attach_review(window, ai):
-    """The review dock (hidden until opened); None when its store cannot be opened (said on stderr)."""
-    from viewer.qt.review_integration import attach_review
-    from viewer.review import ReviewStoreError
-
-    try:
-        return attach_review(window, ai)
-    except ReviewStoreError as exc:
-        print(f"radscope: review panel not available ({exc})", file=sys.stderr)
-        return None
-
-
-def _screenshot(window, ai, path: str, opened: bool, layers=None, review=None, show_finding: bool = False) -> int:
+def _screenshot(app, path: str, opened: bool, panel: str | None, show_finding: bool = False) -> int:  # type: ignore[no-untyped-def]
     """Wait for loading (and inference, when a model runs) to finish, render the whole window, save it.
 
     ``show_finding`` (``--model``): the views move to the image the model scores highest, centred on its
     heatmap peak, as ``radscope demo`` does, so that the picture shows what the model found."""
+    window, ai = app.window, app.ai
     if not window.wait_idle(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: loading did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
         return 1
@@ -134,8 +89,10 @@ def _screenshot(window, ai, path: str, opened: bool, layers=None, review=None, s
         print(f"radscope: inference did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
     elif ai is not None and show_finding:
         ai.show_most_suspicious()
+    layers = app.panels.get("layers") if panel == "layers" else None
     if layers is not None and not layers.wait_done(SCREENSHOT_TIMEOUT_S):
         print(f"radscope: the layer inspector did not finish within {SCREENSHOT_TIMEOUT_S:.0f} s", file=sys.stderr)
+    review = app.panels.get("review")
     if review is not None:
         review.flush()
     window.wait_idle(1.0)

@@ -254,22 +254,23 @@ def _run_checks(args: argparse.Namespace, report: Report, guard: NetworkGuard) -
     nodules, slice_spacing = read_truth(study)
     report.truth_slices = [int(n["slice"]) for n in nodules]
 
-    from viewer.commands.demo import _ct_paths
-    from viewer.qt.ai_integration import attach_ai
-    from viewer.qt.main_window import ViewerWindow
-    from viewer.qt.qt import QtCore, QtWidgets, ensure_app
+    from viewer.commands.demo import DEMO_SIZE, _ct_paths
+    from viewer.qt.app import build_app
+    from viewer.qt.qt import QtWidgets
 
-    app = ensure_app(["radscope"])
-    window = ViewerWindow()
-    window.resize(1600, 1000)
-    ai = attach_ai(window, use_cache=False)  # the model itself must run, not an earlier run's results
+    # the model itself must run, not an earlier run's results: no results cache
+    viewer = build_app(size=DEMO_SIZE, use_cache=False, argv=["radscope"],
+                       report=lambda m: print(f"radscope self-test: {m}", file=sys.stderr))
+    app, window, ai = viewer.qapp, viewer.window, viewer.ai
+    if ai is None:
+        raise SelfTestError(f"the AI layer is not available ({viewer.unavailable.get('ai', 'unknown reason')})")
     errors: list[str] = []
     ai.notify.connect(errors.append)
     # timestamps only (no GUI work), so running on the emitting thread is fine
     window.loadFinished.connect(lambda *_: _stamp(report, "seconds_to_study_loaded"))
     ai.worker.modelLoaded.connect(lambda *_: _stamp(report, "seconds_to_model_loaded"))
     try:
-        ai.open()
+        viewer.open_panel("ai")
         if not ai.use_model(args.model):
             raise SelfTestError(f"model {args.model!r} not usable: {'; '.join(errors) or 'unknown reason'}")
         entry = ai.model_entry
@@ -282,7 +283,7 @@ def _run_checks(args: argparse.Namespace, report: Report, guard: NetworkGuard) -
         window.open_paths(_ct_paths(study))
         app.processEvents()
         report.seconds_to_window = time.perf_counter() - _T0
-        _wait_for_results(app, QtCore, window, ai, report, args.timeout, errors)
+        _wait_for_results(app, window, ai, report, args.timeout, errors)
         _check_results(ai, report, nodules, slice_spacing, args.tolerance)
         _check_rendered(app, window, ai, report, QtWidgets)
     finally:
@@ -290,7 +291,7 @@ def _run_checks(args: argparse.Namespace, report: Report, guard: NetworkGuard) -
             window.grab().save(str(Path(args.out).resolve()), "PNG")
         if "torch" in sys.modules:
             report.torch_threads = sys.modules["torch"].get_num_threads()
-        ai.shutdown()
+        viewer.shutdown()
         window.close()
 
 
@@ -299,13 +300,12 @@ def _stamp(report: Report, name: str) -> None:
         setattr(report, name, time.perf_counter() - _T0)
 
 
-def _wait_for_results(app: Any, QtCore: Any, window: Any, ai: Any, report: Report, timeout_s: float,
+def _wait_for_results(app: Any, window: Any, ai: Any, report: Report, timeout_s: float,
                       errors: list[str]) -> None:
     """Process events until every slice has a result; note when the shown slice's heatmap was painted."""
-    deadline = time.monotonic() + timeout_s
-    flags = QtCore.QEventLoop.ProcessEventsFlag.AllEvents
-    while time.monotonic() < deadline:
-        app.processEvents(flags, 20)
+    from viewer.qt.wait import wait_until
+
+    def settled() -> bool:
         res = ai.results
         if res is not None and math.isnan(report.seconds_to_heatmap_on_screen):
             views = [v for v in window.visible_views() if v.plane.slice_axis == 0]
@@ -315,13 +315,16 @@ def _wait_for_results(app: Any, QtCore: Any, window: Any, ai: Any, report: Repor
                 cpu = os.times()
                 report.cpu_seconds_to_heatmap = cpu.user + cpu.system
         if res is not None and res.complete and not ai.busy and window.is_idle():
-            report.seconds_to_all_slices = time.perf_counter() - _T0
-            report.n_slices = int(res.shape[0])
-            report.device = ai.device_name
-            return
-        if errors and res is None and window.is_idle() and window.model is not None and not ai.busy:
-            break
-        time.sleep(0.01)  # poll gently: the inference thread runs at a lower priority
+            return True
+        return bool(errors and res is None and window.is_idle() and window.model is not None and not ai.busy)
+
+    wait_until(settled, timeout_s, step_ms=10)
+    res = ai.results
+    if res is not None and res.complete and not ai.busy:
+        report.seconds_to_all_slices = time.perf_counter() - _T0
+        report.n_slices = int(res.shape[0])
+        report.device = ai.device_name
+        return
     done = "no run started" if ai.results is None else f"{ai.results.n_done}/{ai.results.shape[0]} slices done"
     raise SelfTestError(f"inference did not finish within {timeout_s:.0f} s ({done})"
                         + (f"; {'; '.join(errors)}" if errors else ""))

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pydicom
@@ -788,8 +788,9 @@ def _valid_demo(folder: Path, revision: int | None = DEMO_REVISION) -> bool:
     return truth.get("version") == DEMO_VERSION and (folder / "ct").is_dir()
 
 
-def demo_study_dir() -> Path:
-    """The demo study folder: ``resources/demo-study`` when bundled, else generated once into the cache.
+def demo_study_dir(on_generate: Callable[[], None] | None = None) -> Path:
+    """The demo study folder: ``resources/demo-study`` when bundled, else generated once into the cache
+    (``on_generate`` is called first, only when it must be generated).
 
     The cache copy (``<RADSCOPE_HOME>/cache/demo-study-v1``) is regenerated when missing, incomplete
     or of another version; generation writes to a temporary folder and renames it, so a crash never
@@ -803,6 +804,8 @@ def demo_study_dir() -> Path:
     target = paths.subdir("cache") / DEMO_VERSION
     if _valid_demo(target):
         return target
+    if on_generate is not None:
+        on_generate()
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}-{time.time_ns()}")
     try:
         generate_demo_study(tmp)

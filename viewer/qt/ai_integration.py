@@ -30,6 +30,8 @@ from viewer.ai import EtaEstimator, RunKey, SeriesResults
 from viewer.ai.cached import stack_key
 from viewer.ai.model_input import model_input
 from viewer.qt.ai_cache import CacheIO, CacheReply
+from viewer.qt.bind import Bindings
+from viewer.qt.wait import wait_until
 from viewer.qt.ai_panel import AIPanel, ModelEntry, OverlaySettings
 from viewer.qt.ai_worker import AIWorker, BatchOutput, BatchResult, ModelLoaded, ModelRef, SessionFactory
 from viewer.qt.qt import QObject, QtCore, QtWidgets, Signal
@@ -115,6 +117,7 @@ class AIController(QObject):
         self.device_name = "(model not loaded)"
         self.method = DEFAULT_METHOD
         self.series: SeriesModel | None = None
+        self._series_bindings = Bindings()
         self.stack_id = ""
         self.results: SeriesResults | None = None
         self.first_heatmap_at: float | None = None
@@ -182,17 +185,14 @@ class AIController(QObject):
             return
         self.cancel()
         self.results = None
-        if self.series is not None:
-            self.series.loadFinished.disconnect(self._on_load_finished)
-            self.series.sliceLoaded.disconnect(self._on_slice_loaded)
-            self.series.crosshairChanged.disconnect(self._on_crosshair_changed)
+        self._series_bindings.clear()
         self.series = series
         self.stack_id = stack_id or (series.volume.info.stack_id or series.volume.info.series_uid if series else "")
         self.panel.set_results(None)
         if series is not None:
-            series.loadFinished.connect(self._on_load_finished)
-            series.sliceLoaded.connect(self._on_slice_loaded)
-            series.crosshairChanged.connect(self._on_crosshair_changed)
+            self._series_bindings.connect(series.loadFinished, self._on_load_finished)
+            self._series_bindings.connect(series.sliceLoaded, self._on_slice_loaded)
+            self._series_bindings.connect(series.crosshairChanged, self._on_crosshair_changed)
             self._current = self._crosshair_slice()
             self.panel.set_current_slice(self._current)
             if self.auto_run:
@@ -242,11 +242,15 @@ class AIController(QObject):
         """Move the views to a finding's peak slice ``k``, crosshair on the heatmap's peak (every MPR view shows it)."""
         self.go_to_slice(k, centre_on_peak=True)
 
-    def follow_findings(self) -> None:
-        """From now on, jump to the most suspicious slice whenever a run finishes (the demo)."""
+    def follow_findings(self, *, once: bool = False) -> None:
+        """Jump to the most suspicious slice (crosshair on its heatmap peak) whenever a run finishes (the
+        demo), or only when the next one does (``radscope PATH --model NAME``)."""
+        self._follow_once = once
         self.finished.connect(self._on_finished_jump)
 
     def _on_finished_jump(self, key: RunKey) -> None:
+        if getattr(self, "_follow_once", False):
+            self.finished.disconnect(self._on_finished_jump)
         self.show_most_suspicious()
 
     def show_most_suspicious(self) -> int | None:
@@ -633,15 +637,10 @@ class WindowAI(AIController):
 
         Call after the window finished loading (``window.wait_idle()``), e.g. before a screenshot.
         """
-        app = QtWidgets.QApplication.instance()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            if not self.busy:
-                app.processEvents()
-                return True
-            time.sleep(0.005)
-        return False
+        return wait_until(self.is_idle, timeout_s)
+
+    def is_idle(self) -> bool:
+        return not self.busy
 
 
 def attach_ai(window: Any, *, session_factory: SessionFactory | None = None,
@@ -652,3 +651,8 @@ def attach_ai(window: Any, *, session_factory: SessionFactory | None = None,
     :class:`SeriesModel`), ``errors_panel``/``errors_dock``, ``addDockWidget`` and its menu bar.
     """
     return WindowAI(window, session_factory=session_factory, models=models, use_cache=use_cache)
+
+
+def ai_panel(app: Any) -> WindowAI:
+    """The registry's factory (:mod:`viewer.qt.panels`): the AI dock of ``app.window``."""
+    return attach_ai(app.window, use_cache=app.use_cache)

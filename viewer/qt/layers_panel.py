@@ -25,6 +25,8 @@ import numpy as np
 
 from viewer.ai.model_input import model_input
 from viewer.display.colormaps import overlay_lut
+from viewer.qt.bind import Bindings
+from viewer.qt.wait import wait_until
 from viewer.qt.qt import QObject, Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from viewer.qt.series_model import Overlay
 from viewer.qt.progress import set_progress
@@ -659,15 +661,11 @@ class LayersPanel(QtWidgets.QWidget):
 
     def wait_done(self, timeout_s: float = 120.0) -> bool:
         """Process events until no probe is pending (screenshots, tests); True when done."""
-        app = QtWidgets.QApplication.instance()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            if not self._pending and not self._refresh_timer.isActive():
-                app.processEvents()
-                return True
-            time.sleep(0.005)
-        return False
+        return wait_until(self.is_idle, timeout_s)
+
+    def is_idle(self) -> bool:
+        """No probe pending and no refresh scheduled."""
+        return not self._pending and not self._refresh_timer.isActive()
 
     def _model_slice(self, k: int) -> np.ndarray:
         """Slice ``k`` as the model sees it (MONOCHROME1 inverted: `viewer.ai.model_input`), a float32 copy."""
@@ -1061,6 +1059,7 @@ class _Follow(QObject):
         super().__init__(panel)
         self.panel, self.window = panel, window
         self._series: Any = None
+        self._bindings = Bindings()
         window.seriesShown.connect(self.on_series)
         panel.ai.worker.modelLoaded.connect(self.on_model)
         panel.ai.finished.connect(self.on_model)
@@ -1068,11 +1067,10 @@ class _Follow(QObject):
     def on_series(self, _stack_id: str = "") -> None:
         series = self.panel.series
         if series is not self._series:
-            if self._series is not None:
-                self._series.crosshairChanged.disconnect(self.panel.schedule_refresh)
+            self._bindings.clear()
             self._series = series
             if series is not None:
-                series.crosshairChanged.connect(self.panel.schedule_refresh)
+                self._bindings.connect(series.crosshairChanged, self.panel.schedule_refresh)
         self.panel.schedule_refresh()
 
     def on_model(self, *_args: Any) -> None:
@@ -1094,3 +1092,8 @@ def attach_layers(window: Any, ai: Any) -> LayersPanel:
     panel.dock = dock
     panel.follow = _Follow(panel, window)
     return panel
+
+
+def layers_panel(app: Any) -> LayersPanel:
+    """The registry's factory (:mod:`viewer.qt.panels`): the layer inspector, driven by the AI panel."""
+    return attach_layers(app.window, app.ai)

@@ -15,21 +15,28 @@ from collections.abc import Sequence
 import numpy as np
 
 from viewer.dicom.volume import Volume, WindowPreset
-from viewer.display.measure import MeasurementRecord
 from viewer.display.orientation import ORIENTATION_SOURCE, direction_from_patient_orientation, geometry_sources
 from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
 from viewer.gc_policy import freeze_once
+from viewer.state.session import SessionState
+from viewer.qt.bind import Bindings
 from viewer.qt.errors_panel import ErrorsPanel
+from viewer.qt.panels import PanelSpec
 from viewer.qt.qt import QAction, QKeySequence, Qt, QTimer, QtCore, QtGui, QtWidgets, Signal
 from viewer.qt.progress import set_progress
 from viewer.qt.series_browser import SeriesBrowser
 from viewer.qt.series_model import SeriesModel
 from viewer.qt.slice_view import TOOLS, SliceView
 from viewer.qt.tag_browser import TagBrowser
+from viewer.qt.wait import wait_until
 from viewer.qt.workers import LoadJob, ScanJob, ThumbnailJob, volume_thumbnail
 
 LAYOUTS = ("1x1", "1x3")
+GEOMETRY_KEY = "window_geometry"
+"""``viewer-settings.json`` key of the window's last geometry on a real screen ([x, y, width, height])."""
+_AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea, "right": Qt.DockWidgetArea.RightDockWidgetArea,
+          "bottom": Qt.DockWidgetArea.BottomDockWidgetArea}
 SINGLE_PLANES = ("acquisition", "axial", "coronal", "sagittal")
 TOOL_KEYS = {"pan": "P", "window": "W", "crosshair": "X", "distance": "D", "angle": "A", "ellipse": "E", "rect": "R"}
 
@@ -95,11 +102,11 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("RadScope")
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else load_settings()
-        self.model: SeriesModel | None = None
-        self.stack_id = ""
-        self.stacks: dict[str, Any] = {}
+        self.session = SessionState(self.settings)
+        """Everything shown (series list, current series, measurements per series): widgets follow its events."""
+        self._bindings = Bindings()
+        self._series_bindings = Bindings()
         self._scan_result: Any = None
-        self._measurements: dict[str, list[MeasurementRecord]] = {}
         self._scan_job: ScanJob | None = None
         self._load_job: LoadJob | None = None
         self._thumb_job: ThumbnailJob | None = None
@@ -131,10 +138,30 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._tags_timer.timeout.connect(self._refresh_tags)
         self._help: ShortcutsDialog | None = None
         self._shown_pending: str | None = None
+        self._installed: dict[str, tuple[str, QtWidgets.QDockWidget]] = {}
+        self._bindings.connect(self.session.seriesChanged, self._on_series_changed)
+        self._bindings.connect(self.session.seriesShown, self._on_session_shown)
         self.resize(1400, 900)
         self._apply_hide_identifying()
         self._apply_layout()
         freeze_once("window")  # Qt, pyqtgraph, the first window: out of future GC passes (they hold the GIL)
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def model(self) -> SeriesModel | None:
+        """The shown series' state (``session.series``)."""
+        return self.session.series
+
+    @property
+    def stack_id(self) -> str:
+        return self.session.stack_id
+
+    @property
+    def stacks(self) -> dict[str, Any]:
+        return self.session.stacks
+
+    def _on_session_shown(self, stack_id: str) -> None:
+        self.seriesShown.emit(stack_id)
 
     # -- construction ------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -254,7 +281,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._action(t, "Delete measurement", self.delete_measurement, "Delete")
         self._action(t, "Delete all measurements of this series", self._clear_measurements)
 
-        p = bar.addMenu("&Panels")
+        p = self.panels_menu = bar.addMenu("&Panels")
         for dock, key in ((self.series_dock, None), (self.tags_dock, "Ctrl+T"), (self.errors_dock, None)):
             act = dock.toggleViewAction()
             if key:
@@ -373,7 +400,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             return
         self._scan_job = None
         self._scan_result = result
-        self.stacks = {s.stack_id: s for s in result.stacks}
+        self.session.set_stacks(result.stacks)
         self.series_browser.set_stacks(result.stacks)
         if result.errors:
             self.errors_panel.add_errors([(e.path, e.error) for e in result.errors])
@@ -425,8 +452,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self._load_job.cancel()
             self._retire(self._load_job)
         self.series_browser.select_stack(stack_id)
-        self.stack_id = stack_id
-        self._set_model(None)
+        self.session.choose(stack_id)
         set_progress(self.progress, 0, stack.n_slices)
         self.progress.show()
         self.load_started_at = time.perf_counter()
@@ -442,14 +468,12 @@ class ViewerWindow(QtWidgets.QMainWindow):
         job = self.sender()
         if job is not self._load_job or self._load_job is None:
             return
-        for k, data in batch:
-            if self.model is None:
-                self._show_first_slice(job.stack, k, data)
-            else:
-                if data.base is not self.model.volume.array:
-                    self.model.volume.array[k] = data
-                self.model.loaded[k] = True
-                self.model.sliceLoaded.emit(k)
+        if self.model is None and batch:
+            k, data = batch[0]
+            self._show_first_slice(job.stack, k, data)
+            batch = batch[1:]
+        assert self.model is not None
+        self.model.receive_slices(batch)
         set_progress(self.progress, int(self.model.loaded.sum()))
 
     def _show_first_slice(self, stack: Any, k: int, data: np.ndarray) -> None:
@@ -466,7 +490,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         vol = Volume(array, stack.origin, stack.spacing, self._display_direction(stack), stack.sop_instance_uids,
                      info=stack.info, warnings=list(stack.warnings), source_files=stack.files,
                      frame_numbers=stack.frame_numbers)
-        self._set_model(SeriesModel(vol, loaded, self._measurements.setdefault(stack.stack_id, [])))
+        self.session.new_series(vol, loaded)
         self.first_slice_s = time.perf_counter() - self.load_started_at
         # Tell the AI, review and layer panels in a later event-loop pass: the first slice paints first,
         # and their work does not add to the same uninterrupted stretch of GUI-thread time.
@@ -475,8 +499,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
 
     def _announce_shown(self) -> None:
         stack_id, self._shown_pending = self._shown_pending, None
-        if stack_id is not None and stack_id == self.stack_id and self.model is not None:
-            self.seriesShown.emit(stack_id)
+        if stack_id is not None:
+            self.session.announce_shown(stack_id)
 
     def _on_load_finished(self, volume: Volume) -> None:
         if self.sender() is not self._load_job:
@@ -485,7 +509,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.progress.hide()
         volume.direction = self._display_direction(self.stacks.get(self.stack_id), volume.direction)
         if self.model is None:  # a stack whose slices all arrived before any signal was handled
-            self._set_model(SeriesModel(volume, None, self._measurements.setdefault(self.stack_id, [])))
+            self.session.new_series(volume)
         else:
             self.model.finish_loading(volume)
         if self.stack_id not in self._thumbs_done:
@@ -530,26 +554,27 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def show_volume(self, volume: Volume, stack_id: str | None = None) -> SeriesModel:
         """Show an already loaded volume (tests, tools, other engines); returns its model."""
         self._cancel_jobs()
-        self.stack_id = stack_id or volume.info.stack_id or volume.info.series_uid or "volume"
-        self._set_model(SeriesModel(volume, None, self._measurements.setdefault(self.stack_id, [])))
-        self.seriesShown.emit(self.stack_id)
+        self.session.choose(stack_id or volume.info.stack_id or volume.info.series_uid or "volume")
+        self.session.new_series(volume)
+        self.session.announce_shown(self.stack_id)
         self.loadFinished.emit(self.stack_id)
         return self.model  # type: ignore[return-value]
 
     def _set_model(self, model: SeriesModel | None) -> None:
-        if self.model is not None:
-            self.model.crosshairChanged.disconnect(self._on_crosshair_changed)
-            self.model.windowChanged.disconnect(self._on_window_changed)
+        self.session.set_series(model)
+
+    def _on_series_changed(self, model: SeriesModel | None) -> None:
+        """Another series state is shown: the views follow it, and so do the slider, menus and title."""
+        self._series_bindings.clear()
         self._cine.stop()
-        self.model = model
         if model is not None and model.volume.shape[0] < 2 and self.layout_name == "1x3":
             self.layout_name = "1x1"
         self._apply_layout()  # the views connect first, so the window's slots see their new slices
         if model is not None and not self.tag_browser.search.hasFocus():
             self.active_view.setFocus()  # arrow keys scroll at once
         if model is not None:
-            model.crosshairChanged.connect(self._on_crosshair_changed)
-            model.windowChanged.connect(self._on_window_changed)
+            self._series_bindings.connect(model.crosshairChanged, self._on_crosshair_changed)
+            self._series_bindings.connect(model.windowChanged, self._on_window_changed)
         self._fill_window_menu()
         self._on_window_changed()
         self.setWindowTitle("RadScope" + (f" - {model.volume.info.description or self.stack_id}" if model else ""))
@@ -782,23 +807,133 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         self._cancel_jobs()
         self._cine.stop()
+        self._remember_geometry()
         self._save_settings()
         super().closeEvent(ev)
 
+    # -- panels from the registry, fitting the screen ----------------------------------------
+    def install_panel(self, spec: PanelSpec, dock: QtWidgets.QDockWidget) -> None:
+        """Place a registered panel's dock: its area, inside a scroll area (its content never sets the
+        window's minimum size), right-side panels tabbed together; its toggle in the Panels menu."""
+        dock.setObjectName(f"dock_{spec.name}")
+        dock.setWindowTitle(spec.title)
+        body = dock.widget()
+        if body is not None and not isinstance(body, QtWidgets.QScrollArea):
+            scroll = QtWidgets.QScrollArea(dock)
+            scroll.setObjectName(f"scroll_{spec.name}")
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+            scroll.setWidget(body)
+            dock.setWidget(scroll)
+        em = self.fontMetrics().height()
+        if spec.area == "bottom":
+            dock.setMinimumHeight(4 * em)
+        else:
+            dock.setMinimumWidth(min(16 * em, 300))
+        visible = not dock.isHidden() if spec.name in self._installed else spec.start_visible
+        self.addDockWidget(_AREAS[spec.area], dock)
+        if spec.area == "right":
+            first = next((d for n, (a, d) in self._installed.items() if a == "right" and d is not dock), None)
+            if first is not None:
+                self.tabifyDockWidget(first, dock)
+        self._installed[spec.name] = (spec.area, dock)
+        dock.setVisible(visible)
+        act = dock.toggleViewAction()
+        act.setText(spec.title)
+        if spec.shortcut:
+            act.setShortcut(QKeySequence(spec.shortcut))
+        if act not in self.panels_menu.actions():
+            self.panels_menu.addAction(act)
+            self.addAction(act)
+        dock.visibilityChanged.connect(self._on_dock_visibility)
+        if spec.area != "bottom":
+            self.resizeDocks([dock], [min(28 * em, self._side_width())], Qt.Orientation.Horizontal)
+
+    def _side_width(self) -> int:
+        """Side panels never take more than a third of the window: the images keep priority."""
+        return max(200, self.width() // 3)
+
+    def _on_dock_visibility(self, _visible: bool) -> None:
+        QTimer.singleShot(0, self.keep_on_screen)
+
+    def available_geometry(self) -> QtCore.QRect:
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        return screen.availableGeometry()
+
+    def fit_to_screen(self, size: tuple[int, int] | None = None) -> None:
+        """Size the window: ``size`` if given, else the remembered geometry, else most of the screen;
+        never larger than the screen's available area (offscreen, where no real screen exists, ``size`` is
+        taken as it is)."""
+        avail = self.available_geometry()
+        saved = self.settings.extra.get(GEOMETRY_KEY)
+        rect = None
+        if size is not None:
+            rect = QtCore.QRect(avail.x(), avail.y(), int(size[0]), int(size[1]))
+        elif isinstance(saved, list) and len(saved) == 4 and all(isinstance(v, int) for v in saved):
+            rect = QtCore.QRect(*saved)
+        else:
+            rect = QtCore.QRect(avail.x(), avail.y(), min(1600, avail.width() * 9 // 10),
+                                min(1000, avail.height() * 9 // 10))
+        if not (self._offscreen() and size is not None):
+            rect.setWidth(min(rect.width(), avail.width()))
+            rect.setHeight(min(rect.height(), avail.height()))
+            rect.moveLeft(min(max(rect.x(), avail.x()), avail.right() + 1 - rect.width()))
+            rect.moveTop(min(max(rect.y(), avail.y()), avail.bottom() + 1 - rect.height()))
+            self.setMaximumSize(avail.size())
+        self.resize(rect.size())
+        self.move(rect.topLeft())
+
+    @staticmethod
+    def _offscreen() -> bool:
+        return QtGui.QGuiApplication.platformName() in ("offscreen", "minimal")
+
+    def keep_on_screen(self) -> None:
+        """Shrink the window back inside the screen if a panel made it grow past it."""
+        if self._offscreen():
+            return
+        avail = self.available_geometry()
+        frame = self.frameGeometry()
+        if frame.width() > avail.width() or frame.height() > avail.height():
+            self.resize(min(self.width(), avail.width()), min(self.height(), avail.height()))
+
+    def _remember_geometry(self) -> None:
+        if not self._offscreen() and self.isVisible():
+            g = self.geometry()
+            self.settings.extra[GEOMETRY_KEY] = [g.x(), g.y(), g.width(), g.height()]
+
     # -- waiting (screenshots, tests) --------------------------------------------------------
     def is_idle(self) -> bool:
-        """No scan, load or thumbnail job is running and no panel refresh is pending."""
+        """No scan, load or thumbnail job is running and no panel refresh or announcement is pending."""
         return (self._scan_job is None and self._load_job is None and self._thumb_job is None
-                and not self._tags_timer.isActive())
+                and not self._tags_timer.isActive() and self._shown_pending is None)
 
     def wait_idle(self, timeout_s: float = 120.0) -> bool:
         """Process events until idle (or the timeout); True when idle."""
-        app = QtWidgets.QApplication.instance()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            if self.is_idle():
-                app.processEvents()
-                return True
-            time.sleep(0.005)
-        return False
+        return wait_until(self.is_idle, timeout_s)
+
+
+class DockPanel:
+    """The handle of a panel that is only a dock (the window's own series, tags and errors panels)."""
+
+    def __init__(self, dock: QtWidgets.QDockWidget, opener: Any = None) -> None:
+        self.dock = dock
+        self._opener = opener
+
+    def open(self) -> None:
+        if self._opener is not None:
+            self._opener()
+        else:
+            self.dock.show()
+            self.dock.raise_()
+
+
+def series_panel(app: Any) -> DockPanel:
+    return DockPanel(app.window.series_dock, lambda: app.window.open_panel("series"))
+
+
+def tags_panel(app: Any) -> DockPanel:
+    return DockPanel(app.window.tags_dock, lambda: app.window.open_panel("tags"))
+
+
+def errors_panel(app: Any) -> DockPanel:
+    return DockPanel(app.window.errors_dock, lambda: app.window.open_panel("errors"))

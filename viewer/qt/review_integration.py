@@ -30,6 +30,7 @@ from viewer.display.measure import MeasurementRecord
 from viewer.display.orientation import ORIENTATION_SOURCE, orientation_known, spacing_known
 from viewer.display.planes import Plane
 from viewer.display.settings import save_settings
+from viewer.qt.bind import Bindings
 from viewer.qt.qt import QAction, QObject, Qt, QtCore, QtWidgets
 from viewer.qt.review_panel import ReviewPanel
 from viewer.review import ImageContext, ModelInfo, Region, ReviewStore, ReviewStoreError, SourceError, Verdict
@@ -151,6 +152,7 @@ class ReviewController(QObject):
         self._pending_study: str | None = None
         self._selection_at_draw: dict[Any, Any] = {}
         self._n_measurements = 0
+        self._series_bindings = Bindings()
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(CONTEXT_DELAY_MS)
@@ -183,6 +185,10 @@ class ReviewController(QObject):
             if menu.title().replace("&", "") == "Panels":
                 return menu
         return None
+
+    def is_idle(self) -> bool:
+        """No context refresh is pending."""
+        return not self._timer.isActive()
 
     def open(self) -> None:
         """Show and raise the review dock on its worklist (``--panel review``)."""
@@ -220,13 +226,11 @@ class ReviewController(QObject):
     # -- series, worklist, studies -------------------------------------------------------------
     def _on_series_shown(self, stack_id: str) -> None:
         model = self.window.model
-        if self._series is not None:
-            for signal, slot in self._series_slots():
-                signal.disconnect(slot)
+        self._series_bindings.clear()
         self._series = model
         if model is not None:
             for signal, slot in self._series_slots():
-                signal.connect(slot)
+                self._series_bindings.connect(signal, slot)
             self._n_measurements = len(model.measurements)
         self._selection_at_draw = {}
         self.sync_worklist()
@@ -399,3 +403,14 @@ def attach_review(window: Any, ai: Any = None, store: ReviewStore | None = None)
     menu bar; ``ai`` is the :class:`~viewer.qt.ai_integration.AIController` (model, method, thresholds).
     """
     return ReviewController(window, ai, store)
+
+
+def review_panel(app: Any) -> ReviewController:
+    """The registry's factory (:mod:`viewer.qt.panels`): the review dock, or PanelUnavailable when its store
+    cannot be opened."""
+    from viewer.qt.panels import PanelUnavailable
+
+    try:
+        return attach_review(app.window, app.ai)
+    except ReviewStoreError as exc:
+        raise PanelUnavailable(str(exc)) from exc

@@ -21,6 +21,7 @@ from viewer.display.scalebar import format_mm, scale_bar_length
 from viewer.display.windowing import drag_window, levels
 from viewer.qt.measure_items import MeasurementGraphic
 from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtGui, QtWidgets, Signal, pg
+from viewer.qt.bind import Bindings
 from viewer.qt.series_model import SeriesModel
 
 TOOLS = ("pan", "window", "crosshair", "distance", "angle", "ellipse", "rect")
@@ -132,6 +133,7 @@ class SliceView(pg.GraphicsView):
         self.setMinimumSize(120, 120)
         self.plane_name = plane_name
         self.model: SeriesModel | None = None
+        self._bindings = Bindings()
         self.plane = Plane("acquisition", 0, 1, 2)
         self.slice_index = 0
         self.tool = "pan"
@@ -182,9 +184,7 @@ class SliceView(pg.GraphicsView):
     # -- model -------------------------------------------------------------------------------
     def set_model(self, model: SeriesModel | None) -> None:
         """Show ``model`` (or nothing); connects to its signals with bound methods."""
-        if self.model is not None:
-            for sig, slot in self._connections():
-                sig.disconnect(slot)
+        self._bindings.clear()
         self.model = model
         self.selected = None
         if model is None:
@@ -197,7 +197,7 @@ class SliceView(pg.GraphicsView):
             self.viewport().update()
             return
         for sig, slot in self._connections():
-            sig.connect(slot)
+            self._bindings.connect(sig, slot)
         self._setup_plane()
 
     def _connections(self):

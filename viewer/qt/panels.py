@@ -1,0 +1,75 @@
+"""The panel registry: every side panel of the viewer window, in one list.
+
+Importing this module loads no Qt (``radscope --panel NAME`` checks the name before Qt starts). Each
+:class:`PanelSpec` names a factory ``"module:function"``, called by :func:`viewer.qt.app.build_app` with the
+:class:`~viewer.qt.app.ViewerApp` being assembled (``app.window``, ``app.panels`` for the panels it
+``needs``); it returns the panel's handle, an object with a ``dock`` (a ``QDockWidget``) and optionally
+``open()``, ``is_idle()``, ``wait_done(timeout_s)``, ``shutdown()``. It may raise
+:class:`PanelUnavailable` (the viewer runs without that panel and says why).
+
+To add a panel: write its factory, add one ``PanelSpec`` to :data:`PANELS` (or call :func:`register_panel`
+before ``build_app``). The window places its dock in the declared area (right-side panels are tabbed
+together, each inside a scroll area, so no panel can grow the window past the screen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+DockArea = Literal["left", "right", "bottom"]
+
+
+class PanelUnavailable(Exception):
+    """A panel cannot be built here (its layer is missing, its store cannot open): the message says why."""
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    name: str
+    """``--panel`` name and key of ``ViewerApp.panels``."""
+    title: str
+    """Dock title and Panels-menu entry."""
+    area: DockArea
+    factory: str
+    """``"module:function"``; the function takes the ViewerApp and returns the panel handle."""
+    shortcut: str | None = None
+    """Toggles the panel (a QKeySequence string), or None."""
+    needs: tuple[str, ...] = ()
+    """Panels that must be built first (the factory finds them in ``app.panels``)."""
+    start_visible: bool = False
+    """Shown when the window opens (else hidden until opened)."""
+
+
+PANELS: list[PanelSpec] = [
+    PanelSpec("series", "Series", "left", "viewer.qt.main_window:series_panel", start_visible=True),
+    PanelSpec("tags", "DICOM tags", "right", "viewer.qt.main_window:tags_panel", "Ctrl+T"),
+    PanelSpec("errors", "Errors", "bottom", "viewer.qt.main_window:errors_panel"),
+    PanelSpec("ai", "AI", "right", "viewer.qt.ai_integration:ai_panel", start_visible=True),
+    PanelSpec("layers", "Layers", "right", "viewer.qt.layers_panel:layers_panel", needs=("ai",)),
+    PanelSpec("review", "Review", "right", "viewer.qt.review_integration:review_panel", needs=("ai",)),
+]
+"""Every panel, in the order they are built (a panel's ``needs`` come before it)."""
+
+
+def panel_names() -> list[str]:
+    return [p.name for p in PANELS]
+
+
+def get_panel(name: str) -> PanelSpec:
+    for spec in PANELS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown panel {name!r}; known panels: {', '.join(panel_names())}")
+
+
+def register_panel(spec: PanelSpec) -> None:
+    """Add (or replace by name) a panel; its ``needs`` must already be registered."""
+    missing = [n for n in spec.needs if n not in panel_names()]
+    if missing:
+        raise ValueError(f"panel {spec.name!r} needs unregistered panel(s) {', '.join(missing)}")
+    for i, old in enumerate(PANELS):
+        if old.name == spec.name:
+            PANELS[i] = spec
+            return
+    PANELS.append(spec)

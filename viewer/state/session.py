@@ -1,0 +1,72 @@
+"""The viewer session: the scanned series, the one shown, measurements per series, the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from psygnal import Signal
+
+from viewer.display.measure import MeasurementRecord
+from viewer.display.settings import ViewerSettings
+from viewer.state.series import SeriesState
+
+
+class SessionState:
+    """What one viewer window shows. Events:
+
+    - ``stacksChanged(list)``: a scan finished (its stacks, in browser order);
+    - ``currentChanged(str)``: another series was chosen (its stack id; its :class:`SeriesState` may
+      still be None until the first slice decodes). Panels clear their per-series status lines here;
+    - ``seriesChanged(object)``: the shown :class:`SeriesState` was replaced (or None);
+    - ``seriesShown(str)``: the series' first slice is on screen (announced one event-loop pass later,
+      so panels' work does not delay the first paint).
+    """
+
+    stacksChanged = Signal(list)
+    currentChanged = Signal(str)
+    seriesChanged = Signal(object)
+    seriesShown = Signal(str)
+
+    def __init__(self, settings: ViewerSettings | None = None) -> None:
+        self.settings = settings if settings is not None else ViewerSettings()
+        self.stacks: dict[str, Any] = {}
+        self.stack_id = ""
+        self.series: SeriesState | None = None
+        self.measurements: dict[str, list[MeasurementRecord]] = {}
+
+    def set_stacks(self, stacks: Iterable[Any]) -> None:
+        """The stacks of a finished scan (objects with a ``stack_id``)."""
+        items = list(stacks)
+        self.stacks = {s.stack_id: s for s in items}
+        self.stacksChanged.emit(items)
+
+    def measurements_for(self, stack_id: str) -> list[MeasurementRecord]:
+        """The series' measurement list (shared with its :class:`SeriesState`, kept while the session lives)."""
+        return self.measurements.setdefault(stack_id, [])
+
+    def choose(self, stack_id: str) -> None:
+        """Make ``stack_id`` the current series; its state comes later through :meth:`set_series`."""
+        changed = stack_id != self.stack_id
+        self.stack_id = stack_id
+        if self.series is not None:
+            self.set_series(None)
+        if changed:
+            self.currentChanged.emit(stack_id)
+
+    def set_series(self, series: SeriesState | None) -> None:
+        if series is self.series:
+            return
+        self.series = series
+        self.seriesChanged.emit(series)
+
+    def new_series(self, volume: Any, loaded: Any = None) -> SeriesState:
+        """A :class:`SeriesState` for the current stack, with its kept measurements, made the shown one."""
+        series = SeriesState(volume, loaded, self.measurements_for(self.stack_id))
+        self.set_series(series)
+        return series
+
+    def announce_shown(self, stack_id: str) -> None:
+        """Emit ``seriesShown`` if ``stack_id`` is still the one shown."""
+        if stack_id == self.stack_id and self.series is not None:
+            self.seriesShown.emit(stack_id)
