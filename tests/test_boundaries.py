@@ -33,7 +33,8 @@ def _import_with_blocked(module: str, blocked: set[str]) -> subprocess.Completed
 
 
 @pytest.mark.parametrize("module", ["viewer.dicom", "viewer.review", "viewer.state", "viewer.qt.panels", "phantom",
-                                    "inference.package", "inference.cache", "inference.registry"])
+                                    "inference.package", "inference.cache", "inference.registry",
+                                    "inference.ood", "inference.scope"])
 def test_core_imports_without_qt_or_torch(module: str) -> None:
     result = _import_with_blocked(module, {"PySide6", "pyqtgraph", "torch", "shiboken6"})
     assert result.returncode == 0, result.stderr
