@@ -28,7 +28,7 @@ MAX_ATTEMPTS = 2
 """A series whose worker died is run once more on a fresh worker, then reported as failed."""
 FAULT_ENV = "RADSCOPE_TEST_KILL_WORKER_ONCE"
 """Fault injection for the tests only: ``<series uid>:<marker file>`` makes the Ray worker that starts that
-series kill itself the first time (the marker file records that it happened)."""
+series kill itself the first time (the marker file records that it happened); ``<series uid>:`` every time."""
 SCAN_CHUNK = 256
 
 
@@ -105,8 +105,9 @@ class _Worker:
         fault = os.environ.get(FAULT_ENV, "")
         if fault:
             uid, _, marker = fault.partition(":")
-            if uid == job.stack.info.series_uid and marker and not os.path.exists(marker):
-                Path(marker).write_text(str(os.getpid()))
+            if uid == job.stack.info.series_uid and not (marker and os.path.exists(marker)):
+                if marker:
+                    Path(marker).write_text(str(os.getpid()))
                 os._exit(1)
         try:
             return self.runner.process(job, Path(out_root))
@@ -114,7 +115,7 @@ class _Worker:
             return _failed(job, f"{type(exc).__name__}: {exc}")
 
 
-def _parse_chunk(files: list[str]) -> tuple[list[Any], list[Any]]:
+def _parse_chunk(files: list[str]) -> tuple[list[SliceHeader], list[FileError]]:
     from viewer.dicom.scan import parse_files
 
     return parse_files(files)
@@ -132,10 +133,23 @@ class RayEngine:
         self.say = say
         self.address = address
         self.workers_asked = workers
+        self.workers = 0
+        self.gpus = 0
+        self.cpus = 1
         self._started_here = False
 
     # -- cluster -----------------------------------------------------------------------------------
     def __enter__(self) -> RayEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import ray
+
+        if self._started_here:
+            ray.shutdown()
+
+    def _ensure(self) -> None:
+        """Start (or join) Ray the first time there is work for it."""
         import ray
 
         if not ray.is_initialized():
@@ -148,19 +162,14 @@ class RayEngine:
                 ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1",
                          object_store_memory=256 * 1024 * 1024, **kwargs)
             self._started_here = True
+        if self.workers:
+            return
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         self.cpus = max(1, int(resources.get("CPU", 1)))
         self.workers = self.workers_asked or (self.gpus or self.cpus)
         where = self.address or "a local Ray instance"
         self.say(f"ray: {where} with {self.cpus} CPUs, {self.gpus} GPUs; {self.workers} workers")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import ray
-
-        if self._started_here:
-            ray.shutdown()
 
     def _actor_class(self) -> Any:
         import ray
@@ -172,9 +181,13 @@ class RayEngine:
 
     # -- scanning -------------------------------------------------------------------------------------
     def parse(self, files: Sequence[str]) -> tuple[list[SliceHeader], list[FileError]]:
-        """Headers of ``files`` parsed in parallel Ray tasks, chunk by chunk."""
+        """Headers of ``files`` parsed in parallel Ray tasks, chunk by chunk (here, when there are only a
+        few chunks: starting workers would cost more than it saves)."""
+        if len(files) <= 2 * SCAN_CHUNK:
+            return _parse_chunk(list(files))
         import ray
 
+        self._ensure()
         remote = ray.remote(num_cpus=1)(_parse_chunk)
         chunks = [list(files[i:i + SCAN_CHUNK]) for i in range(0, len(files), SCAN_CHUNK)]
         slices: list[SliceHeader] = []
@@ -187,6 +200,9 @@ class RayEngine:
     # -- running --------------------------------------------------------------------------------------
     def run(self, jobs: Sequence[SeriesJob], cards: dict[str, ModelCard], out_root: Path,
             on_outcome: OnOutcome) -> None:
+        if not jobs:
+            return
+        self._ensure()
         for key, group in _by_model(jobs).items():
             self._run_model(cards[key], group, out_root, on_outcome)
 
@@ -204,41 +220,53 @@ class RayEngine:
             for a in actors:
                 ray.kill(a)
             raise ModelLoadError(_actor_cause(exc, card)) from exc
-        queue: list[tuple[SeriesJob, int]] = [(job, 1) for job in jobs]
-        queue.reverse()
-        in_flight: dict[Any, tuple[SeriesJob, int, int, Any]] = {}  # ref -> (job, attempt, actor index, actor)
+        queue: list[tuple[SeriesJob, int]] = [(job, 1) for job in reversed(jobs)]  # popped from the end
+        # ref -> (job, attempt, actor index, actor, submission number)
+        in_flight: dict[Any, tuple[SeriesJob, int, int, Any, int]] = {}
         load = [0] * n
         out = str(out_root)
+        submitted = 0
 
         def submit() -> None:
+            nonlocal submitted
             while queue:
                 i = min(range(n), key=lambda a: load[a])
                 if load[i] >= 2:  # back-pressure: one running and one waiting per actor
                     return
                 job, attempt = queue.pop()
-                in_flight[actors[i].process.remote(job, out)] = (job, attempt, i, actors[i])
+                submitted += 1
+                in_flight[actors[i].process.remote(job, out)] = (job, attempt, i, actors[i], submitted)
                 load[i] += 1
 
         submit()
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1)
-            ref = ready[0]
-            job, attempt, i, actor = in_flight.pop(ref)
+            entry = in_flight.pop(ready[0])
+            job, attempt, i, actor, _seq = entry
             load[i] -= 1
             try:
-                outcome: SeriesOutcome = ray.get(ref)
+                outcome: SeriesOutcome = ray.get(ready[0])
+            except RayActorError as exc:
+                # The worker died. An actor runs its calls in order, so the oldest call it held was running:
+                # that series is blamed (one more attempt); those still waiting go back unblamed.
+                held = [entry]
+                for r in [r for r, v in in_flight.items() if v[3] is actor]:
+                    held.append(in_flight.pop(r))
+                load[i] = 0
+                ray.kill(actor, no_restart=True)
+                actors[i] = cls.remote(card, options, threads)
+                held.sort(key=lambda v: v[4])
+                culprit, waiting = held[0], held[1:]
+                self.say(f"ray: worker {i} died while running {culprit[0].label}; started a new one")
+                queue.extend((w[0], w[1]) for w in waiting)
+                if culprit[1] < MAX_ATTEMPTS:
+                    queue.append((culprit[0], culprit[1] + 1))
+                else:
+                    on_outcome(_failed(culprit[0], f"its worker died {culprit[1]} times ({type(exc).__name__})",
+                                       culprit[1]))
+            else:
                 outcome.attempts = attempt
                 on_outcome(outcome)
-            except RayActorError as exc:
-                # the worker died: every job it held comes back here; the actor is replaced once per death
-                if actors[i] is actor:
-                    ray.kill(actor, no_restart=True)
-                    actors[i] = cls.remote(card, options, threads)
-                    self.say(f"ray: worker {i} died while running {job.label}; started a new one")
-                if attempt < MAX_ATTEMPTS:
-                    queue.append((job, attempt + 1))
-                else:
-                    on_outcome(_failed(job, f"its worker died {attempt} times ({type(exc).__name__})", attempt))
             submit()
         for a in actors:
             ray.kill(a)

@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the model's first supported method)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="slices per batch (default: from the device)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the results cache")
+    parser.add_argument("--redo", action="store_true",
+                        help="run every series again, even those whose results in DIR are already complete")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: this process (default); ray: one model per Ray actor")
@@ -122,7 +124,7 @@ def _run(args: argparse.Namespace, engine: LocalEngine | RayEngine) -> int:
         method = resolve_method(card, args.explain)
         job = SeriesJob(stack=_portable(stack), folder=output_folder(stack, bool(args.series)), model_key=key,
                         stack_key=stack_key(stack.stack_id, stack.sop_instance_uids))
-        if not args.no_cache and done_record(out_root / job.folder, sha256=card.weights.sha256 or "", method=method,
+        if not args.redo and done_record(out_root / job.folder, sha256=card.weights.sha256 or "", method=method,
                                              input_rule=INPUT_RULE, stack_key=job.stack_key):
             skipped.append(SeriesOutcome(stack.stack_id, stack.info.series_uid, "skipped", stack.n_slices,
                                          reason="already done", folder=job.folder))

@@ -1,0 +1,126 @@
+"""`radscope infer --engine local|ray`: the same files from both engines, reruns that redo nothing, a bad
+series and a killed worker handled (issue 16). Ray runs as a private local instance started by the engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from inference.architectures import DemoCNN
+from inference.package import save_package
+from phantom import make_chest_ct
+from phantom.model import ChestParams
+from tests.hostile._dicom import corrupt_j2k
+from viewer.batch.engines import FAULT_ENV
+from viewer.cli import main
+from viewer.dicom import scan
+from viewer.dicom.synthetic import write_ct_series, write_enhanced_ct
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+FIELDS = {"name": "ct-tiny", "version": "1.0", "dims": 2, "labels": ["nodule", "vessel"], "output": "sigmoid",
+          "input": {"size": [32, 32], "channels": 1, "window": {"center": -600, "width": 1500},
+                    "modalities": ["CT"]},
+          "explain": {"target_layer": "features"}}
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
+    """Four CT series (axial, coronal, sagittal, one enhanced multi-frame) plus an undecodable one, and a
+    tiny CT model package; returns (archive, package, {name: series uid})."""
+    root = tmp_path_factory.mktemp("archive")
+    phantom = make_chest_ct(ChestParams(n_slices=10, matrix=(48, 48), slice_spacing=6.0), seed=5)
+    uids = {}
+    for name in ("axial", "coronal", "sagittal"):
+        uids[name] = write_ct_series(phantom, root / "data" / name, orientation=name).series_uid
+    uids["enhanced"] = write_enhanced_ct(phantom, root / "data" / "enhanced" / "frames.dcm").series_uid
+    (root / "data" / "bad").mkdir()
+    corrupt_j2k(root / "data" / "bad" / "bad.dcm")
+    (uids["bad"],) = [s.info.series_uid for s in scan([root / "data" / "bad"]).stacks]
+    torch.manual_seed(0)
+    package = root / "ct-tiny"
+    save_package(DemoCNN(1, 2, widths=(4, 8)), FIELDS, package, torch.zeros(2, 1, 32, 32))
+    return root / "data", package, uids
+
+
+def _infer(data: Path, package: Path, out: Path, *extra: str) -> int:
+    return main(["infer", str(data), "--model", str(package), "--device", "cpu", "--out", str(out), *extra])
+
+
+def _outputs(out: Path, uid: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    doc = json.loads((out / uid / "scores.json").read_text())
+    scores = np.array([[s["scores"][lab] for lab in doc["labels"]] for s in doc["slices"]])
+    maps = {p.name: sitk.GetArrayFromImage(sitk.ReadImage(str(p))) for p in sorted((out / uid).glob("heatmap_*"))}
+    return scores, maps
+
+
+def test_ray_writes_what_local_writes_and_reruns_redo_nothing(
+        archive: tuple[Path, Path, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    data, package, uids = archive
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    assert _infer(data, package, local, "--no-cache") == 0
+    local_err = capsys.readouterr().err
+    assert "4 done" in local_err and "1 failed" in local_err
+    # the coronal series' worker is killed the first time it starts it: retried once on a new worker
+    marker = tmp_path / "killed"
+    monkeypatch.setenv(FAULT_ENV, f"{uids['coronal']}:{marker}")
+    assert _infer(data, package, distributed, "--no-cache", "--engine", "ray", "--workers", "2") == 0
+    err = capsys.readouterr().err
+    assert marker.exists(), "the fault was never injected"
+    assert "died while running" in err and "4 done" in err and "1 failed" in err, err
+    for name in ("axial", "coronal", "sagittal", "enhanced"):
+        want_scores, want_maps = _outputs(local, uids[name])
+        got_scores, got_maps = _outputs(distributed, uids[name])
+        np.testing.assert_allclose(got_scores, want_scores, atol=1e-5)
+        assert got_maps.keys() == want_maps.keys() == {"heatmap_nodule.nii.gz", "heatmap_vessel.nii.gz"}
+        for key, want in want_maps.items():
+            np.testing.assert_allclose(got_maps[key], want, atol=1e-4)
+    for out in (local, distributed):
+        errors = json.loads((out / "errors.json").read_text())["errors"]
+        assert [e["series_uid"] for e in errors] == [uids["bad"]]
+        assert "JPEG 2000" in errors[0]["reason"] or "decode" in errors[0]["reason"].lower(), errors[0]
+        assert not (out / uids["bad"] / "scores.json").exists()
+    # a rerun over the same archive redoes nothing that is done (the failed series is tried again)
+    stamps = {p: p.stat().st_mtime_ns for p in distributed.rglob("*.nii.gz")}
+    monkeypatch.delenv(FAULT_ENV)
+    assert _infer(data, package, distributed, "--engine", "ray", "--workers", "2") == 0
+    err = capsys.readouterr().err
+    assert "4 skipped" in err and "0 done" in err and "1 failed" in err, err
+    assert stamps == {p: p.stat().st_mtime_ns for p in distributed.rglob("*.nii.gz")}
+
+
+def test_a_series_whose_worker_always_dies_is_reported_and_the_rest_go_on(
+        archive: tuple[Path, Path, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    data, package, uids = archive
+    monkeypatch.setenv(FAULT_ENV, f"{uids['axial']}:")  # no marker: its worker dies every time
+    out = tmp_path / "out"
+    assert _infer(data, package, out, "--no-cache", "--engine", "ray", "--workers", "1") == 0
+    err = capsys.readouterr().err
+    assert "3 done" in err and "2 failed" in err, err
+    errors = {e["series_uid"]: e for e in json.loads((out / "errors.json").read_text())["errors"]}
+    assert set(errors) == {uids["axial"], uids["bad"]}
+    assert errors[uids["axial"]]["attempts"] == 2 and "worker died" in errors[uids["axial"]]["reason"]
+    for name in ("coronal", "sagittal", "enhanced"):
+        assert (out / uids[name] / "scores.json").is_file()
+
+
+def test_a_model_no_worker_can_load_stops_the_run_with_its_reason(
+        archive: tuple[Path, Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, package, _uids = archive
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for p in package.iterdir():
+        (broken / p.name).write_bytes(p.read_bytes())
+    weights = next(p for p in broken.iterdir() if p.suffix == ".pt2")
+    weights.write_bytes(weights.read_bytes()[:-100] + b"\0" * 100)  # the card's sha256 no longer matches
+    assert _infer(data, broken, tmp_path / "out", "--engine", "ray", "--workers", "1") == 2
+    err = capsys.readouterr().err
+    assert "sha256" in err, err
