@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.hostile import Case, case_ids, cases
@@ -15,21 +17,26 @@ from tests.hostile._dicom import corrupt_j2k, good_series
 from viewer.dicom import DicomFileError, FileError, load_volume, scan
 
 
-def _scan_and_load(target: Path) -> tuple[int, list[FileError]]:
-    """(stacks that load, every error met at scan or load time)."""
+def _scan_and_load(target: Path) -> tuple[int, list[FileError], list[str]]:
+    """(stacks that load, every error met at scan or load time, the stacks' warnings); every loaded
+    volume's geometry is finite."""
     result = scan([target])
     errors = list(result.errors)
+    warnings: list[str] = []
     loaded = 0
     for stack in result.stacks:
+        warnings.extend(stack.warnings)
         try:
             vol = load_volume(stack)
         except DicomFileError as exc:
             errors.append(exc.as_file_error())
             continue
         assert vol.array.shape[0] == stack.n_slices
+        for value in (vol.origin, vol.spacing, vol.direction):
+            assert np.all(np.isfinite(value)) and np.all(np.abs(value) < 1e6), (stack, value)
         errors.extend(FileError(stack.stack_id, w) for w in vol.warnings)
         loaded += 1
-    return loaded, errors
+    return loaded, errors, warnings
 
 
 def _assert_named(hostile: Case, target: Path, errors: list[FileError]) -> None:
@@ -44,10 +51,12 @@ def _assert_named(hostile: Case, target: Path, errors: list[FileError]) -> None:
 @pytest.mark.parametrize("hostile", cases("dicom"), ids=case_ids)
 def test_dicom_case_is_named_and_good_series_loads(hostile: Case, tmp_path: Path) -> None:
     target = hostile.build(tmp_path / hostile.name)
-    loaded, errors = _scan_and_load(target)
+    loaded, errors, warnings = _scan_and_load(target)
     assert loaded == hostile.good, errors
     if hostile.outcome == "error":
         _assert_named(hostile, target, errors)
+    elif hostile.outcome == "warning":
+        assert any(all(w.lower() in text.lower() for w in hostile.mentions) for text in warnings), warnings
 
 
 def test_gdcm_really_aborts_on_the_corrupt_j2k(tmp_path: Path) -> None:
@@ -85,3 +94,67 @@ def test_screenshot_of_folder_with_corrupt_j2k(j2k_folder: Path, tmp_path: Path)
     assert proc.returncode == 0, proc.stderr
     assert shot.stat().st_size > 0
     assert f"error: {j2k_folder / 'corrupt_j2k.dcm'}: " in proc.stderr, proc.stderr
+
+
+def _radscope(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "viewer.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def _strict_json(text: str) -> object:
+    def refuse(name: str) -> object:
+        raise AssertionError(f"invalid JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture
+def geometry_mess(tmp_path: Path) -> Path:
+    """A good series, two of its slices with degenerate orientations, files with infinite/absurd geometry."""
+    folder = tmp_path / "mess"
+    for name in ("dicom-orientation-zeros", "dicom-orientation-nan", "dicom-absurd-position-infinity",
+                 "dicom-absurd-spacing-1e300", "dicom-absurd-thickness-1e300"):
+        next(c for c in cases("dicom") if c.name == name).build(folder / name)
+    return folder
+
+
+def test_commands_report_degenerate_and_absurd_geometry(geometry_mess: Path, tmp_path: Path) -> None:
+    proc = _radscope("info", "--json", str(geometry_mess))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    doc = _strict_json(proc.stdout)
+    assert isinstance(doc, dict)
+    errors = {e["path"]: e["error"] for e in doc["errors"]}
+    for name in ("zeros", "nan"):
+        for k in (0, 1):
+            assert "ImageOrientationPatient" in errors[str(geometry_mess / f"dicom-orientation-{name}" / f"bad_{k}.dcm")]
+    warnings = " ".join(w for s in doc["series"] for w in s["warnings"])
+    assert "ImagePositionPatient (Infinity" in warnings and "PixelSpacing (1e300" in warnings
+    assert all(v is not None and v < 1e3 for s in doc["series"] for v in s["spacing_mm"])
+
+    out = tmp_path / "vol.nii.gz"
+    proc = _radscope("convert", str(geometry_mess / "dicom-orientation-nan"), str(out))
+    assert proc.returncode == 0 and out.stat().st_size > 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    proc = _radscope("review", "flag", str(geometry_mess / "dicom-orientation-zeros"), "--slice", "1",
+                     "--label", "nodule", "--verdict", "correct")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    proc = _radscope("review", "worklist", "--add", str(geometry_mess))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_infer_skips_degenerate_files(geometry_mess: Path, tmp_path: Path) -> None:
+    folder = geometry_mess / "dicom-orientation-zeros"
+    proc = _radscope("infer", str(folder), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"skipped {folder / 'bad_0.dcm'}: unusable ImageOrientationPatient" in proc.stderr
+    assert "(4 slices" in proc.stderr
+
+
+def test_viewer_lists_degenerate_files_and_shows_good_series(window, geometry_mess: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = geometry_mess / "dicom-orientation-parallel"
+    next(c for c in cases("dicom") if c.name == "dicom-orientation-parallel").build(folder)
+    window.open_paths([str(folder)])
+    assert window.wait_idle(60)
+    assert window.model is not None and window.model.volume.shape[0] == 4
+    errors = dict(window.errors_panel.errors())
+    assert "parallel" in errors[str(folder / "bad_1.dcm")]

@@ -99,3 +99,59 @@ def corrupt_j2k(dst: Path) -> Path:
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.save_as(dst)
     return dst
+
+
+def set_raw(path: Path, **values: bytes) -> Path:
+    """Write DS attributes byte for byte (``Infinity``, ``NaN``, ``1e300``: values pydicom would refuse to write)."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    ds = pydicom.dcmread(path)
+    for keyword, raw in values.items():
+        raw = raw + b" " * (len(raw) % 2)
+        tag = Tag(keyword)
+        ds[tag] = RawDataElement(tag, "DS", len(raw), raw, 0, False, True)
+    ds.save_as(path)
+    return path
+
+
+def extend_series(files: list[Path], folder: Path, n: int, prefix: str = "bad", **changes: object) -> list[Path]:
+    """``n`` more slices of the series of ``files`` (beyond its last position), with ``changes`` applied."""
+    last = pydicom.dcmread(files[-1], stop_before_pixels=True)
+    step = float(last.SliceThickness)
+    out = []
+    for k in range(n):
+        position = [float(v) for v in last.ImagePositionPatient]
+        position[2] += step * (k + 1)
+        out.append(rewrite(files[-1], folder / f"{prefix}_{k}.dcm", ImagePositionPatient=position,
+                           InstanceNumber=len(files) + k + 1, **changes))
+    return out
+
+
+WRITE_ONLY_SYSFS = ("/sys/bus/pci/rescan", "/sys/devices/pci*/*/rescan", "/sys/class/zram-control/hot_remove",
+                    "/sys/kernel/mm/*/*/compact", "/sys/power/wakeup_count")
+
+
+def unreadable_file(path: Path, like: Path) -> Path | None:
+    """Put at ``path`` a regular file (size > 0) whose read fails: a mode-000 copy of ``like`` for a normal
+    user; for root (who reads any mode) a symbolic link to a write-only sysfs attribute, which refuses
+    reads even to root. None when neither is possible here."""
+    import glob
+    import os
+
+    if os.geteuid() != 0:
+        path.write_bytes(like.read_bytes())
+        path.chmod(0)
+        return path
+    for pattern in WRITE_ONLY_SYSFS:
+        for candidate in sorted(glob.glob(pattern)):
+            try:
+                with open(candidate, "rb") as f:
+                    f.read(1)
+            except PermissionError:
+                if os.path.getsize(candidate) > 0:
+                    path.symlink_to(candidate)
+                    return path
+            except OSError:
+                continue
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.hostile import case
-from tests.hostile._dicom import corrupt_j2k, good_series
+from tests.hostile._dicom import corrupt_j2k, extend_series, good_series, set_raw, unreadable_file
 
 
 @case("dicom-truncated-pixels", "dicom", mentions=("truncated",), good=1, bad=("bad.dcm",))
@@ -21,4 +21,88 @@ def corrupt_j2k_beside_good_series(folder: Path) -> Path:
     """A garbled JPEG 2000 codestream (python-gdcm aborts on it) beside a good series."""
     good_series(folder, rows=64, cols=64)
     corrupt_j2k(folder / "corrupt_j2k.dcm")
+    return folder
+
+
+DEGENERATE_ORIENTATIONS = {
+    "zeros": ([0.0] * 6, "zero vector"),
+    "nan": ([float("nan")] * 6, "finite"),
+    "parallel": ([1.0, 0.0, 0.0, 1.0, 0.0, 0.0], "parallel"),
+    "nonunit": ([5.0, 3.0, 0.0, 0.0, 7.0, 1e-9], "unit"),
+    "skewed": ([1.0, 0.0, 0.0, 0.5, 0.8660254, 0.0], "perpendicular"),
+}
+
+
+def _degenerate(name: str, iop: list[float], reason: str) -> None:
+    @case(f"dicom-orientation-{name}", "dicom", mentions=("ImageOrientationPatient", reason), good=1,
+          bad=("bad_0.dcm", "bad_1.dcm"))
+    def build(folder: Path) -> Path:
+        """Two slices of a good series with a degenerate orientation: per-file errors, the rest loads."""
+        extend_series(good_series(folder), folder, 2, ImageOrientationPatient=iop)
+        return folder
+
+
+for _name, (_iop, _reason) in DEGENERATE_ORIENTATIONS.items():
+    _degenerate(_name, _iop, _reason)
+
+
+ABSURD_VALUES = {
+    "position-infinity": ("ImagePositionPatient", b"Infinity\\0\\0", "finite"),
+    "position-nan": ("ImagePositionPatient", b"NaN\\NaN\\NaN", "finite"),
+    "position-1e300": ("ImagePositionPatient", b"1e300\\0\\0", "beyond"),
+    "spacing-infinity": ("PixelSpacing", b"Infinity\\0.8", "PixelSpacing"),
+    "spacing-1e300": ("PixelSpacing", b"1e300\\1e300", "PixelSpacing"),
+    "spacing-nan": ("PixelSpacing", b"NaN\\NaN", "PixelSpacing"),
+    "thickness-1e300": ("SliceThickness", b"1e300", "SliceThickness"),
+    "thickness-infinity": ("SliceThickness", b"-Infinity", "SliceThickness"),
+}
+
+
+def _absurd(name: str, keyword: str, raw: bytes, reason: str) -> None:
+    @case(f"dicom-absurd-{name}", "dicom", outcome="warning", mentions=(keyword, reason, "ignored"), good=2)
+    def build(folder: Path) -> Path:
+        """A file whose geometry value is infinite, NaN or absurd beside a good series: it loads on its own
+        with a warning naming the attribute, never NaN or infinity in the geometry."""
+        good_series(folder)
+        set_raw(good_series(folder / "odd", n=1, prefix="odd")[0], **{keyword: raw})
+        return folder
+
+
+for _name, (_keyword, _raw, _reason) in ABSURD_VALUES.items():
+    _absurd(_name, _keyword, _raw, _reason)
+
+
+@case("dicom-broken-symlink", "dicom", mentions=("broken symbolic link",), good=1, bad=("gone.dcm",))
+def broken_symlink(folder: Path) -> Path:
+    good_series(folder)
+    (folder / "gone.dcm").symlink_to(folder / "missing-target.dcm")
+    return folder
+
+
+@case("dicom-symlink-loop", "dicom", mentions=("symbolic link",), good=1, bad=("loop_a.dcm",))
+def symlink_loop(folder: Path) -> Path:
+    good_series(folder)
+    (folder / "loop_a.dcm").symlink_to(folder / "loop_b.dcm")
+    (folder / "loop_b.dcm").symlink_to(folder / "loop_a.dcm")
+    return folder
+
+
+@case("dicom-fifo", "dicom", mentions=("FIFO",), good=1, bad=("pipe.dcm",))
+def fifo(folder: Path) -> Path:
+    """A named pipe: opening it would block the scan forever."""
+    import os
+
+    good_series(folder)
+    os.mkfifo(folder / "pipe.dcm")
+    return folder
+
+
+@case("dicom-unreadable", "dicom", mentions=("cannot read file",), good=1, bad=("unreadable.dcm",))
+def unreadable(folder: Path) -> Path:
+    """A file the user cannot read (permission denied): named in the errors, never silently skipped."""
+    import pytest
+
+    files = good_series(folder)
+    if unreadable_file(folder / "unreadable.dcm", files[0]) is None:
+        pytest.skip("no way to make an unreadable file here (root without a write-only sysfs attribute)")
     return folder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -24,7 +25,7 @@ def _series_entry(stack: Any) -> dict[str, Any]:
         "n_slices": stack.n_slices,
         "rows": stack.rows,
         "columns": stack.columns,
-        "spacing_mm": [round(v, 6) for v in stack.spacing_zyx],
+        "spacing_mm": [round(v, 6) if math.isfinite(v) else None for v in stack.spacing_zyx],
         "warnings": list(stack.warnings),
     }
 
@@ -40,12 +41,23 @@ def report(paths: list[str]) -> dict[str, Any]:
     }
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def _table(doc: dict[str, Any]) -> str:
     rows = [("#", "modality", "slices", "rows x cols", "spacing mm (slice,row,col)", "description", "stack id")]
     for n, s in enumerate(doc["series"], 1):
         rows.append((
             str(n), s["modality"], str(s["n_slices"]), f"{s['rows']} x {s['columns']}",
-            ", ".join(f"{v:g}" for v in s["spacing_mm"]), s["description"] or "-", s["stack_id"],
+            ", ".join("?" if v is None else f"{v:g}" for v in s["spacing_mm"]), s["description"] or "-", s["stack_id"],
         ))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
@@ -60,7 +72,7 @@ def _table(doc: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     doc = report(args.paths)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(json_safe(doc), indent=2, allow_nan=False))
     else:
         print(_table(doc) if doc["series"] else "no image series found")
         if not doc["series"] and doc["errors"]:

@@ -25,6 +25,7 @@ from pydicom.uid import UID
 from viewer.dicom.errors import DicomFileError, NotDicomError
 from viewer.dicom.fastheader import FastHeader, count_fragments, read_fast
 from viewer.dicom.mosaic import CSA_IMAGE_HEADER, CsaError, mosaic_layout
+from viewer.dicom.plausible import MAX_POSITION_MM, MAX_SPACING_MM, orientation_problem, position_problem, show, spacing_ok
 from viewer.dicom.volume import WindowPreset
 
 PIXEL_DATA = 0x7FE00010
@@ -154,6 +155,8 @@ class SliceHeader:
     """Attributes that separate stacks sharing positions (acquisition, echo, temporal, stack id)."""
     tile: tuple[int, int, int, int] | None = None
     """Siemens mosaic tile: (first row, first column, rows, columns) in the stored image."""
+    notes: tuple[str, ...] = ()
+    """Header values ignored as implausible, with the reason (the stack lists them in its warnings)."""
 
     @property
     def rows(self) -> int:
@@ -264,10 +267,15 @@ def _windows(ds: Dataset | None) -> tuple[WindowPreset, ...]:
 def looks_like_dicom(path: str) -> bool:
     """Cheap sniff: a Part 10 preamble, or a raw dataset starting with a group 0002/0008 tag."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(132)
+        return _sniff(path)
     except OSError:
         return False
+
+
+def _sniff(path: str) -> bool:
+    """:func:`looks_like_dicom`, raising OSError when the file cannot be read."""
+    with open(path, "rb") as f:
+        head = f.read(132)
     if len(head) >= 132 and head[128:132] == b"DICM":
         return True
     if len(head) < 8:
@@ -433,12 +441,32 @@ def _codes(ds: Dataset, keyword: str) -> tuple[tuple[str, str, str], ...]:
 US_REGIONS = "SequenceOfUltrasoundRegions"
 
 
-def _spacing(ds: Dataset | None) -> tuple[tuple[float, float] | None, str]:
-    """(row, column) spacing mm and the attribute it came from; ultrasound region calibration last."""
+def _raw(ds: Any, keyword: str) -> Any:
+    """``keyword``'s value as stored: None when absent or empty, a marker string when it cannot be read."""
+    if ds is None:
+        return None
+    try:
+        if keyword not in ds:
+            return None
+        value = ds.get(keyword)
+    except Exception as exc:
+        return f"<unreadable: {type(exc).__name__}>"
+    if value is None or (isinstance(value, (str, bytes, *_MULTI)) and len(value) == 0):
+        return None
+    return value
+
+
+def _spacing(ds: Dataset | None, notes: list[str] | None = None) -> tuple[tuple[float, float] | None, str]:
+    """(row, column) spacing mm and the attribute it came from; ultrasound region calibration last.
+    Implausible values (not two finite spacings in (0, 1 m]) are skipped, with a note saying so."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         v = _floats(ds, keyword, 2)
-        if v is not None and np.all(v > 0):
+        if v is not None and spacing_ok(v):
             return (float(v[0]), float(v[1])), keyword
+        raw = _raw(ds, keyword)
+        if raw is not None and notes is not None and not (v is not None and np.all(v == 0)):
+            notes.append(f"{keyword} ({show(raw)}) ignored: not two positive spacings up to "
+                         f"{MAX_SPACING_MM / 1000:g} m")
     deltas = set()
     for region in _get(ds, US_REGIONS, []) if ds is not None and not isinstance(ds, FastHeader) else []:
         if _int(region, "PhysicalUnitsXDirection") == 3 and _int(region, "PhysicalUnitsYDirection") == 3:  # cm
@@ -450,18 +478,44 @@ def _spacing(ds: Dataset | None) -> tuple[tuple[float, float] | None, str]:
     return None, ""
 
 
-def _orientation(ds: Dataset | None) -> np.ndarray | None:
+def _orientation(ds: Dataset | None, path: str) -> np.ndarray | None:
+    """Unit row and column directions; None when absent; DicomFileError when present but unusable
+    (not six finite numbers, zero, parallel, non-unit or non-perpendicular direction cosines)."""
+    raw = _raw(ds, "ImageOrientationPatient")
+    if raw is None:
+        return None
     o = _floats(ds, "ImageOrientationPatient", 6)
-    if o is None:
-        return None
+    problem = "not six finite numbers" if o is None else orientation_problem(o)
+    if problem or o is None:
+        raise DicomFileError(path, f"unusable ImageOrientationPatient ({show(raw)}): {problem}")
     r, c = o[:3], o[3:]
-    nr, nc = math.sqrt(float(r @ r)), math.sqrt(float(c @ c))
-    if nr < 1e-6 or nc < 1e-6:
+    return np.concatenate([r / math.sqrt(float(r @ r)), c / math.sqrt(float(c @ c))])
+
+
+def _position(ds: Dataset | None, notes: list[str]) -> np.ndarray | None:
+    """ImagePositionPatient; None when absent or when not three finite, plausible coordinates (noted: the
+    image is then shown on its own, without a patient position)."""
+    raw = _raw(ds, "ImagePositionPatient")
+    if raw is None:
         return None
-    n = cross(r / nr, c / nc)
-    if math.sqrt(float(n @ n)) < 1e-3:
-        return None  # degenerate (zero or parallel) direction cosines
-    return np.concatenate([r / nr, c / nc])
+    p = _floats(ds, "ImagePositionPatient", 3)
+    problem = "not three finite numbers" if p is None else position_problem(p)
+    if problem or p is None:
+        notes.append(f"ImagePositionPatient ({show(raw)}) ignored: {problem}; image shown without patient position")
+        return None
+    return p
+
+
+def _length(ds: Dataset | None, keyword: str, notes: list[str], signed: bool = False) -> float | None:
+    """A thickness or step in mm (sign kept when ``signed``); None when absent, zero or implausible (noted)."""
+    raw = _raw(ds, keyword)
+    if raw is None:
+        return None
+    f = _float(ds, keyword)
+    if f is None or abs(f) > MAX_SPACING_MM or (f < 0 and not signed):
+        notes.append(f"{keyword} ({show(raw)}) ignored: not a length up to {MAX_SPACING_MM / 1000:g} m")
+        return None
+    return f or None
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -493,7 +547,11 @@ def parse_header(
             raise DicomFileError(path, "empty file (0 bytes)")
         raise NotDicomError(path)
     if ds is None:
-        if not looks_like_dicom(path):
+        try:
+            dicom = _sniff(path)
+        except OSError as exc:
+            raise DicomFileError(path, f"cannot read file ({exc.strerror or type(exc).__name__})") from exc
+        if not dicom:
             raise NotDicomError(path)
         ds = read_fast(path, size) or read_dataset(path)
         if isinstance(ds, FastHeader) and US_REGIONS in ds and _spacing(ds)[0] is None:
@@ -536,9 +594,10 @@ def _parse(
         image_type=tuple(s.strip().upper() for s in _str(ds, "ImageType").split("\\") if s.strip()),
         enhanced="PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds,
     )
-    common = dict(
+    notes: list[str] = []
+    common: dict[str, Any] = dict(
         instance_number=_int(ds, "InstanceNumber"),
-        thickness=_float(ds, "SliceThickness"),
+        thickness=_length(ds, "SliceThickness", notes),
     )
     slope, intercept = _float(ds, "RescaleSlope"), _float(ds, "RescaleIntercept")
     slope = 1.0 if slope is None or slope == 0 else slope
@@ -546,10 +605,13 @@ def _parse(
     base_split = (_int(ds, "AcquisitionNumber"), _float(ds, "EchoNumbers"), _int(ds, "TemporalPositionIdentifier"))
     if header.enhanced:
         return header, _enhanced_frames(ds, header, sop_uid, slope, intercept, base_split)
-    spacing, source = _spacing(ds)
-    position = _floats(ds, "ImagePositionPatient", 3)
-    orientation = _orientation(ds)
+    spacing, source = _spacing(ds, notes)
+    position = _position(ds, notes)
+    orientation = _orientation(ds, path)
+    if orientation is None:
+        position = None  # a position cannot be sorted along an unknown normal
     windows = _windows(ds)
+    common["notes"] = tuple(notes)
     if header.is_mosaic and fmt.n_frames == 1 and fmt.samples == 1 and position is not None and orientation is not None:
         tiles = _mosaic_tiles(ds, header, sop_uid, position, orientation, spacing, source, slope, intercept, windows,
                               base_split, common)
@@ -565,11 +627,15 @@ def _parse(
     if position is not None and orientation is not None:
         normal = slice_normal(orientation)
         offsets = _floats(ds, "GridFrameOffsetVector", fmt.n_frames)
+        if offsets is not None and float(np.max(np.abs(offsets))) > MAX_POSITION_MM:
+            notes.append(f"GridFrameOffsetVector ignored: an offset lies beyond {MAX_POSITION_MM / 1000:g} m")
+            offsets = None
         if offsets is None:
-            step = _float(ds, "SpacingBetweenSlices") or _float(ds, "SliceThickness")
+            step = _length(ds, "SpacingBetweenSlices", notes, signed=True) or common["thickness"]
             offsets = np.arange(fmt.n_frames) * step if step else None
         if offsets is not None:
             positions = [position + normal * float(o) for o in offsets]
+        common["notes"] = tuple(notes)
     return header, [
         SliceHeader(header, f, sop_uid, positions[f], orientation if positions[f] is not None else None,
                     spacing, source, slope, intercept, windows, split_key=base_split, **common)
@@ -602,7 +668,7 @@ def _mosaic_tiles(
         layout = mosaic_layout(csa, header.fmt.rows, header.fmt.columns, orientation)
     except (CsaError, struct.error, UnicodeDecodeError):
         return []
-    step = _float(ds, "SpacingBetweenSlices") or _float(ds, "SliceThickness") or 1.0
+    step = _length(ds, "SpacingBetweenSlices", [], signed=True) or common["thickness"] or 1.0
     positions = layout.tile_positions(position, orientation, spacing or (1.0, 1.0), abs(step))
     out = []
     for n, tile_position in enumerate(positions):
@@ -628,10 +694,11 @@ def _enhanced_frames(
     slices = []
     for f in range(n):
         fg = per_frame[f] if per_frame else None  # extra groups beyond NumberOfFrames are ignored
-        pos = _floats(group(fg, "PlanePositionSequence"), "ImagePositionPatient", 3)
-        ori = _orientation(group(fg, "PlaneOrientationSequence"))
+        notes: list[str] = []
+        pos = _position(group(fg, "PlanePositionSequence"), notes)
+        ori = _orientation(group(fg, "PlaneOrientationSequence"), header.path)
         measures = group(fg, "PixelMeasuresSequence")
-        spacing, source = _spacing(measures)
+        spacing, source = _spacing(measures, notes)
         transform = group(fg, "PixelValueTransformationSequence")
         s, i = _float(transform, "RescaleSlope"), _float(transform, "RescaleIntercept")
         content = group(fg, "FrameContentSequence")
@@ -646,8 +713,9 @@ def _enhanced_frames(
                 slope if s is None or s == 0 else s, intercept if i is None else i,
                 _windows(group(fg, "FrameVOILUTSequence")) or _windows(ds),
                 instance_number=_int(content, "InStackPositionNumber"),
-                thickness=_float(measures, "SliceThickness"),
+                thickness=_length(measures, "SliceThickness", notes),
                 split_key=split,
+                notes=tuple(notes),
             )
         )
     return slices

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import weakref
 import zipfile
@@ -39,6 +40,22 @@ class Sources:
 def _remove_dirs(dirs: list[str]) -> None:
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def _not_a_file(p: Path) -> str:
+    """Why ``p`` (neither a regular file nor a folder) cannot be read."""
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        if p.is_symlink():
+            try:
+                return f"broken symbolic link (to {os.readlink(p)}: {exc.strerror})"
+            except OSError:
+                return f"broken symbolic link ({exc.strerror})"
+        return "no such file or folder" if isinstance(exc, FileNotFoundError) else f"cannot read ({exc.strerror})"
+    kind = ("FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode)
+            else "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file")
+    return f"not a regular file ({kind}): not read"
 
 
 def _is_dicomdir(path: Path) -> bool:
@@ -141,8 +158,8 @@ def collect(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) ->
                     visit(Path(target), depth + 1)
             else:
                 add(str(p))
-        elif not p.exists():
-            sources.errors.append(FileError(str(p), "no such file or folder"))
+        else:
+            sources.errors.append(FileError(str(p), _not_a_file(p)))
 
     for p in paths:
         visit(Path(p))

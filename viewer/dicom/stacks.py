@@ -161,7 +161,8 @@ class _Orientations:
 def _geometry_key(s: SliceHeader, orientations: _Orientations) -> tuple[Any, ...]:
     f = s.file.fmt
     # frames without a position cannot be sorted against other files: keep each file on its own
-    where = ("orientation", orientations.key(s)) if s.position is not None else ("file", s.file.path)
+    placed = s.position is not None and s.orientation is not None
+    where = ("orientation", orientations.key(s)) if placed else ("file", s.file.path)
     return (where, s.rows, s.columns, f.samples, f.photometric == "PALETTE COLOR", s.file.is_localizer)
 
 
@@ -200,7 +201,11 @@ def _sort_and_geometry(
     slices: list[SliceHeader],
 ) -> tuple[list[SliceHeader], np.ndarray, np.ndarray, np.ndarray, list[str], SliceGrid]:
     """Sort along the normal, drop duplicate positions; origin, spacing (x, y, z), direction, warnings, grid."""
-    warnings: list[str] = []
+    notes: dict[str, int] = {}
+    for s in slices:
+        for note in s.notes:
+            notes[note] = notes.get(note, 0) + 1
+    warnings = [f"{note} ({count} slice(s))" for note, count in notes.items()]
     first = slices[0]
     spacing_rc = first.pixel_spacing
     if spacing_rc is None:

@@ -1,0 +1,60 @@
+"""Plausibility of header geometry: what a hostile or broken file may write into the attributes that place
+pixels in the patient (orientation, position, spacings), and the reason each is refused.
+
+Refused geometry never reaches the stack builder, so no NaN, infinity or 1e300 can flow into sorting,
+volume geometry, resampling or ``info --json``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+MAX_POSITION_MM = 1e5
+"""A coordinate beyond +-100 m is not a position in a patient."""
+MAX_SPACING_MM = 1e3
+"""A pixel spacing, slice thickness or slice step beyond 1 m is garbage."""
+UNIT_TOL = 1e-2
+"""Direction cosines may deviate this much from unit length (they are renormalised)."""
+PERPENDICULAR_TOL = 1e-2
+"""|cos| of the angle between the row and column directions allowed (about 0.6 degrees)."""
+
+
+def show(raw: Any, limit: int = 60) -> str:
+    """A raw header value as the user would read it in a message (backslash-separated, shortened)."""
+    if isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue":
+        text = "\\".join(str(v) for v in raw)
+    else:
+        text = str(raw)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def orientation_problem(o: np.ndarray) -> str | None:
+    """Why six (finite) direction cosines cannot orient an image, or None when they can."""
+    r, c = o[:3], o[3:]
+    nr, nc = math.sqrt(float(r @ r)), math.sqrt(float(c @ c))
+    if nr < 1e-6 or nc < 1e-6:
+        return "the row or column direction is a zero vector"
+    if abs(nr - 1.0) > UNIT_TOL or abs(nc - 1.0) > UNIT_TOL:
+        return f"direction cosines are not unit vectors (lengths {nr:.4g} and {nc:.4g})"
+    cos = float(r @ c) / (nr * nc)
+    if abs(cos) > 1.0 - 1e-6:
+        return "the row and column directions are parallel"
+    if abs(cos) > PERPENDICULAR_TOL:
+        angle = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+        return f"the row and column directions are not perpendicular ({angle:.2f} degrees apart)"
+    return None
+
+
+def position_problem(p: np.ndarray) -> str | None:
+    """Why three (finite) coordinates are not a patient position, or None."""
+    if float(np.max(np.abs(p))) > MAX_POSITION_MM:
+        return f"a coordinate lies beyond {MAX_POSITION_MM / 1000:g} m"
+    return None
+
+
+def spacing_ok(values: np.ndarray) -> bool:
+    """Every value is a finite, positive spacing up to :data:`MAX_SPACING_MM`."""
+    return bool(np.all(np.isfinite(values)) and np.all(values > 0) and np.all(values <= MAX_SPACING_MM))
