@@ -203,9 +203,9 @@ class ThumbnailJob(_Job):
         for stack in self.stacks:
             if self._cancel.is_set():
                 break
-            k = stack.n_slices // 2
+            middle = stack.slices[len(stack.slices) // 2]  # an acquired slice (the volume may have gaps)
             try:  # the engine's safe decoder order (never pydicom's default, which may abort in GDCM)
-                pixels = decode_slice(stack.slices[k])
+                pixels = decode_slice(middle)
                 img = thumbnail(pixels, (float(stack.spacing[1]), float(stack.spacing[0])), stack.info.monochrome1)
             except DicomFileError as exc:
                 self.failed.emit(exc.path, exc.reason)
