@@ -181,7 +181,28 @@ def load_model(package: ModelCard | str, device: torch.device | str = "cpu") -> 
     except Exception as exc:
         raise card.error(f"cannot prepare the model graph: {exc}") from exc
     model = LoadedModel(card, module, source, sha)
+    check_shapes(model)
     return model.to(device)
 
 
-__all__ = ["LoadedModel", "UnsupportedExplanationError", "load_model"]
+def check_shapes(model: LoadedModel) -> None:
+    """Run one blank input of the card's shape and check the output has one score per label: a model
+    whose channels, input size or label count differ from its card is refused now, naming the package,
+    not with a traceback in the middle of a run."""
+    card = model.card
+    h, w = card.input.size
+    shape = (1, card.input.channels, h, w)
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(shape, device=model.device))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise card.error(f"the model does not accept the input its card describes (input.channels "
+                         f"{card.input.channels}, input.size {h}x{w}): {first}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, len(card.labels)):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise card.error(f"the model gives {got} for one image, not (1, {len(card.labels)}): one score "
+                         f"per label ({', '.join(card.labels)}) is expected")
+
+
+__all__ = ["LoadedModel", "UnsupportedExplanationError", "check_shapes", "load_model"]

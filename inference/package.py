@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping, Sequence
 
+from inference import jsonsafe
+
 from inference.ood import OODSpec, parse_ood
 from inference.scope import ScopeRules, parse_scope
 
@@ -31,6 +33,8 @@ ARCHITECTURE_FORMATS = ("safetensors", "state_dict")
 OUTPUTS = ("sigmoid", "softmax")
 MONAI_METADATA = "configs/metadata.json"
 MONAI_WEIGHTS = "models/model.ts"
+MAX_CARD_BYTES = 2**20
+"""Largest card (or MONAI metadata) read: 1 MiB, checked before reading."""
 
 
 class ModelPackageError(ValueError):
@@ -152,14 +156,25 @@ def _label(folder: Path, member: str) -> str:
     return f"{folder.name}/{member}"
 
 
-def _load_json(file: Path, label: str) -> dict[str, Any]:
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelPackageError(f"{label}: cannot read JSON ({exc})") from exc
+def _as_card(data: Any, label: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ModelPackageError(f"{label}: the card must be a JSON object")
     return data
+
+
+def _load_json(file: Path, label: str) -> dict[str, Any]:
+    """A card file, bounded in size (checked before reading) and depth (:mod:`inference.jsonsafe`)."""
+    try:
+        return _as_card(jsonsafe.read_file(file, MAX_CARD_BYTES, label), label)
+    except jsonsafe.JsonLimitError as exc:
+        raise ModelPackageError(str(exc)) from None
+
+
+def _zip_json(zf: zipfile.ZipFile, member: str, label: str) -> dict[str, Any]:
+    try:
+        return _as_card(jsonsafe.read_member(zf, member, MAX_CARD_BYTES, label), label)
+    except jsonsafe.JsonLimitError as exc:
+        raise ModelPackageError(str(exc)) from None
 
 
 def _read_zip(path: Path) -> ModelCard:
@@ -176,13 +191,7 @@ def _read_zip(path: Path) -> ModelCard:
                 if monai:
                     return _parse_monai(path, root)
                 label = f"{path.name}:{member}"
-                try:
-                    data = json.loads(zf.read(member).decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                    raise ModelPackageError(f"{label}: cannot read JSON ({exc})") from exc
-                if not isinstance(data, dict):
-                    raise ModelPackageError(f"{label}: the card must be a JSON object")
-                return _parse_radscope(data, path, root, label)
+                return _parse_radscope(_zip_json(zf, member, label), path, root, label)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ModelPackageError(f"{path}: cannot read the zip ({exc})") from exc
     raise ModelPackageError(f"{path}: the zip holds no {CARD_NAME} (nor a MONAI bundle)")
@@ -375,9 +384,9 @@ def _parse_monai(source: Path, root: str | None) -> ModelCard:
         label = f"{source.name}:{member}"
         try:
             with zipfile.ZipFile(source) as zf:
-                data = json.loads(zf.read(member).decode("utf-8"))
-        except (KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelPackageError(f"{label}: cannot read JSON ({exc})") from exc
+                data = _zip_json(zf, member, label)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ModelPackageError(f"{label}: cannot read the zip ({exc})") from exc
     f = _Fields(label)
     fmt = f.mapping(data, "network_data_format")
     if not fmt:

@@ -2,7 +2,8 @@
 
 The caller passes the folders (the CLI: the bundled ``resources/models`` and ``RADSCOPE_HOME/models``).
 Each folder's entries that are package folders (a ``radscope-model.json`` or a MONAI bundle) or
-``.zip`` files are read; a folder that is itself a package counts too.
+``.zip`` files are read; a folder that is itself a package counts too. Only cards are read here
+(bounded JSON); weights are read, inspected and loaded only when a model is chosen (``load_model``).
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ def find_packages(folders: Sequence[str | Path]) -> list[PackageEntry]:
     for folder in map(Path, folders):
         if not folder.is_dir():
             continue
-        candidates = [folder] if _is_package(folder) else sorted(
-            p for p in folder.iterdir() if (p.is_dir() and _is_package(p)) or (p.is_file() and p.suffix == ".zip"))
+        try:
+            candidates = [folder] if _is_package(folder) else sorted(
+                p for p in folder.iterdir() if (p.is_dir() and _is_package(p)) or (p.is_file() and p.suffix == ".zip"))
+        except OSError as exc:
+            entries.append(PackageEntry(folder, None, f"{folder}: cannot list the folder ({exc.strerror or exc})"))
+            continue
         for path in candidates:
             real = path.resolve()
             if real in seen:
@@ -47,6 +52,8 @@ def find_packages(folders: Sequence[str | Path]) -> list[PackageEntry]:
                 entries.append(PackageEntry(path, read_card(path)))
             except ModelPackageError as exc:
                 entries.append(PackageEntry(path, None, str(exc)))
+            except Exception as exc:  # one bad package never hides the others (nothing here runs its code)
+                entries.append(PackageEntry(path, None, f"{path}: cannot read the package ({type(exc).__name__}: {exc})"))
     return entries
 
 

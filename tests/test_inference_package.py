@@ -115,7 +115,7 @@ def test_safetensors_needs_architecture(tmp_path: Path) -> None:
 def test_not_json_and_not_a_package(tmp_path: Path) -> None:
     folder = _write(tmp_path / "chest", CARD)
     (folder / "radscope-model.json").write_text("{nope")
-    with pytest.raises(ModelPackageError, match="chest/radscope-model.json: cannot read JSON"):
+    with pytest.raises(ModelPackageError, match="chest/radscope-model.json: not valid JSON"):
         read_card(folder)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelPackageError, match="neither radscope-model.json nor a MONAI bundle"):

@@ -263,3 +263,90 @@ def state_dict_pickle(folder: Path) -> Path:
 
 
 __all__ = ["FIELDS", "MARKER", "good_pt2", "marker_for", "rewrite_pt2", "write_package"]
+
+
+# -- wrong shapes: the card says one thing, the weights another ----------------------------------------
+
+
+def _exported(module: Any, channels: int, size: tuple[int, int], labels: list[str]) -> bytes:
+    import torch
+
+    from inference.package import save_package
+
+    fields = {**FIELDS, "labels": labels, "input": {**FIELDS["input"], "channels": channels, "size": list(size)}}
+    with tempfile.TemporaryDirectory() as tmp:
+        save_package(module.eval(), fields, tmp, torch.zeros(2, channels, *size))
+        return (Path(tmp) / "model.pt2").read_bytes()
+
+
+@case("model-wrong-channels", "models", outcome="refused", mentions=("input.channels 1",), marker=MARKER)
+def wrong_channels(folder: Path) -> Path:
+    from inference.architectures import DemoCNN
+
+    return write_package(folder / "pkg", _exported(DemoCNN(3, 2, widths=(4, 8)), 3, (32, 32), ["a", "b"]))
+
+
+@case("model-wrong-label-count", "models", outcome="refused", mentions=("one score per label",), marker=MARKER)
+def wrong_label_count(folder: Path) -> Path:
+    from inference.architectures import DemoCNN
+
+    return write_package(folder / "pkg", _exported(DemoCNN(1, 3, widths=(4, 8)), 1, (32, 32), ["a", "b", "c"]))
+
+
+@case("model-wrong-input-size", "models", outcome="refused", mentions=("input.size 40x48",), marker=MARKER)
+def wrong_input_size(folder: Path) -> Path:
+    """A fully connected head fixes the input size; the card claims another."""
+    from torch import nn
+
+    module = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 32 * 32, 2))
+    data = _exported(module, 1, (32, 32), ["a", "b"])
+    return write_package(folder / "pkg", data, input={**FIELDS["input"], "size": [40, 48]},
+                         explain={"target_layer": "0"})
+
+
+# -- cards -----------------------------------------------------------------------------------------
+
+
+def _card_folder(folder: Path, text: str | bytes) -> Path:
+    pkg = write_package(folder / "pkg", good_pt2())
+    card = pkg / "radscope-model.json"
+    card.write_bytes(text.encode() if isinstance(text, str) else text)
+    return pkg
+
+
+@case("model-card-nested-100k", "models", outcome="refused", mentions=("nested",), marker=MARKER)
+def card_nested(folder: Path) -> Path:
+    pkg = write_package(folder / "pkg", good_pt2())
+    doc = json.loads((pkg / "radscope-model.json").read_text())
+    text = json.dumps(doc)[:-1] + ', "metrics": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    return _card_folder(folder, text)
+
+
+@case("model-card-nested-100", "models", outcome="refused", mentions=("nested 10",), marker=MARKER)
+def card_nested_parsable(folder: Path) -> Path:
+    """Deep enough to be silly, shallow enough for json.loads: the depth limit (not recursion) refuses it."""
+    pkg = write_package(folder / "pkg", good_pt2())
+    doc = json.loads((pkg / "radscope-model.json").read_text())
+    text = json.dumps(doc)[:-1] + ', "metrics": {"x": ' + "[" * 100 + "]" * 100 + "}}"
+    return _card_folder(folder, text)
+
+
+@case("model-card-huge", "models", outcome="refused", mentions=("larger than",), marker=MARKER)
+def card_huge(folder: Path) -> Path:
+    pkg = write_package(folder / "pkg", good_pt2())
+    card = pkg / "radscope-model.json"
+    with open(card, "r+b") as fh:  # a sparse 3 GiB card: reading it whole would take 3 GiB of memory
+        fh.truncate(3 * 2**30)
+    return pkg
+
+
+@case("model-card-not-json", "models", outcome="refused", mentions=("not valid json",), marker=MARKER)
+def card_not_json(folder: Path) -> Path:
+    return _card_folder(folder, b"\xff\xfe{not json")
+
+
+@case("model-card-nan", "models", outcome="refused", mentions=("nan",), marker=MARKER)
+def card_nan(folder: Path) -> Path:
+    pkg = write_package(folder / "pkg", good_pt2())
+    text = (pkg / "radscope-model.json").read_text().replace('"center": 0', '"center": NaN')
+    return _card_folder(folder, text)
