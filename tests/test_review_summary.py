@@ -79,6 +79,9 @@ def test_fleiss_over_images_all_three_reviewers_judged(tmp_path: Path) -> None:
         store.add_flag(context_of(ct[3], 3), "correct", "nodule", reviewer="a")  # judged by one only
         agreement = summarize(store.flags()).agreement
     # P_bar = 7/9, p_e = (5/9)^2 + (4/9)^2 = 41/81 -> kappa = (63 - 41) / (81 - 41) = 0.55
+    assert agreement.fleiss is not None
+    lo, hi = agreement.fleiss.pop("kappa_ci95")  # 3 images: a wide bootstrap interval around 0.55
+    assert -1.0 <= lo <= 0.55 <= hi <= 1.0
     assert agreement.fleiss == {"reviewers": ["a", "b", "c"], "n_items": 3, "kappa": pytest.approx(0.55)}
     assert [p["n_items"] for p in agreement.pairwise] == [3, 3, 3]
     assert agreement.pairwise[0]["kappa"] == pytest.approx(1.0)  # a and b agree on everything
