@@ -1,0 +1,59 @@
+"""One retrieval, whatever the protocol: list what the node has, skip what is already stored (resume),
+fetch the rest, and say what is still missing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+from viewer.pacs.client import PacsClient, Want
+from viewer.pacs.errors import PacsError
+from viewer.pacs.query import check_uid
+from viewer.pacs.store import Expect, LocalStore, ProgressCallback, RetrieveReport, Sink
+
+
+def plan(expected: list, have: set[str], whole_study: bool) -> Want:  # type: ignore[type-arg]
+    """What to ask for: whole series where nothing of them is stored, single instances otherwise."""
+    by_series: dict[str, list[str]] = defaultdict(list)
+    todo: dict[str, list[str]] = defaultdict(list)
+    for ref in expected:
+        by_series[ref.series_uid].append(ref.sop_uid)
+        if ref.sop_uid not in have:
+            todo[ref.series_uid].append(ref.sop_uid)
+    want: dict[str, list[str] | None] = {
+        s: (None if len(sops) == len(by_series[s]) else sops) for s, sops in todo.items()
+    }
+    if whole_study and len(want) == len(by_series) and all(v is None for v in want.values()):
+        return None
+    return want
+
+
+def retrieve(client: PacsClient, study_uid: str, series_uid: str | None = None, *, store: LocalStore | None = None,
+             progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> RetrieveReport:
+    """Retrieve a study (or one series) into ``store``; never raises for per-instance problems, which go in
+    the report's ``errors``; raises :class:`PacsError` when nothing can be done (node unreachable...)."""
+    study_uid = check_uid(study_uid, "study UID")
+    if series_uid is not None:
+        series_uid = check_uid(series_uid, "series UID")
+    store = store or LocalStore()
+    t0 = time.perf_counter()
+    report = RetrieveReport(store.folder(study_uid, series_uid))
+    expected = client.list_instances(study_uid, series_uid)
+    what = f"series {series_uid}" if series_uid else f"study {study_uid}"
+    if not expected:
+        raise PacsError(f"{client.node.describe()}: {what} not found (no instances)")
+    have = store.present(study_uid, series_uid)
+    report.expected = len(expected)
+    report.already = sum(1 for ref in expected if ref.sop_uid in have)
+    if report.already < len(expected):
+        want = plan(expected, have, whole_study=series_uid is None)
+        sink = Sink(store, Expect(study_uid, series_uid), report, progress, t0)
+        try:
+            client.fetch(study_uid, want, sink, cancel)
+        except PacsError as exc:
+            report.errors.append(str(exc))
+    report.cancelled = bool(cancel is not None and cancel.is_set())
+    after = store.present(study_uid, series_uid)
+    report.missing = [ref.sop_uid for ref in expected if ref.sop_uid not in after]
+    return report
