@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("infer", "run a model over series and write scores and heatmaps"),
     "models": ("models", "list installed model packages"),
     "review": ("review", "add, list, export and import review flags"),
+    "pacs": ("pacs", "PACS nodes: echo, find, get, send over DIMSE or DICOMweb; listen for pushed studies"),
     "demo": ("demo", "open the bundled demo study with the bundled model"),
     "self-test": ("self_test", "run the demo offscreen and check it (also: radscope --self-test)"),
 }

@@ -291,26 +291,26 @@ class DimseClient:
             chunk = set(groups[start:start + MAX_CONTEXTS])
             contexts = [_context(cls, classes[cls]) for cls in sorted(chunk)]
             with self._association("C-STORE", contexts) as assoc:
-                for path, cls, _ in files:
+                for fname, cls, _ in files:
                     if cls not in chunk:
                         continue
                     if cancel is not None and cancel.is_set():
                         report.cancelled = True
                         return report
                     try:
-                        status = assoc.send_c_store(path)
-                    except (ValueError, OSError) as exc:  # no accepted context for its transfer syntax...
-                        report.errors.append(f"{path}: {exc}")
+                        status = assoc.send_c_store(fname)
+                    except Exception as exc:  # no accepted context for its transfer syntax, unreadable file...
+                        report.errors.append(f"{fname}: {exc}")
                         continue
                     if status is None or "Status" not in status:
-                        report.errors.append(f"{path}: no C-STORE response (timed out or aborted)")
+                        report.errors.append(f"{fname}: no C-STORE response (timed out or aborted)")
                         if not assoc.is_established:
                             raise self._fail("C-STORE", "association lost")
                         continue
                     if int(status.Status) in (0x0000, 0xB000, 0xB007, 0xB006):
                         report.sent += 1
                     else:
-                        report.errors.append(f"{path}: refused, {status_text(status)}")
+                        report.errors.append(f"{fname}: refused, {status_text(status)}")
                     if progress is not None:
                         progress(report.sent + len(report.errors), total)
         return report

@@ -82,7 +82,7 @@ def storage_contexts(preferred: Iterable[str] = (), room: int = MAX_CONTEXTS) ->
 
 def scp_roles(contexts: Iterable[PresentationContext]) -> list[Any]:
     """SCP/SCU role selection items: we act as the storage SCP on a C-GET association."""
-    return [build_role(cx.abstract_syntax, scp_role=True) for cx in contexts]
+    return [build_role(str(cx.abstract_syntax), scp_role=True) for cx in contexts]
 
 
 class _Capture(logging.Handler):

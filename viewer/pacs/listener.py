@@ -54,7 +54,7 @@ class StorageSCP:
         if self._allowed:
             ae.require_calling_aet = list(self._allowed)
         for cx in storage_contexts(room=127):
-            ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax)
+            ae.add_supported_context(str(cx.abstract_syntax), cx.transfer_syntax)
         ae.add_supported_context(Verification)
         try:
             self._server = ae.start_server((self.host, self.port), block=False,

@@ -13,6 +13,11 @@ from viewer.pacs.query import check_uid
 from viewer.pacs.store import Expect, LocalStore, ProgressCallback, RetrieveReport, Sink
 
 
+ROUNDS = 2
+"""A second round asks again, instance by instance, for what did not arrive (a PACS may stop a C-MOVE at
+the first instance we refuse, or a stream may break)."""
+
+
 def plan(expected: list, have: set[str], whole_study: bool) -> Want:  # type: ignore[type-arg]
     """What to ask for: whole series where nothing of them is stored, single instances otherwise."""
     by_series: dict[str, list[str]] = defaultdict(list)
@@ -46,9 +51,18 @@ def retrieve(client: PacsClient, study_uid: str, series_uid: str | None = None, 
     have = store.present(study_uid, series_uid)
     report.expected = len(expected)
     report.already = sum(1 for ref in expected if ref.sop_uid in have)
-    if report.already < len(expected):
+    sink = Sink(store, Expect(study_uid, series_uid), report, progress, t0)
+    for attempt in range(ROUNDS):
+        if report.already + report.stored >= len(expected) or (cancel is not None and cancel.is_set()):
+            break
+        if attempt:  # ask again, one by one, for what did not come and was not refused
+            have = store.present(study_uid, series_uid) | sink.rejected
+            if all(ref.sop_uid in have for ref in expected):
+                break
         want = plan(expected, have, whole_study=series_uid is None)
-        sink = Sink(store, Expect(study_uid, series_uid), report, progress, t0)
+        if attempt:
+            want = {s: sops if sops is not None else [r.sop_uid for r in expected if r.series_uid == s]
+                    for s, sops in (want or {}).items()}
         try:
             client.fetch(study_uid, want, sink, cancel)
         except PacsError as exc:

@@ -216,6 +216,8 @@ class Sink:
         self.store, self.expect, self.report, self.progress = store, expect, report, progress
         self._lock = threading.Lock()
         self._t0 = t0
+        self.rejected: set[str] = set()
+        """SOP instance UIDs received but refused (asking again would bring the same bytes)."""
 
     def _done(self, stored: Stored) -> None:
         import time
@@ -234,11 +236,17 @@ class Sink:
             if len(self.report.errors) < 1000:
                 self.report.errors.append(message)
 
+    def _rejected(self, sop_uid: Any, exc: InstanceRejected) -> None:
+        with self._lock:
+            if sop_uid:
+                self.rejected.add(str(sop_uid))
+        self.error(str(exc))
+
     def take_bytes(self, data: bytes, sop_uid: str | None) -> bool:
         try:
             stored = self.store.accept_bytes(data, self.expect, sop_uid)
         except InstanceRejected as exc:
-            self.error(str(exc))
+            self._rejected(sop_uid, exc)
             return False
         self._done(stored)
         return True
@@ -247,7 +255,7 @@ class Sink:
         try:
             stored = self.store.accept_dataset(ds, self.expect)
         except InstanceRejected as exc:
-            self.error(str(exc))
+            self._rejected(getattr(ds, "SOPInstanceUID", None), exc)
             return False
         self._done(stored)
         return True

@@ -58,15 +58,21 @@ def _value(item: Any, keyword: str) -> str:
         return ""
 
 
+_LITERAL = {"%2A": "*", "%3F": "?", "%5E": "^", "+": "?", "%20": "?"}
+
+
 class _WildcardAdapter(HTTPAdapter):
-    """Sends QIDO wildcards ``*`` and ``?`` literally in the query (RFC 3986 allows both there): Orthanc
-    1.10 matches ``PatientName=Doe%2A`` literally and finds nothing."""
+    """Orthanc 1.10's DICOMweb plugin does not percent-decode query values (``PatientName=Doe%2A`` and
+    ``Doe%5EJane`` match nothing): send ``*``, ``?`` and ``^`` literally (legal in a query), and a space,
+    which cannot be sent literally, as the single-character wildcard ``?`` (it still matches the space)."""
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         url = request.url or ""
         if "?" in url:
             base, query = url.split("?", 1)
-            request.url = base + "?" + query.replace("%2A", "*").replace("%3F", "?")
+            for escaped, literal in _LITERAL.items():
+                query = query.replace(escaped, literal)
+            request.url = base + "?" + query
         return super().send(request, *args, **kwargs)
 
 
