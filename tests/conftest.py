@@ -49,3 +49,12 @@ def window(qtbot):  # type: ignore[no-untyped-def]
     win.show()
     qtbot.waitExposed(win)
     return win
+
+
+@pytest.fixture(scope="session")
+def postgres_server():  # type: ignore[no-untyped-def]
+    """A real PostgreSQL cluster for this test session (this xdist worker): tests/support/postgres.py."""
+    from tests.support.postgres import running_server
+
+    with running_server() as server:
+        yield server

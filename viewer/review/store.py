@@ -225,8 +225,8 @@ class ReviewStore:
         raise NotImplementedError
 
     def _flag_rows(self, study_uid: str | None, include_deleted: bool) -> list[Any]:
-        where = "(? IS NULL OR study_uid = ?)" + ("" if include_deleted else " AND deleted = 0")
-        return self._query(f"SELECT * FROM flag WHERE {where}", (study_uid, study_uid))
+        where = ("study_uid = ?" if study_uid is not None else "1 = 1") + ("" if include_deleted else " AND deleted = 0")
+        return self._query(f"SELECT * FROM flag WHERE {where}", (study_uid,) if study_uid is not None else ())
 
     def __enter__(self) -> ReviewStore:
         return self
