@@ -25,7 +25,7 @@ KEYWORDS = (
     "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames", "Rows", "Columns",
     "PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing", "BitsAllocated", "BitsStored",
     "PixelRepresentation", "WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope",
-    "WindowCenterWidthExplanation", "GridFrameOffsetVector", "ProtocolName", "PatientBirthDate",
+    "WindowCenterWidthExplanation", "GridFrameOffsetVector", "ProtocolName", "PatientBirthDate", "VOILUTFunction",
 )
 _TAGS: dict[int, tuple[str, str]] = {int(tag_for_keyword(k)): (k, dictionary_VR(k)) for k in KEYWORDS}  # type: ignore[arg-type]
 _TAGS[0x00291010] = ("CSAImageHeaderInfo", "OB")  # Siemens CSA image header (mosaic layout)
@@ -34,7 +34,7 @@ _PRESENCE = {  # attributes whose presence matters but whose value the fast path
     0x00283000: "ModalityLUTSequence", 0x00041220: "DirectoryRecordSequence",
     0x00186011: "SequenceOfUltrasoundRegions", 0x00082218: "AnatomicRegionSequence",
 }
-_BAIL = {0x52009229, 0x52009230}  # functional groups: enhanced objects go through pydicom
+_BAIL = {0x52009229, 0x52009230, 0x00283010}  # functional groups (enhanced objects), VOI LUT Sequence: pydicom
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UI", "UC"}

@@ -26,7 +26,7 @@ from viewer.dicom.errors import DicomFileError, NotDicomError
 from viewer.dicom.fastheader import FastHeader, count_fragments, read_fast
 from viewer.dicom.mosaic import CSA_IMAGE_HEADER, CsaError, mosaic_layout
 from viewer.dicom.plausible import MAX_POSITION_MM, MAX_SPACING_MM, orientation_problem, position_problem, show, spacing_ok
-from viewer.dicom.volume import WindowPreset
+from viewer.dicom.volume import VoiLut, WindowPreset
 
 PIXEL_DATA = 0x7FE00010
 FLOAT_PIXEL_DATA = 0x7FE00008
@@ -242,14 +242,21 @@ def _item(ds: Dataset | None, keyword: str) -> Dataset | None:
         return None
 
 
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
 def _windows(ds: Dataset | None) -> tuple[WindowPreset, ...]:
+    """The header's VOI: VOI LUT Sequence tables first (pydicom's ``apply_voi_lut`` prefers them), then
+    the windows with their VOI LUT Function (LINEAR when absent; an unknown function reads as LINEAR)."""
     if ds is None:
         return ()
+    presets = list(_voi_luts(ds))
     centers, widths = _get(ds, "WindowCenter"), _get(ds, "WindowWidth")
     if centers is None or widths is None:
-        return ()
+        return tuple(presets)
+    function = str(_get(ds, "VOILUTFunction", "LINEAR")).strip().upper()
+    function = function if function in VOI_FUNCTIONS else "LINEAR"
     names = _as_list(_get(ds, "WindowCenterWidthExplanation", []))
-    presets = []
     for n, (c, w) in enumerate(zip(_as_list(centers), _as_list(widths))):
         try:
             c, w = float(c), float(w)
@@ -257,8 +264,38 @@ def _windows(ds: Dataset | None) -> tuple[WindowPreset, ...]:
             continue
         if math.isfinite(c) and math.isfinite(w) and w > 0:
             name = str(names[n]).strip() if n < len(names) and str(names[n]).strip() else f"Header {n + 1}"
-            presets.append(WindowPreset(name, c, w))
+            presets.append(WindowPreset(name, c, w, function))
     return tuple(presets)
+
+
+def _voi_luts(ds: Dataset) -> list[WindowPreset]:
+    """VOI LUT Sequence items as presets (malformed items are skipped: the windows still apply)."""
+    out = []
+    try:
+        items = list(ds.get("VOILUTSequence") or [])
+    except Exception:
+        return []
+    signed = _int(ds, "PixelRepresentation") == 1
+    for n, item in enumerate(items):
+        try:
+            entries, first, bits = (int(v) for v in item.LUTDescriptor)
+            entries = entries or 65536
+            if signed and first > 32767:  # US or SS: the first value mapped follows the pixel representation
+                first -= 65536
+            elem = item["LUTData"]
+            if elem.VR == "OW" or isinstance(elem.value, bytes):
+                little = getattr(ds, "original_encoding", (None, True))[1] is not False
+                data = np.frombuffer(elem.value, dtype="<u2" if little else ">u2")[:entries]
+            else:
+                data = np.asarray(_as_list(elem.value), dtype=np.int64)[:entries]
+        except Exception:
+            continue
+        if len(data) == 0 or not (8 <= bits <= 16):
+            continue
+        name = str(item.get("LUTExplanation", "") or "").strip() or f"VOI LUT {n + 1}"
+        out.append(WindowPreset(name, first + (len(data) - 1) / 2.0, float(len(data)), "LUT",
+                                VoiLut(first, tuple(int(v) for v in data), bits)))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

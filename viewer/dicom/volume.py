@@ -28,12 +28,32 @@ if TYPE_CHECKING:  # SimpleITK is imported lazily: it costs ~0.15 s.
 
 
 @dataclass(frozen=True)
+class VoiLut:
+    """A VOI LUT Sequence item: input value ``first + n`` shows as ``data[n]`` (of ``2**bits - 1``);
+    values below ``first`` as ``data[0]``, above the table as ``data[-1]`` (PS3.3 C.11.2.1.1)."""
+
+    first: int
+    data: tuple[int, ...]
+    bits: int
+
+
+@dataclass(frozen=True)
 class WindowPreset:
-    """A display window (VOI LUT linear) in modality units."""
+    """A display window (VOI) in modality units.
+
+    ``function``: ``LINEAR_EXACT`` (the default: black at ``center - width/2``, white at ``center +
+    width/2``; the built-in presets and dragged windows), or a header window's VOI LUT Function:
+    ``LINEAR`` (DICOM's, with its half-unit offsets: what a header window means when it names no
+    function), ``SIGMOID``; or ``LUT`` with ``lut`` a VOI LUT table (``center``/``width`` then span
+    the table's input range). :func:`viewer.display.windowing.display_mapping` turns any of them into
+    display levels plus an optional lookup table, following pydicom's ``apply_voi_lut``.
+    """
 
     name: str
     center: float
     width: float
+    function: str = "LINEAR_EXACT"
+    lut: VoiLut | None = None
 
 
 @dataclass
