@@ -685,12 +685,12 @@ class ViewerWindow(QtWidgets.QMainWindow):
     # -- window ------------------------------------------------------------------------------
     def apply_preset(self, preset: WindowPreset) -> None:
         if self.model is not None:
-            self.model.set_window(preset.center, preset.width)
+            self.model.apply_preset(preset)
 
     def auto_window(self) -> None:
         if self.model is not None and not self.model.is_color:
             w = auto_window(self.active_view.current_image())
-            self.model.set_window(w.center, w.width)
+            self.model.set_window(w.center, w.width, "LINEAR_EXACT")
 
     def _toggle_invert(self) -> None:
         if self.model is not None:

@@ -18,7 +18,7 @@ from viewer.display.measure import MeasurementRecord
 from viewer.display.orientation import orientation_known, spacing_known
 from viewer.display.planes import Plane, clamp_slice, is_orthogonal
 from viewer.display.scalebar import format_mm, scale_bar_length
-from viewer.display.windowing import drag_window, levels
+from viewer.display.windowing import drag_window
 from viewer.qt.measure_items import MeasurementGraphic
 from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from viewer.qt.bind import Bindings
@@ -26,6 +26,14 @@ from viewer.qt.series_model import SeriesModel
 
 TOOLS = ("pan", "window", "crosshair", "distance", "angle", "ellipse", "rect")
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
+
+
+def grey_lut(table: np.ndarray | None, invert: bool) -> np.ndarray | None:
+    """pyqtgraph lookup table for a window's grey table ([0, 1] floats; None = linear), MONOCHROME1 inverted."""
+    if table is None:
+        return _INVERT_LUT if invert else None
+    grey = np.rint(np.asarray(table, dtype=np.float64) * 255.0).astype(np.uint8)
+    return 255 - grey if invert else grey
 _CROSS_PEN = pg.mkPen(QColor(80, 220, 255, 200), width=1, style=Qt.PenStyle.DashLine)
 ISOLINE_WIDTH_PX = 2.0
 """Screen pixels of a contour-mode isoline at any zoom (plus a 1 px dark rim each side for contrast)."""
@@ -318,7 +326,7 @@ class SliceView(pg.GraphicsView):
         m = self.model
         assert m is not None
         img = self.plane.image(m.volume.array, self.slice_index)
-        lo, hi = levels(m.center, m.width)
+        (lo, hi), _ = m.display_mapping()
         if not m.fully_loaded:
             img = self._mask_pending(img, lo)
         self.image_item.setImage(img, autoLevels=False, levels=(lo, hi))
@@ -367,8 +375,9 @@ class SliceView(pg.GraphicsView):
     def _on_window_changed(self) -> None:
         m = self.model
         assert m is not None
-        self.image_item.setLevels(levels(m.center, m.width))
-        self.image_item.setLookupTable(_INVERT_LUT if (m.invert and not m.is_color) else None)
+        (lo, hi), table = m.display_mapping()
+        self.image_item.setLevels((lo, hi))
+        self.image_item.setLookupTable(None if m.is_color else grey_lut(table, m.invert))
         self.viewport().update()
 
     def _on_crosshair_changed(self) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from viewer.display.windowing import auto_window, initial_window, levels, to_uint8
+from viewer.display.windowing import auto_window, initial_window, levels, preset_mapping, to_uint8
 from viewer.qt.qt import QObject, Signal, is_alive
 from viewer.threads import lower_thread_priority
 
@@ -224,5 +224,5 @@ def volume_thumbnail(volume: Any) -> np.ndarray:
     img = img[::step, ::step]
     if volume.is_color:
         return np.ascontiguousarray(img)
-    w = initial_window(volume.info, img)
-    return np.ascontiguousarray(to_uint8(img, *levels(w.center, w.width), invert=volume.info.monochrome1))
+    (lo, hi), table = preset_mapping(initial_window(volume.info, img))
+    return np.ascontiguousarray(to_uint8(img, lo, hi, invert=volume.info.monochrome1, table=table))

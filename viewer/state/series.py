@@ -9,9 +9,9 @@ from collections.abc import Iterable
 import numpy as np
 from psygnal import Signal
 
-from viewer.dicom.volume import Volume, WindowPreset
+from viewer.dicom.volume import VoiLut, Volume, WindowPreset
 from viewer.display.measure import MeasurementRecord
-from viewer.display.windowing import initial_window, presets_for
+from viewer.display.windowing import display_mapping, initial_window, presets_for
 from viewer.state.layers import OverlayLayer
 
 
@@ -38,6 +38,9 @@ class SeriesState:
         self.measurements: list[MeasurementRecord] = measurements if measurements is not None else []
         self.invert = bool(volume.info.monochrome1)
         self.center, self.width = 127.5, 255.0
+        self.voi_function = "LINEAR_EXACT"
+        """How the window maps values to grey (a header window's VOI LUT Function, or LUT with ``voi_lut``)."""
+        self.voi_lut: VoiLut | None = None
         self._window_set = False
         self.presets: list[WindowPreset] = presets_for(volume.info)
         centre_ijk = (np.array(volume.shape[::-1], dtype=np.float64) - 1) / 2
@@ -65,7 +68,7 @@ class SeriesState:
             self.center, self.width = 127.5, 255.0
         else:
             w = initial_window(self.volume.info, self.volume.array[k])
-            self.center, self.width = w.center, w.width
+            self.center, self.width, self.voi_function, self.voi_lut = w.center, w.width, w.function, w.lut
         self.windowChanged.emit()
 
     def set_slice_data(self, k: int, data: np.ndarray) -> None:
@@ -93,10 +96,22 @@ class SeriesState:
         self.loadFinished.emit()
 
     # -- window ------------------------------------------------------------------------------
-    def set_window(self, center: float, width: float) -> None:
+    def set_window(self, center: float, width: float, function: str | None = None, lut: VoiLut | None = None) -> None:
+        """A new window. ``function`` None keeps the current VOI function (a dragged sigmoid stays a
+        sigmoid) except a VOI LUT table, which a dragged window replaces by a plain linear one."""
+        if function is None:
+            function = "LINEAR_EXACT" if self.voi_function == "LUT" else self.voi_function
         self.center, self.width = float(center), max(float(width), 1e-3)
+        self.voi_function, self.voi_lut = function, (lut if function == "LUT" else None)
         self._window_set = True
         self.windowChanged.emit()
+
+    def apply_preset(self, preset: WindowPreset) -> None:
+        self.set_window(preset.center, preset.width, preset.function, preset.lut)
+
+    def display_mapping(self) -> tuple[tuple[float, float], np.ndarray | None]:
+        """Display levels and optional grey table of the current window (see ``windowing.display_mapping``)."""
+        return display_mapping(self.center, self.width, self.voi_function, self.voi_lut)
 
     def set_invert(self, invert: bool) -> None:
         self.invert = bool(invert)
