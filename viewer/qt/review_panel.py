@@ -17,6 +17,7 @@ import html
 from typing import Any
 
 from viewer.qt.qt import Qt, QtCore, QtGui, QtWidgets, Signal
+from viewer.qt.review_summary_plot import ErrorRatePlot
 
 from viewer.review import ImageContext, Region, ReviewStore, ReviewStoreError, Verdict, default_reviewer
 from viewer.review.store import STATUSES
@@ -119,6 +120,8 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.tabs.addTab(flags_page, "Flags")
         self.tabs.addTab(self.worklist_table, "Worklist")
         self.tabs.addTab(self.summary_text, "Summary")
+        self.error_plot = ErrorRatePlot()
+        self.tabs.addTab(self.error_plot, "Error by group")
         layout.addWidget(self.tabs, 1)
         self.setWidget(body)
 
@@ -275,6 +278,8 @@ class ReviewPanel(QtWidgets.QDockWidget):
         ])
         if self.tabs.currentWidget() is self.summary_text:
             self.summary_text.setPlainText(format_summary(summarize(self.store.flags())))
+        elif self.tabs.currentWidget() is self.error_plot:
+            self.error_plot.set_summary(summarize(self.store.flags()))
 
     # -- internals ---------------------------------------------------------------------------
     def _actor(self) -> str | None:

@@ -441,3 +441,43 @@ def format_summary(summary: Summary) -> str:
     if summary.agreement.pairwise or summary.agreement.fleiss:
         out.append(f"kappa 95% CI: {KAPPA_METHOD}.")
     return "\n".join(out)
+
+
+# -- the plot's rows (GUI-free: the review panel draws them) ---------------------------------------
+#: The splits the panel's error-rate plot shows, with their titles.
+PLOT_SPLITS = (("patient_sex", "Sex"), ("age_band", "Age band"), ("manufacturer", "Manufacturer"),
+               ("scanner_model", "Scanner"), ("kvp", "kVp"), ("body_part", "Body part"))
+
+
+@dataclass(frozen=True)
+class RateRow:
+    """One subgroup's error rate with its 95% Wilson interval, as the plot draws it."""
+
+    split: str
+    title: str
+    group: str
+    errors: int
+    total: int
+    rate: float
+    low: float
+    high: float
+    p_adjusted: float | None
+    mark: str
+    """``higher`` / ``lower`` when the group differs from the rest beyond chance, else ``""``."""
+
+
+def rate_rows(summary: Summary, splits: Sequence[tuple[str, str]] = PLOT_SPLITS) -> list[RateRow]:
+    """The plot's rows, split by split in :data:`PLOT_SPLITS` order, groups in the summary's order."""
+    rows = []
+    for key, title in splits:
+        groups = summary.by_attribute.get(key, {})
+        tests = summary.tests.get(key, SplitTest({})).groups
+        for group, counts in groups.items():
+            ci = counts.error_rate_ci
+            if ci is None:
+                continue
+            test = tests.get(group)
+            mark = test.direction if test is not None and test.significant else ""
+            rows.append(RateRow(key, title, group, counts.errors, counts.total, counts.error_rate, ci[0], ci[1],
+                                None if test is None else test.p_adjusted, mark))
+    return rows
