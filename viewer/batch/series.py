@@ -39,6 +39,8 @@ class SeriesJob:
     """Which model package (``ModelCard.source`` plus the folder inside a zip)."""
     stack_key: str
     """The results-cache id: stack id + digest of the input rule and the slices' SOP Instance UIDs."""
+    source: str = ""
+    """The input path (folder, archive, file) the series was found under, for the review worklist."""
 
     @property
     def label(self) -> str:
@@ -208,10 +210,13 @@ class SeriesRunner:
             "stack_key": job.stack_key,
             "device": device,
             "labels": list(self.card.labels),
+            "thresholds": {name: float(self.card.thresholds.get(name, 0.5)) for name in self.card.labels},
             "series_uid": stack.info.series_uid,
             "stack_id": stack.stack_id,
             "study_uid": stack.info.study_uid,
             "modality": stack.info.modality,
+            "description": stack.info.description,
+            "source": job.source,
             "cached": cached,
             "monochrome1_inverted": bool(vol.info.monochrome1),
             "slices": [{"index": k, "sop_instance_uid": vol.sop_instance_uids[k],

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, metavar="N",
                         help="Ray actors (default: one per GPU, else one per CPU)")
     parser.add_argument("--address", metavar="ADDR", help="join this Ray cluster instead of starting one here")
+    parser.add_argument("--worklist", action="store_true",
+                        help="put the series of DIR on the review worklist, ranked by what most deserves a human "
+                             "look (the default review store, or RADSCOPE_REVIEW_STORE)")
 
 
 def _say(msg: str) -> None:
@@ -123,7 +126,8 @@ def _run(args: argparse.Namespace, engine: LocalEngine | RayEngine) -> int:
         cards[key] = card
         method = resolve_method(card, args.explain)
         job = SeriesJob(stack=_portable(stack), folder=output_folder(stack, bool(args.series)), model_key=key,
-                        stack_key=stack_key(stack.stack_id, stack.sop_instance_uids))
+                        stack_key=stack_key(stack.stack_id, stack.sop_instance_uids),
+                        source=_source_of(stack, args.paths))
         if not args.redo and done_record(out_root / job.folder, sha256=card.weights.sha256 or "", method=method,
                                              input_rule=INPUT_RULE, stack_key=job.stack_key):
             skipped.append(SeriesOutcome(stack.stack_id, stack.info.series_uid, "skipped", stack.n_slices,
@@ -151,9 +155,32 @@ def _run(args: argparse.Namespace, engine: LocalEngine | RayEngine) -> int:
         return 2
     log.finish()
     _say(progress.summary())
+    if args.worklist:
+        from viewer.batch.worklist import add_to_worklist
+        from viewer.review.store import ReviewStore, ReviewStoreError
+
+        try:
+            with ReviewStore() as store:
+                ranking = add_to_worklist(store, out_root)
+        except ReviewStoreError as exc:
+            _say(f"worklist: {exc}")
+            return 1
+        for folder, reason in ranking.errors:
+            _say(f"worklist: skipped {folder}: {reason}")
+        _say(f"worklist: {len(ranking.studies())} studies ranked into {store.location}")
     if any(o.status in ("done", "cached", "skipped") for o in outcomes):
         return 0
     return 2 if no_model else 1
+
+
+def _source_of(stack: Stack, inputs: list[str]) -> str:
+    """The input path a stack's first file lies under (an archive's own path for its extracted members)."""
+    first = Path(stack.files[0]).resolve() if stack.files else None
+    for given in inputs:
+        root = Path(given).resolve()
+        if first is not None and (first == root or root in first.parents):
+            return str(root)
+    return str(Path(inputs[0]).resolve()) if len(inputs) == 1 else ""
 
 
 def _portable(stack: Stack) -> Stack:

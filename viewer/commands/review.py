@@ -59,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     worklist = sub.add_parser("worklist", help="show the worklist; add studies found under paths; set a status")
     add_store(worklist)
     worklist.add_argument("--add", nargs="+", metavar="PATH", help="put every study under PATH on the worklist")
+    worklist.add_argument("--add-from", metavar="INFER_DIR",
+                          help="put the studies of a `radscope infer --out` folder on the worklist, ranked by what "
+                               "most deserves a human look (top score near the threshold, images unlike the "
+                               "training data, diffuse heatmaps)")
     worklist.add_argument("--status", nargs=2, metavar=("STUDY_UID", "STATUS"),
                           help="set a study's status: not_started, in_progress or done")
 
@@ -207,12 +211,19 @@ def _worklist(store: Any, args: argparse.Namespace) -> int:
 
     for uid, description, folder, header in studies_at(args.add) if args.add else []:
         store.add_study(uid, description=description, source_path=folder, header=header)
+    if args.add_from:
+        from viewer.batch.worklist import add_to_worklist
+
+        ranking = add_to_worklist(store, Path(args.add_from))
+        for bad, reason in ranking.errors:
+            print(f"radscope review: skipped {bad}: {reason}", file=sys.stderr)
     if args.status:
         store.set_status(args.status[0], args.status[1])
     for e in store.worklist():
         on_it = f"  [open: {', '.join(e.reviewers)}]" if e.reviewers else ""
+        rank = f"  priority {e.priority:.2f}: {e.priority_reason}" if e.priority is not None else ""
         print(f"{e.position:>4}  {e.status.replace('_', ' '):<12} {e.n_flags:>4} flag(s)  {e.study_uid}  "
-              f"{e.description}  {e.source_path}{on_it}")
+              f"{e.description}  {e.source_path}{on_it}{rank}")
     done, total = store.progress()
     print(f"{done}/{total} studies done", file=sys.stderr)
     return 0

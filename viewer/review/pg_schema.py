@@ -123,7 +123,12 @@ def _v2(tx: Any) -> None:
     v2_backfill(tx)
 
 
+_V4 = [
+    "ALTER TABLE study ADD COLUMN priority DOUBLE PRECISION",
+    "ALTER TABLE study ADD COLUMN priority_reason TEXT NOT NULL DEFAULT ''",
+]
+
 #: MIGRATIONS[n] takes a store from schema version n to n + 1 (as :data:`viewer.review.schema.MIGRATIONS`).
-MIGRATIONS: list[Callable[[Any], None]] = [_statements(_V1), _v2, _statements(_V3)]
+MIGRATIONS: list[Callable[[Any], None]] = [_statements(_V1), _v2, _statements(_V3), _statements(_V4)]
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS radscope_schema (version INTEGER NOT NULL)"

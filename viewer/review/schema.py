@@ -138,6 +138,12 @@ CREATE TABLE presence (
 );
 """
 
+# v4: the worklist's priority (what most deserves a human look, ranked from `radscope infer` results).
+_V4 = """
+ALTER TABLE study ADD COLUMN priority REAL;
+ALTER TABLE study ADD COLUMN priority_reason TEXT NOT NULL DEFAULT '';
+"""
+
 #: MIGRATIONS[n] takes a store from schema version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_script(_V1), _v2, _script(_V3)]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_script(_V1), _v2, _script(_V3), _script(_V4)]
 CURRENT_VERSION = len(MIGRATIONS)

@@ -153,6 +153,10 @@ class HistoryEntry:
     snapshot: dict[str, Any]
 
 
+WORKLIST_ORDER = "priority DESC NULLS LAST, position"
+"""Worklist order: ranked studies first (highest priority first), then the rest in the order they came."""
+
+
 @dataclass(frozen=True)
 class WorklistEntry:
     """A study on the worklist, with the reviewers who have it open now."""
@@ -164,6 +168,9 @@ class WorklistEntry:
     source_path: str
     n_flags: int
     reviewers: tuple[str, ...] = ()
+    priority: float | None = None
+    """How much the study deserves a human look (viewer.batch.worklist; None: not ranked)."""
+    priority_reason: str = ""
 
 
 class Cursor(Protocol):
@@ -377,14 +384,21 @@ class ReviewStore:
         """The studies in worklist order, each with the reviewers on it now."""
         rows = self._query(
             "SELECT s.*, (SELECT COUNT(*) FROM flag f WHERE f.study_uid = s.study_uid AND f.deleted = 0) AS n "
-            "FROM study s ORDER BY position"
+            f"FROM study s ORDER BY {WORKLIST_ORDER}"
         )
         who = self.presence()
         return [
             WorklistEntry(r["study_uid"], r["position"], r["status"], r["description"], r["source_path"],
-                          int(r["n"]), tuple(who.get(r["study_uid"], ())))
+                          int(r["n"]), tuple(who.get(r["study_uid"], ())), r["priority"], r["priority_reason"])
             for r in rows
         ]
+
+    def set_priority(self, study_uid: str, priority: float | None, reason: str = "") -> None:
+        """Rank a study on the worklist (higher first; None: unranked, after the ranked ones)."""
+        with self._tx("rank the study on the worklist") as tx:
+            if tx.execute("UPDATE study SET priority = ?, priority_reason = ?, updated = ? WHERE study_uid = ?",
+                          (priority, reason, utc_now(), study_uid)).rowcount == 0:
+                raise KeyError(study_uid)
 
     def progress(self) -> tuple[int, int]:
         """(studies done, studies on the worklist)."""
@@ -397,7 +411,7 @@ class ReviewStore:
 
         ``study_uid=None`` starts before the first study (``step > 0``) or after the last.
         """
-        rows = self._query("SELECT study_uid, status FROM study ORDER BY position")
+        rows = self._query(f"SELECT study_uid, status FROM study ORDER BY {WORKLIST_ORDER}")
         uids = [r["study_uid"] for r in rows if not skip_done or r["status"] != "done" or r["study_uid"] == study_uid]
         if not uids:
             return None
@@ -435,7 +449,7 @@ class ReviewStore:
         entry already here is not added again, a study already here keeps its place and status."""
         flags = source.flags(include_deleted=True)
         self.problems = list(source.problems)
-        studies = source._query("SELECT * FROM study ORDER BY position")
+        studies = source._query(f"SELECT * FROM study ORDER BY {WORKLIST_ORDER}")
         counts = {"flags_added": 0, "flags_updated": 0, "history_added": 0, "studies_added": 0}
         with self._tx("copy the store") as tx:
             for flag in flags:
@@ -457,10 +471,12 @@ class ReviewStore:
                         counts["history_added"] += 1
             for s in studies:
                 counts["studies_added"] += tx.execute(
-                    "INSERT INTO study (study_uid, position, status, description, source_path, header, updated) "
-                    "VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM study), ?, ?, ?, ?, ?) "
+                    "INSERT INTO study (study_uid, position, status, description, source_path, header, updated, "
+                    "priority, priority_reason) "
+                    "VALUES (?, (SELECT COALESCE(MAX(position), 0) + 1 FROM study), ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (study_uid) DO NOTHING",
-                    (s["study_uid"], s["status"], s["description"], s["source_path"], s["header"], s["updated"]),
+                    (s["study_uid"], s["status"], s["description"], s["source_path"], s["header"], s["updated"],
+                     s["priority"], s["priority_reason"]),
                 ).rowcount
         return counts
 
