@@ -58,3 +58,48 @@ def postgres_server():  # type: ignore[no-untyped-def]
 
     with running_server() as server:
         yield server
+
+
+@pytest.fixture
+def make_controller():  # type: ignore[no-untyped-def]
+    """AI controllers (no window) with the blob model stub, shut down after the test."""
+    from tests.support.gui_ai import CardStub
+    from viewer.qt.ai_integration import AIController
+    from viewer.qt.ai_panel import ModelEntry
+
+    made: list[AIController] = []
+
+    def make(qtbot, factory):  # type: ignore[no-untyped-def]
+        ctl = AIController(models=[ModelEntry("blob", Path("/blob"), CardStub())], session_factory=factory)
+        qtbot.addWidget(ctl.panel)
+        made.append(ctl)
+        return ctl
+
+    yield make
+    for ctl in made:
+        ctl.shutdown()
+
+
+@pytest.fixture
+def ai_window(qtbot):  # type: ignore[no-untyped-def]
+    """Main windows with the AI dock attached (a session factory stands in for the model)."""
+    from tests.support.gui_ai import CardStub
+    from viewer.qt.ai_integration import attach_ai
+    from viewer.qt.ai_panel import ModelEntry
+    from viewer.qt.main_window import ViewerWindow
+
+    made = []
+
+    def make(factory, models=None):  # type: ignore[no-untyped-def]
+        window = ViewerWindow()
+        window.resize(1200, 800)
+        window.show()
+        ai = attach_ai(window, session_factory=factory,
+                       models=models if models is not None else [ModelEntry("blob", Path("/blob"), CardStub())])
+        made.append((window, ai))
+        return window, ai
+
+    yield make
+    for window, ai in made:
+        ai.shutdown()
+        window.close()

@@ -4,75 +4,17 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
+from tests.support.gui_ai import CardStub, FakeSession, ImageBlobSession, Receiver, make_ref, nodule_volume
 from viewer.ai import JobScheduler
-from viewer.qt.ai_worker import AIWorker, BatchOutput, BatchResult, ModelRef
+from viewer.qt.ai_worker import AIWorker, ModelRef
 from viewer.qt.qt import QObject, QPointF
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints")]  # offscreen QPA, harmless
-
-LABELS = ("nodule", "mass")
-
-
-def blob_maps(n: int, rows: int, cols: int, centre: tuple[float, float], sigma: float = 3.0) -> np.ndarray:
-    jj, ii = np.mgrid[0:rows, 0:cols]
-    blob = np.exp(-((jj - centre[0]) ** 2 + (ii - centre[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
-    return np.repeat(blob[None], n, axis=0)
-
-
-class FakeSession:
-    """A model whose scores are ``profile[k]`` and whose heatmaps peak at ``centre`` on every slice.
-
-    ``gate`` (optional) must be set before each batch runs: lets a test hold the worker mid-run.
-    """
-
-    device = "cpu"
-    methods = ("gradcam", "gradcam++")
-
-    def __init__(self, profile: np.ndarray, centre: tuple[float, float], batch: int = 4,
-                 gate: threading.Semaphore | None = None) -> None:
-        self.profile, self.centre, self.batch, self.gate = profile, centre, batch, gate
-        self.thread = threading.current_thread()
-        self.calls: list[tuple[int, ...]] = []
-
-    def run(self, volume: np.ndarray, indices: Sequence[int], method: str, cancel: threading.Event,
-            notify: Callable[[str], None]) -> Iterable[BatchOutput]:
-        rows, cols = volume.shape[1:3]
-        for start in range(0, len(indices), self.batch):
-            if self.gate is not None:
-                self.gate.acquire(timeout=10)
-            if cancel.is_set():
-                return
-            idx = tuple(indices[start:start + self.batch])
-            self.calls.append(idx)
-            scores = np.stack([self.profile[list(idx)], 1 - self.profile[list(idx)]], axis=1).astype(np.float32)
-            maps = blob_maps(len(idx), rows, cols, self.centre)
-            yield BatchOutput(idx, scores, {"nodule": maps, "mass": maps * 0.5})
-
-
-class Receiver(QObject):
-    """Lives on the GUI thread; its bound methods are the slots (never closures)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.results: list[BatchResult] = []
-        self.threads: set[str] = set()
-        self.errors: list[str] = []
-
-    def on_batch(self, result: BatchResult) -> None:
-        self.threads.add(threading.current_thread().name)
-        self.results.append(result)
-
-    def on_failed(self, key: object, message: str) -> None:
-        self.errors.append(message)
-
-
-def make_ref(name: str = "fake", sha: str = "a" * 64) -> ModelRef:
-    return ModelRef(path=Path("/nonexistent") / name, name=name, sha256=sha, labels=LABELS)
 
 
 @pytest.fixture
@@ -154,24 +96,6 @@ def test_unloadable_model_is_reported_not_fatal(worker, qtbot) -> None:  # type:
 
 
 # -- panel ------------------------------------------------------------------------------------
-class CardStub:
-    """Just the ModelCard fields the panel shows."""
-
-    name, version, labels = "chest-nodule-demo", "1.0.0", ("nodule",)
-    description = "Demo trained on synthetic phantoms, not for clinical use."
-    intended_use = "Teaching: shows how an AI overlay behaves."
-    training_data = "phantom seeds 0-199, 4000 slices"
-    metrics = {"auroc": 0.9312, "pointing_game": 0.88}
-    thresholds = {"nodule": 0.42}
-    authors, license = ("RadScope",), "MIT"
-
-    class input:  # noqa: N801
-        modalities = ("CT",)
-
-    class weights:  # noqa: N801
-        sha256 = "c" * 64
-
-
 @pytest.fixture
 def panel(qtbot):  # type: ignore[no-untyped-def]
     from viewer.qt.ai_panel import AIPanel, ModelEntry
@@ -262,65 +186,6 @@ def test_overlay_controls_and_toggle_key(panel, qtbot) -> None:  # type: ignore[
 
 
 # -- controller + views: overlay alignment in screen space, series switch -----------------------
-class ImageBlobSession:
-    """A "model" that really reads the pixels it is given: its heatmap is the blurred mask of bright
-    (> 200 HU) voxels, normalised per slice, and its score grows with the bright area. Any flip or
-    transpose between the volume and the overlay would move the overlay off the nodule."""
-
-    device = "cpu"
-    methods = ("gradcam",)
-
-    def __init__(self, ref: ModelRef, gate: threading.Semaphore | None = None) -> None:
-        self.gate = gate
-
-    def run(self, volume: np.ndarray, indices: Sequence[int], method: str, cancel: threading.Event,
-            notify: Callable[[str], None]) -> Iterable[BatchOutput]:
-        from scipy.ndimage import gaussian_filter
-
-        for k in indices:
-            if self.gate is not None:
-                self.gate.acquire(timeout=10)
-            if cancel.is_set():
-                return
-            bright = (volume[k] > 200).astype(np.float32)
-            heat = gaussian_filter(bright, 1.5)
-            heat = heat / heat.max() if heat.max() > 0 else heat
-            score = np.float32(1 - np.exp(-bright.sum() / 10))
-            yield BatchOutput((k,), np.array([[score]], np.float32), {"nodule": heat[None]})
-
-
-def nodule_volume(centre_ijk: tuple[int, int, int], shape: tuple[int, int, int] = (24, 40, 56), radius_mm: float = 3.0):
-    """A flipped, anisotropic volume (i -> -x, k -> -z) with one bright sphere at ``centre_ijk``."""
-    from viewer.dicom.volume import SeriesInfo, Volume
-
-    spacing = np.array([0.8, 0.6, 2.0])  # x (column), y (row), z (slice) mm
-    kk, jj, ii = np.indices(shape)
-    ci, cj, ck = centre_ijk
-    d2 = ((ii - ci) * spacing[0]) ** 2 + ((jj - cj) * spacing[1]) ** 2 + ((kk - ck) * spacing[2]) ** 2
-    arr = np.where(d2 <= radius_mm**2, 400.0, -800.0).astype(np.float32)
-    direction = np.array([[-1.0, 0, 0], [0, 1.0, 0], [0, 0, -1.0]])  # columns: i, j, k axes in LPS
-    info = SeriesInfo(series_uid=f"1.2.3.{ci}", stack_id=f"1.2.3.{ci}", modality="CT")
-    return Volume(arr, origin=np.array([20.0, -30.0, 100.0]), spacing=spacing, direction=direction,
-                  sop_instance_uids=[f"1.2.3.{ci}.{k}" for k in range(shape[0])], info=info)
-
-
-@pytest.fixture
-def make_controller():  # type: ignore[no-untyped-def]
-    from viewer.qt.ai_integration import AIController
-    from viewer.qt.ai_panel import ModelEntry
-
-    made: list[AIController] = []
-
-    def make(qtbot, factory):  # type: ignore[no-untyped-def]
-        ctl = AIController(models=[ModelEntry("blob", Path("/blob"), CardStub())], session_factory=factory)
-        qtbot.addWidget(ctl.panel)
-        made.append(ctl)
-        return ctl
-
-    yield make
-    for ctl in made:
-        ctl.shutdown()
-
 @pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
 def test_overlay_peak_is_on_the_nodule_in_screen_space(qtbot, make_controller, plane: str) -> None:  # type: ignore[no-untyped-def]
     from viewer.qt.qt import QPointF
@@ -381,7 +246,9 @@ def test_switching_series_mid_run_never_shows_the_old_heatmaps(qtbot, make_contr
     ctl.set_series(b, "B")
     for _ in range(200):
         gate.release()
-    qtbot.waitUntil(lambda: ctl.results.complete, timeout=20000)
+    # not busy: the last batch's signal was handled on the GUI thread too (the worker may store every
+    # slice before the GUI thread has handled any of its batch signals)
+    qtbot.waitUntil(lambda: ctl.results.complete and not ctl.busy, timeout=20000)
     assert ctl.results.key.stack_id == "B"
     assert spy.peaks and all(abs(int(i) - 45) <= 1 and abs(int(j) - 8) <= 1 for _, j, i in spy.peaks)
     assert ctl.most_suspicious_slice() == 18
@@ -405,29 +272,6 @@ def test_cancel_from_the_panel(qtbot, make_controller) -> None:  # type: ignore[
 
 
 # -- the main window ------------------------------------------------------------------------------
-@pytest.fixture
-def ai_window(qtbot):  # type: ignore[no-untyped-def]
-    from viewer.qt.ai_integration import attach_ai
-    from viewer.qt.ai_panel import ModelEntry
-    from viewer.qt.main_window import ViewerWindow
-
-    made = []
-
-    def make(factory, models=None):  # type: ignore[no-untyped-def]
-        window = ViewerWindow()
-        window.resize(1200, 800)
-        window.show()
-        ai = attach_ai(window, session_factory=factory,
-                       models=models if models is not None else [ModelEntry("blob", Path("/blob"), CardStub())])
-        made.append((window, ai))
-        return window, ai
-
-    yield make
-    for window, ai in made:
-        ai.shutdown()
-        window.close()
-
-
 def test_window_runs_the_model_and_shows_overlays_on_every_mpr_view(qtbot, ai_window) -> None:  # type: ignore[no-untyped-def]
     window, ai = ai_window(ImageBlobSession)
     window.set_layout("1x3")
@@ -659,3 +503,28 @@ def test_runner_session_runs_the_visible_slice_on_one_thread(tmp_path: Path, mon
     seen.clear()
     list(session.run(vol, [0, 1, 2, 3], "gradcam", threading.Event(), lambda m: None))
     assert seen and set(seen) == {threads_before}
+
+
+def test_status_lines_belong_to_the_series_and_model_they_were_said_about(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """'not offered for MR' is gone under the next CT's results, 'n/n done' is not shown on an MR."""
+    from dataclasses import replace
+
+    from viewer.qt.series_model import SeriesModel
+
+    ctl = make_controller(qtbot, ImageBlobSession)
+    assert ctl.state.model == "blob" and ctl.state.threshold("nodule") == pytest.approx(0.42)
+    ct = nodule_volume((10, 30, 5))
+    ctl.set_series(SeriesModel(ct), "CT")
+    qtbot.waitUntil(lambda: not ctl.busy and ctl.results is not None and ctl.results.complete, timeout=20_000)
+    assert ctl.panel.eta_label.text() == "done" and ctl.panel.progress.value() == ct.shape[0]
+    mr = nodule_volume((12, 30, 5))
+    mr.info = replace(mr.info, modality="MR", stack_id="MR", series_uid="MR")
+    ctl.set_series(SeriesModel(mr), "MR")
+    assert "not offered for MR" in ctl.panel.status_label.text()
+    assert ctl.panel.eta_label.text() == "" and ctl.panel.progress.text() == "" and ctl.results is None
+    ctl.set_series(SeriesModel(nodule_volume((14, 30, 5))), "CT2")
+    assert ctl.panel.status_label.text() == ""
+    qtbot.waitUntil(lambda: not ctl.busy and ctl.results is not None and ctl.results.complete, timeout=20_000)
+    ctl.panel.threshold_spin.setValue(0.6)  # the panel's threshold reaches the state (the review reads it there)
+    assert ctl.state.threshold("nodule") == pytest.approx(0.6)
+    assert ctl.series.overlay("AI nodule").threshold == pytest.approx(0.6)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from inference.cache import FORMAT_COMPACT, ResultCache, stack_key
-from tests.test_gui_ai import CardStub, ImageBlobSession, nodule_volume
+from tests.support.gui_ai import CardStub, ImageBlobSession, nodule_volume
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints")]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_gui_ai import ImageBlobSession, make_controller  # noqa: F401 (fixture)
+from tests.support.gui_ai import ImageBlobSession
 from viewer.dicom.volume import SeriesInfo, Volume
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints")]

@@ -26,6 +26,7 @@ from viewer.dicom.synthetic import SeriesTruth, write_ct_series
 from viewer.qt.main_window import ViewerWindow
 from viewer.qt.qt import QObject, Qt, QtGui, Signal
 from viewer.qt.review_integration import ReviewController, attach_review
+from viewer.state.ai import AISettings
 from viewer.review import Flag, ReviewStore, Verdict, default_reviewer
 
 pytestmark = [pytest.mark.gui]
@@ -55,7 +56,7 @@ def series(phantom: Phantom, tmp_path_factory: pytest.TempPathFactory) -> Series
 
 class StandInAI(QObject):
     """What the review layer reads of the AI controller: the model entry's card, the run's results (its key
-    names the series), the explanation method and the panel's per-label overlay thresholds."""
+    names the series), the explanation method and the per-label thresholds in force (its AISettings)."""
 
     finished = Signal(object)
     busyChanged = Signal(bool)
@@ -68,13 +69,12 @@ class StandInAI(QObject):
         self.results = None
         self.method = "integrated_gradients"
         self.panel = _StandInPanel()
+        self.state = AISettings()
+        self.state.set_model("chest-demo", {"nodule": 0.35, "effusion": 0.6})
 
 
 class _StandInPanel(QObject):
     modelChosen = Signal(object)
-
-    def overlay_settings(self, label: str) -> SimpleNamespace:
-        return SimpleNamespace(threshold={"nodule": 0.35, "effusion": 0.6}[label])
 
 
 def _window(qtbot: QtBot, tmp_path: Path, ai: QObject | None = None) -> tuple[ViewerWindow, ReviewController]:

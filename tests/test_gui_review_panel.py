@@ -134,9 +134,15 @@ def test_worklist_navigation_and_progress(qtbot, setup) -> None:  # type: ignore
     assert panel.add_flag("correct") is None and "No image open" in panel.status_label.text()
     panel.set_context(context_of(studies[2][1], 1))
     assert panel.progress_label.text() == "Study 3 of 3 · 1 done"
+    panel.add_flag("correct")
+    assert "Saved" in panel.status_label.text()
+    with qtbot.assertNotEmitted(panel.studyRequested):
+        qtbot.keyClick(panel, "]", Qt.KeyboardModifier.ControlModifier)  # Next on the last study says so
+    assert panel.status_label.text() == "This is the last study on the worklist (3 of 3)"
     with qtbot.waitSignal(panel.studyRequested) as blocker:
         panel.previous_study()
     assert blocker.args == [uids[1]]
+    assert "Saved" not in panel.status_label.text()  # the last study's status line went with it
     assert panel.worklist_table.rowCount() == 3 and panel.worklist_table.item(1, 2).text() == "done"
 
 

@@ -199,6 +199,36 @@ def test_probe_reports_index_lps_and_value(window: ViewerWindow) -> None:
     assert "value 12044 HU" in text
 
 
+def test_probe_follows_wheel_and_key_scrolling_under_a_resting_mouse(window: ViewerWindow, qtbot) -> None:
+    window.show_volume(make_volume())
+    view = window.views[0]
+    pos = scene_to_viewport(view, *voxel_centre_scene(view, 33, 44, 12))
+    send_mouse(view, QtCore.QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
+    assert "value 12044 HU" in window.probe_label.text()
+    wheel(view, pos, -120)
+    assert view.slice_index == 13 and "i 33, j 44, k 13" in window.probe_label.text()
+    assert "value 13044 HU" in window.probe_label.text()
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Home)
+    assert "value 44 HU" in window.probe_label.text() and "k 0)" in window.probe_label.text()
+
+
+def test_switching_to_a_drawing_tool_during_a_drag_draws_from_there(window: ViewerWindow) -> None:
+    """A crosshair or pan drag under way when D / R / E is pressed: the rest of the drag draws (it raised
+    AttributeError: the drag's start was never set)."""
+    model = window.show_volume(make_volume())
+    view = window.views[0]
+    window.set_tool("crosshair")
+    view.tool_drag((5.0, 5.0), True, False, origin=(5.0, 5.0))
+    for tool in ("distance", "rect", "ellipse"):
+        window.set_tool(tool)
+        view.tool_drag((10.0, 12.0), False, False)
+        view.tool_drag((20.0, 22.0), False, True)
+    kinds = [m.kind for m in model.measurements]
+    assert kinds == ["distance", "rect", "ellipse"]
+    assert model.measurements[0].points[0] == pytest.approx((10.0, 12.0))
+
+
 def test_mpr_crosshair_sync_in_lps(window: ViewerWindow) -> None:
     model = window.show_volume(make_volume())
     window.set_layout("1x3")

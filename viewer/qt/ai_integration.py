@@ -32,6 +32,7 @@ from viewer.ai.model_input import model_input
 from viewer.qt.ai_cache import CacheIO, CacheReply
 from viewer.qt.bind import Bindings
 from viewer.qt.wait import wait_until
+from viewer.state.ai import AISettings
 from viewer.qt.ai_panel import AIPanel, ModelEntry, OverlaySettings
 from viewer.qt.ai_worker import AIWorker, BatchOutput, BatchResult, ModelLoaded, ModelRef, SessionFactory
 from viewer.qt.qt import QObject, QtCore, QtWidgets, Signal
@@ -118,6 +119,10 @@ class AIController(QObject):
         self.method = DEFAULT_METHOD
         self.series: SeriesModel | None = None
         self._series_bindings = Bindings()
+        self.state = AISettings(DEFAULT_METHOD)
+        """Model, method, device, per-label thresholds and the status line in force (the panel and the
+        review panel follow it)."""
+        self._bindings = Bindings()
         self.stack_id = ""
         self.results: SeriesResults | None = None
         self.first_heatmap_at: float | None = None
@@ -158,10 +163,19 @@ class AIController(QObject):
         p.set_models(models if models is not None else installed_models())
         self._entry = p.current_entry()
         p.set_methods([DEFAULT_METHOD], DEFAULT_METHOD)
+        self._bindings.connect(self.state.statusChanged, p.set_status)
+        self._sync_model_state()
         if self._entry is not None:
             self.worker.preload(model_ref(self._entry, self.device))
 
     # -- state --------------------------------------------------------------------------------
+    def _sync_model_state(self) -> None:
+        """The chosen model and its labels' thresholds (as the panel holds them) into :attr:`state`."""
+        entry = self._entry
+        labels = list(entry.card.labels) if entry is not None and entry.card is not None else []
+        self.state.set_model(entry.name if entry is not None else "",
+                             {lab: float(self.panel.overlay_settings(lab).threshold) for lab in labels})
+
     @property
     def busy(self) -> bool:
         return self._busy
@@ -185,10 +199,11 @@ class AIController(QObject):
             return
         self.cancel()
         self.results = None
+        self.state.set_status("")  # a status line belongs to the series it was said about
         self._series_bindings.clear()
         self.series = series
         self.stack_id = stack_id or (series.volume.info.stack_id or series.volume.info.series_uid if series else "")
-        self.panel.set_results(None)
+        self._refresh_panel()  # no results yet: no plot, no "n/n done" left from the last series
         if series is not None:
             self._series_bindings.connect(series.loadFinished, self._on_load_finished)
             self._series_bindings.connect(series.sliceLoaded, self._on_slice_loaded)
@@ -210,7 +225,7 @@ class AIController(QObject):
                 self.panel.select_model(candidate.name)  # -> _on_model_chosen -> run
                 return
         if entry is not None:
-            self.panel.set_status(f"{entry.name} is not offered for {modality or 'this'} series; press Run to force it")
+            self.state.set_status(f"{entry.name} is not offered for {modality or 'this'} series; press Run to force it")
 
     def _crosshair_slice(self) -> int:
         assert self.series is not None
@@ -314,6 +329,7 @@ class AIController(QObject):
         self._lookup_token += 1
         self._eta.reset()
         self._last_notice = ""
+        self.state.set_status("")
         self.run_started_at = time.perf_counter()
         self.first_heatmap_at = None
         prior = self._usable_memo(triple)
@@ -375,7 +391,8 @@ class AIController(QObject):
 
     def _overlay(self, label: str, array: np.ndarray) -> Overlay:
         s = self.panel.overlay_settings(label)
-        return Overlay(self.overlay_name(label), array, s.lut(), s.opacity, s.visible, contour=s.contour_level)
+        return Overlay(self.overlay_name(label), array, s.lut(), s.opacity, s.visible, contour=s.contour_level,
+                       threshold=s.threshold)
 
     def _on_cache_loaded(self, reply: CacheReply) -> None:
         current = self._awaiting_cache and reply.token == self._lookup_token and self.results is not None
@@ -391,7 +408,7 @@ class AIController(QObject):
         if reply.results is not None:
             self.worker.scheduler.skip(np.arange(self.series.volume.shape[0]))  # nothing left to infer
             if self._entry is not None:
-                self.panel.set_status(f"{self._entry.name}: results from the cache (computed before with "
+                self.state.set_status(f"{self._entry.name}: results from the cache (computed before with "
                                       f"{self.method})")
             self._finish_reused(reply.results)
         else:
@@ -457,7 +474,7 @@ class AIController(QObject):
         if self.first_heatmap_at is None:
             self.first_heatmap_at = time.perf_counter()
         if self.series is not None and self._shows_any(out.indices):
-            self.series.overlaysChanged.emit()
+            self.series.overlaysChanged.emit()  # values landed in place in the layers' arrays: one redraw
         if res.complete:
             if self._busy:  # the sink may have stored later batches already: finish once
                 self._set_busy(False)
@@ -474,6 +491,7 @@ class AIController(QObject):
     def _on_model_loaded(self, info: ModelLoaded) -> None:
         self.device_name = info.device
         self.panel.set_device(info.device)
+        self.state.set_device(info.device)
         methods = list(info.methods) or [DEFAULT_METHOD]
         if self.method not in methods:
             self.method = methods[0]
@@ -483,7 +501,7 @@ class AIController(QObject):
         if key is not None and self.results is not None and key != self.results.key:
             return
         self._set_busy(False)
-        self.panel.set_status(message)
+        self.state.set_status(message)
         self.notify.emit(f"AI: {message}")
         self._refresh_panel()
 
@@ -491,7 +509,7 @@ class AIController(QObject):
         if message == self._last_notice:  # one line per event, not one per batch
             return
         self._last_notice = message
-        self.panel.set_status(message)
+        self.state.set_status(message)
         self.notify.emit(f"AI: {message}")
 
     def _on_load_finished(self) -> None:
@@ -521,6 +539,8 @@ class AIController(QObject):
         if entry == self._entry:
             return
         self._entry = entry
+        self.state.set_status("")
+        self._sync_model_state()
         self.worker.preload(model_ref(entry, self.device))
         if self.series is not None:
             self.run()
@@ -528,17 +548,19 @@ class AIController(QObject):
     def _on_method_chosen(self, method: str) -> None:
         if method != self.method:
             self.method = method
+            self.state.set_method(method)
             if self.series is not None and self.results is not None:
                 self.run()
 
     def _on_overlay_changed(self, label: str) -> None:
+        s: OverlaySettings = self.panel.overlay_settings(label)
+        self.state.set_threshold(label, s.threshold)
         if self.series is None:
             return
-        s: OverlaySettings = self.panel.overlay_settings(label)
-        for ov in self.series.overlays:
-            if ov.name == self.overlay_name(label):
-                ov.lut, ov.opacity, ov.visible, ov.contour = s.lut(), s.opacity, s.visible, s.contour_level
-        self.series.overlaysChanged.emit()
+        layer = self.series.overlay(self.overlay_name(label))
+        if layer is not None:
+            layer.update(lut=s.lut(), opacity=s.opacity, visible=s.visible, contour=s.contour_level,
+                         threshold=s.threshold)
         if self.results is not None:
             self.panel.set_results(self.results)
 

@@ -523,6 +523,7 @@ class AIPanel(QtWidgets.QWidget):
     # -- progress and messages ----------------------------------------------------------------
     def set_progress(self, done: int, total: int, eta_s: float | None, running: bool) -> None:
         set_progress(self.progress, done, total)
+        self.progress.setFormat("%v / %m slices" if total else "")  # no run on this series: no count
         self.cancel_button.setEnabled(running)
         if running:
             self.eta_label.setText(f"ETA {format_eta(eta_s)}")

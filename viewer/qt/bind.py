@@ -3,12 +3,14 @@
 psygnal holds bound methods weakly, but a Qt object's Python wrapper can outlive its C++ side (a closed,
 deleted widget): :class:`Bindings` calls a widget's method only while the widget is alive, disconnects it
 otherwise, and disconnects everything it made at once (:meth:`Bindings.clear`) when the widget follows
-another state object.
+another state object. An error in one widget's method is reported (``sys.excepthook``, as Qt does for a
+slot) and does not keep the event from the other subscribers.
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +46,10 @@ class Bindings:
             if m is None or not is_alive(getattr(m, "__self__", None)):
                 signal.disconnect(call)
                 return
-            m(*(args if n is None else args[:n]))
+            try:
+                m(*(args if n is None else args[:n]))
+            except Exception:  # as a Qt slot's error: reported, and the event still reaches the others
+                sys.excepthook(*sys.exc_info())
 
         signal.connect(call)
         self._made.append((signal, call))

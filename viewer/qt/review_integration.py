@@ -332,7 +332,7 @@ class ReviewController(QObject):
         key = getattr(results, "key", None)
         if card is None or results is None or getattr(key, "stack_id", self.window.stack_id) != self.window.stack_id:
             return ModelInfo(), "", None
-        threshold = float(ai.panel.overlay_settings(label).threshold) if label in card.labels else None
+        threshold = ai.state.threshold(label) if label in card.labels else None
         return ModelInfo(card.name, card.version, card.weights.sha256 or ""), ai.method, threshold
 
     def _offer_labels(self) -> None:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from viewer.qt.bind import Bindings
 from viewer.qt.qt import Qt, QtCore, QtGui, QtWidgets, Signal
 from viewer.qt.review_summary_plot import ErrorRatePlot
 
 from viewer.review import ImageContext, Region, ReviewStore, ReviewStoreError, Verdict, default_reviewer
 from viewer.review.store import STATUSES
 from viewer.review.summary import format_summary, summarize
+from viewer.state.review import ReviewContextState
 
 VERDICT_KEYS = {v: f"Ctrl+{n}" for n, v in enumerate(Verdict, start=1)}
 STATUS_TEXT = {s: s.replace("_", " ") for s in STATUSES}
@@ -49,6 +51,10 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.store = store
         self.context: ImageContext | None = None
         self.current_study: str | None = None
+        self.state = ReviewContextState()
+        """The study on the worklist and its position (the status line is cleared when it changes)."""
+        self._bindings = Bindings()
+        self._bindings.connect(self.state.studyChanged, self._on_study_changed)
         self._filled = False
         self._build()
         self.set_context(context)
@@ -262,6 +268,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         done, total = self.store.progress()
         uids = [e.study_uid for e in entries]
         pos = uids.index(self.current_study) + 1 if self.current_study in uids else 0
+        self.state.set_study(self.current_study or "", pos - 1, len(uids))
         self.progress_label.setText(f"Study {pos} of {total} · {done} done" if pos else f"{done} of {total} studies done")
         self.prev_button.setEnabled(self.store.neighbour(self.current_study, -1) is not None)
         self.next_button.setEnabled(self.store.neighbour(self.current_study, 1) is not None)
@@ -287,7 +294,8 @@ class ReviewPanel(QtWidgets.QDockWidget):
 
     def _go(self, step: int) -> None:
         target = self.store.neighbour(self.current_study, step)
-        if target is None:
+        if target is None:  # the button is disabled; the shortcut says why nothing happens
+            self._status(self.state.step_message(step) or "No other study on the worklist")
             return
         self._open_study(target)
 
@@ -324,6 +332,9 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self._status(message)
         self.refresh()
         self.flagsChanged.emit()
+
+    def _on_study_changed(self, _study_uid: str) -> None:
+        self._status("")  # "Saved: ... on Im 61" belongs to the study it was said about
 
     def _status(self, text: str, *, error: bool = False) -> None:
         self.status_label.setStyleSheet("color: #e06060;" if error else "")

@@ -172,6 +172,10 @@ class SliceView(pg.GraphicsView):
         self.selected: MeasurementGraphic | None = None
         self._drawing: MeasurementGraphic | None = None
         self._angle_arm: tuple[tuple[float, float], tuple[float, float]] | None = None
+        self._drag_start: tuple[float, float] | None = None
+        """Where the current measurement drag began (None: no drag with a drawing tool under way)."""
+        self._mouse_scene: QPointF | None = None
+        """The mouse's last scene position over the image (the probe follows slice changes under it)."""
         self._shape: tuple[int, int] = (0, 0)
         self.spacing_xy: tuple[float, float] = (1.0, 1.0)
         """mm per screen column and per (perpendicular part of a) screen row."""
@@ -320,6 +324,7 @@ class SliceView(pg.GraphicsView):
         self._update_image()
         self._update_overlay_images()
         self._rebuild_graphics()
+        self._reprobe()
         self.viewport().update()
 
     def _update_image(self) -> None:
@@ -491,6 +496,8 @@ class SliceView(pg.GraphicsView):
             raise ValueError(f"unknown tool {tool!r}; known: {', '.join(TOOLS)}")
         self.tool = tool
         self._angle_arm = None
+        self._drag_start = None
+        self._discard_drawing()
 
     def tool_click(self, p: tuple[float, float]) -> None:
         self.activated.emit(self)
@@ -519,22 +526,25 @@ class SliceView(pg.GraphicsView):
         if self.tool == "crosshair":
             self.move_crosshair(p)
             return
-        if start:
-            self.activated.emit(self)
+        if start or self._drag_start is None:  # a drag begun with another tool (pan, crosshair) starts here
+            if start:
+                self.activated.emit(self)
             self._drag_start = origin if origin is not None else p
-        record = self._record_between(self.tool, self._drag_start, p)
+        begin = self._drag_start
+        record = self._record_between(self.tool, begin, p)
         self._discard_drawing()
         if finish:
+            self._drag_start = None
             if self.tool == "angle":
-                self._angle_arm = (self._drag_start, p)
+                self._angle_arm = (begin, p)
                 self._drawing = MeasurementGraphic(self, MeasurementRecord("distance", self.plane_name,
-                                                                   self.slice_index, [self._drag_start, p]))
+                                                                           self.slice_index, [begin, p]))
             else:
                 self.commit_measurement(record)
         else:
             self._drawing = MeasurementGraphic(self, record if self.tool != "angle" else
-                                         MeasurementRecord("distance", self.plane_name, self.slice_index,
-                                                           [self._drag_start, p]))
+                                               MeasurementRecord("distance", self.plane_name, self.slice_index,
+                                                                 [begin, p]))
 
     def _record_between(self, kind: str, a: tuple[float, float], b: tuple[float, float]) -> MeasurementRecord:
         if kind in ("distance", "angle"):
@@ -605,9 +615,21 @@ class SliceView(pg.GraphicsView):
     # -- probe -------------------------------------------------------------------------------
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         if self.model is None or not self.vb.sceneBoundingRect().contains(scene_pos):
+            self._mouse_scene = None
             return
+        self._mouse_scene = QPointF(scene_pos)
         p = self.vb.mapSceneToView(scene_pos)
         self.probed.emit(self.probe_text(p.x(), p.y()))
+
+    def _reprobe(self) -> None:
+        """The slice under a resting mouse changed (wheel, keys, cine): the probe says what is there now."""
+        if self.model is not None and self._mouse_scene is not None:
+            p = self.vb.mapSceneToView(self._mouse_scene)
+            self.probed.emit(self.probe_text(p.x(), p.y()))
+
+    def leaveEvent(self, ev: QtCore.QEvent) -> None:  # noqa: N802
+        self._mouse_scene = None
+        super().leaveEvent(ev)
 
     def probe_text(self, x: float, y: float) -> str:
         """``i j k | x y z mm | value`` for a scene point (empty outside the image)."""
