@@ -216,3 +216,36 @@ def test_radiograph_writer_passes_dciodvfy(modality: str, photometric: str, tmp_
     assert ds.LossyImageCompression == "00" and ds.AnatomicRegionSequence[0].CodeMeaning == "Chest"
     assert_valid(path, "CRImage" if modality == "CR" else "DXImageForPresentation")
 
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"orientation": "coronal", "shuffle_frames": True, "per_frame_rescale": True, "compression": "rle"},
+    {"orientation": "oblique", "angles_deg": (10, 0, 5), "compression": "big-endian"},
+])
+def test_enhanced_ct_writer_passes_dciodvfy(options: dict, tmp_path: Path) -> None:
+    from phantom import ChestParams, make_chest_ct
+    from viewer.dicom import synthetic
+
+    ph = make_chest_ct(ChestParams(n_slices=6, matrix=(48, 48), slice_spacing=8.0, n_nodules=1,
+                                   vessel_min_radius_mm=1.5, seed=5))
+    synthetic.write_enhanced_ct(ph, tmp_path / "enh.dcm", **options)
+    ds = pydicom.dcmread(tmp_path / "enh.dcm", stop_before_pixels=True)
+    assert ds.SharedFunctionalGroupsSequence[0].CTXRayDetailsSequence[0].KVP == 120
+    # KVP stays at the top level too (RadScope's header readers and the summary's kVp split read it there);
+    # Window explanations MEDIASTINUM/LUNG are not among the standard's defined terms but say what they are
+    assert_valid(tmp_path / "enh.dcm", "EnhancedCTImage",
+                 allowed_warnings=("(0x0018,0x0060) DS KVP", "Standard Extended SOP Class", "<MEDIASTINUM>"))
+
+
+@pytest.mark.parametrize("options", [{"orientation": "sagittal", "signed": True}, {"compression": "jpeg-ls"}])
+def test_ct_writer_variants_pass_dciodvfy(options: dict, tmp_path: Path) -> None:
+    from phantom import ChestParams, make_chest_ct
+    from viewer.dicom import synthetic
+
+    ph = make_chest_ct(ChestParams(n_slices=6, matrix=(48, 48), slice_spacing=8.0, n_nodules=1,
+                                   vessel_min_radius_mm=1.5, seed=5))
+    truth = synthetic.write_ct_series(ph, tmp_path / "ct", **options)
+    for path in truth.paths[:2]:
+        # a cut other than axial says REFORMATTED (CT's defined terms for value 3 are AXIAL and LOCALIZER)
+        assert_valid(path, "CTImage", allowed_warnings=("<REFORMATTED> for value 3",))

@@ -12,6 +12,7 @@ nodules' LPS centres, all in DESIGN slice order (increasing position along row x
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -51,6 +52,7 @@ CR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.1")
 DX_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.1.1")  # For Presentation
 CHEST_REGION: Code = codes.cid4031.Chest  # Anatomic Region Sequence of the radiographs
 PA_VIEW: Code = codes.cid4010.PosteroAnterior  # View Code Sequence (View Position PA)
+IEC_BODY_PHANTOM = Code("113691", "DCM", "IEC Body Dosimetry Phantom")  # CID 4052, for CTDIvol
 
 Compression = Literal["rle", "jpeg-ls", "jpeg2000", "deflate", "implicit", "big-endian"] | None
 TRANSFER_SYNTAXES: dict[str | None, UID] = {
@@ -548,6 +550,37 @@ def _item_of(**values: Any) -> DicomSequence:
     return DicomSequence([item])
 
 
+FRAME_SECONDS = 0.05
+"""Nominal acquisition time per frame of the synthetic Enhanced CT (a spiral at pitch 1)."""
+
+
+def _ct_acquisition(shared: Dataset, t: _Target, kvp: float, irradiation_uid: str) -> None:
+    """The Enhanced CT acquisition functional groups (shared by all frames) with nominal values of a
+    chest spiral: the phantom was never scanned, but the IOD requires them and readers may show them."""
+    fov = float(max(t.shape[1] * t.spacing[1], t.shape[2] * t.spacing[0]))
+    centre = [_ds(c) for c in t.origin + t.direction[:, :2] @ (np.array([t.shape[2], t.shape[1]]) * t.spacing[:2] / 2)]
+    shared.FrameAnatomySequence = _item_of(AnatomicRegionSequence=_code_item(CHEST_REGION), FrameLaterality="U")
+    shared.IrradiationEventIdentificationSequence = _item_of(IrradiationEventUID=irradiation_uid)
+    shared.CTAcquisitionTypeSequence = _item_of(AcquisitionType="SPIRAL", ConstantVolumeFlag="NO", FluoroscopyFlag="NO")
+    shared.CTAcquisitionDetailsSequence = _item_of(
+        DataCollectionDiameter=_ds(500.0), RotationDirection="CW", RevolutionTime=0.5,
+        SingleCollimationWidth=0.625, TotalCollimationWidth=40.0, TableHeight=_ds(150.0),
+        GantryDetectorTilt=_ds(0.0))
+    shared.CTTableDynamicsSequence = _item_of(TableSpeed=80.0, TableFeedPerRotation=40.0, SpiralPitchFactor=1.0)
+    shared.CTPositionSequence = _item_of(TablePosition=0.0, ReconstructionTargetCenterPatient=centre,
+                                         DataCollectionCenterPatient=centre)
+    shared.CTGeometrySequence = _item_of(DistanceSourceToDetector=1040.0, DistanceSourceToDataCollectionCenter=570.0)
+    shared.CTReconstructionSequence = _item_of(
+        ReconstructionAlgorithm="FILTER_BACK_PROJ", ConvolutionKernel="STANDARD", ConvolutionKernelGroup="SOFT_TISSUE",
+        ReconstructionFieldOfView=[fov, fov], ReconstructionPixelSpacing=[float(t.spacing[1]), float(t.spacing[0])],
+        ReconstructionAngle=360.0, ImageFilter="NONE")
+    shared.CTExposureSequence = _item_of(ExposureTimeInms=500.0, XRayTubeCurrentInmA=200.0, ExposureInmAs=100.0,
+                                         ExposureModulationType="NONE", CTDIvol=8.0,
+                                         CTDIPhantomTypeCodeSequence=_code_item(IEC_BODY_PHANTOM))
+    shared.CTXRayDetailsSequence = _item_of(KVP=_ds(kvp), FocalSpots=[1.2], FilterType="WEDGE",
+                                            FilterMaterial=["ALUMINUM"])
+
+
 def write_enhanced_ct(
     phantom: Phantom,
     path: str | Path,
@@ -600,7 +633,7 @@ def write_enhanced_ct(
     sop_uid = _uid(seed, "enhanced-sop", series_uid)
     ds = _base_dataset(ENHANCED_CT_IMAGE_STORAGE, sop_uid, TRANSFER_SYNTAXES[compression])
     _patient_study(ds, patient or {}, study_uid, series_uid, "CT", series_number, f"Chest phantom enhanced {name}")
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL" if name == "axial" else "REFORMATTED", "NONE"]
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]  # Enhanced CT's image flavour: no AXIAL term
     ds.FrameOfReferenceUID = frame_uid
     ds.PositionReferenceIndicator = ""
     ds.PatientPosition = "HFS"
@@ -611,6 +644,15 @@ def write_enhanced_ct(
     ds.BurnedInAnnotation = "NO"
     ds.PresentationLUTShape = "IDENTITY"
     ds.NumberOfFrames = nk
+    ds.DeviceSerialNumber = "PHANTOM-0001"
+    ds.SoftwareVersions = "radscope synthetic"
+    ds.AcquisitionDateTime = f"{ds.StudyDate}{ds.StudyTime}"
+    ds.AcquisitionDuration = _ds(nk * FRAME_SECONDS)
+    ds.LossyImageCompression = "00"  # every transfer syntax offered here is lossless
+    ds.PixelPresentation = "MONOCHROME"
+    ds.VolumetricProperties = "VOLUME"
+    ds.VolumeBasedCalculationTechnique = "NONE"
+    ds.AcquisitionContextSequence = DicomSequence([])  # type 2: known to be empty
     _pixel_module(ds, t.shape[1], t.shape[2], signed=False)
     u, v = t.direction[:, 0], t.direction[:, 1]
     dim_org = _uid(seed, "dimension-organization", series_uid)
@@ -635,15 +677,19 @@ def write_enhanced_ct(
                                           WindowCenterWidthExplanation=["MEDIASTINUM", "LUNG"])
     if not per_frame_rescale:
         shared.PixelValueTransformationSequence = _item_of(RescaleIntercept=-1024.0, RescaleSlope=1.0, RescaleType="HU")
+    _ct_acquisition(shared, t, kvp, _uid(seed, "irradiation", series_uid))
     ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
     slice_of_frame = np.argsort(frame_of_slice)
     per_frame = []
+    start = datetime.datetime.strptime(f"{ds.StudyDate}{ds.StudyTime}", "%Y%m%d%H%M%S")
     for f in range(nk):
         k = int(slice_of_frame[f])
         pos = t.origin + t.direction[:, 2] * (t.spacing[2] * k)
         fg = Dataset()
+        when = (start + datetime.timedelta(seconds=k * FRAME_SECONDS)).strftime("%Y%m%d%H%M%S.%f")
         fg.FrameContentSequence = _item_of(StackID="1", InStackPositionNumber=k + 1, DimensionIndexValues=[1, k + 1],
-                                           FrameAcquisitionNumber=1)
+                                           FrameAcquisitionNumber=1, FrameReferenceDateTime=when,
+                                           FrameAcquisitionDateTime=when, FrameAcquisitionDuration=FRAME_SECONDS * 1000)
         fg.PlanePositionSequence = _item_of(ImagePositionPatient=[_ds(c) for c in pos])
         if per_frame_rescale:
             slope, intercept = rescale[k]
