@@ -154,7 +154,7 @@ def test_zip_archive(tmp_path: Path, radscope_home: Path) -> None:
     assert stack.read_header(0).SOPInstanceUID == truth.sop_uids[0]
     del result, stack
     gc.collect()
-    assert list((radscope_home / "cache").iterdir()) == []  # the extracted copy goes with the stacks
+    assert list((radscope_home / "cache" / "zip").iterdir()) == []  # the extracted copy goes with the stacks
 
 
 def test_to_sitk_roundtrip(tmp_path: Path) -> None:

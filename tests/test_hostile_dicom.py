@@ -39,22 +39,24 @@ def _scan_and_load(target: Path) -> tuple[int, list[FileError], list[str]]:
     return loaded, errors, warnings
 
 
-def _assert_named(hostile: Case, target: Path, errors: list[FileError]) -> None:
+def _assert_named(hostile: Case, folder: Path, errors: list[FileError]) -> None:
+    """Every bad item (a name relative to the case's folder) is named in an error holding ``mentions``."""
     for name in hostile.extra.get("bad", ()):  # type: ignore[attr-defined]
-        path = str(target / name)
+        path = os.path.join(folder, name)  # not pathlib: it would collapse the "//" and "./" of member names
         about = [e.error for e in errors if e.path == path or path in e.error]
         assert about, (path, errors)
         for word in hostile.mentions:
             assert any(word.lower() in text.lower() for text in about), (word, about)
 
 
-@pytest.mark.parametrize("hostile", cases("dicom"), ids=case_ids)
+@pytest.mark.parametrize("hostile", cases("dicom") + cases("archive"), ids=case_ids)
 def test_dicom_case_is_named_and_good_series_loads(hostile: Case, tmp_path: Path) -> None:
-    target = hostile.build(tmp_path / hostile.name)
+    folder = tmp_path / hostile.name
+    target = hostile.build(folder)
     loaded, errors, warnings = _scan_and_load(target)
     assert loaded == hostile.good, errors
-    if hostile.outcome == "error":
-        _assert_named(hostile, target, errors)
+    if hostile.outcome in ("error", "refused"):
+        _assert_named(hostile, folder, errors)
     elif hostile.outcome == "warning":
         assert any(all(w.lower() in text.lower() for w in hostile.mentions) for text in warnings), warnings
 
@@ -158,3 +160,81 @@ def test_viewer_lists_degenerate_files_and_shows_good_series(window, geometry_me
     assert window.model is not None and window.model.volume.shape[0] == 4
     errors = dict(window.errors_panel.errors())
     assert "parallel" in errors[str(folder / "bad_1.dcm")]
+
+
+def _files_under(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def test_zip_members_never_land_outside_the_extraction(tmp_path: Path, radscope_home: Path) -> None:
+    before = _files_under(tmp_path)
+    for name in ("zip-dotdot", "zip-absolute", "zip-symlink"):
+        next(c for c in cases("archive") if c.name == name).build(tmp_path / name)
+    made = _files_under(tmp_path) - before
+    result = scan([tmp_path / n / "archive.zip" for n in ("zip-dotdot", "zip-absolute", "zip-symlink")])
+    assert _files_under(tmp_path) - before == made  # nothing new beside the archives
+    assert not Path("/tmp/radscope-evil.dcm").exists()
+    root = next((radscope_home / "cache" / "zip").iterdir())
+    extracted = {p.name for p in (radscope_home / "cache" / "zip").rglob("*") if p.is_file()}
+    assert "evil.dcm" not in extracted and "evil2.dcm" not in extracted and "link.dcm" not in extracted
+    assert not any(p.is_symlink() for p in (radscope_home / "cache").rglob("*"))
+    assert len(result.stacks) == 3 and root.exists()
+
+
+def test_zip_member_count_and_size_caps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from viewer.dicom import archives
+
+    zip_path = next(c for c in cases("archive") if c.name == "zip-duplicate").build(tmp_path / "z")
+    monkeypatch.setattr(archives, "MAX_MEMBERS", 3)
+    [error] = scan([zip_path]).errors
+    assert error.path == str(zip_path) and "members" in error.error and "refused" in error.error
+    monkeypatch.setattr(archives, "MAX_MEMBERS", 100)
+    monkeypatch.setattr(archives, "MAX_TOTAL_BYTES", 4096)
+    errors = scan([zip_path]).errors
+    assert any(e.path == str(zip_path) and "expands to" in e.error for e in errors), errors
+    zip_root = Path(os.environ["RADSCOPE_HOME"]) / "cache" / "zip"
+    assert not zip_root.exists() or not any(zip_root.iterdir())  # refused before anything is written
+
+
+KILL_CHILD = """
+import os, signal, sys, threading, time
+from pathlib import Path
+from viewer.dicom.archives import zip_root
+from viewer.dicom.sources import collect
+
+root = zip_root()
+threading.Thread(target=collect, args=([sys.argv[1]],), daemon=True).start()
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    partial = [p for p in root.iterdir() if p.name.endswith(".partial")]
+    if partial and sum(1 for _ in partial[0].rglob("*.dcm")) >= 20:
+        os.kill(os.getpid(), signal.SIGKILL)  # mid-way through the extraction
+    time.sleep(0.002)
+sys.exit(3)
+"""
+
+
+def test_killed_extraction_leaves_nothing_the_next_start_trusts(tmp_path: Path, radscope_home: Path) -> None:
+    import zipfile
+
+    from tests.hostile._dicom import good_series
+
+    files = good_series(tmp_path / "src", n=2)
+    zip_path = tmp_path / "many.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_STORED) as zf:
+        for n in range(1500):
+            zf.write(files[n % 2], f"f/{n:05d}.dcm")
+    proc = subprocess.run([sys.executable, "-c", KILL_CHILD, str(zip_path)], capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr  # SIGKILL
+    root = radscope_home / "cache" / "zip"
+    [stale] = list(root.iterdir())
+    assert stale.name.endswith(".partial") and 20 <= len(list(stale.rglob("*.dcm"))) < 1500
+
+    from viewer.dicom import archives
+
+    archives._cleaned.discard(str(root))  # a new process: the next start
+    result = scan([zip_path])
+    assert not stale.exists()
+    [folder] = list(root.iterdir())
+    assert not folder.name.endswith(".partial") and len(list(folder.rglob("*.dcm"))) == 1500
+    assert result.errors == [] and sum(s.n_slices for s in result.stacks) == 2

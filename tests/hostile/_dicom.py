@@ -36,6 +36,7 @@ def slice_dataset(
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
     ds.PatientName, ds.PatientID = "Hostile^Case", "H1"
     ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
+    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260101", "120000", "1", "H1"
     ds.ImageType = "ORIGINAL\\PRIMARY\\AXIAL"
     ds.ImagePositionPatient = [-10.0, -12.0, round(k * step, 6)]
     ds.ImageOrientationPatient = [float(v) for v in orientation]

@@ -1,8 +1,9 @@
 """Turning user paths (files, folders, .zip archives, DICOMDIRs) into a list of candidate files.
 
-Zip archives are extracted to a private temporary folder under ``RADSCOPE_HOME/cache`` that lives as long as the returned
-:class:`Sources` object (a :class:`~viewer.dicom.scan.ScanResult` keeps it). Member names that try to
-escape the folder are refused, and the total extracted size is capped to guard against zip bombs.
+Zip archives are extracted by :mod:`viewer.dicom.archives` to a private folder under ``RADSCOPE_HOME/cache/zip``
+that lives as long as the returned :class:`Sources` object (a :class:`~viewer.dicom.scan.ScanResult` keeps it).
+A DICOMDIR loads only files inside its own folder: a record whose file ID climbs out (``..``), is absolute or
+reaches outside through a symbolic link is an error naming the DICOMDIR and the record.
 """
 
 from __future__ import annotations
@@ -10,18 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import tempfile
 import weakref
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Sequence
 
+from viewer.dicom.archives import extract_zip
 from viewer.dicom.errors import FileError
-from viewer.paths import subdir
-
-MAX_ZIP_BYTES = 32 * 1024**3
-"""Refuse to extract more than this from one archive."""
+from viewer.dicom.plausible import show
 
 
 @dataclass
@@ -53,6 +51,8 @@ def _not_a_file(p: Path) -> str:
             except OSError:
                 return f"broken symbolic link ({exc.strerror})"
         return "no such file or folder" if isinstance(exc, FileNotFoundError) else f"cannot read ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
     kind = ("FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode)
             else "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file")
     return f"not a regular file ({kind}): not read"
@@ -63,7 +63,7 @@ def _is_dicomdir(path: Path) -> bool:
 
 
 def _dicomdir_files(path: Path, errors: list[FileError]) -> list[str]:
-    """Files a DICOMDIR references (ReferencedFileID relative to the DICOMDIR's folder)."""
+    """Files a DICOMDIR references (ReferencedFileID relative to the DICOMDIR's folder, never outside it)."""
     import pydicom
 
     try:
@@ -73,21 +73,52 @@ def _dicomdir_files(path: Path, errors: list[FileError]) -> list[str]:
         errors.append(FileError(str(path), f"unreadable DICOMDIR ({type(exc).__name__}: {exc})"))
         return []
     root = path.parent
+    real_root = os.path.realpath(root)
     out = []
-    for record in records:
-        ref = record.get("ReferencedFileID")
+    for n, record in enumerate(records, 1):
+        try:
+            ref = record.get("ReferencedFileID")
+        except Exception:
+            ref = "<unreadable>"
         if not ref:
             continue
         parts = [str(ref)] if isinstance(ref, str) else [str(p) for p in ref]
-        target = root.joinpath(*parts)
-        if not target.exists():  # media written by case-insensitive systems
-            alt = _case_insensitive(root, parts)
-            if alt is None:
-                errors.append(FileError(str(target), "file listed in DICOMDIR is missing"))
+        what = f"record {n} ({record.get('DirectoryRecordType', '?')}, ReferencedFileID {show(ref)})"
+        problem = _file_id_problem(parts)
+        if problem is None:
+            target = root.joinpath(*parts)
+            if not target.exists() and not target.is_symlink():  # media written by case-insensitive systems
+                alt = _case_insensitive(root, parts)
+                if alt is None:
+                    errors.append(FileError(str(target), f"file listed in DICOMDIR is missing ({path}, {what})"))
+                    continue
+                target = alt
+            real = os.path.realpath(target)
+            if not real.startswith(real_root + os.sep):
+                problem = f"reaches {real} through a symbolic link"
+            elif not os.path.isfile(real):
+                errors.append(FileError(str(path), f"{what}: {_not_a_file(target)}"))
                 continue
-            target = alt
+        if problem is not None:
+            errors.append(FileError(str(path), f"{what} points outside the DICOMDIR's folder ({problem}): "
+                                               "not loaded"))
+            continue
         out.append(str(target))
     return out
+
+
+def _file_id_problem(parts: list[str]) -> str | None:
+    """Why a ReferencedFileID cannot name a file inside the DICOMDIR's folder, or None."""
+    if not parts or any(not p.strip() for p in parts):
+        return "empty component"
+    for p in parts:
+        if p.startswith(("/", "\\")) or (len(p) > 1 and p[1] == ":"):
+            return "absolute path"
+        if p.strip() in ("..", "."):
+            return "climbs with '..'"
+        if "/" in p or "\\" in p or "\0" in p:
+            return "a component holds a path separator"
+    return None
 
 
 def _case_insensitive(root: Path, parts: list[str]) -> Path | None:
@@ -104,28 +135,11 @@ def _case_insensitive(root: Path, parts: list[str]) -> Path | None:
 
 
 def _extract_zip(path: Path, sources: Sources) -> str | None:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            total = sum(m.file_size for m in members)
-            if total > MAX_ZIP_BYTES:
-                sources.errors.append(FileError(str(path), f"zip archive expands to {total} bytes; refused"))
-                return None
-            target = tempfile.mkdtemp(prefix="zip-", dir=subdir("cache"))
-            sources.temp_dirs.append(target)
-            root = os.path.realpath(target)
-            for m in members:
-                dest = os.path.realpath(os.path.join(root, m.filename))
-                if not dest.startswith(root + os.sep):
-                    sources.errors.append(FileError(f"{path}!{m.filename}", "zip member path escapes the archive"))
-                    continue
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                with zf.open(m) as src, open(dest, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            return target
-    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
-        sources.errors.append(FileError(str(path), f"unreadable zip archive ({exc})"))
-        return None
+    extraction = extract_zip(path)
+    sources.errors.extend(extraction.errors)
+    if extraction.folder is not None:
+        sources.temp_dirs.append(extraction.folder)
+    return extraction.folder
 
 
 def collect(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> Sources:
