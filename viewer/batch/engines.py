@@ -76,7 +76,11 @@ class LocalEngine:
                 raise ModelLoadError(str(exc)) from exc
             self.say(f"model {runner.card.name} {runner.card.version} on {runner.device}")
             for job in group:
-                on_outcome(runner.process(job, out_root))
+                try:
+                    outcome = runner.process(job, out_root)
+                except Exception as exc:  # one bad series never stops the run (as in the Ray worker)
+                    outcome = _failed(job, f"{type(exc).__name__}: {exc}")
+                on_outcome(outcome)
 
     def parse(self, files: Sequence[str]) -> tuple[list[SliceHeader], list[FileError]]:
         from viewer.dicom.scan import parse_files

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -67,8 +66,10 @@ class SeriesOutcome:
 
 
 def safe_label(label: str) -> str:
-    """A label as it appears in ``heatmap_<label>.nii.gz``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "label"
+    """A label as it appears in ``heatmap_<label>.nii.gz`` (:func:`viewer.paths.safe_component`)."""
+    from viewer.paths import safe_component
+
+    return safe_component(label, fallback="label")
 
 
 def model_key(card: ModelCard) -> str:
@@ -89,7 +90,10 @@ def resolve_method(card: ModelCard, explain: str) -> str:
 def output_folder(stack: Stack, series_asked: bool) -> str:
     """The output folder's name for a stack: its series UID, or its stack id when a series splits into
     several stacks (``--series`` names the largest, which then takes the series UID)."""
-    return stack.info.series_uid if stack.stack_id == stack.info.series_uid or series_asked else stack.stack_id
+    from viewer.paths import safe_component
+
+    name = stack.info.series_uid if stack.stack_id == stack.info.series_uid or series_asked else stack.stack_id
+    return safe_component(name, tag_changes=True, fallback="series")  # a hostile UID never leaves --out
 
 
 def write_heatmap(vol: Volume, heat: np.ndarray, path: Path) -> None:
@@ -184,6 +188,7 @@ class SeriesRunner:
         """Load the job's volume, infer it and write ``out_root/<job.folder>/``; never raises for bad data."""
         from inference.cache import INPUT_RULE
         from viewer.dicom import DicomFileError, load_volume
+        from viewer.paths import inside, unique_components
 
         stack, label = job.stack, job.label
         base = SeriesOutcome(stack.stack_id, stack.info.series_uid, "failed", stack.n_slices, folder=job.folder)
@@ -199,10 +204,11 @@ class SeriesRunner:
         load_s = time.perf_counter() - t0
         scores, heat, device, infer_s, cached = self.infer(vol, job.stack_key, label)
         t_write = time.perf_counter()
-        folder = out_root / job.folder
+        folder = inside(out_root, job.folder)
         folder.mkdir(parents=True, exist_ok=True)
+        names = unique_components(heat)
         for name, maps in heat.items():
-            write_heatmap(vol, maps, folder / f"heatmap_{safe_label(name)}.nii.gz")
+            write_heatmap(vol, maps, inside(folder, f"heatmap_{names[name]}.nii.gz"))
         doc: dict[str, Any] = {
             "model": {"name": self.card.name, "version": self.card.version, "sha256": self.sha256},
             "method": self.method,

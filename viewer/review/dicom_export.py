@@ -43,6 +43,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
+from viewer.paths import inside, safe_component
 from viewer.review.model import Flag, ModelInfo, StudyHeader, Verdict
 from viewer.review.store import ReviewStore
 
@@ -334,9 +335,9 @@ class ExportedFile:
     study_uid: str
 
 
-def safe_name(text: str) -> str:
-    """A file-name-safe form of a UID, label or name."""
-    return re.sub(r"[^\w.\-]+", "_", text)[:64] or "unknown"
+def safe_name(text: str, *, tag_changes: bool = False) -> str:
+    """A file-name-safe form of a UID, label or name (:func:`viewer.paths.safe_component`)."""
+    return safe_component(text, tag_changes=tag_changes, fallback="unknown")
 
 
 def export_dicom(store: ReviewStore, out_dir: str | os.PathLike[str]) -> list[ExportedFile]:
@@ -348,10 +349,10 @@ def export_dicom(store: ReviewStore, out_dir: str | os.PathLike[str]) -> list[Ex
     written: list[ExportedFile] = []
     for study_uid, flags in sorted(by_study.items()):
         header = store.study_header(study_uid)
-        folder = out / safe_name(study_uid)
+        folder = inside(out, safe_name(study_uid, tag_changes=True))
         folder.mkdir(parents=True, exist_ok=True)
         for doc in key_object_documents(flags, header):
-            path = folder / f"KO_{safe_name(doc.ConceptNameCodeSequence[0].CodeMeaning)}.dcm"
+            path = inside(folder, f"KO_{safe_name(doc.ConceptNameCodeSequence[0].CodeMeaning)}.dcm")
             doc.save_as(path, enforce_file_format=True)
             written.append(ExportedFile(path, "KO", study_uid))
         by_reviewer: dict[str, list[Flag]] = defaultdict(list)
@@ -364,7 +365,7 @@ def export_dicom(store: ReviewStore, out_dir: str | os.PathLike[str]) -> list[Ex
             if name in names:  # "a b" and "a_b" share a safe name: keep both files
                 name += "_" + hashlib.sha256(reviewer.encode()).hexdigest()[:8]
             names.add(name)
-            path = folder / f"SR_{name}.dcm"
+            path = inside(folder, f"SR_{name}.dcm")
             review_report(own, header, reviewer, instance_number=number).save_as(path, enforce_file_format=True)
             written.append(ExportedFile(path, "SR", study_uid))
     return written
@@ -421,7 +422,7 @@ def heatmap_parametric_map(
         contains_recognizable_visual_features=False,
         real_world_value_mappings=[mapping],
         voi_lut_transformations=[hd.VOILUTTransformation(window_center=0.5, window_width=1.0)],
-        content_label=re.sub(r"[^A-Z0-9_ ]", "_", label.upper())[:16] or "HEATMAP",
+        content_label=re.sub(r"[^A-Z0-9_ ]", "_", label.upper()).lstrip("_ 0123456789")[:16] or "HEATMAP",  # a CS code
         content_description=f"RadScope {method} heatmap for {label}"[:64],
     )
     _set_anatomy(pm, source_images[0])

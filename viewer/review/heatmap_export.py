@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from viewer.paths import inside
 from viewer.review.dicom_export import DicomExportError, ExportedFile, heatmap_parametric_map, safe_name
 from viewer.review.model import ModelInfo
 
@@ -49,24 +50,26 @@ def export_heatmaps(infer_dir: str | os.PathLike[str], source: str | os.PathLike
                                  if k in ("name", "version", "sha256")})
         except (OSError, ValueError, TypeError) as exc:
             raise DicomExportError(f"cannot read {folder / 'scores.json'}: {exc}") from exc
-        stack = result.find(folder.name)
+        # the folder's name is made safe (viewer.paths); the series it holds is recorded in scores.json
+        series = str(scores.get("stack_id") or scores.get("series_uid") or folder.name)
+        stack = result.find(series)
         if stack is None:
-            raise DicomExportError(f"series {folder.name} (from {folder}) is not in {source}")
+            raise DicomExportError(f"series {series} (from {folder}) is not in {source}")
         if any(f is not None for f in stack.frame_numbers):
-            raise DicomExportError(f"series {folder.name} is multi-frame; Parametric Map export needs single-frame images")
+            raise DicomExportError(f"series {series} is multi-frame; Parametric Map export needs single-frame images")
         headers = [stack.read_header(k) for k in range(stack.n_slices)]
         for path in sorted(folder.glob("heatmap_*.nii.gz")):
             label = path.name[len("heatmap_"):-len(".nii.gz")]
             heat, origin = _read_heatmap(path)
             if heat.shape != (stack.n_slices, stack.rows, stack.columns):
-                raise DicomExportError(f"{path}: shape {heat.shape} differs from series {folder.name} "
+                raise DicomExportError(f"{path}: shape {heat.shape} differs from series {series} "
                                        f"({stack.n_slices}, {stack.rows}, {stack.columns})")
             if np.max(np.abs(origin - np.asarray(stack.origin))) > POSITION_TOL_MM:
                 raise DicomExportError(f"{path}: origin {origin.round(3).tolist()} is not the first slice of "
-                                       f"series {folder.name} at {np.asarray(stack.origin).round(3).tolist()}")
+                                       f"series {series} at {np.asarray(stack.origin).round(3).tolist()}")
             pm = heatmap_parametric_map(headers, heat, label=label, model=model, method=str(scores.get("method", "")))
             study = str(headers[0].StudyInstanceUID)
-            target = out / safe_name(study) / f"PM_{safe_name(folder.name)}_{safe_name(label)}.dcm"
+            target = inside(out, safe_name(study, tag_changes=True), f"PM_{safe_name(folder.name)}_{safe_name(label)}.dcm")
             target.parent.mkdir(parents=True, exist_ok=True)
             pm.save_as(target, enforce_file_format=True)
             written.append(ExportedFile(target, "PM", study))
