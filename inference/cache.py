@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -34,6 +35,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from inference import jsonsafe
+
 FORMAT = "radscope-results/1"
 FORMAT_COMPACT = "radscope-results/2"
 CODE_SCALE = 1.0 / 255.0
@@ -41,6 +44,9 @@ CODE_SCALE = 1.0 / 255.0
 DEFAULT_MAX_BYTES = 2 * 2**30
 """Cap of the cache folder's entries (2 GiB)."""
 _ENTRY = re.compile(r"^[0-9a-f]{40}\.(npz|json)$")
+MAX_META_BYTES = 16 * 2**20
+"""An entry's JSON larger than this is not read (corrupt)."""
+MAX_NPY_HEADER = 10_000
 _STALE_S = 3600.0
 """Temporary files and orphaned arrays older than this are debris of an interrupted writer."""
 
@@ -115,6 +121,34 @@ def encode_heatmap(maps: np.ndarray, weights: np.ndarray | None = None, chunk: i
     return codes
 
 
+def _npy_shape(zf: zipfile.ZipFile, name: str, dtype: np.dtype, ndim: int) -> tuple[int, ...]:
+    """The shape in member ``name``.npy's header, checked (dtype, dimensions, and the bytes it claims
+    against the member's size) before anything is allocated."""
+    info = zf.getinfo(f"{name}.npy")
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, got = np.lib.format.read_array_header_1_0(fh, max_header_size=MAX_NPY_HEADER)
+        elif version == (2, 0):
+            shape, fortran, got = np.lib.format.read_array_header_2_0(fh, max_header_size=MAX_NPY_HEADER)
+        else:
+            raise ValueError(f"{name}: .npy format {version} is not one this cache writes")
+        header = fh.tell()
+    if got != dtype or fortran or len(shape) != ndim or any(not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(f"{name} is {got} {shape}{' (Fortran order)' if fortran else ''}, expected {dtype} "
+                         f"with {ndim} dimensions")
+    claimed = math.prod(shape) * dtype.itemsize
+    if header + claimed != info.file_size:
+        raise ValueError(f"{name}'s header claims {shape} ({claimed} bytes) but the member holds "
+                         f"{info.file_size - header} bytes; refused without reading it")
+    return tuple(shape)
+
+
+def _npy_read(zf: zipfile.ZipFile, name: str) -> np.ndarray:
+    with zf.open(f"{name}.npy") as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False, max_header_size=MAX_NPY_HEADER)
+
+
 def _atomic_write(path: Path, write: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -157,25 +191,31 @@ class ResultCache:
         """The entry's array file (its JSON sits beside it), for messages."""
         return self._paths(stack_id, model_sha256, method)[0]
 
-    def get(self, stack_id: str, model_sha256: str, method: str) -> CachedResult | None:
+    def get(self, stack_id: str, model_sha256: str, method: str,
+            expect: tuple[int, int, int] | None = None) -> CachedResult | None:
         """The cached result, or None (missing, incomplete or unreadable entries are misses)."""
         try:
-            return self.load(stack_id, model_sha256, method)
+            return self.load(stack_id, model_sha256, method, expect)
         except CacheEntryError:
             return None
 
-    def load(self, stack_id: str, model_sha256: str, method: str) -> CachedResult | None:
+    def load(self, stack_id: str, model_sha256: str, method: str,
+             expect: tuple[int, int, int] | None = None) -> CachedResult | None:
         """The cached result; None when there is none (or it is incomplete, or of a format this version
-        does not know); :class:`CacheEntryError` when the entry is there but corrupt or unreadable."""
+        does not know); :class:`CacheEntryError` when the entry is there but corrupt, unreadable or (given
+        ``expect`` = (slices, rows, cols)) not of that shape. Array headers are checked against the members'
+        sizes and ``expect`` before anything is allocated; NaN or infinite scores make an entry corrupt."""
         npz, meta_path = self._paths(stack_id, model_sha256, method)
         try:
+            if meta_path.stat().st_size > MAX_META_BYTES:
+                raise CacheEntryError(f"{meta_path}: larger than {MAX_META_BYTES} bytes; not a cache entry")
             text = meta_path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise CacheEntryError(f"{meta_path}: unreadable ({exc})") from exc
         try:
-            meta = json.loads(text)
+            meta = jsonsafe.loads(text, str(meta_path))
             if not isinstance(meta, dict):
                 raise ValueError("not a JSON object")
         except ValueError as exc:
@@ -185,7 +225,7 @@ class ResultCache:
                                                    meta.get("method")) != (stack_id, model_sha256, method):
             return None
         try:
-            result = self._read_arrays(npz, meta, compact=fmt == FORMAT_COMPACT)
+            result = self._read_arrays(npz, meta, compact=fmt == FORMAT_COMPACT, expect=expect)
         except FileNotFoundError:
             return None  # removed by another process's cap between the two reads
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
@@ -194,24 +234,43 @@ class ResultCache:
         return result
 
     @staticmethod
-    def _read_arrays(npz: Path, meta: dict[str, Any], compact: bool) -> CachedResult:
-        labels = tuple(str(v) for v in meta["labels"])
-        with np.load(npz, allow_pickle=False) as data:
-            indices, scores = data["indices"], data["scores"]
-            heat = {label: data[f"heatmap_{i}"] for i, label in enumerate(labels) if f"heatmap_{i}" in data.files}
-        n = indices.shape[0]
-        if indices.ndim != 1 or scores.shape != (n, len(labels)):
-            raise ValueError(f"indices {indices.shape} and scores {scores.shape} do not match {len(labels)} labels")
+    def _read_arrays(npz: Path, meta: dict[str, Any], compact: bool,
+                     expect: tuple[int, int, int] | None = None) -> CachedResult:
+        labels_meta = meta["labels"]
+        if not isinstance(labels_meta, list):
+            raise ValueError("labels is not a list")
+        labels = tuple(str(v) for v in labels_meta)
         want = np.dtype(np.uint8 if compact else np.float32)
-        for label, arr in heat.items():
-            if arr.ndim != 3 or arr.shape[0] != n or arr.dtype != want:
-                raise ValueError(f"heatmap of {label!r} is {arr.dtype} {arr.shape}, expected {want} ({n}, rows, cols)")
+        with zipfile.ZipFile(npz) as zf:
+            members = {name[:-4] for name in zf.namelist() if name.endswith(".npy")}
+            heat_names = {label: f"heatmap_{i}" for i, label in enumerate(labels) if f"heatmap_{i}" in members}
+            specs = {"indices": (np.dtype(np.int64), 1), "scores": (np.dtype(np.float32), 2),
+                     **{name: (want, 3) for name in heat_names.values()}}
+            shapes = {name: _npy_shape(zf, name, dtype, ndim) for name, (dtype, ndim) in specs.items()}
+            n = shapes["indices"][0]
+            if shapes["scores"] != (n, len(labels)):
+                raise ValueError(f"indices {shapes['indices']} and scores {shapes['scores']} do not match "
+                                 f"{len(labels)} labels")
+            if expect is not None and n != expect[0]:
+                raise ValueError(f"holds {n} slices, the series has {expect[0]}")
+            for label, name in heat_names.items():
+                got = shapes[name]
+                if got[0] != n or (expect is not None and got != tuple(expect)):
+                    raise ValueError(f"heatmap of {label!r} is {got}, the series is "
+                                     f"{tuple(expect) if expect is not None else (n, 'rows', 'cols')}")
+            arrays = {name: _npy_read(zf, name) for name in specs}
+        indices, scores = arrays["indices"], arrays["scores"]
+        if not np.all(np.isfinite(scores)):
+            raise ValueError("scores hold NaN or infinite values")
+        heat = {label: arrays[name] for label, name in heat_names.items()}
         scale = None
         if compact:
             encoding = meta.get("heatmap_encoding")
             if not isinstance(encoding, dict) or encoding.get("dtype") != "uint8":
                 raise ValueError(f"unknown heatmap_encoding {encoding!r}")
             scale = float(encoding["scale"])
+            if not math.isfinite(scale) or not 0 < scale <= 1:
+                raise ValueError(f"heatmap_encoding scale {scale!r} is not in (0, 1]")
         return CachedResult(indices, scores, heat, labels, meta, scale)
 
     def put(self, stack_id: str, model_sha256: str, method: str, labels: Sequence[str], indices: Sequence[int],
@@ -223,6 +282,8 @@ class ResultCache:
         """
         npz, meta_path = self._paths(stack_id, model_sha256, method)
         labels = list(labels)
+        if not np.all(np.isfinite(np.asarray(scores, dtype=np.float32))):
+            raise ValueError("scores hold NaN or infinite values; such results are never cached")
         arrays = {"indices": np.asarray(indices, dtype=np.int64), "scores": np.asarray(scores, dtype=np.float32)}
         for label, heat in heatmaps.items():
             if compact and np.asarray(heat).dtype != np.uint8:

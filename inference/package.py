@@ -462,7 +462,7 @@ def save_package(module: torch.nn.Module, card_fields: Mapping[str, Any], out_di
         from inference.archives import safe_export_archive  # read back exactly as load_model reads it
 
         got = torch.export.load(io.BytesIO(safe_export_archive(weights.read_bytes(), str(weights)))).module()(x)
-    if not torch.allclose(expected, got, atol=1e-5, rtol=1e-4):
+    if not torch.allclose(expected, got, atol=1e-5, rtol=1e-4, equal_nan=True):
         raise ModelPackageError(f"{weights}: the exported program does not reproduce the module's output")
     card = {"format": CARD_FORMAT, **dict(card_fields)}
     card["weights"] = {"file": weights.name, "format": "torch.export",

@@ -114,3 +114,89 @@ def test_review_and_heatmap_exports_stay_inside(tmp_path: Path, radscope_home: P
     assert all(p.resolve().is_relative_to(out.resolve()) for p in new), new
     assert {f.kind for f in written} == {"KO", "SR", "PM"}
     assert len([f for f in written if f.kind == "SR"]) == 3
+
+
+# -- results cache ---------------------------------------------------------------------------------------
+
+CACHE_CASES = cases("caches")
+
+
+@pytest.mark.parametrize("hostile", CACHE_CASES, ids=case_ids)
+def test_corrupt_cache_entries_are_named_errors_without_allocating(hostile: Case, tmp_path: Path) -> None:
+    import tracemalloc
+
+    from inference.cache import CacheEntryError, ResultCache
+    from tests.hostile.caches import KEY, SHAPE
+
+    damaged = hostile.build(tmp_path / "cache")
+    cache = ResultCache(tmp_path / "cache")
+    tracemalloc.start()
+    try:
+        with pytest.raises(CacheEntryError) as info:
+            cache.load(*KEY, expect=SHAPE)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert damaged.name in str(info.value) and str(hostile.extra["reason"]) in str(info.value), str(info.value)
+    assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB allocated reading a corrupt entry"
+    assert cache.get(*KEY, expect=SHAPE) is None  # a miss for callers that only want a hit
+
+
+def test_nan_scores_are_never_cached(tmp_path: Path) -> None:
+    import numpy as np
+
+    from inference.cache import ResultCache
+
+    cache = ResultCache(tmp_path)
+    with pytest.raises(ValueError, match="NaN"):
+        cache.put("s", "ab" * 32, "none", ["a"], [0], np.array([[np.nan]], dtype=np.float32), {})
+    assert not list(tmp_path.iterdir())
+
+
+def test_infer_reports_a_corrupt_entry_and_recomputes(tmp_path: Path, radscope_home: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.hostile._dicom import good_series
+
+    _good_labels_package(radscope_home)
+    good_series(tmp_path / "dcm", n=3)
+    args = ["infer", str(tmp_path / "dcm"), "--device", "cpu", "--model", "two"]
+    assert main([*args, "--out", str(tmp_path / "o1")]) == 0
+    first = json.loads(next((tmp_path / "o1").glob("*/scores.json")).read_text())
+    (entry,) = (radscope_home / "cache").glob("*.npz")
+    entry.write_bytes(b"PK\x03\x04 not really a zip")
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "o2")]) == 0
+    err = capsys.readouterr().err
+    assert f"ignoring a corrupt results-cache entry: {entry}" in err and "recomputing" in err, err
+    second = json.loads(next((tmp_path / "o2").glob("*/scores.json")).read_text())
+    assert second["cached"] is False and second["slices"] == first["slices"]
+    assert main([*args, "--out", str(tmp_path / "o3")]) == 0  # the entry was rewritten: a hit now
+    assert "results from the cache" in capsys.readouterr().err
+
+
+def test_a_model_giving_nan_writes_no_scores(tmp_path: Path, radscope_home: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+    from torch import nn
+
+    from inference.package import save_package
+    from tests.hostile._dicom import good_series
+
+    class NaNNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Conv2d(1, 2, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            f = self.features(x).mean((2, 3))
+            return torch.where(x.flatten(1)[:, :1] > -1e30, f * float("nan"), f)  # NaN for real inputs
+
+    save_package(NaNNet().eval(), {**FIELDS, "name": "nan"}, radscope_home / "models" / "nan",
+                 torch.zeros(2, 1, 32, 32))
+    good_series(tmp_path / "dcm", n=3)
+    code = main(["infer", str(tmp_path / "dcm"), "--device", "cpu", "--model", "nan", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code != 0 and "NaN or infinite scores for 3 of 3 slices" in err and "Traceback" not in err, err
+    assert not list((tmp_path / "o").glob("*/scores.json"))
+    assert "NaN" in (tmp_path / "o" / "errors.json").read_text()
+    assert not list((radscope_home / "cache").glob("*.npz"))

@@ -26,7 +26,7 @@ def load_results(cache: ResultCache, stack: str, key: RunKey, labels: Sequence[s
     """The cached whole-series results of ``(stack, key.model_sha256, key.method)`` as weighted
     :class:`SeriesResults` (complete), None on a miss; :class:`CacheEntryError` when the entry is corrupt
     or does not fit this series (slices, size, labels)."""
-    hit = cache.load(stack, key.model_sha256, key.method)
+    hit = cache.load(stack, key.model_sha256, key.method, expect=(int(shape[0]), int(shape[1]), int(shape[2])))
     if hit is None:
         return None
     where = cache.entry_path(stack, key.model_sha256, key.method)

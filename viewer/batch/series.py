@@ -65,6 +65,10 @@ class SeriesOutcome:
     worker: str = field(default_factory=lambda: f"pid {os.getpid()}")
 
 
+class NonFiniteScoresError(ValueError):
+    """The model gave NaN or infinite scores: nothing is written or cached for the series."""
+
+
 def safe_label(label: str) -> str:
     """A label as it appears in ``heatmap_<label>.nii.gz`` (:func:`viewer.paths.safe_component`)."""
     from viewer.paths import safe_component
@@ -157,15 +161,20 @@ class SeriesRunner:
     def infer(self, vol: Volume, cache_key: str | None, label: str
               ) -> tuple[np.ndarray, dict[str, np.ndarray], str, float, bool]:
         """Scores (k, L), heatmaps {label: (k, j, i)}, device, seconds, whether the cache answered."""
-        from inference.cache import ResultCache
+        from inference.cache import CacheEntryError, ResultCache
         from viewer import paths
         from viewer.ai.model_input import model_input
 
         runner, method = self.runner, self.method
         cache = ResultCache(paths.subdir("cache")) if cache_key and self.use_cache else None
         if cache is not None and cache_key is not None:
-            hit = cache.get(cache_key, self.sha256, method)
-            if hit is not None and len(hit.indices) == vol.shape[0]:
+            try:
+                hit = cache.load(cache_key, self.sha256, method, expect=vol.shape)
+            except CacheEntryError as exc:  # reported as the viewer does, then recomputed (and replaced)
+                self.say(f"{label}: ignoring a corrupt results-cache entry: {exc}; recomputing")
+                hit = None
+            if hit is not None and list(hit.labels) == list(self.card.labels) and (
+                    method == "none" or set(hit.stored) == set(self.card.labels)):
                 self.say(f"{label}: results from the cache")
                 return hit.scores, hit.heatmaps, str(hit.meta.get("device", "cache")), 0.0, True
         k = vol.shape[0]
@@ -180,6 +189,10 @@ class SeriesRunner:
                 heat[name][idx] = maps
             device = res.device
         seconds = time.perf_counter() - t0
+        bad = np.flatnonzero(~np.isfinite(scores).all(axis=1))
+        if bad.size:
+            raise NonFiniteScoresError(f"{self.card.card_file}: the model gave NaN or infinite scores for "
+                                       f"{bad.size} of {k} slices (first: slice {int(bad[0])}); nothing written")
         if cache is not None and cache_key is not None:
             cache.put(cache_key, self.sha256, method, self.card.labels, list(range(k)), scores, heat, {"device": device})
         return scores, heat, device, seconds, False
@@ -202,7 +215,11 @@ class SeriesRunner:
             base.reason = "colour images are not supported by the models"
             return base
         load_s = time.perf_counter() - t0
-        scores, heat, device, infer_s, cached = self.infer(vol, job.stack_key, label)
+        try:
+            scores, heat, device, infer_s, cached = self.infer(vol, job.stack_key, label)
+        except NonFiniteScoresError as exc:
+            base.reason = str(exc)
+            return base
         t_write = time.perf_counter()
         folder = inside(out_root, job.folder)
         folder.mkdir(parents=True, exist_ok=True)
