@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-ENV_USER, ENV_PASSWORD, ENV_TOKEN = "RADSCOPE_PACS_USER", "RADSCOPE_PACS_PASSWORD", "RADSCOPE_PACS_TOKEN"
+from viewer.pacs.nodes import ENV_PASSWORD, ENV_TOKEN
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,19 +131,9 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def resolve_node(spec: str) -> Any:
-    """A saved node or an inline spec; inline DICOMweb specs take credentials from the environment."""
-    from dataclasses import replace
+    from viewer.pacs.nodes import resolve_with_env
 
-    from viewer.pacs.nodes import WebNode, resolve
-
-    node = resolve(spec)
-    if isinstance(node, WebNode) and "://" in spec and not (node.username or node.token):
-        user, password, token = (os.environ.get(k) for k in (ENV_USER, ENV_PASSWORD, ENV_TOKEN))
-        if user and password:
-            node = replace(node, username=user, password=password)
-        elif token:
-            node = replace(node, token=token)
-    return node
+    return resolve_with_env(spec)
 
 
 def _echo(args: argparse.Namespace) -> int:

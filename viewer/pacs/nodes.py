@@ -248,6 +248,24 @@ def make_node(name: str, *, dimse: str | None = None, url: str | None = None, **
     return _web_from(name, str(url), options)
 
 
+ENV_USER, ENV_PASSWORD, ENV_TOKEN = "RADSCOPE_PACS_USER", "RADSCOPE_PACS_PASSWORD", "RADSCOPE_PACS_TOKEN"
+
+
+def resolve_with_env(spec: str, book: NodeBook | None = None) -> Node:
+    """:func:`resolve`, and an inline DICOMweb spec without credentials takes them from the environment
+    (``$RADSCOPE_PACS_USER`` + ``$RADSCOPE_PACS_PASSWORD``, or ``$RADSCOPE_PACS_TOKEN``)."""
+    from dataclasses import replace
+
+    node = resolve(spec, book)
+    if isinstance(node, WebNode) and "://" in spec and not (node.username or node.token):
+        user, password, token = (os.environ.get(k) for k in (ENV_USER, ENV_PASSWORD, ENV_TOKEN))
+        if user and password:
+            node = replace(node, username=user, password=password)
+        elif token:
+            node = replace(node, token=token)
+    return node
+
+
 def resolve(spec: str, book: NodeBook | None = None) -> Node:
     """A saved node by name, or an inline spec."""
     if "://" in spec:

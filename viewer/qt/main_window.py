@@ -415,7 +415,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._thumb_job.failed.connect(self._on_thumbnail_failed)
         self._thumb_job.finished.connect(self._on_thumbnails_finished)
         self._thumb_job.start()
-        self.show_stack(result.find(None).stack_id)
+        self.show_stack(result.find(None).stack_id, reload=True)
 
     def _on_thumbnail(self, stack_id: str, img: np.ndarray) -> None:
         self._thumbs_done.add(stack_id)
@@ -443,9 +443,10 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._retired = [j for j in self._retired if not j.done] + [j for j in jobs if j is not None]
 
     # -- showing a series --------------------------------------------------------------------
-    def show_stack(self, stack_id: str) -> None:
-        """Load a scanned stack progressively (middle slice first) and show it."""
-        if stack_id == self.stack_id and self.model is not None:
+    def show_stack(self, stack_id: str, *, reload: bool = False) -> None:
+        """Load a scanned stack progressively (middle slice first) and show it; ``reload``: even when it is
+        the stack shown (a new scan of a series that grew, e.g. one retrieved from a PACS)."""
+        if stack_id == self.stack_id and self.model is not None and not reload:
             return
         stack = self.stacks[stack_id]
         if self._load_job is not None:

@@ -48,6 +48,7 @@ PANELS: list[PanelSpec] = [
     PanelSpec("ai", "AI", "right", "viewer.qt.ai_integration:ai_panel", start_visible=True),
     PanelSpec("layers", "Layers", "right", "viewer.qt.layers_panel:layers_panel", needs=("ai",)),
     PanelSpec("review", "Review", "right", "viewer.qt.review_integration:review_panel", needs=("ai",)),
+    PanelSpec("pacs", "PACS", "right", "viewer.qt.pacs_panel:pacs_panel"),
 ]
 """Every panel, in the order they are built (a panel's ``needs`` come before it)."""
 

@@ -1,0 +1,132 @@
+"""Retrieving a 300-slice 512x512 CT from a local Orthanc: RadScope (C-GET, C-MOVE, WADO-RS) beside dcmtk's
+getscu and movescu, measured in the same run.
+
+The series is generated once with ``viewer/dicom/synthetic.py`` (cached under the system temp folder) and
+loaded into an Orthanc started for the run inside a private network namespace (see
+``tests/support/orthanc.py``); every client runs inside that namespace. Each method retrieves into a fresh
+folder, ``REPEATS`` interleaved rounds; figures are medians (and bests). For RadScope, "first slice" is the
+time from the start of the retrieval (C-FIND of the instance list included) until the first instance is
+validated and stored under its final name, i.e. readable by the viewer; "whole" is until every instance is.
+Goals (issue 15): first slice < 1 s; whole series no slower than getscu.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+N_SLICES, ROWS, COLS = 300, 512, 512
+REPEATS = 3
+CACHE = Path(tempfile.gettempdir()) / "radscope-bench" / f"pacs_ct_{N_SLICES}x{ROWS}x{COLS}"
+
+
+def generate(folder: Path = CACHE) -> tuple[Path, str, str]:
+    """The synthetic CT (phantom, 0.7 mm pixels, 1 mm slices) and its study/series UIDs."""
+    done = folder / ".complete"
+    if not done.exists():
+        from phantom import ChestParams, make_chest_ct
+        from viewer.dicom import synthetic
+
+        shutil.rmtree(folder, ignore_errors=True)
+        ph = make_chest_ct(ChestParams(n_slices=N_SLICES, matrix=(ROWS, COLS), slice_spacing=1.0, n_nodules=2), seed=7)
+        synthetic.write_ct_series(ph, folder / "series", seed=7)
+        done.write_text("ok")
+    import pydicom
+
+    first = next(iter(sorted((folder / "series").iterdir())))
+    ds = pydicom.dcmread(first, stop_before_pixels=True)
+    return folder / "series", str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+
+
+def _dcmtk(tool: str, args: list[str], out: Path) -> float:
+    out.mkdir(parents=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run([tool, *args, "-od", str(out)], capture_output=True, text=True, timeout=600)
+    elapsed = time.perf_counter() - t0
+    n = len(list(out.iterdir()))
+    if proc.returncode != 0 or n != N_SLICES:
+        raise RuntimeError(f"{tool} failed ({proc.returncode}, {n} files): {proc.stderr[-800:]}")
+    return elapsed
+
+
+def main() -> None:
+    from tests.support import orthanc as support
+
+    for tool in ("Orthanc", "getscu", "movescu", "unshare"):
+        if shutil.which(tool) is None:
+            print(f"bench_pacs: {tool} is not installed (tools/test-servers.sh installs it); skipped")
+            return
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    t0 = time.perf_counter()
+    folder, study, series = generate()
+    print(f"series ready in {time.perf_counter() - t0:.1f} s: {folder}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-pacs-"))
+    server = support.Orthanc(work / "orthanc").start()
+    try:
+        with server.inside():
+            t0 = time.perf_counter()
+            server.upload(sorted(folder.iterdir()))
+            print(f"loaded into Orthanc in {time.perf_counter() - t0:.1f} s", flush=True)
+            _run(server, work, study, series)
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(server, work: Path, study: str, series: str) -> None:  # type: ignore[no-untyped-def]
+    import viewer.pacs.dimse as dimse_module
+    from viewer.pacs import client_for, resolve
+    from viewer.pacs.nodes import make_node
+    from viewer.pacs.retrieve import retrieve
+    from viewer.pacs.store import LocalStore
+
+    from tests.support.orthanc import MOVESCU_PORT, PASSWORD, RADSCOPE_MOVE_PORT, USER
+
+    dimse_module.DEFAULT_LISTEN_HOST = "127.0.0.1"
+    spec = server.dimse_spec
+    clients = {
+        "RadScope C-GET": client_for(resolve(spec)),
+        "RadScope C-MOVE": client_for(resolve(f"{spec}?retrieve=move&move_port={RADSCOPE_MOVE_PORT}")),
+        "RadScope WADO-RS": client_for(make_node("bench", url=server.dicomweb_url, username=USER,
+                                                 password=PASSWORD)),
+    }
+    keys = ["-S", "-k", "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={study}", "-k",
+            f"SeriesInstanceUID={series}"]
+    whole: dict[str, list[float]] = {name: [] for name in [*clients, "dcmtk getscu", "dcmtk movescu"]}
+    first: dict[str, list[float]] = {name: [] for name in clients}
+    for r in range(REPEATS):
+        for name, client in clients.items():
+            t0 = time.perf_counter()
+            report = retrieve(client, study, series, store=LocalStore(work / f"{name}-{r}"))
+            whole[name].append(time.perf_counter() - t0)
+            if not report.complete or report.stored != N_SLICES or report.first_instance_s is None:
+                raise RuntimeError(f"{name}: {report.summary()} {report.errors[:3]}")
+            first[name].append(report.first_instance_s)
+            shutil.rmtree(work / f"{name}-{r}")
+        whole["dcmtk getscu"].append(_dcmtk("getscu", ["-aet", "GETSCU", "-aec", "ORTHANC", *keys, "127.0.0.1",
+                                                       str(server.dicom_port)], work / f"getscu-{r}"))
+        whole["dcmtk movescu"].append(_dcmtk("movescu", ["-aet", "MOVESCU", "-aec", "ORTHANC", "-aem", "MOVESCU",
+                                                         "--port", str(MOVESCU_PORT), *keys, "127.0.0.1",
+                                                         str(server.dicom_port)], work / f"movescu-{r}"))
+        shutil.rmtree(work / f"getscu-{r}")
+        shutil.rmtree(work / f"movescu-{r}")
+    ref = statistics.median(whole["dcmtk getscu"])
+    print(f"\n{N_SLICES} x {ROWS} x {COLS} CT from a local Orthanc ({REPEATS} rounds; median (best) seconds)")
+    print(f"{'method':<20} {'first slice':>16} {'whole series':>16} {'vs getscu':>10}")
+    for name, times in whole.items():
+        f = first.get(name)
+        fs = f"{statistics.median(f):.3f} ({min(f):.3f})" if f else "-"
+        print(f"{name:<20} {fs:>16} {statistics.median(times):7.2f} ({min(times):.2f}) "
+              f"{statistics.median(times) / ref:9.2f}x")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print("goals: first slice < 1 s; whole series no slower than getscu (ratio <= 1.00)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

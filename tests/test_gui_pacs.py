@@ -1,0 +1,100 @@
+"""The PACS panel driven like a user would (pytest-qt, offscreen) against the real Orthanc: search, pick a
+series, retrieve it into the viewer (first slice opened early, then the whole series), cancel, a dead node,
+and sending the review findings back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.orthanc import Orthanc, orthanc, pacs_net  # noqa: F401  (fixtures)
+from tests.support.pacs_data import Studies, studies  # noqa: F401  (fixture)
+from viewer.dicom import load_volume, scan
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+
+@pytest.fixture
+def app(qtbot, pacs_net: Orthanc):  # type: ignore[no-untyped-def]
+    from viewer.qt.app import build_app
+
+    app = build_app(panels=["pacs", "review"], size=(1366, 768), use_cache=False)
+    qtbot.addWidget(app.window)
+    app.window.show()
+    qtbot.waitExposed(app.window)
+    yield app
+    app.shutdown()
+    app.window.close()
+
+
+def _search(qtbot, panel, node: str, **fields: str) -> None:  # type: ignore[no-untyped-def]
+    from viewer.qt.qt import Qt
+
+    panel.node_combo.setEditText(node)
+    for key, value in fields.items():
+        panel.fields[key].setText(value)
+    qtbot.mouseClick(panel.search_button, Qt.MouseButton.LeftButton)
+    assert panel.wait_done(30)
+
+
+def test_search_retrieve_and_view(qtbot, app, pacs_net: Orthanc, studies: Studies, radscope_home: Path) -> None:  # type: ignore[no-untyped-def]
+    from viewer.qt.qt import Qt
+
+    panel = app.open_panel("pacs")
+    assert panel.dock.isVisible()
+    _search(qtbot, panel, pacs_net.dimse_spec, patient_name="SMITH*")
+    assert panel.tree.topLevelItemCount() == 1, panel.status.text()
+    study = panel.tree.topLevelItem(0)
+    assert study.text(0) == "SMITH JOHN" and study.text(1) == "P-SMITH" and study.childCount() == 1
+    assert panel.status.text() == "1 study"
+    assert panel.select(studies.oblique_study, studies.oblique_series)
+    assert panel.retrieve_button.isEnabled()
+    qtbot.mouseClick(panel.retrieve_button, Qt.MouseButton.LeftButton)
+    assert not panel.search_button.isEnabled() and panel.cancel_button.isEnabled()  # busy, GUI responsive
+    assert panel.wait_done(60)
+    report = panel.last_result
+    assert report.complete and report.stored == 24, panel.status.text()
+    assert panel.first_shown_s is not None  # the first instance was opened while the rest came
+    assert "24/24 instances" in panel.status.text()
+    assert app.wait_idle(60)
+    shown = app.window.model.volume
+    original = load_volume(scan([studies.oblique]).stacks[0])
+    assert shown.array.shape == original.array.shape
+    np.testing.assert_array_equal(shown.array, original.array)
+    np.testing.assert_allclose(shown.origin, original.origin, atol=1e-6)
+    assert report.folder == radscope_home / "pacs" / studies.oblique_study / studies.oblique_series
+
+
+def test_cancel_and_dead_node_keep_the_viewer_working(qtbot, app, pacs_net: Orthanc, studies: Studies) -> None:  # type: ignore[no-untyped-def]
+    panel = app.open_panel("pacs")
+    panel.node_combo.setEditText(pacs_net.dimse_spec)
+    panel.retrieve(studies.axial_study)
+    panel.cancel()
+    assert panel.wait_done(30)
+    report = panel.last_result
+    assert report.cancelled and report.missing and "cancelled" in panel.status.text()
+    _search(qtbot, panel, "dimse://ORTHANC@127.0.0.1:4299")
+    assert "Connection refused" in panel.status.text() and panel.tree.topLevelItemCount() == 0
+    _search(qtbot, panel, pacs_net.dimse_spec, study_date="2024-13-01")
+    assert "invalid study date" in panel.status.text() and panel.is_idle()
+    _search(qtbot, panel, pacs_net.dimse_spec, study_date="")
+    assert panel.tree.topLevelItemCount() >= 3
+
+
+def test_review_findings_go_to_the_node(qtbot, app, pacs_net: Orthanc, studies: Studies, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from viewer.pacs import Query, client_for, resolve
+    from viewer.review.source import context_at
+
+    review = app.panel("review")
+    panel = app.open_panel("pacs")
+    assert panel.send_button.isVisible() or not panel.send_button.isHidden()
+    context = context_at(str(studies.axial), 5, studies.axial_series)
+    review.store.add_flag(context, "false_positive", label="nodule", reviewer="dr-a")
+    panel.node_combo.setEditText(pacs_net.dimse_spec)
+    panel.send_findings()
+    assert panel.wait_done(30)
+    assert panel.last_result.sent >= 2 and not panel.last_result.errors, panel.status.text()
+    found = client_for(resolve(pacs_net.dimse_spec)).find(Query(study_uid=studies.axial_study)).studies[0]
+    assert {"KO", "SR"} <= {s.modality for s in found.series}
