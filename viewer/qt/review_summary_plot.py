@@ -38,7 +38,6 @@ class ErrorRatePlot(QtWidgets.QWidget):
         self.plot.showAxis("top")  # the scale stays in sight above a long list of groups
         self.plot.setLabel("top", "error rate (%)")
         self.plot.setLabel("bottom", "error rate (%)")
-        self.plot.getAxis("left").setWidth(170)
         self.scroll_area = QtWidgets.QScrollArea(widgetResizable=True)
         self.scroll_area.setWidget(self.plot)
         layout.addWidget(self.scroll_area, 1)
