@@ -318,8 +318,15 @@ def _interval(values: np.ndarray) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
-def _resamples(n: int) -> np.ndarray:
-    return np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+def _multinomial_resamples(weights: np.ndarray) -> np.ndarray:
+    """Bootstrap resamples of items, as counts per distinct kind of item (resamples x kinds).
+
+    Resampling n items with replacement is a multinomial draw of n over the distinct kinds
+    (a rater pair's verdict cell, or one image's pattern of verdict counts) with their observed
+    shares: the same distribution as drawing item indices, at a cost that does not grow with n.
+    """
+    n = int(weights.sum())
+    return np.random.default_rng(BOOTSTRAP_SEED).multinomial(n, weights / n, size=BOOTSTRAP_RESAMPLES)
 
 
 def cohen_kappa_ci(a: Sequence[str], b: Sequence[str]) -> list[float] | None:
@@ -330,13 +337,10 @@ def cohen_kappa_ci(a: Sequence[str], b: Sequence[str]) -> list[float] | None:
     if n < 2:
         return None
     (ca, cb), k = _codes(a, b)
-    idx = _resamples(n)
-    ra, rb = ca[idx], cb[idx]
-    observed = (ra == rb).mean(axis=1)
-    offsets = (np.arange(idx.shape[0]) * k)[:, None]
-    pa = np.bincount((ra + offsets).ravel(), minlength=idx.shape[0] * k).reshape(-1, k) / n
-    pb = np.bincount((rb + offsets).ravel(), minlength=idx.shape[0] * k).reshape(-1, k) / n
-    expected = (pa * pb).sum(axis=1)
+    cells = np.bincount(ca * k + cb, minlength=k * k).astype(np.float64)
+    tables = _multinomial_resamples(cells).reshape(-1, k, k) / n
+    observed = np.trace(tables, axis1=1, axis2=2)
+    expected = (tables.sum(axis=2) * tables.sum(axis=1)).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = np.where(expected < 1.0 - 1e-12, (observed - expected) / (1.0 - expected), np.nan)
     return _interval(kappa)
@@ -349,15 +353,16 @@ def fleiss_kappa_ci(table: Sequence[Sequence[str]]) -> list[float] | None:
     m = len(table[0])
     if m < 2 or any(len(row) != m for row in table):
         raise ValueError("Fleiss' kappa needs the same number (>= 2) of ratings per item")
+    n = len(table)
     cols, k = _codes(*[[row[j] for row in table] for j in range(m)])
-    counts = np.zeros((len(table), k))
+    counts = np.zeros((n, k))
     for col in cols:
-        counts[np.arange(len(table)), col] += 1
-    p_item = ((counts ** 2).sum(axis=1) - m) / (m * (m - 1))
-    idx = _resamples(len(table))
-    p_bar = p_item[idx].mean(axis=1)
-    p_cat = counts[idx].sum(axis=1) / (len(table) * m)
-    p_e = (p_cat ** 2).sum(axis=1)
+        counts[np.arange(n), col] += 1
+    patterns, multiplicity = np.unique(counts, axis=0, return_counts=True)
+    p_item = ((patterns ** 2).sum(axis=1) - m) / (m * (m - 1))
+    draws = _multinomial_resamples(multiplicity.astype(np.float64)).astype(np.float64)
+    p_bar = draws @ p_item / n
+    p_e = ((draws @ patterns / (n * m)) ** 2).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = np.where(p_e < 1.0 - 1e-12, (p_bar - p_e) / (1.0 - p_e), np.nan)
     return _interval(kappa)
