@@ -249,3 +249,19 @@ def test_ct_writer_variants_pass_dciodvfy(options: dict, tmp_path: Path) -> None
     for path in truth.paths[:2]:
         # a cut other than axial says REFORMATTED (CT's defined terms for value 3 are AXIAL and LOCALIZER)
         assert_valid(path, "CTImage", allowed_warnings=("<REFORMATTED> for value 3",))
+
+
+def test_sr_import_keeps_the_frame_of_a_multiframe_flag(tmp_path: Path) -> None:
+    from viewer.review.source import context_at
+
+    path = pydicom_test_file("eCT_Supplemental.dcm")  # a real enhanced CT: slice 0 is frame 2
+    with ReviewStore(tmp_path / "r.sqlite3") as store:
+        store.add_flag(context_at(path, 0), "false_positive", "nodule", reviewer="ann",
+                       region=Region.make("ellipse", [(100, 120), (140, 150)]))
+        store.add_flag(context_at(path, 1), "uncertain", "nodule", reviewer="ann")
+        original = _comparable(store.flags())
+        export_dicom(store, tmp_path / "out")
+    with ReviewStore(tmp_path / "back.sqlite3") as back:
+        import_sr(back, tmp_path / "out")
+        assert _comparable(back.flags()) == original
+        assert sorted(f.frame_number for f in back.flags()) == [1, 2]

@@ -60,3 +60,23 @@ def test_heatmap_in_the_wrong_slice_order_is_refused(tmp_path: Path) -> None:
         export_heatmaps(infer, tmp_path / "ct", tmp_path / "out")
     with pytest.raises(DicomExportError, match="holds no <series_uid>/scores.json"):
         export_heatmaps(tmp_path / "ct", tmp_path / "ct", tmp_path / "out")
+
+
+def test_heatmap_export_of_a_ct_without_birth_date_passes_dciodvfy(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The reviewer's path: `review export --heatmaps` on a real CT (CT_small's slices) that an
+    anonymiser left without Patient's Birth Date used to crash in highdicom."""
+    from tests.support.dicom3tools import assert_valid
+
+    series = make_ct_series(tmp_path / "ct", 3)
+    for path in (tmp_path / "ct").iterdir():
+        ds = pydicom.dcmread(path)
+        del ds.PatientBirthDate
+        ds.save_as(path, enforce_file_format=True)
+    infer = _write_infer_output(tmp_path, series, np.linspace(0, 1, 3 * 128 * 128, dtype=np.float32).reshape(3, 128, 128))
+    assert main(["review", "export", "--format", "dicom", "--out", str(tmp_path / "out"),
+                 "--heatmaps", str(infer), "--source", str(tmp_path / "ct")]) == 0
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("PM")]
+    path = line.split(maxsplit=1)[1]
+    assert pydicom.dcmread(path).PatientBirthDate == ""
+    assert_valid(path, "ParametricMap", allowed_warnings=("Unrecognized defined term <QUANTITY>", "Patient's Weight"))
