@@ -69,7 +69,7 @@ def test_second_editor_is_told_and_keeps_their_edit(shared: Any, qtbot: Any) -> 
     panel.comment_edit.setText("a nodule, 6 mm")
     panel.edit_button.click()
     text = panel.status_label.text()
-    assert "NOT saved" in text and "changed by someone else" in text and "'a vessel'" in text and "kept" in text
+    assert "NOT saved" in text and "changed while you edited it: Bob made it" in text and "'a vessel'" in text and "kept" in text
     assert mine.get_flag(fid).comment == "a vessel"  # Bob's edit stands
     assert panel.comment_edit.text() == "a nodule, 6 mm"  # Ann's edit is still there to apply
     assert panel.flag_table.item(0, 5).text() == "a vessel"  # the list shows the flag as it is now
@@ -99,3 +99,28 @@ def test_flag_made_while_the_server_is_down_is_kept_and_arrives(shared: Any, qtb
                     "Connected to the review store again" in panel.status_label.text(), timeout=5000)
     qtbot.waitUntil(lambda: panel.flag_table.rowCount() == 1, timeout=5000)
     assert panel.watch.outbox_count() == 0
+
+
+def test_read_only_store_browses_and_says_why_it_cannot_save(qtbot: Any, tmp_path: Any) -> None:
+    """Issue 12: a read-only store (immutable as root) still lists its flags in the panel; a verdict says why it
+    is not saved, and the panel's own bookkeeping (presence) writes nothing."""
+    from tests.support.review_stores import read_only, store_with_flags
+
+    path = tmp_path / "review.sqlite3"
+    ids = store_with_flags(path, 3, comment_len=5)
+    with read_only(path):
+        store = ReviewStore(path)
+        window = QtWidgets.QMainWindow()
+        qtbot.addWidget(window)
+        panel = ReviewPanel(store, context(0), window)
+        window.setCentralWidget(panel)
+        window.show()
+        try:
+            assert "read-only" in panel.status_label.text()
+            assert panel.flag_table.rowCount() == 3 and panel.worklist_table.rowCount() == 1
+            assert panel.add_flag("fp") is None
+            assert "NOT saved" in panel.status_label.text() and "read-only" in panel.status_label.text()
+            assert [f.id for f in store.flags()] == ids
+        finally:
+            panel.watch.stop()
+            store.close()

@@ -80,7 +80,7 @@ def test_optimistic_concurrency_second_editor_told_and_nothing_lost(location: st
         fid = one.add_flag(context(0), "fp", "nodule", reviewer="ann")
         seen_by_two = two.get_flag(fid)
         one.edit_flag(fid, comment="vessel", actor="ann", expected_version=1)
-        with pytest.raises(FlagConflict, match=r"changed by someone else.*'vessel'.*not applied and is kept") as err:
+        with pytest.raises(FlagConflict, match=r"changed while you edited it: ann made it .*'vessel'.*not applied and is kept") as err:
             two.edit_flag(fid, verdict="correct", comment="nodule after all", actor="bob",
                           expected_version=seen_by_two.version)
         assert err.value.current.comment == "vessel" and err.value.current.version == 2

@@ -88,6 +88,9 @@ class StoreWatch(QObject):
     def set_presence(self, reviewer: str, study_uid: str | None) -> None:
         """Tell the others which study this reviewer has open (quietly skipped when the store cannot take it)."""
         if (reviewer, study_uid) != (self.reviewer, self.study_uid):
+            if self.reviewer and reviewer != self.reviewer:  # renamed: the old name leaves its study
+                self.study_uid = None
+                self._say_presence()
             self.reviewer, self.study_uid = reviewer, study_uid
             self._say_presence()
 

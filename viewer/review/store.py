@@ -487,7 +487,7 @@ class ReviewStore:
             raise KeyError(f"no flag with id {flag_id} in {self.location}")
         flag = flag_from_row(row)
         if expected_version is not None and flag.version != expected_version:
-            raise FlagConflict(_conflict_message(flag, expected_version), flag)
+            raise FlagConflict(_conflict_message(flag, expected_version, _last_actor(tx, flag_id)), flag)
         return flag
 
     def _insert(self, tx: Tx, flag: Flag, action: str, actor: str) -> None:
@@ -500,7 +500,7 @@ class ReviewStore:
             rows = tx.execute("SELECT * FROM flag WHERE id = ?", (old.id,)).fetchall()
             now = flag_from_row(rows[0]) if rows else None
             if now is not None and now.version != old.version:
-                raise FlagConflict(_conflict_message(now, old.version), now)
+                raise FlagConflict(_conflict_message(now, old.version, _last_actor(tx, old.id)), now)
             raise NotPermitted(f"cannot change flag {old.id} in review store {self.location}: it was made by "
                                f"{old.reviewer or 'another reviewer'}, and only they or a lead may change it")
         self._log(tx, new, action, actor)
@@ -554,12 +554,18 @@ def _row_id(row: Any) -> str:
     return "(unknown id)"
 
 
-def _conflict_message(now: Flag, seen_version: int) -> str:
+def _last_actor(tx: Tx, flag_id: str) -> str:
+    row = tx.execute("SELECT actor FROM flag_history WHERE flag_id = ? ORDER BY seq DESC LIMIT 1", (flag_id,)).fetchone()
+    return str(row["actor"]) if row is not None and row["actor"] else "someone else"
+
+
+def _conflict_message(now: Flag, seen_version: int, by: str) -> str:
     what = now.verdict.title + (f", {now.label}" if now.label else "") + (f", '{now.comment}'" if now.comment else "")
-    state = "it was deleted" if now.deleted else f"it is now {what}"
-    return (f"flag {now.id[:8]} was changed by someone else while you edited it (version {now.version} at "
-            f"{now.updated}, you saw version {seen_version}): {state}. Your change was not applied and is kept: "
-            "apply it again to put it over theirs")
+    state = "deleted it" if now.deleted else f"made it {what}"
+    when = now.updated[:19].replace("T", " ")
+    return (f"flag {now.id[:8]} was changed while you edited it: {by} {state} ({when} UTC, version {now.version}; "
+            f"you saw version {seen_version}). Your change was not applied and is kept: apply it again to put it "
+            "over theirs")
 
 
 def _with_lps(region: Region | None, context: ImageContext) -> Region | None:
