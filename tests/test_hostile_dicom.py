@@ -238,3 +238,46 @@ def test_killed_extraction_leaves_nothing_the_next_start_trusts(tmp_path: Path, 
     [folder] = list(root.iterdir())
     assert not folder.name.endswith(".partial") and len(list(folder.rglob("*.dcm"))) == 1500
     assert result.errors == [] and sum(s.n_slices for s in result.stacks) == 2
+
+
+PEAK_RSS = """
+import json, resource, sys
+from viewer.dicom import DicomFileError, load_volume, scan
+
+result = scan([sys.argv[1]])
+errors = [[e.path, e.error] for e in result.errors]
+for stack in result.stacks:
+    try:
+        load_volume(stack)
+    except DicomFileError as exc:
+        errors.append([exc.path, exc.reason])
+print(json.dumps({"errors": errors, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+@pytest.mark.parametrize("where", ["private", "pixels"])
+def test_deflate_bomb_is_refused_with_bounded_memory(tmp_path: Path, where: str) -> None:
+    """1 MB inflating to 1 GiB: pydicom's own inflate peaked at 2.1 GB (header bomb) and 3.2 GB (pixel
+    bomb); the bounded inflater stops at what the header can need (32 MiB of header slack here)."""
+    from tests.hostile._dicom import deflate_bomb
+
+    bomb = deflate_bomb(tmp_path / "bomb.dcm", where=where)
+    assert bomb.stat().st_size < 2 * 1024**2
+    proc = subprocess.run([sys.executable, "-c", PEAK_RSS, str(bomb)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [path for path, _ in doc["errors"]] == [str(bomb)]
+    assert "deflate bomb" in doc["errors"][0][1]
+    assert doc["peak_mb"] < 500, doc
+
+
+def test_deflated_file_still_loads(tmp_path: Path) -> None:
+    from tests.conftest import pydicom_test_file
+
+    src = pydicom_test_file("image_dfl.dcm")
+    [stack] = scan([src]).stacks
+    vol = load_volume(stack)
+    import pydicom
+
+    np.testing.assert_array_equal(vol.array[0], pydicom.dcmread(src).pixel_array.astype(np.float32))
+    assert stack.read_header(0).SOPInstanceUID == pydicom.dcmread(src).SOPInstanceUID

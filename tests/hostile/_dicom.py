@@ -156,3 +156,49 @@ def unreadable_file(path: Path, like: Path) -> Path | None:
             except OSError:
                 continue
     return None
+
+
+def deflate_bomb(path: Path, inflated: int = 1 << 30, where: str = "private") -> Path:
+    """A Deflated Explicit VR Little Endian 16x16 CT slice whose dataset inflates to about ``inflated`` bytes
+    (deflate reaches ~1000:1 on zeros, so 1 GiB fits in about 1 MB). ``where``: ``private`` puts the zeros in
+    a private OB element before the pixel data (the header itself explodes); ``pixels`` makes the pixel data
+    element that long (the header is small and honest about 16x16 pixels)."""
+    import struct
+    import zlib
+
+    from pydicom.filebase import DicomFileLike
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = slice_dataset(0, series_uid=generate_uid(), study_uid=generate_uid(), frame_uid=generate_uid())
+    plain = Path(str(path) + ".plain")
+    ds.save_as(plain, enforce_file_format=True)
+    raw = plain.read_bytes()
+    meta = pydicom.filereader.read_file_meta_info(plain)
+    plain.unlink()
+    pixel_at = raw.rindex(b"\xe0\x7f\x10\x00OW")
+    meta_end = 132 + 12 + struct.unpack_from("<I", raw, 132 + 8)[0]  # (0002,0000) group length
+    header, pixels = raw[meta_end:pixel_at], raw[pixel_at:]
+    squash = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+
+    def zeros(n: int) -> bytes:
+        """n zeros compressed: one 1 MiB block after a full flush (which resets the dictionary), repeated."""
+        block = squash.compress(bytes(1 << 20)) + squash.flush(zlib.Z_FULL_FLUSH)
+        return block * (n >> 20)
+
+    with open(path, "wb") as out:
+        out.write(b"\0" * 128 + b"DICM")
+        meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        write_file_meta_info(DicomFileLike(out), meta, enforce_standard=True)
+        out.write(squash.compress(header))
+        if where == "private":
+            creator = b"RADSCOPE"
+            out.write(squash.compress(struct.pack("<HH2sH", 0x7FDF, 0x0010, b"LO", len(creator)) + creator))
+            out.write(squash.compress(struct.pack("<HH2sHI", 0x7FDF, 0x1010, b"OB", 0, inflated)))
+            out.write(squash.flush(zlib.Z_FULL_FLUSH) + zeros(inflated))
+            out.write(squash.compress(pixels))
+        else:
+            out.write(squash.compress(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, inflated)))
+            out.write(squash.flush(zlib.Z_FULL_FLUSH) + zeros(inflated))
+        out.write(squash.flush())
+    return path

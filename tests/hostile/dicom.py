@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.hostile import case
-from tests.hostile._dicom import corrupt_j2k, extend_series, good_series, set_raw, unreadable_file
+from tests.hostile._dicom import (
+    corrupt_j2k,
+    deflate_bomb,
+    extend_series,
+    good_series,
+    set_raw,
+    unreadable_file,
+)
 
 
 @case("dicom-truncated-pixels", "dicom", mentions=("truncated",), good=1, bad=("bad.dcm",))
@@ -105,4 +112,20 @@ def unreadable(folder: Path) -> Path:
     files = good_series(folder)
     if unreadable_file(folder / "unreadable.dcm", files[0]) is None:
         pytest.skip("no way to make an unreadable file here (root without a write-only sysfs attribute)")
+    return folder
+
+
+@case("dicom-deflate-bomb-header", "dicom", mentions=("deflate bomb",), good=1, bad=("bomb.dcm",))
+def deflate_bomb_header(folder: Path) -> Path:
+    """A 1 MB deflated file whose header inflates to 1 GiB (a private element of zeros)."""
+    good_series(folder)
+    deflate_bomb(folder / "bomb.dcm", where="private")
+    return folder
+
+
+@case("dicom-deflate-bomb-pixels", "dicom", mentions=("deflate bomb",), good=1, bad=("bomb.dcm",))
+def deflate_bomb_pixels(folder: Path) -> Path:
+    """A 1 MB deflated 16x16 image whose pixel data element inflates to 1 GiB."""
+    good_series(folder)
+    deflate_bomb(folder / "bomb.dcm", where="pixels")
     return folder

@@ -22,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
+from viewer.dicom.deflate import deflated_offset, read_deflated
 from viewer.dicom.errors import DicomFileError, NotDicomError
 from viewer.dicom.fastheader import FastHeader, count_fragments, read_fast
 from viewer.dicom.mosaic import CSA_IMAGE_HEADER, CsaError, mosaic_layout
@@ -326,6 +327,9 @@ def read_dataset(path: str, *, stop_before_pixels: bool = False) -> Dataset:
     """``dcmread`` with the engine's settings; raises NotDicomError / DicomFileError."""
     if not looks_like_dicom(path):
         raise NotDicomError(path)
+    offset = deflated_offset(path)
+    if offset is not None:  # inflated with a bound, never pydicom's unbounded zlib.decompress
+        return read_deflated(path, offset, stop_before_pixels=stop_before_pixels)  # type: ignore[no-any-return]
     try:
         return pydicom.dcmread(path, defer_size=DEFER_SIZE, force=True, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as exc:

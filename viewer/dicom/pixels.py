@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 from pydicom.pixels import apply_color_lut, apply_modality_lut, iter_pixels, pixel_array
 
+from viewer.dicom.deflate import deflated_offset, read_deflated
 from viewer.dicom.errors import DicomFileError
 from viewer.dicom.headers import PixelFormat, SliceHeader, decoder_problem, transfer_syntax_of
 
@@ -235,6 +236,9 @@ def _rescale(raw: np.ndarray, slope: float, intercept: float, out: np.ndarray) -
 def _read_full(path: str) -> Any:
     import pydicom
 
+    offset = deflated_offset(path)
+    if offset is not None:  # inflated with a bound (a deflate bomb names the file)
+        return read_deflated(path, offset, stop_before_pixels=False)
     try:
         ds = pydicom.dcmread(path, force=True)
     except Exception as exc:

@@ -1,0 +1,148 @@
+"""Deflated Explicit VR Little Endian files, inflated with a bound.
+
+pydicom inflates the whole dataset in one ``zlib.decompress`` call, so a 1 MB file can become gigabytes of
+memory. Here the stream is inflated in chunks: for a header read only up to the pixel data (at most
+:data:`HEADER_SLACK` bytes); for a full read up to what the header can need (rows x columns x frames x
+samples x bytes per sample, plus :data:`HEADER_SLACK`). More data than that is refused, naming the file.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Any, BinaryIO, cast
+
+from viewer.dicom.errors import DicomFileError
+
+DEFLATED = "1.2.840.10008.1.2.1.99"
+HEADER_SLACK = 32 * 1024**2
+"""Bytes allowed for everything but the pixel data (private blobs, overlays, icon images)."""
+CHUNK = 1 << 20
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+_PIXEL_GROUP = 0x7FE0
+
+
+def deflated_body_offset(head: bytes) -> int | None:
+    """Where the deflated dataset starts, when ``head`` (the file's first bytes) is a Part 10 file whose
+    meta header names the deflated transfer syntax; else None."""
+    if len(head) < 144 or head[128:132] != b"DICM":
+        return None
+    pos, ts = 132, ""
+    while pos + 8 <= len(head):
+        group, elem = struct.unpack_from("<HH", head, pos)
+        if group != 0x0002:
+            break
+        vr = head[pos + 4:pos + 6]
+        if vr in _LONG_VRS:
+            if pos + 12 > len(head):
+                return None
+            length, start = struct.unpack_from("<I", head, pos + 8)[0], pos + 12
+        else:
+            length, start = struct.unpack_from("<H", head, pos + 6)[0], pos + 8
+        if elem == 0x0010:
+            ts = head[start:start + length].decode("ascii", "replace").rstrip("\x00 ")
+        pos = start + length
+    return pos if ts == DEFLATED else None
+
+
+def deflated_offset(path: str) -> int | None:
+    """:func:`deflated_body_offset` of the file at ``path`` (None when unreadable or not deflated)."""
+    try:
+        with open(path, "rb") as f:
+            return deflated_body_offset(f.read(16384))
+    except OSError:
+        return None
+
+
+def _pixel_need(ds: Any) -> int:
+    """Bytes of pixel data the header describes (0 when it describes none)."""
+    def number(keyword: str, default: int) -> int:
+        try:
+            value = ds.get(keyword, default)
+            return max(int(value if value not in (None, "") else default), 0)
+        except (TypeError, ValueError):
+            return default
+
+    rows, cols = number("Rows", 0), number("Columns", 0)
+    frames, samples, bits = number("NumberOfFrames", 1) or 1, number("SamplesPerPixel", 1) or 1, number("BitsAllocated", 8)
+    return rows * cols * frames * samples * max((bits + 7) // 8, 1)
+
+
+def read_deflated(path: str, offset: int, *, stop_before_pixels: bool) -> Any:
+    """The dataset of a deflated file (pydicom ``FileDataset``), inflated within its bound; every failure is a
+    :class:`DicomFileError` naming the file."""
+    try:
+        return _read_deflated(path, offset, stop_before_pixels)
+    except DicomFileError:
+        raise
+    except Exception as exc:
+        raise DicomFileError(path, f"unreadable deflated file ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_deflated(path: str, offset: int, stop_before_pixels: bool) -> Any:
+    from pydicom.dataset import FileDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset, read_file_meta_info
+
+    meta = read_file_meta_info(path)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    limit = HEADER_SLACK
+    header_seen = False
+
+    def pixels_reached(tag: Any, vr: Any, length: int) -> bool:
+        return int(tag) >> 16 >= _PIXEL_GROUP
+
+    def header_complete() -> Any | None:
+        """The dataset before the pixel data, once the inflated bytes reach it."""
+        stopped = []
+
+        def stop(tag: Any, vr: Any, length: int) -> bool:
+            if pixels_reached(tag, vr, length):
+                stopped.append(True)
+                return True
+            return False
+
+        try:
+            ds = read_dataset(cast(BinaryIO, DicomBytesIO(bytes(out))), False, True, stop_when=stop)
+        except Exception:
+            return None
+        return ds if stopped else None
+
+    next_probe = 64 * 1024
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            pending, at_end = b"", False
+            while not inflater.eof:
+                if not pending and not at_end:
+                    pending = f.read(CHUNK)
+                    at_end = not pending
+                chunk = inflater.decompress(pending, CHUNK)  # at most CHUNK bytes out per call
+                pending = inflater.unconsumed_tail
+                out += chunk
+                if len(out) > limit:
+                    what = "its header" if not header_seen else "the pixel data its header describes"
+                    raise DicomFileError(path, f"deflated data inflates beyond the {limit} bytes {what} can "
+                                               "need: refused (deflate bomb)")
+                if not header_seen and (len(out) >= next_probe or inflater.eof or (at_end and not chunk)):
+                    next_probe = max(next_probe, len(out)) * 4
+                    ds = header_complete()
+                    if ds is not None:
+                        if stop_before_pixels:
+                            return FileDataset(path, ds, preamble=b"\0" * 128, file_meta=meta)
+                        header_seen = True
+                        limit = _pixel_need(ds) + HEADER_SLACK
+                if at_end and not pending and not chunk:
+                    break
+    except zlib.error as exc:
+        raise DicomFileError(path, f"corrupt deflated data ({exc})") from exc
+    except OSError as exc:
+        raise DicomFileError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    try:
+        ds = read_dataset(cast(BinaryIO, DicomBytesIO(bytes(out))), False, True,
+                          stop_when=pixels_reached if stop_before_pixels else None)
+    except Exception as exc:
+        raise DicomFileError(path, f"unreadable deflated dataset ({type(exc).__name__}: {exc})") from exc
+    out.clear()
+    return FileDataset(path, ds, preamble=b"\0" * 128, file_meta=meta)
