@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.support.review_flags import planted_flags
-from tests.test_review_support import context_of, make_ct_series
+from tests.support.review_series import context_of, make_ct_series
 from viewer.qt.qt import Qt, QtWidgets
 from viewer.review import ReviewStore, StudyHeader
 from viewer.review.summary import summarize

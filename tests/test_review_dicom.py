@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from tests.test_review_support import MODEL, context_of, make_ct_series
+from tests.support.review_series import MODEL, context_of, make_ct_series
 from viewer.review import Region, ReviewStore
 from viewer.review.dicom_export import (
     DicomExportError,

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import pydicom_data_file, pydicom_test_file
 from tests.support.dicom3tools import assert_valid
-from tests.test_review_support import MODEL, context_of, make_ct_series
+from tests.support.review_series import MODEL, context_of, make_ct_series
 from viewer.cli import main
 from viewer.review import Region, ReviewStore
 from viewer.review.dicom_export import DicomExportError, export_dicom, heatmap_parametric_map

@@ -10,7 +10,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from tests.test_review_support import MODEL, make_ct_series
+from tests.support.review_series import MODEL, make_ct_series
 from viewer.cli import main
 from viewer.dicom import scan
 from viewer.review.dicom_export import DicomExportError

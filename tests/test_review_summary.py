@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_review_support import context_of, make_ct_series
+from tests.support.review_series import context_of, make_ct_series
 from viewer.review import ModelInfo, ReviewStore
 from viewer.review.summary import cohen_kappa, fleiss_kappa, format_summary, summarize
 
