@@ -223,3 +223,19 @@ def test_outbox_keeps_flags_until_the_store_takes_them(postgres_server: Any, tmp
         assert result.sent == [flag.id] and result.waiting == 0 and result.error == ""
         assert store.get_flag(flag.id) == flag and len(store.history(flag.id)) == 1
     outbox.close()
+
+
+def test_viewer_settings_name_the_store_and_the_environment_wins(
+        pg_url: str, tmp_path: Path, radscope_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from viewer.display.settings import ViewerSettings, load_settings, save_settings
+
+    monkeypatch.delenv("RADSCOPE_REVIEW_STORE", raising=False)
+    save_settings(ViewerSettings(review_store=pg_url))
+    assert load_settings().review_store == pg_url and load_settings().extra == {}
+    with ReviewStore() as store:  # what the viewer opens
+        assert store.backend == "postgresql" and store.location == pg_url
+    monkeypatch.setenv("RADSCOPE_REVIEW_STORE", str(tmp_path / "env.sqlite3"))
+    with ReviewStore() as store:
+        assert store.backend == "sqlite" and store.path == tmp_path / "env.sqlite3"
+    with ReviewStore(tmp_path / "explicit.sqlite3") as store:
+        assert store.path == tmp_path / "explicit.sqlite3"

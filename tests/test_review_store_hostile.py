@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hostile import Case, case_ids, cases
 from tests.support.review_stores import (
     context,
     damage_a_flag_page,
@@ -148,3 +149,17 @@ def test_new_store_never_seen_half_made(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
     conn.close()
+
+
+@pytest.mark.parametrize("hostile", cases("review_store"), ids=case_ids)
+def test_hostile_store_corpus(hostile: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every registered hostile store (tests/hostile/review_stores.py) through `radscope review list`."""
+    path = hostile.build(tmp_path / hostile.name)
+    before = _sha(path)
+    code, out, err = _cli(capsys, "list", "--store", str(path))
+    assert path.name in err and all(m in err.lower() for m in hostile.mentions), err
+    if hostile.outcome == "refused":
+        assert code == 2 and out == ""
+    else:
+        assert code == 0 and len(out.splitlines()) >= hostile.good
+    assert "Traceback" not in err and _sha(path) == before

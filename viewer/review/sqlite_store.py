@@ -64,6 +64,10 @@ class SqliteReviewStore(ReviewStore):
             self._migrate()
         except sqlite3.Error as exc:
             self._conn.close()
+            if self.damage or isinstance(exc, sqlite3.DatabaseError) and "malformed" in str(exc):
+                raise ReviewStoreError(
+                    f"review store {self.path} is damaged beyond reading ({self.damage or exc}): nothing was changed. "
+                    f"Keep the file as it is; restore it from a backup or try `sqlite3 {self.path} .recover`") from exc
             raise ReviewStoreError(f"cannot open review store {self.path}: {exc}") from exc
         except ReviewStoreError:
             self._conn.close()
