@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,9 @@ def read_file(path: str | Path, max_bytes: int, label: str | None = None, *, max
     label = label or str(path)
     try:
         with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+            if os.fstat(fh.fileno()).st_size > max_bytes:  # a regular file: refused before reading
+                raise JsonLimitError(f"{label}: larger than {_size(max_bytes)}; refused")
+            data = fh.read(max_bytes + 1)  # (a pipe or special file: bounded read)
     except OSError as exc:
         raise JsonLimitError(f"{label}: cannot read ({exc.strerror or exc})") from None
     if len(data) > max_bytes:

@@ -69,7 +69,7 @@ def test_import_rejects_foreign_files_by_name(tmp_path: Path) -> None:
         with pytest.raises(ImportFileError, match="other.json is not a RadScope review export"):
             import_json(store, bad)
         bad.write_text('{"format": "radscope-review/1", "flags": [{"id": "x"}]}')
-        with pytest.raises(ImportFileError, match="flag #0 is invalid"):
+        with pytest.raises(ImportFileError, match=r"other.json: flags\[0\].verdict: must be a non-empty string"):
             import_json(store, bad)
         with pytest.raises(ImportFileError, match="missing.json"):
             import_json(store, tmp_path / "missing.json")

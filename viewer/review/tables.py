@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable
 
-from viewer.review.model import Flag, StudyHeader
+from viewer.review.importing import JSON_FORMAT, ImportFileError, parse_export
+from viewer.review.model import Flag
 from viewer.review.store import ReviewStore, utc_now
 
-JSON_FORMAT = "radscope-review/1"
 CSV_COLUMNS = (
     "id", "study_uid", "series_uid", "stack_id", "slice_index", "sop_instance_uids", "sop_class_uid",
     "frame_number", "verdict", "label", "region_kind", "region_px", "region_lps", "comment", "reviewer",
@@ -23,10 +23,6 @@ CSV_COLUMNS = (
     "manufacturer", "scanner_model", "kvp", "patient_sex", "age_band", "body_part", "modality",
     "frame_of_reference_uid", "deleted",
 )
-
-
-class ImportFileError(ValueError):
-    """An import file is unreadable or not a RadScope review export (message names file and reason)."""
 
 
 def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
@@ -42,11 +38,12 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
     return path
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 
 
 def spreadsheet_safe(text: str) -> str:
-    """Free text a spreadsheet will not run as a formula (OWASP CSV injection: prefix a quote)."""
+    """Text a spreadsheet will not run as a formula (OWASP CSV injection: prefix a quote; full-width
+    forms too, which some spreadsheets normalise)."""
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
@@ -70,12 +67,17 @@ def csv_row(flag: Flag) -> dict[str, Any]:
 
 
 def flags_csv(flags: Iterable[Flag]) -> str:
-    """The flags as CSV text with a header row (:data:`CSV_COLUMNS`)."""
+    """The flags as CSV text with a header row (:data:`CSV_COLUMNS`).
+
+    RFC 4180 rows (``\r\n``): a field holding ``\r`` or ``\n`` is quoted, so a bare carriage return in a
+    comment never starts a row in Excel or the csv module. Every text cell (free text and anything
+    copied from a DICOM header or a model card) is :func:`spreadsheet_safe`.
+    """
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writeheader()
     for flag in flags:
-        writer.writerow(csv_row(flag))
+        writer.writerow({k: spreadsheet_safe(v) if isinstance(v, str) else v for k, v in csv_row(flag).items()})
     return buf.getvalue()
 
 
@@ -104,26 +106,13 @@ def import_json(store: ReviewStore, path: str | os.PathLike[str]) -> Counter[str
     """Merge a JSON export into the store by flag id (one transaction: all or nothing); returns
     counts of added/updated/unchanged.
 
+    The whole file is checked first (:func:`viewer.review.importing.parse_export`): one bad field
+    anywhere is an :class:`ImportFileError` naming the file and the place, and nothing is imported.
     A flag already in the store is replaced only by a newer version (later ``updated``); importing
     the same file twice changes nothing the second time.
     """
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ImportFileError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
-        raise ImportFileError(f"{path} is not a RadScope review export (expected format {JSON_FORMAT!r})")
-    studies = doc.get("studies") or {}
-    flags = []
-    for n, item in enumerate(doc.get("flags") or []):
-        try:
-            flags.append(Flag.from_dict(item))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ImportFileError(f"{path}: flag #{n} is invalid: {exc!r}") from exc
-    items = []
-    for flag in flags:
-        header = studies.get(flag.study_uid) or {}
-        known = {k: str(v) for k, v in header.items() if k in StudyHeader.__dataclass_fields__}
-        items.append((flag, StudyHeader(**known)))
-    return Counter(store.merge_flags(items))
+    return Counter(store.merge_flags(parse_export(path)))
+
+
+__all__ = ["CSV_COLUMNS", "ImportFileError", "export_csv", "export_document", "export_json", "flags_csv",
+           "import_json", "spreadsheet_safe", "write_atomically"]
