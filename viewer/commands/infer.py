@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="DICOM files, folders, .zip archives or DICOMDIRs")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="DICOM files, folders, .zip archives or DICOMDIRs")
     parser.add_argument("--model", metavar="NAME|PATH", help="installed model name or package path "
                         "(default: the installed model offered for each series' modality)")
     parser.add_argument("--series", metavar="UID", help="only this series UID (its largest stack) or stack id")
@@ -49,6 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, metavar="N",
                         help="Ray actors (default: one per GPU, else one per CPU)")
     parser.add_argument("--address", metavar="ADDR", help="join this Ray cluster instead of starting one here")
+    pacs = parser.add_argument_group("PACS inputs (the studies a query finds, retrieved first into the local "
+                                     "PACS store under RADSCOPE_HOME; resumable)")
+    pacs.add_argument("--pacs", metavar="NODE", help="a saved node name or dimse://AET@host:port / http(s)://...")
+    pacs.add_argument("--pacs-study", action="append", metavar="UID", help="this study (repeatable; no query)")
+    pacs.add_argument("--pacs-modality", metavar="M")
+    pacs.add_argument("--pacs-study-date", metavar="RANGE", help="YYYYMMDD, YYYYMMDD-YYYYMMDD, -YYYYMMDD ...")
+    pacs.add_argument("--pacs-patient-id", metavar="ID")
+    pacs.add_argument("--pacs-accession", metavar="A")
+    pacs.add_argument("--pacs-limit", type=int, default=500, metavar="N", help="at most N studies (default 500)")
     parser.add_argument("--worklist", action="store_true",
                         help="put the series of DIR on the review worklist, ranked by what most deserves a human "
                              "look (the default review store, or RADSCOPE_REVIEW_STORE)")
@@ -92,7 +101,27 @@ def _run(args: argparse.Namespace, engine: LocalEngine | RayEngine) -> int:
     from viewer.dicom.scan import assemble
     from viewer.dicom.sources import collect
 
-    sources = collect(args.paths)
+    inputs = list(args.paths)
+    if args.pacs:
+        from viewer.batch.pacs_input import retrieve_for_inference
+        from viewer.commands.pacs import resolve_node
+        from viewer.pacs import PacsError
+
+        try:
+            got = retrieve_for_inference(resolve_node(args.pacs), studies=args.pacs_study, modality=args.pacs_modality,
+                                         study_date=args.pacs_study_date, patient_id=args.pacs_patient_id,
+                                         accession=args.pacs_accession, limit=args.pacs_limit, say=_say)
+        except PacsError as exc:
+            _say(str(exc))
+            return 1
+        for problem in got.problems:
+            _say(problem)
+        inputs += got.folders
+    if not inputs:
+        _say("nothing to infer: give PATHs or --pacs NODE" if not args.pacs else "no study retrieved")
+        return 1
+    args.paths = inputs
+    sources = collect(inputs)
     slices, errors = engine.parse(sources.files)
     result = assemble(sources, slices, errors)
     for err in result.errors:
