@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import pydicom_data_file, pydicom_test_file
 from tests.support.dicom3tools import assert_valid
-from tests.support.review_series import MODEL, context_of, make_ct_series
+from tests.support.review_series import MODEL, flagged_store, make_ct_series
 from viewer.cli import main
 from viewer.review import Region, ReviewStore
 from viewer.review.dicom_export import DicomExportError, export_dicom, heatmap_parametric_map
@@ -27,24 +27,8 @@ PRIVATE_SCHEME = "Unrecognized defined term <99RADSCOPE>"
 PM_WARNINGS = ("Unrecognized defined term <QUANTITY>",)
 
 
-def _store(tmp_path: Path) -> tuple[ReviewStore, list[pydicom.Dataset]]:
-    series = make_ct_series(tmp_path / "ct", 4)
-    store = ReviewStore(tmp_path / "r.sqlite3")
-    store.add_flag(context_of(series[0], 0), "false_positive", "nodule", reviewer="Smith^Ann",
-                   region=Region.make("rectangle", [(1, 2), (10, 12)]), comment="vessel")
-    store.add_flag(context_of(series[1], 1), "correct", "nodule", reviewer="Smith^Ann",
-                   region=Region.make("ellipse", [(10, 20), (30, 26)]))
-    store.add_flag(context_of(series[2], 2), "missed", "nodule", reviewer="jones", region=Region.make("point", [(5, 6)]))
-    store.add_flag(context_of(series[2], 2), "uncertain", "effusion", reviewer="jones", comment="Gefäß? 血管")
-    store.add_flag(context_of(series[3], 3), "mislocalised", "a very long label " * 5, reviewer="kim",
-                   region=Region.make("polygon", [(3, 3), (40, 5), (20, 50), (2, 30)]))
-    gone = store.add_flag(context_of(series[3], 3), "false_positive", "nodule", reviewer="lee")
-    store.delete_flag(gone)  # lee has no live flag: no SR for lee
-    return store, series
-
-
 def test_exported_kos_and_per_reviewer_srs_pass_dciodvfy(tmp_path: Path) -> None:
-    store, _ = _store(tmp_path)
+    store, _ = flagged_store(tmp_path)
     written = export_dicom(store, tmp_path / "out")
     kinds = sorted((f.kind, f.path.name) for f in written)
     assert kinds == [("KO", "KO_For_Peer_Review.dcm"), ("KO", "KO_Of_Interest.dcm"), ("SR", "SR_Smith_Ann.dcm"),
@@ -126,7 +110,7 @@ def _comparable(flags: Sequence[Flag]) -> dict[str, dict]:
 
 
 def test_sr_import_reads_radscope_srs_back(tmp_path: Path) -> None:
-    store, _ = _store(tmp_path)
+    store, _ = flagged_store(tmp_path)
     original = _comparable(store.flags())
     written = export_dicom(store, tmp_path / "out")
     with ReviewStore(tmp_path / "other.sqlite3") as other:
@@ -145,7 +129,7 @@ def test_sr_import_reads_radscope_srs_back(tmp_path: Path) -> None:
 
 
 def test_sr_import_newer_edit_wins_and_bad_files_are_named(tmp_path: Path) -> None:
-    store, _ = _store(tmp_path)
+    store, _ = flagged_store(tmp_path)
     export_dicom(store, tmp_path / "old")
     [jones_fn] = [f for f in store.flags() if f.reviewer == "jones" and f.verdict.value == "false_negative"]
     store.edit_flag(jones_fn.id, verdict="correct", comment="on second look")
@@ -171,7 +155,7 @@ def test_sr_import_newer_edit_wins_and_bad_files_are_named(tmp_path: Path) -> No
 
 
 def test_review_import_cli_takes_an_sr_and_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    store, _ = _store(tmp_path)
+    store, _ = flagged_store(tmp_path)
     written = export_dicom(store, tmp_path / "out")
     target = str(tmp_path / "cli.sqlite3")
     sr = next(f.path for f in written if f.path.name == "SR_jones.dcm")

@@ -14,7 +14,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from tests.conftest import pydicom_test_file
-from viewer.review.model import ImageContext, ModelInfo
+from viewer.review.model import ImageContext, ModelInfo, Region
+from viewer.review.store import ReviewStore
 from viewer.review.source import context_from_dataset
 
 SLICE_STEP_MM = 2.5
@@ -59,3 +60,21 @@ def context_of(ds: Dataset, k: int, **extra: object) -> ImageContext:
     extra.setdefault("threshold", 0.5)
     return context_from_dataset(ds, k, **extra)  # type: ignore[arg-type]
 
+
+def flagged_store(tmp_path: Path) -> tuple[ReviewStore, list[Dataset]]:
+    """A store under ``tmp_path`` with flags of four reviewers on a 4-slice CT: every region kind, an
+    image-level flag, non-ASCII text, a label longer than a Code Meaning, and a reviewer (lee) whose
+    only flag is deleted."""
+    series = make_ct_series(tmp_path / "ct", 4)
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    store.add_flag(context_of(series[0], 0), "false_positive", "nodule", reviewer="Smith^Ann",
+                   region=Region.make("rectangle", [(1, 2), (10, 12)]), comment="vessel")
+    store.add_flag(context_of(series[1], 1), "correct", "nodule", reviewer="Smith^Ann",
+                   region=Region.make("ellipse", [(10, 20), (30, 26)]))
+    store.add_flag(context_of(series[2], 2), "missed", "nodule", reviewer="jones", region=Region.make("point", [(5, 6)]))
+    store.add_flag(context_of(series[2], 2), "uncertain", "effusion", reviewer="jones", comment="Gefäß? 血管")
+    store.add_flag(context_of(series[3], 3), "mislocalised", "a very long label " * 5, reviewer="kim",
+                   region=Region.make("polygon", [(3, 3), (40, 5), (20, 50), (2, 30)]))
+    gone = store.add_flag(context_of(series[3], 3), "false_positive", "nodule", reviewer="lee")
+    store.delete_flag(gone)  # lee has no live flag: no SR for lee
+    return store, series
