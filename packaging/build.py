@@ -46,7 +46,7 @@ FORBIDDEN_FILES = ("libcudart", "libcublas", "libcudnn", "libnccl", "libnvrtc", 
                    "libcusparse", "libcurand", "libcusolver", "libtorch_cuda", "libc10_cuda", "libQt6WebEngine",
                    "libQt6Quick", "libQt6Qml", "libQt63D", "libQt6Multimedia")
 FORBIDDEN_PACKAGES = ("tests", "pytest", "_pytest", "hypothesis", "captum", "matplotlib", "nvidia", "triton",
-                      "torchvision", "pydicom_data", "importlinter")
+                      "torchvision", "pydicom_data", "importlinter", "ray", "mypy")
 
 
 class BuildError(Exception):
