@@ -99,3 +99,23 @@ def test_the_cases_are_real_plain_torch_runs_their_code(name: str, tmp_path: Pat
     with contextlib.suppress(Exception):
         torch.export.load(io.BytesIO((package / "model.pt2").read_bytes())).module()
     assert (tmp_path / MARKER).exists()
+
+
+def test_viewer_refuses_a_hostile_model_and_runs_nothing(tmp_path: Path, radscope_home: Path) -> None:
+    """The real viewer (offscreen, --screenshot) auto-runs the chosen package: it is refused, named in the Errors
+    panel and on stderr, and its payload never runs."""
+    import os
+    import subprocess
+    import sys
+
+    (hostile,) = [c for c in MODEL_CASES if c.name == "model-pt2-pickled-sample-inputs"]
+    package = shutil.move(hostile.build(tmp_path / "built" / "case"), radscope_home / "models" / "evil")
+    good_series(tmp_path / "dcm", n=3)
+    env = {**os.environ, "RADSCOPE_HOME": str(radscope_home), "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "viewer.cli", str(tmp_path / "dcm"), "--model", str(package),
+                           "--screenshot", str(tmp_path / "shot.png")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0 and (tmp_path / "shot.png").is_file(), proc.stderr
+    assert "model/data/sample_inputs/model.pt" in proc.stderr and "refused" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.rglob(MARKER))

@@ -118,11 +118,14 @@ def model_info(spec: str | None) -> ModelInfo:
         return ModelInfo()
     card = Path(spec) / "radscope-model.json"
     if card.is_file():
+        from inference import jsonsafe
+        from inference.package import MAX_CARD_BYTES
+
         try:
-            data = json.loads(card.read_text(encoding="utf-8"))
+            data = jsonsafe.read_file(card, MAX_CARD_BYTES)  # bounded: size before reading, depth
             return ModelInfo(str(data["name"]), str(data.get("version", "")),
                              str((data.get("weights") or {}).get("sha256", "")))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"cannot read model card {card}: {exc}") from None
     name, _, version = spec.partition("@")
     return ModelInfo(name, version)
