@@ -103,3 +103,35 @@ def ai_window(qtbot):  # type: ignore[no-untyped-def]
     for window, ai in made:
         ai.shutdown()
         window.close()
+
+
+@pytest.fixture(scope="session")
+def demo_study_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo study, generated once per test session (this xdist worker); read it, never write into it."""
+    from viewer.dicom.synthetic import generate_demo_study
+
+    out = tmp_path_factory.mktemp("demo_study") / "demo-study"
+    generate_demo_study(out)
+    return out
+
+
+@pytest.fixture
+def demo_study(demo_study_once: Path, radscope_home: Path) -> Path:
+    """The session's demo study, placed in this test's RADSCOPE_HOME cache, so ``demo_study_dir()`` (and the
+    ``radscope demo`` / ``self-test`` subprocesses, which inherit RADSCOPE_HOME) use it without regenerating."""
+    from viewer.dicom.synthetic import DEMO_VERSION
+
+    cache = radscope_home / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    link = cache / DEMO_VERSION
+    if not link.exists():
+        link.symlink_to(demo_study_once, target_is_directory=True)
+    return demo_study_once
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny real torch.export model package (DemoCNN, labels a and b, CT), exported once per session."""
+    from tests.support.packages import write_tiny_package
+
+    return write_tiny_package(tmp_path_factory.mktemp("tiny_package") / "tiny")

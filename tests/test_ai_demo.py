@@ -13,14 +13,15 @@ import pytest
 from viewer.paths import resources_dir
 
 
-@pytest.mark.slow  # generates the demo study (~10 s) and runs the model over 120 slices
-def test_demo_writes_png_and_points_at_a_nodule(tmp_path: Path) -> None:
+@pytest.mark.slow  # runs the model over the demo study's 120 slices (the study is generated once per session)
+def test_demo_writes_png_and_points_at_a_nodule(tmp_path: Path, demo_study: Path) -> None:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     proc = subprocess.run([sys.executable, "-m", "viewer.cli", "demo"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
+    assert "preparing the demo study" not in proc.stderr  # it is cached: nothing to prepare
     png = tmp_path / "radscope-demo.png"
     assert f"wrote {png}" in proc.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
@@ -28,8 +29,6 @@ def test_demo_writes_png_and_points_at_a_nodule(tmp_path: Path) -> None:
         pytest.skip("the bundled chest-nodule-demo model is not installed: only the viewer part was checked")
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("most suspicious slice: index "))
     k = int(line.split("index ")[1].split()[0])
-    from viewer.dicom.synthetic import demo_study_dir
-
-    truth = json.loads((demo_study_dir() / "truth.json").read_text())  # the one the demo used (cached)
+    truth = json.loads((demo_study / "truth.json").read_text())  # the one the demo used (cached)
     nodule_slices = [n["slice"] for n in truth["nodules"]]
     assert min(abs(k - s) for s in nodule_slices) <= 2, (k, nodule_slices)

@@ -371,29 +371,22 @@ def test_use_model_by_path_and_unknown_name(qtbot, make_controller, tmp_path: Pa
 
 # -- the real inference runner on the worker thread --------------------------------------------
 @pytest.mark.slow  # torch import + export of a tiny model: ~8 s on a busy 2-core machine
-def test_real_runner_session_matches_the_runner(qtbot, ai_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_real_runner_session_matches_the_runner(qtbot, ai_window, tiny_package: Path) -> None:  # type: ignore[no-untyped-def]
     """A real torch.export package through RunnerSession: the worker's results (Grad-CAM, which
     needs grad mode on *its* thread) equal the runner's own, weighted into probability units."""
-    import torch
-
-    from inference.architectures import DemoCNN
-    from inference.package import save_package
+    from inference.package import read_card
     from inference.runner import Runner
     from viewer.dicom.volume import SeriesInfo, Volume
     from viewer.qt.ai_panel import ModelEntry
 
-    torch.manual_seed(0)
-    fields = {"name": "tiny", "version": "0.1", "dims": 2, "labels": ["a", "b"], "output": "sigmoid",
-              "input": {"size": [32, 32], "channels": 1, "window": {"center": 40, "width": 400}, "modalities": ["CT"]},
-              "explain": {"target_layer": "features"}}
-    card = save_package(DemoCNN(1, 2, widths=(4, 8)), fields, tmp_path / "tiny", torch.zeros(2, 1, 32, 32))
+    card = read_card(tiny_package)
     arr = np.random.default_rng(0).normal(40, 300, size=(7, 45, 70)).astype(np.float32)
     vol = Volume(arr, np.zeros(3), np.array([0.7, 0.9, 2.0]), np.eye(3), [f"1.2.{k}" for k in range(7)],
                  info=SeriesInfo(series_uid="1.2", stack_id="1.2", modality="CT"))
-    window, ai = ai_window(None, models=[ModelEntry("tiny", tmp_path / "tiny", card=card)])
+    window, ai = ai_window(None, models=[ModelEntry("tiny", tiny_package, card=card)])
     with qtbot.waitSignal(ai.finished, timeout=60000):
         window.show_volume(vol)
-    expected = list(Runner(tmp_path / "tiny", device="cpu").run(arr, method="gradcam"))
+    expected = list(Runner(tiny_package, device="cpu").run(arr, method="gradcam"))
     scores = np.concatenate([r.scores for r in expected])
     np.testing.assert_allclose(ai.results.scores, scores, atol=1e-5)
     maps = np.concatenate([r.heatmaps["b"] for r in expected])

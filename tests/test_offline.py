@@ -56,8 +56,8 @@ def _python(code: str, *, cwd: Path, timeout: float = 600) -> subprocess.Complet
                           timeout=timeout)
 
 
-@pytest.mark.slow  # generates the demo study once (~15 s) and runs the CT model over its 120 slices
-def test_self_test_passes_with_sockets_blocked(tmp_path: Path) -> None:
+@pytest.mark.slow  # runs the CT model over the demo study's 120 slices (the study is generated once per session)
+def test_self_test_passes_with_sockets_blocked(tmp_path: Path, demo_study: Path) -> None:
     if not (resources_dir() / "models" / "chest-nodule-demo" / "radscope-model.json").is_file():
         pytest.skip("the bundled chest-nodule-demo model is not in resources/models yet")
     report = tmp_path / "report.json"

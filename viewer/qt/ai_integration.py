@@ -40,7 +40,6 @@ from viewer.qt.series_model import Overlay, SeriesModel
 
 DEFAULT_METHOD = "gradcam"
 OVERLAY_PREFIX = "AI "
-DOCK_WIDTH = 360
 SETTINGS_KEY = "ai_overlay"
 """``viewer-settings.json`` key of the saved overlay preferences (colour map, opacity, contour mode)."""
 MEMO_BYTES = 768 * 2**20
@@ -600,7 +599,7 @@ class WindowAI(AIController):
         self.dock.setObjectName("dock_ai")
         self.dock.setWidget(self.panel)
         window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
-        window.resizeDocks([self.dock], [DOCK_WIDTH], QtCore.Qt.Orientation.Horizontal)
+        window.size_dock(self.dock, "right")
         window.addAction(self.panel.toggle_action)  # the overlay key works wherever the focus is
         for menu in window.menuBar().findChildren(QtWidgets.QMenu):
             if menu.title().replace("&", "") == "Panels":

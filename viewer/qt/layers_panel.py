@@ -35,7 +35,6 @@ LAYER_OVERLAY = "Layer inspector"
 GRID_CHANNELS = 24
 TILE_PX = 72
 EXAMPLE_PX = 64
-DOCK_WIDTH = 500
 SORT_KEYS = ("mean", "max", "std")
 
 
@@ -285,6 +284,8 @@ class LayersPanel(QtWidgets.QWidget):
         self._auto_channel = True
         self._raise_on_fill = False
         self._build()
+        for label in self.findChildren(QtWidgets.QLabel):  # captions wrap: the dock's width, not theirs, rules
+            label.setWordWrap(True)
         self._refresh_timer = QtCore.QTimer(self)
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.timeout.connect(self.refresh)
@@ -553,7 +554,7 @@ class LayersPanel(QtWidgets.QWidget):
         self.dock.show()
         self.dock.raise_()
         self._raise_on_fill = True  # again when the tree arrives: before the window shows, tabs ignore raise_
-        self.window.resizeDocks([self.dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
+        self.window.size_dock(self.dock, "right", want_em=30)
         self.schedule_refresh()
 
     def _on_dock_visibility(self, visible: bool) -> None:

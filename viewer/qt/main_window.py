@@ -203,7 +203,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.errors_panel = ErrorsPanel(self)
         self.errors_dock = self._dock("Errors", self.errors_panel, Qt.DockWidgetArea.BottomDockWidgetArea, "errors")
         self.errors_dock.hide()
-        self.resizeDocks([self.series_dock], [280], Qt.Orientation.Horizontal)
+        self.size_dock(self.series_dock, "left")
 
     def _build_status(self) -> None:
         self.probe_label = QtWidgets.QLabel("", self)
@@ -490,7 +490,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         loaded[k] = True
         vol = Volume(array, stack.origin, stack.spacing, self._display_direction(stack), stack.sop_instance_uids,
                      info=stack.info, warnings=list(stack.warnings), source_files=stack.files,
-                     frame_numbers=stack.frame_numbers)
+                     frame_numbers=stack.frame_numbers, missing=getattr(stack, "missing", None))
         self.session.new_series(vol, loaded)
         self.first_slice_s = time.perf_counter() - self.load_started_at
         # Tell the AI, review and layer panels in a later event-loop pass: the first slice paints first,
@@ -745,7 +745,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         docks[name].show()
         docks[name].raise_()
         if name == "tags":
-            self.resizeDocks([self.tags_dock], [460], Qt.Orientation.Horizontal)
+            self.size_dock(self.tags_dock, "right", want_em=30)
 
     def _on_tags_visibility(self, visible: bool) -> None:
         if visible:
@@ -830,7 +830,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if spec.area == "bottom":
             dock.setMinimumHeight(4 * em)
         else:
-            dock.setMinimumWidth(min(16 * em, 300))
+            dock.setMinimumWidth(min(12 * em, 240))
         visible = not dock.isHidden() if spec.name in self._installed else spec.start_visible
         self.addDockWidget(_AREAS[spec.area], dock)
         if spec.area == "right":
@@ -847,8 +847,17 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self.panels_menu.addAction(act)
             self.addAction(act)
         dock.visibilityChanged.connect(self._on_dock_visibility)
-        if spec.area != "bottom":
-            self.resizeDocks([dock], [min(28 * em, self._side_width())], Qt.Orientation.Horizontal)
+        self.size_dock(dock, spec.area)
+
+    def size_dock(self, dock: QtWidgets.QDockWidget, area: str, want_em: float | None = None) -> None:
+        """Give a dock its usual share: the series list narrow, right-side panels wider, the errors list a
+        few lines; never more than a third of the window (the images keep priority)."""
+        em = self.fontMetrics().height()
+        if area == "bottom":
+            self.resizeDocks([dock], [min(7 * em, self.height() // 4)], Qt.Orientation.Vertical)
+        else:
+            want = int((want_em or (15 if area == "left" else 24)) * em)
+            self.resizeDocks([dock], [min(want, self._side_width())], Qt.Orientation.Horizontal)
 
     def _side_width(self) -> int:
         """Side panels never take more than a third of the window: the images keep priority."""
@@ -872,9 +881,9 @@ class ViewerWindow(QtWidgets.QMainWindow):
             rect = QtCore.QRect(avail.x(), avail.y(), int(size[0]), int(size[1]))
         elif isinstance(saved, list) and len(saved) == 4 and all(isinstance(v, int) for v in saved):
             rect = QtCore.QRect(*saved)
-        else:
-            rect = QtCore.QRect(avail.x(), avail.y(), min(1600, avail.width() * 9 // 10),
-                                min(1000, avail.height() * 9 // 10))
+        else:  # a laptop screen: all of it; a large one: a comfortable window in its middle
+            w, h = min(1600, avail.width()), min(1000, avail.height())
+            rect = QtCore.QRect(avail.x() + (avail.width() - w) // 2, avail.y() + (avail.height() - h) // 2, w, h)
         if not (self._offscreen() and size is not None):
             rect.setWidth(min(rect.width(), avail.width()))
             rect.setHeight(min(rect.height(), avail.height()))

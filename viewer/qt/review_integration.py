@@ -41,7 +41,6 @@ CONTEXT_DELAY_MS = 150
 """The context follows the crosshair once it has rested this long (headers are read off the GUI's hot path)."""
 CONTEXT_CACHE = 512
 """Contexts kept per (stack, slice)."""
-DOCK_WIDTH = 440
 ELLIPSE_POINTS = 36
 """Vertices of the polygon that records a rotated ellipse ROI."""
 ROI_KINDS = {"rect": "rectangle", "ellipse": "ellipse"}
@@ -194,7 +193,7 @@ class ReviewController(QObject):
         """Show and raise the review dock on its worklist (``--panel review``)."""
         self.panel.show()
         self.panel.raise_()
-        self.window.resizeDocks([self.panel], [DOCK_WIDTH], Qt.Orientation.Horizontal)
+        self.window.size_dock(self.panel, "right", want_em=28)
         self.panel.tabs.setCurrentWidget(self.panel.worklist_table)
         self.update_context()
 

@@ -117,11 +117,15 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.verdict_buttons: dict[Verdict, QtWidgets.QPushButton] = {}
         for n, verdict in enumerate(Verdict):
             key = VERDICT_KEYS[verdict]
-            button = QtWidgets.QPushButton(f"{verdict.title}  [{key}]", toolTip=f"Flag this image: {verdict.title} ({key})")
+            button = QtWidgets.QPushButton(verdict.title, toolTip=f"Flag this image: {verdict.title} ({key})")
             button.clicked.connect(lambda _=False, v=verdict: self.add_flag(v))
-            verdicts.addWidget(button, n // 3, n % 3)
+            verdicts.addWidget(button, n // 2, n % 2)  # two per row, keys in the hint below: fits a narrow dock
             self.verdict_buttons[verdict] = button
         layout.addLayout(verdicts)
+        keys = QtWidgets.QLabel("Keys: " + ", ".join(f"{k} {v.title.lower()}" for v, k in VERDICT_KEYS.items()),
+                                wordWrap=True)
+        keys.setStyleSheet("color: #999;")
+        layout.addWidget(keys)
         self.status_label = QtWidgets.QLabel(wordWrap=True)
         layout.addWidget(self.status_label)
 
@@ -135,17 +139,16 @@ class ReviewPanel(QtWidgets.QDockWidget):
         flags_layout = QtWidgets.QVBoxLayout(flags_page)
         flags_layout.setContentsMargins(0, 0, 0, 0)
         flags_layout.addWidget(self.flag_table)
-        buttons = QtWidgets.QHBoxLayout()
+        buttons = QtWidgets.QGridLayout()  # two rows: fits a narrow dock
         self.edit_button = QtWidgets.QPushButton("Apply label/comment", toolTip="Set the selected flag's label and comment")
         self.edit_verdict = QtWidgets.QComboBox()
         for v in Verdict:
             self.edit_verdict.addItem(v.title, v)
         self.delete_button = QtWidgets.QPushButton("Delete", toolTip="Delete the selected flag (Delete in the list); history is kept")
-        buttons.addWidget(QtWidgets.QLabel("Selected flag:"))
-        buttons.addWidget(self.edit_verdict)
-        buttons.addWidget(self.edit_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.delete_button)
+        buttons.addWidget(QtWidgets.QLabel("Selected flag:"), 0, 0)
+        buttons.addWidget(self.edit_verdict, 0, 1)
+        buttons.addWidget(self.delete_button, 0, 2)
+        buttons.addWidget(self.edit_button, 1, 1, 1, 2)
         flags_layout.addLayout(buttons)
         self.tabs.addTab(flags_page, "Flags")
         self.tabs.addTab(self.worklist_table, "Worklist")

@@ -48,7 +48,8 @@ class ErrorRatePlot(QtWidgets.QWidget):
             f"<span style='color:#5aa0ff'>▼ blue</span>: lower (Fisher's exact test, Holm-adjusted p &lt; {ALPHA:g}).")
         self.caption.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.caption)
-        self.empty = QtWidgets.QLabel("No flags yet: the plot appears once reviewers have flagged images.")
+        self.empty = QtWidgets.QLabel("No flags yet: the plot appears once reviewers have flagged images.",
+                                      wordWrap=True)
         layout.addWidget(self.empty)
         self.scatter = pg.ScatterPlotItem(pxMode=True)
         self.bars = pg.ErrorBarItem(beam=0.25)

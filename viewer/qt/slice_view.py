@@ -127,6 +127,10 @@ class SliceViewBox(pg.ViewBox):
             ev.accept()
 
 
+_OUTLINE = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1))
+"""Offsets of the dark copies drawn under annotation text (an outline, not only a drop shadow)."""
+
+
 class SliceView(pg.GraphicsView):
     """A 2D view of one plane of a series model."""
 
@@ -682,17 +686,28 @@ class SliceView(pg.GraphicsView):
         vp = self.viewport().rect().adjusted(6, 4, -6, -4)
         texts = corner_text(self.model.volume.info, self.view_state(), self.hide_identifying, self.compact,
                             self.show_patient)
+        painter.setFont(self._letter_font)
+        letters = self.orientation_letters()
+        letter_w = painter.fontMetrics().horizontalAdvance("W") if letters else 0
         painter.setFont(self._font)
+        fm = painter.fontMetrics()
         flags = {
             "top_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
             "top_right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
             "bottom_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
             "bottom_right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
         }
+        half = max(20, vp.width() // 2 - letter_w // 2 - fm.horizontalAdvance(" "))  # corners never meet
         for corner, lines in texts.items():
-            self._shadow_text(painter, vp, flags[corner], "\n".join(lines), QColor(235, 235, 235))
-        painter.setFont(self._letter_font)
-        letters = self.orientation_letters()
+            shown = [fm.elidedText(line, Qt.TextElideMode.ElideRight, half) for line in lines]
+            self._shadow_text(painter, vp, flags[corner], "\n".join(shown), QColor(235, 235, 235))
+        bottom_lines = max(len(texts.get("bottom_right", [])), 1)
+        gaps = int(np.count_nonzero(self.model.volume.missing_mask))
+        if gaps:  # a gap in the series is said on the image, not only in the Errors panel
+            above = vp.adjusted(0, 0, 0, -len(texts.get("bottom_left", [])) * fm.height())
+            self._shadow_text(painter, above, flags["bottom_left"],
+                              fm.elidedText(f"gap: {gaps} missing slice(s) in this series", Qt.TextElideMode.ElideRight,
+                                            half), QColor(255, 160, 80))
         mid = Qt.AlignmentFlag.AlignVCenter
         centre = Qt.AlignmentFlag.AlignHCenter
         colour = QColor(255, 210, 90)
@@ -700,13 +715,17 @@ class SliceView(pg.GraphicsView):
         self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignRight | mid, letters.get("right", ""), colour)
         self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignTop | centre, letters.get("top", ""), colour)
         self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignBottom | centre, letters.get("bottom", ""), colour)
-        self._draw_scale_bar(painter, vp)
+        self._draw_scale_bar(painter, vp, bottom_lines)
         if self.plane.slice_axis != 0 and not is_orthogonal(self.model.volume.direction):
             painter.setFont(self._font)
             self._shadow_text(painter, vp.adjusted(0, 2 * painter.fontMetrics().height(), 0, 0),
                               Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
                               "gantry tilt: reformat along the tilted slices, drawn sheared", QColor(255, 160, 80))
-        if self.plane.slice_axis == 0 and self.is_pending():
+        if self.plane.slice_axis == 0 and self.model.volume.missing_mask[self.slice_index]:
+            painter.setFont(self._letter_font)
+            self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignCenter, "no image acquired here (gap in the series)",
+                              QColor(255, 160, 80))
+        elif self.plane.slice_axis == 0 and self.is_pending():
             painter.setFont(self._letter_font)
             self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignCenter, "decoding this slice…",
                               QColor(160, 160, 160))
@@ -714,36 +733,42 @@ class SliceView(pg.GraphicsView):
 
     @staticmethod
     def _shadow_text(painter: QPainter, rect, flags, text: str, colour: QColor) -> None:
+        """Text with a dark outline all round, legible on black, on bright and on inverted images."""
         if not text:
             return
-        painter.setPen(QColor(0, 0, 0, 220))
-        painter.drawText(rect.translated(1, 1), int(flags), text)
+        painter.setPen(QColor(0, 0, 0, 230))
+        for dx, dy in _OUTLINE:
+            painter.drawText(rect.translated(dx, dy), int(flags), text)
         painter.setPen(colour)
         painter.drawText(rect, int(flags), text)
 
-    def _draw_scale_bar(self, painter: QPainter, vp) -> None:
+    def _draw_scale_bar(self, painter: QPainter, vp, bottom_lines: int = 2) -> None:
+        """The mm scale bar (or the warning that the spacing is unknown) above the ``bottom_lines`` lines of
+        the bottom-right corner text."""
         painter.setFont(self._font)
+        fm = painter.fontMetrics()
         mm_per_px = self.vb.viewPixelSize()[0]
         if not np.isfinite(mm_per_px) or mm_per_px <= 0:
             return
         if self.spacing_unknown:
-            painter.setFont(self._font)
-            self._shadow_text(painter, vp.adjusted(0, 0, 0, -2 * painter.fontMetrics().height()),
-                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
-                              "pixel spacing unknown: mm = pixels", QColor(255, 160, 80))
+            above = vp.adjusted(0, 0, 0, -bottom_lines * fm.height() - 2)
+            text = fm.elidedText("pixel spacing unknown: mm = pixels", Qt.TextElideMode.ElideLeft, vp.width())
+            self._shadow_text(painter, above, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom, text,
+                              QColor(255, 160, 80))
             return
         mm, px = scale_bar_length(mm_per_px, max_pixels=max(vp.width() / 5, 20))
-        y = vp.bottom() - 2 * painter.fontMetrics().height() - 10
+        y = vp.bottom() - bottom_lines * fm.height() - 10
         x1 = vp.right() - 4
         x0 = x1 - px
-        pen = QPen(QColor(235, 235, 235))
-        pen.setWidth(2)
-        painter.setPen(pen)
-        painter.drawLine(QtCore.QLineF(x0, y, x1, y))
-        for x in (x0, x1):
-            painter.drawLine(QtCore.QLineF(x, y - 4, x, y + 4))
-        painter.setFont(self._font)
-        painter.drawText(QRectF(x0 - 40, y - 20, px + 80, 16), int(Qt.AlignmentFlag.AlignHCenter), format_mm(mm))
+        lines = [QtCore.QLineF(x0, y, x1, y)] + [QtCore.QLineF(x, y - 4, x, y + 4) for x in (x0, x1)]
+        for colour, width in ((QColor(0, 0, 0, 230), 4), (QColor(235, 235, 235), 2)):  # outlined, as the text
+            pen = QPen(colour)
+            pen.setWidth(width)
+            painter.setPen(pen)
+            painter.drawLines(lines)
+        label = QRectF(x0 - 40, y - 6 - fm.height(), px + 80, fm.height())
+        self._shadow_text(painter, label, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, format_mm(mm),
+                          QColor(235, 235, 235))
 
     # -- export ------------------------------------------------------------------------------
     def render_png(self, path: str, with_annotations: bool = True) -> None:

@@ -1,0 +1,110 @@
+"""Open every registered panel in the real viewer on the current display and report what lies off screen or
+overlaps: ``python -m tests.support.screen_check [PATH ...] [--shots DIR]`` prints one JSON object.
+
+Run under a real X server (``QT_QPA_PLATFORM=xcb``, ``DISPLAY``); ``tests/test_gui_xvfb.py`` starts Xvfb at
+several screen sizes and asserts the report is clean. ``--shots`` saves the whole screen after each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _rect(r: Any) -> list[int]:
+    return [r.x(), r.y(), r.width(), r.height()]
+
+
+def check(app: Any, step: str, problems: list[str]) -> dict[str, Any]:
+    """Geometry of the window, its docks and every visible widget against the screen's available area."""
+    from viewer.qt.qt import QtWidgets
+
+    window = app.window
+    screen = window.screen()
+    avail = screen.availableGeometry()
+    full = screen.geometry()
+    frame = window.frameGeometry()
+    if not avail.contains(frame):
+        problems.append(f"{step}: window {_rect(frame)} is not inside the screen's available area {_rect(avail)}")
+    docks = [d for d in window.findChildren(QtWidgets.QDockWidget) if d.isVisible() and not d.visibleRegion().isEmpty()]
+    rects = {d.objectName(): d.geometry() for d in docks}
+    names = sorted(rects)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            inter = rects[a].intersected(rects[b])
+            if inter.width() > 0 and inter.height() > 0:
+                problems.append(f"{step}: docks {a} {_rect(rects[a])} and {b} {_rect(rects[b])} overlap")
+    central = window.centralWidget().geometry()
+    for name, r in rects.items():
+        inter = r.intersected(central)
+        if inter.width() > 0 and inter.height() > 0:
+            problems.append(f"{step}: dock {name} {_rect(r)} paints over the image area {_rect(central)}")
+    outside = []
+    for w in [window, *window.findChildren(QtWidgets.QWidget)]:
+        if not w.isVisible() or w.isWindow() and w is not window:
+            continue
+        region = w.visibleRegion()
+        if region.isEmpty():
+            continue
+        box = region.boundingRect()
+        top_left = w.mapToGlobal(box.topLeft())
+        g = box.translated(top_left - box.topLeft())
+        if not full.contains(g):
+            outside.append(f"{type(w).__name__}({w.objectName() or ''}) {_rect(g)}")
+    if outside:
+        problems.append(f"{step}: {len(outside)} visible widget(s) reach past the screen {_rect(full)}: "
+                        + "; ".join(outside[:5]))
+    views = [v for v in window.visible_views()]
+    return {"step": step, "window": _rect(frame), "available": _rect(avail), "docks": {n: _rect(r) for n, r in rects.items()},
+            "image_area": _rect(central), "view_sizes": [[v.width(), v.height()] for v in views],
+            "device_pixel_ratio": screen.devicePixelRatio()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("paths", nargs="*")
+    parser.add_argument("--shots", type=Path)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    args = parser.parse_args(argv)
+
+    from viewer.qt.app import build_app
+    from viewer.qt.panels import PANELS
+    from viewer.qt.wait import wait_until
+
+    app = build_app(use_cache=False)
+    window = app.window
+    window.show()
+    if args.paths:
+        window.open_paths(args.paths)
+        wait_until(lambda: window.is_idle() and window.model is not None, args.timeout)
+    problems: list[str] = []
+    steps = []
+
+    def settle_and_check(step: str) -> None:
+        wait_until(lambda: False, 0.4)  # let layouts, dock resizes and the screen-keeping pass run
+        steps.append(check(app, step, problems))
+        if args.shots is not None:
+            args.shots.mkdir(parents=True, exist_ok=True)
+            shot = window.screen().grabWindow(0)
+            shot.save(str(args.shots / f"{len(steps):02d}-{step.replace(' ', '_')}.png"), "PNG")
+
+    settle_and_check("opened")
+    for spec in PANELS:
+        if spec.name in app.panels:
+            app.open_panel(spec.name)
+            settle_and_check(f"open {spec.name}")
+    for spec in PANELS:
+        if spec.name in app.panels:
+            app.panels[spec.name].dock.hide()
+            settle_and_check(f"close {spec.name}")
+    app.shutdown()
+    window.close()
+    print(json.dumps({"problems": problems, "steps": steps, "unavailable": app.unavailable}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
