@@ -14,7 +14,7 @@ from viewer.qt.qt import QObject, QtCore, Signal
 from viewer.review import ReviewStoreError
 from viewer.review.live import Listener, listen
 from viewer.review.model import Flag, StudyHeader
-from viewer.review.outbox import DrainResult, Outbox
+from viewer.review.outbox import DrainResult, Outbox, default_outbox_path
 from viewer.review.store import ReviewStore
 
 RETRY_MS = 3000
@@ -59,6 +59,8 @@ class StoreWatch(QObject):
         return self._outbox
 
     def outbox_count(self) -> int:
+        if self._outbox is None and not default_outbox_path().exists():
+            return 0  # nothing was ever kept: no file is made for nothing
         try:
             return self.outbox().count(self.store)
         except ReviewStoreError:

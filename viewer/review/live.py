@@ -70,11 +70,11 @@ class PostgresListener(Listener):
     def _run(self) -> None:
         import psycopg
 
-        from viewer.review.pg_store import redact
+        from viewer.review.pg_store import connect_options, redact
 
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=3) as conn:
+                with psycopg.connect(self.url, autocommit=True, **connect_options(self.url, 3.0)) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._state(True, "")
                     self._on_event(dict(EVERYTHING))

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from viewer.review.pg_schema import MIGRATIONS, VERSION_TABLE
@@ -73,6 +74,15 @@ def redact(url: str) -> str:
     return re.sub(r"(password=)[^&]*", r"\1***", url)
 
 
+def connect_options(url: str, timeout_s: float) -> dict[str, Any]:
+    """libpq options so that a server or network that silently goes away fails in seconds, not after TCP's
+    minutes: connect timeout, keepalives, ``tcp_user_timeout`` (options the URL sets itself win)."""
+    given = conninfo_to_dict(url)
+    wanted = {"connect_timeout": max(1, round(timeout_s)), "keepalives": 1, "keepalives_idle": 5,
+              "keepalives_interval": 2, "keepalives_count": 2, "tcp_user_timeout": int(timeout_s * 2000)}
+    return {k: v for k, v in wanted.items() if k not in given}
+
+
 def _one(conn: psycopg.Connection[Any], query: str) -> Any:
     """The first value of the first row (None when there is no row)."""
     row = conn.execute(query).fetchone()
@@ -98,8 +108,7 @@ class PostgresReviewStore(ReviewStore):
         self.url = url
         self.location = redact(url)
         self._timeout_s = timeout_s
-        connect: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory,
-                                   "connect_timeout": max(1, round(timeout_s))}
+        connect: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory, **connect_options(url, timeout_s)}
         self._connect = connect
         try:  # one direct connection first: its error says what is wrong (no server, database or role)
             with psycopg.connect(url, **connect) as conn:
