@@ -34,7 +34,8 @@ def _scan_and_load(target: Path) -> tuple[int, list[FileError], list[str]]:
         assert vol.array.shape[0] == stack.n_slices
         for value in (vol.origin, vol.spacing, vol.direction):
             assert np.all(np.isfinite(value)) and np.all(np.abs(value) < 1e6), (stack, value)
-        errors.extend(FileError(stack.stack_id, w) for w in vol.warnings)
+        errors.extend(FileError(stack.stack_id, w) for w in vol.warnings if "could not be decoded and is blank" in w)
+        warnings.extend(w for w in vol.warnings if w not in stack.warnings)
         loaded += 1
     return loaded, errors, warnings
 
@@ -281,3 +282,20 @@ def test_deflated_file_still_loads(tmp_path: Path) -> None:
 
     np.testing.assert_array_equal(vol.array[0], pydicom.dcmread(src).pixel_array.astype(np.float32))
     assert stack.read_header(0).SOPInstanceUID == pydicom.dcmread(src).SOPInstanceUID
+
+
+def test_corrupt_duplicate_gives_way_to_the_good_one(tmp_path: Path) -> None:
+    import pydicom
+
+    from tests.hostile._dicom import corrupt_duplicate, good_series
+
+    files = good_series(tmp_path)
+    bad = corrupt_duplicate(files[2], tmp_path / "a_dup.dcm")
+    [stack] = scan([tmp_path]).stacks
+    assert stack.files[2] == str(bad)  # sorted first at that position
+    vol = load_volume(stack)
+    good = pydicom.dcmread(files[2])
+    np.testing.assert_array_equal(vol.array[2], good.pixel_array.astype(np.float32) - 1024)
+    assert vol.sop_instance_uids[2] == good.SOPInstanceUID and vol.source_files[2] == str(files[2])
+    assert any(str(bad) in w and "used instead" in w for w in vol.warnings)
+    assert not any("blank" in w for w in vol.warnings)

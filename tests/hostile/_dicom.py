@@ -202,3 +202,19 @@ def deflate_bomb(path: Path, inflated: int = 1 << 30, where: str = "private") ->
             out.write(squash.flush(zlib.Z_FULL_FLUSH) + zeros(inflated))
         out.write(squash.flush())
     return path
+
+
+def corrupt_duplicate(src: Path, dst: Path) -> Path:
+    """A second copy of slice ``src`` (same series and position, new SOP Instance UID) whose pixel data is
+    RLE that cannot decode: the header is fine, so only decoding finds out."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    ds = pydicom.dcmread(src)
+    ds.file_meta.TransferSyntaxUID = RLELossless
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PixelData = encapsulate([b"\x01\x00\x00\x00" + b"\x40\x00\x00\x00" + b"\x00" * 56 + b"\x05" + b"\x11" * 6])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(dst)
+    return dst

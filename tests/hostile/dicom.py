@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tests.hostile import case
 from tests.hostile._dicom import (
+    corrupt_duplicate,
     corrupt_j2k,
     deflate_bomb,
     extend_series,
@@ -128,4 +129,12 @@ def deflate_bomb_pixels(folder: Path) -> Path:
     """A 1 MB deflated 16x16 image whose pixel data element inflates to 1 GiB."""
     good_series(folder)
     deflate_bomb(folder / "bomb.dcm", where="pixels")
+    return folder
+
+
+@case("dicom-duplicate-corrupt", "dicom", outcome="warning", mentions=("a_dup.dcm", "used instead"), good=1)
+def duplicate_corrupt(folder: Path) -> Path:
+    """Two files at one position, the one sorted first undecodable: the good duplicate fills the slice."""
+    files = good_series(folder)
+    corrupt_duplicate(files[1], folder / "a_dup.dcm")  # "a_" sorts before "good_": it is the one kept first
     return folder

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from viewer.dicom.errors import DicomFileError, NoSeriesError
-from viewer.dicom.pixels import ValuesOutOfRange, decode_file, decode_into, integer_dtype
+from viewer.dicom.pixels import ValuesOutOfRange, decode_file, decode_into, decode_slice, integer_dtype
 from viewer.dicom.scan import scan
 from viewer.dicom.stacks import Stack
 from viewer.dicom.volume import Volume
@@ -118,7 +118,8 @@ def load_volume(
         else:  # acquired slices first, interpolated onto the grid afterwards
             target, slot, report = np.empty((m,) + pixel_shape, dtype=np.float32), np.arange(m), None
         try:
-            failures = _decode_all(stack, target, slot, first_src, report, cancel, workers or default_workers())
+            notes: list[str] = []
+            failures = _decode_all(stack, target, slot, first_src, report, cancel, workers or default_workers(), notes)
             break
         except ValuesOutOfRange:  # an integer guess that a slice's values exceed: decode again as float32
             del array, target
@@ -127,7 +128,7 @@ def load_volume(
         raise LoadCancelled(f"loading {stack.stack_id} cancelled")
     if len(failures) == m:
         raise failures[min(failures)]
-    warnings = list(stack.warnings)
+    warnings = list(stack.warnings) + notes
     good = [s for s in range(m) if s not in failures]
     fill = min(target[slot[s]].min() for s in good) if (failures or not grid.is_identity) else None
     for s, exc in sorted(failures.items()):
@@ -175,7 +176,7 @@ def _blend(a: np.ndarray, b: np.ndarray, w: float, out: np.ndarray) -> None:
 
 def _decode_all(
     stack: Stack, target: np.ndarray, slot: np.ndarray, first: int, on_slice: SliceCallback | None,
-    cancel: threading.Event | None, n_workers: int,
+    cancel: threading.Event | None, n_workers: int, notes: list[str],
 ) -> dict[int, DicomFileError]:
     """Decode acquired slice ``s`` into ``target[slot[s]]``, slice ``first`` alone first, the rest on
     ``n_workers`` threads; returns the failures by acquired slice."""
@@ -216,7 +217,42 @@ def _decode_all(
         with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="radscope-decode") as pool:
             for _ in pool.map(work, rest):
                 pass
+    for s in sorted(failures):
+        if _use_duplicate(stack, s, failures[s], target[slot[s]], notes):
+            del failures[s]
+            landed(s)
     return failures
+
+
+def decode_acquired(stack: Stack, s: int) -> np.ndarray:
+    """Acquired slice ``s`` decoded on its own (thumbnails), through the safe decoder order, falling back to a
+    duplicate at the same position; raises the slice's own DicomFileError when none decodes."""
+    try:
+        return decode_slice(stack.slices[s])
+    except DicomFileError:
+        for alt in stack.duplicates.get(s, []):
+            try:
+                return decode_slice(alt)
+            except DicomFileError:
+                continue
+        raise
+
+
+def _use_duplicate(stack: Stack, s: int, error: DicomFileError, out: np.ndarray, notes: list[str]) -> bool:
+    """Decode a duplicate of failed slice ``s`` (same position) into ``out`` instead; True when one decodes.
+    The stack then refers to the duplicate (header, SOP Instance UID and file of that slice)."""
+    for n, alt in enumerate(stack.duplicates.get(s, [])):
+        try:
+            decode_into(alt, out)
+        except DicomFileError:
+            continue
+        failed = stack.slices[s]
+        stack.slices[s] = alt
+        stack.duplicates[s][n] = failed
+        notes.append(f"{error.path} could not be decoded ({error.reason}); its duplicate at the same position, "
+                     f"{alt.file.path}, is used instead")
+        return True
+    return False
 
 
 def open_volume(

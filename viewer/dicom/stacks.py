@@ -50,6 +50,8 @@ class Stack:
     """Whatever must outlive the stack (the temporary folder of an extracted zip)."""
     grid: SliceGrid | None = field(default=None, repr=False)
     """Where each acquired slice sits among the volume's slices (None: one volume slice per acquired slice)."""
+    duplicates: dict[int, list[SliceHeader]] = field(default_factory=dict, repr=False)
+    """Acquired slice index -> other slices at the same position (dropped; decoded instead when it fails)."""
 
     def __post_init__(self) -> None:
         if self.grid is None:
@@ -288,6 +290,21 @@ def _series_info(slices: list[SliceHeader], stack_id: str, grid: SliceGrid) -> S
     )
 
 
+def _duplicates_of(group: list[SliceHeader], kept: list[SliceHeader]) -> dict[int, list[SliceHeader]]:
+    """The slices of ``group`` that sorting dropped as duplicate positions, by the kept slice they duplicate."""
+    kept_ids = {id(s) for s in kept}
+    dropped = [s for s in group if id(s) not in kept_ids and s.position is not None and s.orientation is not None]
+    if not dropped or kept[0].position is None or kept[0].orientation is None:
+        return {}
+    normal = _normal(kept[0])
+    at = np.array([float(s.position @ normal) for s in kept])  # type: ignore[operator]
+    out: dict[int, list[SliceHeader]] = {}
+    for s in dropped:
+        k = int(np.argmin(np.abs(at - float(s.position @ normal))))  # type: ignore[operator]
+        out.setdefault(k, []).append(s)
+    return out
+
+
 def build_stacks(slices: Iterable[SliceHeader]) -> list[Stack]:
     """Group slices by study and series, split into stacks, sort; deterministic order."""
     by_series: dict[tuple[str, str], list[SliceHeader]] = defaultdict(list)
@@ -302,10 +319,10 @@ def build_stacks(slices: Iterable[SliceHeader]) -> list[Stack]:
     stacks: list[Stack] = []
     for key in sorted(by_series, key=series_order):
         groups = _split_groups(by_series[key])
-        built = [_sort_and_geometry(group) for group in groups]
-        built.sort(key=lambda b: (-len(b[0]), b[0][0].file.is_localizer, b[0][0].file.path))
-        for n, (sorted_slices, origin, spacing, direction, warnings, grid) in enumerate(built):
+        built = [(_sort_and_geometry(group), group) for group in groups]
+        built.sort(key=lambda b: (-len(b[0][0]), b[0][0][0].file.is_localizer, b[0][0][0].file.path))
+        for n, ((sorted_slices, origin, spacing, direction, warnings, grid), group) in enumerate(built):
             stack_id = key[1] if n == 0 else f"{key[1]}.{n + 1}"
             stacks.append(Stack(_series_info(sorted_slices, stack_id, grid), sorted_slices, origin, spacing, direction,
-                                warnings, grid=grid))
+                                warnings, grid=grid, duplicates=_duplicates_of(group, sorted_slices)))
     return stacks

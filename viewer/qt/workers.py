@@ -198,14 +198,13 @@ class ThumbnailJob(_Job):
 
     def _run(self) -> None:
         from viewer.dicom import DicomFileError
-        from viewer.dicom.pixels import decode_slice
+        from viewer.dicom.loader import decode_acquired
 
         for stack in self.stacks:
             if self._cancel.is_set():
                 break
-            middle = stack.slices[len(stack.slices) // 2]  # an acquired slice (the volume may have gaps)
             try:  # the engine's safe decoder order (never pydicom's default, which may abort in GDCM)
-                pixels = decode_slice(middle)
+                pixels = decode_acquired(stack, len(stack.slices) // 2)  # an acquired slice (gaps are not)
                 img = thumbnail(pixels, (float(stack.spacing[1]), float(stack.spacing[0])), stack.info.monochrome1)
             except DicomFileError as exc:
                 self.failed.emit(exc.path, exc.reason)
