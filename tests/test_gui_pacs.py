@@ -72,7 +72,7 @@ def test_cancel_and_dead_node_keep_the_viewer_working(qtbot, app, pacs_net: Orth
     panel.node_combo.setEditText(pacs_net.dimse_spec)
     panel.retrieve(studies.axial_study)
     panel.cancel()
-    assert panel.wait_done(30)
+    assert panel.wait_done(60), panel.status.text()
     report = panel.last_result
     assert report.cancelled and report.missing and "cancelled" in panel.status.text()
     _search(qtbot, panel, "dimse://ORTHANC@127.0.0.1:4299")

@@ -55,6 +55,42 @@ def _dcmtk(tool: str, args: list[str], out: Path) -> float:
     return elapsed
 
 
+def _viewer(spec: str, study: str, series: str) -> tuple[list[float], list[float]]:
+    """The PACS panel in the real window (offscreen): time from Retrieve to the first slice painted in the
+    view, and to the whole series shown (every slice loaded), into a fresh RADSCOPE_HOME each round."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from viewer.qt.app import build_app
+    from viewer.qt.wait import wait_until
+
+    first: list[float] = []
+    whole: list[float] = []
+    for _ in range(REPEATS):
+        os.environ["RADSCOPE_HOME"] = tempfile.mkdtemp(prefix="bench-pacs-home-")
+        app = build_app(panels=["pacs"], size=(1366, 768), use_cache=False)
+        app.window.show()
+        panel = app.open_panel("pacs")
+        panel.node_combo.setEditText(spec)
+        window = app.window
+        t0 = time.perf_counter()
+        panel.retrieve(study, series)
+        if not wait_until(lambda: window.model is not None, 60):
+            raise RuntimeError(f"no slice on screen: {panel.status.text()}")
+        first.append(time.perf_counter() - t0)
+
+        def complete() -> bool:
+            m = window.model
+            return (panel.is_idle() and m is not None and m.volume.array.shape[0] == N_SLICES
+                    and window.is_idle())
+
+        if not wait_until(complete, 300):
+            raise RuntimeError(f"series not shown whole: {panel.status.text()}")
+        whole.append(time.perf_counter() - t0)
+        app.shutdown()
+        window.close()
+        shutil.rmtree(os.environ["RADSCOPE_HOME"], ignore_errors=True)
+    return first, whole
+
+
 def main() -> None:
     from tests.support import orthanc as support
 
@@ -116,6 +152,7 @@ def _run(server, work: Path, study: str, series: str) -> None:  # type: ignore[n
                                                          str(server.dicom_port)], work / f"movescu-{r}"))
         shutil.rmtree(work / f"getscu-{r}")
         shutil.rmtree(work / f"movescu-{r}")
+    screen_first, screen_whole = _viewer(spec, study, series)
     ref = statistics.median(whole["dcmtk getscu"])
     print(f"\n{N_SLICES} x {ROWS} x {COLS} CT from a local Orthanc ({REPEATS} rounds; median (best) seconds)")
     print(f"{'method':<20} {'first slice':>16} {'whole series':>16} {'vs getscu':>10}")
@@ -124,6 +161,9 @@ def _run(server, work: Path, study: str, series: str) -> None:  # type: ignore[n
         fs = f"{statistics.median(f):.3f} ({min(f):.3f})" if f else "-"
         print(f"{name:<20} {fs:>16} {statistics.median(times):7.2f} ({min(times):.2f}) "
               f"{statistics.median(times) / ref:9.2f}x")
+    print(f"{'viewer (PACS panel)':<20} {statistics.median(screen_first):7.3f} ({min(screen_first):.3f}) "
+          f"{statistics.median(screen_whole):7.2f} ({min(screen_whole):.2f}) "
+          f"{statistics.median(screen_whole) / ref:9.2f}x   <- on screen (offscreen window), C-GET")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print("goals: first slice < 1 s; whole series no slower than getscu (ratio <= 1.00)")
 

@@ -81,7 +81,7 @@ class Orthanc:
                 "radscope": [RADSCOPE_AET, "127.0.0.1", RADSCOPE_MOVE_PORT],
                 "movescu": [MOVESCU_AET, "127.0.0.1", MOVESCU_PORT],
             },
-            "DicomScuTimeout": 5, "SaveJobs": False, "HttpsVerifyPeers": False, "StorageCompression": False,
+            "DicomScuTimeout": 5, "DicomThreadsCount": 8, "SaveJobs": False, "HttpsVerifyPeers": False, "StorageCompression": False,
             "Plugins": [DICOMWEB_PLUGIN],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False, "Ssl": bool(self.tls_cert)},
             "LimitFindResults": 0, "LimitFindInstances": 0,

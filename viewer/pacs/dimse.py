@@ -237,6 +237,8 @@ class DimseClient:
             watcher.join()
 
     def fetch(self, study_uid: str, want: Want, sink: Sink, cancel: threading.Event | None = None) -> None:
+        if cancel is not None and cancel.is_set():
+            return
         if self.node.retrieve == "move":
             self._fetch_move(study_uid, want, sink, cancel)
         else:
