@@ -158,3 +158,19 @@ def test_summary_tab_and_unsaved_error(setup) -> None:  # type: ignore[no-untype
     assert panel.add_flag("uncertain") is None
     assert panel.status_label.text().startswith("NOT saved:") and "full" in panel.status_label.text()
     assert len(store.flags()) == 2
+
+
+def test_ranked_studies_come_first_with_their_priority_and_reason(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    """A worklist ranked from `radscope infer` results (viewer.batch.worklist) reads in rank order."""
+    panel, store, studies = setup
+    uids = [s[0].StudyInstanceUID for s in studies]
+    store.set_priority(uids[2], 1.4, "nodule top score 0.52 near its threshold 0.50")
+    store.set_priority(uids[0], 0.3, "2 of 10 slices unlike the training data")
+    panel.refresh()
+    table = panel.worklist_table
+    rows = [table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(table.rowCount())]
+    assert rows == [uids[2], uids[0], uids[1]]
+    assert [table.item(r, 0).text() for r in range(3)] == ["1", "2", "3"]
+    assert table.item(0, 5).text().startswith("1.40 nodule top score 0.52")
+    assert table.item(0, 1).toolTip() == "nodule top score 0.52 near its threshold 0.50"
+    assert table.item(2, 5).text() == ""

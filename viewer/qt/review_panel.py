@@ -40,7 +40,7 @@ from viewer.state.review import ReviewContextState
 VERDICT_KEYS = {v: f"Ctrl+{n}" for n, v in enumerate(Verdict, start=1)}
 STATUS_TEXT = {s: s.replace("_", " ") for s in STATUSES}
 FLAG_COLUMNS = ("Verdict", "Label", "Image", "Reviewer", "Time (UTC)", "Comment")
-WORKLIST_COLUMNS = ("#", "Study", "Status", "Flags", "Open by")
+WORKLIST_COLUMNS = ("#", "Study", "Status", "Flags", "Open by", "Priority")
 VERSION_ROLE = Qt.ItemDataRole.UserRole + 1
 LIVE_DELAY_MS = 100  # changes arriving together refresh the panel once
 
@@ -319,10 +319,13 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.next_button.setEnabled(self.store.neighbour(self.current_study, 1) is not None)
         self.done_button.setEnabled(self.current_study is not None)
         self._fill(self.worklist_table, [
-            ((str(e.position), e.description or e.study_uid, STATUS_TEXT[e.status], str(e.n_flags),
-              ", ".join(e.reviewers)), e.study_uid)
-            for e in entries
+            ((str(n), e.description or e.study_uid, STATUS_TEXT[e.status], str(e.n_flags), ", ".join(e.reviewers),
+              "" if e.priority is None else f"{e.priority:.2f} {e.priority_reason}"), e.study_uid)
+            for n, e in enumerate(entries, start=1)
         ])
+        for row, e in enumerate(entries):  # why a ranked study comes first, in full on hover
+            for col in range(self.worklist_table.columnCount()):
+                self.worklist_table.item(row, col).setToolTip(e.priority_reason)
         flags = self.store.flags(self.current_study) if self.current_study else []
         self._fill(self.flag_table, [
             ((f.verdict.title, f.label, image_number(f.slice_index), f.reviewer, f.created[:19].replace("T", " "),
