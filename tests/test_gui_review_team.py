@@ -124,3 +124,32 @@ def test_read_only_store_browses_and_says_why_it_cannot_save(qtbot: Any, tmp_pat
         finally:
             panel.watch.stop()
             store.close()
+
+
+def test_viewer_started_while_the_server_is_down_keeps_flags_and_sends_them(
+        postgres_server: Any, qtbot: Any) -> None:
+    url = postgres_server.url(postgres_server.new_database())
+    ReviewStore(url).close()
+    postgres_server.stop("fast")
+    try:
+        store = ReviewStore(url, offline_ok=True, timeout_s=2.0)  # what the viewer opens
+        assert "cannot reach review store" in store.offline
+        window = QtWidgets.QMainWindow()
+        qtbot.addWidget(window)
+        panel = ReviewPanel(store, context(0), window)
+        panel.reviewer_edit.setText("Ann")
+        window.setCentralWidget(panel)
+        window.show()
+        assert "kept on this computer" in panel.status_label.text()
+        assert panel.add_flag("missed") is None
+        assert "(1 waiting)" in panel.status_label.text() and panel.watch.outbox_count() == 1
+    finally:
+        postgres_server.start()
+    try:
+        with ReviewStore(url) as other:
+            qtbot.waitUntil(lambda: len(other.flags()) == 1, timeout=20_000)
+            assert other.flags()[0].verdict.value == "false_negative" and other.flags()[0].reviewer == "Ann"
+        qtbot.waitUntil(lambda: panel.flag_table.rowCount() == 1, timeout=5000)
+    finally:
+        panel.watch.stop()
+        store.close()

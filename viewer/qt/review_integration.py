@@ -141,7 +141,8 @@ class ReviewController(QObject):
         super().__init__(window)
         self.window = window
         self.ai = ai
-        self.store = store if store is not None else ReviewStore()
+        # a team store whose server is down now still opens: flags go to the local outbox until it is back
+        self.store = store if store is not None else ReviewStore(offline_ok=True)
         self.panel = ReviewWindowPanel(self.store, self, window)
         self.dock = self.panel
         self._cache: OrderedDict[tuple[str, int], ImageContext] = OrderedDict()

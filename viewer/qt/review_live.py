@@ -33,7 +33,7 @@ class StoreWatch(QObject):
     def __init__(self, store: ReviewStore, parent: QObject | None = None, *, live: bool = True) -> None:
         super().__init__(parent)
         self.store = store
-        self.online = True
+        self.online = not store.offline
         self.reviewer = ""
         self.study_uid: str | None = None
         self._outbox: Outbox | None = None

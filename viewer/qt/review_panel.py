@@ -79,7 +79,10 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.watch.outboxSent.connect(self._on_outbox_sent)
         self.watch.outboxWaiting.connect(self._on_outbox_waiting)
         self.set_context(context)
-        if store.read_only:
+        if store.offline:
+            self._status(f"{store.offline}. Flags you make are kept on this computer and sent when it is back",
+                         error=True)
+        elif store.read_only:
             self._status(f"Review store {store.location} is read-only: you can browse and export its flags, not add "
                          f"or change them ({store.read_only})", error=True)
 
@@ -254,6 +257,8 @@ class ReviewPanel(QtWidgets.QDockWidget):
             flag = make_flag(self.context, verdict, self.label_edit.currentText().strip(), region=region,
                              comment=self.comment_edit.text().strip(),
                              reviewer=self.reviewer_edit.text().strip() or None)
+            if not self.watch.online:  # known to be gone: keep it at once rather than wait for a timeout
+                raise StoreUnavailable(f"review store {self.store.location} cannot be reached")
             flag_id = self.store.save_flag(flag, self.context.study)
         except StoreUnavailable as exc:
             self._keep(flag, exc)

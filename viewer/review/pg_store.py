@@ -100,8 +100,12 @@ class PostgresReviewStore(ReviewStore):
     backend = "postgresql"
 
     def __init__(self, location: str | os.PathLike[str] | None = None, *, timeout_s: float = 5.0,
-                 pool_size: int = 4) -> None:
+                 pool_size: int = 4, offline_ok: bool = False) -> None:
+        """``offline_ok`` (the viewer): a server that cannot be reached now does not stop the opening;
+        :attr:`offline` says why, every call raises :class:`StoreUnavailable` until the server answers, and the
+        schema is checked on the first connection that works."""
         super().__init__()
+        self.offline = ""
         url = str(store_location(location))
         if not is_postgres_url(url):
             raise ReviewStoreError(f"{url} is not a PostgreSQL URL (postgresql://user@host/db)")
@@ -110,12 +114,15 @@ class PostgresReviewStore(ReviewStore):
         self._timeout_s = timeout_s
         connect: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory, **connect_options(url, timeout_s)}
         self._connect = connect
+        self._ready = False
+        self.role = str(conninfo_to_dict(url).get("user") or "")
         try:  # one direct connection first: its error says what is wrong (no server, database or role)
             with psycopg.connect(url, **connect) as conn:
-                self.role = str(_one(conn, "SELECT current_user"))
-                self._migrate(conn)
+                self._prepare(conn)
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"cannot reach review store {self.location}: {_first_line(exc)}") from exc
+            self.offline = f"cannot reach review store {self.location}: {_first_line(exc)}"
+            if not offline_ok:
+                raise StoreUnavailable(self.offline) from exc
         except psycopg.Error as exc:
             raise ReviewStoreError(f"cannot open review store {self.location}: {_first_line(exc)}") from exc
         self._pool: ConnectionPool[Any] = ConnectionPool(
@@ -125,6 +132,12 @@ class PostgresReviewStore(ReviewStore):
         self._pool.open(wait=False)
 
     # -- schema --------------------------------------------------------------------------------
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        """On the first connection that works: who we are, and the schema brought up to date."""
+        self.role = str(_one(conn, "SELECT current_user"))
+        self._migrate(conn)
+        self._ready, self.offline = True, ""
+
     @staticmethod
     def _read_version(conn: psycopg.Connection[Any]) -> int:
         if _one(conn, "SELECT to_regclass('radscope_schema')") is None:
@@ -162,10 +175,15 @@ class PostgresReviewStore(ReviewStore):
     def _connection(self, what: str) -> Iterator[psycopg.Connection[Any]]:
         try:
             with contextlib.ExitStack() as stack:
-                try:
-                    conn = stack.enter_context(self._pool.connection(timeout=self._timeout_s))
-                except PoolTimeout:  # the pool may still be backing off after an outage: ask the server now
+                if not self._ready:  # never reached yet: ask the server directly (fails fast), not the pool
                     conn = stack.enter_context(psycopg.connect(self.url, **self._connect))
+                else:
+                    try:
+                        conn = stack.enter_context(self._pool.connection(timeout=self._timeout_s))
+                    except PoolTimeout:  # the pool may still be backing off after an outage: ask the server now
+                        conn = stack.enter_context(psycopg.connect(self.url, **self._connect))
+                if not self._ready:
+                    self._prepare(conn)
                 yield conn
         except errors.InsufficientPrivilege as exc:
             raise NotPermitted(f"cannot {what} in review store {self.location}: role {self.role} may not "

@@ -39,7 +39,9 @@ class SqliteReviewStore(ReviewStore):
     backend = "sqlite"
     path: Path
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout_s: float = 10.0,
+                 offline_ok: bool = False) -> None:
+        """``offline_ok`` is for a server store; a file is there or not."""
         super().__init__()
         where = store_location(path)
         if isinstance(where, str):

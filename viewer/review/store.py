@@ -200,6 +200,8 @@ class ReviewStore:
     path: Path | None = None
     read_only = ""
     """Why writes are refused ('' when they are not)."""
+    offline = ""
+    """Why the store's server cannot be reached now ('' when it can or there is none)."""
 
     def __new__(cls, location: str | os.PathLike[str] | None = None, **kwargs: Any) -> ReviewStore:
         if cls is ReviewStore:
