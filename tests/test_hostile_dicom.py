@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.hostile import Case, case_ids, cases
 from tests.hostile._dicom import corrupt_j2k, good_series
@@ -234,8 +236,9 @@ def test_killed_extraction_leaves_nothing_the_next_start_trusts(tmp_path: Path, 
     from viewer.dicom import archives
 
     archives._cleaned.discard(str(root))  # a new process: the next start
-    result = scan([zip_path])
+    scan([tmp_path / "src"])  # any scan, no zip opened
     assert not stale.exists()
+    result = scan([zip_path])
     [folder] = list(root.iterdir())
     assert not folder.name.endswith(".partial") and len(list(folder.rglob("*.dcm"))) == 1500
     assert result.errors == [] and sum(s.n_slices for s in result.stacks) == 2
@@ -299,3 +302,45 @@ def test_corrupt_duplicate_gives_way_to_the_good_one(tmp_path: Path) -> None:
     assert vol.sop_instance_uids[2] == good.SOPInstanceUID and vol.source_files[2] == str(files[2])
     assert any(str(bad) in w and "used instead" in w for w in vol.warnings)
     assert not any("blank" in w for w in vol.warnings)
+
+
+_NAME_PART = st.sampled_from(["..", ".", "", "a", "A", "b.dcm", "B.DCM", "e\u0301", "\u00e9", "/", "\\", "C:",
+                              "x" * 300, "\x07", " ", "series"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(st.lists(_NAME_PART, min_size=1, max_size=4).map("/".join).filter(bool), min_size=1, max_size=8))
+def test_fuzzed_zip_member_names_stay_inside(tmp_path: Path, names: list[str]) -> None:
+    """Any member names: no exception, nothing outside the extraction folder, every member extracted once or
+    named in an error."""
+    import uuid
+    import zipfile
+
+    work = tmp_path / uuid.uuid4().hex
+    work.mkdir()
+    archive = work / "fuzz.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n, name in enumerate(names):
+            zf.writestr(zipfile.ZipInfo(name), f"member {n}".encode())
+    import gc
+
+    def everything() -> set[Path]:
+        found = set()
+        for dirpath, dirnames, filenames in os.walk(tmp_path.parent):
+            found.update(Path(dirpath) / n for n in dirnames + filenames)
+        return found
+
+    gc.collect()  # earlier examples' extractions go now, not during the walk
+    before = everything()
+    from viewer.dicom.sources import collect
+
+    sources = collect([archive])
+    extracted = [Path(d) for d in sources.temp_dirs]
+    new = everything() - before
+    assert all(any(p == d or d in p.parents or p in d.parents for d in extracted) for p in new), new
+    files = [p for d in extracted for p in d.rglob("*") if p.is_file()]
+    named = {e.path.split("!", 1)[1] for e in sources.errors if "!" in e.path}
+    contents = sorted(p.read_bytes() for p in files)
+    assert len(contents) == len(set(contents))  # no member written over another
+    for n, name in enumerate(names):
+        assert f"member {n}".encode() in contents or name in named or name.endswith("/"), (name, sources.errors)

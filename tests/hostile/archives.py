@@ -131,3 +131,14 @@ def _dicomdir_case(name: str, file_id: list[str], word: str) -> None:
 
 for _name, (_file_id, _word) in DICOMDIR_CASES.items():
     _dicomdir_case(_name, _file_id, _word)
+
+
+@case("dicomdir-folder", "archive", mentions=("record", "a folder, not a file"), good=1, bad=("media/DICOMDIR",))
+def dicomdir_folder(folder: Path) -> Path:
+    """A DICOMDIR record that names a folder (a directory called like an image file)."""
+    dicomdir, ds, evil_uid = _dicomdir(folder)
+    [record] = [r for r in ds.DirectoryRecordSequence if r.get("ReferencedSOPInstanceUIDInFile") == evil_uid]
+    target = dicomdir.parent.joinpath(*record.ReferencedFileID)
+    target.unlink()
+    target.mkdir()
+    return dicomdir

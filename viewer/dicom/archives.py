@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from viewer.dicom.errors import FileError
-from viewer.paths import subdir
+from viewer.paths import home, subdir
 
 MAX_MEMBERS = 200_000
 """A study of this many files is far beyond any real one."""
@@ -50,10 +50,19 @@ def zip_root() -> Path:
     """The folder extractions go to; stale ones (their process is gone) are removed once per process."""
     root = subdir("cache") / "zip"
     root.mkdir(parents=True, exist_ok=True)
-    if str(root) not in _cleaned:
-        _cleaned.add(str(root))
-        remove_stale(root)
+    clean_once()
     return root
+
+
+def clean_once() -> None:
+    """Remove stale extraction folders, the first time this process scans anything (the next start after a
+    killed extraction); nothing is created when there is no extraction folder."""
+    root = home() / "cache" / "zip"
+    if str(root) in _cleaned:
+        return
+    _cleaned.add(str(root))
+    if root.is_dir():
+        remove_stale(root)
 
 
 def _pid_alive(pid: int) -> bool:

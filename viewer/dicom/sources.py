@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Sequence
 
-from viewer.dicom.archives import extract_zip
+from viewer.dicom.archives import clean_once, extract_zip
 from viewer.dicom.errors import FileError
 from viewer.dicom.plausible import show
 
@@ -146,6 +146,7 @@ def collect(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) ->
     """Expand paths into candidate files (recursive, zip-extracted, DICOMDIR-followed), deduplicated."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    clean_once()
     sources = Sources()
     seen: set[str] = set()
 
