@@ -4,9 +4,10 @@
   components, symbolic links and members that clash with another (the same name twice, names equal up to
   case or Unicode normalisation, a file where another member needs a folder) are per-member errors
   (``archive.zip!member``); every other member is extracted.
-* Bounds: at most :data:`MAX_MEMBERS` members and :data:`MAX_TOTAL_BYTES` bytes per archive, and a large
-  archive may not expand more than :data:`MAX_RATIO` times its own size (checked on the declared sizes
-  before writing; zipfile stops a member at its declared size and checks its CRC).
+* Bounds: at most :data:`MAX_MEMBERS` members and :data:`MAX_TOTAL_BYTES` bytes per archive (and no more than
+  the cache's disk can take), and a large archive may not expand more than :data:`MAX_RATIO` times its own
+  size (checked on the declared sizes before writing; zipfile stops a member at its declared size and
+  checks its CRC).
 * Extraction goes to ``RADSCOPE_HOME/cache/zip/<pid>-<random>.partial``, renamed to ``<pid>-<random>`` when
   complete; folders of processes that no longer run (a killed extraction, a crashed viewer) are removed at
   the next start, so nothing half-written is ever scanned.
@@ -33,6 +34,8 @@ MAX_TOTAL_BYTES = 64 * 1024**3
 MAX_RATIO = 200
 """An archive larger than :data:`RATIO_FLOOR_BYTES` expanded may not expand more than this many times its size."""
 RATIO_FLOOR_BYTES = 256 * 1024**2
+DISK_MARGIN_BYTES = 512 * 1024**2
+"""Room left free on the cache's disk after an extraction."""
 PARTIAL = ".partial"
 
 _cleaned: set[str] = set()
@@ -171,7 +174,13 @@ def extract_zip(path: Path) -> Extraction:
                                                        f"times its size ({total} bytes; at most {MAX_RATIO}x); "
                                                        "refused as a zip bomb"))
                 return out
-            final = zip_root() / f"{os.getpid()}-{secrets.token_hex(6)}"
+            root = zip_root()
+            free = shutil.disk_usage(root).free
+            if total > free - DISK_MARGIN_BYTES:
+                out.errors.append(FileError(str(path), f"zip archive expands to {total} bytes but only {free} are "
+                                                       f"free under {root}; refused"))
+                return out
+            final = root / f"{os.getpid()}-{secrets.token_hex(6)}"
             partial = final.with_name(final.name + PARTIAL)
             partial.mkdir()
             try:
