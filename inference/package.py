@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import math
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -33,6 +34,10 @@ ARCHITECTURE_FORMATS = ("safetensors", "state_dict")
 OUTPUTS = ("sigmoid", "softmax")
 MONAI_METADATA = "configs/metadata.json"
 MONAI_WEIGHTS = "models/model.ts"
+MAX_WEIGHTS_BYTES = 16 * 2**30
+"""Largest weights file read (it is read whole, to check its sha256 before anything parses it)."""
+MAX_RATIO = 200
+"""Largest compression ratio of a zipped weights member (deflate bombs)."""
 MAX_CARD_BYTES = 2**20
 """Largest card (or MONAI metadata) read: 1 MiB, checked before reading."""
 
@@ -205,12 +210,25 @@ def _safe_member(name: str, label: str) -> str:
 
 
 def _read_member(source: Path, root_in_zip: str | None, name: str, label: str) -> bytes:
+    """A package file's bytes: a regular file (not a device or FIFO behind a link) of at most
+    :data:`MAX_WEIGHTS_BYTES`; in a zip, a member that does not inflate more than :data:`MAX_RATIO`-fold."""
     name = _safe_member(name, label)
     try:
         if root_in_zip is None:
-            return (source / name).read_bytes()
+            path = source / name
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):
+                raise ModelPackageError(f"{label}: weights file {name} is not a regular file; refused")
+            if st.st_size > MAX_WEIGHTS_BYTES:
+                raise ModelPackageError(f"{label}: weights file {name} is {st.st_size / 2**30:.1f} GiB; refused")
+            return path.read_bytes()
         member = f"{root_in_zip}/{name}" if root_in_zip else name
         with zipfile.ZipFile(source) as zf:
+            info = zf.getinfo(member)
+            if info.file_size > MAX_WEIGHTS_BYTES or (
+                    info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1)):
+                raise ModelPackageError(f"{label}: weights member {member} would inflate to {info.file_size} bytes "
+                                        f"from {info.compress_size}; refused")
             return zf.read(member)
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise ModelPackageError(f"{label}: weights file {name} cannot be read ({exc})") from exc

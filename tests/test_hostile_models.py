@@ -61,9 +61,14 @@ def hostile_home(radscope_home: Path, tmp_path: Path) -> Path:
     models = radscope_home / "models"
     for c in MODEL_CASES:
         built = c.build(tmp_path / "built" / c.name)
-        shutil.move(built, models / c.name)  # a rename: the sparse huge card is never copied
+        shutil.move(built, models / (c.name + built.suffix))  # a rename: the sparse huge card is never copied
     write_package(models / "zz-good", good_pt2(), name="good-one")
     return radscope_home
+
+
+def _installed(home: Path, name: str) -> Path:
+    folder = home / "models" / name
+    return folder if folder.exists() else folder.with_name(name + ".zip")
 
 
 def test_installing_hostile_packages_runs_nothing_at_start(hostile_home: Path, tmp_path: Path,
@@ -75,11 +80,12 @@ def test_installing_hostile_packages_runs_nothing_at_start(hostile_home: Path, t
     series = tmp_path / "dcm"
     good_series(series, n=3)
     out = tmp_path / "out"
-    # no --model: the registry offers the first valid card; it is hostile, so infer stops with a clear message
+    # the good package runs beside the hostile ones; each hostile one asked for stops infer with a clear message
     code = main(["infer", str(series), "--out", str(out), "--device", "cpu", "--model", "good-one"])
     assert code == 0, capsys.readouterr().err
     for c in MODEL_CASES:
-        code = main(["infer", str(series), "--out", str(out), "--device", "cpu", "--model", str(hostile_home / "models" / c.name)])
+        code = main(["infer", str(series), "--out", str(out / c.name), "--device", "cpu", "--model",
+                     str(_installed(hostile_home, c.name))])
         err = capsys.readouterr().err
         assert code == 2 and "Traceback" not in err, err
         assert c.mentions[0].lower() in err.lower(), err

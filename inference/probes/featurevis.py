@@ -170,7 +170,7 @@ class FeatureVisCache:
         self.folder = Path(folder)
 
     def path(self, sha256: str, layer: str, channel: int, params: FeatureVisParams) -> Path:
-        name = f"{sha256[:16]}_{_SAFE.sub('-', layer) or 'model'}_{channel}_{params.key()}.npz"
+        name = f"{sha256[:16]}_{_SAFE.sub('-', layer).lstrip('.-')[:80] or 'model'}_{channel}_{params.key()}.npz"  # get() checks the layer
         return self.folder / name
 
     def get(self, sha256: str, layer: str, channel: int, params: FeatureVisParams) -> FeatureVis | None:

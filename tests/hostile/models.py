@@ -350,3 +350,26 @@ def card_nan(folder: Path) -> Path:
     pkg = write_package(folder / "pkg", good_pt2())
     text = (pkg / "radscope-model.json").read_text().replace('"center": 0', '"center": NaN')
     return _card_folder(folder, text)
+
+
+@case("model-weights-link-to-device", "models", outcome="refused", mentions=("not a regular file",), marker=MARKER)
+def weights_link_to_device(folder: Path) -> Path:
+    """model.pt2 is a link to /dev/zero: reading it whole would never end."""
+    pkg = write_package(folder / "pkg", good_pt2())
+    (pkg / "model.pt2").unlink()
+    (pkg / "model.pt2").symlink_to("/dev/zero")
+    return pkg
+
+
+@case("model-zip-weights-bomb", "models", outcome="refused", mentions=("would inflate",), marker=MARKER)
+def zip_weights_bomb(folder: Path) -> Path:
+    """A zipped package whose weights member inflates 1000-fold (64 MiB of zeros from about 64 KiB)."""
+    card = json.loads((write_package(folder / "src", good_pt2()) / "radscope-model.json").read_text())
+    path = folder / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("pkg/radscope-model.json", json.dumps(card))
+        with zf.open("pkg/model.pt2", "w", force_zip64=True) as member:
+            block = bytes(2**20)
+            for _ in range(64):
+                member.write(block)
+    return path
