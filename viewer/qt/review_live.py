@@ -44,7 +44,7 @@ class StoreWatch(QObject):
         self._presence.start()
         self.connection.connect(self._on_connection)
         self._listener: Listener | None = None
-        if live:
+        if live and not (store.backend == "sqlite" and store.read_only):  # nobody writes a read-only file here
             # the callbacks run on the listener thread: they only emit (queued to the GUI thread)
             listener = listen(store, self.changed.emit, self.connection.emit)
             self._listener = listener
@@ -105,6 +105,8 @@ class StoreWatch(QObject):
 
     # -- connection ----------------------------------------------------------------------------
     def _on_connection(self, connected: bool, _message: str) -> None:
+        if self.store.backend != "postgresql":
+            return  # a file cannot go away like a server: its errors show when it is used
         self.online = connected
         if connected:
             self._say_presence()

@@ -72,6 +72,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self._filled = False
         self._build()
         self.watch = StoreWatch(store, self, live=live)
+        self._was_offline = bool(store.offline)
         self._live_timer = QtCore.QTimer(self, singleShot=True, interval=LIVE_DELAY_MS)
         self._live_timer.timeout.connect(self.refresh)
         self.watch.changed.connect(self._on_store_changed)
@@ -414,10 +415,15 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self._live_timer.start()
 
     def _on_connection(self, connected: bool, message: str) -> None:
+        if self.store.backend != "postgresql":
+            return
         if connected:
-            self._status("Connected to the review store again")
+            if self._was_offline:
+                self._status("Connected to the review store again")
+            self._was_offline = False
             self._live_timer.start()
         else:
+            self._was_offline = True
             self._status(f"{message}. Flags you make now are kept on this computer and sent when it is back",
                          error=True)
 
