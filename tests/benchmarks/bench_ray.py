@@ -49,6 +49,18 @@ def _infer(data: Path, out: Path, home: Path, *extra: str) -> float:
     return seconds
 
 
+def _breakdown(out: Path, slices: int) -> None:
+    """Where the local engine's time went per slice (scores.json timing_s summed over the series)."""
+    import json
+
+    totals: dict[str, float] = {}
+    for path in out.glob("*/scores.json"):
+        for key, value in json.loads(path.read_text())["timing_s"].items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+    parts = ", ".join(f"{k} {totals.get(k, 0.0) / slices * 1000:.1f}" for k in ("load_volume", "inference", "write"))
+    print(f"local engine, ms per slice: {parts} (model load {totals.get('load_model', 0.0):.1f} s once)")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
         root = Path(tmp)
@@ -67,6 +79,7 @@ def main() -> None:
             t = times[name]
             print(f"{name:<15} {t:6.1f} s  {N_SERIES / t:5.2f} series/s  {slices / t:6.1f} slices/s  "
                   f"x{times['local'] / t:.2f} vs local (same run)", flush=True)
+        _breakdown(root / "out-0", slices)
         rerun = _infer(root / "archive", root / "out-2", home, "--engine", "ray", "--workers", "2")
         print(f"rerun over the finished folder (all {N_SERIES} skipped): {rerun:.1f} s")
         marginal: dict[str, float] = {}
