@@ -42,13 +42,17 @@ def bench_slice_change() -> None:
     from viewer.qt.series_model import Overlay, SeriesModel
     from viewer.qt.slice_view import SliceView
 
+    from viewer.display.coded import CodedVolume, encode_unit
+
     rng = np.random.default_rng(0)
     n = 40
-    arr = rng.normal(0, 300, (n, 512, 512)).astype(np.float32)
-    heat = rng.random((n, 512, 512), dtype=np.float32)
+    # as the viewer holds them: the stored int16 HU and the heat map as uint8 codes times each slice's score
+    arr = rng.normal(0, 300, (n, 512, 512)).astype(np.int16)
+    heat = CodedVolume(encode_unit(rng.random((n, 512, 512), dtype=np.float32)), rng.random(n, dtype=np.float32) / 255)
     vol = Volume(arr, (0, 0, 0), (0.7, 0.7, 2.5), np.eye(3), [""] * n, info=SeriesInfo(modality="CT"))
     model = SeriesModel(vol)
     model.add_overlay(Overlay("heat", heat, overlay_lut("jet"), 0.5))
+    arr32 = arr.astype(np.float32)  # the reference draws float32 slices
     view = SliceView("acquisition")
     view.resize(800, 800)
     view.set_model(model)
@@ -67,12 +71,12 @@ def bench_slice_change() -> None:
     vb.addItem(item)
     ref_view.resize(800, 800)
     ref_view.show()
-    item.setImage(arr[0], autoLevels=False, levels=(-160, 240))
+    item.setImage(arr32[0], autoLevels=False, levels=(-160, 240))
     vb.autoRange()
     QtWidgets.QApplication.processEvents()
 
     def plain(i: int) -> None:
-        item.setImage(arr[i % n], autoLevels=False, levels=(-160 + (i % 7), 240))
+        item.setImage(arr32[i % n], autoLevels=False, levels=(-160 + (i % 7), 240))
         ref_view.viewport().repaint()
 
     for fn in (change, plain):  # warm-up

@@ -1,10 +1,10 @@
 """Whole-series AI results to and from :class:`inference.cache.ResultCache` (numpy only; call off the GUI thread).
 
 The cache holds the explainer's own maps in [0, 1] (as ``radscope infer`` writes them); the viewer keeps
-them times their slice's score (probability units, :class:`SeriesResults` with ``weighted=True``). So a
-write divides by the score (a slice scored exactly 0 keeps an all-zero map, which is what the viewer
-shows for it anyway) and a read multiplies again. The viewer writes the compact format: uint8 codes, at
-most 1/510 off before the weighting, so at most 0.002 in probability units.
+them times their slice's score (probability units, :class:`SeriesResults` with ``weighted=True``), held as
+uint8 codes of the maps plus the score as each slice's factor: exactly what the compact cache format
+stores, so a write copies the codes and a read takes them back unchanged (a float entry from ``radscope
+infer`` is coded on reading: at most 1/510 off before the weighting, 0.002 in probability units).
 """
 
 from __future__ import annotations
@@ -42,7 +42,12 @@ def load_results(cache: ResultCache, stack: str, key: RunKey, labels: Sequence[s
     results = SeriesResults(key, labels, shape, thresholds)
     results.scores[:] = hit.scores
     for col, label in enumerate(labels):
-        hit.heatmap_into(label, results.heatmap(label), weights=hit.scores[:, col])
+        stored = hit.stored[label]
+        if stored.dtype == np.uint8 and hit.scale is not None and np.isclose(hit.scale, 1.0 / 255.0):
+            codes = stored  # the compact format: the very codes the viewer holds
+        else:
+            codes = encode_heatmap(stored if hit.scale is None else stored.astype(np.float32) * np.float32(hit.scale))
+        results.set_codes(label, codes, hit.scores[:, col])
     results.done[:] = True
     return results
 
@@ -51,8 +56,7 @@ def store_results(cache: ResultCache, stack: str, results: SeriesResults, extra:
     """Write a complete run (compact format) under ``(stack, model sha256, method)`` of its key."""
     if not results.complete:
         raise ValueError(f"only complete runs are cached ({results.n_done}/{results.shape[0]} slices done)")
-    codes = {label: encode_heatmap(results.heatmap(label), weights=results.label_scores(label))
-             for label in results.labels}
+    codes = {label: results.codes(label) for label in results.labels}  # the explainer's maps, as the cache holds them
     key = results.key
     cache.put(stack, key.model_sha256, key.method, results.labels, range(results.shape[0]), results.scores, codes,
               extra, compact=True)

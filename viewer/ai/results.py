@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from viewer.ai.scheduler import RunKey
+from viewer.display.coded import CODE_MAX, CodedVolume, encode_unit
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,10 @@ class SeriesResults:
     """Everything one run produced so far for one stack.
 
     ``scores`` is (n_slices, n_labels) float32, NaN where a slice has not run; :meth:`heatmap` is a
-    (k, j, i) float32 volume in [0, 1] per label on the stack's native grid, zero where not run.
+    (k, j, i) volume in [0, 1] per label on the stack's native grid, zero where not run, held as uint8
+    codes of the explainer's map plus a per-slice factor (its score for weighted results):
+    a :class:`~viewer.display.coded.CodedVolume`, a quarter of float32, decoded per drawn slice. Values
+    are within half a code (0.002 times the factor) of what was added.
     """
 
     def __init__(
@@ -73,16 +77,17 @@ class SeriesResults:
         n = self.shape[0]
         self.scores = np.full((n, len(self.labels)), np.nan, dtype=np.float32)
         self.done = np.zeros(n, dtype=bool)
-        self._heatmaps = {lab: np.zeros(self.shape, dtype=np.float32) for lab in self.labels}
+        self._heatmaps = {lab: CodedVolume(np.zeros(self.shape, dtype=np.uint8), np.zeros(n, dtype=np.float32))
+                          for lab in self.labels}
 
     # -- filling ------------------------------------------------------------------------------
     def add(self, indices: Sequence[int], scores: np.ndarray, heatmaps: Mapping[str, np.ndarray], *,
             weighted: bool = False) -> None:
         """Store one batch: ``scores`` (n, labels) and ``heatmaps`` {label: (n, rows, cols)}.
 
-        ``weighted``: store each map times its slice's score for that label (probability units).
-        Writes go straight into the volumes, one contiguous run of slices at a time (no temporaries,
-        and numpy releases the GIL for them: this runs on the inference thread).
+        ``weighted``: store each map times its slice's score for that label (probability units: the
+        slice's factor is its score). Maps are coded straight into the volumes, one contiguous run of
+        slices at a time (numpy releases the GIL for that: this runs on the inference thread).
         """
         idx = np.asarray(indices, dtype=np.intp)
         scores = np.asarray(scores, dtype=np.float32).reshape(len(idx), -1)
@@ -99,19 +104,31 @@ class SeriesResults:
         self.scores[idx] = scores
         runs = _contiguous_runs(idx)
         for label, maps in heatmaps.items():
-            maps = np.asarray(maps, dtype=np.float32)
             dest = self._heatmaps[label]
             col = self.labels.index(label)
             for a, b, k0 in runs:  # rows a:b of the batch are slices k0 .. k0 + (b - a) - 1
-                if weighted:
-                    np.multiply(maps[a:b], scores[a:b, col, None, None], out=dest[k0:k0 + b - a])
-                else:
-                    dest[k0:k0 + b - a] = maps[a:b]
+                dest.codes[k0:k0 + b - a] = encode_unit(maps[a:b])
+                factor = np.nan_to_num(scores[a:b, col], nan=0.0) if weighted else np.ones(b - a, np.float32)
+                dest.scale[k0:k0 + b - a] = factor / np.float32(CODE_MAX)
         self.done[idx] = True
 
+    def set_codes(self, label: str, codes: np.ndarray, factors: np.ndarray) -> None:
+        """Every slice of ``label`` at once: uint8 ``codes`` (k, j, i) of the explainer's maps and each
+        slice's factor (its score for weighted results; e.g. from the results cache)."""
+        dest = self._heatmaps[label]
+        if codes.shape != dest.shape:
+            raise ValueError(f"heatmap of {label!r} has shape {codes.shape}, expected {dest.shape}")
+        dest.codes[...] = codes
+        dest.scale[...] = np.nan_to_num(np.asarray(factors, dtype=np.float32), nan=0.0) / np.float32(CODE_MAX)
+
     # -- reading ------------------------------------------------------------------------------
-    def heatmap(self, label: str) -> np.ndarray:
+    def heatmap(self, label: str) -> CodedVolume:
+        """``label``'s map volume (shared: later batches show up in it)."""
         return self._heatmaps[label]
+
+    def codes(self, label: str) -> np.ndarray:
+        """uint8 codes (k, j, i) of ``label``'s explainer maps (before any score weighting)."""
+        return self._heatmaps[label].codes
 
     def label_scores(self, label: str) -> np.ndarray:
         return self.scores[:, self.labels.index(label)]

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from viewer.ai.model_input import model_input
+from viewer.display.coded import CodedVolume
 from viewer.display.colormaps import overlay_lut
 from viewer.qt.bind import Bindings
 from viewer.qt.wait import wait_until
@@ -853,11 +854,12 @@ class LayersPanel(QtWidgets.QWidget):
         shape = series.volume.shape
         ov = next((o for o in series.overlays if o.name == LAYER_OVERLAY), None)
         if ov is None or ov.array.shape != shape:
-            ov = Overlay(LAYER_OVERLAY, np.zeros(shape, np.float32), overlay_lut(lut_name), opacity, True)
+            # uint8 codes (a quarter of float32; values within half a code): one slice of it is ever non-zero
+            ov = Overlay(LAYER_OVERLAY, CodedVolume.zeros(shape), overlay_lut(lut_name), opacity, True)
             series.add_overlay(ov)  # (add_overlay keeps the array: zeros, filled below)
             ov = next(o for o in series.overlays if o.name == LAYER_OVERLAY)
         ov.array[:] = 0.0
-        ov.array[k] = values
+        ov.array[k] = np.clip(values, 0.0, 1.0)
         ov.lut, ov.opacity, ov.visible = overlay_lut(lut_name, alpha_floor=0.1, alpha_full=0.35), opacity, True
         series.overlaysChanged.emit()
 

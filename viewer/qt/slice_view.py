@@ -15,6 +15,7 @@ import numpy as np
 from viewer.display.annotations import ViewState, corner_text
 from viewer.display.isolines import isolines
 from viewer.display.measure import MeasurementRecord
+from viewer.display.missing import bands, series_notice, slice_label
 from viewer.display.orientation import orientation_known, spacing_known
 from viewer.display.planes import Plane, clamp_slice, is_orthogonal
 from viewer.display.scalebar import format_mm, scale_bar_length
@@ -335,6 +336,8 @@ class SliceView(pg.GraphicsView):
         m = self.model
         assert m is not None
         img = self.plane.image(m.volume.array, self.slice_index)
+        if img.dtype.kind in "iu" and not m.is_color:  # stored integers: only the drawn plane becomes float32
+            img = img.astype(np.float32)
         (lo, hi), _ = m.display_mapping()
         if not m.fully_loaded:
             img = self._mask_pending(img, lo)
@@ -702,12 +705,11 @@ class SliceView(pg.GraphicsView):
             shown = [fm.elidedText(line, Qt.TextElideMode.ElideRight, half) for line in lines]
             self._shadow_text(painter, vp, flags[corner], "\n".join(shown), QColor(235, 235, 235))
         bottom_lines = max(len(texts.get("bottom_right", [])), 1)
-        gaps = int(np.count_nonzero(self.model.volume.missing_mask))
-        if gaps:  # a gap in the series is said on the image, not only in the Errors panel
+        notice = series_notice(self.model.volume)
+        if notice:  # a gap (or resampled variable spacing) is said on the image, not only in the Errors panel
             above = vp.adjusted(0, 0, 0, -len(texts.get("bottom_left", [])) * fm.height())
             self._shadow_text(painter, above, flags["bottom_left"],
-                              fm.elidedText(f"gap: {gaps} missing slice(s) in this series", Qt.TextElideMode.ElideRight,
-                                            half), QColor(255, 160, 80))
+                              fm.elidedText(notice, Qt.TextElideMode.ElideRight, half), QColor(255, 160, 80))
         mid = Qt.AlignmentFlag.AlignVCenter
         centre = Qt.AlignmentFlag.AlignHCenter
         colour = QColor(255, 210, 90)
@@ -721,15 +723,38 @@ class SliceView(pg.GraphicsView):
             self._shadow_text(painter, vp.adjusted(0, 2 * painter.fontMetrics().height(), 0, 0),
                               Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
                               "gantry tilt: reformat along the tilted slices, drawn sheared", QColor(255, 160, 80))
-        if self.plane.slice_axis == 0 and self.model.volume.missing_mask[self.slice_index]:
-            painter.setFont(self._letter_font)
-            self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignCenter, "no image acquired here (gap in the series)",
-                              QColor(255, 160, 80))
-        elif self.plane.slice_axis == 0 and self.is_pending():
+        self._draw_missing(painter, vp)
+        if self.plane.slice_axis == 0 and self.is_pending():
             painter.setFont(self._letter_font)
             self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignCenter, "decoding this slice…",
                               QColor(160, 160, 160))
         painter.restore()
+
+    def _draw_missing(self, painter: QPainter, vp: QtCore.QRect) -> None:
+        """Hatch the parts of the image showing slices that were never acquired (or were interpolated) and
+        label a missing acquisition slice (the series' notice is written above the bottom-left corner)."""
+        m = self.model
+        assert m is not None
+        vol = m.volume
+        if series_notice(vol) is None:
+            return
+        rows, cols = self.plane.image_shape(vol.shape)
+        for band in bands(vol, self.plane, self.slice_index):
+            if band.axis == "all":
+                local = QRectF(0, 0, cols, rows)
+            elif band.axis == "row":
+                local = QRectF(0, band.start, cols, band.stop - band.start)
+            else:
+                local = QRectF(band.start, 0, band.stop - band.start, rows)
+            area = self.mapFromScene(self.image_item.mapRectToScene(local)).boundingRect()
+            colour = QColor(255, 90, 90, 170) if band.kind == "missing" else QColor(255, 200, 90, 120)
+            painter.fillRect(area, QtGui.QBrush(colour, Qt.BrushStyle.BDiagPattern))
+            painter.setPen(QPen(colour, 1))
+            painter.drawRect(area)
+        label = slice_label(vol, self.slice_index) if self.plane.slice_axis == 0 else None
+        if label:
+            painter.setFont(self._letter_font)
+            self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignCenter, label, QColor(255, 120, 120))
 
     @staticmethod
     def _shadow_text(painter: QPainter, rect, flags, text: str, colour: QColor) -> None:

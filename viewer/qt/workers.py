@@ -136,7 +136,9 @@ class LoadJob(_Job):
         from viewer.dicom import LoadCancelled, load_volume
 
         try:
-            volume = load_volume(self.stack, on_slice=self._on_slice, cancel=self._cancel, first=self.first)
+            # stored integers stay integers (int16/uint16 when the rescale is integral): half of float32
+            volume = load_volume(self.stack, on_slice=self._on_slice, cancel=self._cancel, first=self.first,
+                                 integers=True)
             self._flush()
         except LoadCancelled:
             return

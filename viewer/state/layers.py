@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from psygnal import Signal, SignalGroup
 
+from viewer.display.coded import CodedVolume
 from viewer.display.colormaps import overlay_lut
 
 FIELDS = ("array", "lut", "opacity", "visible", "contour", "threshold")
@@ -32,18 +33,19 @@ class OverlayEvents(SignalGroup):
 
 
 class OverlayLayer:
-    """A heat map on the volume's grid: (k, j, i) float32 values in [0, 1].
+    """A heat map on the volume's grid: (k, j, i) values in [0, 1], a float32 array or a
+    :class:`~viewer.display.coded.CodedVolume` (uint8 codes, decoded per drawn plane).
 
     ``contour``: draw only the isoline at this level (a constant-width line in the LUT's colour) instead
     of the filled map; None = filled. ``threshold``: the decision threshold the values are read against
     (the AI label's), None when the layer has none.
     """
 
-    def __init__(self, name: str, array: np.ndarray, lut: np.ndarray | None = None, opacity: float = 0.6,
+    def __init__(self, name: str, array: np.ndarray | CodedVolume, lut: np.ndarray | None = None, opacity: float = 0.6,
                  visible: bool = True, contour: float | None = None, threshold: float | None = None) -> None:
         self.events = OverlayEvents()
         self.name = name
-        self._array = np.asarray(array, dtype=np.float32)
+        self._array = _normalise("array", array)
         self._lut = overlay_lut() if lut is None else np.asarray(lut)
         self._opacity = float(opacity)
         self._visible = bool(visible)
@@ -56,11 +58,11 @@ class OverlayLayer:
 
     # -- fields ----------------------------------------------------------------------------------
     @property
-    def array(self) -> np.ndarray:
+    def array(self) -> np.ndarray | CodedVolume:
         return self._array
 
     @array.setter
-    def array(self, value: np.ndarray) -> None:
+    def array(self, value: np.ndarray | CodedVolume) -> None:
         self.update(array=value)
 
     @property
@@ -114,7 +116,7 @@ class OverlayLayer:
         for name, value in fields.items():
             value = _normalise(name, value)
             old = getattr(self, "_" + name)
-            same = old is value if isinstance(value, np.ndarray) else old == value
+            same = old is value if isinstance(value, (np.ndarray, CodedVolume)) else old == value
             if isinstance(value, np.ndarray) and name == "lut" and isinstance(old, np.ndarray):
                 same = old.shape == value.shape and bool(np.array_equal(old, value))
             if not same:
@@ -134,7 +136,7 @@ class OverlayLayer:
 
 def _normalise(name: str, value: Any) -> Any:
     if name == "array":
-        return np.asarray(value, dtype=np.float32)
+        return value if isinstance(value, CodedVolume) else np.asarray(value, dtype=np.float32)
     if name == "lut":
         return np.asarray(value)
     if name == "opacity":

@@ -80,6 +80,9 @@ class SeriesState:
         array in place), marked loaded, one ``sliceLoaded`` each."""
         for k, data in batch:
             if data.base is not self.volume.array:
+                if data.dtype != self.volume.array.dtype and not self.is_color:
+                    # the loader's integer guess did not hold (values beyond int16): it decodes again as float32
+                    self.volume.array = self.volume.array.astype(data.dtype)
                 self.volume.array[k] = data
             self.loaded[k] = True
             self._initial_window(k)
