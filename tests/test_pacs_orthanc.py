@@ -296,3 +296,28 @@ def test_no_patient_data_in_logs_at_info(pacs_net: Orthanc, studies: Studies, ca
         assert client.find(Query(patient_name="DOE*")).studies
         retrieve(client, studies.axial_study, store=LocalStore(tmp_path / kind))
     assert "DOE" not in caplog.text and "P-DOE" not in caplog.text
+
+
+
+def test_cli_listen_receives_a_push(pacs_net: Orthanc, studies: Studies, tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "viewer.cli", "pacs", "listen", "--aet", RADSCOPE_AET, "--port",
+                             str(RADSCOPE_MOVE_PORT), "--bind", "127.0.0.1", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "listening as RADSCOPE on 127.0.0.1" in proc.stdout.readline()
+        ids = pacs_net.rest("POST", "/tools/lookup", studies.oblique_study.encode(), "text/plain")
+        pacs_net.rest("POST", "/modalities/radscope/store", ids[0]["ID"].encode(), "text/plain")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert f"receiving into {tmp_path / studies.oblique_study / studies.oblique_series}" in out
+    assert "received 24 new instance(s)" in out
+    assert len(list((tmp_path / studies.oblique_study).rglob("*.dcm"))) == 24

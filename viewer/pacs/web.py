@@ -66,7 +66,15 @@ class _WildcardAdapter(HTTPAdapter):
     ``Doe%5EJane`` match nothing): send ``*``, ``?`` and ``^`` literally (legal in a query), and a space,
     which cannot be sent literally, as the single-character wildcard ``?`` (it still matches the space)."""
 
+    def __init__(self, verify: bool | str) -> None:
+        super().__init__()
+        self._verify = verify
+
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        # a node's own CA bundle (or --insecure) wins over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, which requests
+        # otherwise lets override the session's verify; with neither, the environment's bundle applies
+        if self._verify is not True:
+            kwargs["verify"] = self._verify
         url = request.url or ""
         if "?" in url:
             base, query = url.split("?", 1)
@@ -87,8 +95,8 @@ class WebClient:
         elif node.token:
             session.headers["Authorization"] = f"Bearer {node.token}"
         session.verify = node.ca_bundle or node.verify
-        session.mount("http://", _WildcardAdapter())
-        session.mount("https://", _WildcardAdapter())
+        session.mount("http://", _WildcardAdapter(session.verify))
+        session.mount("https://", _WildcardAdapter(session.verify))
         self.session = session
         self.dw = DICOMwebClient(node.url, session=session, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
         # one retry after 0.5 s on 429/503/504, not five with exponential waits: a busy node fails in seconds
@@ -114,9 +122,11 @@ class WebClient:
                       403: "access denied (403)", 404: "not found (404: is the URL the DICOMweb root?)"}.get(
                 code, f"HTTP {code}")
             raise PacsError(f"{self.node.describe()}: {what}: {reason}") from None
+        except requests.exceptions.InvalidJSONError:
+            raise PacsError(f"{self.node.describe()}: {what}: malformed response (not JSON)") from None
         except requests.exceptions.RequestException as exc:
             raise PacsError(f"{self.node.describe()}: {what}: {type(exc).__name__}") from None
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:  # malformed body
+        except Exception as exc:  # a body pydicom or the JSON reader cannot parse: hostile or broken
             raise PacsError(f"{self.node.describe()}: {what}: malformed response ({type(exc).__name__})") from None
 
     def _search(self, what: str, fn: Callable[..., list[Any]], limit: int, page: int, **kwargs: Any) -> tuple[list[Any], bool]:
