@@ -269,13 +269,14 @@ print(json.dumps({"errors": errors, "peak_mb": resource.getrusage(resource.RUSAG
 """
 
 
-@pytest.mark.parametrize("where", ["private", "pixels"])
+@pytest.mark.parametrize("where", ["private", "pixels", "long-meta"])
 def test_deflate_bomb_is_refused_with_bounded_memory(tmp_path: Path, where: str) -> None:
     """1 MB inflating to 1 GiB: pydicom's own inflate peaked at 2.1 GB (header bomb) and 3.2 GB (pixel
     bomb); the bounded inflater stops at what the header can need (32 MiB of header slack here)."""
     from tests.hostile._dicom import deflate_bomb
 
-    bomb = deflate_bomb(tmp_path / "bomb.dcm", where=where)
+    bomb = deflate_bomb(tmp_path / "bomb.dcm", where=where.replace("long-meta", "private"),
+                        long_meta=where == "long-meta")
     assert bomb.stat().st_size < 2 * 1024**2
     proc = subprocess.run([sys.executable, "-c", PEAK_RSS, str(bomb)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

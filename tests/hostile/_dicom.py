@@ -158,11 +158,12 @@ def unreadable_file(path: Path, like: Path) -> Path | None:
     return None
 
 
-def deflate_bomb(path: Path, inflated: int = 1 << 30, where: str = "private") -> Path:
+def deflate_bomb(path: Path, inflated: int = 1 << 30, where: str = "private", long_meta: bool = False) -> Path:
     """A Deflated Explicit VR Little Endian 16x16 CT slice whose dataset inflates to about ``inflated`` bytes
     (deflate reaches ~1000:1 on zeros, so 1 GiB fits in about 1 MB). ``where``: ``private`` puts the zeros in
     a private OB element before the pixel data (the header itself explodes); ``pixels`` makes the pixel data
-    element that long (the header is small and honest about 16x16 pixels)."""
+    element that long (the header is small and honest about 16x16 pixels). ``long_meta``: a 64 KiB file meta
+    header."""
     import struct
     import zlib
 
@@ -189,6 +190,9 @@ def deflate_bomb(path: Path, inflated: int = 1 << 30, where: str = "private") ->
     with open(path, "wb") as out:
         out.write(b"\0" * 128 + b"DICM")
         meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        if long_meta:  # the dataset starts 64 KiB in: past any fixed-size peek at the meta header
+            meta.PrivateInformationCreatorUID = "1.2.826.0.1.3680043.10.1"
+            meta.PrivateInformation = b"\0" * 65536
         write_file_meta_info(DicomFileLike(out), meta, enforce_standard=True)
         out.write(squash.compress(header))
         if where == "private":

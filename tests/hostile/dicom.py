@@ -138,3 +138,11 @@ def duplicate_corrupt(folder: Path) -> Path:
     files = good_series(folder)
     corrupt_duplicate(files[1], folder / "a_dup.dcm")  # "a_" sorts before "good_": it is the one kept first
     return folder
+
+
+@case("dicom-deflate-bomb-long-meta", "dicom", mentions=("deflate bomb",), good=1, bad=("bomb.dcm",))
+def deflate_bomb_long_meta(folder: Path) -> Path:
+    """The header bomb behind a 64 KiB file meta header (private information)."""
+    good_series(folder)
+    deflate_bomb(folder / "bomb.dcm", where="private", long_meta=True)
+    return folder

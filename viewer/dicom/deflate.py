@@ -22,36 +22,62 @@ _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR
 _PIXEL_GROUP = 0x7FE0
 
 
-def deflated_body_offset(head: bytes) -> int | None:
-    """Where the deflated dataset starts, when ``head`` (the file's first bytes) is a Part 10 file whose
-    meta header names the deflated transfer syntax; else None."""
-    if len(head) < 144 or head[128:132] != b"DICM":
-        return None
-    pos, ts = 132, ""
-    while pos + 8 <= len(head):
-        group, elem = struct.unpack_from("<HH", head, pos)
-        if group != 0x0002:
-            break
-        vr = head[pos + 4:pos + 6]
-        if vr in _LONG_VRS:
-            if pos + 12 > len(head):
-                return None
-            length, start = struct.unpack_from("<I", head, pos + 8)[0], pos + 12
-        else:
-            length, start = struct.unpack_from("<H", head, pos + 6)[0], pos + 8
-        if elem == 0x0010:
-            ts = head[start:start + length].decode("ascii", "replace").rstrip("\x00 ")
-        pos = start + length
-    return pos if ts == DEFLATED else None
-
-
 def deflated_offset(path: str) -> int | None:
-    """:func:`deflated_body_offset` of the file at ``path`` (None when unreadable or not deflated)."""
+    """Where the deflated dataset of the Part 10 file at ``path`` starts, when its meta header names the
+    deflated transfer syntax; else None. When the meta group cannot be walked, pydicom's own reading of it
+    decides, and a deflated file whose dataset start is unknown is refused (never inflated unbounded)."""
     try:
         with open(path, "rb") as f:
-            return deflated_body_offset(f.read(16384))
-    except OSError:
+            found = _meta_walk(f)
+    except (OSError, struct.error):
+        found = None
+    if found is not None:
+        ts, offset = found
+        return offset if ts == DEFLATED else None
+    try:
+        from pydicom.filereader import read_file_meta_info
+
+        ts = str(read_file_meta_info(path).get("TransferSyntaxUID", ""))
+    except Exception:
         return None
+    if ts == DEFLATED:
+        raise DicomFileError(path, "deflated file with a malformed file meta header: refused")
+    return None
+
+
+def _meta_walk(f: BinaryIO) -> tuple[str, int] | None:
+    """(transfer syntax, end of the file meta group), walking it element by element however long it is;
+    None when the file has no preamble or the group is malformed."""
+    head = f.read(132)
+    if len(head) < 132 or head[128:132] != b"DICM":
+        return None
+    pos, ts = 132, None
+    for _ in range(10_000):
+        f.seek(pos)
+        element = f.read(12)
+        if len(element) < 8:
+            break
+        group, elem = struct.unpack_from("<HH", element)
+        if group != 0x0002:
+            break
+        vr = element[4:6]
+        if vr in _LONG_VRS:
+            if len(element) < 12:
+                return None
+            length, start = struct.unpack_from("<I", element, 8)[0], pos + 12
+        elif vr.isalpha() and vr.isupper():
+            length, start = struct.unpack_from("<H", element, 6)[0], pos + 8
+        else:
+            return None  # not explicit VR: let pydicom say what it is
+        if elem == 0x0010:
+            if length > 128:
+                return None
+            f.seek(start)
+            ts = f.read(length).decode("ascii", "replace").rstrip("\x00 ")
+        pos = start + length
+    else:
+        return None
+    return (ts, pos) if ts is not None else None
 
 
 def _pixel_need(ds: Any) -> int:

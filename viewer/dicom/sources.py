@@ -18,6 +18,7 @@ from pathlib import Path
 from collections.abc import Sequence
 
 from viewer.dicom.archives import clean_once, extract_zip
+from viewer.dicom.deflate import deflated_offset, read_deflated
 from viewer.dicom.errors import FileError
 from viewer.dicom.plausible import show
 
@@ -67,7 +68,11 @@ def _dicomdir_files(path: Path, errors: list[FileError]) -> list[str]:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(str(path), force=True)
+        offset = deflated_offset(str(path))
+        if offset is not None:  # bounded inflate, never pydicom's one-shot zlib.decompress
+            ds = read_deflated(str(path), offset, stop_before_pixels=False)
+        else:
+            ds = pydicom.dcmread(str(path), force=True)
         records = ds.DirectoryRecordSequence
     except Exception as exc:
         errors.append(FileError(str(path), f"unreadable DICOMDIR ({type(exc).__name__}: {exc})"))
