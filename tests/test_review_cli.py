@@ -168,3 +168,23 @@ def test_store_option_before_or_after_the_action(tmp_path: Path, capsys: pytest.
     assert code == 0
     assert _run(capsys, "--store", store, "list")[1].startswith(out.strip())
     assert _run(capsys, "list")[1] == ""  # the default store was not touched
+
+
+def test_flag_with_an_installed_model_name_records_its_version_and_sha256(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from inference.package import read_card
+    from viewer import paths
+
+    make_ct_series(tmp_path / "ct", 2)
+    card = read_card(paths.resources_dir() / "models" / "chest-nodule-demo")
+    ids = []
+    for spec in ("chest-nodule-demo", f"chest-nodule-demo@{card.version}", "other-model@3.0"):
+        code, out, err = _run(capsys, "flag", str(tmp_path / "ct"), "--slice", "0", "--label", "nodule",
+                              "--verdict", "correct", "--model", spec)
+        assert code == 0, err
+        ids.append(out.strip())
+    with ReviewStore() as store:
+        got = [store.get_flag(i).model for i in ids]
+    assert (got[0].name, got[0].version, got[0].sha256) == (card.name, card.version, card.weights.sha256)
+    assert got[1] == got[0]
+    assert (got[2].name, got[2].version, got[2].sha256) == ("other-model", "3.0", "")  # not installed here

@@ -113,21 +113,32 @@ def parse_region(text: str) -> Region:
 
 
 def model_info(spec: str | None) -> ModelInfo:
-    """A model package folder (its radscope-model.json is read, nothing is loaded) or NAME[@VERSION]."""
+    """The reviewed model: a package (folder, .zip or MONAI bundle; its card is read, nothing is loaded), or
+    NAME[@VERSION] of an installed package (its version and weights sha256 recorded), or of a model not
+    installed here (name and version only)."""
     if not spec:
         return ModelInfo()
-    card = Path(spec) / "radscope-model.json"
-    if card.is_file():
-        from inference import jsonsafe
-        from inference.package import MAX_CARD_BYTES
+    from inference import jsonsafe
+    from inference.package import MAX_CARD_BYTES, ModelPackageError, read_card
+    from inference.registry import find_packages
+    from viewer import paths
 
+    if Path(spec).exists():
         try:
-            data = jsonsafe.read_file(card, MAX_CARD_BYTES)  # bounded: size before reading, depth
-            return ModelInfo(str(data["name"]), str(data.get("version", "")),
-                             str((data.get("weights") or {}).get("sha256", "")))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"cannot read model card {card}: {exc}") from None
+            card = read_card(spec)
+            return ModelInfo(card.name, card.version, card.weights_sha256())
+        except ModelPackageError as exc:
+            partial = Path(spec) / "radscope-model.json"  # a card without its weights still names the model
+            try:
+                data = jsonsafe.read_file(partial, MAX_CARD_BYTES)  # bounded: size before reading, depth
+                return ModelInfo(str(data["name"]), str(data.get("version", "")),
+                                 str((data.get("weights") or {}).get("sha256", "")))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                raise ValueError(f"cannot read model package {spec}: {exc}") from None
     name, _, version = spec.partition("@")
+    for entry in find_packages([paths.resources_dir() / "models", paths.subdir("models")]):
+        if entry.card is not None and entry.card.name == name and version in ("", entry.card.version):
+            return ModelInfo(name, entry.card.version, entry.card.weights_sha256())
     return ModelInfo(name, version)
 
 
