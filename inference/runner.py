@@ -30,6 +30,7 @@ import torch
 
 from inference.explain import CAM_METHODS, explain_batch, normalize_maps, supported_methods
 from inference.loading import LoadedModel, load_model
+from inference.ood import OODStats, pool_features, read_stats
 from inference.package import ModelCard
 from inference.preprocess import Preprocessor
 
@@ -64,6 +65,8 @@ class BatchResult:
     """{label: (n, rows, cols) float32 in [0, 1]} on each slice's native grid; empty without a method."""
     seconds: float
     device: str
+    ood: np.ndarray | None = None
+    """(n,) float64 out-of-distribution distances (Mahalanobis; `inference.ood`), None without statistics."""
 
 
 def pick_device(requested: str | torch.device = "auto") -> torch.device:
@@ -146,6 +149,8 @@ class Runner:
         self.card = self.model.card
         self.pre = Preprocessor(self.card.input)
         self.methods: tuple[str, ...] = supported_methods(self.model)
+        self.ood: OODStats | None = read_stats(self.card) if self.model.has_layers else None
+        """The package's out-of-distribution statistics (None: no check for this model)."""
         self._requested_batch = batch_size
         self.batch_size = batch_size or self._default_batch_size()
         self.cuda_graphs = cuda_graphs
@@ -186,6 +191,8 @@ class Runner:
             return
         if self.model.has_layers and self.card.target_layer:
             self.model.split()  # build it now so that it is converted too
+        if self.ood is not None:
+            self.model.split(self.ood.layer)
         for m in (self.model.module, *(p for s in self.model._splits.values() for p in (s.trunk, s.head))):
             m.to(memory_format=torch.channels_last)
 
@@ -217,24 +224,58 @@ class Runner:
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
-    def _step(self, x: torch.Tensor, method: str | None, labels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits ``(n, L)`` and maps ``(len(labels), n, h, w)`` (None without a method)."""
-        if method is None:
-            with torch.inference_mode(), self._autocast():
-                return self.model(x).float(), None
-        if method in CAM_METHODS and self.device.type == "cuda":
+    def _step(self, x: torch.Tensor, method: str | None, labels: Sequence[int]
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Logits ``(n, L)``, maps ``(len(labels), n, h, w)`` (None without a method) and the pooled
+        features of the OOD layer ``(n, F)`` (None without OOD statistics), from one trunk pass where
+        the explainer's layer is the OOD layer."""
+        ood_layer = self.ood.layer if self.ood is not None else None
+        if method in CAM_METHODS:
+            from inference.explain.cam import CAM_FORMULAS, head_gradients_from_activation
+
             split = self.model.split()
-            if self.cuda_graphs and x.shape[0] == 1 and split.n_carried == 0:
+            graphed = None
+            if self.device.type == "cuda" and self.cuda_graphs and x.shape[0] == 1 and split.n_carried == 0:
                 graphed = self._graphed.get(split.target_layer)
                 if graphed is None:
                     graphed = self._graphed[split.target_layer] = _GraphedTrunk(split.trunk, x)
-                from inference.explain.cam import CAM_FORMULAS, head_gradients_from_activation
+            with self._autocast():
+                if graphed is not None:
+                    act, carried = graphed(x), ()
+                else:
+                    with torch.inference_mode():
+                        act, carried = split.activation(x)
+                feats = self._features(act) if ood_layer == split.target_layer else None
+                logits, act, grads = head_gradients_from_activation(split, act, carried, labels)
+            maps = torch.stack([CAM_FORMULAS[method](act, g) for g in grads])
+        elif method is None:
+            with torch.inference_mode(), self._autocast():
+                logits, maps, feats = self.model(x).float(), None, None
+        else:
+            with self._autocast():
+                logits, maps = explain_batch(self.model, x, labels, method)
+            feats = None
+        if feats is None and ood_layer is not None:
+            with torch.inference_mode(), self._autocast():
+                feats = self._features(self.model.split(ood_layer).activation(x)[0])
+        return logits, maps, feats
 
-                act = graphed(x)
-                logits, act, grads = head_gradients_from_activation(split, act, (), labels)
-                return logits, torch.stack([CAM_FORMULAS[method](act, g) for g in grads])
-        with self._autocast():
-            return explain_batch(self.model, x, labels, method)
+    def _features(self, act: torch.Tensor) -> torch.Tensor:
+        assert self.ood is not None
+        return pool_features(act, self.ood.pooling)
+
+    def ood_distances(self, volume: np.ndarray | Sequence[np.ndarray], indices: Sequence[int] | None = None
+                      ) -> np.ndarray | None:
+        """Out-of-distribution distances of slices (trunk only, no explanation); None without statistics."""
+        if self.ood is None:
+            return None
+        order = list(range(len(volume))) if indices is None else [int(i) for i in indices]
+        out = []
+        for start in range(0, len(order), self.batch_size):
+            x = self._prepare([np.asarray(volume[i], dtype=np.float32) for i in order[start: start + self.batch_size]])
+            with torch.inference_mode(), self._autocast():
+                out.append(self._features(self.model.split(self.ood.layer).activation(x)[0]).cpu().numpy())
+        return self.ood.distances(np.concatenate(out)) if out else np.zeros(0)
 
     # -- jobs ----------------------------------------------------------------------------------
     def run(self, volume: np.ndarray | Sequence[np.ndarray], indices: Sequence[int] | None = None,
@@ -269,7 +310,7 @@ class Runner:
                 raise ValueError("each slice must be a 2D (rows, cols) array of modality values")
             t0 = time.perf_counter()
             try:
-                logits, maps = self._step(self._prepare(slices), method, label_idx)
+                logits, maps, feats = self._step(self._prepare(slices), method, label_idx)
             except torch.cuda.OutOfMemoryError:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -286,7 +327,8 @@ class Runner:
             done += len(batch)
             if progress:
                 progress(RunnerEvent("progress", f"slices {done}/{len(order)}"))
-            yield BatchResult(tuple(batch), scores, heatmaps, time.perf_counter() - t0, str(self.device))
+            ood = self.ood.distances(feats.cpu().numpy()) if self.ood is not None and feats is not None else None
+            yield BatchResult(tuple(batch), scores, heatmaps, time.perf_counter() - t0, str(self.device), ood)
 
     def _resolve_method(self, method: str | None) -> str | None:
         if method is None or method == NO_EXPLANATION:
