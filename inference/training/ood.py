@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         describe = {"fit": f"phantom seeds {fit_seeds.start}-{fit_seeds.stop - 1}",
                     "threshold": f"validation seeds {r.val_seeds.start}-{r.val_seeds.stop - 1}",
                     "report": f"test seeds {r.test_seeds.start}-{r.test_seeds.stop - 1}"}
-        results[name] = write_ood(args.models / name, *sets, describe, args.pooling, log)
+        results[name] = write_ood(args.models / name, sets[0], sets[1], sets[2], describe, args.pooling, log)
     print(json.dumps(results, indent=1))
     return 0
 

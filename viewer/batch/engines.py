@@ -42,6 +42,7 @@ class RunOptions:
     batch_size: int | None = None
     explain: str = "default"
     use_cache: bool = True
+    heatmap_scale: str = "series"
 
 
 def _by_model(jobs: Sequence[SeriesJob]) -> dict[str, list[SeriesJob]]:
@@ -71,7 +72,7 @@ class LocalEngine:
             o = self.options
             try:
                 runner = SeriesRunner(cards[key], device=o.device, batch_size=o.batch_size, explain=o.explain,
-                                      use_cache=o.use_cache, say=self.say)
+                                      use_cache=o.use_cache, say=self.say, heatmap_scale=o.heatmap_scale)
             except ValueError as exc:  # ModelPackageError is a ValueError too
                 raise ModelLoadError(str(exc)) from exc
             self.say(f"model {runner.card.name} {runner.card.version} on {runner.device}")
@@ -98,7 +99,7 @@ class _Worker:
         o = options
         try:
             self.runner = SeriesRunner(card, device=o.device, batch_size=o.batch_size, explain=o.explain,
-                                       use_cache=o.use_cache)
+                                       use_cache=o.use_cache, heatmap_scale=o.heatmap_scale)
         except ValueError as exc:
             raise ModelLoadError(str(exc)) from exc
 

@@ -19,8 +19,11 @@ from collections.abc import Callable
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from inference.package import ModelCard
     from inference.runner import Runner
+    from viewer.ai.scope import ScopeDecision
     from viewer.dicom import Stack, Volume
 
 Status = Literal["done", "cached", "skipped", "failed", "out_of_scope"]
@@ -40,6 +43,10 @@ class SeriesJob:
     """The results-cache id: stack id + digest of the input rule and the slices' SOP Instance UIDs."""
     source: str = ""
     """The input path (folder, archive, file) the series was found under, for the review worklist."""
+    scope: ScopeDecision | None = None
+    """The header half of the intended-use check (`viewer.ai.scope`); the OOD half is added after the run."""
+    force: bool = False
+    """Write the results even when the series is outside the model's intended use (``in_scope: false``)."""
 
     @property
     def label(self) -> str:
@@ -100,8 +107,33 @@ def output_folder(stack: Stack, series_asked: bool) -> str:
     return safe_component(name, tag_changes=True, fallback="series")  # a hostile UID never leaves --out
 
 
-def write_heatmap(vol: Volume, heat: np.ndarray, path: Path) -> None:
-    """``heat`` (k, j, i) as float32 NIfTI on the geometry ``radscope convert`` gives ``vol``."""
+HEATMAP_SCALES = ("series", "slice")
+HEATMAP_DESCRIPTIONS = {
+    "series": "RadScope {label}: map x slice score, probability, one scale for the series",
+    "slice": "RadScope {label}: each slice scaled to its own max; not comparable across slices",
+}
+"""The NIfTI ``descrip`` (80 bytes at most) of each heatmap scale."""
+
+
+def scaled_heatmaps(heat: dict[str, np.ndarray], scores: np.ndarray, labels: Sequence[str], scale: str
+                    ) -> dict[str, np.ndarray]:
+    """What the viewer shows: each slice's map (peak 1) times that slice's score (``series``: probability
+    units, one scale for the whole series), or each slice's map scaled to its own maximum (``slice``)."""
+    if scale not in HEATMAP_SCALES:
+        raise ValueError(f"heatmap scale must be one of {', '.join(HEATMAP_SCALES)}, not {scale!r}")
+    out = {}
+    for name, maps in heat.items():
+        if scale == "series":
+            out[name] = maps * scores[:, list(labels).index(name)].astype(np.float32)[:, None, None]
+        else:
+            peak = maps.reshape(len(maps), -1).max(axis=1)[:, None, None]
+            out[name] = np.where(peak > 0, maps / np.where(peak > 0, peak, 1.0), 0.0).astype(np.float32)
+    return out
+
+
+def write_heatmap(vol: Volume, heat: np.ndarray, path: Path, description: str = "") -> None:
+    """``heat`` (k, j, i) as float32 NIfTI on the geometry ``radscope convert`` gives ``vol``; ``description``
+    goes into the header's ``descrip`` (cut to 79 characters)."""
     import SimpleITK as sitk
 
     from viewer.dicom import Volume
@@ -113,6 +145,8 @@ def write_heatmap(vol: Volume, heat: np.ndarray, path: Path) -> None:
     img.SetOrigin(tuple(float(v) for v in hv.origin))
     img.SetSpacing(tuple(float(v) for v in hv.spacing))
     img.SetDirection(tuple(float(v) for v in hv.direction.reshape(-1)))
+    if description:
+        img.SetMetaData("ITK_FileNotes", description[:79])
     sitk.WriteImage(img, str(path), useCompression=True)
 
 
@@ -134,7 +168,8 @@ class SeriesRunner:
     """One loaded model and the method it explains with; runs jobs one after another."""
 
     def __init__(self, card: ModelCard | str | Path, *, device: str = "auto", batch_size: int | None = None,
-                 explain: str = "default", use_cache: bool = True, say: Say | None = None) -> None:
+                 explain: str = "default", use_cache: bool = True, say: Say | None = None,
+                 heatmap_scale: str = "series") -> None:
         from inference.runner import Runner
 
         t0 = time.perf_counter()
@@ -143,6 +178,9 @@ class SeriesRunner:
         """Seconds the model took to load, reported with the first series this runner writes."""
         self.card = self.runner.card
         self.use_cache = use_cache
+        if heatmap_scale not in HEATMAP_SCALES:
+            raise ValueError(f"--heatmap-scale must be one of {', '.join(HEATMAP_SCALES)}")
+        self.heatmap_scale = heatmap_scale
         self.say: Say = say or (lambda _msg: None)
         methods = self.runner.methods
         self.method = resolve_method(self.card, explain)
@@ -158,35 +196,41 @@ class SeriesRunner:
     def device(self) -> str:
         return str(self.runner.device)
 
-    def infer(self, vol: Volume, cache_key: str | None, label: str
-              ) -> tuple[np.ndarray, dict[str, np.ndarray], str, float, bool]:
-        """Scores (k, L), heatmaps {label: (k, j, i)}, device, seconds, whether the cache answered."""
+    def infer(self, slices: Sequence[np.ndarray] | np.ndarray, shape: tuple[int, int, int], cache_key: str | None,
+              label: str) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None, str, float, bool]:
+        """Scores (k, L), per-slice heatmaps {label: (k, j, i)} (each slice's peak 1), OOD distances (k,) or
+        None, device, seconds, whether the cache answered; ``slices``: k model-input slices of ``shape``."""
         from inference.cache import CacheEntryError, ResultCache
         from viewer import paths
-        from viewer.ai.model_input import model_input
 
         runner, method = self.runner, self.method
+        ood_sha = runner.ood.sha256 if runner.ood is not None else None
         cache = ResultCache(paths.subdir("cache")) if cache_key and self.use_cache else None
         if cache is not None and cache_key is not None:
             try:
-                hit = cache.load(cache_key, self.sha256, method, expect=vol.shape)
+                hit = cache.load(cache_key, self.sha256, method, expect=shape)
             except CacheEntryError as exc:  # reported as the viewer does, then recomputed (and replaced)
                 self.say(f"{label}: ignoring a corrupt results-cache entry: {exc}; recomputing")
                 hit = None
+            cached_ood = _cached_ood(hit.meta if hit is not None else {}, ood_sha, shape[0])
             if hit is not None and list(hit.labels) == list(self.card.labels) and (
-                    method == "none" or set(hit.stored) == set(self.card.labels)):
+                    method == "none" or set(hit.stored) == set(self.card.labels)) and (
+                    ood_sha is None or cached_ood is not None):
                 self.say(f"{label}: results from the cache")
-                return hit.scores, hit.heatmaps, str(hit.meta.get("device", "cache")), 0.0, True
-        k = vol.shape[0]
+                return hit.scores, hit.heatmaps, cached_ood, str(hit.meta.get("device", "cache")), 0.0, True
+        k = shape[0]
         scores = np.zeros((k, len(self.card.labels)), dtype=np.float32)
-        heat = {name: np.zeros(vol.shape, dtype=np.float32) for name in self.card.labels} if method != "none" else {}
+        heat = {name: np.zeros(shape, dtype=np.float32) for name in self.card.labels} if method != "none" else {}
+        ood = np.full(k, np.nan) if runner.ood is not None else None
         t0 = time.perf_counter()
         device = self.device
-        for res in runner.run(model_input(vol), method=method, progress=lambda e: self.say(f"{label}: {e.message}")):
+        for res in runner.run(slices, method=method, progress=lambda e: self.say(f"{label}: {e.message}")):
             idx = list(res.indices)
             scores[idx] = res.scores
             for name, maps in res.heatmaps.items():
                 heat[name][idx] = maps
+            if ood is not None and res.ood is not None:
+                ood[idx] = res.ood
             device = res.device
         seconds = time.perf_counter() - t0
         bad = np.flatnonzero(~np.isfinite(scores).all(axis=1))
@@ -194,12 +238,20 @@ class SeriesRunner:
             raise NonFiniteScoresError(f"{self.card.card_file}: the model gave NaN or infinite scores for "
                                        f"{bad.size} of {k} slices (first: slice {int(bad[0])}); nothing written")
         if cache is not None and cache_key is not None:
-            cache.put(cache_key, self.sha256, method, self.card.labels, list(range(k)), scores, heat, {"device": device})
-        return scores, heat, device, seconds, False
+            meta = {"device": device, "ood_sha256": ood_sha,
+                    "ood": [round(float(v), 6) for v in ood] if ood is not None else None}
+            cache.put(cache_key, self.sha256, method, self.card.labels, list(range(k)), scores, heat, meta)
+        return scores, heat, ood, device, seconds, False
 
     def process(self, job: SeriesJob, out_root: Path, *, extra: dict[str, Any] | None = None) -> SeriesOutcome:
-        """Load the job's volume, infer it and write ``out_root/<job.folder>/``; never raises for bad data."""
+        """Load the job's volume, infer it and write ``out_root/<job.folder>/``; never raises for bad data.
+
+        A series outside the model's intended use (the job's header decision, or most slices out of
+        distribution) is reported as ``out_of_scope`` with nothing written, unless the job is forced.
+        """
         from inference.cache import INPUT_RULE
+        from viewer.ai.model_input import model_input
+        from viewer.ai.scope import ScopeDecision
         from viewer.dicom import DicomFileError, load_volume
         from viewer.paths import inside, unique_components
 
@@ -215,17 +267,54 @@ class SeriesRunner:
             base.reason = "colour images are not supported by the models"
             return base
         load_s = time.perf_counter() - t0
+        decision = job.scope or ScopeDecision(True)
+        inputs = model_input(vol)
+        ref = None
         try:
-            scores, heat, device, infer_s, cached = self.infer(vol, job.stack_key, label)
+            if decision.reformat_to:
+                from viewer.ai.reformat import reformat
+
+                ref = reformat(np.stack([np.asarray(inputs[k], dtype=np.float32) for k in range(vol.shape[0])]),
+                               vol.origin, vol.spacing, vol.direction, decision.reformat_to)
+                self.say(f"{label}: {decision.plane} acquisition, the model runs on {ref.array.shape[0]} "
+                         f"{decision.reformat_to} reformat slices")
+                key = f"{job.stack_key}:{decision.reformat_to}-reformat"
+                scores, heat, ood, device, infer_s, cached = self.infer(ref.array, ref.array.shape, key, label)
+            else:
+                scores, heat, ood, device, infer_s, cached = self.infer(inputs, vol.shape, job.stack_key, label)
         except NonFiniteScoresError as exc:
             base.reason = str(exc)
             return base
+        stats = self.runner.ood
+        flags = ood > stats.threshold if ood is not None and stats is not None else None
+        if flags is not None:
+            decision = decision.with_ood(flags)
+        if not decision.in_scope and not job.force:
+            base.status, base.reason = "out_of_scope", decision.reason_text
+            base.seconds = time.perf_counter() - t0
+            return base
         t_write = time.perf_counter()
+        labels = list(self.card.labels)
+        shown = scaled_heatmaps(heat, scores, labels, "series")
+        if ref is not None:
+            shown = {name: ref.to_acquired(maps) for name, maps in shown.items()}
+            acquired_scores = _acquired_scores(shown, scores, labels, vol.shape[0])
+        else:
+            acquired_scores = scores
+        written = shown if self.heatmap_scale == "series" else scaled_heatmaps(
+            shown, np.ones((vol.shape[0], len(labels)), np.float32), labels, "slice")
         folder = inside(out_root, job.folder)
         folder.mkdir(parents=True, exist_ok=True)
-        names = unique_components(heat)
-        for name, maps in heat.items():
-            write_heatmap(vol, maps, inside(folder, f"heatmap_{names[name]}.nii.gz"))
+        names = unique_components(written)
+        for name, maps in written.items():
+            write_heatmap(vol, maps, inside(folder, f"heatmap_{names[name]}.nii.gz"),
+                          HEATMAP_DESCRIPTIONS[self.heatmap_scale].format(label=names[name]))
+
+        def ood_fields(k: int) -> dict[str, Any]:
+            if ood is None or flags is None or ref is not None:
+                return {"ood": None, "ood_flag": None}
+            return {"ood": round(float(ood[k]), 4), "ood_flag": bool(flags[k])}
+
         doc: dict[str, Any] = {
             "model": {"name": self.card.name, "version": self.card.version, "sha256": self.sha256},
             "method": self.method,
@@ -242,9 +331,23 @@ class SeriesRunner:
             "source": job.source,
             "cached": cached,
             "monochrome1_inverted": bool(vol.info.monochrome1),
+            "in_scope": decision.in_scope,
+            "scope_reasons": list(decision.reasons),
+            "scope_notes": list(decision.notes),
+            "plane": decision.plane,
+            "ood_threshold": round(stats.threshold, 4) if stats is not None else None,
+            "heatmap_scale": self.heatmap_scale,
             "slices": [{"index": k, "sop_instance_uid": vol.sop_instance_uids[k],
-                        "scores": {name: round(float(scores[k, j]), 6) for j, name in enumerate(self.card.labels)}}
+                        "scores": {name: round(float(acquired_scores[k, j]), 6) for j, name in enumerate(labels)},
+                        **ood_fields(k)}
                        for k in range(vol.shape[0])],
+            "reformat": None if ref is None else {
+                "plane": ref.plane, "spacing_mm": [round(float(v), 4) for v in ref.spacing],
+                "slices": [{"index": k, "position_mm": round(float(z), 3),
+                            "scores": {name: round(float(scores[k, j]), 6) for j, name in enumerate(labels)},
+                            "ood": None if ood is None else round(float(ood[k]), 4),
+                            "ood_flag": None if flags is None else bool(flags[k])}
+                           for k, z in enumerate(ref.slice_positions())]},
             "timing_s": {"load_model": round(self._load_s or 0.0, 4), "load_volume": round(load_s, 4),
                          "inference": round(infer_s, 4), "write": 0.0, "total": 0.0},
         }
@@ -253,8 +356,30 @@ class SeriesRunner:
         doc["timing_s"]["write"] = round(time.perf_counter() - t_write, 4)
         doc["timing_s"]["total"] = round(time.perf_counter() - t0, 4)
         write_json_atomic(folder / "scores.json", doc)
-        self.say(f"{label}: wrote {folder} ({vol.shape[0]} slices, {len(heat)} heatmaps)")
+        self.say(f"{label}: wrote {folder} ({vol.shape[0]} slices, {len(heat)} heatmaps)"
+                 + ("" if decision.in_scope else f"; outside intended use (forced): {decision.reason_text}"))
         base.status = "cached" if cached else "done"
         base.n_slices = int(vol.shape[0])
         base.seconds = time.perf_counter() - t0
         return base
+
+
+def _cached_ood(meta: dict[str, Any], ood_sha: str | None, n: int) -> np.ndarray | None:
+    """A cache entry's OOD distances when made with the same statistics (else None: recompute)."""
+    values = meta.get("ood")
+    if ood_sha is None or meta.get("ood_sha256") != ood_sha or not isinstance(values, list) or len(values) != n:
+        return None
+    try:
+        out = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return out if np.isfinite(out).all() else None
+
+
+def _acquired_scores(shown: dict[str, np.ndarray], scores: np.ndarray, labels: Sequence[str], k: int) -> np.ndarray:
+    """Per acquired slice of a reformatted run: the highest score-weighted map value in it (the best score
+    of the reformat slices whose evidence lies in that slice); without maps, the series' best score."""
+    out = np.empty((k, len(labels)), dtype=np.float32)
+    for j, name in enumerate(labels):
+        out[:, j] = shown[name].reshape(k, -1).max(axis=1) if name in shown else float(scores[:, j].max())
+    return out

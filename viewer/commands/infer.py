@@ -12,8 +12,14 @@ message. Progress goes to stderr.
 both engines write the same files (:mod:`viewer.batch`). A rerun skips every series whose folder already
 holds a ``scores.json`` for the same model sha256, method, input rule and slices; series that fail are
 listed with their reason in ``DIR/errors.json`` and the rest go on.
+Intended use: a series outside the model's rules (card ``scope``, `viewer.ai.scope`) or mostly out of
+distribution (card ``ood``) is skipped with nothing written and ``<series uid>: outside <model>'s intended
+use: <reason>`` on stderr; ``--force`` runs it and writes ``in_scope: false``. A 2D model whose card
+allows reformats runs on reformats to its plane; heatmaps come back on the acquired grid. Heatmaps are
+what the viewer shows (``--heatmap-scale series``: each slice's map times its score, one scale for the
+series) unless ``--heatmap-scale slice`` asks for each slice scaled to its own maximum.
 Exit codes: 0 something written (or already done); 1 no usable series; 2 bad model or method, or
-no model for any series.
+no model for any series; 3 every series was outside the model's intended use.
 """
 
 from __future__ import annotations
@@ -43,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the results cache")
     parser.add_argument("--redo", action="store_true",
                         help="run every series again, even those whose results in DIR are already complete")
+    parser.add_argument("--force", action="store_true",
+                        help="also run series outside the model's intended use (scores.json says in_scope: false)")
+    parser.add_argument("--heatmap-scale", choices=("series", "slice"), default="series",
+                        help="series: map x slice score, one scale for the series, as the viewer shows it "
+                             "(default); slice: each slice scaled to its own maximum")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: this process (default); ray: one model per Ray actor")
@@ -77,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         _say("--workers must be at least 1")
         return 2
     options = RunOptions(device=args.device, batch_size=args.batch_size, explain=args.explain,
-                         use_cache=not args.no_cache)
+                         use_cache=not args.no_cache, heatmap_scale=args.heatmap_scale)
     if args.engine == "ray":
         try:
             import ray  # noqa: F401
@@ -94,6 +105,7 @@ def _run(args: argparse.Namespace, engine: LocalEngine | RayEngine) -> int:
     from inference.package import ModelPackageError
     from inference.registry import choose_package, find_packages
     from viewer import paths
+    from viewer.ai.scope import scope_of_stack
     from viewer.batch.engines import ModelLoadError
     from viewer.batch.ledger import ErrorsLog, done_record
     from viewer.batch.progress import RunProgress
@@ -152,13 +164,19 @@ def _run(args: argparse.Namespace, engine: LocalEngine | RayEngine) -> int:
             no_model += 1
             continue
         key = model_key(card)
-        cards[key] = card
         method = resolve_method(card, args.explain)
+        decision = scope_of_stack(card, stack)
+        if not decision.in_scope and not args.force:
+            skipped.append(SeriesOutcome(stack.stack_id, stack.info.series_uid, "out_of_scope", stack.n_slices,
+                                         reason=f"outside {card.name}'s intended use: {decision.reason_text}"))
+            continue
+        cards[key] = card
         job = SeriesJob(stack=_portable(stack), folder=output_folder(stack, bool(args.series)), model_key=key,
                         stack_key=stack_key(stack.stack_id, stack.sop_instance_uids),
-                        source=_source_of(stack, args.paths))
-        if not args.redo and done_record(out_root / job.folder, sha256=card.weights.sha256 or "", method=method,
-                                             input_rule=INPUT_RULE, stack_key=job.stack_key):
+                        source=_source_of(stack, args.paths), scope=decision, force=args.force)
+        done = None if args.redo else done_record(out_root / job.folder, sha256=card.weights.sha256 or "",
+                                                  method=method, input_rule=INPUT_RULE, stack_key=job.stack_key)
+        if done is not None and done.get("heatmap_scale", "slice") == args.heatmap_scale:
             skipped.append(SeriesOutcome(stack.stack_id, stack.info.series_uid, "skipped", stack.n_slices,
                                          reason="already done", folder=job.folder))
             continue
@@ -169,13 +187,20 @@ def _run(args: argparse.Namespace, engine: LocalEngine | RayEngine) -> int:
 
     def on_outcome(outcome: SeriesOutcome) -> None:
         outcomes.append(outcome)
+        if outcome.status == "out_of_scope":
+            reason = outcome.reason
+            if not reason.startswith("outside "):
+                reason = f"outside {model_names.get(outcome.stack_id, 'the model')}'s intended use: {reason}"
+            print(f"{outcome.stack_id}: {reason}", file=sys.stderr, flush=True)
         if outcome.status == "failed":
             _say(f"{outcome.stack_id}: {outcome.reason}")
             log.add(outcome)
         progress.add(outcome)
 
+    model_names = {job.stack.stack_id: cards[job.model_key].name for job in jobs}
     for outcome in skipped:
-        _say(f"{outcome.stack_id}: already done for this model, method and input; skipped")
+        if outcome.status == "skipped":
+            _say(f"{outcome.stack_id}: already done for this model, method and input; skipped")
         on_outcome(outcome)
     try:
         engine.run(jobs, cards, out_root, on_outcome)
@@ -199,7 +224,9 @@ def _run(args: argparse.Namespace, engine: LocalEngine | RayEngine) -> int:
         _say(f"worklist: {len(ranking.studies())} studies ranked into {store.location}")
     if any(o.status in ("done", "cached", "skipped") for o in outcomes):
         return 0
-    return 2 if no_model else 1
+    if no_model:
+        return 2
+    return 3 if outcomes and all(o.status == "out_of_scope" for o in outcomes) else 1
 
 
 def _source_of(stack: Stack, inputs: list[str]) -> str:
