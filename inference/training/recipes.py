@@ -21,8 +21,8 @@ from phantom.radiograph import make_chest_radiograph, projection_params
 CT_SLICE_SPACINGS_MM = (2.5, 3.0, 5.0)
 NOT_CHEST = r"\b(head|brain|skull|sinus|orbit|neck|spine|knee|ankle|foot|hand|wrist|elbow|shoulder|hip)\b"
 """Descriptions that name another body part (the chest models' exclusion regex)."""
-CHEST_CODES = ["SCT:51185008", "SCT:39607008", "SCT:416550000", "SCT:416775004"]
-"""AnatomicRegionSequence: thorax, lung, chest and abdomen, chest abdomen and pelvis."""
+CHEST_CODES = ["SCT:51185008", "SCT:816094009", "SCT:39607008", "SCT:416550000", "SCT:416775004"]
+"""AnatomicRegionSequence: thorax (51185008 and its successor 816094009), lung, chest and abdomen, chest abdomen and pelvis."""
 CT_SCOPE = {
     "modalities": ["CT"],
     "body_parts": ["CHEST", "THORAX", "LUNG", "CHESTABDOMEN", "CHESTABDPELVIS", "WHOLEBODY"],
@@ -39,7 +39,7 @@ CT_SCOPE = {
 CXR_SCOPE = {
     "modalities": ["CR", "DX"],
     "body_parts": ["CHEST", "THORAX", "LUNG"],
-    "anatomic_regions": CHEST_CODES[:2],
+    "anatomic_regions": CHEST_CODES[:3],
     "series_description": {"exclude": NOT_CHEST + r"|\blat(eral)?\b"},
     "study_description": {"exclude": NOT_CHEST},
     "protocol_name": {"exclude": NOT_CHEST + r"|\blat(eral)?\b"},
