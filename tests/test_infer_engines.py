@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 FIELDS = {"name": "ct-tiny", "version": "1.0", "dims": 2, "labels": ["nodule", "vessel"], "output": "sigmoid",
           "input": {"size": [32, 32], "channels": 1, "window": {"center": -600, "width": 1500},
-                    "modalities": ["CT"]},
+                    "modalities": ["CT", "MR"]},  # MR: the undecodable series is MR and must reach the decoder
           "explain": {"target_layer": "features"}}
 
 
