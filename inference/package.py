@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from inference import jsonsafe
 
@@ -52,6 +52,8 @@ class Window:
 
     center: float
     width: float
+    clip: bool = True
+    """False: the same affine map without clipping (``input.window.clip``; MONAI's ``clip: false``)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class InputSpec:
     window: Window
     normalize: Normalize | None = None
     modalities: tuple[str, ...] = ()
+    per_image: dict[str, Any] | None = None
+    """Per-slice intensity normalisation after the window (``input.per_image``): ``{"kind": "zscore",
+    "nonzero": bool}`` or ``{"kind": "minmax", "min": v, "max": v}`` (MONAI's NormalizeIntensity /
+    ScaleIntensity without fixed values)."""
 
 
 @dataclass(frozen=True)
@@ -327,14 +333,28 @@ def _parse_input(f: _Fields, data: Mapping[str, Any]) -> InputSpec:
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
         raise f.fail("input.size", "must be [height, width], two positive integers")
     channels = f.integer(data, "input.channels")
-    window = Window(f.number(data, "input.window.center"), f.number(data, "input.window.width", positive=True))
+    clip = f.get(data, "input.window.clip", required=False)
+    if clip is not None and not isinstance(clip, bool):
+        raise f.fail("input.window.clip", "must be true or false")
+    window = Window(f.number(data, "input.window.center"), f.number(data, "input.window.width", positive=True),
+                    clip is not False)
     normalize = None
     if f.get(data, "input.normalize", required=False) is not None:
         f.mapping(data, "input.normalize")
         normalize = Normalize(f.numbers(data, "input.normalize.mean", channels),
                               f.numbers(data, "input.normalize.std", channels, positive=True))
     modalities = tuple(m.upper() for m in f.strings(data, "input.modalities", required=False))
-    return InputSpec((size[0], size[1]), channels, window, normalize, modalities)
+    per_image = f.get(data, "input.per_image", required=False)
+    if per_image is not None and not (
+            isinstance(per_image, dict) and (
+                (per_image.get("kind") == "zscore" and set(per_image) <= {"kind", "nonzero"}
+                 and isinstance(per_image.get("nonzero", False), bool))
+                or (per_image.get("kind") == "minmax" and set(per_image) == {"kind", "min", "max"}
+                    and all(isinstance(per_image[k], (int, float)) and not isinstance(per_image[k], bool)
+                            and math.isfinite(per_image[k]) for k in ("min", "max"))))):
+        raise f.fail("input.per_image", 'must be {"kind": "zscore", "nonzero": bool} or '
+                                        '{"kind": "minmax", "min": number, "max": number}')
+    return InputSpec((size[0], size[1]), channels, window, normalize, modalities, per_image)
 
 
 def _parse_radscope(data: dict[str, Any], source: Path, root: str | None, label: str) -> ModelCard:
@@ -419,16 +439,25 @@ def _parse_monai(source: Path, root: str | None) -> ModelCard:
     if (not isinstance(shape, list) or len(shape) != 2
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
         raise f.fail(f"{ik}.spatial_shape", "must be two positive integers (2D models only)")
-    value_range = f.numbers(data, f"{ik}.value_range", 2)
-    if len(value_range) != 2 or value_range[1] <= value_range[0]:
-        raise f.fail(f"{ik}.value_range", "must be [low, high] with high > low")
-    lo, hi = value_range
+    # value_range describes the data, not a window: the intensity pipeline comes from the inference config
+    from inference import monai_bundle
+
+    monai_bundle.check_output(f.mapping(outputs, out_name), ok, f.fail)
+    members, read = _bundle_files(source, root)
+    problem = monai_bundle.weights_message(members)
+    if problem is not None:
+        raise ModelPackageError(f"{label}: this MONAI bundle {problem}")
+    pipeline = monai_bundle.intensity(monai_bundle.read_config(read, label, f.fail), f.fail)
     channels = f.integer(data, f"{ik}.num_channels")
     n_out = f.integer(data, f"{ok}.num_channels")
     chdef = f.mapping(data, f"{ok}.channel_def")
     labels = tuple(str(chdef.get(str(i), f"class{i}")) for i in range(n_out))
     modality = f.get(data, f"{ik}.modality", required=False)
-    modalities = tuple(m.upper() for m in ([modality] if isinstance(modality, str) else modality or []))
+    modalities = tuple(m.upper() for m in ([modality] if isinstance(modality, str) else modality or [])
+                       if isinstance(m, str) and m.strip().lower() not in ("", "none", "any"))
+    (center, width, clip), norm = pipeline.window, pipeline.normalize
+    spec = InputSpec((shape[0], shape[1]), channels, Window(center, width, clip),
+                     Normalize((norm[0],), (norm[1],)) if norm else None, modalities, pipeline.per_image)
     authors = f.get(data, "authors", required=False)
     return ModelCard(
         name=f.string(data, "name", required=False, default=source.stem if root is not None else source.name),
@@ -436,20 +465,45 @@ def _parse_monai(source: Path, root: str | None) -> ModelCard:
         dims=2,
         labels=labels,
         output="sigmoid" if n_out == 1 else "softmax",
-        input=InputSpec((shape[0], shape[1]), channels, Window((lo + hi) / 2, hi - lo), None, modalities),
+        input=spec,
         weights=WeightsSpec(MONAI_WEIGHTS, "torchscript", None),
         target_layer=None,
         source=source,
         card_file=label,
         root_in_zip=root,
         kind="monai",
-        description=f.text(data, "description"),
+        description="\n".join(t for t in (f.text(data, "description"), f"Input pipeline: {pipeline.source}.") if t),
         intended_use=f.text(data, "intended_use"),
         training_data=f.text(data, "data_source"),
         authors=(authors,) if isinstance(authors, str) else tuple(authors or ()),
         license=f.text(data, "license") or f.text(data, "copyright"),
         raw=data,
     )
+
+
+def _bundle_files(source: Path, root: str | None) -> tuple[set[str], Callable[[str], bytes | None]]:
+    """The bundle's member names (relative to its root) and a reader for one of them (None if absent)."""
+    if root is None:
+        members = {str(p.relative_to(source)).replace("\\", "/") for p in (source / "models").glob("*") if p.is_file()}
+
+        def read_folder(name: str) -> bytes | None:
+            path = source / name
+            return path.read_bytes() if path.is_file() else None
+
+        return members, read_folder
+    prefix = f"{root}/" if root else ""
+    with zipfile.ZipFile(source) as zf:
+        names = {n[len(prefix):] for n in zf.namelist() if n.startswith(prefix)}
+
+    def read_zip(name: str) -> bytes | None:
+        if name not in names:
+            return None
+        with zipfile.ZipFile(source) as zf:
+            if zf.getinfo(prefix + name).file_size > MAX_CARD_BYTES * 4:
+                raise ModelPackageError(f"{source.name}:{prefix + name}: larger than {MAX_CARD_BYTES * 4} bytes")
+            return zf.read(prefix + name)
+
+    return names, read_zip
 
 
 # -- writing ---------------------------------------------------------------------------------

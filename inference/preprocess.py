@@ -37,8 +37,30 @@ class Preprocessor:
             self.mean = self.std = None
 
     def window(self, slices: torch.Tensor) -> torch.Tensor:
-        """The card's window: modality values to [0, 1]."""
-        return ((slices - self.low) / self.width).clamp_(0.0, 1.0)
+        """The card's window: modality values to [0, 1] (unclipped when the card says ``clip: false``),
+        then the card's per-image normalisation, if any."""
+        x = (slices - self.low) / self.width
+        if self.spec.window.clip:
+            x = x.clamp_(0.0, 1.0)
+        return self._per_image(x) if self.spec.per_image else x
+
+    def _per_image(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-slice z-score (over the non-zero pixels with ``nonzero``) or min-max scaling, as MONAI's
+        NormalizeIntensity and ScaleIntensity compute them."""
+        p = self.spec.per_image or {}
+        flat = x.reshape(x.shape[0], -1)
+        if p.get("kind") == "zscore":
+            mask = flat != 0 if p.get("nonzero") else torch.ones_like(flat, dtype=torch.bool)
+            n = mask.sum(1, keepdim=True).clamp_(min=1)
+            mean = (flat * mask).sum(1, keepdim=True) / n
+            std = (((flat - mean) * mask) ** 2).sum(1, keepdim=True).div_(n).sqrt_()
+            out = (flat - mean) / torch.where(std > 0, std, torch.ones_like(std))
+            return torch.where(mask, out, flat).reshape(x.shape)
+        lo, hi = float(p["min"]), float(p["max"])
+        mn, mx = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+        span = mx - mn
+        scaled = (flat - mn) / torch.where(span > 0, span, torch.ones_like(span)) * (hi - lo) + lo
+        return torch.where(span > 0, scaled, flat * lo).reshape(x.shape)
 
     def to_model(self, slices: np.ndarray | torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
         """``(n, rows, cols)`` (or one ``(rows, cols)``) slices in modality units -> ``(n, C, H, W)`` float32."""

@@ -157,7 +157,8 @@ def test_monai_bundle_maps_network_data_format(tmp_path: Path) -> None:
     assert card.kind == "monai" and card.weights.format == "torchscript" and card.weights.file == "models/model.ts"
     assert card.labels == ("benign", "malignant") and card.output == "softmax"
     assert card.input.size == (96, 128) and card.input.modalities == ("CT",)
-    assert (card.input.window.center, card.input.window.width) == (-250.0, 1500.0)
+    # value_range describes the data, not a window: without an inference config the model gets raw values
+    assert (card.input.window.center, card.input.window.width, card.input.window.clip) == (0.5, 1.0, False)
     assert card.training_data == "LIDC" and card.target_layer is None
     assert card.weights_sha256() == hashlib.sha256(b"ts").hexdigest()
     del meta["network_data_format"]["inputs"]["image"]["spatial_shape"]
