@@ -125,6 +125,20 @@ def test_panel_populates_paints_aligned_overlays_and_runs_off_the_gui_thread(qtb
     assert not overlay.array[:4].any() and not overlay.array[5:].any()
     _shown_peak_matches(view, LAYER_OVERLAY, vol, 4, native)
 
+    # behind another tab the channel map stays; closing the panel takes it off the image
+    window.tabifyDockWidget(layers.dock, ai.dock)
+    ai.dock.show()
+    ai.dock.raise_()
+    qtbot.wait(50)
+    assert window.model.overlay(LAYER_OVERLAY) is not None
+    layers.open()
+    layers.dock.close()
+    qtbot.waitUntil(lambda: window.model.overlay(LAYER_OVERLAY) is None, timeout=5000)
+    assert LAYER_OVERLAY not in view.overlay_items
+    layers.open()
+    layers.set_channel(ch)
+    qtbot.waitUntil(lambda: window.model.overlay(LAYER_OVERLAY) is not None, timeout=20_000)
+
     # search by name hides what does not match
     layers.search.setText("classifier")
     assert {_path(it) for it in _tree_items(layers) if not it.isHidden()} == {"", "classifier"}

@@ -220,3 +220,23 @@ def test_hide_identifying_covers_browser_tags_and_annotations(window: ViewerWind
     tb.search.setText("PatientName")
     assert [tb.tree.topLevelItem(0).text(1), tb.tree.topLevelItem(0).text(3)] == ["PatientName", "(hidden)"]
     assert window.views[0].hide_identifying
+
+
+def test_siemens_mosaic_thumbnail_shows_one_tile_not_the_grid(window: ViewerWindow, qtbot) -> None:
+    """The 384x384 stored image is a 6x6 grid of 64x64 tiles: the series' thumbnail is its middle tile."""
+    from viewer.dicom import scan
+    from viewer.dicom.pixels import decode_slice
+
+    path = Path(__file__).parent / "data" / "siemens_mosaic_axasc35.dcm"
+    window.open_paths([str(path)])
+    qtbot.waitUntil(lambda: window.is_idle() and window.model is not None and window.model.fully_loaded,
+                    timeout=30_000)
+    stack = next(iter(window.stacks.values()))
+    icon = window.series_browser._icons[stack.stack_id]
+    size = icon.availableSizes()[0]
+    assert (size.width(), size.height()) == (64, 64)  # one tile (the whole mosaic would be 96 x 96 after scaling)
+    middle = decode_slice(stack.slices[len(stack.slices) // 2])
+    image = icon.pixmap(size).toImage()
+    grey = np.array([[image.pixelColor(c, r).red() for c in range(64)] for r in range(64)], dtype=float)
+    assert np.corrcoef(grey.ravel(), middle.ravel())[0, 1] > 0.9  # and it is that tile's image
+    assert scan([str(path)]).stacks[0].n_slices == 35

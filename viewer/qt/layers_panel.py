@@ -561,6 +561,12 @@ class LayersPanel(QtWidgets.QWidget):
     def _on_dock_visibility(self, visible: bool) -> None:
         if visible:
             self.schedule_refresh()
+        else:  # closed (not merely behind another tab): its channel overlay leaves the image with it
+            QtCore.QTimer.singleShot(0, self._clear_overlay_if_closed)
+
+    def _clear_overlay_if_closed(self) -> None:
+        if self.dock is not None and self.dock.isHidden():
+            self._clear_overlay()
 
     # -- jobs ---------------------------------------------------------------------------------------
     def submit(self, kind: str, fn: ProbeFn) -> int | None:
@@ -852,20 +858,23 @@ class LayersPanel(QtWidgets.QWidget):
         if series is None:
             return
         shape = series.volume.shape
-        ov = next((o for o in series.overlays if o.name == LAYER_OVERLAY), None)
+        lut = overlay_lut(lut_name, alpha_floor=0.1, alpha_full=0.35)
+        ov = series.overlay(LAYER_OVERLAY)
         if ov is None or ov.array.shape != shape:
             # uint8 codes (a quarter of float32; values within half a code): one slice of it is ever non-zero
-            ov = Overlay(LAYER_OVERLAY, CodedVolume.zeros(shape), overlay_lut(lut_name), opacity, True)
-            series.add_overlay(ov)  # (add_overlay keeps the array: zeros, filled below)
-            ov = next(o for o in series.overlays if o.name == LAYER_OVERLAY)
-        ov.array[:] = 0.0
-        ov.array[k] = np.clip(values, 0.0, 1.0)
-        ov.lut, ov.opacity, ov.visible = overlay_lut(lut_name, alpha_floor=0.1, alpha_full=0.35), opacity, True
-        series.overlaysChanged.emit()
+            ov = Overlay(LAYER_OVERLAY, CodedVolume.zeros(shape), lut, opacity, True)
+            ov.array[k] = np.clip(values, 0.0, 1.0)
+            series.add_overlay(ov)
+            return
+        with series.overlaysChanged.blocked():  # one redraw for the values and the settings together
+            ov.array[:] = 0.0
+            ov.array[k] = np.clip(values, 0.0, 1.0)
+            ov.update(lut=lut, opacity=opacity, visible=True)
+        ov.refresh()
 
     def _clear_overlay(self) -> None:
         series = self.series
-        if series is not None and any(o.name == LAYER_OVERLAY for o in series.overlays):
+        if series is not None and series.overlay(LAYER_OVERLAY) is not None:
             series.remove_overlay(LAYER_OVERLAY)
 
     def _show_channel_overlay(self) -> None:
