@@ -12,13 +12,8 @@ from pytestqt.qtbot import QtBot
 
 from tests.conftest import pydicom_data_file, pydicom_test_file
 from viewer.dicom import scan
-from viewer.display.orientation import (
-    ORIENTATION_SOURCE,
-    PIXEL_SPACING_SOURCE,
-    geometry_sources,
-    orientation_known,
-    spacing_known,
-)
+from viewer.dicom.volume import SeriesInfo
+from viewer.display.orientation import has_patient_geometry, orientation_known, spacing_known
 from viewer.qt.main_window import ViewerWindow
 
 pytestmark = [pytest.mark.gui]  # the offscreen plugin's harmless warnings: qt_log_ignore in pyproject
@@ -31,20 +26,33 @@ def _open(window: ViewerWindow, qtbot: QtBot, path: Path) -> None:
                     timeout=30_000)
 
 
+def _facts(info: SeriesInfo) -> tuple[str | None, str | None]:
+    return info.orientation_source, info.pixel_spacing_source
+
+
 def test_engine_facts_say_what_the_header_gave() -> None:
+    """Typed SeriesInfo fields the engine sets (nothing written into ``extra`` for others to match)."""
     us = scan([str(pydicom_test_file("US1_UNCR.dcm"))]).stacks[0]  # no IOP/IPP, no spacing
     ct = scan([str(pydicom_test_file("CT_small.dcm"))]).stacks[0]
     sc = scan([str(pydicom_test_file("SC_rgb.dcm"))]).stacks[0]  # no IOP, PixelSpacing 1\1
-    assert geometry_sources(us) == {ORIENTATION_SOURCE: "", PIXEL_SPACING_SOURCE: ""}
-    assert geometry_sources(ct) == {ORIENTATION_SOURCE: "ImageOrientationPatient", PIXEL_SPACING_SOURCE: "PixelSpacing"}
-    assert geometry_sources(sc) == {ORIENTATION_SOURCE: "", PIXEL_SPACING_SOURCE: "PixelSpacing"}
+    rg = scan([str(pydicom_data_file("RG1_UNCR.dcm"))]).stacks[0]  # no IOP, Patient Orientation L\F
+    assert _facts(us.info) == ("", "")
+    assert _facts(ct.info) == ("ImageOrientationPatient", "PixelSpacing")
+    assert _facts(sc.info) == ("", "PixelSpacing")
+    assert rg.info.orientation_source == "PatientOrientation" and rg.info.patient_orientation == ("L", "F")
+    np.testing.assert_allclose(np.asarray(rg.info.display_direction)[:, :2], [[1, 0], [0, 0], [0, -1]])
+    assert rg.info.display_direction is not None and ct.info.display_direction is None
+    assert "orientation_source" not in ct.info.extra and "pixel_spacing_source" not in ct.info.extra
 
 
 def test_known_rules() -> None:
-    assert orientation_known({}) and not orientation_known({ORIENTATION_SOURCE: ""})
-    assert orientation_known({ORIENTATION_SOURCE: "PatientOrientation"})
-    assert spacing_known({}, []) and not spacing_known({}, ["no PixelSpacing: pixel spacing assumed 1.0 mm"])
-    assert not spacing_known({PIXEL_SPACING_SOURCE: ""}) and spacing_known({PIXEL_SPACING_SOURCE: "ImagerPixelSpacing"})
+    assert orientation_known(SeriesInfo()) and not orientation_known(SeriesInfo(orientation_source=""))
+    assert orientation_known(SeriesInfo(orientation_source="PatientOrientation"))
+    assert not has_patient_geometry(SeriesInfo(orientation_source="PatientOrientation"))
+    assert has_patient_geometry(SeriesInfo()) and not has_patient_geometry(SeriesInfo(orientation_source=""))
+    assert spacing_known(SeriesInfo(), []) and not spacing_known(SeriesInfo(), ["no PixelSpacing: pixel spacing assumed 1.0 mm"])
+    assert not spacing_known(SeriesInfo(pixel_spacing_source=""))
+    assert spacing_known(SeriesInfo(pixel_spacing_source="ImagerPixelSpacing"))
 
 
 def test_ultrasound_without_orientation_shows_no_letters_and_no_scale_bar(window: ViewerWindow, qtbot: QtBot) -> None:

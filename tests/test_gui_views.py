@@ -459,3 +459,43 @@ def test_a_view_closed_on_its_own_closes_cleanly(qtbot) -> None:  # type: ignore
     view.close()
     QtWidgets.QApplication.processEvents()
     assert view.closed and not view.isVisible()
+
+
+def test_help_lists_every_shortcut_with_room_for_it(window: ViewerWindow) -> None:
+    from viewer.qt.main_window import SHORTCUTS
+    from viewer.qt.panels import PANELS
+
+    window.show_help()
+    table = window._help.table
+    keys = [table.item(r, 0).text() for r in range(table.rowCount())]
+    assert [k for k, _ in SHORTCUTS] == keys[: len(SHORTCUTS)]
+    assert {p.shortcut for p in PANELS if p.shortcut} <= set(keys)
+    avail = window.screen().availableGeometry()
+    assert window._help.width() <= avail.width() and window._help.height() <= avail.height()
+    long_row = next(r for r, (_, a) in enumerate(SHORTCUTS) if a.startswith("review verdict"))
+    assert table.rowHeight(long_row) > table.rowHeight(0)  # the long action wraps instead of being cut off
+    window._help.close()
+
+
+def test_a_gap_in_the_series_is_said_on_the_image(window: ViewerWindow) -> None:
+    vol = make_volume()
+    vol.missing = np.zeros(SHAPE[0], dtype=bool)
+    vol.missing[5] = True
+    window.show_volume(vol)
+    view = window.views[0]
+    view.set_slice(6)
+
+    def orange_pixels() -> int:
+        img = view.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+        buf = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes()).reshape(img.height(), img.bytesPerLine())
+        rgb = buf[:, : img.width() * 3].reshape(img.height(), img.width(), 3).astype(int)
+        return int(((abs(rgb[..., 0] - 255) < 30) & (abs(rgb[..., 1] - 160) < 30) & (abs(rgb[..., 2] - 80) < 30)).sum())
+
+    with_gap_line = orange_pixels()
+    assert with_gap_line > 20  # "gap: 1 missing slice(s) in this series"
+    view.set_slice(5)
+    assert orange_pixels() > with_gap_line  # and, on the missing slice, "no image acquired here"
+    vol.missing[5] = False
+    view.set_slice(6)
+    view.viewport().update()
+    assert orange_pixels() < with_gap_line // 4  # (the yellow letters' antialiased edges aside)

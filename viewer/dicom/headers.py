@@ -466,6 +466,7 @@ def _facts(ds: Dataset) -> dict[str, Any]:
         "protocol_name": _str(ds, "ProtocolName"),
         "patient_birth_date": _str(ds, "PatientBirthDate"),
         "anatomic_regions": _codes(ds, "AnatomicRegionSequence"),
+        "patient_orientation": tuple(str(v).strip() for v in _as_list(_get(ds, "PatientOrientation", [])) if str(v).strip()),
     }
 
 

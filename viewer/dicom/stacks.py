@@ -27,6 +27,7 @@ import numpy as np
 
 from viewer.dicom.grid import SliceGrid, fit_grid
 from viewer.dicom.headers import SliceHeader, read_dataset, slice_normal
+from viewer.dicom.projection import geometry_facts
 from viewer.dicom.volume import SeriesInfo
 
 POSITION_TOL_MM = 0.01
@@ -272,6 +273,10 @@ def _series_info(slices: list[SliceHeader], stack_id: str, grid: SliceGrid) -> S
     h = slices[0].file
     nearest = grid.nearest_source
     facts = h.facts
+    first = slices[0]
+    geometry = geometry_facts(first.position is not None and first.orientation is not None,
+                              first.pixel_spacing is not None, first.spacing_source or "", len(slices),
+                              facts.get("patient_orientation", ()))
     return SeriesInfo(
         study_uid=h.study_uid,
         series_uid=h.series_uid,
@@ -287,6 +292,7 @@ def _series_info(slices: list[SliceHeader], stack_id: str, grid: SliceGrid) -> S
         slice_thickness=slices[len(slices) // 2].thickness,
         extra={"transfer_syntax": h.fmt.ts_name, "image_type": list(h.image_type), "sop_class_uid": h.sop_class_uid},
         **{k: v for k, v in facts.items()},
+        **geometry,  # type: ignore[arg-type]
     )
 
 

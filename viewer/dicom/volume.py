@@ -94,6 +94,19 @@ class SeriesInfo:
     windows: list[WindowPreset] = field(default_factory=list)
     stack_id: str = ""
     """Unique id of this stack: the series UID, suffixed when one series splits into stacks."""
+    orientation_source: str | None = None
+    """Where the patient orientation comes from: ``"ImageOrientationPatient"`` (with Image Position
+    (Patient)), ``"PatientOrientation"`` (a projection image: see ``display_direction``) or ``""`` (none: the
+    direction is the engine's stand-in, no orientation letters). None: not said (a volume built elsewhere,
+    taken at its word)."""
+    pixel_spacing_source: str | None = None
+    """The attribute the pixel spacing came from (``"PixelSpacing"``, ``"ImagerPixelSpacing"`` ...), ``""``
+    when it was assumed (1 mm: no mm scale). None: not said (taken at its word)."""
+    patient_orientation: tuple[str, ...] = ()
+    """Patient Orientation (0020,0020) as given, e.g. ("L", "F") for a PA chest film."""
+    display_direction: tuple[tuple[float, float, float], ...] | None = None
+    """3x3 direction (rows of the matrix whose columns are i, j, k in LPS) to display a projection image with,
+    from its Patient Orientation, when it has no Image Orientation (Patient); None: the volume's own."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

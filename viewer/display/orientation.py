@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
+
+from viewer.dicom.projection import direction_from_patient_orientation  # noqa: F401 (re-exported)
+from viewer.dicom.volume import SeriesInfo
 
 # LPS: +x towards the patient's Left, +y Posterior, +z Superior.
 _POS = ("L", "P", "S")
@@ -39,59 +41,26 @@ def edge_letters(right: np.ndarray, down: np.ndarray) -> dict[str, str]:
     }
 
 
-_PO_VECTORS = {"L": (1.0, 0.0, 0.0), "R": (-1.0, 0.0, 0.0), "P": (0.0, 1.0, 0.0), "A": (0.0, -1.0, 0.0),
-               "H": (0.0, 0.0, 1.0), "F": (0.0, 0.0, -1.0)}
-
-
-def direction_from_patient_orientation(values: object) -> np.ndarray | None:
-    """A display direction matrix for a projection image from Patient Orientation (0020,0020).
-
-    ``values`` is the two strings naming where the row (i) and column (j) directions point, e.g.
-    ``["L", "F"]`` for a PA chest film (row to the patient's left, column to the feet); oblique values such
-    as ``"LA"`` combine. Returns a 3x3 matrix with columns i, j, k (k = i x j), or None when absent/invalid.
-    """
-    try:
-        row, col = (str(v).strip().upper() for v in values)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        return None
-    vecs = []
-    for text in (row, col):
-        if not text or any(c not in _PO_VECTORS for c in text):
-            return None
-        v = np.sum([_PO_VECTORS[c] for c in text], axis=0)
-        vecs.append(v / np.linalg.norm(v))
-    normal = np.cross(vecs[0], vecs[1])
-    if np.linalg.norm(normal) < 1e-6:
-        return None
-    return np.column_stack([vecs[0], vecs[1], normal / np.linalg.norm(normal)])
-
-
-ORIENTATION_SOURCE = "orientation_source"
-"""``SeriesInfo.extra`` key: where the display direction comes from: ``"ImageOrientationPatient"`` (with Image
-Position (Patient)), ``"PatientOrientation"`` (a projection image) or ``""`` (unknown: no letters are drawn)."""
-PIXEL_SPACING_SOURCE = "pixel_spacing_source"
-"""``SeriesInfo.extra`` key: the attribute the pixel spacing came from, ``""`` when it was assumed (1 mm)."""
-
-
-def geometry_sources(stack: Any) -> dict[str, str]:
-    """What the engine read for a :class:`viewer.dicom.Stack`'s geometry (its first slice's header facts):
-    ``{ORIENTATION_SOURCE: ..., PIXEL_SPACING_SOURCE: ...}``; an empty value means made up by the engine."""
-    first = stack.slices[0]
-    known = first.position is not None and first.orientation is not None
-    return {
-        ORIENTATION_SOURCE: "ImageOrientationPatient" if known else "",
-        PIXEL_SPACING_SOURCE: (first.spacing_source or "PixelSpacing") if first.pixel_spacing is not None else "",
-    }
-
-
-def orientation_known(extra: Mapping[str, Any]) -> bool:
+def orientation_known(info: SeriesInfo) -> bool:
     """May orientation letters be drawn? Not when the series has no patient orientation at all (ultrasound,
-    secondary capture); a volume built elsewhere (tests, tools) without the key is taken at its word."""
-    return bool(extra.get(ORIENTATION_SOURCE, "ImageOrientationPatient"))
+    secondary capture: ``orientation_source`` ""); a volume built elsewhere (None) is taken at its word."""
+    return info.orientation_source != ""
 
 
-def spacing_known(extra: Mapping[str, Any], warnings: Sequence[str] = ()) -> bool:
-    """May a mm scale bar be drawn? Not when the pixel spacing was assumed (no usable spacing in the header)."""
-    if PIXEL_SPACING_SOURCE in extra:
-        return bool(extra[PIXEL_SPACING_SOURCE])
+def has_patient_geometry(info: SeriesInfo) -> bool:
+    """Does the image lie in patient space (position and orientation from the header)? A projection image
+    oriented by Patient Orientation only has letters, not positions."""
+    return info.orientation_source not in ("", "PatientOrientation")
+
+
+def spacing_known(info: SeriesInfo, warnings: Sequence[str] = ()) -> bool:
+    """May a mm scale bar be drawn? Not when the pixel spacing was assumed (``pixel_spacing_source`` ""); when
+    the source is not said, the engine's warnings tell."""
+    if info.pixel_spacing_source is not None:
+        return bool(info.pixel_spacing_source)
     return not any("spacing" in w and "assumed" in w for w in warnings)
+
+
+def display_direction(info: SeriesInfo, direction: np.ndarray) -> np.ndarray:
+    """The direction to display with: a projection image's from its Patient Orientation, else ``direction``."""
+    return direction if info.display_direction is None else np.asarray(info.display_direction, dtype=np.float64)

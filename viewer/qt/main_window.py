@@ -15,13 +15,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from viewer.dicom.volume import Volume, WindowPreset
-from viewer.display.orientation import ORIENTATION_SOURCE, direction_from_patient_orientation, geometry_sources
+from viewer.display.orientation import display_direction
 from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
 from viewer.gc_policy import freeze_once
 from viewer.state.session import SessionState
 from viewer.qt.bind import Bindings
 from viewer.qt.errors_panel import ErrorsPanel
+from viewer.qt import panels as panel_registry
 from viewer.qt.panels import PanelSpec
 from viewer.qt.qt import QAction, QKeySequence, Qt, QTimer, QtCore, QtGui, QtWidgets, Signal
 from viewer.qt.progress import set_progress
@@ -72,18 +73,33 @@ class ShortcutsDialog(QtWidgets.QDialog):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("RadScope shortcuts")
-        table = QtWidgets.QTableWidget(len(SHORTCUTS), 2, self)
+        listed = {k for k, _ in SHORTCUTS}
+        rows = list(SHORTCUTS) + [(spec.shortcut, f"{spec.title} panel on / off") for spec in panel_registry.PANELS
+                                  if spec.shortcut and spec.shortcut not in listed]
+        table = QtWidgets.QTableWidget(len(rows), 2, self)
         table.setHorizontalHeaderLabels(["Keys / mouse", "Action"])
         table.verticalHeader().setVisible(False)
         table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        for r, (k, a) in enumerate(SHORTCUTS):
+        for r, (k, a) in enumerate(rows):
             table.setItem(r, 0, QtWidgets.QTableWidgetItem(k))
             table.setItem(r, 1, QtWidgets.QTableWidgetItem(a))
-        table.resizeColumnsToContents()
+        table.setWordWrap(True)
+        table.resizeColumnToContents(0)
         table.horizontalHeader().setStretchLastSection(True)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table = table
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(table)
-        self.resize(560, 520)
+        em = self.fontMetrics().height()
+        screen = (parent.screen() if parent is not None else None) or QtGui.QGuiApplication.primaryScreen()
+        avail = screen.availableGeometry()
+        # every shortcut at once where the screen allows (rows wrap, none cut off), never past the screen
+        self.resize(min(52 * em, avail.width() * 9 // 10), min((len(rows) + 3) * em * 3 // 2,
+                                                                avail.height() * 9 // 10))
+
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        self.table.resizeRowsToContents()  # wrapped action texts get the lines they need
 
 
 class ViewerWindow(QtWidgets.QMainWindow):
@@ -112,7 +128,6 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._thumb_job: ThumbnailJob | None = None
         self._thumbs_done: set[str] = set()
         self._retired: list[Any] = []
-        self._projection_directions: dict[str, np.ndarray | None] = {}
         self.load_started_at = 0.0
         self.first_slice_s: float | None = None
         self.layout_name = self.settings.layout if self.settings.layout in LAYOUTS else "1x1"
@@ -529,28 +544,14 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.errors_panel.add_errors([(self.stack_id, message)])
         self.errors_dock.show()
 
-    def _display_direction(self, stack: Any, default: np.ndarray | None = None) -> np.ndarray:
-        """The stack's direction, except for a projection image without Image Orientation (Patient): then
-        the one its Patient Orientation gives (so a PA chest film is labelled R/L and S/I, not as axial)."""
-        direction = stack.direction if default is None and stack is not None else default
-        if stack is not None:  # the views draw letters / a mm scale bar only for geometry the header gave
-            for key, value in geometry_sources(stack).items():
-                stack.info.extra.setdefault(key, value)
-        if stack is None or stack.n_slices != 1:
-            return direction
-        if stack.stack_id not in self._projection_directions:
-            found = None
-            try:
-                ds = stack.read_header(0)
-                if "ImageOrientationPatient" not in ds and "SharedFunctionalGroupsSequence" not in ds:
-                    found = direction_from_patient_orientation(ds.get("PatientOrientation"))
-            except Exception:  # the tag browser reports unreadable headers; keep the engine's geometry
-                found = None
-            self._projection_directions[stack.stack_id] = found
-            if found is not None:
-                stack.info.extra[ORIENTATION_SOURCE] = "PatientOrientation"
-        found = self._projection_directions[stack.stack_id]
-        return direction if found is None else found
+    @staticmethod
+    def _display_direction(stack: Any, default: np.ndarray | None = None) -> np.ndarray:
+        """The stack's direction, except for a projection image oriented by Patient Orientation only: the
+        engine's ``SeriesInfo.display_direction`` (so a PA chest film is labelled R/L and S/I, not as axial)."""
+        if stack is None:
+            assert default is not None
+            return default
+        return display_direction(stack.info, stack.direction if default is None else default)
 
     def show_volume(self, volume: Volume, stack_id: str | None = None) -> SeriesModel:
         """Show an already loaded volume (tests, tools, other engines); returns its model."""
@@ -819,14 +820,16 @@ class ViewerWindow(QtWidgets.QMainWindow):
         dock.setObjectName(f"dock_{spec.name}")
         dock.setWindowTitle(spec.title)
         body = dock.widget()
-        if body is not None and not isinstance(body, QtWidgets.QScrollArea):
+        em = self.fontMetrics().height()
+        hint = body.minimumSizeHint() if body is not None else QtCore.QSize()
+        needs_scroll = hint.width() > 14 * em or hint.height() > 18 * em  # (a tree or list scrolls itself)
+        if body is not None and needs_scroll and not isinstance(body, QtWidgets.QScrollArea):
             scroll = QtWidgets.QScrollArea(dock)
             scroll.setObjectName(f"scroll_{spec.name}")
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
             scroll.setWidget(body)
             dock.setWidget(scroll)
-        em = self.fontMetrics().height()
         if spec.area == "bottom":
             dock.setMinimumHeight(4 * em)
         else:

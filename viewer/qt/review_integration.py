@@ -27,7 +27,7 @@ import numpy as np
 
 from viewer.dicom.volume import Volume
 from viewer.display.measure import MeasurementRecord
-from viewer.display.orientation import ORIENTATION_SOURCE, orientation_known, spacing_known
+from viewer.display.orientation import has_patient_geometry, spacing_known
 from viewer.display.planes import Plane
 from viewer.display.settings import save_settings
 from viewer.qt.bind import Bindings
@@ -50,9 +50,7 @@ ROI_KINDS = {"rect": "rectangle", "ellipse": "ellipse"}
 def volume_slice_geometry(volume: Volume, k: int) -> SliceGeometry | None:
     """Where slice ``k`` of ``volume`` lies in the patient (LPS), or None when the header gave no patient
     position/orientation or no pixel spacing (the engine's stand-in geometry is not patient space)."""
-    extra = volume.info.extra
-    if not orientation_known(extra) or extra.get(ORIENTATION_SOURCE) == "PatientOrientation" \
-            or not spacing_known(extra, volume.warnings):
+    if not has_patient_geometry(volume.info) or not spacing_known(volume.info, volume.warnings):
         return None
     d = np.asarray(volume.direction, dtype=np.float64)
     position = volume.index_to_lps(np.array([0.0, 0.0, float(k)]))

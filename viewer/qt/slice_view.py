@@ -294,11 +294,11 @@ class SliceView(pg.GraphicsView):
     @property
     def spacing_unknown(self) -> bool:
         """The engine assumed 1 mm pixels (no spacing in the header): no scale bar, a warning instead."""
-        return self.model is not None and not spacing_known(self.model.volume.info.extra, self.model.volume.warnings)
+        return self.model is not None and not spacing_known(self.model.volume.info, self.model.volume.warnings)
 
     def orientation_letters(self) -> dict[str, str]:
         """Letters drawn at the left/right/top/bottom edges; none when the series has no patient orientation."""
-        if self.model is None or not orientation_known(self.model.volume.info.extra):
+        if self.model is None or not orientation_known(self.model.volume.info):
             return {}
         return self.plane.letters(self.model.volume.direction)
 

@@ -59,12 +59,25 @@ class TagBrowser(QtWidgets.QWidget):
         self.tree.addTopLevelItems([self._item(n) for n in nodes])
         if text.strip():
             self.tree.expandAll()
-        for c in range(3):
-            self.tree.resizeColumnToContents(c)
+        self._fit_columns()
         self.searched.emit(len(nodes))
+
+    def _fit_columns(self) -> None:
+        """Tag and VR as wide as their text, the keyword at most a third of the width: the value (what one
+        reads) gets the rest; long keywords and values are elided, their tooltips whole."""
+        width = max(self.tree.viewport().width(), 1)
+        for c in (0, 2):
+            self.tree.resizeColumnToContents(c)
+        self.tree.resizeColumnToContents(1)
+        self.tree.setColumnWidth(1, min(self.tree.columnWidth(1), width // 3))
+
+    def resizeEvent(self, ev: Any) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        self._fit_columns()
 
     def _item(self, node: TagNode) -> QtWidgets.QTreeWidgetItem:
         item = QtWidgets.QTreeWidgetItem([node.tag_text, node.keyword, node.vr, node.value])
+        item.setToolTip(1, node.keyword)
         item.setToolTip(3, node.value)
         item.addChildren([self._item(c) for c in node.children])
         return item
