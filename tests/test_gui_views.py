@@ -492,9 +492,7 @@ def test_a_gap_in_the_series_is_said_on_the_image(window: ViewerWindow) -> None:
         return int(((abs(rgb[..., 0] - 255) < 30) & (abs(rgb[..., 1] - 160) < 30) & (abs(rgb[..., 2] - 80) < 30)).sum())
 
     with_gap_line = orange_pixels()
-    assert with_gap_line > 20  # "gap: 1 missing slice(s) in this series"
-    view.set_slice(5)
-    assert orange_pixels() > with_gap_line  # and, on the missing slice, "no image acquired here"
+    assert with_gap_line > 20  # the series' gap notice above the bottom-left corner, on any slice
     vol.missing[5] = False
     view.set_slice(6)
     view.viewport().update()
