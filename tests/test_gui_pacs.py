@@ -47,7 +47,8 @@ def test_search_retrieve_and_view(qtbot, app, pacs_net: Orthanc, studies: Studie
     _search(qtbot, panel, pacs_net.dimse_spec, patient_name="SMITH*")
     assert panel.tree.topLevelItemCount() == 1, panel.status.text()
     study = panel.tree.topLevelItem(0)
-    assert study.text(0) == "SMITH JOHN" and study.text(1) == "P-SMITH" and study.childCount() == 1
+    assert study.text(0) == "SMITH JOHN" and study.text(5) == "P-SMITH" and study.childCount() == 1
+    assert study.child(0).text(0) == "#2 Chest phantom axial" and study.child(0).text(3) == "24"
     assert panel.status.text() == "1 study"
     assert panel.select(studies.oblique_study, studies.oblique_series)
     assert panel.retrieve_button.isEnabled()
@@ -57,7 +58,8 @@ def test_search_retrieve_and_view(qtbot, app, pacs_net: Orthanc, studies: Studie
     report = panel.last_result
     assert report.complete and report.stored == 24, panel.status.text()
     assert panel.first_shown_s is not None  # the first instance was opened while the rest came
-    assert "24/24 instances" in panel.status.text()
+    assert panel.status.text() == "24/24 instances retrieved"
+    assert panel.status.toolTip() == str(report.folder)
     assert app.wait_idle(60)
     shown = app.window.model.volume
     original = load_volume(scan([studies.oblique]).stacks[0])

@@ -93,6 +93,9 @@ class PacsPanel(QtWidgets.QDockWidget):
         if line is not None:
             line.setPlaceholderText("node or dimse://AET@host:port")
         self.node_combo.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
+        # a long inline spec must not widen the dock
+        self.node_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.node_combo.setMinimumContentsLength(12)
         self.echo_button = QtWidgets.QPushButton("Echo", body)
         self.echo_button.clicked.connect(self.echo)
         row.addWidget(self.node_combo, 1)
@@ -113,11 +116,13 @@ class PacsPanel(QtWidgets.QDockWidget):
         self.search_button.clicked.connect(self.search)
         layout.addWidget(self.search_button)
         self.tree = QtWidgets.QTreeWidget(body)
-        self.tree.setHeaderLabels(["Patient", "ID", "Date", "Mod.", "Description", "Images"])
+        self.tree.setHeaderLabels(["Patient / series", "Date", "Mod.", "Images", "Description", "Patient ID"])
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.itemDoubleClicked.connect(lambda *_: self.retrieve_selected())
         self.tree.itemSelectionChanged.connect(self._update_buttons)
+        self.tree.setMinimumWidth(60)
+        self.tree.setSizeAdjustPolicy(QtWidgets.QAbstractScrollArea.SizeAdjustPolicy.AdjustIgnored)
         layout.addWidget(self.tree, 1)
         row = QtWidgets.QHBoxLayout()
         self.retrieve_button = QtWidgets.QPushButton("Retrieve", body)
@@ -138,6 +143,7 @@ class PacsPanel(QtWidgets.QDockWidget):
         layout.addWidget(self.progress)
         self.status = QtWidgets.QLabel(body)
         self.status.setWordWrap(True)
+        self.status.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
         self.setWidget(body)
@@ -223,21 +229,22 @@ class PacsPanel(QtWidgets.QDockWidget):
         for s in result.studies:
             date = f"{s.study_date[:4]}-{s.study_date[4:6]}-{s.study_date[6:]}" if len(s.study_date) == 8 else s.study_date
             n = sum(se.instances or 0 for se in s.series)
-            item = QtWidgets.QTreeWidgetItem([s.patient_name.replace("^", " ").strip(), s.patient_id, date,
-                                              "/".join(s.modalities), s.description, str(n or "")])
+            item = QtWidgets.QTreeWidgetItem([s.patient_name.replace("^", " ").strip(), date, "/".join(s.modalities),
+                                              str(n or ""), s.description, s.patient_id])
             item.setData(0, UID_ROLE, (STUDY, s.study_uid, None))
             item.setToolTip(0, f"Study {s.study_uid}\nAccession {s.accession or '-'}")
             for se in s.series:
-                child = QtWidgets.QTreeWidgetItem(["", "", "", se.modality,
-                                                   f"#{se.number if se.number is not None else '-'} {se.description}",
-                                                   "" if se.instances is None else str(se.instances)])
+                number = f"#{se.number}" if se.number is not None else "series"
+                child = QtWidgets.QTreeWidgetItem([f"{number} {se.description}".strip(), "", se.modality,
+                                                   "" if se.instances is None else str(se.instances), "", ""])
                 child.setData(0, UID_ROLE, (SERIES, s.study_uid, se.series_uid))
-                child.setToolTip(4, f"Series {se.series_uid}")
+                child.setToolTip(0, f"Series {se.series_uid}")
                 item.addChild(child)
             self.tree.addTopLevelItem(item)
             item.setExpanded(len(result.studies) <= 5)
         for col in range(self.tree.columnCount()):
             self.tree.resizeColumnToContents(col)
+            self.tree.setColumnWidth(col, min(self.tree.columnWidth(col), 160))
         text = f"{len(result.studies)} stud{'y' if len(result.studies) == 1 else 'ies'}"
         if result.truncated:
             text += " (list cut at the limit: narrow the search)"
@@ -339,7 +346,15 @@ class PacsPanel(QtWidgets.QDockWidget):
         self._say(message, error=True)
 
     def _show_retrieved(self, report: Any) -> None:
-        text = report.summary()
+        total = "?" if report.expected is None else report.expected
+        text = f"{report.stored + report.already}/{total} instances retrieved"
+        if report.already:
+            text += f" ({report.already} were already here)"
+        if report.cancelled:
+            text += "; cancelled"
+        if report.missing:
+            text += f"; {len(report.missing)} missing: Retrieve again to resume"
+        self.status.setToolTip(str(report.folder))
         if report.errors:
             text += "".join(f"\n{e}" for e in report.errors[:5])
         self._say(text, error=not report.complete)
