@@ -226,7 +226,7 @@ class SqliteReviewStore(ReviewStore):
         rows = []
         for rowid, flag_id in keys:
             try:
-                row = self._conn.execute("SELECT * FROM flag WHERE rowid = ?", (rowid,)).fetchone()
+                row = self._conn.execute("SELECT rowid AS stored_seq, * FROM flag WHERE rowid = ?", (rowid,)).fetchone()
                 if row is None or row["id"] != flag_id:
                     raise sqlite3.DatabaseError("its row is missing from the damaged table")
             except sqlite3.DatabaseError as exc:
@@ -234,7 +234,7 @@ class SqliteReviewStore(ReviewStore):
                 continue
             if (study_uid is None or row["study_uid"] == study_uid) and (include_deleted or not row["deleted"]):
                 rows.append(row)
-        return rows
+        return sorted(rows, key=lambda r: (str(r["created"]), r["stored_seq"]))
 
     @property
     def schema_version(self) -> int:

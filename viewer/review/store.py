@@ -235,7 +235,10 @@ class ReviewStore:
 
     def _flag_rows(self, study_uid: str | None, include_deleted: bool) -> list[Any]:
         where = ("study_uid = ?" if study_uid is not None else "1 = 1") + ("" if include_deleted else " AND deleted = 0")
-        return self._query(f"SELECT * FROM flag WHERE {where}", (study_uid,) if study_uid is not None else ())
+        # oldest first; flags made in the same millisecond in the order they were stored (their first history entry)
+        return self._query("SELECT f.*, (SELECT MIN(h.seq) FROM flag_history h WHERE h.flag_id = f.id) AS stored_seq "
+                           f"FROM flag f WHERE {where} ORDER BY created, stored_seq, id",
+                           (study_uid,) if study_uid is not None else ())
 
     def __enter__(self) -> ReviewStore:
         return self
@@ -345,7 +348,7 @@ class ReviewStore:
                 out.append(flag_from_row(row))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 self.problems.append(f"flag {_row_id(row)} in {self.location} is unreadable ({exc}); skipped")
-        return sorted(out, key=lambda f: (f.created, f.id))
+        return out
 
     def history(self, flag_id: str) -> list[HistoryEntry]:
         """Every recorded version of a flag, oldest first."""
