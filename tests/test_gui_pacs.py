@@ -48,7 +48,7 @@ def test_search_retrieve_and_view(qtbot, app, pacs_net: Orthanc, studies: Studie
     assert panel.tree.topLevelItemCount() == 1, panel.status.text()
     study = panel.tree.topLevelItem(0)
     assert study.text(0) == "SMITH JOHN" and study.text(5) == "P-SMITH" and study.childCount() == 1
-    assert study.child(0).text(0) == "#2 Chest phantom axial" and study.child(0).text(3) == "24"
+    assert study.child(0).text(0) == "#2 Chest phantom oblique" and study.child(0).text(3) == "24"
     assert panel.status.text() == "1 study"
     assert panel.select(studies.oblique_study, studies.oblique_series)
     assert panel.retrieve_button.isEnabled()
