@@ -355,3 +355,11 @@ def test_fuzzed_zip_member_names_stay_inside(tmp_path: Path, names: list[str]) -
     assert len(contents) == len(set(contents))  # no member written over another
     for n, name in enumerate(names):
         assert f"member {n}".encode() in contents or name in named or name.endswith("/"), (name, sources.errors)
+
+
+def test_one_slice_with_infinite_spacing_does_not_decide_for_the_stack(tmp_path: Path) -> None:
+    folder = next(c for c in cases("dicom") if c.name == "dicom-first-slice-spacing-infinite").build(tmp_path / "s")
+    [stack] = scan([folder]).stacks
+    assert stack.n_slices == 4 and stack.slices[0].pixel_spacing is None
+    np.testing.assert_allclose(stack.spacing, [0.8, 0.8, 2.0])
+    assert not any("assumed 1.0 mm" in w for w in stack.warnings)

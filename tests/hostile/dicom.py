@@ -146,3 +146,11 @@ def deflate_bomb_long_meta(folder: Path) -> Path:
     good_series(folder)
     deflate_bomb(folder / "bomb.dcm", where="private", long_meta=True)
     return folder
+
+
+@case("dicom-first-slice-spacing-infinite", "dicom", outcome="warning", mentions=("PixelSpacing", "differs"), good=1)
+def first_slice_spacing_infinite(folder: Path) -> Path:
+    """The slice sorted first has PixelSpacing Infinity: the stack keeps the spacing the other slices give."""
+    files = good_series(folder)
+    set_raw(files[0], PixelSpacing=b"Infinity\\Infinity")
+    return folder

@@ -18,7 +18,7 @@ slices' headers only. Gaps, resampling, tilt and dropped duplicate positions are
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Iterable
@@ -200,6 +200,22 @@ def _split_groups(slices: list[SliceHeader]) -> list[list[SliceHeader]]:
     return out
 
 
+def _common_spacing(slices: list[SliceHeader], warnings: list[str]) -> tuple[tuple[float, float] | None, str]:
+    """The pixel spacing most slices give (one slice with a missing or ignored value does not decide for the
+    stack); a warning when the slices disagree."""
+    counts = Counter((s.pixel_spacing, s.spacing_source) for s in slices)
+    if len(counts) == 1:
+        return slices[0].pixel_spacing, slices[0].spacing_source
+    given = [(n, key) for key, n in counts.items() if key[0] is not None]
+    if not given:
+        return None, ""
+    n, (spacing, source) = max(given, key=lambda g: g[0])
+    assert spacing is not None
+    warnings.append(f"pixel spacing differs between slices: {n} of {len(slices)} give {spacing[0]:g} x {spacing[1]:g} mm "
+                    f"({source}), which the volume uses")
+    return spacing, source
+
+
 def _sort_and_geometry(
     slices: list[SliceHeader],
 ) -> tuple[list[SliceHeader], np.ndarray, np.ndarray, np.ndarray, list[str], SliceGrid]:
@@ -210,13 +226,13 @@ def _sort_and_geometry(
             notes[note] = notes.get(note, 0) + 1
     warnings = [f"{note} ({count} slice(s))" for note, count in notes.items()]
     first = slices[0]
-    spacing_rc = first.pixel_spacing
+    spacing_rc, spacing_source = _common_spacing(slices, warnings)
     if spacing_rc is None:
         spacing_rc = (1.0, 1.0)
         warnings.append("no PixelSpacing/ImagerPixelSpacing: pixel spacing assumed 1.0 mm")
-    elif first.spacing_source == "ImagerPixelSpacing":
+    elif spacing_source == "ImagerPixelSpacing":
         warnings.append("pixel spacing from ImagerPixelSpacing (at the detector, not the patient)")
-    elif first.spacing_source == "SequenceOfUltrasoundRegions":
+    elif spacing_source == "SequenceOfUltrasoundRegions":
         warnings.append("pixel spacing from the ultrasound region calibration (valid inside the calibrated region)")
     if "MOSAIC" in first.file.image_type and first.tile is None:
         warnings.append("Siemens mosaic that could not be unpacked (no usable CSA header): the tiles are "
