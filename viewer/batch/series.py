@@ -70,6 +70,8 @@ class SeriesOutcome:
     folder: str = ""
     attempts: int = 1
     worker: str = field(default_factory=lambda: f"pid {os.getpid()}")
+    warnings: list[str] = field(default_factory=list)
+    """Things the driver prints even when a worker (Ray) has no stderr of its own (a corrupt cache entry)."""
 
 
 class NonFiniteScoresError(ValueError):
@@ -182,6 +184,8 @@ class SeriesRunner:
             raise ValueError(f"--heatmap-scale must be one of {', '.join(HEATMAP_SCALES)}")
         self.heatmap_scale = heatmap_scale
         self.say: Say = say or (lambda _msg: None)
+        self.warnings: list[str] = []
+        """Of the job in progress; handed back in its :class:`SeriesOutcome` (the driver prints them)."""
         methods = self.runner.methods
         self.method = resolve_method(self.card, explain)
         if self.method != "none" and self.method not in methods:
@@ -210,7 +214,7 @@ class SeriesRunner:
             try:
                 hit = cache.load(cache_key, self.sha256, method, expect=shape)
             except CacheEntryError as exc:  # reported as the viewer does, then recomputed (and replaced)
-                self.say(f"{label}: ignoring a corrupt results-cache entry: {exc}; recomputing")
+                self.warnings.append(f"{label}: ignoring a corrupt results-cache entry: {exc}; recomputing")
                 hit = None
             cached_ood = _cached_ood(hit.meta if hit is not None else {}, ood_sha, shape[0])
             if hit is not None and list(hit.labels) == list(self.card.labels) and (
@@ -256,7 +260,9 @@ class SeriesRunner:
         from viewer.paths import inside, unique_components
 
         stack, label = job.stack, job.label
-        base = SeriesOutcome(stack.stack_id, stack.info.series_uid, "failed", stack.n_slices, folder=job.folder)
+        self.warnings = []
+        base = SeriesOutcome(stack.stack_id, stack.info.series_uid, "failed", stack.n_slices, folder=job.folder,
+                             warnings=self.warnings)
         t0 = time.perf_counter()
         try:
             vol = load_volume(stack)

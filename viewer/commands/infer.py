@@ -187,6 +187,8 @@ def _run(args: argparse.Namespace, engine: LocalEngine | RayEngine) -> int:
 
     def on_outcome(outcome: SeriesOutcome) -> None:
         outcomes.append(outcome)
+        for warning in outcome.warnings:
+            _say(warning)
         if outcome.status == "out_of_scope":
             reason = outcome.reason
             if not reason.startswith("outside "):
