@@ -142,3 +142,20 @@ def dicomdir_folder(folder: Path) -> Path:
     target.unlink()
     target.mkdir()
     return dicomdir
+
+
+@case("zip-bad-crc", "archive", mentions=("cannot extract member", "CRC"), good=1, bad=(f"{ZIP}!dup/evil.dcm",))
+def zip_bad_crc(folder: Path) -> Path:
+    """A stored member whose bytes were damaged after zipping: its CRC check fails while it is extracted."""
+    archive = _zip(folder, [])
+    evil = good_series(folder / "_evil", n=1, prefix="evil")[0]
+    with zipfile.ZipFile(archive, "a", zipfile.ZIP_STORED) as zf:
+        zf.write(evil, "dup/evil.dcm")
+        info = zf.getinfo("dup/evil.dcm")
+    evil.unlink()
+    (folder / "_evil").rmdir()
+    data = bytearray(archive.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + 200:start + 208] = b"DAMAGED!"
+    archive.write_bytes(bytes(data))
+    return archive
