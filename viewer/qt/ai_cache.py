@@ -1,4 +1,5 @@
-"""The AI results cache in the viewer: reads and writes on two plain background threads, never the GUI thread.
+"""The AI results cache in the viewer: reads and writes on two background :class:`~viewer.qt.jobs.Worker`
+threads, never the GUI thread.
 
 :class:`CacheIO` is a QObject on the GUI thread. :meth:`CacheIO.lookup` reads an entry on the reader
 thread and emits :attr:`CacheIO.loaded` with a :class:`CacheReply` (the whole series' weighted
@@ -9,9 +10,7 @@ signals are emitted from those threads and delivered, queued, to bound methods o
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Mapping, Sequence
@@ -19,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from inference.cache import ResultCache
 from viewer.ai import RunKey, SeriesResults
 from viewer.ai.cached import CacheEntryError, load_results, store_results
+from viewer.qt.jobs import Worker
 from viewer.qt.qt import QObject, Signal
-from viewer.threads import lower_thread_priority
 
 
 @dataclass(frozen=True)
@@ -45,10 +44,8 @@ class CacheIO(QObject):
     def __init__(self, cache: ResultCache, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.cache = cache
-        self._reader = ThreadPoolExecutor(1, "radscope-cache-read", initializer=lower_thread_priority)
-        self._writer = ThreadPoolExecutor(1, "radscope-cache-write", initializer=lower_thread_priority)
-        self._writes: set[Future[None]] = set()
-        self._lock = threading.Lock()
+        self._reader = Worker("radscope-cache-read", parent=self)
+        self._writer = Worker("radscope-cache-write", parent=self)
 
     def lookup(self, token: int, stack: str, key: RunKey, labels: Sequence[str], shape: tuple[int, int, int],
                thresholds: Mapping[str, float] | None = None) -> None:
@@ -70,10 +67,7 @@ class CacheIO(QObject):
 
     def store(self, stack: str, results: SeriesResults, extra: Mapping[str, Any] | None = None) -> None:
         """Write a complete run off the GUI thread (its arrays must not change any more)."""
-        future = self._writer.submit(self._store, stack, results, dict(extra or {}))
-        with self._lock:
-            self._writes.add(future)
-        future.add_done_callback(self._forget)
+        self._writer.submit(self._store, stack, results, dict(extra or {}))
 
     def _store(self, stack: str, results: SeriesResults, extra: dict[str, Any]) -> None:
         t0 = time.perf_counter()
@@ -84,25 +78,13 @@ class CacheIO(QObject):
             return
         self.stored.emit(stack, time.perf_counter() - t0)
 
-    def _forget(self, future: Future[None]) -> None:
-        with self._lock:
-            self._writes.discard(future)
-
     def flush(self, timeout_s: float = 60.0) -> bool:
         """Wait until every write asked for so far is on disk (tests, benchmarks); True when done."""
-        deadline = time.monotonic() + timeout_s
-        with self._lock:
-            pending = list(self._writes)
-        for future in pending:
-            try:
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                return False
-        return True
+        return self._writer.flush(timeout_s)
 
     def shutdown(self, wait_s: float = 30.0) -> None:
         """Drop pending reads; let the writes already asked for finish (up to ``wait_s``: the window is
         closing, and a write must not outlive the Qt objects it reports to)."""
-        self._reader.shutdown(wait=False, cancel_futures=True)
+        self._reader.shutdown(cancel_pending=True)
         self.flush(wait_s)
-        self._writer.shutdown(wait=False)
+        self._writer.shutdown(cancel_pending=False)

@@ -1,8 +1,8 @@
 """Background work for the window: scanning paths, loading a stack, making thumbnails.
 
-Each job is a QObject created on the GUI thread; its work runs on a plain Python thread and reports
-through the job's signals, which Qt delivers queued to the bound methods of GUI-thread receivers (never
-connect them to closures: those would run on the worker thread).
+Each job is a :class:`viewer.qt.jobs.Worker` (the viewer's one worker style) created on the GUI thread; its
+work runs on a Python thread of its own and reports through the job's signals, which Qt delivers queued to
+the bound methods of GUI-thread receivers (never connect them to closures: those would run on that thread).
 """
 
 from __future__ import annotations
@@ -15,48 +15,33 @@ from collections.abc import Sequence
 import numpy as np
 
 from viewer.display.windowing import auto_window, initial_window, levels, preset_mapping, to_uint8
-from viewer.qt.qt import QObject, Signal, is_alive
-from viewer.threads import lower_thread_priority
+from viewer.qt.jobs import Worker
+from viewer.qt.qt import QObject, Signal
 
 THUMB_SIZE = 96
 
 
-class _Job(QObject):
-    """A QObject whose work runs on one Python thread; ``done`` tells when that thread has ended."""
+class _Job(Worker):
+    """One task on a :class:`~viewer.qt.jobs.Worker` thread of its own: ``start()`` runs ``_run`` there."""
+
+    thread_name = "radscope-job"
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._thread: threading.Thread | None = None
+        super().__init__(type(self).thread_name, 1, parent)
 
-    background = True
-    """Run below the GUI thread's priority (`viewer.threads`); False for work the user is waiting on."""
-
-    def _start(self, name: str) -> None:
-        self._thread = threading.Thread(target=self._background, name=name, daemon=True)
-        self._thread.start()
-
-    def _background(self) -> None:
-        if self.background:
-            lower_thread_priority()  # the GUI thread wins the CPU over this thread and the pools it starts
-        try:
-            self._run()
-        except RuntimeError:
-            if is_alive(self):
-                raise
-            # the window closed and deleted this job mid-run: nobody is left to tell
+    def start(self) -> None:
+        self.submit(self._run)
+        self.shutdown(cancel_pending=False)  # one task: the thread ends with it
 
     def _run(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
-
-    @property
-    def done(self) -> bool:
-        return self._thread is not None and not self._thread.is_alive()
 
 
 class ScanJob(_Job):
     """``viewer.dicom.scan(paths)`` off the GUI thread (at normal priority: nothing shows until it ends)."""
 
     background = False
+    thread_name = "radscope-scan"
 
     finished = Signal(object)
     """The ScanResult."""
@@ -65,9 +50,6 @@ class ScanJob(_Job):
     def __init__(self, paths: Sequence[str], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.paths = list(paths)
-
-    def start(self) -> None:
-        self._start("radscope-scan")
 
     def _run(self) -> None:
         from viewer.dicom import scan
@@ -89,6 +71,7 @@ class LoadJob(_Job):
     """
 
     COALESCE_S = 0.025
+    thread_name = "radscope-load"
 
     slicesReady = Signal(object)
     """list of (k, slice array): views into the volume being filled (see load_volume)."""
@@ -104,9 +87,6 @@ class LoadJob(_Job):
         self._lock = threading.Lock()  # on_slice may come from several decode threads
         self._pending: list[tuple[int, np.ndarray]] = []
         self._sent_at: float | None = None
-
-    def start(self) -> None:
-        self._start("radscope-load")
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -181,6 +161,8 @@ def _square_pixels(img: np.ndarray, pixel_spacing: object) -> np.ndarray:
 class ThumbnailJob(_Job):
     """Thumbnails of the middle slice of each stack, one by one, off the GUI thread."""
 
+    thread_name = "radscope-thumbs"
+
     ready = Signal(str, object)
     """(stack_id, uint8 image)."""
     failed = Signal(str, str)
@@ -191,9 +173,6 @@ class ThumbnailJob(_Job):
         super().__init__(parent)
         self.stacks = list(stacks)
         self._cancel = threading.Event()
-
-    def start(self) -> None:
-        self._start("radscope-thumbs")
 
     def cancel(self) -> None:
         self._cancel.set()
