@@ -153,3 +153,28 @@ def test_viewer_started_while_the_server_is_down_keeps_flags_and_sends_them(
     finally:
         panel.watch.stop()
         store.close()
+
+
+def test_viewer_switches_to_a_team_store_and_keeps_the_setting(
+        window: Any, postgres_server: Any, tmp_path: Any) -> None:
+    from viewer.display.settings import load_settings
+    from viewer.qt.review_integration import attach_review
+
+    url = postgres_server.url(postgres_server.new_database())
+    with ReviewStore(url) as team:
+        fid = team.add_flag(context(0), "fp", "nodule", reviewer="Bob")
+    controller = attach_review(window, store=ReviewStore(tmp_path / "own.sqlite3"))
+    try:
+        assert controller.use_store(url)  # Panels > Review store…
+        assert controller.panel.store.backend == "postgresql" and load_settings().review_store == url
+        controller.panel.current_study = context(0).study_uid
+        controller.panel.refresh()
+        assert controller.panel.flag_table.item(0, 0).data(0x0100) == fid  # UserRole: the team's flags show
+        empty = tmp_path / "empty.sqlite3"
+        empty.write_bytes(b"")
+        assert not controller.use_store(str(empty))  # refused, said, and the team store stays
+        assert "0 bytes" in controller.panel.status_label.text() and controller.panel.store.backend == "postgresql"
+        assert load_settings().review_store == url
+    finally:
+        controller.panel.watch.stop()
+        controller.store.close()

@@ -164,6 +164,7 @@ class ReviewController(QObject):
             menu.addAction(self.panel.toggleViewAction())
             self.reviewer_action = menu.addAction("Reviewer name…")
             self.reviewer_action.triggered.connect(self.ask_reviewer)
+            menu.addAction("Review store…").triggered.connect(self.ask_store)
         if getattr(window.settings, "reviewer", "") and not os.environ.get("RADSCOPE_REVIEWER", "").strip():
             self.panel.reviewer_edit.setText(window.settings.reviewer)
         self.panel.reviewer_edit.editingFinished.connect(self._reviewer_edited)
@@ -220,6 +221,37 @@ class ReviewController(QObject):
                                                   text=self.panel.reviewer_edit.text())
         if ok:
             self.set_reviewer(name)
+
+    def use_store(self, location: str) -> bool:
+        """Switch to the store at ``location`` (a file or ``postgresql://`` URL; '' = the default) and keep it in
+        the viewer settings (``review_store``); False, said in the panel, when it cannot be opened."""
+        location = location.strip()
+        try:
+            store = ReviewStore(location or None, offline_ok=True)
+        except ReviewStoreError as exc:
+            self.panel.notify(f"Review store not changed: {exc}", error=True)
+            return False
+        old, self.store = self.store, store
+        self._listed.clear()
+        self.panel.set_store(store)
+        old.close()
+        self.sync_worklist()
+        settings = self.window.settings
+        if getattr(settings, "review_store", location) != location:
+            settings.review_store = location
+            try:
+                save_settings(settings)
+            except OSError as exc:
+                self.window.statusBar().showMessage(f"Could not save the review store setting: {exc}", 5000)
+        return True
+
+    def ask_store(self) -> None:
+        current = getattr(self.window.settings, "review_store", "") or ""
+        text, ok = QtWidgets.QInputDialog.getText(
+            self.window, "Review store", "SQLite file, or postgresql://user@host/db for a team store\n"
+            "(empty: RADSCOPE_REVIEW_STORE or the default file):", text=current)
+        if ok:
+            self.use_store(text)
 
     # -- series, worklist, studies -------------------------------------------------------------
     def _on_series_shown(self, stack_id: str) -> None:

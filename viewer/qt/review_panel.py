@@ -71,15 +71,32 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self._bindings.connect(self.state.studyChanged, self._on_study_changed)
         self._filled = False
         self._build()
-        self.watch = StoreWatch(store, self, live=live)
-        self._was_offline = bool(store.offline)
+        self._live = live
         self._live_timer = QtCore.QTimer(self, singleShot=True, interval=LIVE_DELAY_MS)
         self._live_timer.timeout.connect(self.refresh)
+        self._watch(store)
+        self.set_context(context)
+        self._say_store()
+
+    def _watch(self, store: ReviewStore) -> None:
+        self.watch = StoreWatch(store, self, live=self._live)
+        self._was_offline = bool(store.offline)
         self.watch.changed.connect(self._on_store_changed)
         self.watch.connection.connect(self._on_connection)
         self.watch.outboxSent.connect(self._on_outbox_sent)
         self.watch.outboxWaiting.connect(self._on_outbox_waiting)
-        self.set_context(context)
+
+    def set_store(self, store: ReviewStore) -> None:
+        """Show another store (the caller closes the previous one after this returns)."""
+        self.watch.stop()
+        self.watch.deleteLater()
+        self.store = store
+        self._watch(store)
+        self.refresh()
+        self._say_store()
+
+    def _say_store(self) -> None:
+        store = self.store
         if store.offline:
             self._status(f"{store.offline}. Flags you make are kept on this computer and sent when it is back",
                          error=True)
