@@ -153,6 +153,17 @@ class SeriesResults:
         found = [f for lab in self.labels for f in find_findings(self.label_scores(lab), self.thresholds[lab], lab)]
         return sorted(found, key=lambda f: (-f.peak_score, f.peak_slice))
 
+    def peak_on_slice(self, k: int) -> tuple[int, int] | None:
+        """(row j, column i) of the heatmap peak on slice ``k`` of the label scoring highest there; None when
+        no label's map has any value on it (the crosshair then stays where it is)."""
+        scores = np.nan_to_num(self.scores[k], nan=-np.inf)
+        best = self.labels[int(np.argmax(scores))]
+        plane = np.asarray(self.heatmap(best)[k])
+        if plane.size == 0 or float(plane.max()) <= 0:
+            return None
+        j, i = np.unravel_index(int(np.argmax(plane)), plane.shape)
+        return int(j), int(i)
+
     def most_suspicious_slice(self) -> int | None:
         """The slice with the highest score of any label (None before any slice ran)."""
         if not self.done.any():

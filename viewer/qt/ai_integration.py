@@ -244,12 +244,9 @@ class AIController(QObject):
             return
         ijk = series.crosshair_index()
         ijk[2] = int(np.clip(k, 0, series.volume.shape[0] - 1))
-        if centre_on_peak and self.results is not None:
-            best = max(self.results.labels, key=lambda lab: float(np.nan_to_num(self.results.label_scores(lab)[int(ijk[2])])))
-            plane = self.results.heatmap(best)[int(ijk[2])]
-            if plane.max() > 0:
-                j, i = np.unravel_index(int(np.argmax(plane)), plane.shape)
-                ijk[0], ijk[1] = i, j
+        peak = self.results.peak_on_slice(int(ijk[2])) if centre_on_peak and self.results is not None else None
+        if peak is not None:
+            ijk[1], ijk[0] = peak
         series.set_crosshair(series.volume.index_to_lps(ijk))
 
     def go_to_finding(self, k: int) -> None:
