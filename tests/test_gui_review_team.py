@@ -167,6 +167,7 @@ def test_viewer_switches_to_a_team_store_and_keeps_the_setting(
     try:
         assert controller.use_store(url)  # Panels > Review store…
         assert controller.panel.store.backend == "postgresql" and load_settings().review_store == url
+        assert controller.panel.windowTitle().startswith("Review · team store t_") and "@local socket" in controller.panel.windowTitle()
         controller.panel.current_study = context(0).study_uid
         controller.panel.refresh()
         assert controller.panel.flag_table.item(0, 0).data(0x0100) == fid  # UserRole: the team's flags show

@@ -97,6 +97,8 @@ class ReviewPanel(QtWidgets.QDockWidget):
 
     def _say_store(self) -> None:
         store = self.store
+        self.setWindowTitle("Review" if store.backend == "sqlite" else f"Review · team store {store.name}")
+        self.setToolTip(f"Review store: {store.location}")
         if store.offline:
             self._status(f"{store.offline}. Flags you make are kept on this computer and sent when it is back",
                          error=True)

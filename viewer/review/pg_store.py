@@ -111,6 +111,9 @@ class PostgresReviewStore(ReviewStore):
             raise ReviewStoreError(f"{url} is not a PostgreSQL URL (postgresql://user@host/db)")
         self.url = url
         self.location = redact(url)
+        info = conninfo_to_dict(url)
+        host = str(info.get("host") or "local socket")
+        self.name = f"{info.get('dbname') or info.get('user') or 'postgres'}@{'local socket' if host.startswith('/') else host}"
         self._timeout_s = timeout_s
         connect: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory, **connect_options(url, timeout_s)}
         self._connect = connect

@@ -48,6 +48,7 @@ class SqliteReviewStore(ReviewStore):
             raise ReviewStoreError(f"{where} is a PostgreSQL URL, not a SQLite review store file")
         self.path = where
         self.location = str(where)
+        self.name = where.name
         self.damage = ""
         """What ``PRAGMA quick_check`` found wrong ('' for a sound file)."""
         self._timeout_s = busy_timeout_s

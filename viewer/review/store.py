@@ -202,6 +202,8 @@ class ReviewStore:
     """Why writes are refused ('' when they are not)."""
     offline = ""
     """Why the store's server cannot be reached now ('' when it can or there is none)."""
+    name = ""
+    """A short name for titles: the file's name, or ``database@host`` of a team store."""
 
     def __new__(cls, location: str | os.PathLike[str] | None = None, **kwargs: Any) -> ReviewStore:
         if cls is ReviewStore:
