@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from viewer.dicom.streamwriters import write_mha, write_nifti, write_nrrd
 from viewer.dicom.volume import Volume
 
+STREAMED = {".mha": write_mha, ".nrrd": write_nrrd, ".nii": write_nifti, ".nii.gz": write_nifti}
 SITK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 SUFFIXES = SITK_SUFFIXES + (".npz",)
 
@@ -102,11 +104,12 @@ def write_volume(vol: Volume, path: str | Path, compress: bool | None = None) ->
     """Write ``vol`` to ``path`` (format from the suffix); returns the path written.
 
     ``compress``: None = as the name says (``.nii.gz`` compressed, everything else not); True
-    compresses ``.mha``/``.nrrd``/``.npz`` too (``.nii`` and ``.mhd`` never). Uncompressed ``.mha`` and
-    ``.nrrd`` are written here, header then the voxels straight from the array, slice by slice (no
-    copy of the volume, no SimpleITK); the rest through SimpleITK. The file appears complete or not
-    at all (written beside it, then renamed). For NIfTI a non-orthogonal (tilted) volume is resampled
-    first, see :func:`orthogonal_volume`.
+    compresses ``.mha``/``.nrrd``/``.npz`` too (``.nii`` and ``.mhd`` never). ``.mha``, ``.nrrd`` and
+    grey NIfTI are streamed (:mod:`viewer.dicom.streamwriters`: header, then the voxels straight from the
+    array slice by slice, compressed on the fly; no copy of the volume, no SimpleITK); ``.mhd`` and
+    colour NIfTI go through SimpleITK. The file appears complete or not at all (written beside it,
+    then renamed). For NIfTI a non-orthogonal (tilted) volume is resampled first, see
+    :func:`orthogonal_volume`.
     """
     path = Path(path)
     suffix = output_format(path)
@@ -124,9 +127,9 @@ def write_volume(vol: Volume, path: str | Path, compress: bool | None = None) ->
                 (np.savez_compressed if packed else np.savez)(
                     f, volume=storage_array(vol), origin=vol.origin, spacing=vol.spacing, direction=vol.direction,
                     sop_instance_uids=np.array(vol.sop_instance_uids, dtype=str), missing=vol.missing_mask)
-        elif suffix in (".mha", ".nrrd") and not packed:
-            _write_raw(vol, tmp, suffix)
-        else:
+        elif suffix in STREAMED and not (vol.is_color and suffix in (".nii", ".nii.gz")):
+            STREAMED[suffix](tmp, vol.array, storage_dtype(vol), vol.origin, vol.spacing, vol.direction, packed)
+        else:  # .mhd (separate data file) and colour NIfTI
             _write_sitk(vol, tmp, suffix, packed)
         if tmp != path:
             os.replace(tmp, path)
@@ -134,49 +137,6 @@ def write_volume(vol: Volume, path: str | Path, compress: bool | None = None) ->
         if tmp != path:
             tmp.unlink(missing_ok=True)
     return path
-
-
-_MET_TYPES = {"int16": "MET_SHORT", "uint16": "MET_USHORT", "float32": "MET_FLOAT", "uint8": "MET_UCHAR",
-              "int32": "MET_INT", "float64": "MET_DOUBLE"}
-_NRRD_TYPES = {"int16": "short", "uint16": "unsigned short", "float32": "float", "uint8": "unsigned char",
-               "int32": "int", "float64": "double"}
-
-
-def _num(v: float) -> str:
-    return repr(float(v)).removesuffix(".0") if float(v).is_integer() else repr(float(v))
-
-
-def _write_raw(vol: Volume, tmp: Path, suffix: str) -> None:
-    """MetaImage (.mha, data LOCAL) or NRRD header, then the voxels little endian, slice by slice."""
-    dtype = storage_dtype(vol)
-    k, j, i = vol.shape
-    d = vol.direction
-    if suffix == ".mha":
-        lines = [
-            "ObjectType = Image", "NDims = 3", "BinaryData = True", "BinaryDataByteOrderMSB = False",
-            "CompressedData = False",
-            "TransformMatrix = " + " ".join(_num(v) for v in d.T.reshape(-1)),
-            "Offset = " + " ".join(_num(v) for v in vol.origin), "CenterOfRotation = 0 0 0",
-            "ElementSpacing = " + " ".join(_num(v) for v in vol.spacing), f"DimSize = {i} {j} {k}",
-        ]
-        if vol.is_color:
-            lines.append("ElementNumberOfChannels = 3")
-        lines += [f"ElementType = {_MET_TYPES[dtype.name]}", "ElementDataFile = LOCAL"]
-    else:
-        axes = " ".join("(" + ",".join(_num(c) for c in d[:, a] * vol.spacing[a]) + ")" for a in range(3))
-        lines = [
-            "NRRD0004", f"type: {_NRRD_TYPES[dtype.name]}", f"dimension: {4 if vol.is_color else 3}",
-            "space: left-posterior-superior", f"sizes: {'3 ' if vol.is_color else ''}{i} {j} {k}",
-            f"space directions: {'none ' if vol.is_color else ''}{axes}",
-            f"kinds: {'vector ' if vol.is_color else ''}domain domain domain", "endian: little", "encoding: raw",
-            "space origin: (" + ",".join(_num(v) for v in vol.origin) + ")", "",
-        ]
-    out_dtype = dtype.newbyteorder("<")
-    with open(tmp, "wb") as f:
-        f.write(("\n".join(lines) + "\n").encode("ascii"))
-        for part in vol.array:  # one slice at a time: a conversion never holds a second volume
-            data = part if part.dtype == out_dtype else part.astype(out_dtype)
-            f.write(np.ascontiguousarray(data).data)
 
 
 def _write_sitk(vol: Volume, tmp: Path, suffix: str, compress: bool) -> None:
