@@ -15,10 +15,11 @@ from inference.package import ModelPackageError
 from inference.registry import find_packages
 from tests.hostile import Case, case_ids, cases
 from tests.hostile._dicom import good_series
-from tests.hostile.models import MARKER, good_pt2, write_package
+from tests.hostile.models import FIELDS, MARKER, good_pt2, write_package
 from viewer.cli import main
 
 MODEL_CASES = cases("models")
+FIELDS_INPUT = FIELDS["input"]
 
 
 def test_the_corpus_covers_every_route_torch_would_run_code_by() -> None:
@@ -124,4 +125,44 @@ def test_viewer_refuses_a_hostile_model_and_runs_nothing(tmp_path: Path, radscop
     assert proc.returncode == 0 and (tmp_path / "shot.png").is_file(), proc.stderr
     assert "model/data/sample_inputs/model.pt" in proc.stderr and "refused" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.rglob(MARKER))
+
+
+def test_a_hostile_package_fails_only_its_own_series(tmp_path: Path, radscope_home: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """infer without --model: the MR series gets the hostile MR package (refused, its series failed, named in
+    errors.json), the PT series gets a good package and is written."""
+    import json
+    import warnings
+
+    from pydicom.uid import generate_uid
+
+    from tests.hostile._dicom import slice_dataset
+
+    (hostile,) = [c for c in MODEL_CASES if c.name == "model-pt2-sympy-eval"]
+    built = hostile.build(tmp_path / "built" / "case")
+    card = json.loads((built / "radscope-model.json").read_text())
+    card["input"]["modalities"] = ["MR"]
+    (built / "radscope-model.json").write_text(json.dumps(card))
+    shutil.move(built, radscope_home / "models" / "evil-mr")
+    write_package(radscope_home / "models" / "good-pt", good_pt2(), name="good-pt",
+                  input={**FIELDS_INPUT, "modalities": ["PT"]})
+    for modality in ("MR", "PT"):
+        uid, frame = generate_uid(), generate_uid()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for k in range(3):
+                ds = slice_dataset(k, series_uid=uid, study_uid=uid, frame_uid=frame)
+                ds.Modality = modality
+                (tmp_path / "dcm").mkdir(exist_ok=True)
+                ds.save_as(tmp_path / "dcm" / f"{modality}{k}.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    code = main(["infer", str(tmp_path / "dcm"), "--out", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err, err
+    docs = [json.loads(p.read_text()) for p in out.glob("*/scores.json")]
+    assert [d["modality"] for d in docs] == ["PT"] and docs[0]["model"]["name"] == "good-pt"
+    errors = json.loads((out / "errors.json").read_text())["errors"]
+    assert len(errors) == 1 and "model cannot be loaded" in errors[0]["reason"]
+    assert "shape expression" in errors[0]["reason"]
     assert not list(tmp_path.rglob(MARKER))

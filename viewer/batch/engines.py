@@ -43,6 +43,9 @@ class RunOptions:
     explain: str = "default"
     use_cache: bool = True
     heatmap_scale: str = "series"
+    model_errors_fatal: bool = True
+    """A package that cannot be loaded stops the run (the model was asked for by name); else (local engine)
+    its series fail with the reason and the other packages' series still run."""
 
 
 def _by_model(jobs: Sequence[SeriesJob]) -> dict[str, list[SeriesJob]]:
@@ -68,12 +71,20 @@ class LocalEngine:
 
     def run(self, jobs: Sequence[SeriesJob], cards: dict[str, ModelCard], out_root: Path,
             on_outcome: OnOutcome) -> None:
+        from inference.package import ModelPackageError
+
         for key, group in _by_model(jobs).items():
             o = self.options
             try:
                 runner = SeriesRunner(cards[key], device=o.device, batch_size=o.batch_size, explain=o.explain,
                                       use_cache=o.use_cache, say=self.say, heatmap_scale=o.heatmap_scale)
-            except ValueError as exc:  # ModelPackageError is a ValueError too
+            except ModelPackageError as exc:  # refused weights, wrong shapes ...: never code, never a traceback
+                if o.model_errors_fatal:
+                    raise ModelLoadError(str(exc)) from exc
+                for job in group:
+                    on_outcome(_failed(job, f"model cannot be loaded: {exc}"))
+                continue
+            except ValueError as exc:  # an unavailable --explain method: the run cannot go on
                 raise ModelLoadError(str(exc)) from exc
             self.say(f"model {runner.card.name} {runner.card.version} on {runner.device}")
             for job in group:

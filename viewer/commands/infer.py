@@ -18,6 +18,8 @@ use: <reason>`` on stderr; ``--force`` runs it and writes ``in_scope: false``. A
 allows reformats runs on reformats to its plane; heatmaps come back on the acquired grid. Heatmaps are
 what the viewer shows (``--heatmap-scale series``: each slice's map times its score, one scale for the
 series) unless ``--heatmap-scale slice`` asks for each slice scaled to its own maximum.
+Without ``--model``, a package that cannot be loaded (refused weights, wrong shapes) fails its own series
+with the reason (``errors.json``) and the other packages' series still run; with it, the run stops (exit 2).
 Exit codes: 0 something written (or already done); 1 no usable series; 2 bad model or method, or
 no model for any series; 3 every series was outside the model's intended use.
 """
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         _say("--workers must be at least 1")
         return 2
     options = RunOptions(device=args.device, batch_size=args.batch_size, explain=args.explain,
+                         model_errors_fatal=bool(args.model),
                          use_cache=not args.no_cache, heatmap_scale=args.heatmap_scale)
     if args.engine == "ray":
         try:
