@@ -530,8 +530,8 @@ def _orientation(ds: Dataset | None, path: str) -> np.ndarray | None:
     problem = "not six finite numbers" if o is None else orientation_problem(o)
     if problem or o is None:
         raise DicomFileError(path, f"unusable ImageOrientationPatient ({show(raw)}): {problem}")
-    r, c = o[:3], o[3:]
-    return np.concatenate([r / math.sqrt(float(r @ r)), c / math.sqrt(float(c @ c))])
+    nr, nc = math.hypot(*o[:3].tolist()), math.hypot(*o[3:].tolist())
+    return np.array([*(v / nr for v in o[:3].tolist()), *(v / nc for v in o[3:].tolist())])
 
 
 def _position(ds: Dataset | None, notes: list[str]) -> np.ndarray | None:

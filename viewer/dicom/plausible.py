@@ -32,14 +32,15 @@ def show(raw: Any, limit: int = 60) -> str:
 
 
 def orientation_problem(o: np.ndarray) -> str | None:
-    """Why six (finite) direction cosines cannot orient an image, or None when they can."""
-    r, c = o[:3], o[3:]
-    nr, nc = math.sqrt(float(r @ r)), math.sqrt(float(c @ c))
+    """Why six (finite) direction cosines cannot orient an image, or None when they can (plain floats: this
+    runs once per file of every scan)."""
+    r0, r1, r2, c0, c1, c2 = (float(v) for v in o)
+    nr, nc = math.sqrt(r0 * r0 + r1 * r1 + r2 * r2), math.sqrt(c0 * c0 + c1 * c1 + c2 * c2)
     if nr < 1e-6 or nc < 1e-6:
         return "the row or column direction is a zero vector"
     if abs(nr - 1.0) > UNIT_TOL or abs(nc - 1.0) > UNIT_TOL:
         return f"direction cosines are not unit vectors (lengths {nr:.4g} and {nc:.4g})"
-    cos = float(r @ c) / (nr * nc)
+    cos = (r0 * c0 + r1 * c1 + r2 * c2) / (nr * nc)
     if abs(cos) > 1.0 - 1e-6:
         return "the row and column directions are parallel"
     if abs(cos) > PERPENDICULAR_TOL:
@@ -50,11 +51,11 @@ def orientation_problem(o: np.ndarray) -> str | None:
 
 def position_problem(p: np.ndarray) -> str | None:
     """Why three (finite) coordinates are not a patient position, or None."""
-    if float(np.max(np.abs(p))) > MAX_POSITION_MM:
+    if max(abs(float(v)) for v in p) > MAX_POSITION_MM:
         return f"a coordinate lies beyond {MAX_POSITION_MM / 1000:g} m"
     return None
 
 
 def spacing_ok(values: np.ndarray) -> bool:
     """Every value is a finite, positive spacing up to :data:`MAX_SPACING_MM`."""
-    return bool(np.all(np.isfinite(values)) and np.all(values > 0) and np.all(values <= MAX_SPACING_MM))
+    return all(0.0 < float(v) <= MAX_SPACING_MM for v in values)  # NaN fails both comparisons
