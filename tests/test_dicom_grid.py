@@ -218,3 +218,16 @@ def test_integers_stay_integers_and_overflow_falls_back_to_float(ph: Phantom, tm
     assert float(vol.array.min()) > 32767
     write_series(tmp_path / "frac", n=3, slope=0.5, intercept=-1024.0)
     assert load_volume(scan([tmp_path / "frac"]).stacks[0], integers=True).array.dtype == np.float32
+
+
+def test_infer_on_a_gapped_series_marks_the_missing_slices(ph: Phantom, tmp_path: Path) -> None:
+    import json
+
+    truth = write_ct_series(ph, tmp_path / "in", missing=[9])
+    out = tmp_path / "out"
+    assert main(["infer", str(tmp_path / "in"), "--out", str(out), "--model", "chest-nodule-demo", "--force",
+                 "--explain", "none"]) == 0
+    [scores] = list(out.rglob("scores.json"))
+    slices = json.loads(scores.read_text())["slices"]
+    assert len(slices) == truth.shape[0]
+    assert [s["index"] for s in slices if s["missing"]] == [9] and slices[9]["sop_instance_uid"] == ""

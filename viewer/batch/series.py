@@ -344,6 +344,7 @@ class SeriesRunner:
             "ood_threshold": round(stats.threshold, 4) if stats is not None else None,
             "heatmap_scale": self.heatmap_scale,
             "slices": [{"index": k, "sop_instance_uid": vol.sop_instance_uids[k],
+                        "missing": bool(vol.missing_mask[k]),  # a gap: no image acquired here (blank)
                         "scores": {name: round(float(acquired_scores[k, j]), 6) for j, name in enumerate(labels)},
                         **ood_fields(k)}
                        for k in range(vol.shape[0])],
