@@ -9,13 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
-
-from inference.architectures import DemoCNN
-from inference.package import save_package
 from phantom import make_chest_ct
 from phantom.model import ChestParams
 from tests.hostile._dicom import corrupt_j2k
+from tests.support.packages import LUNG_INPUT, write_tiny_package
 from viewer.batch.engines import FAULT_ENV
 from viewer.cli import main
 from viewer.dicom import scan
@@ -23,12 +20,6 @@ from viewer.dicom.synthetic import write_ct_series, write_enhanced_ct
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
-
-FIELDS = {"name": "ct-tiny", "version": "1.0", "dims": 2, "labels": ["nodule", "vessel"], "output": "sigmoid",
-          "input": {"size": [32, 32], "channels": 1, "window": {"center": -600, "width": 1500},
-                    "modalities": ["CT", "MR"]},  # MR: the undecodable series is MR and must reach the decoder
-          "explain": {"target_layer": "features"}}
-
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
@@ -43,9 +34,9 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[
     (root / "data" / "bad").mkdir()
     corrupt_j2k(root / "data" / "bad" / "bad.dcm")
     (uids["bad"],) = [s.info.series_uid for s in scan([root / "data" / "bad"]).stacks]
-    torch.manual_seed(0)
-    package = root / "ct-tiny"
-    save_package(DemoCNN(1, 2, widths=(4, 8)), FIELDS, package, torch.zeros(2, 1, 32, 32))
+    # MR too: the undecodable series is MR and must reach the decoder
+    package = write_tiny_package(root / "ct-tiny", labels=["nodule", "vessel"],
+                                 input={**LUNG_INPUT, "modalities": ["CT", "MR"]})
     return root / "data", package, uids
 
 

@@ -8,11 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
-from inference.architectures import DemoCNN
-from inference.package import save_package
 from phantom import ChestParams, make_chest_ct
+from tests.support.packages import LUNG_INPUT, write_tiny_package
 from tests.support.orthanc import Orthanc, orthanc, pacs_net  # noqa: F401  (fixtures)
 from viewer.cli import main
 from viewer.dicom import synthetic
@@ -26,12 +23,7 @@ def test_infer_retrieves_the_studies_a_query_finds_then_infers_them(
     truth = synthetic.write_ct_series(ph, tmp_path / "src", patient={"name": "RAY^ARCHIVE", "id": "P-INFER-PACS"},
                                       seed=21)
     pacs_net.upload(sorted((tmp_path / "src").iterdir()))
-    torch.manual_seed(2)
-    package = tmp_path / "pkg"
-    save_package(DemoCNN(1, 1, widths=(4, 8)), {
-        "name": "tiny", "version": "1", "dims": 2, "labels": ["nodule"], "output": "sigmoid",
-        "input": {"size": [32, 32], "channels": 1, "window": {"center": -600, "width": 1500}},
-        "explain": {"target_layer": "features"}}, package, torch.zeros(2, 1, 32, 32))
+    package = write_tiny_package(tmp_path / "pkg", seed=2, labels=["nodule"], input=LUNG_INPUT)
     out = tmp_path / "out"
     args = ["infer", "--pacs", pacs_net.dimse_spec, "--pacs-patient-id", "P-INFER-PACS", "--model", str(package),
             "--device", "cpu", "--out", str(out)]

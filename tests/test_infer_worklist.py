@@ -8,12 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
-from inference.architectures import DemoCNN
-from inference.package import save_package
 from phantom import make_chest_ct
 from phantom.model import ChestParams
+from tests.support.packages import LUNG_INPUT, write_tiny_package
 from viewer.batch.series import write_heatmap
 from viewer.batch.worklist import diffuseness, near_threshold, rank_folder
 from viewer.cli import main
@@ -107,12 +104,7 @@ def test_infer_worklist_ranks_a_real_run(tmp_path: Path, radscope_home: Path, ca
                                          ) -> None:
     phantom = make_chest_ct(ChestParams(n_slices=6, matrix=(40, 40), slice_spacing=6.0), seed=2)
     uids = [write_ct_series(phantom, tmp_path / "data" / f"s{i}", seed=i).study_uid for i in range(2)]
-    torch.manual_seed(1)
-    package = tmp_path / "pkg"
-    save_package(DemoCNN(1, 1, widths=(4, 8)), {
-        "name": "tiny", "version": "1", "dims": 2, "labels": ["nodule"], "output": "sigmoid",
-        "input": {"size": [32, 32], "channels": 1, "window": {"center": -600, "width": 1500}},
-        "explain": {"target_layer": "features"}}, package, torch.zeros(2, 1, 32, 32))
+    package = write_tiny_package(tmp_path / "pkg", seed=1, labels=["nodule"], input=LUNG_INPUT)
     out = tmp_path / "out"
     assert main(["infer", str(tmp_path / "data"), "--model", str(package), "--device", "cpu", "--out", str(out),
                  "--worklist"]) == 0

@@ -12,6 +12,10 @@ TINY_FIELDS: dict[str, Any] = {
 }
 
 
+LUNG_INPUT: dict[str, Any] = {"size": [32, 32], "channels": 1, "window": {"center": -600, "width": 1500}}
+"""A lung window input (no modality restriction): ``write_tiny_package(out, input=LUNG_INPUT)``."""
+
+
 def write_tiny_package(out: Path, seed: int = 0, **overrides: Any) -> Path:
     """Export a DemoCNN (widths 4, 8) with ``TINY_FIELDS`` (updated by ``overrides``) into ``out``."""
     import torch
