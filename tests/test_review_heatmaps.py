@@ -53,6 +53,22 @@ def test_heatmap_export_references_each_source_slice(tmp_path: Path, capsys: pyt
         assert np.all(pm.pixel_array[n] == np.float32(k / 4))
 
 
+def test_heatmap_export_of_a_gapped_series_maps_the_acquired_slices(tmp_path: Path) -> None:
+    series = make_ct_series(tmp_path / "ct", 4)
+    [gone] = [p for p in (tmp_path / "ct").iterdir() if pydicom.dcmread(p).SOPInstanceUID == series[1].SOPInstanceUID]
+    gone.unlink()  # slice 1 missing: the volume keeps 4 slices, 1 of them blank
+    heat = np.stack([np.full((128, 128), k / 4, np.float32) for k in range(4)])
+    [path] = [f.path for f in export_heatmaps(_write_infer_output(tmp_path, series, heat), tmp_path / "ct",
+                                              tmp_path / "out")]
+    pm = pydicom.dcmread(path)
+    refs = [f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+            for f in pm.PerFrameFunctionalGroupsSequence]
+    by_uid = {ds.SOPInstanceUID: k for k, ds in enumerate(series)}
+    assert sorted(by_uid[u] for u in refs) == [0, 2, 3]
+    for n, uid in enumerate(refs):
+        assert np.all(pm.pixel_array[n] == np.float32(by_uid[uid] / 4))
+
+
 def test_heatmap_in_the_wrong_slice_order_is_refused(tmp_path: Path) -> None:
     series = make_ct_series(tmp_path / "ct", 3)
     infer = _write_infer_output(tmp_path, series, np.zeros((3, 128, 128), np.float32), flip=True)

@@ -57,7 +57,11 @@ def export_heatmaps(infer_dir: str | os.PathLike[str], source: str | os.PathLike
             raise DicomExportError(f"series {series} (from {folder}) is not in {source}")
         if any(f is not None for f in stack.frame_numbers):
             raise DicomExportError(f"series {series} is multi-frame; Parametric Map export needs single-frame images")
-        headers = [stack.read_header(k) for k in range(stack.n_slices)]
+        if stack.slice_grid.resample is not None:
+            raise DicomExportError(f"series {series} was resampled (variable slice spacing): its heat maps lie "
+                                   "between the acquired images, a Parametric Map needs them on the images")
+        acquired = np.flatnonzero(~stack.missing)  # a gap's missing slices have no image to reference
+        headers = [stack.read_header(int(k)) for k in acquired]
         for path in sorted(folder.glob("heatmap_*.nii.gz")):
             label = path.name[len("heatmap_"):-len(".nii.gz")]
             heat, origin = _read_heatmap(path)
@@ -67,7 +71,7 @@ def export_heatmaps(infer_dir: str | os.PathLike[str], source: str | os.PathLike
             if np.max(np.abs(origin - np.asarray(stack.origin))) > POSITION_TOL_MM:
                 raise DicomExportError(f"{path}: origin {origin.round(3).tolist()} is not the first slice of "
                                        f"series {series} at {np.asarray(stack.origin).round(3).tolist()}")
-            pm = heatmap_parametric_map(headers, heat, label=label, model=model, method=str(scores.get("method", "")))
+            pm = heatmap_parametric_map(headers, heat[acquired], label=label, model=model, method=str(scores.get("method", "")))
             study = str(headers[0].StudyInstanceUID)
             target = inside(out, safe_name(study, tag_changes=True), f"PM_{safe_name(folder.name)}_{safe_name(label)}.dcm")
             target.parent.mkdir(parents=True, exist_ok=True)
