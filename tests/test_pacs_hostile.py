@@ -228,3 +228,13 @@ def test_web_broken_multipart_is_a_per_instance_error(web_server: str, tmp_path:
     assert report.stored == 0 and report.missing == GOOD and report.errors
     assert any("fetching the rest one by one" in e for e in report.errors)
     assert list(tmp_path.rglob("*.dcm")) == []
+
+
+def test_cli_get_names_what_is_missing(hostile_scp: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from viewer.cli import main as radscope
+
+    rc = radscope(["pacs", "get", f"dimse://HOSTILE@127.0.0.1:{hostile_scp}", "--study", STUDY, "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and out.strip() == str(tmp_path / STUDY)
+    assert "missing 2 instance(s): " in err and SHORT in err and OTHER_STUDY in err
+    assert "run the same command again to resume" in err and "belongs to study 1.2.3.4" in err

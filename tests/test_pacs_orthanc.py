@@ -321,3 +321,15 @@ def test_cli_listen_receives_a_push(pacs_net: Orthanc, studies: Studies, tmp_pat
     assert f"receiving into {tmp_path / studies.oblique_study / studies.oblique_series}" in out
     assert "received 24 new instance(s)" in out
     assert len(list((tmp_path / studies.oblique_study).rglob("*.dcm"))) == 24
+
+
+def test_c_move_port_in_use_is_named(pacs_net: Orthanc, studies: Studies, tmp_path: Path) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", RADSCOPE_MOVE_PORT))
+    busy.listen()
+    try:
+        report = retrieve(client_for(node_for("move", pacs_net)), studies.axial_study, store=LocalStore(tmp_path))
+    finally:
+        busy.close()
+    assert not report.complete and len(report.missing) == 24 and report.stored == 0
+    assert any(f"cannot listen on 127.0.0.1:{RADSCOPE_MOVE_PORT} as RADSCOPE: port in use" in e for e in report.errors)
