@@ -325,6 +325,7 @@ def test_cli_listen_receives_a_push(pacs_net: Orthanc, studies: Studies, tmp_pat
 
 def test_c_move_port_in_use_is_named(pacs_net: Orthanc, studies: Studies, tmp_path: Path) -> None:
     busy = socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # earlier transfers leave TIME_WAIT behind
     busy.bind(("127.0.0.1", RADSCOPE_MOVE_PORT))
     busy.listen()
     try:
