@@ -34,3 +34,14 @@ def test_missing_slices_are_bands_where_the_view_draws_them(flip: bool) -> None:
     assert list(rows) == [bool(vol.missing[k]) for k in shown_k]
     assert slice_label(vol, 2) == "missing slice: not acquired (blank)" and slice_label(vol, 3) is None
     assert series_notice(vol) == "gap: 3 missing slices (hatched)"
+
+
+def test_interpolated_slices_of_a_resampled_series() -> None:
+    interp = np.array([False, True, True, False, False])
+    vol = Volume(np.zeros((5, 3, 4), np.float32), np.zeros(3), np.array([0.7, 0.9, 1.0]), np.eye(3), [""] * 5,
+                 interpolated=interp)
+    assert bands(vol, Plane.for_view("acquisition", np.eye(3)), 1) == [Band("all", 0, 0, "interpolated")]
+    sagittal = Plane.for_view("sagittal", np.eye(3))
+    assert [b.kind for b in bands(vol, sagittal, 0)] == ["interpolated"]
+    assert slice_label(vol, 2) == "interpolated slice (variable spacing resampled)"
+    assert series_notice(vol) == "variable spacing: resampled to 1 mm"

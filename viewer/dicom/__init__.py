@@ -18,10 +18,12 @@ Public API::
     stack.files, stack.frame_numbers, stack.origin / spacing (x, y, z) / direction (LPS, ITK)
     stack.read_header(k)             # full pydicom Dataset of slice k's file (no pixels), for tag browsers
 
-    vol = load_volume(stack, on_slice=None, cancel=None, workers=None, first=0)
+    vol = load_volume(stack, on_slice=None, cancel=None, workers=None, first=0, integers=False)
         # parallel decode (threads); on_slice(k, slice) runs for slice `first` in the calling thread
         # before the rest starts, then from worker threads as each slice lands.
-        # cancel: threading.Event -> raises LoadCancelled.
+        # cancel: threading.Event -> raises LoadCancelled. integers=True: int16/uint16 when the
+        # modality values are integers that fit (the viewer and convert), else float32.
+    vol.missing / vol.interpolated  # per-slice masks: gaps kept in place, variable pitch resampled
     vol = open_volume(paths, series_uid=None)   # scan + find + load
     viewer.dicom.writers.write_volume(vol, "out.nii.gz" | ".nrrd" | ".mha" | ".npz")  # what `convert` writes
 
@@ -32,8 +34,9 @@ Speed: ordinary little-endian headers are read by a small walker (:mod:`viewer.d
 uncompressed pixels straight from their file offset with numpy; python-gdcm is used only for
 transfer syntaxes no other plugin decodes (it aborts the process on corrupt JPEG data).
 
-Volumes are float32 in modality units (HU for CT) ``(k, j, i)``, or uint8 RGB ``(k, j, i, 3)``;
-slices are sorted by position along the slice normal. MONOCHROME1 is flagged in
+Volumes are float32 in modality units (HU for CT) ``(k, j, i)`` (or the stored integers with
+``integers=True``), or uint8 RGB ``(k, j, i, 3)``; slices are sorted by position along the slice normal
+and sit on a uniform grid at their true positions (:mod:`viewer.dicom.grid`). MONOCHROME1 is flagged in
 ``info.monochrome1``, never inverted in the data; the header's VOI windows are ``info.windows``.
 See :mod:`viewer.dicom.volume` for the geometry conventions and :mod:`viewer.dicom.stacks` for how
 gantry tilt, gaps and duplicate positions are handled.
