@@ -42,7 +42,7 @@ def _volume() -> Volume:
 def inspector(qtbot, package):  # type: ignore[no-untyped-def]
     from viewer.qt.ai_integration import attach_ai
     from viewer.qt.ai_panel import ModelEntry
-    from viewer.qt.layers_panel import attach_layers
+    from viewer.qt.layers import attach_layers
     from viewer.qt.main_window import ViewerWindow
 
     window = ViewerWindow()
@@ -88,7 +88,7 @@ def _shown_peak_matches(view, name: str, vol: Volume, k: int, native: np.ndarray
 
 @pytest.mark.slow  # real torch worker on a busy 2-core machine: ~10 s
 def test_panel_populates_paints_aligned_overlays_and_runs_off_the_gui_thread(qtbot, inspector, package) -> None:  # type: ignore[no-untyped-def]
-    from viewer.qt.layers_panel import GRID_CHANNELS, LAYER_OVERLAY
+    from viewer.qt.layers import GRID_CHANNELS, LAYER_OVERLAY
 
     window, ai, layers, vol = inspector
     model = load_model(package[0])
@@ -159,10 +159,10 @@ def test_panel_populates_paints_aligned_overlays_and_runs_off_the_gui_thread(qtb
 @pytest.mark.slow  # feature visualisation + sanity check on the worker: ~10 s
 def test_featurevis_sanity_and_cam_tabs(qtbot, inspector, package, radscope_home: Path) -> None:  # type: ignore[no-untyped-def]
     from inference.probes import layer_gradcam
-    from viewer.qt.layers_panel import LAYER_OVERLAY
+    from viewer.qt.layers import LAYER_OVERLAY
 
     window, ai, layers, vol = inspector
-    layers.window.model.set_crosshair(vol.index_to_lps((20, 20, 4)))
+    layers.viewer_window.model.set_crosshair(vol.index_to_lps((20, 20, 4)))
     layers.request_featurevis()
     assert layers.wait_done(120)
     vis = layers.featurevis
@@ -196,12 +196,12 @@ def test_featurevis_sanity_and_cam_tabs(qtbot, inspector, package, radscope_home
 def test_probes_run_with_one_cpu_thread_and_restore_the_workers_setting() -> None:
     from types import SimpleNamespace
 
-    from viewer.qt.layers_panel import _one_cpu_thread
+    from viewer.qt.layers.probes import one_cpu_thread
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        probe = _one_cpu_thread(lambda _m, _c, _p: torch.get_num_threads())
+        probe = one_cpu_thread(lambda _m, _c, _p: torch.get_num_threads())
         assert probe(SimpleNamespace(device=torch.device("cpu")), None, lambda d, t: None) == 1
         assert torch.get_num_threads() == 2
 
@@ -209,7 +209,7 @@ def test_probes_run_with_one_cpu_thread_and_restore_the_workers_setting() -> Non
             raise RuntimeError("boom")
 
         with pytest.raises(RuntimeError):
-            _one_cpu_thread(failing)(SimpleNamespace(device=torch.device("cpu")), None, lambda d, t: None)
+            one_cpu_thread(failing)(SimpleNamespace(device=torch.device("cpu")), None, lambda d, t: None)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -46,7 +46,7 @@ PANELS: list[PanelSpec] = [
     PanelSpec("tags", "DICOM tags", "right", "viewer.qt.main_window:tags_panel", "Ctrl+T"),
     PanelSpec("errors", "Errors", "bottom", "viewer.qt.main_window:errors_panel"),
     PanelSpec("ai", "AI", "right", "viewer.qt.ai_integration:ai_panel", start_visible=True),
-    PanelSpec("layers", "Layers", "right", "viewer.qt.layers_panel:layers_panel", needs=("ai",)),
+    PanelSpec("layers", "Layers", "right", "viewer.qt.layers.panel:layers_panel", needs=("ai",)),
     PanelSpec("review", "Review", "right", "viewer.qt.review_integration:review_panel", needs=("ai",)),
     PanelSpec("pacs", "PACS", "right", "viewer.qt.pacs_panel:pacs_panel"),
 ]
