@@ -36,6 +36,7 @@ def _scan_and_load(target: Path) -> tuple[int, list[FileError], list[str]]:
         assert vol.array.shape[0] == stack.n_slices
         for value in (vol.origin, vol.spacing, vol.direction):
             assert np.all(np.isfinite(value)) and np.all(np.abs(value) < 1e6), (stack, value)
+        assert vol.array.dtype == np.uint8 or np.all(np.isfinite(vol.array)), stack  # no NaN or infinity
         errors.extend(FileError(stack.stack_id, w) for w in vol.warnings if "could not be decoded and is blank" in w)
         warnings.extend(w for w in vol.warnings if w not in stack.warnings)
         loaded += 1

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.hostile import case
+from pydicom.uid import generate_uid
+
+from tests.hostile import Outcome, case
 from tests.hostile._dicom import (
     corrupt_duplicate,
     corrupt_j2k,
     deflate_bomb,
     extend_series,
     good_series,
+    rewrite,
     set_raw,
     unreadable_file,
 )
@@ -154,3 +157,54 @@ def first_slice_spacing_infinite(folder: Path) -> Path:
     files = good_series(folder)
     set_raw(files[0], PixelSpacing=b"Infinity\\Infinity")
     return folder
+
+
+PIXEL_MODULE: dict[str, tuple[dict[str, object], Outcome, tuple[str, ...], int]] = {
+    # name: (attributes of a one-file series beside the good one, outcome, words the error/warning holds,
+    #        stacks that load: 1 = only the good series, 2 = the odd file too)
+    "rows-0": ({"Rows": 0}, "error", ("image size",), 1),
+    "columns-0": ({"Columns": 0}, "error", ("image size",), 1),
+    "bits-allocated-0": ({"BitsAllocated": 0}, "error", ("BitsAllocated",), 1),
+    "bits-allocated-13": ({"BitsAllocated": 13}, "error", ("BitsAllocated",), 1),
+    "bits-allocated-64": ({"BitsAllocated": 64, "BitsStored": 64, "HighBit": 63}, "error", ("promises",), 1),
+    "samples-4": ({"SamplesPerPixel": 4}, "error", ("SamplesPerPixel",), 1),
+    "frames-negative": ({"NumberOfFrames": -3}, "error", ("NumberOfFrames",), 1),
+    "frames-huge": ({"NumberOfFrames": 2**31 - 1}, "error", ("promises",), 1),
+    "photometric-garbage": ({"PhotometricInterpretation": "BANANA"}, "error", ("Photometric",), 1),
+    "palette-without-lut": ({"PhotometricInterpretation": "PALETTE COLOR"}, "error", ("cannot convert",), 1),
+    "ybr-on-one-sample": ({"PhotometricInterpretation": "YBR_FULL"}, "error", ("cannot decode",), 1),
+    "slope-1e300": ({"RescaleSlope": 1e300}, "error", ("RescaleSlope", "refused"), 1),
+    "slope-overflow": ({"RescaleSlope": "1e400"}, "warning", ("RescaleSlope", "ignored"), 2),
+    "slope-zero": ({"RescaleSlope": 0}, "warning", ("RescaleSlope", "zero"), 2),
+    "intercept-nan": ({"RescaleIntercept": "nan"}, "warning", ("RescaleIntercept", "ignored"), 2),
+    "window-nan": ({"WindowCenter": "nan", "WindowWidth": "inf"}, "loads", (), 2),
+    "window-zero-width": ({"WindowCenter": 0, "WindowWidth": 0}, "loads", (), 2),
+    "samples-0": ({"SamplesPerPixel": 0}, "loads", (), 2),
+    "frames-0": ({"NumberOfFrames": 0}, "loads", (), 2),
+    "pixel-representation-2": ({"PixelRepresentation": 2}, "loads", (), 2),
+    "planar-5": ({"PlanarConfiguration": 5}, "loads", (), 2),
+    "high-bit-40": ({"HighBit": 40}, "loads", (), 2),
+    "bits-stored-40": ({"BitsStored": 40}, "loads", (), 2),
+}
+
+
+def _pixel_module(name: str, changes: dict[str, object], outcome: Outcome, words: tuple[str, ...], good: int) -> None:
+    @case(f"dicom-pixel-{name}", "dicom", outcome=outcome, mentions=words, good=good,
+          bad=("odd.dcm",) if outcome == "error" else ())
+    def build(folder: Path) -> Path:
+        """A one-file series with an odd pixel-module or rescale value beside a good series: refused by name,
+        or loaded with a warning, never a crash, NaN or infinity."""
+        from pydicom.config import settings
+
+        files = good_series(folder)
+        mode = settings.writing_validation_mode
+        settings.writing_validation_mode = 0  # pydicom would refuse to write some of these values
+        try:
+            rewrite(files[0], folder / "odd.dcm", SeriesInstanceUID=generate_uid(), **changes)
+        finally:
+            settings.writing_validation_mode = mode
+        return folder
+
+
+for _name, (_changes, _outcome, _words, _good) in PIXEL_MODULE.items():
+    _pixel_module(_name, _changes, _outcome, _words, _good)

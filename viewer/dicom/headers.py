@@ -26,7 +26,15 @@ from viewer.dicom.deflate import deflated_offset, read_deflated
 from viewer.dicom.errors import DicomFileError, NotDicomError
 from viewer.dicom.fastheader import FastHeader, count_fragments, read_fast
 from viewer.dicom.mosaic import CSA_IMAGE_HEADER, CsaError, mosaic_layout
-from viewer.dicom.plausible import MAX_POSITION_MM, MAX_SPACING_MM, orientation_problem, position_problem, show, spacing_ok
+from viewer.dicom.plausible import (
+    MAX_MODALITY_VALUE,
+    MAX_POSITION_MM,
+    MAX_SPACING_MM,
+    orientation_problem,
+    position_problem,
+    show,
+    spacing_ok,
+)
 from viewer.dicom.volume import VoiLut, WindowPreset
 
 PIXEL_DATA = 0x7FE00010
@@ -548,6 +556,29 @@ def _position(ds: Dataset | None, notes: list[str]) -> np.ndarray | None:
     return p
 
 
+def _rescale(ds: Dataset | None, path: str, fmt: PixelFormat, notes: list[str],
+             default: tuple[float, float]) -> tuple[float, float]:
+    """(slope, intercept): unusable values (not finite, slope 0) fall back to ``default`` with a note; a rescale
+    that takes the stored range beyond +-MAX_MODALITY_VALUE (float32 would hold infinities) refuses the file."""
+    out = list(default)
+    for n, keyword in enumerate(("RescaleSlope", "RescaleIntercept")):
+        raw = _raw(ds, keyword)
+        if raw is None:
+            continue
+        value = _float(ds, keyword)
+        if value is None or (n == 0 and value == 0):
+            notes.append(f"{keyword} ({show(raw)}) ignored: {'not a finite number' if value is None else 'zero'}; "
+                         f"{default[n]:g} used")
+            continue
+        out[n] = value
+    slope, intercept = out
+    reach = abs(slope) * 2.0 ** min(max(fmt.bits_stored, 1), 64) + abs(intercept)
+    if reach > MAX_MODALITY_VALUE:
+        raise DicomFileError(path, f"RescaleSlope {slope:g} / RescaleIntercept {intercept:g} take the stored values "
+                                   f"to +-{reach:.3g}, beyond {MAX_MODALITY_VALUE:g}: refused")
+    return slope, intercept
+
+
 def _length(ds: Dataset | None, keyword: str, notes: list[str], signed: bool = False) -> float | None:
     """A thickness or step in mm (sign kept when ``signed``); None when absent, zero or implausible (noted)."""
     raw = _raw(ds, keyword)
@@ -641,8 +672,7 @@ def _parse(
         instance_number=_int(ds, "InstanceNumber"),
         thickness=_length(ds, "SliceThickness", notes),
     )
-    slope, intercept = _float(ds, "RescaleSlope"), _float(ds, "RescaleIntercept")
-    slope = 1.0 if slope is None or slope == 0 else slope
+    slope, intercept = _rescale(ds, path, fmt, notes, (1.0, 0.0))
     intercept = 0.0 if intercept is None else intercept
     base_split = (_int(ds, "AcquisitionNumber"), _float(ds, "EchoNumbers"), _int(ds, "TemporalPositionIdentifier"))
     if header.enhanced:
@@ -742,7 +772,7 @@ def _enhanced_frames(
         measures = group(fg, "PixelMeasuresSequence")
         spacing, source = _spacing(measures, notes)
         transform = group(fg, "PixelValueTransformationSequence")
-        s, i = _float(transform, "RescaleSlope"), _float(transform, "RescaleIntercept")
+        s, i = _rescale(transform, header.path, header.fmt, notes, (slope, intercept))
         content = group(fg, "FrameContentSequence")
         split = base_split + (
             _str(content, "StackID") if content is not None else "",
@@ -752,7 +782,7 @@ def _enhanced_frames(
         slices.append(
             SliceHeader(
                 header, f, sop_uid, pos, ori if pos is not None else None, spacing, source,
-                slope if s is None or s == 0 else s, intercept if i is None else i,
+                s, i,
                 _windows(group(fg, "FrameVOILUTSequence")) or _windows(ds),
                 instance_number=_int(content, "InStackPositionNumber"),
                 thickness=_length(measures, "SliceThickness", notes),

@@ -16,6 +16,8 @@ MAX_POSITION_MM = 1e5
 """A coordinate beyond +-100 m is not a position in a patient."""
 MAX_SPACING_MM = 1e3
 """A pixel spacing, slice thickness or slice step beyond 1 m is garbage."""
+MAX_MODALITY_VALUE = 1e30
+"""Rescaled values beyond this are garbage (float32 ends at 3.4e38, and windowing squares differences)."""
 UNIT_TOL = 1e-2
 """Direction cosines may deviate this much from unit length (they are renormalised)."""
 PERPENDICULAR_TOL = 1e-2
