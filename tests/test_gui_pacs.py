@@ -94,8 +94,12 @@ def test_review_findings_go_to_the_node(qtbot, app, pacs_net: Orthanc, studies: 
     assert panel.send_button.isVisible() or not panel.send_button.isHidden()
     context = context_at(str(studies.axial), 5, studies.axial_series)
     review.store.add_flag(context, "false_positive", label="nodule", reviewer="dr-a")
+    action = next(a for a in app.window.panels_menu.actions() if a.text() == "Send review findings to PACS…")
+    panel.node_combo.setEditText("")
+    action.trigger()
+    assert "choose the node" in panel.status.text() and panel.is_idle()
     panel.node_combo.setEditText(pacs_net.dimse_spec)
-    panel.send_findings()
+    action.trigger()
     assert panel.wait_done(30)
     assert panel.last_result.sent >= 2 and not panel.last_result.errors, panel.status.text()
     found = client_for(resolve(pacs_net.dimse_spec)).find(Query(study_uid=studies.axial_study)).studies[0]

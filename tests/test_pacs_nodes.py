@@ -164,3 +164,14 @@ def test_plan_asks_whole_series_or_the_missing_instances() -> None:
     assert plan(refs, set(), whole_study=False) == {"1.1": None, "1.2": None}
     assert plan(refs, {"1.1.1"}, whole_study=True) == {"1.1": ["1.1.2"], "1.2": None}
     assert plan(refs, {"1.1.1", "1.2.1"}, whole_study=True) == {"1.1": ["1.1.2"]}
+
+
+def test_store_sweeps_old_temporaries_only(tmp_path: Path) -> None:
+    incoming = tmp_path / ".incoming"
+    incoming.mkdir()
+    old, fresh = incoming / "old.part", incoming / "fresh.part"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(old, (1, 1))  # left by a process killed long ago
+    LocalStore(tmp_path)
+    assert not old.exists() and fresh.exists()

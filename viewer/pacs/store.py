@@ -67,6 +67,23 @@ class LocalStore:
         self.root = Path(root) if root is not None else default_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.root = self.root.resolve()
+        self._sweep_incoming()
+
+    def _sweep_incoming(self, older_than_s: float = 6 * 3600) -> None:
+        """Remove temporaries a killed process left in ``.incoming`` (old ones only: another process may be
+        receiving right now)."""
+        import time
+
+        folder = self.root / INCOMING
+        if not folder.is_dir():
+            return
+        limit = time.time() - older_than_s
+        for part in folder.glob("*.part"):
+            try:
+                if part.stat().st_mtime < limit:
+                    part.unlink()
+            except OSError:
+                pass
 
     def folder(self, study_uid: str, series_uid: str | None = None) -> Path:
         path = self.root / safe_component(study_uid)

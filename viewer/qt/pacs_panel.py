@@ -311,6 +311,13 @@ class PacsPanel(QtWidgets.QDockWidget):
                                              error=bool(report.errors)),
                     f"Sending {len(files)} finding document(s)…")
 
+    def send_findings_from_menu(self) -> None:
+        self.open()
+        if not self.node_combo.currentText().strip():
+            self._say("choose the node to send the findings to, then press Send findings", error=True)
+            return
+        self.send_findings()
+
     def cancel(self) -> None:
         if self.job is not None:
             self.job.cancel.set()
@@ -393,5 +400,11 @@ def _cache_dir() -> Path:
 
 
 def pacs_panel(app: Any) -> PacsPanel:
-    """The registry's factory (:mod:`viewer.qt.panels`)."""
-    return PacsPanel(app.window, app.panels.get("review"))
+    """The registry's factory (:mod:`viewer.qt.panels`); with the review panel built, the Panels menu also
+    gets "Send review findings to PACS…" (opens this panel and sends to its node)."""
+    panel = PacsPanel(app.window, app.panels.get("review"))
+    menu = getattr(app.window, "panels_menu", None)
+    if panel.review is not None and menu is not None:
+        action = menu.addAction("Send review findings to PACS…")
+        action.triggered.connect(panel.send_findings_from_menu)
+    return panel
