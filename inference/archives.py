@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickletools
 import re
 import zipfile
@@ -223,7 +224,9 @@ def _check_program(doc: Any, where: str) -> None:
             stack.extend(node)
 
 
-def _check_payload_config(doc: Any, kind: str, where: str) -> None:
+def _check_payload_config(doc: Any, kind: str, where: str, sizes: dict[str, int]) -> None:
+    """Every entry a plain tensor in a member of its folder (``sizes``: member name -> bytes); an empty
+    member may only hold an empty tensor (torch would allocate the declared shape with ``torch.zeros``)."""
     config = doc.get("config") if isinstance(doc, dict) else None
     if not isinstance(config, dict):
         raise ArchiveRefusedError(f"{where} is not a torch.export payload config; refused")
@@ -237,6 +240,16 @@ def _check_payload_config(doc: Any, kind: str, where: str) -> None:
         if not isinstance(path, str) or not re.fullmatch(prefix + r"\d+", path):
             raise ArchiveRefusedError(f"{where}: {kind} {fqn!r} is stored as {str(path)[:60]!r}, not a plain tensor; "
                                       "refused")
+        tmeta = meta.get("tensor_meta")
+        raw = tmeta.get("sizes") if isinstance(tmeta, dict) else None
+        dims: list[Any] = [d.get("as_int") if isinstance(d, dict) else None for d in raw] if isinstance(raw, list) else []
+        if not isinstance(raw, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
+            raise ArchiveRefusedError(f"{where}: {kind} {fqn!r} has no plain integer shape; refused")
+        if path not in sizes:
+            raise ArchiveRefusedError(f"{where}: {kind} {fqn!r} is stored in {path}, which the archive lacks; refused")
+        if sizes[path] == 0 and math.prod(dims) > 0:
+            raise ArchiveRefusedError(f"{where}: {kind} {fqn!r} declares shape {dims} but its member {path} is "
+                                      "empty; refused (torch would allocate it)")
 
 
 def safe_export_archive(data: bytes, where: str) -> bytes:
@@ -272,7 +285,10 @@ def safe_export_archive(data: bytes, where: str) -> bytes:
                 models.add(m.group("model"))
             elif m is not None and (m.group("wcfg") or m.group("ccfg")):
                 kind = "weight" if m.group("wcfg") else "constant"
-                _check_payload_config(_read_json(zf, info, where), kind, member)
+                folder = rel.rsplit("/", 1)[0] + "/"
+                sizes = {i.filename[len(root) + 1 + len(folder):]: i.file_size for i in infos
+                         if i.filename.startswith(f"{root}/{folder}")}
+                _check_payload_config(_read_json(zf, info, where), kind, member, sizes)
                 configs.add(f"{kind}:{m.group('wcfg') or m.group('ccfg')}")
             kept.append((info.filename, body))
         for model in models:

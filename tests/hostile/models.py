@@ -373,3 +373,16 @@ def zip_weights_bomb(folder: Path) -> Path:
             for _ in range(64):
                 member.write(block)
     return path
+
+
+@_pt2_case("pt2-empty-weight-huge-shape", "model/data/weights/model_weights_config.json", ("weight_0", "empty"))
+def pt2_empty_weight_huge_shape(folder: Path) -> Path:
+    """An empty weight member whose config claims 2**40 elements: torch.export.load would torch.zeros() it."""
+    def change(doc: dict[str, Any]) -> None:
+        first = next(iter(doc["config"].values()))
+        assert first["path_name"] == "weight_0"
+        first["tensor_meta"]["sizes"] = [{"as_int": 2**20}, {"as_int": 2**20}]
+
+    cfg = _edit_json("model_weights_config.json", change)
+    data = rewrite_pt2(good_pt2(), lambda n, b: b"" if n.endswith("data/weights/weight_0") else cfg(n, b))
+    return write_package(folder / "pkg", data)
