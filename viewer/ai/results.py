@@ -76,13 +76,15 @@ class SeriesResults:
         self.thresholds = {lab: float((thresholds or {}).get(lab, 0.5)) for lab in self.labels}
         n = self.shape[0]
         self.scores = np.full((n, len(self.labels)), np.nan, dtype=np.float32)
+        self.ood = np.full(n, np.nan, dtype=np.float64)
+        """Per-slice out-of-distribution distance (NaN: not run, or the model has no statistics)."""
         self.done = np.zeros(n, dtype=bool)
         self._heatmaps = {lab: CodedVolume(np.zeros(self.shape, dtype=np.uint8), np.zeros(n, dtype=np.float32))
                           for lab in self.labels}
 
     # -- filling ------------------------------------------------------------------------------
     def add(self, indices: Sequence[int], scores: np.ndarray, heatmaps: Mapping[str, np.ndarray], *,
-            weighted: bool = False) -> None:
+            weighted: bool = False, ood: np.ndarray | None = None) -> None:
         """Store one batch: ``scores`` (n, labels) and ``heatmaps`` {label: (n, rows, cols)}.
 
         ``weighted``: store each map times its slice's score for that label (probability units: the
@@ -102,6 +104,8 @@ class SeriesResults:
             if shape != (len(idx), *self.shape[1:]):
                 raise ValueError(f"heatmap of {label!r} has shape {shape}, expected {(len(idx), *self.shape[1:])}")
         self.scores[idx] = scores
+        if ood is not None:
+            self.ood[idx] = np.asarray(ood, dtype=np.float64).reshape(len(idx))
         runs = _contiguous_runs(idx)
         for label, maps in heatmaps.items():
             dest = self._heatmaps[label]

@@ -100,11 +100,11 @@ def evaluate_scope(card: ModelCard, info: SeriesInfo, direction: np.ndarray | No
 
     ``direction``: 3x3, columns the i, j, k unit vectors (LPS); ``spacing``: (column, row, slice) mm.
     """
-    rules = card.scope or ScopeRules()
+    rules = getattr(card, "scope", None) or ScopeRules()
     reasons: list[str] = []
     notes: list[str] = []
     modality = (info.modality or "").upper()
-    wanted = rules.modalities or card.input.modalities
+    wanted = rules.modalities or tuple(getattr(getattr(card, "input", None), "modalities", ()) or ())
     if wanted and modality not in wanted:
         reasons.append(f"Modality {modality or 'unknown'}; this model is for {', '.join(wanted)}")
 
@@ -137,7 +137,7 @@ def evaluate_scope(card: ModelCard, info: SeriesInfo, direction: np.ndarray | No
             target = rules.reformat_plane
             shown = plane.upper() + (f" ({tilt:.0f} degrees from {_AXES[int(np.argmax(np.abs(np.asarray(direction)[:, 2])))]})"
                                      if plane == "oblique" else "")
-            if target is not None and card.dims == 2 and n_slices >= MIN_REFORMAT_SLICES:
+            if target is not None and getattr(card, "dims", 2) == 2 and n_slices >= MIN_REFORMAT_SLICES:
                 reformat_to = target
                 notes.append(f"acquired {shown}: the model runs on {target} reformats")
             else:

@@ -34,6 +34,7 @@ from viewer.qt.bind import Bindings
 from viewer.qt.wait import wait_until
 from viewer.state.ai import AISettings
 from viewer.qt.ai_panel import AIPanel, ModelEntry, OverlaySettings
+from viewer.qt.ai_scope import ScopeGuard
 from viewer.qt.ai_worker import AIWorker, BatchOutput, BatchResult, ModelLoaded, ModelRef, SessionFactory
 from viewer.qt.qt import QObject, QtCore, QtWidgets, Signal
 from viewer.qt.series_model import Overlay, SeriesModel
@@ -86,7 +87,7 @@ class _Sink:
         self.results = results
 
     def __call__(self, out: BatchOutput) -> None:
-        self.results.add(out.indices, out.scores, out.heatmaps, weighted=True)
+        self.results.add(out.indices, out.scores, out.heatmaps, weighted=True, ood=out.ood)
 
 
 class AIController(QObject):
@@ -136,6 +137,9 @@ class AIController(QObject):
         self._explicit = False  # the user picked the model (--model, the picker): no auto-switching
         self._lookup_token = 0  # bumped by every run/cancel: a cache answer for an older one only fills the memo
         self._awaiting_cache = False  # the current run waits for the cache's answer before it infers
+        self.scope = ScopeGuard()
+        """Intended use of the shown series for the chosen model (rules, OOD gate, forced runs' banner)."""
+        self._gate_pending = False  # an automatic run's overlay waits for its first slices' OOD verdict
         self.cache_io: CacheIO | None = None
         if use_cache:
             from viewer.paths import subdir
@@ -154,7 +158,7 @@ class AIController(QObject):
         w.notice.connect(self._on_notice)
         p.modelChosen.connect(self._on_model_chosen)
         p.methodChosen.connect(self._on_method_chosen)
-        p.runRequested.connect(self.run)
+        p.runRequested.connect(self.run_by_hand)
         p.cancelRequested.connect(self.cancel)
         p.overlayChanged.connect(self._on_overlay_changed)
         p.sliceRequested.connect(self.go_to_slice)
@@ -201,6 +205,7 @@ class AIController(QObject):
         self.state.set_status("")  # a status line belongs to the series it was said about
         self._series_bindings.clear()
         self.series = series
+        self.scope.reset()
         self.stack_id = stack_id or (series.volume.info.stack_id or series.volume.info.series_uid if series else "")
         self._refresh_panel()  # no results yet: no plot, no "n/n done" left from the last series
         if series is not None:
@@ -217,7 +222,7 @@ class AIController(QObject):
         installed model offered for it."""
         entry = self._entry
         if entry is not None and (self._explicit or _modality_ok(entry, modality)):
-            self.run()
+            self._start_if_in_scope()
             return
         for candidate in self.panel.entries:
             if candidate.error is None and _modality_ok(candidate, modality):
@@ -308,6 +313,37 @@ class AIController(QObject):
         self.notify.emit(f"model {name_or_path!r} is not installed (installed: {names})")
         return False
 
+    # -- intended use -------------------------------------------------------------------------
+    def _ood_threshold(self) -> float | None:
+        card = self._entry.card if self._entry is not None else None
+        spec = getattr(card, "ood", None)
+        return float(spec.threshold) if spec is not None else None
+
+    def _start_if_in_scope(self) -> RunKey | None:
+        """Run the model by itself only on a series its card's rules accept; else say why in the panel."""
+        if self.series is None or self._entry is None or self._entry.card is None:
+            return None
+        if not self.scope.forced:
+            self.scope.evaluate(self._entry.card, self.series.volume)
+            if self.scope.blockers():
+                self.state.set_status(self.scope.not_run_text(self._entry.name))
+                self._refresh_panel()
+                return None
+        return self.run()
+
+    def run_by_hand(self) -> RunKey | None:
+        """The Run button: outside intended use, only after the user confirms; then every view carries the
+        'outside intended use' banner while these results show."""
+        if self.series is None or self._entry is None:
+            return self.run()
+        if self._entry.card is not None and self.scope.decision is None:
+            self.scope.evaluate(self._entry.card, self.series.volume)
+        if self.scope.blockers() and not self.scope.forced:
+            if not self.scope.ask(self._entry.name):
+                return None
+        self.series.set_banner(self.scope.banner())
+        return self.run()
+
     # -- runs ---------------------------------------------------------------------------------
     def run(self) -> RunKey | None:
         """(Re)start the current model on the current series. Results kept in memory are reused; else the
@@ -345,7 +381,11 @@ class AIController(QObject):
                                      available=available, skip=results.done, sink=_Sink(results))
         results.key = key
         self._remember(triple, results)
-        self._show(results)
+        self._gate_pending = self._ood_threshold() is not None and not self.scope.forced
+        if self._gate_pending:
+            self.results = results  # the overlay waits for the first slices' OOD verdict
+        else:
+            self._show(results)
         # a fresh run finishes in _on_batch, after the worker's signals queued before it (notices) are handled,
         # even if the worker has already stored every slice by now
         self._set_busy(True)
@@ -358,6 +398,7 @@ class AIController(QObject):
 
     def _finish_reused(self, results: SeriesResults) -> None:
         """Show complete results that needed no inference (memory or cache) and say the run is done."""
+        self._gate_pending = False
         self._show(results)
         self.first_heatmap_at = time.perf_counter()
         self._set_busy(False)
@@ -463,6 +504,19 @@ class AIController(QObject):
         if self._shut_down or res is None or result.key != res.key or not self.worker.scheduler.is_current(result.key):
             return  # a stale run: never paint it
         out = result.output  # already stored in ``res`` by the run's _Sink, on the worker thread
+        if self._gate_pending:
+            verdict = self.scope.ood_check(res, self._ood_threshold())
+            if verdict:  # most of the first slices are unlike the training data: stop, show nothing
+                self._gate_pending = False
+                self.cancel()
+                self.results = None
+                if self._entry is not None:
+                    self.state.set_status(self.scope.not_run_text(self._entry.name))
+                self._refresh_panel()
+                return
+            if verdict == "":
+                self._gate_pending = False
+                self._show(res)
         if result.device != self.device_name:  # e.g. after an out-of-memory fallback to the CPU
             self.device_name = result.device
             self.panel.set_device(result.device)
@@ -538,8 +592,10 @@ class AIController(QObject):
         self.state.set_status("")
         self._sync_model_state()
         self.worker.preload(model_ref(entry, self.device))
+        self.scope.reset()
         if self.series is not None:
-            self.run()
+            self.series.set_banner("")
+            self._start_if_in_scope()
 
     def _on_method_chosen(self, method: str) -> None:
         if method != self.method:
@@ -563,6 +619,9 @@ class AIController(QObject):
     def _refresh_panel(self) -> None:
         res = self.results
         self.panel.set_results(res)
+        threshold = self._ood_threshold()
+        self.panel.set_ood(res.ood if res is not None and threshold is not None else None, threshold,
+                           self.scope.ood_summary(res, threshold) if res is not None else "")
         total = res.shape[0] if res is not None else 0
         done = res.n_done if res is not None else 0
         self.panel.set_progress(done, total, self._eta.eta(total - done), self._busy)

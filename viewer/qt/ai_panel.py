@@ -333,6 +333,14 @@ class AIPanel(QtWidgets.QWidget):
         self.plot = ScoresPlot()
         self.plot.sliceClicked.connect(self.sliceRequested)
         outer.addWidget(self.plot, 1)
+        from viewer.qt.ood_plot import OODPlot
+
+        self.ood_label = W.QLabel("Unlike the training data (OOD distance / threshold; above 1: flagged)")
+        self.ood_plot = OODPlot()
+        self.ood_label.hide()
+        self.ood_plot.hide()
+        outer.addWidget(self.ood_label)
+        outer.addWidget(self.ood_plot)
         outer.addWidget(W.QLabel("Findings (above threshold)"))
         self.findings_list = W.QListWidget()
         self.findings_list.setMaximumHeight(110)
@@ -519,6 +527,17 @@ class AIPanel(QtWidgets.QWidget):
 
     def set_current_slice(self, k: int) -> None:
         self.plot.set_cursor(k)
+        self.ood_plot.set_cursor(k)
+
+    def set_ood(self, distances: np.ndarray | None, threshold: float | None, summary: str = "") -> None:
+        """Plot the OOD distances (hidden when the model has no statistics or nothing ran)."""
+        shown = distances is not None and threshold is not None
+        self.ood_label.setVisible(shown)
+        self.ood_plot.setVisible(shown)
+        if distances is not None and threshold is not None:
+            self.ood_plot.set_values(distances, threshold)
+            self.ood_label.setText("Unlike the training data (OOD distance / threshold)"
+                                   + (f": {summary}" if summary else ""))
 
     # -- progress and messages ----------------------------------------------------------------
     def set_progress(self, done: int, total: int, eta_s: float | None, running: bool) -> None:

@@ -49,6 +49,8 @@ class BatchOutput:
     """(n, labels) float32 probabilities."""
     heatmaps: Mapping[str, np.ndarray]
     """{label: (n, rows, cols) float32 in [0, 1] on the native grid}."""
+    ood: np.ndarray | None = None
+    """(n,) out-of-distribution distances (None: the model has no statistics)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,8 @@ class RunnerSession:
         with torch_threads(1 if single else None):
             for res in self._runner.run(volume, indices=list(indices), method=method, cancel=cancel,
                                         progress=progress):
-                yield BatchOutput(tuple(int(k) for k in res.indices), np.asarray(res.scores), dict(res.heatmaps))
+                yield BatchOutput(tuple(int(k) for k in res.indices), np.asarray(res.scores), dict(res.heatmaps),
+                                  res.ood)
 
     def probe(self, payload: Callable[[Any, threading.Event], Any], cancel: threading.Event) -> Any:
         """Run a layer probe on this (the worker) thread: ``payload(loaded_model, cancel)``, where

@@ -667,6 +667,17 @@ class SliceView(pg.GraphicsView):
         return ViewState(self.plane_name, self.slice_index, self.n_slices, pos, m.center, m.width, self.zoom,
                          pending=self.is_pending())
 
+    def _draw_banner(self, painter: QPainter, text: str) -> None:
+        """A red strip across the top of the view with ``text`` (elided to the view's width)."""
+        painter.setFont(self._font)
+        fm = painter.fontMetrics()
+        vp = self.viewport().rect()
+        strip = QtCore.QRect(vp.left(), vp.top(), vp.width(), fm.height() + 6)
+        painter.fillRect(strip, QColor(170, 20, 20, 215))
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(strip.adjusted(6, 0, -6, 0), int(Qt.AlignmentFlag.AlignCenter),
+                         fm.elidedText(text, Qt.TextElideMode.ElideRight, strip.width() - 12))
+
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
         super().drawForeground(painter, rect)
         if self.model is None:
@@ -682,11 +693,16 @@ class SliceView(pg.GraphicsView):
         if self.active and self.compact:
             painter.setPen(QPen(QColor(42, 110, 180), 2))
             painter.drawRect(self.viewport().rect().adjusted(1, 1, -1, -1))
+        banner = getattr(self.model, "banner", "")
+        if banner:  # persistent: shown even with the annotations hidden
+            self._draw_banner(painter, banner)
         if not self.show_annotations:
             painter.restore()
             return
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
         vp = self.viewport().rect().adjusted(6, 4, -6, -4)
+        if banner:
+            vp = vp.adjusted(0, QtGui.QFontMetrics(self._font).height() + 8, 0, 0)
         texts = corner_text(self.model.volume.info, self.view_state(), self.hide_identifying, self.compact,
                             self.show_patient)
         painter.setFont(self._letter_font)

@@ -35,6 +35,8 @@ class SeriesState:
         n = volume.shape[0]
         self.loaded = np.ones(n, dtype=bool) if loaded is None else np.asarray(loaded, dtype=bool).copy()
         self.overlays: list[OverlayLayer] = []
+        self.banner = ""
+        """A persistent warning every view draws over the image (e.g. AI results outside intended use)."""
         self.measurements: list[MeasurementRecord] = measurements if measurements is not None else []
         self.invert = bool(volume.info.monochrome1)
         self.center, self.width = 127.5, 255.0
@@ -154,6 +156,12 @@ class SeriesState:
     # -- overlays ----------------------------------------------------------------------------
     def overlay(self, name: str) -> OverlayLayer | None:
         return next((o for o in self.overlays if o.name == name), None)
+
+    def set_banner(self, text: str) -> None:
+        """Set (or clear with '') the warning every view shows; views repaint through ``overlaysChanged``."""
+        if text != self.banner:
+            self.banner = text
+            self.overlaysChanged.emit()
 
     def add_overlay(self, overlay: OverlayLayer) -> None:
         """Add (or replace by name) a layer on this volume's grid; its field events also emit
