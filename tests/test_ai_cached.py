@@ -67,3 +67,17 @@ def test_entries_that_do_not_fit_the_series_are_errors(tmp_path: Path) -> None:
     partial.add([0], np.zeros((1, 2)), {})
     with pytest.raises(ValueError, match="only complete runs"):
         store_results(cache, "s:3", partial)
+
+
+def test_ood_distances_round_trip_and_absent_stay_nan(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    res = _complete(np.random.default_rng(1))
+    assert np.isnan(res.ood).all()  # a model without statistics
+    store_results(cache, "s:plain", res)
+    back = load_results(cache, "s:plain", res.key, res.labels, SHAPE)
+    assert back is not None and np.isnan(back.ood).all()
+    res.ood[:] = np.linspace(1.0, 30.0, SHAPE[0])
+    store_results(cache, "s:ood", res)
+    back = load_results(cache, "s:ood", res.key, res.labels, SHAPE)
+    assert back is not None
+    np.testing.assert_allclose(back.ood, res.ood, atol=1e-6)

@@ -48,6 +48,12 @@ def load_results(cache: ResultCache, stack: str, key: RunKey, labels: Sequence[s
         else:
             codes = encode_heatmap(stored if hit.scale is None else stored.astype(np.float32) * np.float32(hit.scale))
         results.set_codes(label, codes, hit.scores[:, col])
+    ood = hit.meta.get("ood")  # per-slice OOD distances, when the run had statistics (both writers store them)
+    if isinstance(ood, list) and len(ood) == n:
+        try:
+            results.ood[:] = np.asarray([np.nan if v is None else v for v in ood], dtype=np.float64)
+        except (TypeError, ValueError):
+            pass  # not numbers: the plot stays empty, the results are still good
     results.done[:] = True
     return results
 
@@ -58,5 +64,8 @@ def store_results(cache: ResultCache, stack: str, results: SeriesResults, extra:
         raise ValueError(f"only complete runs are cached ({results.n_done}/{results.shape[0]} slices done)")
     codes = {label: results.codes(label) for label in results.labels}  # the explainer's maps, as the cache holds them
     key = results.key
+    meta = dict(extra or {})
+    if np.isfinite(results.ood).any():
+        meta["ood"] = [None if not np.isfinite(v) else round(float(v), 6) for v in results.ood]
     cache.put(stack, key.model_sha256, key.method, results.labels, range(results.shape[0]), results.scores, codes,
-              extra, compact=True)
+              meta, compact=True)

@@ -397,8 +397,16 @@ class AIController(QObject):
         return key
 
     def _finish_reused(self, results: SeriesResults) -> None:
-        """Show complete results that needed no inference (memory or cache) and say the run is done."""
+        """Show complete results that needed no inference (memory or cache) and say the run is done
+        (unless, for a run the user did not force, most of their slices are unlike the training data)."""
         self._gate_pending = False
+        if self.scope.ood_check(results, self._ood_threshold()):
+            self.results = None
+            self._set_busy(False)
+            if self._entry is not None:
+                self.state.set_status(self.scope.not_run_text(self._entry.name))
+            self._refresh_panel()
+            return
         self._show(results)
         self.first_heatmap_at = time.perf_counter()
         self._set_busy(False)

@@ -335,7 +335,8 @@ class AIPanel(QtWidgets.QWidget):
         outer.addWidget(self.plot, 1)
         from viewer.qt.ood_plot import OODPlot
 
-        self.ood_label = W.QLabel("Unlike the training data (OOD distance / threshold; above 1: flagged)")
+        self.ood_label = W.QLabel("Unlike the training data (OOD distance / threshold)")
+        self.ood_label.setWordWrap(True)  # a long summary must never widen the dock
         self.ood_plot = OODPlot()
         self.ood_label.hide()
         self.ood_plot.hide()
@@ -531,13 +532,12 @@ class AIPanel(QtWidgets.QWidget):
 
     def set_ood(self, distances: np.ndarray | None, threshold: float | None, summary: str = "") -> None:
         """Plot the OOD distances (hidden when the model has no statistics or nothing ran)."""
-        shown = distances is not None and threshold is not None
+        shown = distances is not None and threshold is not None and bool(np.isfinite(distances).any())
         self.ood_label.setVisible(shown)
         self.ood_plot.setVisible(shown)
         if distances is not None and threshold is not None:
             self.ood_plot.set_values(distances, threshold)
-            self.ood_label.setText("Unlike the training data (OOD distance / threshold)"
-                                   + (f": {summary}" if summary else ""))
+            self.ood_label.setText("Unlike the training data (OOD / threshold)" + (f": {summary}" if summary else ""))
 
     # -- progress and messages ----------------------------------------------------------------
     def set_progress(self, done: int, total: int, eta_s: float | None, running: bool) -> None:

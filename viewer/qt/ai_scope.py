@@ -108,4 +108,4 @@ class ScopeGuard:
         if not seen.any():
             return ""
         k = int((results.ood[seen] > threshold).sum())
-        return f"{k} of {int(seen.sum())} slices unlike the training data"
+        return f"{k} of {int(seen.sum())} slices above 1"
