@@ -204,3 +204,10 @@ def test_quick_training_writes_loadable_packages(tmp_path: Path) -> None:
         logits = model(torch.zeros(3, 1, *size))
         assert logits.shape == (3, 1) and torch.isfinite(logits).all()
         assert "held_out_test" in model.card.metrics
+        # the pipeline writes the package's OOD statistics: readable, sha256 checked, the threshold lets the
+        # validation slices (the threshold set) pass at 95% at least
+        from inference.ood import read_stats
+
+        stats = read_stats(model.card)
+        assert stats is not None and stats.layer == model.card.target_layer and stats.threshold > 0
+        assert model.card.scope is not None

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from inference.loading import LoadedModel, load_model
-from inference.package import InputSpec, ModelCard, Window, save_package, write_card
+from inference.package import InputSpec, ModelCard, Window, read_card, save_package, write_card
 from inference.preprocess import Preprocessor
 from inference.training.architectures import TARGET_LAYER, NoduleNet
 from inference.training.dataset import Sample, SliceSet, build_set
@@ -184,7 +184,13 @@ def run_recipe(recipe: Recipe, out_root: Path, cache_dir: Path | None,
                   f"{recipe.dilate_mm:g} mm of the nodule mask. Threshold: Youden point on the validation phantoms. "
                   "Measured on this package through inference.loading and inference.explain."),
     }
-    saved = write_card(out, fields, "model.pt2", "torch.export")
+    write_card(out, fields, "model.pt2", "torch.export")
+    from inference.training.ood import write_ood  # the package's OOD statistics (its sha256 and threshold in the card)
+
+    write_ood(out, train, val, test, {"fit": f"train seeds {_seed_text(recipe.train_seeds)}",
+                                      "threshold": f"validation seeds {_seed_text(recipe.val_seeds)}",
+                                      "report": f"test seeds {_seed_text(recipe.test_seeds)}"}, log=log)
+    saved = read_card(out)
     elapsed = time.perf_counter() - t0
     summary = {"name": recipe.name, "seconds": {"data": round(t_data, 1), "train": round(t_train, 1),
                                                "total": round(elapsed, 1)},
