@@ -46,13 +46,15 @@ def _path(source: str, name: str) -> Path:
     return pydicom_test_file(name) if source == "test" else pydicom_data_file(name)
 
 
-def _slices(path: Path) -> list[np.ndarray] | None:
-    """The model input of every grey stack in ``path`` (None for colour images)."""
+def _slices(path: Path, modalities: tuple[str, ...] = ()) -> list[np.ndarray] | None:
+    """The model input of every grey stack in ``path`` (of ``modalities`` when given; None for colour)."""
     from viewer.ai.model_input import model_input
     from viewer.dicom import load_volume, scan
 
     out: list[np.ndarray] = []
     for stack in scan([path]).stacks:
+        if modalities and stack.info.modality not in modalities:
+            continue
         vol = load_volume(stack)
         if vol.is_color:
             return None
@@ -81,7 +83,7 @@ def calibration() -> None:
         held = runner.card.raw["ood"].get("held_out_pass_rate")
         print(f"\n{name}: layer {runner.ood.layer}, pooling {runner.ood.pooling}, threshold {runner.ood.threshold:.3f}; "
               f"held-out phantom slices passing: {held:.1%} (card)")
-        demo = _slices(demo_study_dir())
+        demo = _slices(demo_study_dir(), runner.card.input.modalities)
         if demo:
             shapes: dict[tuple[int, ...], list[np.ndarray]] = {}
             for s in demo:
