@@ -222,3 +222,37 @@ def corrupt_duplicate(src: Path, dst: Path) -> Path:
     ds["PixelData"].VR = "OB"
     ds.save_as(dst)
     return dst
+
+
+def enhanced_ct(path: Path, n: int = 4, rows: int = 16, cols: int = 16,
+                orientation: Sequence[float] = AXIAL, positions: Sequence[Sequence[float]] | None = None) -> Path:
+    """A small Enhanced CT Image Storage file: shared orientation and pixel measures, a position per frame."""
+    from pydicom.sequence import Sequence as DicomSequence
+
+    ds = slice_dataset(0, rows=rows, cols=cols, series_uid=generate_uid(), study_uid=generate_uid(),
+                       frame_uid=generate_uid())
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+                    "RescaleSlope", "RescaleIntercept"):
+        delattr(ds, keyword)
+    ds.NumberOfFrames = n
+    shared = Dataset()
+    orient, measures, transform = Dataset(), Dataset(), Dataset()
+    orient.ImageOrientationPatient = [float(v) for v in orientation]
+    measures.PixelSpacing, measures.SliceThickness = [0.8, 0.8], 2.0
+    transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = 1, -1024, "HU"
+    shared.PlaneOrientationSequence = DicomSequence([orient])
+    shared.PixelMeasuresSequence = DicomSequence([measures])
+    shared.PixelValueTransformationSequence = DicomSequence([transform])
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    frames = []
+    for k in range(n):
+        item, plane = Dataset(), Dataset()
+        plane.ImagePositionPatient = list(positions[k]) if positions is not None else [-10.0, -12.0, 2.0 * k]
+        item.PlanePositionSequence = DicomSequence([plane])
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(frames)
+    j, i = np.mgrid[0:rows, 0:cols]
+    ds.PixelData = np.stack([(k * 100 + j - i) for k in range(n)]).astype("<i2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -11,6 +11,7 @@ from tests.hostile._dicom import (
     corrupt_duplicate,
     corrupt_j2k,
     deflate_bomb,
+    enhanced_ct,
     extend_series,
     good_series,
     rewrite,
@@ -208,3 +209,23 @@ def _pixel_module(name: str, changes: dict[str, object], outcome: Outcome, words
 
 for _name, (_changes, _outcome, _words, _good) in PIXEL_MODULE.items():
     _pixel_module(_name, _changes, _outcome, _words, _good)
+
+
+@case("dicom-enhanced-orientation-zeros", "dicom", mentions=("ImageOrientationPatient", "zero vector"), good=1,
+      bad=("enhanced.dcm",))
+def enhanced_orientation_zeros(folder: Path) -> Path:
+    """An Enhanced CT whose shared orientation is all zeros: the file is an error, the good series loads."""
+    good_series(folder)
+    enhanced_ct(folder / "enhanced.dcm", orientation=[0.0] * 6)
+    return folder
+
+
+@case("dicom-enhanced-frame-position-nan", "dicom", outcome="warning", mentions=("ImagePositionPatient", "ignored"),
+      good=3)
+def enhanced_frame_position_nan(folder: Path) -> Path:
+    """An Enhanced CT with one frame at NaN: the other frames form their stack, that frame stands alone."""
+    good_series(folder)
+    nan = float("nan")
+    enhanced_ct(folder / "enhanced.dcm", positions=[[-10.0, -12.0, 0.0], [nan, nan, nan], [-10.0, -12.0, 4.0],
+                                                     [-10.0, -12.0, 6.0]])
+    return folder
