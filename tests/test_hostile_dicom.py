@@ -364,3 +364,20 @@ def test_one_slice_with_infinite_spacing_does_not_decide_for_the_stack(tmp_path:
     assert stack.n_slices == 4 and stack.slices[0].pixel_spacing is None
     np.testing.assert_allclose(stack.spacing, [0.8, 0.8, 2.0])
     assert not any("assumed 1.0 mm" in w for w in stack.warnings)
+
+
+def test_unreadable_folder_is_named(tmp_path: Path) -> None:
+    from tests.hostile._dicom import good_series, unreadable_folder
+
+    good_series(tmp_path / "series")
+    locked = unreadable_folder(tmp_path / "locked")
+    if locked is None:
+        pytest.skip("no folder that cannot be listed here (root with CAP_SYS_ADMIN)")
+    try:
+        result = scan([tmp_path / "series", locked])  # given by name: a symlinked folder is not walked into
+        assert [s.n_slices for s in result.stacks] == [4]
+        [error] = result.errors
+        assert error.path == str(locked) and "cannot read folder" in error.error
+    finally:
+        if not locked.is_symlink():
+            locked.chmod(0o700)

@@ -256,3 +256,23 @@ def enhanced_ct(path: Path, n: int = 4, rows: int = 16, cols: int = 16,
     ds.PixelData = np.stack([(k * 100 + j - i) for k in range(n)]).astype("<i2").tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def unreadable_folder(path: Path) -> Path | None:
+    """A folder at ``path`` that cannot be listed: mode 000 for a normal user; for root a symbolic link to a
+    /proc folder the kernel refuses to list even to root (without CAP_SYS_ADMIN). None when neither works."""
+    import os
+
+    if os.geteuid() != 0:
+        path.mkdir()
+        path.chmod(0)
+        return path
+    for candidate in ("/proc/1/map_files", "/proc/1/root"):
+        try:
+            os.listdir(candidate)
+        except PermissionError:
+            path.symlink_to(candidate, target_is_directory=True)
+            return path
+        except OSError:
+            continue
+    return None

@@ -163,7 +163,10 @@ def collect(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) ->
 
     def visit(p: Path, depth: int = 0) -> None:
         if p.is_dir():
-            for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
+            def unreadable(exc: OSError) -> None:
+                sources.errors.append(FileError(str(exc.filename or p), f"cannot read folder ({exc.strerror or exc})"))
+
+            for dirpath, dirnames, filenames in os.walk(p, followlinks=False, onerror=unreadable):
                 dirnames.sort()
                 for name in sorted(filenames):
                     visit(Path(dirpath) / name, depth)
