@@ -7,7 +7,6 @@ decoded first and shown at once, the rest stream in while the user scrolls.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
@@ -15,94 +14,29 @@ from collections.abc import Sequence
 import numpy as np
 
 from viewer.dicom.volume import Volume, WindowPreset
-from viewer.display.orientation import display_direction
 from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
 from viewer.gc_policy import freeze_once
 from viewer.state.session import SessionState
 from viewer.qt.bind import Bindings
+from viewer.qt.docking import GEOMETRY_KEY, ScreenFitting  # noqa: F401 (GEOMETRY_KEY re-exported)
+from viewer.qt.help import SHORTCUTS, ShortcutsDialog  # noqa: F401 (SHORTCUTS re-exported)
 from viewer.qt.errors_panel import ErrorsPanel
-from viewer.qt import panels as panel_registry
-from viewer.qt.panels import PanelSpec
-from viewer.qt.qt import QAction, QKeySequence, Qt, QTimer, QtCore, QtGui, QtWidgets, Signal
+from viewer.qt.qt import QAction, QKeySequence, Qt, QTimer, QtGui, QtWidgets, Signal
 from viewer.qt.progress import set_progress
 from viewer.qt.series_browser import SeriesBrowser
 from viewer.qt.series_model import SeriesModel
 from viewer.qt.slice_view import TOOLS, SliceView
 from viewer.qt.tag_browser import TagBrowser
 from viewer.qt.wait import wait_until
-from viewer.qt.workers import LoadJob, ScanJob, ThumbnailJob, volume_thumbnail
+from viewer.qt.loading import SeriesLoader
 
 LAYOUTS = ("1x1", "1x3")
-GEOMETRY_KEY = "window_geometry"
-"""``viewer-settings.json`` key of the window's last geometry on a real screen ([x, y, width, height])."""
-_AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea, "right": Qt.DockWidgetArea.RightDockWidgetArea,
-          "bottom": Qt.DockWidgetArea.BottomDockWidgetArea}
 SINGLE_PLANES = ("acquisition", "axial", "coronal", "sagittal")
 TOOL_KEYS = {"pan": "P", "window": "W", "crosshair": "X", "distance": "D", "angle": "A", "ellipse": "E", "rect": "R"}
 
-SHORTCUTS: tuple[tuple[str, str], ...] = (
-    ("Wheel, Up/Down, Left/Right", "previous / next slice"),
-    ("Page Up / Page Down", "10 slices back / forward"),
-    ("Home / End", "first / last slice"),
-    ("Space", "cine play / stop"),
-    ("Right-drag", "window (horizontal = width, vertical = level)"),
-    ("Middle-drag, Ctrl+Right-drag, Ctrl+Wheel", "pan, zoom, zoom"),
-    ("1 … 9", "window presets (header windows first, then CT presets)"),
-    ("0", "automatic window from the histogram"),
-    ("I", "invert"),
-    ("F / =", "fit / 1:1 zoom"),
-    ("M", "MPR layout (axial, coronal, sagittal) on/off"),
-    ("P W X D A E R", "left-button tools: pan, window, crosshair, distance, angle, ellipse ROI, rectangle ROI"),
-    ("Delete", "delete the selected (or last) measurement on this slice"),
-    ("H", "hide / show identifying fields"),
-    ("Tab", "annotations on / off"),
-    ("Ctrl+O / Ctrl+Shift+O", "open files / open folder"),
-    ("Ctrl+E / Ctrl+Shift+E", "export view as PNG with / without annotations"),
-    ("Ctrl+T", "tag browser"),
-    ("Ctrl+1 … Ctrl+5", "review verdict on this slice (its ROI is the region): correct, false positive, missed, "
-                        "mislocalised, uncertain (review panel open)"),
-    ("Ctrl+] / Ctrl+[ / Ctrl+D", "review: next / previous study, study done"),
-    ("F1", "this help"),
-)
 
-
-class ShortcutsDialog(QtWidgets.QDialog):
-    """Non-modal list of keyboard and mouse shortcuts."""
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("RadScope shortcuts")
-        listed = {k for k, _ in SHORTCUTS}
-        rows = list(SHORTCUTS) + [(spec.shortcut, f"{spec.title} panel on / off") for spec in panel_registry.PANELS
-                                  if spec.shortcut and spec.shortcut not in listed]
-        table = QtWidgets.QTableWidget(len(rows), 2, self)
-        table.setHorizontalHeaderLabels(["Keys / mouse", "Action"])
-        table.verticalHeader().setVisible(False)
-        table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        for r, (k, a) in enumerate(rows):
-            table.setItem(r, 0, QtWidgets.QTableWidgetItem(k))
-            table.setItem(r, 1, QtWidgets.QTableWidgetItem(a))
-        table.setWordWrap(True)
-        table.resizeColumnToContents(0)
-        table.horizontalHeader().setStretchLastSection(True)
-        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.table = table
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(table)
-        em = self.fontMetrics().height()
-        screen = (parent.screen() if parent is not None else None) or QtGui.QGuiApplication.primaryScreen()
-        avail = screen.availableGeometry()
-        # every shortcut at once where the screen allows (rows wrap, none cut off), never past the screen
-        self.resize(min(52 * em, avail.width() * 9 // 10), min((len(rows) + 3) * em * 3 // 2,
-                                                                avail.height() * 9 // 10))
-
-    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802
-        super().resizeEvent(ev)
-        self.table.resizeRowsToContents()  # wrapped action texts get the lines they need
-
-
-class ViewerWindow(QtWidgets.QMainWindow):
+class ViewerWindow(ScreenFitting):
     """The clinician's window. Public entry points: :meth:`open_paths`, :meth:`show_volume`,
     :meth:`show_stack`, :meth:`set_layout`, :meth:`open_panel`, :meth:`wait_idle`, :meth:`export_png`."""
 
@@ -122,14 +56,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         """Everything shown (series list, current series, measurements per series): widgets follow its events."""
         self._bindings = Bindings()
         self._series_bindings = Bindings()
-        self._scan_result: Any = None
-        self._scan_job: ScanJob | None = None
-        self._load_job: LoadJob | None = None
-        self._thumb_job: ThumbnailJob | None = None
-        self._thumbs_done: set[str] = set()
-        self._retired: list[Any] = []
-        self.load_started_at = 0.0
-        self.first_slice_s: float | None = None
+        self.loader = SeriesLoader(self.session, self)
+        """The loading controller: scan, load, thumbnails into the session."""
         self.layout_name = self.settings.layout if self.settings.layout in LAYOUTS else "1x1"
         self.single_plane = "acquisition"
         self.tool = "pan"
@@ -152,7 +80,13 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._tags_timer.setInterval(120)
         self._tags_timer.timeout.connect(self._refresh_tags)
         self._help: ShortcutsDialog | None = None
-        self._shown_pending: str | None = None
+        for signal, slot in ((self.loader.message, self._on_loader_message), (self.loader.problems, self._on_problems),
+                             (self.loader.progress, self._on_load_progress),
+                             (self.loader.stacksListed, self._on_stacks_listed),
+                             (self.loader.thumbnail, self._on_thumbnail),
+                             (self.loader.loadFinished, self._on_load_finished)):
+            signal.connect(slot)
+        self._bindings.connect(self.session.currentChanged, self._on_current_changed)
         self._installed: dict[str, tuple[str, QtWidgets.QDockWidget]] = {}
         self._bindings.connect(self.session.seriesChanged, self._on_series_changed)
         self._bindings.connect(self.session.seriesShown, self._on_session_shown)
@@ -388,7 +322,6 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def open_paths(self, paths: Sequence[str | Path]) -> None:
         """Scan files / folders / zips / DICOMDIRs in the background, list the series, show the largest."""
         paths = [str(p) for p in paths]
-        self._cancel_jobs()
         self.errors_panel.clear_errors()
         for p in paths:
             self.settings.add_recent(str(Path(p).resolve()))
@@ -396,166 +329,58 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.settings.last_folder = str(first if first.is_dir() else first.parent)
         self._save_settings()
         self._fill_recent()
-        self.statusBar().showMessage(f"Scanning {', '.join(paths)}…")
-        self._scan_job = ScanJob(paths)  # no parent: freed when done (a child would live as long as the window)
-        self._scan_job.finished.connect(self._on_scan_finished)
-        self._scan_job.failed.connect(self._on_scan_failed)
-        self._scan_job.start()
+        self.loader.open(paths)
 
-    def _on_scan_failed(self, message: str) -> None:
-        if self.sender() is not self._scan_job:
-            return
-        self._scan_job = None
-        self.errors_panel.add_errors([("", message)])
-        self.errors_dock.show()
-        self.statusBar().showMessage("Nothing could be read", 5000)
+    # -- what the loading controller reports (it changes the session; these render) ---------------
+    def _on_loader_message(self, text: str, timeout_ms: int) -> None:
+        self.statusBar().showMessage(text, timeout_ms)
 
-    def _on_scan_finished(self, result: Any) -> None:
-        if self.sender() is not self._scan_job:
-            return
-        self._scan_job = None
-        self._scan_result = result
-        self.session.set_stacks(result.stacks)
-        self.series_browser.set_stacks(result.stacks)
-        if result.errors:
-            self.errors_panel.add_errors([(e.path, e.error) for e in result.errors])
+    def _on_problems(self, problems: list[tuple[str, str]], show: bool) -> None:
+        self.errors_panel.add_errors(problems)
+        if show:
             self.errors_dock.show()
-        if not result.stacks:
-            self.statusBar().showMessage("No images found", 5000)
+
+    def _on_load_progress(self, done: int, total: int) -> None:
+        if total <= 0:
+            self.progress.hide()
             return
-        self.statusBar().showMessage(f"{len(result.stacks)} series, {len(result.errors)} file error(s)", 5000)
-        self._thumbs_done.clear()
-        self._thumb_job = ThumbnailJob(result.stacks)
-        self._thumb_job.ready.connect(self._on_thumbnail)
-        self._thumb_job.failed.connect(self._on_thumbnail_failed)
-        self._thumb_job.finished.connect(self._on_thumbnails_finished)
-        self._thumb_job.start()
-        self.show_stack(result.find(None).stack_id, reload=True)
+        set_progress(self.progress, done, total)
+        self.progress.show()
+
+    def _on_stacks_listed(self, stacks: list[Any]) -> None:
+        self.series_browser.set_stacks(stacks)
 
     def _on_thumbnail(self, stack_id: str, img: np.ndarray) -> None:
-        self._thumbs_done.add(stack_id)
         self.series_browser.set_thumbnail(stack_id, img)
 
-    def _on_thumbnail_failed(self, path: str, reason: str) -> None:
-        self.errors_panel.add_errors([(path, reason)])
-        self.errors_dock.show()
+    def _on_current_changed(self, stack_id: str) -> None:
+        self.series_browser.select_stack(stack_id)
 
-    def _on_thumbnails_finished(self) -> None:
-        if self.sender() is self._thumb_job:
-            self._thumb_job = None
+    def _on_load_finished(self, stack_id: str) -> None:
+        self._fill_window_menu()
+        self._sync_slider()
+        self.loadFinished.emit(stack_id)
 
-    def _cancel_jobs(self) -> None:
-        for job in (self._load_job, self._thumb_job):
-            if job is not None:
-                job.cancel()
-        self._retire(self._load_job, self._thumb_job, self._scan_job)
-        self._load_job = self._thumb_job = self._scan_job = None
-        self.progress.hide()
+    @property
+    def first_slice_s(self) -> float | None:
+        """Seconds from the start of the load to the first slice on screen (figures, tests)."""
+        return self.loader.first_slice_s
 
-    def _retire(self, *jobs: Any) -> None:
-        """Keep superseded jobs alive until their threads end and their queued signals have arrived (a
-        deleted sender could be handed to a slot); older finished ones are released."""
-        self._retired = [j for j in self._retired if not j.done] + [j for j in jobs if j is not None]
+    @property
+    def load_started_at(self) -> float:
+        return self.loader.load_started_at
+
 
     # -- showing a series --------------------------------------------------------------------
     def show_stack(self, stack_id: str, *, reload: bool = False) -> None:
         """Load a scanned stack progressively (middle slice first) and show it; ``reload``: even when it is
         the stack shown (a new scan of a series that grew, e.g. one retrieved from a PACS)."""
-        if stack_id == self.stack_id and self.model is not None and not reload:
-            return
-        stack = self.stacks[stack_id]
-        if self._load_job is not None:
-            self._load_job.cancel()
-            self._retire(self._load_job)
-        self.series_browser.select_stack(stack_id)
-        self.session.choose(stack_id)
-        set_progress(self.progress, 0, stack.n_slices)
-        self.progress.show()
-        self.load_started_at = time.perf_counter()
-        self.first_slice_s = None
-        job = LoadJob(stack, first=stack.n_slices // 2)
-        job.slicesReady.connect(self._on_slices_ready)
-        job.finished.connect(self._on_load_finished)
-        job.failed.connect(self._on_load_failed)
-        self._load_job = job
-        job.start()
+        self.loader.show_stack(stack_id, reload=reload)
 
-    def _on_slices_ready(self, batch: list[tuple[int, np.ndarray]]) -> None:
-        job = self.sender()
-        if job is not self._load_job or self._load_job is None:
-            return
-        if self.model is None and batch:
-            k, data = batch[0]
-            self._show_first_slice(job.stack, k, data)
-            batch = batch[1:]
-        assert self.model is not None
-        self.model.receive_slices(batch)
-        set_progress(self.progress, int(self.model.loaded.sum()))
-
-    def _show_first_slice(self, stack: Any, k: int, data: np.ndarray) -> None:
-        """Make the series model around the first decoded slice (the volume's own array when it can)."""
-        base = data.base
-        n = stack.n_slices
-        if isinstance(base, np.ndarray) and base.shape == (n,) + data.shape and base.dtype == data.dtype:
-            array = base  # the engine fills this array in place: no copy
-        else:
-            array = np.zeros((n,) + data.shape, dtype=data.dtype)
-            array[k] = data
-        loaded = np.zeros(n, dtype=bool)
-        loaded[k] = True
-        vol = Volume(array, stack.origin, stack.spacing, self._display_direction(stack), stack.sop_instance_uids,
-                     info=stack.info, warnings=list(stack.warnings), source_files=stack.files,
-                     frame_numbers=stack.frame_numbers, missing=getattr(stack, "missing", None))
-        self.session.new_series(vol, loaded)
-        self.first_slice_s = time.perf_counter() - self.load_started_at
-        # Tell the AI, review and layer panels in a later event-loop pass: the first slice paints first,
-        # and their work does not add to the same uninterrupted stretch of GUI-thread time.
-        self._shown_pending = stack.stack_id
-        QTimer.singleShot(0, self._announce_shown)
-
-    def _announce_shown(self) -> None:
-        stack_id, self._shown_pending = self._shown_pending, None
-        if stack_id is not None:
-            self.session.announce_shown(stack_id)
-
-    def _on_load_finished(self, volume: Volume) -> None:
-        if self.sender() is not self._load_job:
-            return
-        self._load_job = None
-        self.progress.hide()
-        volume.direction = self._display_direction(self.stacks.get(self.stack_id), volume.direction)
-        if self.model is None:  # a stack whose slices all arrived before any signal was handled
-            self.session.new_series(volume)
-        else:
-            self.model.finish_loading(volume)
-        if self.stack_id not in self._thumbs_done:
-            self.series_browser.set_thumbnail(self.stack_id, volume_thumbnail(volume))
-        if volume.warnings:
-            self.errors_panel.add_errors([(self.stack_id, w) for w in volume.warnings])
-        self._fill_window_menu()
-        self._sync_slider()
-        self.loadFinished.emit(self.stack_id)
-
-    def _on_load_failed(self, message: str) -> None:
-        if self.sender() is not self._load_job:
-            return
-        self._load_job = None
-        self.progress.hide()
-        self.errors_panel.add_errors([(self.stack_id, message)])
-        self.errors_dock.show()
-
-    @staticmethod
-    def _display_direction(stack: Any, default: np.ndarray | None = None) -> np.ndarray:
-        """The stack's direction, except for a projection image oriented by Patient Orientation only: the
-        engine's ``SeriesInfo.display_direction`` (so a PA chest film is labelled R/L and S/I, not as axial)."""
-        if stack is None:
-            assert default is not None
-            return default
-        return display_direction(stack.info, stack.direction if default is None else default)
 
     def show_volume(self, volume: Volume, stack_id: str | None = None) -> SeriesModel:
         """Show an already loaded volume (tests, tools, other engines); returns its model."""
-        self._cancel_jobs()
+        self.loader.cancel()
         self.session.choose(stack_id or volume.info.stack_id or volume.info.series_uid or "volume")
         self.session.new_series(volume)
         self.session.announce_shown(self.stack_id)
@@ -807,146 +632,22 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage(f"Could not save settings: {exc}", 5000)
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
-        self._cancel_jobs()
+        self.loader.cancel()
         self._cine.stop()
         self._remember_geometry()
         self._save_settings()
         super().closeEvent(ev)
 
     # -- panels from the registry, fitting the screen ----------------------------------------
-    def install_panel(self, spec: PanelSpec, dock: QtWidgets.QDockWidget) -> None:
-        """Place a registered panel's dock: its area, inside a scroll area (its content never sets the
-        window's minimum size), right-side panels tabbed together; its toggle in the Panels menu."""
-        dock.setObjectName(f"dock_{spec.name}")
-        dock.setWindowTitle(spec.title)
-        body = dock.widget()
-        em = self.fontMetrics().height()
-        hint = body.minimumSizeHint() if body is not None else QtCore.QSize()
-        needs_scroll = hint.width() > 14 * em or hint.height() > 18 * em  # (a tree or list scrolls itself)
-        if body is not None and needs_scroll and not isinstance(body, QtWidgets.QScrollArea):
-            scroll = QtWidgets.QScrollArea(dock)
-            scroll.setObjectName(f"scroll_{spec.name}")
-            scroll.setWidgetResizable(True)
-            scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-            scroll.setWidget(body)
-            dock.setWidget(scroll)
-        if spec.area == "bottom":
-            dock.setMinimumHeight(4 * em)
-        else:
-            dock.setMinimumWidth(min(12 * em, 240))
-        visible = not dock.isHidden() if spec.name in self._installed else spec.start_visible
-        self.addDockWidget(_AREAS[spec.area], dock)
-        if spec.area == "right":
-            first = next((d for n, (a, d) in self._installed.items() if a == "right" and d is not dock), None)
-            if first is not None:
-                self.tabifyDockWidget(first, dock)
-        self._installed[spec.name] = (spec.area, dock)
-        dock.setVisible(visible)
-        act = dock.toggleViewAction()
-        act.setText(spec.title)
-        if spec.shortcut:
-            act.setShortcut(QKeySequence(spec.shortcut))
-        if act not in self.panels_menu.actions():
-            self.panels_menu.addAction(act)
-            self.addAction(act)
-        dock.visibilityChanged.connect(self._on_dock_visibility)
-        self.size_dock(dock, spec.area)
 
-    def size_dock(self, dock: QtWidgets.QDockWidget, area: str, want_em: float | None = None) -> None:
-        """Give a dock its usual share: the series list narrow, right-side panels wider, the errors list a
-        few lines; never more than a third of the window (the images keep priority)."""
-        em = self.fontMetrics().height()
-        if area == "bottom":
-            self.resizeDocks([dock], [min(7 * em, self.height() // 4)], Qt.Orientation.Vertical)
-        else:
-            want = int((want_em or (15 if area == "left" else 24)) * em)
-            self.resizeDocks([dock], [min(want, self._side_width())], Qt.Orientation.Horizontal)
-
-    def _side_width(self) -> int:
-        """Side panels never take more than a third of the window: the images keep priority."""
-        return max(200, self.width() // 3)
-
-    def _on_dock_visibility(self, _visible: bool) -> None:
-        QTimer.singleShot(0, self.keep_on_screen)
-
-    def available_geometry(self) -> QtCore.QRect:
-        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
-        return screen.availableGeometry()
-
-    def fit_to_screen(self, size: tuple[int, int] | None = None) -> None:
-        """Size the window: ``size`` if given, else the remembered geometry, else most of the screen;
-        never larger than the screen's available area (offscreen, where no real screen exists, ``size`` is
-        taken as it is)."""
-        avail = self.available_geometry()
-        saved = self.settings.extra.get(GEOMETRY_KEY)
-        rect = None
-        if size is not None:
-            rect = QtCore.QRect(avail.x(), avail.y(), int(size[0]), int(size[1]))
-        elif isinstance(saved, list) and len(saved) == 4 and all(isinstance(v, int) for v in saved):
-            rect = QtCore.QRect(*saved)
-        else:  # a laptop screen: all of it; a large one: a comfortable window in its middle
-            w, h = min(1600, avail.width()), min(1000, avail.height())
-            rect = QtCore.QRect(avail.x() + (avail.width() - w) // 2, avail.y() + (avail.height() - h) // 2, w, h)
-        if not (self._offscreen() and size is not None):
-            rect.setWidth(min(rect.width(), avail.width()))
-            rect.setHeight(min(rect.height(), avail.height()))
-            rect.moveLeft(min(max(rect.x(), avail.x()), avail.right() + 1 - rect.width()))
-            rect.moveTop(min(max(rect.y(), avail.y()), avail.bottom() + 1 - rect.height()))
-            self.setMaximumSize(avail.size())
-        self.resize(rect.size())
-        self.move(rect.topLeft())
-
-    @staticmethod
-    def _offscreen() -> bool:
-        return QtGui.QGuiApplication.platformName() in ("offscreen", "minimal")
-
-    def keep_on_screen(self) -> None:
-        """Shrink the window back inside the screen if a panel made it grow past it."""
-        if self._offscreen():
-            return
-        avail = self.available_geometry()
-        frame = self.frameGeometry()
-        if frame.width() > avail.width() or frame.height() > avail.height():
-            self.resize(min(self.width(), avail.width()), min(self.height(), avail.height()))
-
-    def _remember_geometry(self) -> None:
-        if not self._offscreen() and self.isVisible():
-            g = self.geometry()
-            self.settings.extra[GEOMETRY_KEY] = [g.x(), g.y(), g.width(), g.height()]
 
     # -- waiting (screenshots, tests) --------------------------------------------------------
     def is_idle(self) -> bool:
         """No scan, load or thumbnail job is running and no panel refresh or announcement is pending."""
-        return (self._scan_job is None and self._load_job is None and self._thumb_job is None
-                and not self._tags_timer.isActive() and self._shown_pending is None)
+        return self.loader.is_idle() and not self._tags_timer.isActive()
 
     def wait_idle(self, timeout_s: float = 120.0) -> bool:
         """Process events until idle (or the timeout); True when idle."""
         return wait_until(self.is_idle, timeout_s)
 
 
-class DockPanel:
-    """The handle of a panel that is only a dock (the window's own series, tags and errors panels)."""
-
-    def __init__(self, dock: QtWidgets.QDockWidget, opener: Any = None) -> None:
-        self.dock = dock
-        self._opener = opener
-
-    def open(self) -> None:
-        if self._opener is not None:
-            self._opener()
-        else:
-            self.dock.show()
-            self.dock.raise_()
-
-
-def series_panel(app: Any) -> DockPanel:
-    return DockPanel(app.window.series_dock, lambda: app.window.open_panel("series"))
-
-
-def tags_panel(app: Any) -> DockPanel:
-    return DockPanel(app.window.tags_dock, lambda: app.window.open_panel("tags"))
-
-
-def errors_panel(app: Any) -> DockPanel:
-    return DockPanel(app.window.errors_dock, lambda: app.window.open_panel("errors"))

@@ -42,9 +42,9 @@ class PanelSpec:
 
 
 PANELS: list[PanelSpec] = [
-    PanelSpec("series", "Series", "left", "viewer.qt.main_window:series_panel", start_visible=True),
-    PanelSpec("tags", "DICOM tags", "right", "viewer.qt.main_window:tags_panel", "Ctrl+T"),
-    PanelSpec("errors", "Errors", "bottom", "viewer.qt.main_window:errors_panel"),
+    PanelSpec("series", "Series", "left", "viewer.qt.docking:series_panel", start_visible=True),
+    PanelSpec("tags", "DICOM tags", "right", "viewer.qt.docking:tags_panel", "Ctrl+T"),
+    PanelSpec("errors", "Errors", "bottom", "viewer.qt.docking:errors_panel"),
     PanelSpec("ai", "AI", "right", "viewer.qt.ai_integration:ai_panel", start_visible=True),
     PanelSpec("layers", "Layers", "right", "viewer.qt.layers.panel:layers_panel", needs=("ai",)),
     PanelSpec("review", "Review", "right", "viewer.qt.review_integration:review_panel", needs=("ai",)),

@@ -1,0 +1,158 @@
+"""How the main window places its panels and fits real screens (a mixin of :class:`~viewer.qt.main_window.ViewerWindow`).
+
+- Each registered panel's dock goes to its area; a body larger than a small dock scrolls inside it (its
+  content never sets the window's minimum size); right-side panels share one tab group; docks take em-based
+  widths capped at a third of the window, so the images keep priority.
+- The window opens inside the screen's available geometry (a laptop's whole area, a large screen's 1600x1000
+  centred, or the geometry remembered in ``viewer-settings.json``) and never grows past it when a panel opens.
+- Offscreen (no real screen) a requested size is taken as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from viewer.display.settings import ViewerSettings
+from viewer.qt.panels import PanelSpec
+from viewer.qt.qt import QKeySequence, Qt, QTimer, QtCore, QtGui, QtWidgets
+
+GEOMETRY_KEY = "window_geometry"
+"""``viewer-settings.json`` key of the window's last geometry on a real screen ([x, y, width, height])."""
+_AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea, "right": Qt.DockWidgetArea.RightDockWidgetArea,
+          "bottom": Qt.DockWidgetArea.BottomDockWidgetArea}
+
+
+class ScreenFitting(QtWidgets.QMainWindow):
+    """Dock placement and screen fitting for a main window with ``settings`` and a ``panels_menu``."""
+
+    settings: ViewerSettings
+    panels_menu: QtWidgets.QMenu
+    _installed: dict[str, tuple[str, QtWidgets.QDockWidget]]
+
+    def install_panel(self, spec: PanelSpec, dock: QtWidgets.QDockWidget) -> None:
+        """Place a registered panel's dock: its area, inside a scroll area (its content never sets the
+        window's minimum size), right-side panels tabbed together; its toggle in the Panels menu."""
+        dock.setObjectName(f"dock_{spec.name}")
+        dock.setWindowTitle(spec.title)
+        body = dock.widget()
+        em = self.fontMetrics().height()
+        hint = body.minimumSizeHint() if body is not None else QtCore.QSize()
+        needs_scroll = hint.width() > 14 * em or hint.height() > 18 * em  # (a tree or list scrolls itself)
+        if body is not None and needs_scroll and not isinstance(body, QtWidgets.QScrollArea):
+            scroll = QtWidgets.QScrollArea(dock)
+            scroll.setObjectName(f"scroll_{spec.name}")
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+            scroll.setWidget(body)
+            dock.setWidget(scroll)
+        if spec.area == "bottom":
+            dock.setMinimumHeight(4 * em)
+        else:
+            dock.setMinimumWidth(min(12 * em, 240))
+        visible = not dock.isHidden() if spec.name in self._installed else spec.start_visible
+        self.addDockWidget(_AREAS[spec.area], dock)
+        if spec.area == "right":
+            first = next((d for n, (a, d) in self._installed.items() if a == "right" and d is not dock), None)
+            if first is not None:
+                self.tabifyDockWidget(first, dock)
+        self._installed[spec.name] = (spec.area, dock)
+        dock.setVisible(visible)
+        act = dock.toggleViewAction()
+        act.setText(spec.title)
+        if spec.shortcut:
+            act.setShortcut(QKeySequence(spec.shortcut))
+        if act not in self.panels_menu.actions():
+            self.panels_menu.addAction(act)
+            self.addAction(act)
+        dock.visibilityChanged.connect(self._on_dock_visibility)
+        self.size_dock(dock, spec.area)
+
+    def size_dock(self, dock: QtWidgets.QDockWidget, area: str, want_em: float | None = None) -> None:
+        """Give a dock its usual share: the series list narrow, right-side panels wider, the errors list a
+        few lines; never more than a third of the window (the images keep priority)."""
+        em = self.fontMetrics().height()
+        if area == "bottom":
+            self.resizeDocks([dock], [min(7 * em, self.height() // 4)], Qt.Orientation.Vertical)
+        else:
+            want = int((want_em or (15 if area == "left" else 24)) * em)
+            self.resizeDocks([dock], [min(want, self._side_width())], Qt.Orientation.Horizontal)
+
+    def _side_width(self) -> int:
+        """Side panels never take more than a third of the window: the images keep priority."""
+        return max(200, self.width() // 3)
+
+    def _on_dock_visibility(self, _visible: bool) -> None:
+        QTimer.singleShot(0, self.keep_on_screen)
+
+    def available_geometry(self) -> QtCore.QRect:
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        return screen.availableGeometry()
+
+    def fit_to_screen(self, size: tuple[int, int] | None = None) -> None:
+        """Size the window: ``size`` if given, else the remembered geometry, else most of the screen;
+        never larger than the screen's available area (offscreen, where no real screen exists, ``size`` is
+        taken as it is)."""
+        avail = self.available_geometry()
+        saved = self.settings.extra.get(GEOMETRY_KEY)
+        rect = None
+        if size is not None:
+            rect = QtCore.QRect(avail.x(), avail.y(), int(size[0]), int(size[1]))
+        elif isinstance(saved, list) and len(saved) == 4 and all(isinstance(v, int) for v in saved):
+            rect = QtCore.QRect(*saved)
+        else:  # a laptop screen: all of it; a large one: a comfortable window in its middle
+            w, h = min(1600, avail.width()), min(1000, avail.height())
+            rect = QtCore.QRect(avail.x() + (avail.width() - w) // 2, avail.y() + (avail.height() - h) // 2, w, h)
+        if not (self._offscreen() and size is not None):
+            rect.setWidth(min(rect.width(), avail.width()))
+            rect.setHeight(min(rect.height(), avail.height()))
+            rect.moveLeft(min(max(rect.x(), avail.x()), avail.right() + 1 - rect.width()))
+            rect.moveTop(min(max(rect.y(), avail.y()), avail.bottom() + 1 - rect.height()))
+            self.setMaximumSize(avail.size())
+        self.resize(rect.size())
+        self.move(rect.topLeft())
+
+    @staticmethod
+    def _offscreen() -> bool:
+        return QtGui.QGuiApplication.platformName() in ("offscreen", "minimal")
+
+    def keep_on_screen(self) -> None:
+        """Shrink the window back inside the screen if a panel made it grow past it."""
+        if self._offscreen():
+            return
+        avail = self.available_geometry()
+        frame = self.frameGeometry()
+        if frame.width() > avail.width() or frame.height() > avail.height():
+            self.resize(min(self.width(), avail.width()), min(self.height(), avail.height()))
+
+    def _remember_geometry(self) -> None:
+        if not self._offscreen() and self.isVisible():
+            g = self.geometry()
+            self.settings.extra[GEOMETRY_KEY] = [g.x(), g.y(), g.width(), g.height()]
+
+
+
+class DockPanel:
+    """The handle of a panel that is only a dock (the window's own series, tags and errors panels)."""
+
+    def __init__(self, dock: QtWidgets.QDockWidget, opener: Any = None) -> None:
+        self.dock = dock
+        self._opener = opener
+
+    def open(self) -> None:
+        if self._opener is not None:
+            self._opener()
+        else:
+            self.dock.show()
+            self.dock.raise_()
+
+
+def series_panel(app: Any) -> DockPanel:
+    return DockPanel(app.window.series_dock, lambda: app.window.open_panel("series"))
+
+
+def tags_panel(app: Any) -> DockPanel:
+    return DockPanel(app.window.tags_dock, lambda: app.window.open_panel("tags"))
+
+
+def errors_panel(app: Any) -> DockPanel:
+    return DockPanel(app.window.errors_dock, lambda: app.window.open_panel("errors"))
