@@ -177,8 +177,13 @@ _PT2_PATTERNS = re.compile(
 _OPERATOR_NAMES = frozenset(
     "getitem add sub mul truediv floordiv mod pow neg pos abs eq ne lt le gt ge and_ or_ xor not_ invert "
     "lshift rshift".split())
-_TARGET = re.compile(r"^(torch\.ops(\.[A-Za-z][A-Za-z0-9_]*){2,3}|torch\.(sym_[a-z_]+|_sym_sqrt)"
+_TARGET = re.compile(r"^(torch\.ops\.(?P<ns>[A-Za-z][A-Za-z0-9_]*)\.(?P<name>[A-Za-z][A-Za-z0-9_]*)"
+                     r"(\.[A-Za-z][A-Za-z0-9_]*)?|torch\.(sym_[a-z_]+|_sym_sqrt)"
                      r"|math\.[a-z][a-z0-9]*|_operator\.(?P<op>[a-z_]+))$")
+OP_NAMESPACES = frozenset({"aten", "prims", "higher_order"})
+"""Operator namespaces a model graph may call (not I/O, distributed, profiler or debugging operators)."""
+IO_OPERATORS = frozenset({"from_file", "_print"})
+"""aten operators that touch files or the console (``from_file(shared=True)`` maps a file writable)."""
 _EXPR_CHARS = re.compile(r"^[A-Za-z0-9_ +\-*/%(),=.'<>!&|~]*$")
 _EXPR_WORDS = frozenset(
     "Symbol Integer Float Rational True False positive integer real nonnegative finite "
@@ -211,7 +216,9 @@ def _check_program(doc: Any, where: str) -> None:
             target = node.get("target")
             if isinstance(target, str) and "inputs" in node and "outputs" in node:
                 m = _TARGET.match(target)
-                if m is None or (m.group("op") is not None and m.group("op") not in _OPERATOR_NAMES):
+                if m is None or (m.group("op") is not None and m.group("op") not in _OPERATOR_NAMES) or (
+                        m.group("ns") is not None and (m.group("ns") not in OP_NAMESPACES
+                                                       or m.group("name") in IO_OPERATORS)):
                     raise ArchiveRefusedError(f"{where}: node {str(node.get('name'))[:80]!r} calls {target[:80]!r}, "
                                               "not a torch operator; refused")
             expr = node.get("expr_str")
@@ -309,6 +316,21 @@ _TS_PATTERNS = re.compile(r"^(data\.pkl|constants\.pkl|traced_inputs\.pkl|traced
                           r"|code/[A-Za-z0-9_./-]+\.(py|py\.debug_pkl))$")
 
 
+_TS_OPS = re.compile(rb"\bops\.([A-Za-z_][A-Za-z0-9_]*)")
+_TS_IO = re.compile(rb"\b(from_file|load_tensor)\b|torch\.classes\.")
+
+
+def _check_torchscript_code(code: bytes, where: str) -> None:
+    """TorchScript source may call operators only from :data:`OP_NAMESPACES` (and ``prim``), never file I/O."""
+    io_call = _TS_IO.search(code)
+    if io_call is not None:
+        raise ArchiveRefusedError(f"{where} calls {io_call.group(0).decode(errors='replace')} (file access or "
+                                  "custom classes); refused")
+    for ns in _TS_OPS.findall(code):
+        if ns.decode() not in OP_NAMESPACES | {"prim"}:
+            raise ArchiveRefusedError(f"{where} calls operators of namespace {ns.decode(errors='replace')!r}; refused")
+
+
 def check_torchscript_archive(data: bytes, where: str) -> None:
     """Refuse a TorchScript archive with members ``torch.jit.save`` does not write or unexpected pickle globals."""
     allowed: Callable[[str], bool] = _TS_PATTERNS.match  # type: ignore[assignment]
@@ -324,6 +346,8 @@ def check_torchscript_archive(data: bytes, where: str) -> None:
                                           "refused")
             if rel.endswith(".pkl"):
                 _check_pickle(zf.read(info), _TORCHSCRIPT_GLOBALS, f"{where} member {info.filename}")
+            elif rel.endswith(".py"):
+                _check_torchscript_code(zf.read(info), f"{where} member {info.filename}")
 
 
 __all__ = ["ArchiveRefusedError", "check_torchscript_archive", "pickle_globals", "safe_export_archive"]

@@ -386,3 +386,31 @@ def pt2_empty_weight_huge_shape(folder: Path) -> Path:
     cfg = _edit_json("model_weights_config.json", change)
     data = rewrite_pt2(good_pt2(), lambda n, b: b"" if n.endswith("data/weights/weight_0") else cfg(n, b))
     return write_package(folder / "pkg", data)
+
+
+@_pt2_case("pt2-from-file", "model/models/model.json", ("from_file",))
+def pt2_from_file(folder: Path) -> Path:
+    """A graph node calling aten.from_file (shared=True maps a file writable: a write primitive at inference)."""
+    def change(doc: dict[str, Any]) -> None:
+        doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.ops.aten.from_file.default"
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("models/model.json", change)))
+
+
+@_pt2_case("pt2-debug-load-tensor", "model/models/model.json", ("debugprims.load_tensor",))
+def pt2_debug_load_tensor(folder: Path) -> Path:
+    def change(doc: dict[str, Any]) -> None:
+        doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.ops.debugprims.load_tensor.default"
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("models/model.json", change)))
+
+
+@case("model-torchscript-from-file", "models", outcome="refused", mentions=("code/", "from_file"), marker=MARKER)
+def torchscript_from_file(folder: Path) -> Path:
+    """TorchScript code that reads (or, shared, writes) a file through torch.from_file."""
+    def edit(name: str, body: bytes) -> bytes:
+        if name.endswith("code/__torch__/inference/architectures.py"):
+            return body.replace(b"def forward(", b"def _unused(self) -> Tensor:\n    return torch.from_file(\"/etc/passwd\", True, 4)\n  def forward(", 1)
+        return body
+
+    return write_package(folder / "pkg", rewrite_pt2(good_torchscript(), edit), file="model.ts", fmt="torchscript")
