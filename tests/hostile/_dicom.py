@@ -276,3 +276,18 @@ def unreadable_folder(path: Path) -> Path | None:
         except OSError:
             continue
     return None
+
+
+def deeply_nested(src: Path, dst: Path, depth: int = 5000) -> Path:
+    """``src`` with a private sequence nested ``depth`` levels deep (undefined lengths) before the patient
+    module, written byte for byte (new SOP Instance UID first)."""
+    import struct
+
+    rewrite(src, dst)
+    raw = dst.read_bytes()
+    at = raw.index(b"\x10\x00\x10\x00PN")  # (0010,0010) Patient's Name: private group 0009 goes before it
+    creator = struct.pack("<HH2sH", 0x0009, 0x0010, b"LO", 8) + b"RADSCOPE"
+    opening = struct.pack("<HH2sHI", 0x0009, 0x1010, b"SQ", 0, 0xFFFFFFFF) + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+    closing = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    dst.write_bytes(raw[:at] + creator + opening * depth + closing * depth + raw[at:])
+    return dst

@@ -10,6 +10,7 @@ from tests.hostile import Outcome, case
 from tests.hostile._dicom import (
     corrupt_duplicate,
     corrupt_j2k,
+    deeply_nested,
     deflate_bomb,
     enhanced_ct,
     extend_series,
@@ -228,4 +229,12 @@ def enhanced_frame_position_nan(folder: Path) -> Path:
     nan = float("nan")
     enhanced_ct(folder / "enhanced.dcm", positions=[[-10.0, -12.0, 0.0], [nan, nan, nan], [-10.0, -12.0, 4.0],
                                                      [-10.0, -12.0, 6.0]])
+    return folder
+
+
+@case("dicom-nested-5000", "dicom", mentions=("unreadable DICOM header",), good=1, bad=("deep.dcm",))
+def nested_5000(folder: Path) -> Path:
+    """A header with a sequence nested 5000 levels deep: the file is refused (pydicom recurses), not the scan."""
+    files = good_series(folder)
+    deeply_nested(files[0], folder / "deep.dcm")
     return folder
