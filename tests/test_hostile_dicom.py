@@ -1,5 +1,7 @@
-"""The hostile DICOM corpus (tests/hostile): every bad file is a per-file error naming it and the reason
-(at scan or at load), and the good series beside it still loads; the viewer neither aborts nor hides it."""
+"""The hostile DICOM corpus (tests/hostile: areas ``dicom`` and ``archive``): every bad file, zip member or
+DICOMDIR record is an error naming it and the reason (at scan or at load), or is loaded with a warning saying
+what was ignored; the good series beside it still loads with finite geometry and values; the viewer and the
+commands neither abort nor hide it. Plus the bounds: deflate bombs (peak RSS), zip caps, killed extraction."""
 
 from __future__ import annotations
 
@@ -60,9 +62,12 @@ def test_dicom_case_is_named_and_good_series_loads(hostile: Case, tmp_path: Path
     loaded, errors, warnings = _scan_and_load(target)
     assert loaded == hostile.good, errors
     if hostile.outcome in ("error", "refused"):
+        assert hostile.extra.get("bad"), "an error case names what must be reported"
         _assert_named(hostile, folder, errors)
     elif hostile.outcome == "warning":
         assert any(all(w.lower() in text.lower() for w in hostile.mentions) for text in warnings), warnings
+    else:
+        assert errors == [], errors
 
 
 def test_gdcm_really_aborts_on_the_corrupt_j2k(tmp_path: Path) -> None:
