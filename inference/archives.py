@@ -203,6 +203,13 @@ def _check_expr(expr: str, where: str) -> None:
         raise ArchiveRefusedError(f"{where}: shape expression {expr[:80]!r} is not plain arithmetic; refused")
 
 
+def _check_target(target: str, where: str) -> None:
+    m = _TARGET.match(target)
+    if m is None or (m.group("op") is not None and m.group("op") not in _OPERATOR_NAMES) or (
+            m.group("ns") is not None and (m.group("ns") not in OP_NAMESPACES or m.group("name") in IO_OPERATORS)):
+        raise ArchiveRefusedError(f"{where} calls {target[:80]!r}, not an allowed torch operator; refused")
+
+
 def _check_program(doc: Any, where: str) -> None:
     """Node targets, shape expressions and guard code of a serialized ExportedProgram."""
     if not isinstance(doc, dict) or not isinstance(doc.get("graph_module"), dict):
@@ -215,12 +222,11 @@ def _check_program(doc: Any, where: str) -> None:
         if isinstance(node, dict):
             target = node.get("target")
             if isinstance(target, str) and "inputs" in node and "outputs" in node:
-                m = _TARGET.match(target)
-                if m is None or (m.group("op") is not None and m.group("op") not in _OPERATOR_NAMES) or (
-                        m.group("ns") is not None and (m.group("ns") not in OP_NAMESPACES
-                                                       or m.group("name") in IO_OPERATORS)):
-                    raise ArchiveRefusedError(f"{where}: node {str(node.get('name'))[:80]!r} calls {target[:80]!r}, "
-                                              "not a torch operator; refused")
+                _check_target(target, f"{where}: node {str(node.get('name'))[:80]!r}")
+            if isinstance(node.get("as_operator"), str):  # an operator passed as an argument (it gets called)
+                _check_target(node["as_operator"], f"{where}: an operator argument")
+            if node.get("as_custom_obj") is not None:
+                raise ArchiveRefusedError(f"{where}: custom (script) object arguments are refused")
             expr = node.get("expr_str")
             if isinstance(expr, str):
                 _check_expr(expr, where)

@@ -414,3 +414,13 @@ def torchscript_from_file(folder: Path) -> Path:
         return body
 
     return write_package(folder / "pkg", rewrite_pt2(good_torchscript(), edit), file="model.ts", fmt="torchscript")
+
+
+@_pt2_case("pt2-operator-argument", "model/models/model.json", ("operator argument", "torch.os.system"))
+def pt2_operator_argument(folder: Path) -> Path:
+    """An operator passed as an argument (as higher-order ops take them) resolves to any attribute of torch."""
+    def change(doc: dict[str, Any]) -> None:
+        node = doc["graph_module"]["graph"]["nodes"][0]
+        node["inputs"].append({"name": "op", "arg": {"as_operator": "torch.os.system"}, "kind": 2})
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("models/model.json", change)))
