@@ -4,6 +4,7 @@ series and a killed worker handled (issue 16). Ray runs as a private local insta
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,10 @@ from phantom import make_chest_ct
 from phantom.model import ChestParams
 from tests.hostile._dicom import corrupt_j2k
 from tests.support.packages import LUNG_INPUT, write_tiny_package
-from viewer.batch.engines import FAULT_ENV
+from inference.cache import stack_key
+from inference.package import read_card
+from viewer.batch.engines import FAULT_ENV, RayEngine, RunOptions
+from viewer.batch.series import SeriesJob, SeriesOutcome
 from viewer.cli import main
 from viewer.dicom import scan
 from viewer.dicom.synthetic import write_ct_series, write_enhanced_ct
@@ -103,15 +107,27 @@ def test_a_series_whose_worker_always_dies_is_reported_and_the_rest_go_on(
         assert (out / uids[name] / "scores.json").is_file()
 
 
-def test_a_model_no_worker_can_load_stops_the_run_with_its_reason(
+def test_a_model_no_worker_can_load_stops_an_asked_for_run_else_fails_its_series(
         archive: tuple[Path, Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data, package, _uids = archive
+    data, package, uids = archive
     broken = tmp_path / "broken"
     broken.mkdir()
     for p in package.iterdir():
         (broken / p.name).write_bytes(p.read_bytes())
     weights = next(p for p in broken.iterdir() if p.suffix == ".pt2")
     weights.write_bytes(weights.read_bytes()[:-100] + b"\0" * 100)  # the card's sha256 no longer matches
+    # asked for by --model: nothing else can run
     assert _infer(data, broken, tmp_path / "out", "--engine", "ray", "--workers", "1") == 2
     err = capsys.readouterr().err
     assert "sha256" in err, err
+    # chosen per series (no --model): that package's series fail with the reason, as in the local engine
+    card = read_card(broken)
+    stacks = [s for s in scan([data / "axial", data / "sagittal"]).stacks]
+    jobs = [SeriesJob(stack=replace(s, keep_alive=None), folder=s.info.series_uid, model_key="k",
+                      stack_key=stack_key(s.stack_id, s.sop_instance_uids)) for s in stacks]
+    outcomes: list[SeriesOutcome] = []
+    with RayEngine(RunOptions(device="cpu", model_errors_fatal=False), lambda _m: None, workers=1) as engine:
+        engine.run(jobs, {"k": card}, tmp_path / "out2", outcomes.append)
+    assert sorted(o.series_uid for o in outcomes) == sorted([uids["axial"], uids["sagittal"]])
+    assert all(o.status == "failed" and "model cannot be loaded" in o.reason and "sha256" in o.reason
+               for o in outcomes), outcomes

@@ -36,6 +36,11 @@ class ModelLoadError(RuntimeError):
     """A model package could not be loaded by a worker (the message names the package and the reason)."""
 
 
+PACKAGE_REFUSED = "package refused: "
+"""How a Ray worker marks a refused package (weights, shapes: only that package's series fail) apart from
+an error that stops the run (an --explain method the model lacks)."""
+
+
 @dataclass(frozen=True)
 class RunOptions:
     device: str = "auto"
@@ -107,10 +112,14 @@ class _Worker:
         import torch
 
         torch.set_num_threads(max(1, threads))
+        from inference.package import ModelPackageError
+
         o = options
         try:
             self.runner = SeriesRunner(card, device=o.device, batch_size=o.batch_size, explain=o.explain,
                                        use_cache=o.use_cache, heatmap_scale=o.heatmap_scale)
+        except ModelPackageError as exc:
+            raise ModelLoadError(PACKAGE_REFUSED + str(exc)) from exc
         except ValueError as exc:
             raise ModelLoadError(str(exc)) from exc
 
@@ -235,7 +244,12 @@ class RayEngine:
         except RayActorError as exc:
             for a in actors:
                 ray.kill(a)
-            raise ModelLoadError(_actor_cause(exc, card)) from exc
+            cause = _actor_cause(exc, card)
+            if cause.startswith(PACKAGE_REFUSED) and not self.options.model_errors_fatal:
+                for job in jobs:  # as the local engine: that package's series fail, the others run
+                    on_outcome(_failed(job, f"model cannot be loaded: {cause.removeprefix(PACKAGE_REFUSED)}"))
+                return
+            raise ModelLoadError(cause.removeprefix(PACKAGE_REFUSED)) from exc
         queue: list[tuple[SeriesJob, int]] = [(job, 1) for job in reversed(jobs)]  # popped from the end
         # ref -> (job, attempt, actor index, actor, submission number)
         in_flight: dict[Any, tuple[SeriesJob, int, int, Any, int]] = {}
