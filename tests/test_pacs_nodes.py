@@ -175,3 +175,26 @@ def test_store_sweeps_old_temporaries_only(tmp_path: Path) -> None:
     os.utime(old, (1, 1))  # left by a process killed long ago
     LocalStore(tmp_path)
     assert not old.exists() and fresh.exists()
+
+
+def test_cli_add_list_remove(radscope_home: Path, capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from viewer.cli import main as radscope
+
+    monkeypatch.delenv("RADSCOPE_PACS_PASSWORD", raising=False)
+    assert radscope(["pacs", "add", "main", "--dimse", "PACS@10.1.2.3:104", "--our-aet", "WS1", "--retrieve", "move",
+                     "--move-port", "11200"]) == 0
+    assert "saved main (dimse://PACS@10.1.2.3:104) as WS1, C-MOVE" in capsys.readouterr().out
+    assert radscope(["pacs", "list", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == [{"kind": "dimse", "name": "main", "ae_title": "PACS", "host": "10.1.2.3", "port": 104,
+                    "our_aet": "WS1", "retrieve": "move", "move_port": 11200}]
+    assert radscope(["pacs", "add", "main", "--dimse", "X@h:1"]) == 2
+    assert "exists already" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--user needs a password"):
+        radscope(["pacs", "add", "web", "--url", "https://h/dicom-web", "--user", "alice"])
+    assert radscope(["pacs", "echo", "nowhere"]) == 2
+    assert "unknown PACS node 'nowhere'" in capsys.readouterr().err
+    assert radscope(["pacs", "remove", "main"]) == 0 and radscope(["pacs", "remove", "main"]) == 2
+    assert radscope(["pacs", "list"]) == 0
+    assert "no PACS nodes saved" in capsys.readouterr().out
