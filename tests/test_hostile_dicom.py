@@ -260,8 +260,10 @@ def test_killed_extraction_leaves_nothing_the_next_start_trusts(tmp_path: Path, 
     assert result.errors == [] and sum(s.n_slices for s in result.stacks) == 2
 
 
+# The child's own peak (VmHWM of its address space). Not ru_maxrss: Linux carries the parent's peak RSS across
+# fork/exec into it, so a 600 MB xdist worker late in a full run made this 100 MB child read 600 MB.
 PEAK_RSS = """
-import json, resource, sys
+import json, sys
 from viewer.dicom import DicomFileError, load_volume, scan
 
 result = scan([sys.argv[1]])
@@ -271,7 +273,9 @@ for stack in result.stacks:
         load_volume(stack)
     except DicomFileError as exc:
         errors.append([exc.path, exc.reason])
-print(json.dumps({"errors": errors, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+with open("/proc/self/status") as status:
+    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(json.dumps({"errors": errors, "peak_mb": peak_kb / 1024}))
 """
 
 
