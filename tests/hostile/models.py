@@ -331,7 +331,8 @@ def card_nested_parsable(folder: Path) -> Path:
     return _card_folder(folder, text)
 
 
-@case("model-card-huge", "models", outcome="refused", mentions=("larger than",), marker=MARKER)
+@case("model-card-huge", "models", outcome="refused", mentions=("larger than",), marker=MARKER,
+      unbounded=True)
 def card_huge(folder: Path) -> Path:
     pkg = write_package(folder / "pkg", good_pt2())
     card = pkg / "radscope-model.json"
@@ -352,7 +353,8 @@ def card_nan(folder: Path) -> Path:
     return _card_folder(folder, text)
 
 
-@case("model-weights-link-to-device", "models", outcome="refused", mentions=("not a regular file",), marker=MARKER)
+@case("model-weights-link-to-device", "models", outcome="refused", mentions=("not a regular file",), marker=MARKER,
+      unbounded=True)
 def weights_link_to_device(folder: Path) -> Path:
     """model.pt2 is a link to /dev/zero: reading it whole would never end."""
     pkg = write_package(folder / "pkg", good_pt2())
