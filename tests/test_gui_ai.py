@@ -196,6 +196,7 @@ def test_overlay_peak_is_on_the_nodule_in_screen_space(qtbot, make_controller, p
     nodule_lps = vol.index_to_lps((37, 13, 15))
     series = SeriesModel(vol)
     view = SliceView(plane)
+    qtbot.addWidget(view, before_close_func=lambda v: v.set_model(None))  # deleted on the GUI thread, not by gc
     view.resize(400, 360)
     view.show()
     view.set_model(series)

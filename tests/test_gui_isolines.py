@@ -79,6 +79,7 @@ def test_isoline_lies_on_the_disc_edge_in_scene_mm(qtbot, plane: str) -> None:  
     vol, heat = _sphere_volume()
     series = SeriesModel(vol)
     view = SliceView(plane)
+    qtbot.addWidget(view, before_close_func=lambda v: v.set_model(None))  # deleted on the GUI thread, not by gc
     view.resize(420, 380)
     view.show()
     view.set_model(series)
@@ -121,6 +122,7 @@ def test_contour_follows_slice_changes_and_the_panel(qtbot) -> None:  # type: ig
     vol, heat = _sphere_volume()
     series = SeriesModel(vol)
     view = SliceView("acquisition")
+    qtbot.addWidget(view, before_close_func=lambda v: v.set_model(None))
     view.set_model(series)
     s = OverlaySettings(threshold=0.5, contour=True)
     blurred = heat * np.linspace(0.2, 1.0, SHAPE[2], dtype=np.float32)  # rises along i: the 0.5 line moves
