@@ -387,6 +387,9 @@ class AIController(QObject):
         assert card is not None  # model_ref refused a package without one
         results = prior or SeriesResults(RunKey(self.stack_id, ref.sha256, self.method, -1), list(ref.labels),
                                          vol.shape, card.thresholds)
+        if prior is None and vol.missing_mask.any():  # a gap's blank slices are never run: score 0, no heat
+            results.scores[vol.missing_mask] = 0.0
+            results.done |= vol.missing_mask
         available = np.zeros(n, dtype=bool) if self._awaiting_cache else self._schedulable()
         key = self.worker.run_series(self.stack_id, self._model_input(vol), ref, self.method, self._current,
                                      available=available, skip=results.done, sink=_Sink(results))
