@@ -71,6 +71,12 @@ def main() -> None:
             runs[name] = [_run(cmd)]
         sizes = {p.name: p.stat().st_size / 2**20 for p in out.iterdir()}
     print(f"series: {folder} ({stored_mb:.0f} MB stored); load average {os.getloadavg()[0]:.2f}; {REPEATS} interleaved runs")
+    import resource
+
+    # a child's ru_maxrss starts from this process's peak at exec (Linux folds the spawning mm into it):
+    # figures below it would be this floor, not the child's
+    print(f"(floor of the children's peaks: this process's own peak, "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
     print(f"{'method':28s} {'median s':>9s} {'best s':>8s} {'CPU s':>7s} {'peak RSS MB':>12s} {'x stored':>9s}")
     for name, values in runs.items():
         walls = [w for w, _, _ in values]

@@ -83,6 +83,12 @@ def main() -> None:
     goal = 2 * stored + 400
     print(f"series: {folder} ({stored:.0f} MB stored); goal with one model's overlay: <= 2 x stored + 400 MB = "
           f"{goal:.0f} MB; load average {os.getloadavg()[0]:.2f}")
+    import resource
+
+    # a child's ru_maxrss starts from this process's peak at exec (Linux folds the spawning mm into it):
+    # figures below it would be this floor, not the child's
+    print(f"(floor of the children's peaks: this process's own peak, "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
     for name, args in (("viewer, series only", [str(folder)]), (f"viewer + {MODEL} overlay", [str(folder), "--model", MODEL])):
         peak, wall, note = _peak(args)
         print(f"{name:34s} peak RSS {peak:6.0f} MB = {peak / stored:.2f}x stored, {peak / goal:.2f}x the goal "
