@@ -61,7 +61,7 @@ def test_keeping_every_batch_of_fourteen_label_maps_stays_small(runner: Runner) 
     labels = list(range(LABELS))
 
     def step(x: torch.Tensor) -> torch.Tensor:
-        _, maps = runner._step(runner._prepare_tensor(x), "gradcam", labels)
+        _, maps, _ood = runner._step(runner._prepare_tensor(x), "gradcam", labels)
         assert maps is not None
         return maps
 
