@@ -523,3 +523,22 @@ def test_status_lines_belong_to_the_series_and_model_they_were_said_about(qtbot,
     ctl.panel.threshold_spin.setValue(0.6)  # the panel's threshold reaches the state (the review reads it there)
     assert ctl.state.threshold("nodule") == pytest.approx(0.6)
     assert ctl.series.overlay("AI nodule").threshold == pytest.approx(0.6)
+
+
+def test_follow_findings_once_jumps_to_the_top_finding_after_the_first_run_only(qtbot, make_controller) -> None:  # type: ignore[no-untyped-def]
+    """``radscope PATH --model NAME``: once the run ends the views move to the top finding, crosshair on its peak;
+    a later run (the user moved on) does not pull them back."""
+    from viewer.qt.series_model import SeriesModel
+
+    ctl = make_controller(qtbot, ImageBlobSession)
+    centre = (45, 8, 18)  # (i, j, k) of the bright sphere
+    series = SeriesModel(nodule_volume(centre))
+    ctl.follow_findings(once=True)
+    with qtbot.waitSignal(ctl.finished, timeout=20_000):
+        ctl.set_series(series, "A")
+    ijk = series.crosshair_index()
+    assert round(ijk[2]) == centre[2] and abs(ijk[0] - centre[0]) <= 1 and abs(ijk[1] - centre[1]) <= 1
+    series.go_to(np.array([0.0, 0.0, 2.0]))
+    with qtbot.waitSignal(ctl.finished, timeout=20_000):
+        ctl.run()
+    assert round(series.crosshair_index()[2]) == 2  # not pulled back by the second run
