@@ -9,17 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from inference.architectures import DemoCNN
-from inference.package import read_card, save_package
-from tests.test_inference_runner import FIELDS
+from inference.package import read_card
 from viewer.qt.ai_worker import ModelRef, RunnerSession
 
 
-def test_only_fallbacks_reach_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    torch.manual_seed(0)
-    save_package(DemoCNN(1, 2, widths=(4, 8)), FIELDS, tmp_path, torch.zeros(2, 1, 32, 32))
-    card = read_card(tmp_path)
-    session = RunnerSession(ModelRef(tmp_path, card.name, card.weights.sha256, tuple(card.labels), "cpu"), batch_size=2)
+def test_only_fallbacks_reach_the_user(tiny_package: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    card = read_card(tiny_package)
+    session = RunnerSession(ModelRef(tiny_package, card.name, card.weights.sha256, tuple(card.labels), "cpu"),
+                            batch_size=2)
     runner = session._runner
     real_step, calls = runner._step, []
 
