@@ -47,5 +47,6 @@ def test_every_panel_fits_the_screen(width: int, height: int, scale: int, demo_s
         docks_w = [d[2] for d in step["docks"].values() if d[2] < w * 0.9]  # side docks (not the bottom one)
         assert all(image_w > dw for dw in docks_w), step  # the images keep priority
         assert image_w >= 0.45 * w, step
+    assert report["reopened"] == report["remembered"]  # the window comes back where the user left it
     shots = sorted((tmp_path / "shots").glob("*.png"))
     assert len(shots) == len(report["steps"]) and all(p.stat().st_size > 10_000 for p in shots)

@@ -100,9 +100,22 @@ def main(argv: list[str] | None = None) -> int:
         if spec.name in app.panels:
             app.panels[spec.name].dock.hide()
             settle_and_check(f"close {spec.name}")
+    # the geometry is remembered: a user-moved, user-sized window comes back where it was
+    avail = window.available_geometry()
+    window.setGeometry(avail.x() + 10, avail.y() + 20, avail.width() * 2 // 3, avail.height() * 2 // 3)
+    wait_until(lambda: False, 0.3)
+    before = _rect(window.geometry())
     app.shutdown()
-    window.close()
-    print(json.dumps({"problems": problems, "steps": steps, "unavailable": app.unavailable}))
+    window.close()  # saves viewer-settings.json (RADSCOPE_HOME)
+    from viewer.display.settings import load_settings
+
+    again = build_app(settings=load_settings(), panels=["series"], use_cache=False)
+    again.window.show()
+    wait_until(lambda: False, 0.3)
+    reopened = _rect(again.window.geometry())
+    again.window.close()
+    print(json.dumps({"problems": problems, "steps": steps, "unavailable": app.unavailable,
+                      "remembered": before, "reopened": reopened}))
     return 0
 
 
