@@ -101,6 +101,10 @@ def test_second_open_shows_the_cached_heatmap_without_inference(qtbot, controlle
     assert second.worker.scheduler.submit_probe(object()) == second.results.key
     second.cancel()
     assert second.panel.findings and second.panel.findings[0].peak_slice == CENTRE[2]
+    # another model: "results from the cache" belonged to the first one's run
+    with qtbot.waitSignal(second.finished, timeout=20000):
+        second.select_model("blob-v2")
+    assert "from the cache" not in second.panel.status_label.text()
 
 
 def test_another_method_or_model_recomputes(qtbot, controllers, counting) -> None:  # type: ignore[no-untyped-def]
