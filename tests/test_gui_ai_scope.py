@@ -45,6 +45,12 @@ def test_head_ct_is_not_auto_run_and_a_forced_run_carries_the_banner(qtbot, ai_w
     assert ai.series.banner.startswith("outside intended use: images unlike the training data")
     assert [o for o in ai.series.overlays if o.name.startswith("AI ")]
     assert np.isfinite(ai.results.ood).all() and ai.panel.ood_plot.isVisible()
+    # the banner is drawn: a red strip across the top of the view, over the image
+    view = window.views[0]
+    view.viewport().repaint()
+    image = view.viewport().grab().toImage()
+    top = image.pixelColor(image.width() // 2, 3)
+    assert top.red() > 140 and top.green() < 60 and top.blue() < 60, top.name()
 
 
 def test_header_outside_the_rules_is_not_run_and_says_why(qtbot, ai_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
