@@ -92,19 +92,21 @@ class OODStats:
     def distances(self, features: np.ndarray) -> np.ndarray:
         """(n,) Mahalanobis distances of (n, C) pooled features."""
         d = np.asarray(features, dtype=np.float64) - self.mean
-        q = np.einsum("nc,cd,nd->n", d, self.precision, d)
+        q = ((d @ self.precision) * d).sum(axis=1)
         return np.sqrt(np.maximum(q, 0.0))
 
 
 def pool_features(act: torch.Tensor, pooling: str) -> torch.Tensor:
     """(n, C, h, w) activation -> (n, F) float32 feature vectors."""
-    a = act.detach().float().flatten(2)
+    a = act.detach().float()
+    mean = a.mean(dim=(2, 3))  # reductions over the 4D tensor: no copy of a channels_last activation
     if pooling == "mean":
-        return a.mean(-1)
+        return mean
     if pooling == "mean_std":
         import torch
 
-        return torch.cat([a.mean(-1), a.std(-1, correction=0)], dim=1)
+        var = (a * a).mean(dim=(2, 3)) - mean * mean
+        return torch.cat([mean, var.clamp_(min=0.0).sqrt_()], dim=1)
     raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
 
 

@@ -54,6 +54,8 @@ class Recipe:
     notes: tuple[str, ...] = ()
     scope: dict[str, Any] = field(default_factory=dict)
     """The card's intended-use rules (`inference.scope`)."""
+    ood_quantile: float = 0.97
+    """Share of the validation images the OOD threshold lets pass (a margin over 95% for unseen ones)."""
 
 
 def phantom_code_digest() -> str:
@@ -189,7 +191,8 @@ def run_recipe(recipe: Recipe, out_root: Path, cache_dir: Path | None,
 
     write_ood(out, train, val, test, {"fit": f"train seeds {_seed_text(recipe.train_seeds)}",
                                       "threshold": f"validation seeds {_seed_text(recipe.val_seeds)}",
-                                      "report": f"test seeds {_seed_text(recipe.test_seeds)}"}, log=log)
+                                      "report": f"test seeds {_seed_text(recipe.test_seeds)}"}, log=log,
+              quantile=recipe.ood_quantile)
     saved = read_card(out)
     elapsed = time.perf_counter() - t0
     summary = {"name": recipe.name, "seconds": {"data": round(t_data, 1), "train": round(t_train, 1),

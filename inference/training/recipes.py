@@ -207,6 +207,7 @@ CHEST_XRAY = Recipe(
                       matched_negative_crops=True, map_weight=3.0, gamma_jitter=0.3, seed=2),
     widths=(16, 24, 48, 64),
     scope=CXR_SCOPE,
+    ood_quantile=0.99,  # 100 validation images: at 97% one held-out set of 160 passed 93.8%
 )
 
 
