@@ -84,3 +84,27 @@ def test_out_of_scope_series_is_skipped_with_the_reason_and_forced_runs_say_in_s
     doc = json.loads((out / truth.series_uid / "scores.json").read_text())
     assert doc["in_scope"] is False and doc["scope_reasons"][0] == "Body part CHEST; this model is for ABDOMEN"
     assert doc["ood_threshold"] is None and doc["slices"][0]["ood"] is None  # this package has no OOD statistics
+
+
+def test_real_head_ct_is_out_of_distribution_for_the_bundled_ct_model(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's case: a real head CT without BodyPartExamined passes the header rules; the OOD check
+    catches it, nothing is written; --force writes it with in_scope false and the per-slice flag."""
+    from tests.conftest import pydicom_data_file
+    from viewer.dicom import scan
+
+    path = pydicom_data_file("693_UNCR.dcm")
+    (stack,) = scan([path]).stacks
+    out = tmp_path / "out"
+    assert main(["infer", str(path), "--model", "chest-nodule-demo", "--device", "cpu", "--no-cache",
+                 "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert (f"{stack.stack_id}: outside chest-nodule-demo's intended use: images unlike the training data: "
+            "1 of 1 slices") in err.splitlines()
+    assert not (out / stack.info.series_uid).exists()
+    assert main(["infer", str(path), "--model", "chest-nodule-demo", "--device", "cpu", "--force",
+                 "--out", str(out)]) == 0
+    doc = json.loads((out / stack.info.series_uid / "scores.json").read_text())
+    assert doc["in_scope"] is False and doc["scope_reasons"] == ["images unlike the training data: 1 of 1 slices"]
+    assert doc["slices"][0]["ood_flag"] is True and doc["slices"][0]["ood"] > doc["ood_threshold"]
+    assert any("body part" in n for n in doc["scope_notes"])
