@@ -104,3 +104,68 @@ def test_review_findings_go_to_the_node(qtbot, app, pacs_net: Orthanc, studies: 
     assert panel.last_result.sent >= 2 and not panel.last_result.errors, panel.status.text()
     found = client_for(resolve(pacs_net.dimse_spec)).find(Query(study_uid=studies.axial_study)).studies[0]
     assert {"KO", "SR"} <= {s.modality for s in found.series}
+
+
+def test_retrieved_series_grows_on_screen(qtbot, app, pacs_net: Orthanc, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 64-slice series retrieved slowly (the sink throttled in this test) shows 1 < k < 64 slices before the
+    retrieval ends, keeping the user's window and zoom, then the whole series exactly once, as the original."""
+    import time
+
+    from phantom import ChestParams, make_chest_ct
+    from viewer.dicom import synthetic
+    from viewer.pacs.store import Sink
+
+    n = 64
+    ph = make_chest_ct(ChestParams(n_slices=n, matrix=(48, 48), n_nodules=0), seed=5)
+    series = synthetic.write_ct_series(ph, tmp_path / "long", orientation="oblique", angles_deg=(5, -4, 9),
+                                       patient={"name": "GROW^ING", "id": "P-GROW"}, seed=21)
+    pacs_net.upload(sorted((tmp_path / "long").iterdir()))
+    take = Sink.take_bytes
+
+    def slow_take(self: Sink, data: bytes, sop_uid: str | None) -> bool:
+        time.sleep(0.06)
+        return take(self, data, sop_uid)
+
+    monkeypatch.setattr(Sink, "take_bytes", slow_take)
+    window = app.window
+    shown: list[tuple[int, bool]] = []  # (slices of each series state shown, whether the retrieval still ran)
+    panel = app.open_panel("pacs")
+    window.session.seriesChanged.connect(
+        lambda s: s is not None and shown.append((s.volume.shape[0], panel.job is not None)))
+    panel.node_combo.setEditText(pacs_net.dimse_spec)
+    panel.retrieve(series.study_uid, series.series_uid)
+    qtbot.waitUntil(lambda: panel.stream is not None and panel.stream.shown > 1, timeout=60_000)
+    assert panel.job is not None and panel.progress.isVisible()  # still retrieving, progress in the panel
+    series_state = window.session.series
+    partial = series_state.volume
+    k = partial.shape[0]
+    assert 1 < k < n and series_state.fully_loaded
+    series_state.set_window(123.0, 456.0)  # the user's window and zoom, kept while the series grows
+    view = window.active_view
+    view.vb.scaleBy((0.5, 0.5))
+    view.fitted = False
+    qtbot.waitUntil(lambda: panel.stream.shown > k or panel.job is None, timeout=60_000)
+    assert panel.wait_done(120), panel.status.text()
+    assert app.wait_idle(60)
+    report = panel.last_result
+    assert report.complete and report.stored == n, panel.status.text()
+    during = [m for m, running in shown if running]
+    assert any(1 < m < n for m in during), shown
+    assert [m for m, _ in shown].count(n) == 1, shown  # the finished series replaces the partial one once
+    final = window.session.series
+    assert final.volume.shape[0] == n and final.fully_loaded
+    assert (final.center, final.width) == (123.0, 456.0) and not view.fitted
+    original = load_volume(scan([tmp_path / "long"]).stacks[0])
+    np.testing.assert_array_equal(final.volume.array, original.array)
+    np.testing.assert_allclose(final.volume.origin, original.origin, atol=1e-6)
+    np.testing.assert_allclose(final.volume.spacing, original.spacing, atol=1e-6)
+    np.testing.assert_allclose(final.volume.direction, original.direction, atol=1e-9)
+    # the partial stack sat on the original's grid: same direction and spacing, its first slice one of the
+    # original's slices (pixels included)
+    np.testing.assert_allclose(partial.direction, original.direction, atol=1e-9)
+    np.testing.assert_allclose(partial.spacing[:2], original.spacing[:2], atol=1e-6)
+    ijk = original.lps_to_index(partial.origin)
+    np.testing.assert_allclose(ijk, np.round(ijk), atol=1e-3)
+    assert ijk[0] == pytest.approx(0, abs=1e-3) and ijk[1] == pytest.approx(0, abs=1e-3)
+    np.testing.assert_array_equal(partial.array[0], original.array[int(round(ijk[2]))])

@@ -1,7 +1,8 @@
 """The PACS panel: pick a node, search, a study/series table, retrieve with progress and cancel, send the
 review findings. Network work runs on plain Python threads (:class:`PacsJob`); results come back through
 the job's signals, delivered queued to the panel's bound methods on the GUI thread. A retrieved series
-opens in the viewer as soon as its first instance is stored, and again whole when the retrieval ends."""
+opens in the viewer as soon as its first instance is stored, grows on screen while the rest arrives
+(:mod:`viewer.qt.pacs_stream`), and opens whole, once, when the retrieval ends (the user's view kept)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ class PacsPanel(QtWidgets.QDockWidget):
         self.job: PacsJob | None = None
         self.last_result: Any = None
         self._opened_first = False
+        self.stream: Any = None
+        """The :class:`~viewer.qt.pacs_stream.SeriesStream` of the retrieval running (or last run)."""
         self._build()
         self.reload_nodes()
 
@@ -282,6 +285,9 @@ class PacsPanel(QtWidgets.QDockWidget):
             return retrieve(client, study_uid, series_uid, progress=job.on_stored, cancel=job.cancel)
 
         self._opened_first = False
+        if self.stream is not None:
+            self.stream.stop()
+        self.stream = None
         self._t0 = time.perf_counter()
         self.first_shown_s: float | None = None
         if self._start(task, self._show_retrieved, "Retrieving…") is not None:
@@ -325,6 +331,8 @@ class PacsPanel(QtWidgets.QDockWidget):
 
     # ---- job results (GUI thread) -------------------------------------------------------------------
     def _on_progress(self, done: int, expected: object) -> None:
+        if self.stream is not None and self.job is not None:
+            self.stream.poke(done, expected if isinstance(expected, int) else None)
         if isinstance(expected, int) and expected > 0:
             if self.progress.maximum() != expected:
                 self.progress.setRange(0, expected)
@@ -337,6 +345,11 @@ class PacsPanel(QtWidgets.QDockWidget):
             self._opened_first = True
             self.first_shown_s = time.perf_counter() - self._t0
             self.viewer.open_paths([path])
+            if hasattr(self.viewer, "session"):
+                from viewer.qt.pacs_stream import SeriesStream
+
+                self.stream = SeriesStream(self.viewer, Path(path).parent, self)
+                self.stream.shown = 1
 
     def _on_finished(self, result: Any) -> None:
         self.job = None
@@ -346,6 +359,8 @@ class PacsPanel(QtWidgets.QDockWidget):
         self._done(result)
 
     def _on_failed(self, message: str) -> None:
+        if self.stream is not None:
+            self.stream.stop()  # what arrived stays on screen
         self.job = None
         self.last_result = None
         self.progress.hide()
@@ -365,8 +380,13 @@ class PacsPanel(QtWidgets.QDockWidget):
         if report.errors:
             text += "".join(f"\n{e}" for e in report.errors[:5])
         self._say(text, error=not report.complete)
+        snap = self.stream.stop() if self.stream is not None else None
         if self.viewer is not None and (report.stored or report.already):
             self.viewer.open_paths([str(report.folder)])
+            if snap is not None:
+                from viewer.qt.pacs_stream import keep_view_on_next_series
+
+                keep_view_on_next_series(self.viewer, snap)
 
     # ---- panel handle ---------------------------------------------------------------------------------
     @property
@@ -388,6 +408,8 @@ class PacsPanel(QtWidgets.QDockWidget):
 
     def shutdown(self) -> None:
         job = self.job
+        if self.stream is not None:
+            self.stream.stop()
         if job is not None:
             job.cancel.set()
             job.join(10)
