@@ -1,5 +1,6 @@
 """The PACS panel driven like a user would (pytest-qt, offscreen) against the real Orthanc: search, pick a
-series, retrieve it into the viewer (first slice opened early, then the whole series), cancel, a dead node,
+series, retrieve it into the viewer (first slice opened early, the series growing on screen while it arrives,
+then the whole series once), cancel (what arrived stays on screen), a dead node,
 and sending the review findings back."""
 
 from __future__ import annotations
@@ -106,21 +107,19 @@ def test_review_findings_go_to_the_node(qtbot, app, pacs_net: Orthanc, studies: 
     assert {"KO", "SR"} <= {s.modality for s in found.series}
 
 
-def test_retrieved_series_grows_on_screen(qtbot, app, pacs_net: Orthanc, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 64-slice series retrieved slowly (the sink throttled in this test) shows 1 < k < 64 slices before the
-    retrieval ends, keeping the user's window and zoom, then the whole series exactly once, as the original."""
+def _slow_series(orthanc: Orthanc, folder: Path, n: int, monkeypatch: pytest.MonkeyPatch, seed: int):  # type: ignore[no-untyped-def]
+    """An oblique n-slice CT uploaded to Orthanc, and this test's retrievals throttled (each received
+    instance waits 60 ms before the sink takes it) so that the growth can be watched."""
     import time
 
     from phantom import ChestParams, make_chest_ct
     from viewer.dicom import synthetic
     from viewer.pacs.store import Sink
 
-    n = 64
     ph = make_chest_ct(ChestParams(n_slices=n, matrix=(48, 48), n_nodules=0), seed=5)
-    series = synthetic.write_ct_series(ph, tmp_path / "long", orientation="oblique", angles_deg=(5, -4, 9),
-                                       patient={"name": "GROW^ING", "id": "P-GROW"}, seed=21)
-    pacs_net.upload(sorted((tmp_path / "long").iterdir()))
+    series = synthetic.write_ct_series(ph, folder, orientation="oblique", angles_deg=(5, -4, 9),
+                                       patient={"name": "GROW^ING", "id": "P-GROW"}, seed=seed)
+    orthanc.upload(sorted(folder.iterdir()))
     take = Sink.take_bytes
 
     def slow_take(self: Sink, data: bytes, sop_uid: str | None) -> bool:
@@ -128,6 +127,15 @@ def test_retrieved_series_grows_on_screen(qtbot, app, pacs_net: Orthanc, tmp_pat
         return take(self, data, sop_uid)
 
     monkeypatch.setattr(Sink, "take_bytes", slow_take)
+    return series
+
+
+def test_retrieved_series_grows_on_screen(qtbot, app, pacs_net: Orthanc, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 64-slice series retrieved slowly (the sink throttled in this test) shows 1 < k < 64 slices before the
+    retrieval ends, keeping the user's window and zoom, then the whole series exactly once, as the original."""
+    n = 64
+    series = _slow_series(pacs_net, tmp_path / "long", n, monkeypatch, seed=21)
     window = app.window
     shown: list[tuple[int, bool]] = []  # (slices of each series state shown, whether the retrieval still ran)
     panel = app.open_panel("pacs")
@@ -169,3 +177,21 @@ def test_retrieved_series_grows_on_screen(qtbot, app, pacs_net: Orthanc, tmp_pat
     np.testing.assert_allclose(ijk, np.round(ijk), atol=1e-3)
     assert ijk[0] == pytest.approx(0, abs=1e-3) and ijk[1] == pytest.approx(0, abs=1e-3)
     np.testing.assert_array_equal(partial.array[0], original.array[int(round(ijk[2]))])
+
+
+def test_cancel_leaves_what_arrived_on_screen(qtbot, app, pacs_net: Orthanc, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 64
+    series = _slow_series(pacs_net, tmp_path / "cut", n, monkeypatch, seed=22)
+    panel = app.open_panel("pacs")
+    panel.node_combo.setEditText(pacs_net.dimse_spec)
+    panel.retrieve(series.study_uid, series.series_uid)
+    qtbot.waitUntil(lambda: panel.stream is not None and panel.stream.shown > 1, timeout=60_000)
+    panel.cancel()
+    assert panel.wait_done(60) and app.wait_idle(60)
+    report = panel.last_result
+    assert report.cancelled and report.missing and 1 < report.stored < n, panel.status.text()
+    shown = app.window.session.series
+    assert shown is not None and shown.fully_loaded
+    assert shown.volume.info.series_uid == series.series_uid
+    assert len(shown.volume.source_files) == report.stored  # every instance that arrived, on screen
