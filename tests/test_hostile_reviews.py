@@ -1,5 +1,5 @@
-"""Hostile review files (tests/hostile/reviews.py): an import file with one bad place gives one error naming the
-file and that place, and changes nothing; the CSV export survives hostile text (rows, formulas)."""
+"""Hostile review files (tests/hostile/reviews.py): an import file (JSON export or RadScope SR) with one bad place
+gives one error naming the file and that place, and changes nothing; the CSV export survives hostile text (rows, formulas)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.hostile.reviews import base_doc, flag_dict, write
 from viewer.cli import main
 from viewer.review import ReviewStore
 from viewer.review.model import HeaderAttributes, ImageContext, ModelInfo
+from viewer.review.sr_import import import_sr
 from viewer.review.tables import ImportFileError, export_csv, import_json
 
 REVIEW_CASES = cases("reviews")
@@ -124,3 +125,55 @@ def test_formula_prefix_only_where_needed(tmp_path: Path) -> None:
         export_csv(store, tmp_path / "out.csv")
     (row,) = csv.DictReader(open(tmp_path / "out.csv", newline="", encoding="utf-8"))
     assert row["comment"] == "a = b" and row["manufacturer"] == "GE" and json.loads(row["region_px"])
+
+
+# -- RadScope SR imports: the same field checks as JSON ------------------------------------------------------
+
+SR_CASES = cases("review-sr")
+
+
+def test_the_pristine_sr_imports(store: ReviewStore, tmp_path: Path) -> None:
+    """The SR the hostile cases edit is valid: both flags import, with what the record says."""
+    from tests.hostile.reviews import write_sr
+
+    outcome, skipped = import_sr(store, write_sr(tmp_path))
+    assert outcome == {"added": 2} and skipped == []
+    slices = sorted(f.slice_index for f in store.flags() if f.study_uid != "1.2.3")  # not the seeded flag
+    assert slices == [0, 1]
+
+
+@pytest.mark.parametrize("hostile", SR_CASES, ids=case_ids)
+def test_bad_sr_is_one_error_and_changes_nothing(hostile: Case, store: ReviewStore, tmp_path: Path) -> None:
+    path = hostile.build(tmp_path / "case")
+    before = _snapshot(store)
+    with pytest.raises(ImportFileError) as info:
+        import_sr(store, path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message, message
+    for word in hostile.mentions:
+        assert word.lower() in message.lower(), (word, message)
+    assert _snapshot(store) == before
+
+
+def test_a_bad_sr_in_a_folder_stops_the_good_ones_too(store: ReviewStore, tmp_path: Path) -> None:
+    """All or nothing across a folder: the good SR beside the bad one is not merged either."""
+    from tests.hostile.reviews import write_sr
+
+    (bad,) = [c for c in SR_CASES if c.name == "review-sr-negative-slice"]
+    bad.build(tmp_path / "folder")
+    write_sr(tmp_path / "folder", "SR_good.dcm")
+    before = _snapshot(store)
+    with pytest.raises(ImportFileError, match="SR_ann.dcm: measurement group #2.slice_index"):
+        import_sr(store, tmp_path / "folder")
+    assert _snapshot(store) == before
+
+
+@pytest.mark.parametrize("hostile", [c for c in SR_CASES if c.name in (
+    "review-sr-negative-slice", "review-sr-huge-comment", "review-sr-content-nested-40")], ids=case_ids)
+def test_review_import_command_says_one_line_for_an_sr(hostile: Case, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = hostile.build(tmp_path / "case")
+    code = main(["review", "--store", str(tmp_path / "s.sqlite3"), "import", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(hostile.extra["where"]) in err, err
+    assert str(path) in err and "Traceback" not in err

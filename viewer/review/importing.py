@@ -35,7 +35,9 @@ class ImportFileError(ValueError):
     """An import file is unreadable or not a RadScope review export (message names file and reason)."""
 
 
-class _Bad(ValueError):
+class FieldError(ValueError):
+    """One field of a flag (``flags[3].updated``, ``measurement group #2.slice_index``) is bad: where and why."""
+
     def __init__(self, where: str, reason: str) -> None:
         super().__init__(f"{where}: {reason}")
 
@@ -45,11 +47,11 @@ def _text(obj: dict[str, Any], key: str, where: str, *, required: bool = False, 
     if v is None and not required:
         return ""
     if not isinstance(v, str) or (required and not v.strip()):
-        raise _Bad(f"{where}.{key}", "must be a non-empty string" if required else "must be a string")
+        raise FieldError(f"{where}.{key}", "must be a non-empty string" if required else "must be a string")
     if len(v) > limit:
-        raise _Bad(f"{where}.{key}", f"is {len(v)} characters long (at most {limit})")
+        raise FieldError(f"{where}.{key}", f"is {len(v)} characters long (at most {limit})")
     if "\x00" in v:
-        raise _Bad(f"{where}.{key}", "holds a NUL character")
+        raise FieldError(f"{where}.{key}", "holds a NUL character")
     return v
 
 
@@ -58,7 +60,7 @@ def _integer(obj: dict[str, Any], key: str, where: str, lo: int, hi: int, *, opt
     if v is None and optional:
         return None
     if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise _Bad(f"{where}.{key}", f"must be an integer from {lo} to {hi}, got {_show(v)}")
+        raise FieldError(f"{where}.{key}", f"must be an integer from {lo} to {hi}, got {_show(v)}")
     return v
 
 
@@ -72,28 +74,28 @@ def _timestamp(obj: dict[str, Any], key: str, where: str, default: Any = None) -
     if v is None:
         v = default
     if not isinstance(v, str) or len(v) > 64:
-        raise _Bad(f"{where}.{key}", f"must be an ISO 8601 time, got {_show(v)}")
+        raise FieldError(f"{where}.{key}", f"must be an ISO 8601 time, got {_show(v)}")
     try:
         t = datetime.fromisoformat(v.replace("Z", "+00:00") if v.endswith("Z") else v)
     except ValueError:
-        raise _Bad(f"{where}.{key}", f"is not an ISO 8601 time: {_show(v)}") from None
+        raise FieldError(f"{where}.{key}", f"is not an ISO 8601 time: {_show(v)}") from None
     if t.tzinfo is None:
-        raise _Bad(f"{where}.{key}", f"has no time zone: {_show(v)}")
+        raise FieldError(f"{where}.{key}", f"has no time zone: {_show(v)}")
     if not 1970 <= t.year <= 9999:
-        raise _Bad(f"{where}.{key}", f"is out of range: {_show(v)}")
+        raise FieldError(f"{where}.{key}", f"is out of range: {_show(v)}")
     return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")  # as the store writes
 
 
 def _points(v: Any, dims: int, where: str) -> tuple[tuple[float, ...], ...]:
     if not isinstance(v, list):
-        raise _Bad(where, "must be a list of points")
+        raise FieldError(where, "must be a list of points")
     out = []
     for i, p in enumerate(v):
         ok = (isinstance(p, list) and len(p) == dims
               and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c)
                       and abs(c) <= MAX_COORD for c in p))
         if not ok:
-            raise _Bad(f"{where}[{i}]", f"must be {dims} finite numbers within ±{MAX_COORD:g}, got {_show(p)}")
+            raise FieldError(f"{where}[{i}]", f"must be {dims} finite numbers within ±{MAX_COORD:g}, got {_show(p)}")
         out.append(tuple(float(c) for c in p))
     return tuple(out)
 
@@ -102,52 +104,54 @@ def _region(v: Any, where: str) -> Region | None:
     if v is None:
         return None
     if not isinstance(v, dict):
-        raise _Bad(where, "must be an object or null")
+        raise FieldError(where, "must be an object or null")
     kind = v.get("kind")
     if kind not in REGION_KINDS:
-        raise _Bad(f"{where}.kind", f"must be one of {', '.join(REGION_KINDS)}, got {_show(kind)}")
+        raise FieldError(f"{where}.kind", f"must be one of {', '.join(REGION_KINDS)}, got {_show(kind)}")
     px = _points(v.get("points_px"), 2, f"{where}.points_px")
     lps = _points(v.get("points_lps") or [], 3, f"{where}.points_lps")
     try:
         return Region(kind, px, lps)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise _Bad(where, str(exc)) from None
+        raise FieldError(where, str(exc)) from None
 
 
 def _strings_object(v: Any, cls: type, where: str) -> dict[str, str]:
     if v is None:
         return {}
     if not isinstance(v, dict):
-        raise _Bad(where, "must be an object")
+        raise FieldError(where, "must be an object")
     known = {f.name for f in fields(cls)}
     out = {}
     for key in v:
         if key not in known:
-            raise _Bad(f"{where}.{key}", f"is not one of {', '.join(sorted(known))}")
+            raise FieldError(f"{where}.{key}", f"is not one of {', '.join(sorted(known))}")
         out[key] = _text(v, key, where)
     return out
 
 
-def _flag(item: Any, where: str) -> Flag:
+def check_flag(item: Any, where: str) -> Flag:
+    """A flag from its export form (:meth:`Flag.to_dict`; what JSON and SR imports both read), every field
+    checked: types, bounds, UIDs, times, slice index, sizes; raises :class:`FieldError` naming ``where``."""
     if not isinstance(item, dict):
-        raise _Bad(where, "must be an object")
+        raise FieldError(where, "must be an object")
     verdict_text = _text(item, "verdict", where, required=True)
     try:
         verdict = Verdict.parse(verdict_text)
     except ValueError as exc:
-        raise _Bad(f"{where}.verdict", str(exc)) from None
+        raise FieldError(f"{where}.verdict", str(exc)) from None
     uids = item.get("sop_instance_uids")
     if not isinstance(uids, list) or not uids or not all(isinstance(u, str) and u.strip() for u in uids):
-        raise _Bad(f"{where}.sop_instance_uids", "must be a non-empty list of non-empty strings")
+        raise FieldError(f"{where}.sop_instance_uids", "must be a non-empty list of non-empty strings")
     if any(len(u) > MAX_NAME for u in uids) or len(uids) > 10_000:
-        raise _Bad(f"{where}.sop_instance_uids", "holds too many or too long UIDs")
+        raise FieldError(f"{where}.sop_instance_uids", "holds too many or too long UIDs")
     threshold = item.get("threshold")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0):
-        raise _Bad(f"{where}.threshold", f"must be a number from 0 to 1 or null, got {_show(threshold)}")
+        raise FieldError(f"{where}.threshold", f"must be a number from 0 to 1 or null, got {_show(threshold)}")
     deleted = item.get("deleted", False)
     if deleted not in (True, False, 0, 1) or isinstance(deleted, float):
-        raise _Bad(f"{where}.deleted", f"must be true or false, got {_show(deleted)}")
+        raise FieldError(f"{where}.deleted", f"must be true or false, got {_show(deleted)}")
     created = _timestamp(item, "created", where)
     updated = _timestamp(item, "updated", where, default=item.get("created"))
     return Flag(
@@ -180,13 +184,13 @@ def _studies(v: Any) -> dict[str, StudyHeader]:
     if v is None:
         return {}
     if not isinstance(v, dict):
-        raise _Bad("studies", "must be an object of study headers by study UID")
+        raise FieldError("studies", "must be an object of study headers by study UID")
     out = {}
     known = {f.name for f in fields(StudyHeader)}
     for uid, header in v.items():
         where = f"studies[{_show(uid)}]"
         if not isinstance(header, dict):
-            raise _Bad(where, "must be an object")
+            raise FieldError(where, "must be an object")
         out[uid] = StudyHeader(**{k: _text(header, k, where) for k in header if k in known})
     return out
 
@@ -203,19 +207,19 @@ def parse_export(path: str | os.PathLike[str]) -> list[tuple[Flag, StudyHeader]]
     try:
         items = doc.get("flags")
         if not isinstance(items, list):
-            raise _Bad("flags", f"must be a list, got {type(items).__name__}")
+            raise FieldError("flags", f"must be a list, got {type(items).__name__}")
         studies = _studies(doc.get("studies"))
         seen: dict[str, int] = {}
         out = []
         for n, item in enumerate(items):
-            flag = _flag(item, f"flags[{n}]")
+            flag = check_flag(item, f"flags[{n}]")
             if flag.id in seen:
-                raise _Bad(f"flags[{n}].id", f"{_show(flag.id)} repeats flags[{seen[flag.id]}]")
+                raise FieldError(f"flags[{n}].id", f"{_show(flag.id)} repeats flags[{seen[flag.id]}]")
             seen[flag.id] = n
             out.append((flag, studies.get(flag.study_uid) or StudyHeader()))
-    except _Bad as exc:
+    except FieldError as exc:
         raise ImportFileError(f"{path}: {exc}; nothing was imported") from None
     return out
 
 
-__all__ = ["ImportFileError", "JSON_FORMAT", "MAX_IMPORT_BYTES", "parse_export"]
+__all__ = ["FieldError", "ImportFileError", "JSON_FORMAT", "MAX_DEPTH", "MAX_IMPORT_BYTES", "check_flag", "parse_export"]

@@ -6,15 +6,17 @@ region from the SCOORD (pixel centres are SCOORD - 0.5), the image (and frame) i
 the model from the algorithm identification, the comment, the reviewer from the observer
 context, and the flag id from the tracking identifier. What TID 1500 has no place for (slice
 index, times, the header attributes the summary splits by) comes from the group's RadScope flag
-record. The merge is the JSON import's: by flag id, a newer version wins, re-importing changes
+record. Every flag then goes through the JSON import's field checks (:func:`viewer.review.importing.check_flag`:
+types, bounds, UIDs, times, slice index, sizes); one bad field refuses the whole import, naming the file and the
+measurement group. The merge is the JSON import's: by flag id, a newer version wins, re-importing changes
 nothing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +28,10 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from inference import jsonsafe
 from viewer.review.dicom_export import COMMENT_CONCEPT, RECORD_CONCEPT, RECORD_FORMAT, SCHEME, VERDICT_CODES
-from viewer.review.model import Flag, HeaderAttributes, ModelInfo, Region, StudyHeader, Verdict
+from viewer.review.importing import MAX_DEPTH, MAX_IMPORT_BYTES, FieldError, check_flag
+from viewer.review.model import Flag, HeaderAttributes, StudyHeader, Verdict
 from viewer.review.store import ReviewStore
 from viewer.review.tables import ImportFileError
 
@@ -36,6 +40,8 @@ SR_CLASSES = {COMPREHENSIVE_3D_SR, "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.100
 _VERDICT_BY_CODE = {code.value: verdict for verdict, code in VERDICT_CODES.items()}
 _FLAG_PREFIX = "RadScope flag "
 UNDEFINED_LENGTH = 0xFFFFFFFF
+MAX_CONTENT_DEPTH = 32
+"""Deepest content tree read (RadScope writes 5 levels; pydicom itself reads far deeper)."""
 
 
 def _code(item: Dataset, keyword: str = "ConceptNameCodeSequence") -> tuple[str, str]:
@@ -46,10 +52,21 @@ def _code(item: Dataset, keyword: str = "ConceptNameCodeSequence") -> tuple[str,
 
 
 def _walk(items: Any) -> Iterator[Dataset]:
-    """Every content item under ``items``, depth first."""
-    for item in items or ():
+    """Every content item under ``items``, depth first (without recursion; a tree deeper than
+    :data:`MAX_CONTENT_DEPTH` raises ValueError)."""
+    stack: list[tuple[Iterator[Dataset], int]] = [(iter(items or ()), 1)]
+    while stack:
+        it, depth = stack[-1]
+        item = next(it, None)
+        if item is None:
+            stack.pop()
+            continue
         yield item
-        yield from _walk(item.get("ContentSequence"))
+        children = item.get("ContentSequence")
+        if children:
+            if depth >= MAX_CONTENT_DEPTH:
+                raise ValueError(f"content items nested deeper than {MAX_CONTENT_DEPTH} levels")
+            stack.append((iter(children), depth + 1))
 
 
 def _text(group: Dataset, code: tuple[str, str]) -> list[str]:
@@ -90,14 +107,14 @@ def _image_refs(items: Any) -> list[tuple[str, str, int | None]]:
     return out
 
 
-def _region(scoord: Dataset, kind: str | None, lps: list[list[float]]) -> Region:
-    """A Region from a SCOORD item (pixel centres = SCOORD - 0.5)."""
+def _region(scoord: Dataset, kind: Any, lps: Any) -> dict[str, Any]:
+    """A region in its export form from a SCOORD item (pixel centres = SCOORD - 0.5); checked with the flag."""
     graphic = str(scoord.GraphicType)
     pts = np.asarray(scoord.GraphicData, dtype=np.float64).reshape(-1, 2) - 0.5
     lo, hi = pts.min(axis=0), pts.max(axis=0)
-    corners = [(float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1]))]
+    corners = [[float(lo[0]), float(lo[1])], [float(hi[0]), float(hi[1])]]
     if graphic == "POINT":
-        kind, px = "point", [(float(pts[0, 0]), float(pts[0, 1]))]
+        kind, px = "point", [[float(pts[0, 0]), float(pts[0, 1])]]
     elif graphic == "ELLIPSE":
         kind, px = "ellipse", corners
     elif graphic == "POLYLINE":
@@ -107,25 +124,31 @@ def _region(scoord: Dataset, kind: str | None, lps: list[list[float]]) -> Region
         if kind == "rectangle" or (kind is None and rectangle):
             kind, px = "rectangle", corners
         else:
-            kind, px = "polygon", [(float(x), float(y)) for x, y in vertices]
+            kind, px = "polygon", [[float(x), float(y)] for x, y in vertices]
     else:
         raise ValueError(f"graphic type {graphic} is not a RadScope region")
-    points_lps = tuple(tuple(float(c) for c in p) for p in lps) if len(lps) == len(px) else ()
-    return Region(kind, tuple(px), points_lps)  # type: ignore[arg-type]
+    return {"kind": kind, "points_px": px, "points_lps": lps if isinstance(lps, list) and len(lps) == len(px) else []}
 
 
-def _model(group: Dataset) -> tuple[ModelInfo, str, float | None]:
-    """(model, explanation method, threshold) from the algorithm identification items."""
+def _model(group: Dataset) -> tuple[dict[str, str], str, Any]:
+    """(model, explanation method, threshold) from the algorithm identification items, in export form."""
     name = _text(group, ("111001", "DCM"))
     version = _text(group, ("111003", "DCM"))
     params = dict(p.partition("=")[::2] for p in _text(group, ("111002", "DCM")))
-    threshold = params.get("threshold")
-    model = ModelInfo(name[0] if name else "", version[0] if version and version[0] != "unknown" else "",
-                      params.get("sha256", ""))
-    return model, params.get("explanation", ""), float(threshold) if threshold else None
+    model = {"name": name[0] if name else "", "version": version[0] if version and version[0] != "unknown" else "",
+             "sha256": params.get("sha256", "")}
+    threshold: Any = params.get("threshold") or None
+    try:
+        threshold = float(threshold) if threshold is not None else None
+    except ValueError:
+        pass  # the text itself: the field check names it
+    return model, params.get("explanation", ""), threshold
 
 
-def _flag(group: Dataset, sr: Dataset, reviewer: str, series_of: dict[str, str], created: str) -> Flag:
+def _flag(group: Dataset, sr: Dataset, reviewer: str, series_of: dict[str, str], created: str,
+          where: str) -> Flag:
+    """The flag of one measurement group. A group that is not RadScope's (no verdict, no flag record, no image)
+    raises ValueError (skipped); a RadScope group with a bad field raises :class:`FieldError` (refused)."""
     items = group.get("ContentSequence") or ()
     verdicts = [_VERDICT_BY_CODE.get(_code(i, "ConceptCodeSequence")[0]) for i in items
                 if i.get("ValueType") == "CODE" and _code(i) == ("RS-VERDICT", SCHEME)]
@@ -136,11 +159,13 @@ def _flag(group: Dataset, sr: Dataset, reviewer: str, series_of: dict[str, str],
     uids = [str(i.UID) for i in items if i.get("ValueType") == "UIDREF" and _code(i) == ("112040", "DCM")]
     flag_id = tracking[0][len(_FLAG_PREFIX):] if tracking and tracking[0].startswith(_FLAG_PREFIX) else \
         (uids[0] if uids else "")
-    if not flag_id:
-        raise ValueError("no tracking identifier")
     label = next((str(i.ConceptCodeSequence[0].CodeMeaning) for i in items
                   if i.get("ValueType") == "CODE" and _code(i) == ("121071", "DCM")), "")  # Finding
-    records = [json.loads(t) for t in _text(group, (RECORD_CONCEPT.value, SCHEME))]
+    texts = _text(group, (RECORD_CONCEPT.value, SCHEME))
+    try:
+        records = [jsonsafe.loads(t, "flag record", max_depth=MAX_DEPTH) for t in texts[:1]]
+    except jsonsafe.JsonLimitError as exc:
+        raise FieldError(f"{where}.record", str(exc)) from None
     record: dict[str, Any] = records[0] if records and isinstance(records[0], dict) else {}
     if record and record.get("format") != RECORD_FORMAT:
         raise ValueError(f"flag record of unknown format {record.get('format')!r}")
@@ -148,26 +173,28 @@ def _flag(group: Dataset, sr: Dataset, reviewer: str, series_of: dict[str, str],
         raise ValueError("no RadScope flag record (slice index unknown): written by another program?")
     comment = _text(group, (COMMENT_CONCEPT.value, COMMENT_CONCEPT.scheme_designator))
     scoords = [i for i in _walk(items) if i.get("ValueType") == "SCOORD"]
-    region = _region(scoords[0], record.get("region_kind"), record.get("points_lps") or []) if scoords else None
+    region = _region(scoords[0], record.get("region_kind"), record.get("points_lps")) if scoords else None
     refs = _image_refs(scoords[0].get("ContentSequence") if scoords else
                        [i for i in items if i.get("ValueType") == "IMAGE"])
     if not refs:
         raise ValueError("references no image")
     model, method, threshold = _model(group)
-    sop_class = refs[0][0]
-    sop_uids = tuple(dict.fromkeys(r[1] for r in refs))
-    known_headers = {k: str(v) for k, v in (record.get("headers") or {}).items()
-                     if k in HeaderAttributes.__dataclass_fields__}
-    return Flag(
-        id=flag_id, study_uid=str(sr.StudyInstanceUID), series_uid=series_of.get(sop_uids[0], ""),
-        stack_id=str(record.get("stack_id") or series_of.get(sop_uids[0], "")), slice_index=int(record["slice_index"]),
-        sop_instance_uids=sop_uids, sop_class_uid=sop_class, frame_number=refs[0][2], verdict=verdict,
-        label=str(record.get("label") or label), region=region, comment=str(record.get("comment") or
-                                                                              (comment[0] if comment else "")),
-        reviewer=reviewer, created=str(record.get("created") or created), updated=str(record.get("updated") or created),
-        model=model, method=method, threshold=threshold, headers=HeaderAttributes(**known_headers),
-        frame_of_reference_uid=str(record.get("frame_of_reference_uid") or ""),
-    )
+    sop_uids = list(dict.fromkeys(r[1] for r in refs))
+    headers = record.get("headers")
+    if isinstance(headers, dict):  # a newer RadScope's extra attributes are left out; the known ones are checked
+        headers = {k: v for k, v in headers.items() if k in HeaderAttributes.__dataclass_fields__}
+    series_uid = series_of.get(sop_uids[0], "")
+    item = {
+        "id": flag_id, "study_uid": str(sr.get("StudyInstanceUID", "")), "series_uid": series_uid,
+        "stack_id": record.get("stack_id") or series_uid, "slice_index": record["slice_index"],
+        "sop_instance_uids": sop_uids, "sop_class_uid": refs[0][0], "frame_number": refs[0][2],
+        "verdict": verdict.value, "label": record.get("label") or label, "region": region,
+        "comment": record.get("comment") or (comment[0] if comment else ""), "reviewer": reviewer,
+        "created": record.get("created") or created, "updated": record.get("updated") or record.get("created") or created,
+        "model": model, "method": method, "threshold": threshold, "headers": headers,
+        "frame_of_reference_uid": record.get("frame_of_reference_uid") or "",
+    }
+    return check_flag(item, where)
 
 
 class _Collect(logging.Handler):
@@ -192,6 +219,14 @@ def _short_element(ds: Dataset) -> str:
 def _read_whole(path: Path) -> Dataset:
     """The dataset of ``path``, refusing a damaged or truncated file (pydicom reads those leniently,
     only logging that a sequence's end was missing: flags would vanish without a word)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ImportFileError(f"{path} is not a regular file; refused")
+    if st.st_size > MAX_IMPORT_BYTES:
+        raise ImportFileError(f"{path} is {st.st_size} bytes, larger than {MAX_IMPORT_BYTES} bytes; refused")
     collect = _Collect()
     logger = logging.getLogger("pydicom")
     logger.addHandler(collect)
@@ -237,15 +272,29 @@ def read_review_sr(path: str | os.PathLike[str]) -> tuple[list[Flag], StudyHeade
         raise ImportFileError(f"{path} is not a structured report (SOP class {sr.get('SOPClassUID', 'missing')})")
     if _code(sr) != ("126000", "DCM"):
         raise ImportFileError(f"{path} is not a TID 1500 measurement report")
-    reviewer, series_of, created = _reviewer(sr), _series_of_instances(sr), _created(sr)
-    flags, skipped = [], []
-    groups = [i for i in _walk(sr.ContentSequence)
-              if i.get("ValueType") == "CONTAINER" and _code(i) == ("125007", "DCM")]  # Measurement Group
+    try:
+        reviewer, series_of, created = _reviewer(sr), _series_of_instances(sr), _created(sr)
+        groups = [i for i in _walk(sr.get("ContentSequence"))
+                  if i.get("ValueType") == "CONTAINER" and _code(i) == ("125007", "DCM")]  # Measurement Group
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ImportFileError(f"{path}: {exc}; nothing was imported") from None
+    flags: list[Flag] = []
+    skipped: list[str] = []
+    seen: dict[str, int] = {}
     for n, group in enumerate(groups, start=1):
+        where = f"measurement group #{n}"
         try:
-            flags.append(_flag(group, sr, reviewer, series_of, created))
+            flag = _flag(group, sr, reviewer, series_of, created, where)
+        except FieldError as exc:
+            raise ImportFileError(f"{path}: {exc}; nothing was imported") from None
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            skipped.append(f"{path}: measurement group #{n} skipped: {exc}")
+            skipped.append(f"{path}: {where} skipped: {exc}")
+            continue
+        if flag.id in seen:
+            raise ImportFileError(f"{path}: {where}.id: {flag.id[:40]!r} repeats measurement group #{seen[flag.id]}; "
+                                  "nothing was imported")
+        seen[flag.id] = n
+        flags.append(flag)
     return flags, study_header_of(sr), skipped
 
 
