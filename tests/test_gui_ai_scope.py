@@ -51,6 +51,16 @@ def test_head_ct_is_not_auto_run_and_a_forced_run_carries_the_banner(qtbot, ai_w
     image = view.viewport().grab().toImage()
     top = image.pixelColor(image.width() // 2, 3)
     assert top.red() > 140 and top.green() < 60 and top.blue() < 60, top.name()
+    # a flag made on these results records the banner's words (store, exports, SR: test_review_scope_note)
+    from viewer.qt.review_integration import attach_review
+    from viewer.review import ReviewStore
+
+    review = attach_review(window, ai=ai, store=ReviewStore(tmp_path / "review.sqlite3"))
+    review.update_context(for_flag=True)
+    assert review.panel.context is not None and review.panel.context.scope_note == ai.series.banner
+    flag_id = review.panel.add_flag("false_positive")
+    assert flag_id and review.store.get_flag(flag_id).scope_note == ai.series.banner
+    review.store.close()
 
 
 def test_header_outside_the_rules_is_not_run_and_says_why(qtbot, ai_window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

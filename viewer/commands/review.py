@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag.add_argument("--model", metavar="NAME|PATH", help="model reviewed: a package folder or NAME[@VERSION]")
     flag.add_argument("--method", default="", help="explanation method in force (e.g. gradcam)")
     flag.add_argument("--threshold", type=float, help="decision threshold in force")
+    flag.add_argument("--outside-scope", metavar="REASON",
+                      help="the results flagged came from a run outside the model's intended use (recorded as "
+                           "'outside intended use: REASON' in the flag, its exports and SR)")
     flag.add_argument("--region", metavar="KIND:X,Y[;X,Y...]",
                       help=f"region in pixel coordinates (column,row); KIND one of {', '.join(REGION_KINDS)}")
 
@@ -180,10 +183,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _flag(store: Any, args: argparse.Namespace, *, verdict: Verdict, region: Region | None, model: ModelInfo) -> int:
+    from dataclasses import replace
+
     from viewer.review.source import context_at
 
     context = context_at(args.path, args.slice, args.series, model=model, method=args.method,
                          threshold=args.threshold)
+    if args.outside_scope:
+        context = replace(context, scope_note=f"outside intended use: {args.outside_scope.strip()}")
     if region is not None and context.columns and context.rows:
         for x, y in region.points_px:
             if not (-0.5 <= x <= context.columns - 0.5 and -0.5 <= y <= context.rows - 0.5):

@@ -287,7 +287,8 @@ class ReviewController(QObject):
         return ctx
 
     def model_facts(self, label: str = "") -> tuple[ModelInfo, str, float | None]:
-        """(model, explanation method, threshold of ``label``) of the AI run on the shown series, if any."""
+        """(model, explanation method, threshold of ``label``) of the AI run on the shown series, if any
+        (:meth:`scope_note` says whether that run was outside the model's intended use)."""
         ai = self.ai
         entry = getattr(ai, "model_entry", None) if ai is not None else None
         card = getattr(entry, "card", None)
@@ -297,6 +298,11 @@ class ReviewController(QObject):
             return ModelInfo(), "", None
         threshold = ai.state.threshold(label) if label in card.labels else None
         return ModelInfo(card.name, card.version, card.weights.sha256 or ""), ai.method, threshold
+
+    def scope_note(self) -> str:
+        """The views' 'outside intended use: <reason>' banner of a forced AI run on the shown series ('')."""
+        scope = getattr(self.ai, "scope", None) if self.ai is not None else None
+        return str(scope.banner()) if scope is not None else ""
 
     def _offer_labels(self) -> None:
         card = getattr(getattr(self.ai, "model_entry", None), "card", None) if self.ai is not None else None
@@ -320,7 +326,8 @@ class ReviewController(QObject):
             self.panel.notify(f"Cannot flag Im {k + 1}: {exc}", error=True)
             return
         model, method, threshold = self.model_facts(self.panel.label_edit.currentText().strip())
-        ctx = replace(ctx, model=model, method=method, threshold=threshold)
+        ctx = replace(ctx, model=model, method=method, threshold=threshold,
+                      scope_note=self.scope_note() if model.name else "")
         if for_flag or ctx != self.panel.context:
             self.panel.set_context(ctx)
 

@@ -53,6 +53,7 @@ SOFTWARE_VERSION = "0.1.0"
 VERDICT_CONCEPT = hd.sr.CodedConcept("RS-VERDICT", SCHEME, "Review verdict")
 COMMENT_CONCEPT = hd.sr.CodedConcept("121106", "DCM", "Comment")
 RECORD_CONCEPT = hd.sr.CodedConcept("RS-FLAG-RECORD", SCHEME, "RadScope flag record")
+SCOPE_CONCEPT = hd.sr.CodedConcept("RS-SCOPE", SCHEME, "Outside intended use")
 RECORD_FORMAT = "radscope-flag-record/1"
 VERDICT_CODES = {v: hd.sr.CodedConcept(f"RS-{v.value.upper().replace('_', '-')}"[:16], SCHEME, v.title) for v in Verdict}
 FOR_PEER_REVIEW = codes.cid7010.ForPeerReview
@@ -257,6 +258,9 @@ def measurement_group(
     if flag.comment:
         group[0].ContentSequence.append(hd.sr.TextContentItem(
             name=COMMENT_CONCEPT, value=flag.comment[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    if flag.scope_note:  # what the screen's banner said: the model ran outside its intended use
+        group[0].ContentSequence.append(hd.sr.TextContentItem(
+            name=SCOPE_CONCEPT, value=flag.scope_note[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
     group[0].ContentSequence.append(hd.sr.TextContentItem(
         name=RECORD_CONCEPT, value=json.dumps(flag_record(flag), sort_keys=True, separators=(",", ":")),
         relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
@@ -279,6 +283,8 @@ def flag_record(flag: Flag) -> dict[str, Any]:
         record["label"] = flag.label
     if len(flag.comment) > 1024:
         record["comment"] = flag.comment
+    if flag.scope_note:
+        record["scope_note"] = flag.scope_note
     return record
 
 

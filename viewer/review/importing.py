@@ -175,6 +175,7 @@ def check_flag(item: Any, where: str) -> Flag:
         threshold=None if threshold is None else float(threshold),
         headers=HeaderAttributes(**_strings_object(item.get("headers"), HeaderAttributes, f"{where}.headers")),
         frame_of_reference_uid=_text(item, "frame_of_reference_uid", where),
+        scope_note=_text(item, "scope_note", where, limit=MAX_TEXT),
         deleted=bool(deleted),
         version=_integer(item, "version", where, 1, 2**31, optional=True) or 1,
     )

@@ -214,6 +214,9 @@ class ImageContext:
     threshold: float | None = None
     rows: int = 0
     columns: int = 0
+    scope_note: str = ""
+    """Non-empty when the model's results were made outside its intended use (a run forced by hand):
+    ``outside intended use: <reason>``, recorded with every flag made on them."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,9 @@ class Flag:
     threshold: float | None
     headers: HeaderAttributes
     frame_of_reference_uid: str = ""
+    scope_note: str = ""
+    """``outside intended use: <reason>`` when the flagged results came from a run outside the model's
+    intended use; empty otherwise."""
     deleted: bool = False
     version: int = 1
     """Bumped by every change the store records (optimistic concurrency: an edit names the version it saw)."""

@@ -128,7 +128,10 @@ _V4 = [
     "ALTER TABLE study ADD COLUMN priority_reason TEXT NOT NULL DEFAULT ''",
 ]
 
+_V5 = ["ALTER TABLE flag ADD COLUMN scope_note TEXT NOT NULL DEFAULT ''"]
+
 #: MIGRATIONS[n] takes a store from schema version n to n + 1 (as :data:`viewer.review.schema.MIGRATIONS`).
-MIGRATIONS: list[Callable[[Any], None]] = [_statements(_V1), _v2, _statements(_V3), _statements(_V4)]
+MIGRATIONS: list[Callable[[Any], None]] = [
+    _statements(_V1), _v2, _statements(_V3), _statements(_V4), _statements(_V5)]
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS radscope_schema (version INTEGER NOT NULL)"

@@ -8,12 +8,13 @@ from typing import Any
 
 from viewer.review.model import Flag, HeaderAttributes, ModelInfo, Region, Verdict
 
-#: Columns written for a flag, in order (all exist from schema v3 on).
+#: Columns written for a flag, in order (all exist from schema v5 on).
 FLAG_COLUMNS = (
     "id", "study_uid", "series_uid", "stack_id", "slice_index", "sop_instance_uids", "sop_class_uid",
     "frame_number", "frame_of_reference_uid", "verdict", "label", "region", "comment", "reviewer",
     "created", "updated", "model_name", "model_version", "model_sha256", "method", "threshold",
     "manufacturer", "scanner_model", "kvp", "patient_sex", "age_band", "body_part", "modality", "deleted", "version",
+    "scope_note",
 )
 
 
@@ -54,6 +55,7 @@ def flag_from_row(row: Any) -> Flag:
             modality=_get(row, "modality"),
         ),
         frame_of_reference_uid=_get(row, "frame_of_reference_uid"),
+        scope_note=_get(row, "scope_note"),
         deleted=bool(_get(row, "deleted", 0)),
         version=int(_get(row, "version", 1)),
     )
@@ -69,5 +71,5 @@ def flag_to_row(flag: Flag) -> tuple[Any, ...]:
         json.dumps(flag.region.to_dict()) if flag.region else None, flag.comment, flag.reviewer,
         flag.created, flag.updated, flag.model.name, flag.model.version, flag.model.sha256,
         flag.method, flag.threshold, h.manufacturer, h.scanner_model, h.kvp, h.patient_sex,
-        h.age_band, h.body_part, h.modality, int(flag.deleted), flag.version,
+        h.age_band, h.body_part, h.modality, int(flag.deleted), flag.version, flag.scope_note,
     )

@@ -144,6 +144,12 @@ ALTER TABLE study ADD COLUMN priority REAL;
 ALTER TABLE study ADD COLUMN priority_reason TEXT NOT NULL DEFAULT '';
 """
 
+# v5: a flag made on results outside the model's intended use says so.
+_V5 = """
+ALTER TABLE flag ADD COLUMN scope_note TEXT NOT NULL DEFAULT '';
+"""
+
 #: MIGRATIONS[n] takes a store from schema version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_script(_V1), _v2, _script(_V3), _script(_V4)]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _script(_V1), _v2, _script(_V3), _script(_V4), _script(_V5)]
 CURRENT_VERSION = len(MIGRATIONS)

@@ -29,7 +29,14 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from inference import jsonsafe
-from viewer.review.dicom_export import COMMENT_CONCEPT, RECORD_CONCEPT, RECORD_FORMAT, SCHEME, VERDICT_CODES
+from viewer.review.dicom_export import (
+    COMMENT_CONCEPT,
+    RECORD_CONCEPT,
+    RECORD_FORMAT,
+    SCHEME,
+    SCOPE_CONCEPT,
+    VERDICT_CODES,
+)
 from viewer.review.importing import MAX_DEPTH, MAX_IMPORT_BYTES, FieldError, check_flag
 from viewer.review.model import Flag, HeaderAttributes, StudyHeader, Verdict
 from viewer.review.store import ReviewStore
@@ -172,6 +179,7 @@ def _flag(group: Dataset, sr: Dataset, reviewer: str, series_of: dict[str, str],
     if "slice_index" not in record:
         raise ValueError("no RadScope flag record (slice index unknown): written by another program?")
     comment = _text(group, (COMMENT_CONCEPT.value, COMMENT_CONCEPT.scheme_designator))
+    scope = _text(group, (SCOPE_CONCEPT.value, SCOPE_CONCEPT.scheme_designator))
     scoords = [i for i in _walk(items) if i.get("ValueType") == "SCOORD"]
     region = _region(scoords[0], record.get("region_kind"), record.get("points_lps")) if scoords else None
     refs = _image_refs(scoords[0].get("ContentSequence") if scoords else
@@ -193,6 +201,7 @@ def _flag(group: Dataset, sr: Dataset, reviewer: str, series_of: dict[str, str],
         "created": record.get("created") or created, "updated": record.get("updated") or record.get("created") or created,
         "model": model, "method": method, "threshold": threshold, "headers": headers,
         "frame_of_reference_uid": record.get("frame_of_reference_uid") or "",
+        "scope_note": record.get("scope_note") or (scope[0] if scope else ""),
     }
     return check_flag(item, where)
 

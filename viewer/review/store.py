@@ -138,6 +138,7 @@ def make_flag(
         comment=comment, reviewer=reviewer or default_reviewer(), created=now, updated=now, model=context.model,
         method=context.method, threshold=context.threshold, headers=headers,
         frame_of_reference_uid=context.geometry.frame_of_reference_uid if context.geometry else "",
+        scope_note=context.scope_note,
     )
 
 

@@ -21,7 +21,7 @@ CSV_COLUMNS = (
     "frame_number", "verdict", "label", "region_kind", "region_px", "region_lps", "comment", "reviewer",
     "created", "updated", "model_name", "model_version", "model_sha256", "method", "threshold",
     "manufacturer", "scanner_model", "kvp", "patient_sex", "age_band", "body_part", "modality",
-    "frame_of_reference_uid", "deleted",
+    "frame_of_reference_uid", "deleted", "scope_note",
 )
 
 
@@ -63,6 +63,7 @@ def csv_row(flag: Flag) -> dict[str, Any]:
         "manufacturer": h.manufacturer, "scanner_model": h.scanner_model, "kvp": h.kvp,
         "patient_sex": h.patient_sex, "age_band": h.age_band, "body_part": h.body_part, "modality": h.modality,
         "frame_of_reference_uid": flag.frame_of_reference_uid, "deleted": int(flag.deleted),
+        "scope_note": spreadsheet_safe(flag.scope_note),
     }
 
 
