@@ -17,9 +17,14 @@ CODE_MAX = 255
 
 
 def encode_unit(values: np.ndarray) -> np.ndarray:
-    """uint8 codes of values in [0, 1] (NaN as 0, clipped)."""
-    v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0)
-    return np.rint(np.clip(v, 0.0, 1.0) * CODE_MAX).astype(np.uint8)
+    """uint8 codes of values in [0, 1] (NaN as 0, clipped). One float32 temporary (the input is never
+    modified): a batch of native-size maps is coded as it arrives without several copies of it alive."""
+    v = np.array(values, dtype=np.float32, copy=True)
+    np.nan_to_num(v, copy=False, nan=0.0)
+    np.clip(v, 0.0, 1.0, out=v)
+    v *= CODE_MAX
+    np.rint(v, out=v)
+    return v.astype(np.uint8)
 
 
 class CodedVolume:

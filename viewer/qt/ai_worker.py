@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,6 +25,7 @@ import numpy as np
 
 from viewer.ai import Batch, JobKind, JobScheduler, RunKey
 from viewer.gc_policy import collection_paused
+from viewer.heap import release_free_memory
 from viewer.threads import lower_thread_priority
 from viewer.qt.qt import QObject, Signal
 
@@ -48,7 +49,8 @@ class BatchOutput:
     scores: np.ndarray
     """(n, labels) float32 probabilities."""
     heatmaps: Mapping[str, np.ndarray]
-    """{label: (n, rows, cols) float32 in [0, 1] on the native grid}."""
+    """{label: (n, rows, cols) float32 in [0, 1] on the native grid}; emitted empty when the run's sink
+    has stored them (``run_series(sink=...)``)."""
     ood: np.ndarray | None = None
     """(n,) out-of-distribution distances (None: the model has no statistics)."""
 
@@ -113,6 +115,7 @@ class RunnerSession:
         dummy = np.zeros((1, *size), dtype=np.float32)
         for _ in self._runner.run(dummy, method="default"):
             pass
+        release_free_memory()  # what loading, BatchNorm folding and the first calls left free in the heaps
 
     @property
     def device(self) -> str:
@@ -253,9 +256,13 @@ class AIWorker(QObject):
     # -- worker thread ------------------------------------------------------------------------
     def _loop(self) -> None:
         lower_thread_priority()  # and torch's CPU pool threads, which this thread creates
+        busy = False
         while not self._stop.is_set():
             batch = self.scheduler.next_batch(timeout=0.2)
             if batch is None:
+                if busy:  # a run just ended: its per-batch buffers' freed space goes back to the system
+                    busy = False
+                    release_free_memory()
                 with self._lock:
                     wanted = self._wanted
                 if wanted is not None and wanted != self._loaded and not self._stop.is_set():
@@ -265,6 +272,7 @@ class AIWorker(QObject):
                 spec = self._runs.get(batch.key)
             if spec is None or batch.cancel.is_set():
                 continue
+            busy = True
             self._run_batch(batch, spec)
         self._session = None
 
@@ -305,6 +313,7 @@ class AIWorker(QObject):
                     return
                 if spec.sink is not None:
                     spec.sink(out)
+                    out = replace(out, heatmaps={})  # stored: batches queued for the GUI thread hold no maps
                 now = time.perf_counter()
                 self.batchReady.emit(BatchResult(batch.key, batch.kind, out, now - t0, session.device))
                 t0 = now

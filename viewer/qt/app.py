@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from viewer.display.settings import ViewerSettings
+from viewer.heap import cap_mmap_threshold
 from viewer.qt.main_window import ViewerWindow
 from viewer.qt import panels as registry
 from viewer.qt.panels import PanelSpec, PanelUnavailable, get_panel
@@ -84,6 +85,7 @@ def build_app(*, settings: ViewerSettings | None = None, panels: Iterable[str] |
     """The QApplication, the main window and the registered panels (``panels``: only these names, plus
     what they need), the window sized to fit its screen (``size``: the wanted size, clamped to the screen;
     offscreen it is taken as is). A panel that cannot be built is left out and ``report``\\ ed."""
+    cap_mmap_threshold()  # slice-sized buffers go back to the system when freed (viewer.heap)
     qapp = ensure_app(argv or sys.argv[:1])
     window = ViewerWindow(settings)
     app = ViewerApp(qapp, window, use_cache=use_cache)
