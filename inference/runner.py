@@ -214,10 +214,27 @@ class Runner:
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def _prepare(self, slices: Sequence[np.ndarray]) -> torch.Tensor:
-        if len({s.shape for s in slices}) != 1:
-            raise ValueError("all slices of a run must share one (rows, cols) shape")
-        return self._prepare_tensor(self.pre.to_model(np.stack(slices), device=self.device))
+    @staticmethod
+    def _read(volume: np.ndarray | Sequence[np.ndarray], indices: Sequence[int]) -> np.ndarray:
+        """Slices ``indices`` of ``volume`` as one float32 ``(n, rows, cols)`` array, each converted
+        straight into it (no list of float32 slices beside the batch)."""
+        first = np.asarray(volume[indices[0]], dtype=np.float32)
+        if first.ndim != 2:
+            raise ValueError("each slice must be a 2D (rows, cols) array of modality values")
+        out = np.empty((len(indices), *first.shape), dtype=np.float32)
+        out[0] = first
+        for j, i in enumerate(indices[1:], 1):
+            s = np.asarray(volume[i])
+            if s.ndim != 2:
+                raise ValueError("each slice must be a 2D (rows, cols) array of modality values")
+            if s.shape != first.shape:
+                raise ValueError("all slices of a run must share one (rows, cols) shape")
+            out[j] = s
+        return out
+
+    def _prepare(self, slices: np.ndarray) -> torch.Tensor:
+        """Model input of ``(n, rows, cols)`` float32 slices (from :meth:`_read`)."""
+        return self._prepare_tensor(self.pre.to_model(slices, device=self.device))
 
     def _prepare_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """A model-input batch on this runner's device and memory format."""
@@ -272,7 +289,7 @@ class Runner:
         order = list(range(len(volume))) if indices is None else [int(i) for i in indices]
         out = []
         for start in range(0, len(order), self.batch_size):
-            x = self._prepare([np.asarray(volume[i], dtype=np.float32) for i in order[start: start + self.batch_size]])
+            x = self._prepare(self._read(volume, order[start: start + self.batch_size]))
             with torch.inference_mode(), self._autocast():
                 out.append(self._features(self.model.split(self.ood.layer).activation(x)[0]).cpu().numpy())
         return self.ood.distances(np.concatenate(out)) if out else np.zeros(0)
@@ -305,12 +322,13 @@ class Runner:
                     progress(RunnerEvent("cancelled", f"cancelled after {done}/{len(order)} slices"))
                 return
             batch = order[done: done + self.batch_size]
-            slices = [np.asarray(volume[i], dtype=np.float32) for i in batch]
-            if any(s.ndim != 2 for s in slices):
-                raise ValueError("each slice must be a 2D (rows, cols) array of modality values")
+            slices = self._read(volume, batch)
             t0 = time.perf_counter()
+            native_shape = (int(slices.shape[1]), int(slices.shape[2]))
+            x = self._prepare(slices)
+            del slices  # only the model input stays alive through the step
             try:
-                logits, maps, feats = self._step(self._prepare(slices), method, label_idx)
+                logits, maps, feats = self._step(x, method, label_idx)
             except torch.cuda.OutOfMemoryError:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -322,7 +340,8 @@ class Runner:
                 else:
                     self._fall_back_to_cpu(progress)
                 continue
-            heatmaps = self._native_maps(maps, names, slices) if maps is not None else {}
+            del x
+            heatmaps = self._native_maps(maps, names, native_shape) if maps is not None else {}
             scores = self.model.probabilities(logits).cpu().numpy().astype(np.float32)
             done += len(batch)
             if progress:
@@ -340,12 +359,12 @@ class Runner:
                              f"choose one of {', '.join(self.methods)}")
         return method
 
-    def _native_maps(self, maps: torch.Tensor, names: Sequence[str], slices: Sequence[np.ndarray]
+    def _native_maps(self, maps: torch.Tensor, names: Sequence[str], native_shape: tuple[int, int]
                      ) -> dict[str, np.ndarray]:
         maps = maps.float()
         out: dict[str, np.ndarray] = {}
         for j, name in enumerate(names):
             # scale on the small grid, then resize: bilinear keeps [0, 1] (clamp guards rounding)
-            native = Preprocessor.to_native(normalize_maps(maps[j]), slices[0].shape).clamp_(0.0, 1.0)
+            native = Preprocessor.to_native(normalize_maps(maps[j]), native_shape).clamp_(0.0, 1.0)
             out[name] = native.cpu().numpy().astype(np.float32, copy=False)
         return out
