@@ -55,15 +55,17 @@ def _dcmtk(tool: str, args: list[str], out: Path) -> float:
     return elapsed
 
 
-def _viewer(spec: str, study: str, series: str) -> tuple[list[float], list[float]]:
+def _viewer(spec: str, study: str, series: str) -> tuple[list[float], list[float], list[tuple[int, int]]]:
     """The PACS panel in the real window (offscreen): time from Retrieve to the first slice painted in the
-    view, and to the whole series shown (every slice loaded), into a fresh RADSCOPE_HOME each round."""
+    view, and to the whole series shown (every slice loaded), into a fresh RADSCOPE_HOME each round; and
+    how the series grew on screen meanwhile (swaps, slices shown before the retrieval ended)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from viewer.qt.app import build_app
     from viewer.qt.wait import wait_until
 
     first: list[float] = []
     whole: list[float] = []
+    growth: list[tuple[int, int]] = []
     for _ in range(REPEATS):
         os.environ["RADSCOPE_HOME"] = tempfile.mkdtemp(prefix="bench-pacs-home-")
         app = build_app(panels=["pacs"], size=(1366, 768), use_cache=False)
@@ -85,10 +87,12 @@ def _viewer(spec: str, study: str, series: str) -> tuple[list[float], list[float
         if not wait_until(complete, 300):
             raise RuntimeError(f"series not shown whole: {panel.status.text()}")
         whole.append(time.perf_counter() - t0)
+        stream = panel.stream
+        growth.append((stream.swaps, stream.shown) if stream is not None else (0, 0))
         app.shutdown()
         window.close()
         shutil.rmtree(os.environ["RADSCOPE_HOME"], ignore_errors=True)
-    return first, whole
+    return first, whole, growth
 
 
 def main() -> None:
@@ -152,7 +156,15 @@ def _run(server, work: Path, study: str, series: str) -> None:  # type: ignore[n
                                                          str(server.dicom_port)], work / f"movescu-{r}"))
         shutil.rmtree(work / f"getscu-{r}")
         shutil.rmtree(work / f"movescu-{r}")
-    screen_first, screen_whole = _viewer(spec, study, series)
+    screen_first, screen_whole, growth = _viewer(spec, study, series)
+    from viewer.qt.pacs_stream import SeriesStream
+
+    poke = SeriesStream.poke
+    SeriesStream.poke = lambda self, stored, expected=None: None  # type: ignore[method-assign]
+    try:  # the reference: the same panel without the growing series (first instance, then the whole)
+        still_first, still_whole, _ = _viewer(spec, study, series)
+    finally:
+        SeriesStream.poke = poke  # type: ignore[method-assign]
     ref = statistics.median(whole["dcmtk getscu"])
     print(f"\n{N_SLICES} x {ROWS} x {COLS} CT from a local Orthanc ({REPEATS} rounds; median (best) seconds)")
     print(f"{'method':<20} {'first slice':>16} {'whole series':>16} {'vs getscu':>10}")
@@ -164,6 +176,11 @@ def _run(server, work: Path, study: str, series: str) -> None:  # type: ignore[n
     print(f"{'viewer (PACS panel)':<20} {statistics.median(screen_first):7.3f} ({min(screen_first):.3f}) "
           f"{statistics.median(screen_whole):7.2f} ({min(screen_whole):.2f}) "
           f"{statistics.median(screen_whole) / ref:9.2f}x   <- on screen (offscreen window), C-GET")
+    print(f"{'  without growing':<20} {statistics.median(still_first):7.3f} ({min(still_first):.3f}) "
+          f"{statistics.median(still_whole):7.2f} ({min(still_whole):.2f}) "
+          f"{statistics.median(still_whole) / ref:9.2f}x   <- reference: first instance, then the whole series")
+    print("viewer: the series grew on screen " + ", ".join(f"{n} times (to {k} slices)" for n, k in growth)
+          + " before the whole series replaced it")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print("goals: first slice < 1 s; whole series no slower than getscu (ratio <= 1.00)")
 

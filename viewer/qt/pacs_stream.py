@@ -9,6 +9,7 @@ through the loader once more; the snapshot is put back on that final series as s
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,19 +39,24 @@ class GrowJob(_Job):
     def __init__(self, folder: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.folder = folder
+        self.cancel = threading.Event()
 
     def _run(self) -> None:
-        from viewer.dicom import load_volume, scan
+        from viewer.dicom import LoadCancelled, load_volume, scan
         from viewer.display.orientation import display_direction
 
         try:
             result = scan([str(self.folder)])
-            if not result.stacks:
+            if not result.stacks or self.cancel.is_set():
                 self.failed.emit(f"{self.folder}: no images yet")
                 return
             stack = max(result.stacks, key=lambda s: s.n_slices)
-            volume = load_volume(stack)
+            # stored integers stay integers, as the window's loader has them
+            volume = load_volume(stack, cancel=self.cancel, integers=True)
             volume.direction = display_direction(stack.info, volume.direction)
+        except LoadCancelled:
+            self.failed.emit(f"{self.folder}: rescan cancelled")
+            return
         except Exception as exc:  # a file still being renamed in, a hostile one: the next rescan or the end says
             self.failed.emit(f"{self.folder}: {type(exc).__name__}: {exc}")
             return
@@ -168,6 +174,7 @@ class SeriesStream(QObject):
         """No more swaps (late results are dropped); the view to keep on the final series, if ours."""
         self._stopped = True
         if self._job is not None:
+            self._job.cancel.set()  # the final open reads the whole folder anyway
             self._retired = [j for j in self._retired if not j.done] + [self._job]
             self._job = None
         return ViewSnapshot.take(self.window) if self._ours() else None
