@@ -49,7 +49,9 @@ class RunProgress:
 
     def rates(self) -> tuple[float, float, float | None]:
         """Series/s, slices/s (of series run, not skipped) and the seconds left (None before any rate)."""
-        elapsed = max(self.clock() - self.t0, 1e-9)
+        elapsed = self.clock() - self.t0
+        if elapsed < 1.0:  # skipped or refused series arrive at once: no rate worth showing yet
+            return 0.0, 0.0, None
         series_rate = self.series_done / elapsed
         slice_rate = self.slices_done / elapsed
         left = self.total_slices - self.slices_done
