@@ -26,7 +26,7 @@ from tests.conftest import pydicom_test_file
 from viewer.pacs import PacsError, Query, client_for, resolve
 from viewer.pacs.nodes import make_node
 from viewer.pacs.retrieve import retrieve
-from viewer.pacs.store import LocalStore
+from viewer.pacs.store import InstanceRejected, LocalStore
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 SERIES = "1.2.826.0.1.3680043.8.498.1.1"
@@ -238,3 +238,36 @@ def test_cli_get_names_what_is_missing(hostile_scp: int, tmp_path: Path, capsys:
     assert rc == 1 and out.strip() == str(tmp_path / STUDY)
     assert "missing 2 instance(s): " in err and SHORT in err and OTHER_STUDY in err
     assert "run the same command again to resume" in err and "belongs to study 1.2.3.4" in err
+
+
+HOSTILE_UIDS = ["../x", "../../../../tmp/radscope-hostile", "/etc/radscope-hostile", "..", ".", "", "1.2/../../3",
+                "1.2\\..\\3", "1." * 3000 + "1", "a" * 5000, "NUL\x00.dcm", "CON"]
+
+
+def test_store_names_hostile_uids_inside_its_root(tmp_path: Path) -> None:
+    """UIDs a PACS sends (in C-FIND answers or in the instances) name folders and files: valid UIDs as they are,
+    anything else through the shared safe name (distinct per UID), never outside the root."""
+    store = LocalStore(tmp_path / "store")
+    root = store.root
+    assert store.folder("1.2.3", "1.2.3.4") == root / "1.2.3" / "1.2.3.4"
+    assert store.path_for("1.2.3", "1.2.3.4", "1.2.3.4.5") == root / "1.2.3" / "1.2.3.4" / "1.2.3.4.5.dcm"
+    names = set()
+    for uid in HOSTILE_UIDS:
+        for path in (store.folder(uid), store.folder("1.2.3", uid), store.path_for(uid, uid, uid)):
+            assert path.resolve().is_relative_to(root) and path.resolve() != root, (uid, path)
+            assert all(0 < len(part) <= 100 + len(".dcm") for part in path.relative_to(root).parts), (uid, path)
+        path = store.path_for(uid, "1.2", uid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")  # each can really be written
+        names.add(path.relative_to(root))
+    assert len(names) == len(HOSTILE_UIDS)  # two hostile UIDs never share a file
+    assert not (tmp_path / "x").exists() and not Path("/etc/radscope-hostile").exists()
+    assert store.present("1." * 3000 + "1") == set()  # the hashed files are not taken for UIDs
+
+
+def test_store_refuses_a_folder_that_leads_outside(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    (tmp_path / "elsewhere").mkdir()
+    (store.root / "1.2.3").symlink_to(tmp_path / "elsewhere")  # planted in the store by someone else
+    with pytest.raises(InstanceRejected, match="outside"):
+        store.path_for("1.2.3", "1.2.3.4", "1.2.3.4.5")

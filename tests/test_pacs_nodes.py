@@ -16,7 +16,7 @@ from viewer.pacs.errors import NodeSpecError, PacsError
 from viewer.pacs.nodes import DimseNode, NodeBook, WebNode, make_node, parse_inline, resolve
 from viewer.pacs.query import Query, date_range
 from viewer.pacs.retrieve import plan
-from viewer.pacs.store import Expect, InstanceRejected, LocalStore, safe_component
+from viewer.pacs.store import Expect, InstanceRejected, LocalStore, uid_component
 
 SECRET = "pa55-w0rd-that-must-never-show"
 TOKEN = "tok-abcdef-0123456789-never-show"
@@ -114,12 +114,14 @@ def test_query_refuses_injection() -> None:
         Query(study_uid="1.2.3/../../etc")
 
 
-def test_safe_components_never_escape(tmp_path: Path) -> None:
+def test_uid_components_never_escape(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
-    assert safe_component("1.2.3") == "1.2.3"
-    for hostile in ("../../etc", "/abs/path", "..", "a\x00b", "1.2.3/../4", "C:\\x", "." * 70):
-        comp = safe_component(hostile)
-        assert "/" not in comp and "\\" not in comp and comp not in (".", "..") and comp.startswith("x")
+    assert uid_component("1.2.3") == "1.2.3"
+    hostiles = ("../../etc", "/abs/path", "..", "a\x00b", "1.2.3/../4", "C:\\x", "." * 70)
+    assert len({uid_component(h) for h in hostiles}) == len(hostiles)  # never two in one folder
+    for hostile in hostiles:
+        comp = uid_component(hostile)
+        assert "/" not in comp and "\\" not in comp and "\x00" not in comp and not comp.startswith(".")
         path = store.path_for(hostile, hostile, hostile)
         assert store.root in path.parents
 

@@ -3,13 +3,13 @@
 Every instance is written to a temporary file under ``ROOT/.incoming``, validated (readable header, valid
 UIDs, of the study/series asked for, image headers the DICOM engine accepts), then renamed into place: a
 file with its final name is always complete, so a retrieval resumes by skipping the instances whose file
-exists. Folder and file names are UIDs checked to be digits and dots (anything else is hashed), and the
-final path is checked to lie inside the root: a hostile dataset can never write elsewhere.
+exists. Folder and file names are UIDs checked to be digits and dots (anything else gets the shared safe name
+of :func:`viewer.paths.safe_component`, tagged with a digest), and the final path is checked by
+:func:`viewer.paths.inside` to lie inside the root: a hostile dataset or PACS can never write elsewhere.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import threading
@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from viewer.pacs.query import is_uid
+from viewer.paths import UnsafePathError, inside, safe_component
 
 INCOMING = ".incoming"
 
 
-def safe_component(uid: str) -> str:
-    """A file-name component for a UID: the UID itself when it is one, else a hash (never a path)."""
-    if is_uid(uid):
-        return uid
-    return "x" + hashlib.sha256(uid.encode("utf-8", "replace")).hexdigest()[:40]
+def uid_component(uid: str) -> str:
+    """A file-name component for a UID: the UID itself when it is one, else the shared safe name
+    (:func:`viewer.paths.safe_component`, tagged with a digest so two hostile UIDs never share a folder)."""
+    return uid if is_uid(uid) else safe_component(uid, tag_changes=True, fallback="x")
 
 
 def default_root() -> Path:
@@ -86,19 +86,17 @@ class LocalStore:
                 pass
 
     def folder(self, study_uid: str, series_uid: str | None = None) -> Path:
-        path = self.root / safe_component(study_uid)
-        if series_uid is not None:
-            path = path / safe_component(series_uid)
-        return self._inside(path)
+        names = [uid_component(study_uid)] + ([uid_component(series_uid)] if series_uid is not None else [])
+        return self._inside(*names)
 
     def path_for(self, study_uid: str, series_uid: str, sop_uid: str) -> Path:
-        return self._inside(self.folder(study_uid, series_uid) / f"{safe_component(sop_uid)}.dcm")
+        return self._inside(uid_component(study_uid), uid_component(series_uid), f"{uid_component(sop_uid)}.dcm")
 
-    def _inside(self, path: Path) -> Path:
-        resolved = path.resolve()
-        if resolved != self.root and self.root not in resolved.parents:
-            raise InstanceRejected(f"{path}: outside the store {self.root}")
-        return resolved
+    def _inside(self, *names: str) -> Path:
+        try:
+            return inside(self.root, *names)
+        except UnsafePathError as exc:
+            raise InstanceRejected(str(exc)) from None
 
     def present(self, study_uid: str, series_uid: str | None = None) -> set[str]:
         """SOP instance UIDs already stored for a study (or one series of it)."""
