@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from inference import jsonsafe
+from inference.npysafe import npy_read, npy_shape
 
 FORMAT = "radscope-results/1"
 FORMAT_COMPACT = "radscope-results/2"
@@ -46,7 +47,6 @@ DEFAULT_MAX_BYTES = 2 * 2**30
 _ENTRY = re.compile(r"^[0-9a-f]{40}\.(npz|json)$")
 MAX_META_BYTES = 16 * 2**20
 """An entry's JSON larger than this is not read (corrupt)."""
-MAX_NPY_HEADER = 10_000
 _STALE_S = 3600.0
 """Temporary files and orphaned arrays older than this are debris of an interrupted writer."""
 
@@ -119,34 +119,6 @@ def encode_heatmap(maps: np.ndarray, weights: np.ndarray | None = None, chunk: i
         np.rint(part, out=part)
         codes[a:a + chunk] = part
     return codes
-
-
-def _npy_shape(zf: zipfile.ZipFile, name: str, dtype: np.dtype, ndim: int) -> tuple[int, ...]:
-    """The shape in member ``name``.npy's header, checked (dtype, dimensions, and the bytes it claims
-    against the member's size) before anything is allocated."""
-    info = zf.getinfo(f"{name}.npy")
-    with zf.open(info) as fh:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, got = np.lib.format.read_array_header_1_0(fh, max_header_size=MAX_NPY_HEADER)
-        elif version == (2, 0):
-            shape, fortran, got = np.lib.format.read_array_header_2_0(fh, max_header_size=MAX_NPY_HEADER)
-        else:
-            raise ValueError(f"{name}: .npy format {version} is not one this cache writes")
-        header = fh.tell()
-    if got != dtype or fortran or len(shape) != ndim or any(not isinstance(d, int) or d < 0 for d in shape):
-        raise ValueError(f"{name} is {got} {shape}{' (Fortran order)' if fortran else ''}, expected {dtype} "
-                         f"with {ndim} dimensions")
-    claimed = math.prod(shape) * dtype.itemsize
-    if header + claimed != info.file_size:
-        raise ValueError(f"{name}'s header claims {shape} ({claimed} bytes) but the member holds "
-                         f"{info.file_size - header} bytes; refused without reading it")
-    return tuple(shape)
-
-
-def _npy_read(zf: zipfile.ZipFile, name: str) -> np.ndarray:
-    with zf.open(f"{name}.npy") as fh:
-        return np.lib.format.read_array(fh, allow_pickle=False, max_header_size=MAX_NPY_HEADER)
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -246,7 +218,7 @@ class ResultCache:
             heat_names = {label: f"heatmap_{i}" for i, label in enumerate(labels) if f"heatmap_{i}" in members}
             specs = {"indices": (np.dtype(np.int64), 1), "scores": (np.dtype(np.float32), 2),
                      **{name: (want, 3) for name in heat_names.values()}}
-            shapes = {name: _npy_shape(zf, name, dtype, ndim) for name, (dtype, ndim) in specs.items()}
+            shapes = {name: npy_shape(zf, name, dtype, ndim) for name, (dtype, ndim) in specs.items()}
             n = shapes["indices"][0]
             if shapes["scores"] != (n, len(labels)):
                 raise ValueError(f"indices {shapes['indices']} and scores {shapes['scores']} do not match "
@@ -258,7 +230,7 @@ class ResultCache:
                 if got[0] != n or (expect is not None and got != tuple(expect)):
                     raise ValueError(f"heatmap of {label!r} is {got}, the series is "
                                      f"{tuple(expect) if expect is not None else (n, 'rows', 'cols')}")
-            arrays = {name: _npy_read(zf, name) for name in specs}
+            arrays = {name: npy_read(zf, name) for name in specs}
         indices, scores = arrays["indices"], arrays["scores"]
         if not np.all(np.isfinite(scores)):
             raise ValueError("scores hold NaN or infinite values")

@@ -22,12 +22,16 @@ import hashlib
 import io
 import json
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
+from inference import jsonsafe
+from inference.npysafe import npy_read, npy_shape
 
 if TYPE_CHECKING:
     import torch
@@ -36,6 +40,10 @@ if TYPE_CHECKING:
 
 POOLINGS = ("mean", "mean_std")
 OOD_FILE = "ood.npz"
+MAX_FEATURES = 8192
+"""Largest feature vector (pooled channels) of stored statistics: a 512 MiB precision matrix."""
+MAX_STATS_BYTES = 8 * MAX_FEATURES * (MAX_FEATURES + 1) + 2**16
+"""Largest ``ood.npz`` read (checked before reading)."""
 PASS_QUANTILE = 0.95
 """Share of held-out in-distribution slices the threshold lets pass (at least)."""
 MOSTLY = 0.5
@@ -140,9 +148,17 @@ def write_stats(out_dir: str | Path, mean: np.ndarray, precision: np.ndarray) ->
 
 
 def add_to_card(package_dir: str | Path, fields: Mapping[str, Any]) -> None:
-    """Set the card's ``ood`` object (the weights and their sha256 are untouched)."""
+    """Set the card's ``ood`` object (the weights and their sha256 are untouched); the card is read with the
+    card reader's bounds (size before reading, depth, NaN: :mod:`inference.jsonsafe`)."""
+    from inference.package import MAX_CARD_BYTES, ModelPackageError
+
     path = Path(package_dir) / "radscope-model.json"
-    card = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        card = jsonsafe.read_file(path, MAX_CARD_BYTES, str(path))
+    except jsonsafe.JsonLimitError as exc:
+        raise ModelPackageError(str(exc)) from None
+    if not isinstance(card, dict):
+        raise ModelPackageError(f"{path}: not a JSON object")
     card["ood"] = dict(fields)
     path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
@@ -154,18 +170,22 @@ def read_stats(card: ModelCard) -> OODStats | None:
     spec = card.ood
     if spec is None:
         return None
-    data = read_member(card, spec.file)
+    data = read_member(card, spec.file, MAX_STATS_BYTES)  # size checked before reading
     digest = hashlib.sha256(data).hexdigest()
     if digest != spec.sha256:
         raise card.error(f"ood.sha256 does not match {spec.file} (card {spec.sha256[:12]}..., file {digest[:12]}...)")
+    f64 = np.dtype(np.float64)
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            mean, precision = np.asarray(z["mean"], np.float64), np.asarray(z["precision"], np.float64)
-    except (ValueError, KeyError, OSError, EOFError) as exc:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            # headers checked before anything is allocated (inference.npysafe, as the results cache does)
+            (n,), shape = npy_shape(zf, "mean", f64, 1), npy_shape(zf, "precision", f64, 2)
+            if n > MAX_FEATURES or shape != (n, n):
+                raise ValueError(f"mean ({n},) and precision {shape} must be (F,) and (F, F), F at most {MAX_FEATURES}")
+            mean, precision = npy_read(zf, "mean"), npy_read(zf, "precision")
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise card.error(f"ood.file {spec.file} is not a statistics .npz with mean and precision ({exc})") from exc
-    if (mean.ndim != 1 or precision.shape != (mean.size, mean.size) or not np.isfinite(mean).all()
-            or not np.isfinite(precision).all()):
-        raise card.error(f"ood.file {spec.file}: mean must be (F,) and precision (F, F), finite")
+    if not np.isfinite(mean).all() or not np.isfinite(precision).all():
+        raise card.error(f"ood.file {spec.file}: mean and precision must be finite (NaN or infinity found)")
     return OODStats(mean, precision, spec.threshold, spec.layer, spec.pooling, spec.sha256)
 
 

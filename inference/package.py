@@ -215,23 +215,24 @@ def _safe_member(name: str, label: str) -> str:
     return str(p)
 
 
-def _read_member(source: Path, root_in_zip: str | None, name: str, label: str) -> bytes:
-    """A package file's bytes: a regular file (not a device or FIFO behind a link) of at most
-    :data:`MAX_WEIGHTS_BYTES`; in a zip, a member that does not inflate more than :data:`MAX_RATIO`-fold."""
+def _read_member(source: Path, root_in_zip: str | None, name: str, label: str, max_bytes: int | None = None) -> bytes:
+    """A package file's bytes: a regular file (not a device or FIFO behind a link) of at most ``max_bytes``
+    (:data:`MAX_WEIGHTS_BYTES`); in a zip, a member that does not inflate more than :data:`MAX_RATIO`-fold."""
     name = _safe_member(name, label)
+    limit = MAX_WEIGHTS_BYTES if max_bytes is None else max_bytes
     try:
         if root_in_zip is None:
             path = source / name
             st = path.stat()
             if not stat.S_ISREG(st.st_mode):
                 raise ModelPackageError(f"{label}: weights file {name} is not a regular file; refused")
-            if st.st_size > MAX_WEIGHTS_BYTES:
-                raise ModelPackageError(f"{label}: weights file {name} is {st.st_size / 2**30:.1f} GiB; refused")
+            if st.st_size > limit:
+                raise ModelPackageError(f"{label}: file {name} is {st.st_size} bytes, larger than {limit}; refused")
             return path.read_bytes()
         member = f"{root_in_zip}/{name}" if root_in_zip else name
         with zipfile.ZipFile(source) as zf:
             info = zf.getinfo(member)
-            if info.file_size > MAX_WEIGHTS_BYTES or (
+            if info.file_size > limit or (
                     info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1)):
                 raise ModelPackageError(f"{label}: weights member {member} would inflate to {info.file_size} bytes "
                                         f"from {info.compress_size}; refused")
@@ -407,9 +408,10 @@ def _parse_radscope(data: dict[str, Any], source: Path, root: str | None, label:
     )
 
 
-def read_member(card: ModelCard, name: str) -> bytes:
-    """The bytes of a file inside ``card``'s package (a plain relative path; folder or zip)."""
-    return _read_member(card.source, card.root_in_zip, name, card.card_file)
+def read_member(card: ModelCard, name: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of a file inside ``card``'s package (a plain relative path; folder or zip), refused unread
+    when larger than ``max_bytes`` (default: :data:`MAX_WEIGHTS_BYTES`)."""
+    return _read_member(card.source, card.root_in_zip, name, card.card_file, max_bytes)
 
 
 def _parse_monai(source: Path, root: str | None) -> ModelCard:
