@@ -149,6 +149,11 @@ def test_retrieved_series_grows_on_screen(qtbot, app, pacs_net: Orthanc, tmp_pat
     partial = series_state.volume
     k = partial.shape[0]
     assert 1 < k < n and series_state.fully_loaded
+    from viewer.qt.qt import Qt
+
+    browser = window.series_browser  # the series list follows: this stack, k images
+    assert browser.stack_ids() == [window.stack_id]
+    assert browser.findItems(str(k), Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive, 2)
     series_state.set_window(123.0, 456.0)  # the user's window and zoom, kept while the series grows
     view = window.active_view
     view.vb.scaleBy((0.5, 0.5))

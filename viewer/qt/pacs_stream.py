@@ -32,8 +32,8 @@ class GrowJob(_Job):
 
     thread_name = "radscope-pacs-grow"
 
-    finished = Signal(object, object)
-    """(stack, Volume) of the folder's largest stack."""
+    finished = Signal(object, object, object)
+    """(stack, Volume, thumbnail) of the folder's largest stack."""
     failed = Signal(str)
 
     def __init__(self, folder: Path, parent: QObject | None = None) -> None:
@@ -44,6 +44,7 @@ class GrowJob(_Job):
     def _run(self) -> None:
         from viewer.dicom import LoadCancelled, load_volume, scan
         from viewer.display.orientation import display_direction
+        from viewer.qt.workers import volume_thumbnail
 
         try:
             result = scan([str(self.folder)])
@@ -54,13 +55,14 @@ class GrowJob(_Job):
             # stored integers stay integers, as the window's loader has them
             volume = load_volume(stack, cancel=self.cancel, integers=True)
             volume.direction = display_direction(stack.info, volume.direction)
+            thumb = volume_thumbnail(volume)
         except LoadCancelled:
             self.failed.emit(f"{self.folder}: rescan cancelled")
             return
         except Exception as exc:  # a file still being renamed in, a hostile one: the next rescan or the end says
             self.failed.emit(f"{self.folder}: {type(exc).__name__}: {exc}")
             return
-        self.finished.emit(stack, volume)
+        self.finished.emit(stack, volume, thumb)
 
 
 @dataclass
@@ -150,7 +152,7 @@ class SeriesStream(QObject):
         if self.sender() is self._job:
             self._job_ended()
 
-    def _on_grown(self, stack: Any, volume: Any) -> None:
+    def _on_grown(self, stack: Any, volume: Any, thumb: Any) -> None:
         if self.sender() is not self._job:
             return
         self._job_ended()
@@ -166,6 +168,11 @@ class SeriesStream(QObject):
         session.new_series(volume)
         if snap is not None:
             snap.apply(self.window)
+        browser = getattr(self.window, "series_browser", None)
+        if browser is not None:  # the series list says how many slices are here now
+            browser.set_stacks([stack])
+            browser.set_thumbnail(stack.stack_id, thumb)
+            browser.select_stack(stack.stack_id)
         self.shown = n
         self.swaps += 1
         self.grown.emit(n)
