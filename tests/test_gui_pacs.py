@@ -109,7 +109,7 @@ def test_review_findings_go_to_the_node(qtbot, app, pacs_net: Orthanc, studies: 
 
 def _slow_series(orthanc: Orthanc, folder: Path, n: int, monkeypatch: pytest.MonkeyPatch, seed: int):  # type: ignore[no-untyped-def]
     """An oblique n-slice CT uploaded to Orthanc, and this test's retrievals throttled (each received
-    instance waits 60 ms before the sink takes it) so that the growth can be watched."""
+    instance waits 80 ms before the sink takes it) so that the growth can be watched."""
     import time
 
     from phantom import ChestParams, make_chest_ct
@@ -123,7 +123,7 @@ def _slow_series(orthanc: Orthanc, folder: Path, n: int, monkeypatch: pytest.Mon
     take = Sink.take_bytes
 
     def slow_take(self: Sink, data: bytes, sop_uid: str | None) -> bool:
-        time.sleep(0.06)
+        time.sleep(0.08)
         return take(self, data, sop_uid)
 
     monkeypatch.setattr(Sink, "take_bytes", slow_take)
