@@ -288,6 +288,8 @@ _sr_case("record-nested", "measurement group #1.record", _record(1, lambda r: js
 _sr_case("record-nan", "measurement group #1.record", _record(1, lambda r: json.dumps(r).replace(
     '"slice_index":0', '"slice_index":NaN').replace('"slice_index": 0', '"slice_index": NaN')), "NaN")
 _sr_case("content-nested-40", "nested deeper than", _deep_content)
+_sr_case("patient-name-5000", "study header.patient_name", lambda ds: setattr(ds, "PatientName", "A" * 5000),
+         "characters long")
 
 
 @case("review-sr-huge-file", "review-sr", outcome="refused", mentions=("larger than",), where="larger than")

@@ -186,14 +186,16 @@ def _studies(v: Any) -> dict[str, StudyHeader]:
         return {}
     if not isinstance(v, dict):
         raise FieldError("studies", "must be an object of study headers by study UID")
-    out = {}
+    return {uid: check_study_header(header, f"studies[{_show(uid)}]") for uid, header in v.items()}
+
+
+def check_study_header(header: Any, where: str) -> StudyHeader:
+    """A study header from its export form (``asdict(StudyHeader)``), every known field a string of at most
+    :data:`MAX_NAME` characters without NUL; raises :class:`FieldError` naming ``where``."""
+    if not isinstance(header, dict):
+        raise FieldError(where, "must be an object")
     known = {f.name for f in fields(StudyHeader)}
-    for uid, header in v.items():
-        where = f"studies[{_show(uid)}]"
-        if not isinstance(header, dict):
-            raise FieldError(where, "must be an object")
-        out[uid] = StudyHeader(**{k: _text(header, k, where) for k in header if k in known})
-    return out
+    return StudyHeader(**{k: _text(header, k, where) for k in header if k in known})
 
 
 def parse_export(path: str | os.PathLike[str]) -> list[tuple[Flag, StudyHeader]]:
@@ -223,4 +225,4 @@ def parse_export(path: str | os.PathLike[str]) -> list[tuple[Flag, StudyHeader]]
     return out
 
 
-__all__ = ["FieldError", "ImportFileError", "JSON_FORMAT", "MAX_DEPTH", "MAX_IMPORT_BYTES", "check_flag", "parse_export"]
+__all__ = ["FieldError", "ImportFileError", "JSON_FORMAT", "MAX_DEPTH", "MAX_IMPORT_BYTES", "check_flag", "check_study_header", "parse_export"]

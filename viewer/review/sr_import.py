@@ -19,6 +19,7 @@ import os
 import stat
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from viewer.review.dicom_export import (
     SCOPE_CONCEPT,
     VERDICT_CODES,
 )
-from viewer.review.importing import MAX_DEPTH, MAX_IMPORT_BYTES, FieldError, check_flag
+from viewer.review.importing import MAX_DEPTH, MAX_IMPORT_BYTES, FieldError, check_flag, check_study_header
 from viewer.review.model import Flag, HeaderAttributes, StudyHeader, Verdict
 from viewer.review.store import ReviewStore
 from viewer.review.tables import ImportFileError
@@ -304,7 +305,11 @@ def read_review_sr(path: str | os.PathLike[str]) -> tuple[list[Flag], StudyHeade
                                   "nothing was imported")
         seen[flag.id] = n
         flags.append(flag)
-    return flags, study_header_of(sr), skipped
+    try:
+        header = check_study_header(asdict(study_header_of(sr)), "study header")
+    except FieldError as exc:
+        raise ImportFileError(f"{path}: {exc}; nothing was imported") from None
+    return flags, header, skipped
 
 
 def sr_files(path: str | os.PathLike[str]) -> list[Path]:
