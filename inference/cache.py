@@ -121,7 +121,9 @@ def encode_heatmap(maps: np.ndarray, weights: np.ndarray | None = None, chunk: i
     return codes
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(binary file)`` on a temporary file beside ``path``, fsync it and rename it over ``path``
+    (readers see the old file or the whole new one; a failed write leaves nothing behind)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -262,13 +264,13 @@ class ResultCache:
                 raise ValueError(f"compact heatmaps are uint8 codes (encode_heatmap); {label!r} is {heat.dtype}")
             arrays[f"heatmap_{labels.index(label)}"] = np.asarray(heat, dtype=np.uint8 if compact else np.float32)
         meta_path.unlink(missing_ok=True)  # the entry is incomplete until the new JSON lands
-        _atomic_write(npz, lambda fh: _write_npz(fh, arrays, compress=compact))
+        atomic_write(npz, lambda fh: _write_npz(fh, arrays, compress=compact))
         meta: dict[str, Any] = {"format": FORMAT_COMPACT if compact else FORMAT, "stack_id": stack_id,
                                 "model_sha256": model_sha256, "method": method, "labels": labels}
         if compact:
             meta["heatmap_encoding"] = {"dtype": "uint8", "scale": CODE_SCALE}
         meta.update(dict(extra or {}))
-        _atomic_write(meta_path, lambda fh: fh.write(json.dumps(meta, indent=1).encode("utf-8")))
+        atomic_write(meta_path, lambda fh: fh.write(json.dumps(meta, indent=1).encode("utf-8")))
         self.prune(keep=npz.stem)
 
     # -- size cap -----------------------------------------------------------------------------

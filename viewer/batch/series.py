@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,16 +153,10 @@ def write_heatmap(vol: Volume, heat: np.ndarray, path: Path, description: str = 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
     """``doc`` as JSON at ``path``, replacing it only once the whole file is on disk."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(doc, indent=1) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from inference.cache import atomic_write
+
+    text = (json.dumps(doc, indent=1) + "\n").encode("utf-8")
+    atomic_write(path, lambda fh: fh.write(text))
 
 
 class SeriesRunner:

@@ -1,19 +1,8 @@
 """Wires the AI panel, the inference worker and the heatmap overlays into the main window (the controller
 itself is :mod:`viewer.qt.ai_controller`; its names are re-exported here).
 
-``attach_ai(window) -> AIController`` is all the main window calls. The controller lives on the GUI
-thread: it listens to the window's series / current-slice changes, starts runs on the single
-:class:`~viewer.qt.ai_worker.AIWorker`, stores each batch in a :class:`viewer.ai.SeriesResults`
-(dropping batches whose run key is stale, so an old series never paints on a new one) and shows
-each label as an overlay layer of the series model on every view.
-
-Finished runs are written to the results cache (``RADSCOPE_HOME/cache``, shared with ``radscope
-infer``) off the GUI thread; a run first asks the cache (also off the GUI thread) and infers only on a
-miss, so a series opened again with the same model and method shows its results without inference.
-
-Overlay values are probabilities: the explainer's per-slice map (normalised to [0, 1]) times that
-slice's score for the label, so a slice the model scores low shows little colour, and the colour
-bar, threshold and contour level all read in probability units.
+``attach_ai(window) -> AIController`` is all the main window calls; what the controller does (threads,
+stale runs, the results cache, overlay values in probability units) is said in :mod:`viewer.qt.ai_controller`.
 """
 
 from __future__ import annotations
