@@ -32,7 +32,7 @@ from viewer.ai.model_input import model_input
 from viewer.display.coded import CodedVolume
 from viewer.qt.ai_cache import CacheIO, CacheReply
 from viewer.qt.bind import Bindings
-from viewer.state.ai import AISettings
+from viewer.state.ai import AIRunState, AISettings
 from viewer.qt.ai_panel import AIPanel, ModelEntry, OverlaySettings
 from viewer.qt.ai_scope import ScopeGuard
 from viewer.qt.ai_worker import AIWorker, BatchOutput, BatchResult, ModelLoaded, ModelRef, SessionFactory
@@ -126,7 +126,8 @@ class AIController(QObject):
         self.state = AISettings(DEFAULT_METHOD)
         """Model, method, device, per-label thresholds and the status line in force (the panel and the
         review panel follow it)."""
-        self._bindings = Bindings()
+        self.run_state = AIRunState()
+        """The run's progress and the loaded model's methods (the panel follows it)."""
         self.stack_id = ""
         self.results: SeriesResults | None = None
         self.first_heatmap_at: float | None = None
@@ -169,8 +170,8 @@ class AIController(QObject):
         p.findingRequested.connect(self.go_to_finding)
         p.set_models(models if models is not None else installed_models())
         self._entry = p.current_entry()
-        p.set_methods([DEFAULT_METHOD], DEFAULT_METHOD)
-        self._bindings.connect(self.state.statusChanged, p.set_status)
+        self.run_state.set_methods([DEFAULT_METHOD], DEFAULT_METHOD)
+        self._panel_bindings = p.follow(self.state, self.run_state)
         self._sync_model_state()
         if self._entry is not None:
             self.worker.preload(model_ref(self._entry, self.device))
@@ -544,7 +545,7 @@ class AIController(QObject):
                 self._show(res)
         if result.device != self.device_name:  # e.g. after an out-of-memory fallback to the CPU
             self.device_name = result.device
-            self.panel.set_device(result.device)
+            self.state.set_device(result.device)
         self._eta.add(len(out.indices), result.seconds)
         if self.first_heatmap_at is None:
             self.first_heatmap_at = time.perf_counter()
@@ -565,12 +566,12 @@ class AIController(QObject):
 
     def _on_model_loaded(self, info: ModelLoaded) -> None:
         self.device_name = info.device
-        self.panel.set_device(info.device)
         self.state.set_device(info.device)
         methods = list(info.methods) or [DEFAULT_METHOD]
         if self.method not in methods:
             self.method = methods[0]
-        self.panel.set_methods(methods, self.method)
+            self.state.set_method(self.method)
+        self.run_state.set_methods(methods, self.method)
 
     def _on_failed(self, key: RunKey | None, message: str) -> None:
         if key is not None and self.results is not None and key != self.results.key:
@@ -649,7 +650,7 @@ class AIController(QObject):
                            self.scope.ood_summary(res, threshold) if res is not None else "")
         total = res.shape[0] if res is not None else 0
         done = res.n_done if res is not None else 0
-        self.panel.set_progress(done, total, self._eta.eta(total - done), self._busy)
+        self.run_state.set_progress(done, total, self._eta.eta(total - done), self._busy)
 
     # -- convenience --------------------------------------------------------------------------
     def most_suspicious_slice(self) -> int | None:

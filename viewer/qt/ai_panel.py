@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from viewer.ai import Finding, SeriesResults
-from viewer.ai.eta import format_eta
 from viewer.display.colormaps import COLORMAPS, overlay_lut
 from viewer.qt.qt import QColor, QPainter, Qt, QtCore, QtGui, QtWidgets, Signal, pg
+from viewer.qt.bind import Bindings
 from viewer.qt.progress import set_progress
+from viewer.state.ai import AIProgress, AIRunState, AISettings
 
 CARD_HEIGHT = 130
 """Pixels for the model card (it scrolls): the scores plot needs the room."""
@@ -540,14 +541,28 @@ class AIPanel(QtWidgets.QWidget):
             self.ood_label.setText("Unlike the training data (OOD / threshold)" + (f": {summary}" if summary else ""))
 
     # -- progress and messages ----------------------------------------------------------------
+    def follow(self, settings: AISettings, run: AIRunState) -> Bindings:
+        """Render ``settings`` (status line, device) and ``run`` (progress, methods) now and on each of their
+        events; the controller sets only the state. Disconnect with the returned bindings' ``clear()``."""
+        b = Bindings()
+        b.connect(settings.statusChanged, self.set_status)
+        b.connect(settings.deviceChanged, self.set_device)
+        b.connect(run.progressChanged, self.show_progress)
+        b.connect(run.methodsChanged, self.set_methods)
+        self.set_status(settings.status)
+        if run.methods:
+            self.set_methods(run.methods, run.method)
+        self.show_progress(run.progress)
+        return b
+
     def set_progress(self, done: int, total: int, eta_s: float | None, running: bool) -> None:
-        set_progress(self.progress, done, total)
-        self.progress.setFormat("%v / %m slices" if total else "")  # no run on this series: no count
-        self.cancel_button.setEnabled(running)
-        if running:
-            self.eta_label.setText(f"ETA {format_eta(eta_s)}")
-        else:
-            self.eta_label.setText("done" if total and done >= total else ("cancelled" if total else ""))
+        self.show_progress(AIProgress(done, total, eta_s, running))
+
+    def show_progress(self, p: AIProgress) -> None:
+        set_progress(self.progress, p.done, p.total)
+        self.progress.setFormat(p.count_format)
+        self.cancel_button.setEnabled(p.running)
+        self.eta_label.setText(p.eta_text)
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)

@@ -7,14 +7,16 @@ logic is tested without a display (``tests/test_state_*.py``).
   the viewer settings.
 - :class:`SeriesState` (``series.py``): one shown series; decoded slice data arrives only through it.
 - :class:`OverlayLayer` (``layers.py``): a heat map over a series, each field its own event.
-- :class:`AISettings` (``ai.py``): the model, method, device and per-label thresholds in force.
+- :class:`AISettings` (``ai.py``): the model, method, device and per-label thresholds in force;
+  :class:`AIRunState`: the run's progress (:class:`AIProgress`) and the loaded model's methods.
 - :class:`ReviewContextState` (``review.py``): the reviewer, the study on the worklist and its position.
 """
 
-from viewer.state.ai import AISettings
+from viewer.state.ai import AIProgress, AIRunState, AISettings
 from viewer.state.layers import OverlayEvents, OverlayLayer
 from viewer.state.review import ReviewContextState
 from viewer.state.series import SeriesState
 from viewer.state.session import SessionState
 
-__all__ = ["AISettings", "OverlayEvents", "OverlayLayer", "ReviewContextState", "SeriesState", "SessionState"]
+__all__ = ["AIProgress", "AIRunState", "AISettings", "OverlayEvents",
+           "OverlayLayer", "ReviewContextState", "SeriesState", "SessionState"]

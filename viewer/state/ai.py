@@ -1,8 +1,13 @@
-"""The AI settings in force: model, explanation method, device, per-label thresholds, the status line."""
+"""The AI settings in force (model, explanation method, device, per-label thresholds, the status line) and
+the progress of the AI run on the shown series."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from psygnal import Signal
+
+from viewer.ai.eta import format_eta
 
 
 class AISettings:
@@ -56,3 +61,57 @@ class AISettings:
         if text != self.status:
             self.status = text
             self.statusChanged.emit(text)
+
+
+@dataclass(frozen=True)
+class AIProgress:
+    """How far the model's run on the shown series is: ``done`` of ``total`` slices (``total`` 0: no run on
+    this series), the estimated seconds left, and whether it is still running (cancellable)."""
+
+    done: int = 0
+    total: int = 0
+    eta_s: float | None = None
+    running: bool = False
+
+    @property
+    def count_format(self) -> str:
+        """The progress bar's text: "%v / %m slices" during or after a run, nothing without one."""
+        return "%v / %m slices" if self.total else ""
+
+    @property
+    def eta_text(self) -> str:
+        """"ETA ~12 s" while running; then "done" when every slice is in, "cancelled" when not; "" without
+        a run."""
+        if self.running:
+            return f"ETA {format_eta(self.eta_s)}"
+        if not self.total:
+            return ""
+        return "done" if self.done >= self.total else "cancelled"
+
+
+class AIRunState:
+    """The AI run on the shown series, set by the AI controller, rendered by the AI panel.
+    Events: ``progressChanged(AIProgress)``, ``methodsChanged(list)`` (the loaded model's explanation
+    methods and the one in force)."""
+
+    progressChanged = Signal(object)
+    methodsChanged = Signal(list, str)
+
+    def __init__(self) -> None:
+        self.progress = AIProgress()
+        self.methods: list[str] = []
+        self.method = ""
+
+    def set_progress(self, done: int, total: int, eta_s: float | None, running: bool) -> None:
+        """Emits only when something shown changes (the ETA only while running)."""
+        new = AIProgress(int(done), int(total), eta_s if running else None, bool(running))
+        if new != self.progress:
+            self.progress = new
+            self.progressChanged.emit(new)
+
+    def set_methods(self, methods: list[str], current: str) -> None:
+        """The explanation methods the loaded model offers and the one in force (always one of them)."""
+        methods = list(methods)
+        if methods != self.methods or current != self.method:
+            self.methods, self.method = methods, current
+            self.methodsChanged.emit(methods, current)
