@@ -7,7 +7,11 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
+
+from viewer.ai import JobScheduler, SeriesResults
 from viewer.state import AIProgress, AIRunState, AISettings
+from viewer.state.ai import finding_text, findings_at, no_finding_text, ood_caption
 
 
 def test_ai_run_state_imports_without_qt_or_torch() -> None:
@@ -83,3 +87,56 @@ def test_device_and_status_events_the_panel_follows() -> None:
     settings.set_status("")  # a new series clears it
     assert devices == ["cuda:0", "cpu"]
     assert statuses == ["Cached results", ""]
+
+
+def _results(scores: list[float], n: int = 6) -> SeriesResults:
+    key = JobScheduler().start("s", "sha", "gradcam", n)
+    res = SeriesResults(key, ["nodule"], (n, 2, 2), {"nodule": 0.5})
+    if scores:
+        res.add(list(range(len(scores))), np.array([[v] for v in scores]), {})
+    return res
+
+
+def test_findings_follow_the_threshold_in_force_strongest_first() -> None:
+    res = _results([0.1, 0.8, 0.6, 0.2, 0.9])
+    assert [f.peak_slice for f in findings_at(res, {"nodule": 0.5})] == [4, 1]  # runs {1,2} and {4}
+    assert res.thresholds["nodule"] == 0.5
+    found = findings_at(res, {"nodule": 0.85})
+    assert [f.peak_slice for f in found] == [4] and res.thresholds["nodule"] == 0.85
+    assert findings_at(res, {"other": 0.01}) == found  # a label the results lack changes nothing
+    high = findings_at(res, {"nodule": 0.55})
+    assert [finding_text(f) for f in high] == ["nodule: p=0.90 at Im 5", "nodule: p=0.80 at Im 2 (Im 2-3)"]
+
+
+def test_no_finding_line_only_when_slices_ran_and_none_is_above_threshold() -> None:
+    quiet = _results([0.1, 0.2])
+    assert no_finding_text(quiet, findings_at(quiet, {"nodule": 0.42})) == \
+        "No finding so far (2/6 slices; nodule p \u2265 0.42)"
+    assert no_finding_text(None, []) == ""  # no results: no line
+    assert no_finding_text(_results([]), []) == ""  # nothing ran yet: no claim either way
+    loud = _results([0.9])
+    assert no_finding_text(loud, findings_at(loud, {"nodule": 0.5})) == ""
+
+
+def test_results_ood_and_cursor_events_carry_what_the_panel_draws() -> None:
+    run = AIRunState()
+    got: list[tuple[object, list[int]]] = []
+    run.resultsChanged.connect(lambda r, fs: got.append((r, [f.peak_slice for f in fs])))
+    res = _results([0.1, 0.8, 0.6])
+    run.set_results(res, {"nodule": 0.7})
+    res.add([3], np.array([[0.95]]), {})  # more slices land in place: the next refresh redraws them
+    run.set_results(res, {"nodule": 0.7})
+    run.set_results(None, {})
+    assert got == [(res, [1]), (res, [3, 1]), (None, [])]
+    assert run.results_version == 3 and run.findings == [] and run.results is None
+    ood: list[tuple[object, object, str]] = []
+    run.oodChanged.connect(lambda d, t, s: ood.append((d, t, s)))
+    run.set_ood(None, None, "")
+    assert ood == [(None, None, "")] and run.ood == (None, None, "")
+    assert ood_caption("") == "Unlike the training data (OOD / threshold)"
+    assert ood_caption("2 of 5 slices above 1") == "Unlike the training data (OOD / threshold): 2 of 5 slices above 1"
+    cursor: list[int] = []
+    run.currentSliceChanged.connect(cursor.append)
+    run.set_current_slice(4)
+    run.set_current_slice(4)  # a new series at the same index still moves its cursor
+    assert cursor == [4, 4] and run.current_slice == 4

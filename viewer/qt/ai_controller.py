@@ -223,7 +223,7 @@ class AIController(QObject):
             self._series_bindings.connect(series.sliceLoaded, self._on_slice_loaded)
             self._series_bindings.connect(series.crosshairChanged, self._on_crosshair_changed)
             self._current = self._crosshair_slice()
-            self.panel.set_current_slice(self._current)
+            self.run_state.set_current_slice(self._current)
             if self.auto_run:
                 self._auto_run(series.volume.info.modality)
 
@@ -291,7 +291,7 @@ class AIController(QObject):
         self.worker.scheduler.set_current(k)
         if self._busy and not self._awaiting_cache and self.series is not None and self.series.loaded[k]:
             self.worker.scheduler.mark_available([k])  # scrolled during loading: this one may run
-        self.panel.set_current_slice(k)
+        self.run_state.set_current_slice(k)
 
     def select_model(self, name: str) -> bool:
         """Pick an installed model by name (as ``--model NAME``); starts it on the open series."""
@@ -640,13 +640,17 @@ class AIController(QObject):
             layer.update(lut=s.lut(), opacity=s.opacity, visible=s.visible, contour=s.contour_level,
                          threshold=s.threshold)
         if self.results is not None:
-            self.panel.set_results(self.results)
+            self.run_state.set_results(self.results, self._thresholds(self.results))
+
+    def _thresholds(self, results: SeriesResults) -> dict[str, float]:
+        """Each of ``results``' labels' threshold as its overlay controls hold it."""
+        return {lab: float(self.panel.overlay_settings(lab).threshold) for lab in results.labels}
 
     def _refresh_panel(self) -> None:
         res = self.results
-        self.panel.set_results(res)
+        self.run_state.set_results(res, self._thresholds(res) if res is not None else {})
         threshold = self._ood_threshold()
-        self.panel.set_ood(res.ood if res is not None and threshold is not None else None, threshold,
+        self.run_state.set_ood(res.ood if res is not None and threshold is not None else None, threshold,
                            self.scope.ood_summary(res, threshold) if res is not None else "")
         total = res.shape[0] if res is not None else 0
         done = res.n_done if res is not None else 0

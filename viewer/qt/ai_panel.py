@@ -21,7 +21,8 @@ from viewer.display.colormaps import COLORMAPS, overlay_lut
 from viewer.qt.qt import QColor, QPainter, Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from viewer.qt.bind import Bindings
 from viewer.qt.progress import set_progress
-from viewer.state.ai import AIProgress, AIRunState, AISettings
+from viewer.state.ai import (AIProgress, AIRunState, AISettings, findings_at, finding_text, no_finding_text,
+                             ood_caption)
 
 CARD_HEIGHT = 130
 """Pixels for the model card (it scrolls): the scores plot needs the room."""
@@ -499,24 +500,26 @@ class AIPanel(QtWidgets.QWidget):
     def set_results(self, results: SeriesResults | None) -> None:
         """Redraw the scores plot and the findings list (thresholds from the overlay settings)."""
         if results is None:
-            self.plot.set_scores([], np.zeros((0, 0)))
-            self._set_findings([])
+            self.show_results(None, [])
             return
-        results.thresholds.update({lab: self.overlay_settings(lab).threshold for lab in results.labels})
-        self.plot.set_scores(results.labels, results.scores)
-        self._set_findings(results.findings())
-        if not self._findings and results.n_done:
-            limits = ", ".join(f"{lab} p \u2265 {results.thresholds[lab]:.2f}" for lab in results.labels)
-            item = QtWidgets.QListWidgetItem(f"No finding so far ({results.n_done}/{results.shape[0]} slices; {limits})")
-            item.setFlags(Qt.ItemFlag.NoItemFlags)
-            self.findings_list.addItem(item)
+        thresholds = {lab: self.overlay_settings(lab).threshold for lab in results.labels}
+        self.show_results(results, findings_at(results, thresholds))
 
-    def _set_findings(self, findings: list[Finding]) -> None:
-        self._findings = findings
+    def show_results(self, results: SeriesResults | None, findings: list[Finding]) -> None:
+        """Render ``results``' scores and their ``findings`` (derived by the state)."""
+        if results is None:
+            self.plot.set_scores([], np.zeros((0, 0)))
+        else:
+            self.plot.set_scores(results.labels, results.scores)
+        self._findings = list(findings)
         self.findings_list.clear()
         for f in findings:
-            span = f"Im {f.peak_slice + 1}" + (f" (Im {f.first_slice + 1}-{f.last_slice + 1})" if f.n_slices > 1 else "")
-            self.findings_list.addItem(f"{f.label}: p={f.peak_score:.2f} at {span}")
+            self.findings_list.addItem(finding_text(f))
+        quiet = no_finding_text(results, findings)
+        if quiet:
+            item = QtWidgets.QListWidgetItem(quiet)
+            item.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.findings_list.addItem(item)
 
     @property
     def findings(self) -> list[Finding]:
@@ -538,7 +541,7 @@ class AIPanel(QtWidgets.QWidget):
         self.ood_plot.setVisible(shown)
         if distances is not None and threshold is not None:
             self.ood_plot.set_values(distances, threshold)
-            self.ood_label.setText("Unlike the training data (OOD / threshold)" + (f": {summary}" if summary else ""))
+            self.ood_label.setText(ood_caption(summary))
 
     # -- progress and messages ----------------------------------------------------------------
     def follow(self, settings: AISettings, run: AIRunState) -> Bindings:
@@ -549,6 +552,9 @@ class AIPanel(QtWidgets.QWidget):
         b.connect(settings.deviceChanged, self.set_device)
         b.connect(run.progressChanged, self.show_progress)
         b.connect(run.methodsChanged, self.set_methods)
+        b.connect(run.resultsChanged, self.show_results)
+        b.connect(run.oodChanged, self.set_ood)
+        b.connect(run.currentSliceChanged, self.set_current_slice)
         self.set_status(settings.status)
         if run.methods:
             self.set_methods(run.methods, run.method)

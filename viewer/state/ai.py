@@ -3,11 +3,14 @@ the progress of the AI run on the shown series."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from psygnal import Signal
 
 from viewer.ai.eta import format_eta
+from viewer.ai.results import Finding, SeriesResults
 
 
 class AISettings:
@@ -89,18 +92,71 @@ class AIProgress:
         return "done" if self.done >= self.total else "cancelled"
 
 
+def findings_at(results: SeriesResults, thresholds: Mapping[str, float]) -> list[Finding]:
+    """``results``' findings, strongest first, once its labels' thresholds are the ones in force
+    (``thresholds``; a label missing there keeps its own)."""
+    results.thresholds.update({lab: float(thresholds[lab]) for lab in results.labels if lab in thresholds})
+    return results.findings()
+
+
+def finding_text(f: Finding) -> str:
+    """``"nodule: p=0.90 at Im 5 (Im 4-6)"`` (1-based image numbers, as the views' "Im k/n")."""
+    span = f"Im {f.peak_slice + 1}" + (f" (Im {f.first_slice + 1}-{f.last_slice + 1})" if f.n_slices > 1 else "")
+    return f"{f.label}: p={f.peak_score:.2f} at {span}"
+
+
+def no_finding_text(results: SeriesResults | None, findings: list[Finding]) -> str:
+    """The explicit line shown when slices ran and none is above its threshold ('' otherwise)."""
+    if results is None or findings or not results.n_done:
+        return ""
+    limits = ", ".join(f"{lab} p \u2265 {results.thresholds[lab]:.2f}" for lab in results.labels)
+    return f"No finding so far ({results.n_done}/{results.shape[0]} slices; {limits})"
+
+
+def ood_caption(summary: str) -> str:
+    """The OOD plot's caption, with the 'K of N slices above 1' summary when there is one."""
+    return "Unlike the training data (OOD / threshold)" + (f": {summary}" if summary else "")
+
+
 class AIRunState:
-    """The AI run on the shown series, set by the AI controller, rendered by the AI panel.
-    Events: ``progressChanged(AIProgress)``, ``methodsChanged(list)`` (the loaded model's explanation
-    methods and the one in force)."""
+    """The AI run on the shown series, set by the AI controller, rendered by the AI panel. Events:
+    ``progressChanged(AIProgress)``; ``methodsChanged(list, str)`` (the loaded model's explanation methods
+    and the one in force); ``resultsChanged(results, findings)`` on every refresh (the results' arrays fill
+    in place: :attr:`results_version` counts the refreshes); ``oodChanged(distances, threshold, summary)``;
+    ``currentSliceChanged(int)``."""
 
     progressChanged = Signal(object)
     methodsChanged = Signal(list, str)
+    resultsChanged = Signal(object, list)
+    oodChanged = Signal(object, object, str)
+    currentSliceChanged = Signal(int)
 
     def __init__(self) -> None:
         self.progress = AIProgress()
         self.methods: list[str] = []
         self.method = ""
+        self.results: SeriesResults | None = None
+        self.findings: list[Finding] = []
+        self.results_version = 0
+        self.ood: tuple[Any, float | None, str] = (None, None, "")
+        self.current_slice = 0
+
+    def set_results(self, results: SeriesResults | None, thresholds: Mapping[str, float]) -> None:
+        """The shown series' results (None: none yet) at ``thresholds``; their findings are derived here."""
+        self.results = results
+        self.findings = findings_at(results, thresholds) if results is not None else []
+        self.results_version += 1
+        self.resultsChanged.emit(results, list(self.findings))
+
+    def set_ood(self, distances: Any, threshold: float | None, summary: str = "") -> None:
+        """Per-slice OOD distances (None: no statistics or nothing ran), the card's threshold, the summary."""
+        self.ood = (distances, threshold, summary)
+        self.oodChanged.emit(distances, threshold, summary)
+
+    def set_current_slice(self, k: int) -> None:
+        """The slice the plots' cursor marks (0-based); always emitted, as a new series may reuse the index."""
+        self.current_slice = int(k)
+        self.currentSliceChanged.emit(self.current_slice)
 
     def set_progress(self, done: int, total: int, eta_s: float | None, running: bool) -> None:
         """Emits only when something shown changes (the ETA only while running)."""
