@@ -140,3 +140,20 @@ def test_results_ood_and_cursor_events_carry_what_the_panel_draws() -> None:
     run.set_current_slice(4)
     run.set_current_slice(4)  # a new series at the same index still moves its cursor
     assert cursor == [4, 4] and run.current_slice == 4
+
+
+def test_status_line_rules_notices_once_per_run_and_other_lines_replace_them() -> None:
+    settings = AISettings()
+    lines: list[str] = []
+    settings.statusChanged.connect(lines.append)
+    assert settings.notice("GPU out of memory: running on the CPU")
+    assert not settings.notice("GPU out of memory: running on the CPU")  # the next batch says it again
+    settings.set_status("model failed: boom")  # a failure replaces the notice ...
+    assert not settings.notice("GPU out of memory: running on the CPU")  # ... which is not announced again
+    assert settings.notice("slow disk")  # a different notice replaces the line
+    assert settings.status == "slow disk"
+    settings.new_run()  # a new run: a clean line, and its notices count again
+    assert settings.status == ""
+    assert settings.notice("GPU out of memory: running on the CPU")
+    assert lines == ["GPU out of memory: running on the CPU", "model failed: boom", "slow disk", "",
+                     "GPU out of memory: running on the CPU"]

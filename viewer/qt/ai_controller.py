@@ -137,7 +137,6 @@ class AIController(QObject):
         self._shut_down = False
         self._current = 0
         self._entry: ModelEntry | None = None
-        self._last_notice = ""
         self._memo: OrderedDict[tuple[str, str, str], SeriesResults] = OrderedDict()
         self._explicit = False  # the user picked the model (--model, the picker): no auto-switching
         self._lookup_token = 0  # bumped by every run/cancel: a cache answer for an older one only fills the memo
@@ -370,8 +369,7 @@ class AIController(QObject):
         triple = (self.stack_id, ref.sha256, self.method)
         self._lookup_token += 1
         self._eta.reset()
-        self._last_notice = ""
-        self.state.set_status("")
+        self.state.new_run()
         self.run_started_at = time.perf_counter()
         self.first_heatmap_at = None
         prior = self._usable_memo(triple)
@@ -582,11 +580,8 @@ class AIController(QObject):
         self._refresh_panel()
 
     def _on_notice(self, message: str) -> None:
-        if message == self._last_notice:  # one line per event, not one per batch
-            return
-        self._last_notice = message
-        self.state.set_status(message)
-        self.notify.emit(f"AI: {message}")
+        if self.state.notice(message):  # one line per event, not one per batch
+            self.notify.emit(f"AI: {message}")
 
     def _on_load_finished(self) -> None:
         if self.series is not None and self._busy and self.results is not None:

@@ -30,6 +30,7 @@ class AISettings:
         self.device = device
         self.thresholds: dict[str, float] = {}
         self.status = ""
+        self._last_notice = ""
 
     def set_model(self, name: str, thresholds: dict[str, float] | None = None) -> None:
         """A model was chosen: its name and its card's thresholds (which replace the previous model's)."""
@@ -64,6 +65,21 @@ class AISettings:
         if text != self.status:
             self.status = text
             self.statusChanged.emit(text)
+
+    def notice(self, message: str) -> bool:
+        """A worker's notice onto the status line, once per run: a repeat of the run's last notice (each batch
+        may send it again) is dropped, even if another line was shown in between. True when it is new (the
+        caller then also reports it)."""
+        if message == self._last_notice:
+            return False
+        self._last_notice = message
+        self.set_status(message)
+        return True
+
+    def new_run(self) -> None:
+        """A run starts: its status line is cleared and its notices are new again."""
+        self._last_notice = ""
+        self.set_status("")
 
 
 @dataclass(frozen=True)
