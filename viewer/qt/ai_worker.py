@@ -26,6 +26,7 @@ import numpy as np
 from viewer.ai import Batch, JobKind, JobScheduler, RunKey
 from viewer.gc_policy import collection_paused
 from viewer.heap import release_free_memory
+from viewer.torch_import import import_torch
 from viewer.threads import lower_thread_priority
 from viewer.qt.qt import QObject, Signal
 
@@ -256,6 +257,7 @@ class AIWorker(QObject):
     # -- worker thread ------------------------------------------------------------------------
     def _loop(self) -> None:
         lower_thread_priority()  # and torch's CPU pool threads, which this thread creates
+        import_torch()  # scipy.stats first, so a scipy check elsewhere never meets a half-imported torch
         busy = False
         while not self._stop.is_set():
             batch = self.scheduler.next_batch(timeout=0.2)
