@@ -53,7 +53,9 @@ class SeriesBrowser(QtWidgets.QTreeWidget):
 
     def set_stacks(self, stacks: Sequence[Any]) -> None:
         """Replace the contents with these stacks, grouped by study."""
-        if list(stacks) != self._stacks:
+        # the same stack objects keep their thumbnails; compared by identity, since a Stack's generated __eq__
+        # compares its numpy fields (ValueError), and a re-scanned (e.g. growing) stack is a new object anyway
+        if len(stacks) != len(self._stacks) or any(a is not b for a, b in zip(stacks, self._stacks, strict=False)):
             self._icons.clear()
         self._stacks = list(stacks)
         self.clear()
