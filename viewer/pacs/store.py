@@ -205,15 +205,17 @@ class RetrieveReport:
     def complete(self) -> bool:
         return not self.cancelled and not self.missing and not self.errors
 
-    def summary(self) -> str:
+    def summary(self, where: str | None = None, resume: str = "run the same command again to resume") -> str:
+        """``n/total instances <where>`` (default: ``in <folder>``), then what was there already, cancelled,
+        missing (with ``resume``, how to get the rest) and errors."""
         total = "?" if self.expected is None else str(self.expected)
-        text = f"{self.stored + self.already}/{total} instances in {self.folder}"
+        text = f"{self.stored + self.already}/{total} instances {where or f'in {self.folder}'}"
         if self.already:
             text += f" ({self.already} already there)"
         if self.cancelled:
             text += "; cancelled"
         if self.missing:
-            text += f"; {len(self.missing)} missing (run the same command again to resume)"
+            text += f"; {len(self.missing)} missing ({resume})"
         if self.errors:
             text += f"; {len(self.errors)} error(s)"
         return text

@@ -368,14 +368,7 @@ class PacsPanel(QtWidgets.QDockWidget):
         self._say(message, error=True)
 
     def _show_retrieved(self, report: Any) -> None:
-        total = "?" if report.expected is None else report.expected
-        text = f"{report.stored + report.already}/{total} instances retrieved"
-        if report.already:
-            text += f" ({report.already} were already here)"
-        if report.cancelled:
-            text += "; cancelled"
-        if report.missing:
-            text += f"; {len(report.missing)} missing: Retrieve again to resume"
+        text = report.summary("retrieved", resume="Retrieve again to resume")
         self.status.setToolTip(str(report.folder))
         if report.errors:
             text += "".join(f"\n{e}" for e in report.errors[:5])
