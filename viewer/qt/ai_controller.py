@@ -186,7 +186,8 @@ class AIController(QObject):
         entry = self._entry
         labels = list(entry.card.labels) if entry is not None and entry.card is not None else []
         self.state.set_model(entry.name if entry is not None else "",
-                             {lab: float(self.panel.overlay_settings(lab).threshold) for lab in labels})
+                             {lab: float(self.panel.overlay_settings(lab).threshold) for lab in labels},
+                             card=entry.card if entry is not None else None)
 
     @property
     def busy(self) -> bool:

@@ -26,17 +26,20 @@ class AISettings:
 
     def __init__(self, method: str = "gradcam", device: str = "auto") -> None:
         self.model = ""
+        self.card: Any = None
+        """The chosen model's card (duck-typed ``ModelCard``: name, version, labels, weights.sha256) or None;
+        the review stamps flags with it."""
         self.method = method
         self.device = device
         self.thresholds: dict[str, float] = {}
         self.status = ""
         self._last_notice = ""
 
-    def set_model(self, name: str, thresholds: dict[str, float] | None = None) -> None:
-        """A model was chosen: its name and its card's thresholds (which replace the previous model's)."""
+    def set_model(self, name: str, thresholds: dict[str, float] | None = None, *, card: Any = None) -> None:
+        """A model was chosen: its name, its card's thresholds (which replace the previous model's) and its card."""
         self.thresholds = dict(thresholds or {})
-        if name != self.model:
-            self.model = name
+        if name != self.model or card is not self.card:
+            self.model, self.card = name, card
             self.modelChanged.emit(name)
         for label, value in self.thresholds.items():
             self.thresholdChanged.emit(label, value)
