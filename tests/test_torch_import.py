@@ -1,5 +1,6 @@
-"""The inference thread imports scipy.stats before torch (viewer.torch_import): scipy's array-API checks
-fail on a torch module another thread is still initialising, which killed `radscope demo` in 1 of 3 starts."""
+"""torch and scipy.stats are imported under one lock (viewer.torch_import): importing scipy.stats runs scipy's
+array-API checks, which fail on a torch module another thread is still initialising (that killed
+`radscope demo` in 1 of 3 starts); and scipy.stats is imported only where used (~40 MB)."""
 
 from __future__ import annotations
 
@@ -22,21 +23,51 @@ def test_scipy_stats_fails_to_import_beside_a_half_built_torch() -> None:
     assert proc.returncode != 0 and "has no attribute 'Tensor'" in proc.stderr, proc.stderr[-2000:]
 
 
-def test_import_torch_brings_scipy_stats_in_first() -> None:
+def test_scipy_stats_waits_while_torch_is_imported() -> None:
+    """A thread importing torch through import_torch holds the lock until torch is whole: import_scipy_stats
+    on another thread (started while torch is half-way: the import is slowed by a finder) succeeds and
+    finishes only after torch's import."""
     proc = _python("""
-        import sys
-        order = []
+        import sys, threading, time
+        events = []
+        torch_started = threading.Event()
 
-        class Watch:
+        class Slow:  # makes torch's import take a while, and says when it has begun
             def find_spec(self, name, path=None, target=None):
-                if name in ("scipy.stats", "torch"):
-                    order.append(name)
+                if name == "torch":
+                    torch_started.set()
+                    time.sleep(1.0)
                 return None
 
-        sys.meta_path.insert(0, Watch())
-        from viewer.torch_import import import_torch
-        torch = import_torch()
-        print(order, torch.__name__)
+        sys.meta_path.insert(0, Slow())
+        from viewer.torch_import import import_scipy_stats, import_torch
+
+        def load_torch():
+            import_torch()
+            events.append("torch")
+
+        t = threading.Thread(target=load_torch)
+        t.start()
+        torch_started.wait(30)
+        stats = import_scipy_stats()
+        events.append("stats")
+        t.join()
+        print(events, stats.__name__, "torch" in sys.modules)
     """)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "['scipy.stats', 'torch'] torch"
+    assert proc.stdout.strip() == "['torch', 'stats'] scipy.stats True"
+
+
+def test_the_viewer_core_and_the_torch_import_bring_no_scipy_stats() -> None:
+    """The review summary's statistics come in when a summary is computed, not with its module or torch."""
+    proc = _python("""
+        import sys
+        import viewer.review.summary
+        from viewer.torch_import import import_torch
+        import_torch()
+        before = "scipy.stats" in sys.modules
+        lo, hi = viewer.review.summary.wilson_interval(3, 10)
+        print(before, "scipy.stats" in sys.modules, round(lo, 4), round(hi, 4))
+    """)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False True 0.1078 0.6032"

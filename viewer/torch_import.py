@@ -1,13 +1,16 @@
-"""Importing torch on a background thread without breaking scipy on another.
+"""Importing torch on a background thread without breaking scipy.stats on another.
 
 scipy's array-API helpers decide whether a value is a torch tensor by looking ``torch.Tensor`` up in
-``sys.modules['torch']`` (without importing torch). While one thread is still initialising torch, another
-thread that runs such a check finds a half-built module and fails with ``AttributeError: partially initialized
-module 'torch' has no attribute 'Tensor'``. Seen: ``radscope demo`` died in 1 of 3 fresh starts when the
-review panel's module imported ``scipy.stats`` on the GUI thread (its import draws examples through those
-helpers) while the inference thread imported torch. The inference thread therefore imports ``scipy.stats``
-first: a second thread importing it waits on Python's own module lock, and once it is in ``sys.modules`` its
-import runs no code; the checks it made are cached for the common array and number types.
+``sys.modules['torch']`` (without importing torch). Importing ``scipy.stats`` runs such checks (its
+distributions draw their documentation examples at import), so a thread importing it while another is still
+initialising torch finds a half-built module and fails with ``AttributeError: module 'torch' has no attribute
+'Tensor'``. Seen: ``radscope demo`` died in 1 of 3 fresh starts when the review panel's module imported
+``scipy.stats`` on the GUI thread while the inference thread imported torch.
+
+Both imports therefore go through one lock: :func:`import_torch` (the inference thread, before anything else
+of torch) and :func:`import_scipy_stats` (whoever needs scipy.stats in the viewer process: imported only
+then, as it costs ~40 MB of resident memory that a session without the review summary never uses).
+scipy's other modules the viewer calls (ndimage, fft) make no such checks unless ``SCIPY_ARRAY_API`` is set.
 """
 
 from __future__ import annotations
@@ -19,9 +22,17 @@ _LOCK = threading.Lock()
 
 
 def import_torch() -> ModuleType:
-    """``torch``, imported after ``scipy.stats`` (call this first on any thread that imports torch)."""
+    """``torch``, never imported while another thread imports scipy.stats (call this before any other
+    torch import on a thread)."""
     with _LOCK:
-        import scipy.stats  # noqa: F401  (before torch: see the module docstring)
         import torch
 
     return torch
+
+
+def import_scipy_stats() -> ModuleType:
+    """``scipy.stats``, never imported while another thread is half-way through importing torch."""
+    with _LOCK:
+        import scipy.stats
+
+    return scipy.stats

@@ -257,7 +257,7 @@ class AIWorker(QObject):
     # -- worker thread ------------------------------------------------------------------------
     def _loop(self) -> None:
         lower_thread_priority()  # and torch's CPU pool threads, which this thread creates
-        import_torch()  # scipy.stats first, so a scipy check elsewhere never meets a half-imported torch
+        import_torch()  # under the lock scipy.stats imports take: they never meet a half-imported torch
         busy = False
         while not self._stop.is_set():
             batch = self.scheduler.next_batch(timeout=0.2)

@@ -21,9 +21,9 @@ from typing import Any
 from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
-from scipy import stats
 
 from viewer.review.model import ERROR_VERDICTS, Flag, Verdict
+from viewer.torch_import import import_scipy_stats
 
 #: Header attributes the rates are split by: (key in the summary, attribute of HeaderAttributes).
 SPLIT_ATTRIBUTES = ("manufacturer", "scanner_model", "kvp", "patient_sex", "age_band", "body_part")
@@ -47,7 +47,7 @@ def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
         return None
     if not 0 <= k <= n:
         raise ValueError(f"{k} successes in {n} trials")
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    ci = import_scipy_stats().binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
 
 
@@ -178,7 +178,7 @@ def split_test(groups: dict[str, VerdictCounts]) -> SplitTest:
     for g, c in live.items():
         rest_e, rest_n = all_errors - c.errors, all_total - c.total
         two_by_two = [[c.errors, c.total - c.errors], [rest_e, rest_n - rest_e]]
-        res = stats.fisher_exact(two_by_two, alternative="two-sided")
+        res = import_scipy_stats().fisher_exact(two_by_two, alternative="two-sided")
         raw.append((g, c, rest_e, rest_n, float(res.statistic), float(res.pvalue)))
     adjusted = holm([r[5] for r in raw])
     tests = {g: GroupTest(g, c.errors, c.total, rest_e, rest_n, odds, p, adj)
@@ -186,7 +186,7 @@ def split_test(groups: dict[str, VerdictCounts]) -> SplitTest:
     table = np.array([[c.errors, c.total - c.errors] for c in live.values()])
     if table[:, 0].sum() == 0 or table[:, 1].sum() == 0:  # no errors, or nothing but errors: nothing to test
         return SplitTest(tests)
-    chi = stats.chi2_contingency(table, correction=False)
+    chi = import_scipy_stats().chi2_contingency(table, correction=False)
     return SplitTest(tests, float(chi.statistic), int(chi.dof), float(chi.pvalue), float(chi.expected_freq.min()))
 
 
