@@ -40,7 +40,8 @@ def test_scipy_stats_waits_while_torch_is_imported() -> None:
                 return None
 
         sys.meta_path.insert(0, Slow())
-        from viewer.torch_import import import_scipy_stats, import_torch
+        from viewer.import_lock import import_scipy_stats
+        from viewer.torch_import import import_torch
 
         def load_torch():
             import_torch()

@@ -1,38 +1,16 @@
-"""Importing torch on a background thread without breaking scipy.stats on another.
-
-scipy's array-API helpers decide whether a value is a torch tensor by looking ``torch.Tensor`` up in
-``sys.modules['torch']`` (without importing torch). Importing ``scipy.stats`` runs such checks (its
-distributions draw their documentation examples at import), so a thread importing it while another is still
-initialising torch finds a half-built module and fails with ``AttributeError: module 'torch' has no attribute
-'Tensor'``. Seen: ``radscope demo`` died in 1 of 3 fresh starts when the review panel's module imported
-``scipy.stats`` on the GUI thread while the inference thread imported torch.
-
-Both imports therefore go through one lock: :func:`import_torch` (the inference thread, before anything else
-of torch) and :func:`import_scipy_stats` (whoever needs scipy.stats in the viewer process: imported only
-then, as it costs ~40 MB of resident memory that a session without the review summary never uses).
-scipy's other modules the viewer calls (ndimage, fft) make no such checks unless ``SCIPY_ARRAY_API`` is set.
-"""
+"""``import_torch``: torch imported under :data:`viewer.import_lock.IMPORT_LOCK` (why: that module's docstring)."""
 
 from __future__ import annotations
 
-import threading
 from types import ModuleType
 
-_LOCK = threading.Lock()
+from viewer.import_lock import IMPORT_LOCK
 
 
 def import_torch() -> ModuleType:
     """``torch``, never imported while another thread imports scipy.stats (call this before any other
     torch import on a thread)."""
-    with _LOCK:
+    with IMPORT_LOCK:
         import torch
 
     return torch
-
-
-def import_scipy_stats() -> ModuleType:
-    """``scipy.stats``, never imported while another thread is half-way through importing torch."""
-    with _LOCK:
-        import scipy.stats
-
-    return scipy.stats

@@ -23,7 +23,7 @@ from collections.abc import Hashable, Iterable, Sequence
 import numpy as np
 
 from viewer.review.model import ERROR_VERDICTS, Flag, Verdict
-from viewer.torch_import import import_scipy_stats
+from viewer.import_lock import import_scipy_stats
 
 #: Header attributes the rates are split by: (key in the summary, attribute of HeaderAttributes).
 SPLIT_ATTRIBUTES = ("manufacturer", "scanner_model", "kvp", "patient_sex", "age_band", "body_part")
