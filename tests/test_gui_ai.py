@@ -185,6 +185,30 @@ def test_overlay_controls_and_toggle_key(panel, qtbot) -> None:  # type: ignore[
     assert panel.overlay_settings("nodule").contour_level == pytest.approx(0.3)  # the isoline at the threshold
 
 
+def test_panel_renders_the_state_and_its_edits_change_the_state(panel) -> None:  # type: ignore[no-untyped-def]
+    """The picker and the overlay controls show the AISettings, whoever changed them; a user edit goes into it."""
+    from viewer.qt.ai_panel import ModelEntry
+
+    class CxrCard(CardStub):
+        name, thresholds, labels = "cxr-nodule-demo", {"nodule": 0.81, "effusion": 0.3}, ("nodule", "effusion")
+
+    state = panel.settings
+    state.add_model(ModelEntry("cxr", Path("/z"), CxrCard()))
+    assert panel.model_combo.currentText() == "cxr" and "cxr-nodule-demo" in panel.card_label.text()
+    assert [panel.label_combo.itemText(i) for i in range(panel.label_combo.count())] == ["nodule", "effusion"]
+    state.set_overlay("nodule", threshold=0.7, colormap="hot", contour=True)
+    assert panel.threshold_spin.value() == pytest.approx(0.7) and panel.cmap_combo.currentText() == "hot"
+    assert panel.contour_check.isChecked() and panel.plot.threshold_line.value() == pytest.approx(0.7)
+    state.set_overlay("effusion", opacity=0.1)  # not the label the controls show: they stay
+    assert panel.opacity_slider.value() == 50
+    panel.model_combo.setCurrentIndex(0)  # the user picks: into the state
+    assert state.model == "chest-nodule-demo" and state.threshold("nodule") == pytest.approx(0.42)
+    panel.visible_check.setChecked(False)
+    assert not state.overlay_settings("nodule").visible
+    panel.model_combo.setCurrentIndex(1)  # unusable: refused, the picker shows the model in force again
+    assert state.model == "chest-nodule-demo" and panel.model_combo.currentIndex() == 0
+
+
 # -- controller + views: overlay alignment in screen space, series switch -----------------------
 @pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
 def test_overlay_peak_is_on_the_nodule_in_screen_space(qtbot, make_controller, plane: str) -> None:  # type: ignore[no-untyped-def]

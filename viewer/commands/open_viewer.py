@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"radscope: {exc}", file=sys.stderr)
             return 2
     if ai is not None and args.panel not in ("ai", "layers") and not args.model and not any(
-            e.error is None for e in getattr(ai.panel, "entries", [])):
+            e.error is None for e in ai.state.models):
         ai.dock.hide()  # no usable model installed: keep the room for the images (Panels menu shows it)
     window.show()
     if args.paths:

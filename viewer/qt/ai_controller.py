@@ -33,7 +33,8 @@ from viewer.display.coded import CodedVolume
 from viewer.qt.ai_cache import CacheIO, CacheReply
 from viewer.qt.bind import Bindings
 from viewer.state.ai import AIRunState, AISettings
-from viewer.qt.ai_panel import AIPanel, ModelEntry, OverlaySettings
+from viewer.state.ai_models import ModelEntry
+from viewer.qt.ai_panel import AIPanel
 from viewer.qt.ai_scope import ScopeGuard
 from viewer.qt.ai_worker import AIWorker, BatchOutput, BatchResult, ModelLoaded, ModelRef, SessionFactory
 from viewer.qt.qt import QObject, QtCore, Signal
@@ -74,13 +75,6 @@ def model_ref(entry: ModelEntry, device: str = "auto") -> ModelRef:
         raise ValueError(f"{entry.path}: not a usable model package ({entry.error})")
     sha = card.weights.sha256 or f"unverified:{entry.path}"
     return ModelRef(entry.path, card.name, sha, tuple(card.labels), device)
-
-
-def _modality_ok(entry: ModelEntry, modality: str) -> bool:
-    if entry.card is None:  # a package that failed to read is offered for nothing
-        return False
-    mods = tuple(getattr(entry.card.input, "modalities", ()) or ())
-    return not mods or not modality or modality in mods
 
 
 class _Sink:
@@ -124,8 +118,8 @@ class AIController(QObject):
         self.series: SeriesModel | None = None
         self._series_bindings = Bindings()
         self.state = AISettings(DEFAULT_METHOD)
-        """Model, method, device, per-label thresholds and the status line in force (the panel and the
-        review panel follow it)."""
+        """Installed models, the chosen one, method, device, per-label overlay settings and thresholds and the
+        status line in force (the panel renders it and changes it on the user's edits; the review reads it)."""
         self.run_state = AIRunState()
         """The run's progress and the loaded model's methods (the panel follows it)."""
         self.stack_id = ""
@@ -136,7 +130,6 @@ class AIController(QObject):
         self._busy = False
         self._shut_down = False
         self._current = 0
-        self._entry: ModelEntry | None = None
         self._memo: OrderedDict[tuple[str, str, str], SeriesResults] = OrderedDict()
         self._explicit = False  # the user picked the model (--model, the picker): no auto-switching
         self._lookup_token = 0  # bumped by every run/cancel: a cache answer for an older one only fills the memo
@@ -160,20 +153,16 @@ class AIController(QObject):
         w.modelLoaded.connect(self._on_model_loaded)
         w.failed.connect(self._on_failed)
         w.notice.connect(self._on_notice)
-        p.modelChosen.connect(self._on_model_chosen)
         p.methodChosen.connect(self._on_method_chosen)
         p.runRequested.connect(self.run_by_hand)
         p.cancelRequested.connect(self.cancel)
-        p.overlayChanged.connect(self._on_overlay_changed)
         p.sliceRequested.connect(self.go_to_slice)
         p.findingRequested.connect(self.go_to_finding)
-        p.set_models(models if models is not None else installed_models())
-        self._entry = p.current_entry()
         self.run_state.set_methods([DEFAULT_METHOD], DEFAULT_METHOD)
         self._panel_bindings = p.follow(self.state, self.run_state)
-        self._sync_model_state()
-        if self._entry is not None:
-            self.worker.preload(model_ref(self._entry, self.device))
+        self.state.modelChanged.connect(self._on_model_changed)
+        self.state.overlay.changed.connect(self._on_overlay_changed)
+        self.state.set_models(models if models is not None else installed_models())
 
     @staticmethod
     def _model_input(volume: Any) -> Any:
@@ -181,13 +170,9 @@ class AIController(QObject):
         return model_input(volume)
 
     # -- state --------------------------------------------------------------------------------
-    def _sync_model_state(self) -> None:
-        """The chosen model and its labels' thresholds (as the panel holds them) into :attr:`state`."""
-        entry = self._entry
-        labels = list(entry.card.labels) if entry is not None and entry.card is not None else []
-        self.state.set_model(entry.name if entry is not None else "",
-                             {lab: float(self.panel.overlay_settings(lab).threshold) for lab in labels},
-                             card=entry.card if entry is not None else None)
+    @property
+    def _entry(self) -> ModelEntry | None:
+        return self.state.entry
 
     @property
     def busy(self) -> bool:
@@ -231,12 +216,12 @@ class AIController(QObject):
         """Run the chosen model if it suits the modality; else (unless the user chose one) the first
         installed model offered for it."""
         entry = self._entry
-        if entry is not None and (self._explicit or _modality_ok(entry, modality)):
+        if entry is not None and (self._explicit or entry.offered_for(modality)):
             self._start_if_in_scope()
             return
-        for candidate in self.panel.entries:
-            if candidate.error is None and _modality_ok(candidate, modality):
-                self.panel.select_model(candidate.name)  # -> _on_model_chosen -> run
+        for candidate in self.state.models:
+            if candidate.offered_for(modality):
+                self.state.choose(candidate)  # -> _on_model_changed -> run
                 return
         if entry is not None:
             self.state.set_status(f"{entry.name} is not offered for {modality or 'this'} series; press Run to force it")
@@ -295,7 +280,7 @@ class AIController(QObject):
 
     def select_model(self, name: str) -> bool:
         """Pick an installed model by name (as ``--model NAME``); starts it on the open series."""
-        return self.panel.select_model(name)
+        return self.state.select(name)
 
     def use_model(self, name_or_path: str) -> bool:
         """``--model NAME|PATH``: an installed package by name, or a package folder/.zip by path.
@@ -310,16 +295,11 @@ class AIController(QObject):
             except Exception as exc:
                 self.notify.emit(f"cannot use model package {path}: {exc}")
                 return False
-            entry = ModelEntry(card.name, path, card=card)
-            entries = [e for e in self.panel.entries if e.path != path] + [entry]
-            self.panel.set_models(entries, current=self._entry.name if self._entry else None)
-            self.panel.model_combo.setCurrentIndex(len(entries) - 1)  # emits modelChosen if it changed
-            if self._entry != entry:
-                self._on_model_chosen(entry)
+            self.state.add_model(ModelEntry(card.name, path, card=card))  # -> _on_model_changed
             return True
         if self.select_model(name_or_path):
             return True
-        names = ", ".join(e.name for e in self.panel.entries if e.error is None) or "none"
+        names = ", ".join(self.state.usable_names()) or "none"
         self.notify.emit(f"model {name_or_path!r} is not installed (installed: {names})")
         return False
 
@@ -449,7 +429,7 @@ class AIController(QObject):
             self.series.add_overlay(self._overlay(label, results.heatmap(label)))
 
     def _overlay(self, label: str, array: np.ndarray | CodedVolume) -> Overlay:
-        s = self.panel.overlay_settings(label)
+        s = self.state.overlay_settings(label)
         return Overlay(self.overlay_name(label), array, s.lut(), s.opacity, s.visible, contour=s.contour_level,
                        threshold=s.threshold)
 
@@ -606,13 +586,13 @@ class AIController(QObject):
         if self._busy and not self._awaiting_cache and k == self._current:
             self.worker.scheduler.mark_available([k])
 
-    # -- panel signals ------------------------------------------------------------------------
-    def _on_model_chosen(self, entry: ModelEntry) -> None:
-        if entry == self._entry:
+    # -- state and panel signals ---------------------------------------------------------------
+    def _on_model_changed(self, name: str) -> None:
+        """Another model is in force (the picker, auto-selection, ``--model``): load it, and run it on the
+        shown series if its intended use allows (its status line was cleared by the state)."""
+        entry = self._entry
+        if entry is None:
             return
-        self._entry = entry
-        self.state.set_status("")
-        self._sync_model_state()
         self.worker.preload(model_ref(entry, self.device))
         self.scope.reset()
         if self.series is not None:
@@ -627,20 +607,18 @@ class AIController(QObject):
                 self.run()
 
     def _on_overlay_changed(self, label: str) -> None:
-        s: OverlaySettings = self.panel.overlay_settings(label)
-        self.state.set_threshold(label, s.threshold)
+        """A label's overlay settings changed in the state: onto its layer, and findings at its threshold."""
         if self.series is None:
             return
         layer = self.series.overlay(self.overlay_name(label))
         if layer is not None:
-            layer.update(lut=s.lut(), opacity=s.opacity, visible=s.visible, contour=s.contour_level,
-                         threshold=s.threshold)
+            layer.update(**self.state.overlay_settings(label).layer_fields())
         if self.results is not None:
             self.run_state.set_results(self.results, self._thresholds(self.results))
 
     def _thresholds(self, results: SeriesResults) -> dict[str, float]:
-        """Each of ``results``' labels' threshold as its overlay controls hold it."""
-        return {lab: float(self.panel.overlay_settings(lab).threshold) for lab in results.labels}
+        """Each of ``results``' labels' threshold in force."""
+        return {lab: self.state.overlay_settings(lab).threshold for lab in results.labels}
 
     def _refresh_panel(self) -> None:
         res = self.results

@@ -11,7 +11,7 @@ from typing import Any
 
 
 from viewer.qt.wait import wait_until
-from viewer.qt.ai_panel import ModelEntry
+from viewer.state.ai_models import ModelEntry
 from viewer.qt.ai_worker import SessionFactory
 from viewer.qt.qt import QObject, QtCore, QtWidgets
 
@@ -51,8 +51,8 @@ class WindowAI(AIController):
         settings = getattr(window, "settings", None)
         saved = settings.extra.get(SETTINGS_KEY) if settings is not None else None
         if isinstance(saved, dict):
-            self.panel.set_preferences(saved)
-        self.panel.overlayChanged.connect(self._save_preferences)
+            self.state.set_preferences(saved)
+        self.state.overlay.changed.connect(self._save_preferences)
         window.seriesShown.connect(self._on_series_shown)
         self.notify.connect(self._report)
         self._watcher = _CloseWatcher(self, window)
@@ -72,7 +72,7 @@ class WindowAI(AIController):
         from viewer.display.settings import save_settings
 
         settings = getattr(self.window, "settings", None)
-        prefs = self.panel.preferences()
+        prefs = dict(self.state.preferences)
         if settings is None or settings.extra.get(SETTINGS_KEY) == prefs:
             return
         settings.extra[SETTINGS_KEY] = prefs

@@ -2,15 +2,16 @@
 (colour map + colour bar in probability units, opacity, threshold, contour mode, show/hide key),
 the scores-along-the-series plot, the findings list, and progress with ETA and a cancel button.
 
-The panel is a passive view: it holds no model and imports no torch. :mod:`viewer.qt.ai_integration`
-feeds it (``set_models``, ``set_results``, ``set_progress`` ...) and listens to its signals.
+The panel is a view of the Qt-free state (:class:`~viewer.state.ai.AISettings`: models, chosen model, per-label
+overlay settings, status; :class:`~viewer.state.ai.AIRunState`: progress, methods, results): it renders their
+events and turns the user's edits (model picker, overlay controls) into state changes. It holds no model and
+imports no torch. The AI controller (:mod:`viewer.qt.ai_controller`) listens to the state and to the panel's
+request signals (run, cancel, method, slice, finding).
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 from collections.abc import Mapping, Sequence
 
@@ -23,62 +24,14 @@ from viewer.qt.bind import Bindings
 from viewer.qt.progress import set_progress
 from viewer.state.ai import (AIProgress, AIRunState, AISettings, findings_at, finding_text, no_finding_text,
                              ood_caption)
+from viewer.state.ai_models import ModelEntry, OverlaySettings
+
+__all__ = ["AIPanel", "ColorBar", "ModelEntry", "OverlaySettings", "ScoresPlot", "card_html", "device_text"]
 
 CARD_HEIGHT = 130
 """Pixels for the model card (it scrolls): the scores plot needs the room."""
 OVERLAY_KEY = "O"
 """Shortcut that shows/hides the AI overlay."""
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One installed package for the picker: its card (duck-typed ``ModelCard``) or why it failed."""
-
-    name: str
-    path: Path
-    card: Any | None = None
-    error: str | None = None
-    bundled: bool = False
-
-
-@dataclass(frozen=True)
-class OverlaySettings:
-    """How one label's heatmap is drawn. Values are probabilities in [0, 1]."""
-
-    colormap: str = "jet"
-    opacity: float = 0.5
-    threshold: float = 0.5
-    contour: bool = False
-    visible: bool = True
-
-    @property
-    def contour_level(self) -> float | None:
-        """Contour mode: the isoline's level (the threshold); None when the map is drawn filled."""
-        return self.threshold if self.contour else None
-
-    def preferences(self) -> dict[str, Any]:
-        """What the viewer remembers between sessions (the threshold comes from the
-        model card, visibility from the session)."""
-        return {"colormap": self.colormap, "opacity": self.opacity, "contour": self.contour}
-
-    def with_preferences(self, prefs: Mapping[str, Any]) -> OverlaySettings:
-        """These settings with the valid entries of saved ``prefs`` applied (others ignored)."""
-        out = self
-        if prefs.get("colormap") in COLORMAPS:
-            out = replace(out, colormap=str(prefs["colormap"]))
-        if isinstance(prefs.get("opacity"), (int, float)) and not isinstance(prefs["opacity"], bool):
-            out = replace(out, opacity=float(np.clip(prefs["opacity"], 0.0, 1.0)))
-        if isinstance(prefs.get("contour"), bool):
-            out = replace(out, contour=prefs["contour"])
-        return out
-
-    def lut(self, n: int = 256) -> np.ndarray:
-        """(n, 4) uint8 RGBA over [0, 1]: transparent below the threshold, opaque colour at and above it.
-        (Contour mode draws, instead of this fill, the isoline at the threshold in this LUT's colour there.)"""
-        table = overlay_lut(self.colormap, n, alpha_floor=0.0, alpha_full=1e-6)
-        x = np.linspace(0.0, 1.0, n)
-        table[:, 3] = np.where(x >= self.threshold, 255, 0).astype(np.uint8)
-        return table
 
 
 def device_text(device: str) -> str:
@@ -221,6 +174,7 @@ class AIPanel(QtWidgets.QWidget):
     """The AI side panel (put it in a dock)."""
 
     modelChosen = Signal(object)  # ModelEntry
+    """The user picked this model in the picker (the choice is already in the state)."""
     methodChosen = Signal(str)
     runRequested = Signal()
     cancelRequested = Signal()
@@ -229,17 +183,16 @@ class AIPanel(QtWidgets.QWidget):
     findingRequested = Signal(int)
     """A finding was chosen: go to its peak slice and centre on the heatmap's peak there."""
     overlayChanged = Signal(str)  # label
+    """A label's overlay settings changed in the state (from the controls or elsewhere)."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("aiPanel")
-        self._entries: list[ModelEntry] = []
-        self._settings: dict[str, OverlaySettings] = {}
-        self._preferences: dict[str, Any] = {}
-        self._labels: list[str] = []
         self._findings: list[Finding] = []
         self._updating = False
+        self._bindings = Bindings()
         self._build()
+        self.follow(AISettings(), AIRunState())  # a panel of its own until a controller hands it its state
 
     # -- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -351,60 +304,62 @@ class AIPanel(QtWidgets.QWidget):
         self.findings_list.itemClicked.connect(self._finding_activated)
         outer.addWidget(self.findings_list)
 
-    # -- models -------------------------------------------------------------------------------
+    # -- models (rendered from the state; the picker changes the state) -----------------------------
     def set_models(self, entries: Sequence[ModelEntry], current: str | None = None) -> None:
-        """Fill the picker (no signal); packages that failed to read are listed, disabled, with their error."""
+        """Into the state: the installed packages (see :meth:`AISettings.set_models`)."""
+        self.settings.set_models(list(entries), current)
+
+    @property
+    def entries(self) -> list[ModelEntry]:
+        return list(self.settings.models)
+
+    def current_entry(self) -> ModelEntry | None:
+        return self.settings.entry
+
+    def select_model(self, name: str) -> bool:
+        """Into the state: choose a model by name; False if not installed or unusable."""
+        return self.settings.select(name)
+
+    def _render_models(self, entries: list[ModelEntry]) -> None:
+        """The picker lists every package; those that failed to read are disabled, with their error."""
         self._updating = True
-        self._entries = list(entries)
         self.model_combo.clear()
-        for idx, entry in enumerate(self._entries):
-            text = entry.name if entry.error is None else f"{entry.name} (unusable)"
-            self.model_combo.addItem(text)
+        for idx, entry in enumerate(entries):
+            self.model_combo.addItem(entry.name if entry.error is None else f"{entry.name} (unusable)")
             if entry.error is not None:
                 item = self.model_combo.model().item(idx)
                 item.setEnabled(False)
                 item.setToolTip(entry.error)
-        names = [e.name for e in self._entries]
-        usable = [i for i, e in enumerate(self._entries) if e.error is None]
-        target = names.index(current) if current in names else (usable[0] if usable else -1)
-        self.model_combo.setCurrentIndex(target)
         self._updating = False
-        self._show_entry(target)
+        self._render_model()
 
-    @property
-    def entries(self) -> list[ModelEntry]:
-        return list(self._entries)
-
-    def current_entry(self) -> ModelEntry | None:
-        i = self.model_combo.currentIndex()
-        return self._entries[i] if 0 <= i < len(self._entries) else None
-
-    def select_model(self, name: str) -> bool:
-        """Pick a model by name (emits ``modelChosen`` when it changes); False if not installed or unusable."""
-        for i, e in enumerate(self._entries):
-            if e.name == name and e.error is None:
-                self.model_combo.setCurrentIndex(i)
-                return True
-        return False
+    def _render_model(self, *_: Any) -> None:
+        """The chosen model: the picker's row, its card, the Run button."""
+        entry = self.settings.entry
+        models = self.settings.models
+        index = next((i for i, e in enumerate(models) if e is entry), -1)
+        if index < 0 and entry is not None:
+            index = next((i for i, e in enumerate(models) if e == entry), -1)
+        self._updating = True
+        self.model_combo.setCurrentIndex(index)
+        self._updating = False
+        if entry is None:
+            self.card_label.setText("<i>No model packages installed.</i>" if not models else
+                                    "<i>No usable model package.</i>")
+        else:
+            self.card_label.setText(card_html(entry.card))
+        self.run_button.setEnabled(entry is not None and entry.usable)
 
     def _model_index_changed(self, index: int) -> None:
         if self._updating:
             return
-        self._show_entry(index)
-        entry = self.current_entry()
-        if entry is not None and entry.error is None:
-            self.modelChosen.emit(entry)
-
-    def _show_entry(self, index: int) -> None:
-        entry = self._entries[index] if 0 <= index < len(self._entries) else None
-        if entry is None:
-            self.card_label.setText("<i>No model packages installed.</i>")
-        elif entry.error is not None:
-            self.card_label.setText(f"<span style='color:#ff5050'>{html.escape(entry.error)}</span>")
-        else:
-            self.card_label.setText(card_html(entry.card))
-            self.set_labels(entry.card.labels, entry.card.thresholds)
-        self.run_button.setEnabled(entry is not None and entry.error is None)
+        models = self.settings.models
+        entry = models[index] if 0 <= index < len(models) else None
+        if entry is None or not entry.usable:
+            self._render_model()
+            return
+        self.settings.choose(entry)
+        self.modelChosen.emit(entry)
 
     def set_methods(self, methods: Sequence[str], current: str | None = None) -> None:
         self._updating = True
@@ -424,42 +379,31 @@ class AIPanel(QtWidgets.QWidget):
     def set_device(self, device: str) -> None:
         self.device_label.setText(f"Device: {device_text(device)}")
 
-    # -- overlay controls ---------------------------------------------------------------------
-    def set_labels(self, labels: Sequence[str], thresholds: dict[str, float] | None = None) -> None:
-        """New model labels: one settings record each. The threshold is always the new card's (0.5 without
-        one), even for a label another model shares: it is that model's operating point; the display
-        settings a label already had (colours, opacity, contour, shown) are kept."""
-        self._labels = list(labels)
-        thresholds = thresholds or {}
-        self._settings = {
-            lab: replace(self._settings.get(lab) or OverlaySettings().with_preferences(self._preferences),
-                         threshold=float(thresholds.get(lab, 0.5)))
-            for lab in self._labels
-        }
-        self._updating = True
-        self.label_combo.clear()
-        self.label_combo.addItems(self._labels)
-        self._updating = False
-        if self._labels:
-            self._label_changed(self._labels[0])
-
+    # -- overlay controls (rendered from the state; edits change the state) ---------------------------
     def set_preferences(self, prefs: Mapping[str, Any]) -> None:
-        """Saved overlay preferences (colour map, opacity, contour mode; see :meth:`OverlaySettings.preferences`):
-        applied to every label now and to the labels of models picked later."""
-        self._preferences = dict(prefs)
-        for label in list(self._settings):
-            self.set_overlay_settings(label, self._settings[label].with_preferences(prefs))
+        """Into the state: saved overlay preferences (see :meth:`AISettings.set_preferences`)."""
+        self.settings.set_preferences(prefs)
 
     def preferences(self) -> dict[str, Any]:
-        """The shown label's overlay preferences (what the viewer saves when they change)."""
-        label = self.label_combo.currentText()
-        return self.overlay_settings(label).preferences() if label else dict(self._preferences)
+        """The overlay preferences in force (what the viewer saves when they change)."""
+        return dict(self.settings.preferences)
 
     def overlay_settings(self, label: str) -> OverlaySettings:
-        return self._settings.get(label, OverlaySettings())
+        return self.settings.overlay_settings(label)
 
-    def set_overlay_settings(self, label: str, settings: OverlaySettings) -> None:
-        self._settings[label] = settings
+    def shown_label(self) -> str:
+        """The label whose settings the controls show ('' without a model)."""
+        return self.label_combo.currentText()
+
+    def _render_labels(self, labels: list[str]) -> None:
+        self._updating = True
+        self.label_combo.clear()
+        self.label_combo.addItems(list(labels))
+        self._updating = False
+        if labels:
+            self._label_changed(labels[0])
+
+    def _render_overlay(self, label: str) -> None:
         if label == self.label_combo.currentText():
             self._label_changed(label)
         self.overlayChanged.emit(label)
@@ -482,19 +426,9 @@ class AIPanel(QtWidgets.QWidget):
         label = self.label_combo.currentText()
         if self._updating or not label:
             return
-        s = replace(
-            self.overlay_settings(label),
-            visible=self.visible_check.isChecked(),
-            colormap=self.cmap_combo.currentText(),
-            opacity=self.opacity_slider.value() / 100.0,
-            threshold=float(self.threshold_spin.value()),
-            contour=self.contour_check.isChecked(),
-        )
-        self._settings[label] = s
-        self._preferences.update(s.preferences())
-        self.colorbar.set_settings(s)
-        self.plot.threshold_line.setValue(s.threshold)
-        self.overlayChanged.emit(label)
+        self.settings.set_overlay(label, visible=self.visible_check.isChecked(), colormap=self.cmap_combo.currentText(),
+                                  opacity=self.opacity_slider.value() / 100.0,
+                                  threshold=float(self.threshold_spin.value()), contour=self.contour_check.isChecked())
 
     # -- results ------------------------------------------------------------------------------
     def set_results(self, results: SeriesResults | None) -> None:
@@ -545,9 +479,16 @@ class AIPanel(QtWidgets.QWidget):
 
     # -- progress and messages ----------------------------------------------------------------
     def follow(self, settings: AISettings, run: AIRunState) -> Bindings:
-        """Render ``settings`` (status line, device) and ``run`` (progress, methods) now and on each of their
-        events; the controller sets only the state. Disconnect with the returned bindings' ``clear()``."""
-        b = Bindings()
+        """Render ``settings`` (models, chosen model, labels and their overlay settings, status line, device)
+        and ``run`` (progress, methods, results, OOD, cursor) now and on each of their events (the state it
+        followed before is let go); the picker and the overlay controls change ``settings``."""
+        self._bindings.clear()
+        self.settings, self.run_state = settings, run
+        b = self._bindings
+        b.connect(settings.modelsChanged, self._render_models)
+        b.connect(settings.modelChanged, self._render_model)
+        b.connect(settings.labelsChanged, self._render_labels)
+        b.connect(settings.overlay.changed, self._render_overlay)
         b.connect(settings.statusChanged, self.set_status)
         b.connect(settings.deviceChanged, self.set_device)
         b.connect(run.progressChanged, self.show_progress)
@@ -555,6 +496,8 @@ class AIPanel(QtWidgets.QWidget):
         b.connect(run.resultsChanged, self.show_results)
         b.connect(run.oodChanged, self.set_ood)
         b.connect(run.currentSliceChanged, self.set_current_slice)
+        self._render_models(settings.models)
+        self._render_labels(settings.labels)
         self.set_status(settings.status)
         if run.methods:
             self.set_methods(run.methods, run.method)

@@ -107,7 +107,7 @@ class ReviewController(QObject):
         if ai is not None:
             for signal in ("finished", "busyChanged"):
                 getattr(ai, signal).connect(lambda *_: self._schedule())
-            ai.panel.modelChosen.connect(lambda *_: self._schedule())
+            ai.state.modelChanged.connect(lambda *_: self._schedule())
         if getattr(window, "model", None) is not None:
             self._on_series_shown(window.stack_id)
 

@@ -1,49 +1,190 @@
-"""The AI settings in force (model, explanation method, device, per-label thresholds, the status line) and
-the progress of the AI run on the shown series."""
+"""The AI settings in force (installed models, the chosen model, explanation method, device, per-label overlay
+settings and thresholds, the status line) and the progress of the AI run on the shown series."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from psygnal import Signal
+from psygnal import Signal, SignalGroup
 
 from viewer.ai.eta import format_eta
 from viewer.ai.results import Finding, SeriesResults
+from viewer.state.ai_models import OVERLAY_FIELDS, PREFERENCE_FIELDS, ModelEntry, OverlaySettings
+
+__all__ = ["AIProgress", "AIRunState", "AISettings", "ModelEntry", "OverlaySettings", "OverlaySettingsEvents",
+           "finding_text", "findings_at", "no_finding_text", "ood_caption"]
+
+
+class OverlaySettingsEvents(SignalGroup):
+    """The per-label overlay settings' events: one per field, emitted with (label, new value), then
+    ``changed(label)`` once per change of that label (one :meth:`AISettings.set_overlay`)."""
+
+    colormap = Signal(str, str)
+    opacity = Signal(str, float)
+    threshold = Signal(str, float)
+    contour = Signal(str, bool)
+    visible = Signal(str, bool)
+    changed = Signal(str)
 
 
 class AISettings:
-    """Set by the AI controller, read by the AI panel and the review panel (which stamps flags with the
-    threshold in force). Events: ``modelChanged(str)``, ``methodChanged(str)``, ``deviceChanged(str)``,
-    ``thresholdChanged(str, float)`` (label, value), ``statusChanged(str)``."""
+    """The AI choices in force: the installed models (each with its error, if its package could not be read),
+    the chosen model, method, device, each label's overlay settings (colour map, opacity, threshold, contour,
+    visible: :class:`OverlaySettings`), the saved overlay preferences and the one status line.
 
+    The AI controller and the AI panel's user edits change it; the panel renders it; the review panel reads
+    the threshold in force (flags are stamped with it). Events: ``modelsChanged(list)``,
+    ``modelChanged(str)`` (the chosen model's name; also when another package of the same name is chosen),
+    ``labelsChanged(list)``, ``overlay.<field>(label, value)`` and ``overlay.changed(label)``,
+    ``thresholdChanged(str, float)`` (label, value: the same as ``overlay.threshold``), ``methodChanged(str)``,
+    ``deviceChanged(str)``, ``statusChanged(str)``."""
+
+    modelsChanged = Signal(list)
     modelChanged = Signal(str)
+    labelsChanged = Signal(list)
     methodChanged = Signal(str)
     deviceChanged = Signal(str)
     thresholdChanged = Signal(str, float)
     statusChanged = Signal(str)
 
     def __init__(self, method: str = "gradcam", device: str = "auto") -> None:
+        self.overlay = OverlaySettingsEvents()
+        self.models: list[ModelEntry] = []
+        self.entry: ModelEntry | None = None
         self.model = ""
         self.card: Any = None
         """The chosen model's card (duck-typed ``ModelCard``: name, version, labels, weights.sha256) or None;
         the review stamps flags with it."""
+        self.labels: list[str] = []
+        self.overlays: dict[str, OverlaySettings] = {}
+        self.preferences: dict[str, Any] = {}
+        """The overlay preferences in force (saved as ``ai_overlay``): the loaded ones, then the last edited
+        label's colour map, opacity and contour mode; a model's new labels start with them."""
         self.method = method
         self.device = device
-        self.thresholds: dict[str, float] = {}
         self.status = ""
         self._last_notice = ""
 
-    def set_model(self, name: str, thresholds: dict[str, float] | None = None, *, card: Any = None) -> None:
-        """A model was chosen: its name, its card's thresholds (which replace the previous model's) and its card."""
-        self.thresholds = dict(thresholds or {})
-        if name != self.model or card is not self.card:
-            self.model, self.card = name, card
-            self.modelChanged.emit(name)
-        for label, value in self.thresholds.items():
-            self.thresholdChanged.emit(label, value)
+    # -- models -----------------------------------------------------------------------------------
+    def set_models(self, entries: list[ModelEntry], current: str | None = None) -> None:
+        """The installed packages (one that failed to read carries its error). Then the model in force is
+        ``current`` (a name) when it is listed and usable, else the chosen one when still listed, else the
+        first usable package (None without one)."""
+        self.models = list(entries)
+        self.modelsChanged.emit(list(self.models))
+        usable = [e for e in self.models if e.usable]
+        pick = next((e for e in usable if e.name == current), None) if current is not None else None
+        if pick is None and self.entry in usable:
+            pick = self.entry
+        self.choose(pick if pick is not None else (usable[0] if usable else None))
 
+    def add_model(self, entry: ModelEntry) -> None:
+        """A package named by path (``--model PATH``): listed (replacing one at the same path) and chosen."""
+        self.models = [e for e in self.models if e.path != entry.path] + [entry]
+        self.modelsChanged.emit(list(self.models))
+        self.choose(entry)
+
+    def select(self, name: str) -> bool:
+        """Choose the usable package called ``name``; False when there is none."""
+        for entry in self.models:
+            if entry.name == name and entry.usable:
+                self.choose(entry)
+                return True
+        return False
+
+    def usable_names(self) -> list[str]:
+        return [e.name for e in self.models if e.usable]
+
+    def choose(self, entry: ModelEntry | None) -> None:
+        """Make ``entry`` the model in force: its labels get its card's thresholds (0.5 without one, even for
+        a label the previous model shared: it is this model's operating point) and keep the display settings
+        they had; the status line (said about the previous model) is cleared."""
+        if entry is not None and not entry.usable:
+            raise ValueError(f"{entry.path}: not a usable model package ({entry.error})")
+        if entry == self.entry and (entry is not None or not self.model):
+            return
+        card = entry.card if entry is not None else None
+        self.entry, self.card = entry, card
+        self._apply_model(entry.name if entry is not None else "", list(card.labels) if card is not None else [],
+                          dict(card.thresholds or {}) if card is not None else {}, force_event=True)
+
+    def set_model(self, name: str, thresholds: dict[str, float] | None = None, *, card: Any = None) -> None:
+        """A model known by name, its labels' thresholds and (optionally) its card, without a package entry
+        (stand-ins, scripts)."""
+        changed_card = card is not self.card
+        self.entry, self.card = None, card
+        self._apply_model(name, list(thresholds or {}), dict(thresholds or {}), force_event=changed_card)
+
+    def _apply_model(self, name: str, labels: list[str], thresholds: dict[str, float], *, force_event: bool) -> None:
+        before = dict(self.overlays)
+        self.overlays = {lab: replace(before.get(lab) or OverlaySettings().with_preferences(self.preferences),
+                                      threshold=float(thresholds.get(lab, 0.5))) for lab in labels}
+        new_labels = labels != self.labels
+        self.labels = list(labels)
+        changed_name = name != self.model
+        self.model = name
+        self.set_status("")
+        if changed_name or force_event:
+            self.modelChanged.emit(name)
+        if new_labels:
+            self.labelsChanged.emit(list(labels))
+        for lab, s in self.overlays.items():
+            old = before.get(lab)
+            fields = [f for f in OVERLAY_FIELDS if old is None or getattr(old, f) != getattr(s, f) or f == "threshold"]
+            self._emit_fields(lab, s, fields)
+
+    # -- per-label overlay settings -----------------------------------------------------------------
+    def overlay_settings(self, label: str) -> OverlaySettings:
+        """``label``'s overlay settings (the defaults with the preferences for a label the model lacks)."""
+        return self.overlays.get(label) or OverlaySettings().with_preferences(self.preferences)
+
+    def set_overlay(self, label: str, **fields: Any) -> list[str]:
+        """Change fields of ``label``'s overlay settings (checked, see :meth:`OverlaySettings.changed`); each
+        one that changed emits its event, then ``overlay.changed(label)``. A changed colour map, opacity or
+        contour mode becomes the preferences. Returns the names of the fields that changed."""
+        old = self.overlays.get(label)
+        base = old or OverlaySettings().with_preferences(self.preferences)
+        new = base.changed(**fields)
+        changed = [f for f in OVERLAY_FIELDS if old is None or getattr(old, f) != getattr(new, f)]
+        self.overlays[label] = new
+        if any(f in PREFERENCE_FIELDS for f in changed):
+            self.preferences.update(new.preferences())
+        self._emit_fields(label, new, changed)
+        return changed
+
+    def set_preferences(self, prefs: Mapping[str, Any]) -> None:
+        """Saved overlay preferences (``ai_overlay``): applied to every label now and to later models' labels
+        (invalid entries ignored)."""
+        self.preferences = {k: prefs[k] for k in PREFERENCE_FIELDS if k in prefs}
+        for label, s in list(self.overlays.items()):
+            new = s.with_preferences(prefs)
+            changed = [f for f in OVERLAY_FIELDS if getattr(s, f) != getattr(new, f)]
+            self.overlays[label] = new
+            self._emit_fields(label, new, changed)
+
+    def _emit_fields(self, label: str, s: OverlaySettings, fields: list[str]) -> None:
+        for name in fields:
+            getattr(self.overlay, name).emit(label, getattr(s, name))
+            if name == "threshold":
+                self.thresholdChanged.emit(label, s.threshold)
+        if fields:
+            self.overlay.changed.emit(label)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Each label's threshold in force."""
+        return {lab: s.threshold for lab, s in self.overlays.items()}
+
+    def threshold(self, label: str) -> float | None:
+        s = self.overlays.get(label)
+        return s.threshold if s is not None else None
+
+    def set_threshold(self, label: str, value: float) -> None:
+        self.set_overlay(label, threshold=value)
+
+    # -- method, device, status ---------------------------------------------------------------------
     def set_method(self, method: str) -> None:
         if method != self.method:
             self.method = method
@@ -53,15 +194,6 @@ class AISettings:
         if device != self.device:
             self.device = device
             self.deviceChanged.emit(device)
-
-    def threshold(self, label: str) -> float | None:
-        return self.thresholds.get(label)
-
-    def set_threshold(self, label: str, value: float) -> None:
-        value = float(value)
-        if self.thresholds.get(label) != value:
-            self.thresholds[label] = value
-            self.thresholdChanged.emit(label, value)
 
     def set_status(self, text: str) -> None:
         """The AI's one status line (notices, cache hits, scope); '' clears it."""
