@@ -24,9 +24,11 @@ from viewer.display.measure import MeasurementRecord
 from viewer.display.settings import load_settings, save_settings, settings_path
 from viewer.dicom.synthetic import SeriesTruth, write_ct_series
 from viewer.qt.main_window import ViewerWindow
-from viewer.qt.qt import QObject, Qt, QtGui, Signal
+from viewer.ai.results import SeriesResults
+from viewer.ai.scheduler import RunKey
+from viewer.qt.qt import Qt, QtGui
 from viewer.qt.review_integration import ReviewController, attach_review
-from viewer.state.ai import AISettings
+from viewer.state.ai import AIRunState, AISettings
 from viewer.review import Flag, ReviewStore, Verdict, default_reviewer
 
 pytestmark = [pytest.mark.gui]
@@ -54,30 +56,20 @@ def series(phantom: Phantom, tmp_path_factory: pytest.TempPathFactory) -> Series
     return root / "sag", sag, root / "other", other
 
 
-class StandInAI(QObject):
-    """What the review layer reads of the AI controller: the model entry's card, the run's results (its key
-    names the series), the explanation method and the per-label thresholds in force (its AISettings)."""
-
-    finished = Signal(object)
-    busyChanged = Signal(bool)
+class StandInAI:
+    """What the review layer reads of the AI controller: its Qt-free state only (the chosen model's card and
+    per-label thresholds in :class:`AISettings`, the run's results, whose key names the series, in
+    :class:`AIRunState`)."""
 
     def __init__(self) -> None:
-        super().__init__()
         card = SimpleNamespace(name="chest-demo", version="1.2.0", labels=("nodule", "effusion"),
                                weights=SimpleNamespace(sha256="ab" * 32))
-        self.model_entry = SimpleNamespace(card=card)
-        self.results = None
-        self.method = "integrated_gradients"
-        self.panel = _StandInPanel()
-        self.state = AISettings()
-        self.state.set_model("chest-demo", {"nodule": 0.35, "effusion": 0.6})
+        self.state = AISettings("integrated_gradients")
+        self.state.set_model("chest-demo", {"nodule": 0.35, "effusion": 0.6}, card=card)
+        self.run_state = AIRunState()
 
 
-class _StandInPanel(QObject):
-    modelChosen = Signal(object)
-
-
-def _window(qtbot: QtBot, tmp_path: Path, ai: QObject | None = None) -> tuple[ViewerWindow, ReviewController]:
+def _window(qtbot: QtBot, tmp_path: Path, ai: StandInAI | None = None) -> tuple[ViewerWindow, ReviewController]:
     window = ViewerWindow()
     qtbot.addWidget(window)
     review = attach_review(window, ai, ReviewStore(tmp_path / "review.sqlite3"))
@@ -222,8 +214,8 @@ def test_flag_carries_the_model_method_and_label_threshold_of_the_run(
     assert [box.itemText(i) for i in range(box.count())] == ["nodule", "effusion"]
     flag = _flag(qtbot, review, "5")
     assert flag.model.name == "" and flag.method == ""  # the model has not run on this series
-    ai.results = SimpleNamespace(key=SimpleNamespace(stack_id=window.stack_id))
-    ai.finished.emit(None)
+    ai.run_state.set_results(SeriesResults(RunKey(window.stack_id, "ab" * 32, "integrated_gradients", 0),
+                                           ["nodule", "effusion"], window.model.volume.shape), ai.state.thresholds)
     review.panel.label_edit.setCurrentIndex(1)
     flag = _flag(qtbot, review, "2")
     assert (flag.model.name, flag.model.version, flag.model.sha256) == ("chest-demo", "1.2.0", "ab" * 32)

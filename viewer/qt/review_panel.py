@@ -1,8 +1,10 @@
 """The review panel: worklist with status and progress, verdict shortcuts, the study's flags, summary.
 
-A self-contained dock widget over a :class:`~viewer.review.ReviewStore` and the current
-:class:`~viewer.review.ImageContext`. The main window calls :meth:`ReviewPanel.set_context` when
-the shown image changes and :meth:`ReviewPanel.add_flag` when a region is drawn; it listens to
+A dock widget over a :class:`~viewer.review.ReviewStore`: it renders a
+:class:`~viewer.state.review.ReviewContextState` (image in view, worklist, the study's flags, status line,
+reviewer, labels) and turns clicks and keys into calls of its Qt-free
+:class:`~viewer.state.review_control.ReviewControl` (``panel.control``), which decides and changes the state.
+The viewer calls :meth:`ReviewPanel.set_context` when the shown image changes; it listens to
 ``studyRequested`` (next/previous/worklist double-click) to open a study.
 
 Shortcuts (active anywhere in the window): Ctrl+1..Ctrl+5 = correct, false positive, false negative
@@ -18,24 +20,13 @@ from typing import Any
 
 from viewer.qt.bind import Bindings
 from viewer.qt.qt import Qt, QtCore, QtGui, QtWidgets, Signal
-from viewer.qt.review_summary_plot import ErrorRatePlot
-
 from viewer.qt.review_live import StoreWatch
-from viewer.review import (
-    FlagConflict,
-    ImageContext,
-    Region,
-    ReviewStore,
-    ReviewStoreError,
-    StoreUnavailable,
-    StudyHeader,
-    Verdict,
-    default_reviewer,
-    make_flag,
-)
+from viewer.qt.review_summary_plot import ErrorRatePlot
+from viewer.review import Flag, ImageContext, Region, ReviewStore, ReviewStoreError, Verdict, default_reviewer
 from viewer.review.store import STATUSES
-from viewer.review.summary import format_summary, summarize
-from viewer.state.review import ReviewContextState
+from viewer.review.summary import format_summary
+from viewer.state.review import ReviewContextState, WorklistView
+from viewer.state.review_control import ReviewControl, image_number
 
 VERDICT_KEYS = {v: f"Ctrl+{n}" for n, v in enumerate(Verdict, start=1)}
 STATUS_TEXT = {s: s.replace("_", " ") for s in STATUSES}
@@ -43,12 +34,7 @@ FLAG_COLUMNS = ("Verdict", "Label", "Image", "Reviewer", "Time (UTC)", "Comment"
 WORKLIST_COLUMNS = ("#", "Study", "Status", "Flags", "Open by", "Priority")
 VERSION_ROLE = Qt.ItemDataRole.UserRole + 1
 LIVE_DELAY_MS = 100  # changes arriving together refresh the panel once
-
-
-def image_number(slice_index: int) -> str:
-    """How the reviewer reads a slice: "Im k", 1-based, as the views' corner "Im k/n" (the store, its
-    exports and the CLI keep the 0-based slice index of DESIGN.md's slice order)."""
-    return f"Im {slice_index + 1}"
+__all__ = ["ReviewPanel", "image_number"]
 
 
 class ReviewPanel(QtWidgets.QDockWidget):
@@ -62,49 +48,69 @@ class ReviewPanel(QtWidgets.QDockWidget):
                  parent: QtWidgets.QWidget | None = None, *, live: bool = True) -> None:
         super().__init__("Review", parent)
         self.setObjectName("reviewPanel")
-        self.store = store
-        self.context: ImageContext | None = None
-        self.current_study: str | None = None
-        self.state = ReviewContextState()
-        """The study on the worklist and its position (the status line is cleared when it changes)."""
-        self._bindings = Bindings()
-        self._bindings.connect(self.state.studyChanged, self._on_study_changed)
-        self._filled = False
+        self.state = ReviewContextState(default_reviewer())
+        """What the panel shows (the control changes it; the panel renders it)."""
         self._build()
         self._live = live
         self._live_timer = QtCore.QTimer(self, singleShot=True, interval=LIVE_DELAY_MS)
         self._live_timer.timeout.connect(self.refresh)
-        self._watch(store)
-        self.set_context(context)
-        self._say_store()
+        self.watch = self._watch(store)
+        self.control = ReviewControl(store, self.state, self.watch)
+        """The panel's Qt-free decisions (worklist, flags, status line, reviewer, store)."""
+        b = self._bindings = Bindings()
+        for event, slot in ((self.state.contextChanged, self._render_context),
+                            (self.state.worklistChanged, self._render_worklist),
+                            (self.state.studyFlagsChanged, self._render_flags),
+                            (self.state.statusChanged, self._render_status),
+                            (self.state.labelsChanged, self._render_labels),
+                            (self.state.reviewerChanged, self._render_reviewer),
+                            (self.state.storeChanged, self._render_store)):
+            b.connect(event, slot)
+        self._render_title()
+        self.control.set_context(context)
+        self.control.say_store()
 
-    def _watch(self, store: ReviewStore) -> None:
-        self.watch = StoreWatch(store, self, live=self._live)
+    # -- the store -----------------------------------------------------------------------------
+    @property
+    def store(self) -> ReviewStore:
+        return self.control.store
+
+    @property
+    def context(self) -> ImageContext | None:
+        return self.state.context
+
+    @property
+    def current_study(self) -> str | None:
+        return self.control.current_study
+
+    @current_study.setter
+    def current_study(self, study_uid: str | None) -> None:
+        self.control.set_current_study(study_uid)
+
+    def _watch(self, store: ReviewStore) -> StoreWatch:
+        watch = StoreWatch(store, self, live=self._live)
         self._was_offline = bool(store.offline)
-        self.watch.changed.connect(self._on_store_changed)
-        self.watch.connection.connect(self._on_connection)
-        self.watch.outboxSent.connect(self._on_outbox_sent)
-        self.watch.outboxWaiting.connect(self._on_outbox_waiting)
+        watch.changed.connect(self._on_store_changed)
+        watch.connection.connect(self._on_connection)
+        watch.outboxSent.connect(self._on_outbox_sent)
+        watch.outboxWaiting.connect(self._on_outbox_waiting)
+        return watch
 
     def set_store(self, store: ReviewStore) -> None:
         """Show another store (the caller closes the previous one after this returns)."""
+        self.control.set_store(store)
+
+    def _render_store(self, store: ReviewStore) -> None:
         self.watch.stop()
         self.watch.deleteLater()
-        self.store = store
-        self._watch(store)
-        self.refresh()
-        self._say_store()
+        self.watch = self._watch(store)
+        self.control.link = self.watch
+        self._render_title()
 
-    def _say_store(self) -> None:
+    def _render_title(self) -> None:
         store = self.store
         self.setWindowTitle("Review" if store.backend == "sqlite" else f"Review · team store {store.name}")
         self.setToolTip(f"Review store: {store.location}")
-        if store.offline:
-            self._status(f"{store.offline}. Flags you make are kept on this computer and sent when it is back",
-                         error=True)
-        elif store.read_only:
-            self._status(f"Review store {store.location} is read-only: you can browse and export its flags, not add "
-                         f"or change them ({store.read_only})", error=True)
 
     # -- construction ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -130,7 +136,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         form = QtWidgets.QFormLayout()
         self.label_edit = QtWidgets.QComboBox(editable=True)
         self.comment_edit = QtWidgets.QLineEdit(placeholderText="optional comment")
-        self.reviewer_edit = QtWidgets.QLineEdit(default_reviewer())
+        self.reviewer_edit = QtWidgets.QLineEdit(self.state.reviewer)
         form.addRow("Label", self.label_edit)
         form.addRow("Comment", self.comment_edit)
         form.addRow("Reviewer", self.reviewer_edit)
@@ -181,6 +187,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         layout.addWidget(self.tabs, 1)
         self.setWidget(body)
 
+        self.reviewer_edit.textChanged.connect(lambda text: self.control.set_reviewer(text))
         self.prev_button.clicked.connect(self.previous_study)
         self.next_button.clicked.connect(self.next_study)
         self.done_button.clicked.connect(self.mark_done)
@@ -230,14 +237,57 @@ class ReviewPanel(QtWidgets.QDockWidget):
 
     # -- public API --------------------------------------------------------------------------
     def set_context(self, context: ImageContext | None) -> None:
-        """The image now shown (None when nothing is open); cheap when only the slice changed.
+        """The image now shown (None when nothing is open); cheap when only the slice changed."""
+        self.control.set_context(context)
 
-        The panel shows no patient name or ID (the viewer may be hiding identifying fields).
-        """
-        previous_study = self.current_study
-        self.context = context
+    def set_labels(self, labels: list[str]) -> None:
+        """The model's labels offered in the label box (the first is preselected)."""
+        self.control.set_labels(labels)
+
+    def add_flag(self, verdict: Verdict | str, region: Region | None = None) -> str | None:
+        """Flag the current image (optionally a region of it); returns the id once durable, else None."""
+        flag_id = self.control.add_flag(verdict, self.label_edit.currentText(), self.comment_edit.text(), region)
+        if flag_id is not None or self.control.kept_id is not None:
+            self.comment_edit.clear()
+        if flag_id is not None:
+            self.flagAdded.emit(flag_id)
+            self.flagsChanged.emit()
+        return flag_id
+
+    def selected_flag_id(self) -> str | None:
+        rows = self.flag_table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.flag_table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+
+    def selected_version(self) -> int | None:
+        """The version of the selected flag as the panel shows it (edits are checked against it)."""
+        rows = self.flag_table.selectionModel().selectedRows()
+        return self.flag_table.item(rows[0].row(), 0).data(VERSION_ROLE) if rows else None
+
+    def delete_selected(self) -> None:
+        flag_id = self.selected_flag_id()
+        if flag_id is not None and self.control.delete_flag(flag_id, self.selected_version()):
+            self.flagsChanged.emit()
+
+    def next_study(self) -> None:
+        self._go(1)
+
+    def previous_study(self) -> None:
+        self._go(-1)
+
+    def mark_done(self) -> None:
+        if self.control.mark_done():
+            self.flagsChanged.emit()
+
+    def refresh(self) -> None:
+        """Reload the worklist, the current study's flags, the progress counter and the summary."""
+        self.control.refresh()
+
+    # -- rendering the state -------------------------------------------------------------------
+    def _render_context(self, context: ImageContext | None) -> None:
+        """The panel shows no patient name or ID (the viewer may be hiding identifying fields)."""
         if context is not None:
-            self.current_study = context.study_uid
             st = context.study
             study = " · ".join(p for p in (st.study_date, st.study_description) if p) or context.study_uid
             text = (f"<b>{html.escape(study)}</b> · {html.escape(context.headers.modality or 'image')} "
@@ -256,93 +306,14 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.context_label.setToolTip(tip)
         for button in self.verdict_buttons.values():
             button.setEnabled(context is not None)
-        if context is None or self.current_study != previous_study or not self._filled:
-            self.refresh()
 
-    def set_labels(self, labels: list[str]) -> None:
-        """The model's labels offered in the label box (the first is preselected)."""
-        current = self.label_edit.currentText()
-        self.label_edit.clear()
-        self.label_edit.addItems(labels)
-        if current and current not in labels:
-            self.label_edit.setEditText(current)
-
-    def add_flag(self, verdict: Verdict | str, region: Region | None = None) -> str | None:
-        """Flag the current image (optionally a region of it); returns the id once durable, else None."""
-        verdict = verdict if isinstance(verdict, Verdict) else Verdict.parse(verdict)
-        if self.context is None:
-            self._status("No image open: nothing to flag.", error=True)
-            return None
-        try:
-            flag = make_flag(self.context, verdict, self.label_edit.currentText().strip(), region=region,
-                             comment=self.comment_edit.text().strip(),
-                             reviewer=self.reviewer_edit.text().strip() or None)
-            if not self.watch.online:  # known to be gone: keep it at once rather than wait for a timeout
-                raise StoreUnavailable(f"review store {self.store.location} cannot be reached")
-            flag_id = self.store.save_flag(flag, self.context.study)
-        except StoreUnavailable as exc:
-            self._keep(flag, exc)
-            return None
-        except (ReviewStoreError, ValueError) as exc:
-            self._status(f"NOT saved: {exc}", error=True)
-            return None
-        self.comment_edit.clear()
-        self._status(f"Saved: {verdict.title} on {image_number(self.context.slice_index)} ({flag_id[:8]})")
-        self.refresh()
-        self.flagAdded.emit(flag_id)
-        self.flagsChanged.emit()
-        return flag_id
-
-    def selected_flag_id(self) -> str | None:
-        rows = self.flag_table.selectionModel().selectedRows()
-        if not rows:
-            return None
-        return self.flag_table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
-
-    def selected_version(self) -> int | None:
-        """The version of the selected flag as the panel shows it (edits are checked against it)."""
-        rows = self.flag_table.selectionModel().selectedRows()
-        return self.flag_table.item(rows[0].row(), 0).data(VERSION_ROLE) if rows else None
-
-    def delete_selected(self) -> None:
-        flag_id, version = self.selected_flag_id(), self.selected_version()
-        if flag_id is None:
-            return
-        self._change(lambda: self.store.delete_flag(flag_id, actor=self._actor(), expected_version=version),
-                     "Deleted flag")
-
-    def next_study(self) -> None:
-        self._go(1)
-
-    def previous_study(self) -> None:
-        self._go(-1)
-
-    def mark_done(self) -> None:
-        if self.current_study is None:
-            return
-        self._change(lambda: self.store.set_status(self.current_study, "done"), "Study marked done")
-
-    def refresh(self) -> None:
-        """Reload the worklist, the current study's flags, the progress counter and the summary."""
-        self._filled = True
-        if not self.watch.online:
-            return  # the store's server is gone: keep showing what was there (the status line says so)
-        try:
-            self._reload()
-        except ReviewStoreError as exc:
-            self._status(f"Cannot read the review store: {exc}", error=True)
-
-    def _reload(self) -> None:
-        self.watch.set_presence(self._actor() or default_reviewer(), self.current_study)
-        entries = self.store.worklist()
-        done, total = self.store.progress()
-        uids = [e.study_uid for e in entries]
-        pos = uids.index(self.current_study) + 1 if self.current_study in uids else 0
-        self.state.set_study(self.current_study or "", pos - 1, len(uids))
-        self.progress_label.setText(f"Study {pos} of {total} · {done} done" if pos else f"{done} of {total} studies done")
-        self.prev_button.setEnabled(self.store.neighbour(self.current_study, -1) is not None)
-        self.next_button.setEnabled(self.store.neighbour(self.current_study, 1) is not None)
-        self.done_button.setEnabled(self.current_study is not None)
+    def _render_worklist(self, view: WorklistView) -> None:
+        study = self.current_study
+        self.progress_label.setText(view.progress_text(study))
+        self.prev_button.setEnabled(view.previous is not None)
+        self.next_button.setEnabled(view.next is not None)
+        self.done_button.setEnabled(study is not None)
+        entries = view.entries
         self._fill(self.worklist_table, [
             ((str(n), e.description or e.study_uid, STATUS_TEXT[e.status], str(e.n_flags), ", ".join(e.reviewers),
               "" if e.priority is None else f"{e.priority:.2f} {e.priority_reason}"), e.study_uid)
@@ -351,84 +322,65 @@ class ReviewPanel(QtWidgets.QDockWidget):
         for row, e in enumerate(entries):  # why a ranked study comes first, in full on hover
             for col in range(self.worklist_table.columnCount()):
                 self.worklist_table.item(row, col).setToolTip(e.priority_reason)
-        flags = self.store.flags(self.current_study) if self.current_study else []
+        page = self.tabs.currentWidget()
+        if page is self.summary_text or page is self.error_plot:
+            try:
+                summary = self.control.summary()
+            except ReviewStoreError as exc:
+                self.control.state.set_status(f"Cannot read the review store: {exc}", True)
+                return
+            if page is self.summary_text:
+                self.summary_text.setPlainText(format_summary(summary))
+            else:
+                self.error_plot.set_summary(summary)
+
+    def _render_flags(self, flags: list[Flag]) -> None:
         self._fill(self.flag_table, [
             ((f.verdict.title, f.label, image_number(f.slice_index), f.reviewer, f.created[:19].replace("T", " "),
               f.comment), f.id, f.version)
             for f in flags
         ])
-        if self.tabs.currentWidget() is self.summary_text:
-            self.summary_text.setPlainText(format_summary(summarize(self.store.flags())))
-        elif self.tabs.currentWidget() is self.error_plot:
-            self.error_plot.set_summary(summarize(self.store.flags()))
 
-    # -- internals ---------------------------------------------------------------------------
-    def _actor(self) -> str | None:
-        return self.reviewer_edit.text().strip() or None
+    def _render_status(self, text: str, error: bool) -> None:
+        self.status_label.setStyleSheet("color: #e06060;" if error else "")
+        self.status_label.setText(text)
 
+    def _render_labels(self, labels: list[str]) -> None:
+        current = self.label_edit.currentText()
+        self.label_edit.clear()
+        self.label_edit.addItems(labels)
+        if current and current not in labels:
+            self.label_edit.setEditText(current)
+
+    def _render_reviewer(self, name: str) -> None:
+        if self.reviewer_edit.text().strip() != name:  # never rewrite what is being typed ("Dr. " + "Ada")
+            self.reviewer_edit.setText(name)
+
+    # -- clicks --------------------------------------------------------------------------------
     def _go(self, step: int) -> None:
-        target = self.store.neighbour(self.current_study, step)
-        if target is None:  # the button is disabled; the shortcut says why nothing happens
-            self._status(self.state.step_message(step) or "No other study on the worklist")
-            return
-        self._open_study(target)
+        target = self.control.step(step)  # None: the button is off, or the shortcut's status line says why
+        if target is not None:
+            self.studyRequested.emit(target)
 
     def _worklist_activated(self, item: QtWidgets.QTableWidgetItem) -> None:
-        self._open_study(self.worklist_table.item(item.row(), 0).data(Qt.ItemDataRole.UserRole))
-
-    def _open_study(self, study_uid: str) -> None:
-        """Make ``study_uid`` current; the main window answers ``studyRequested`` with its context."""
-        if self.context is not None and self.context.study_uid != study_uid:
-            self.set_context(None)
-        self.current_study = study_uid
-        self.refresh()
+        study_uid = self.worklist_table.item(item.row(), 0).data(Qt.ItemDataRole.UserRole)
+        self.control.open_study(study_uid)
         self.studyRequested.emit(study_uid)
 
     def _edit_verdict(self, index: int) -> None:
-        flag_id, version = self.selected_flag_id(), self.selected_version()
-        if flag_id is not None:
-            verdict = self.edit_verdict.itemData(index)
-            self._change(lambda: self.store.edit_flag(flag_id, verdict=verdict, actor=self._actor(),
-                                                      expected_version=version), "Verdict changed")
+        flag_id = self.selected_flag_id()
+        if flag_id is not None and self.control.edit_flag(flag_id, self.selected_version(),
+                                                          verdict=self.edit_verdict.itemData(index)):
+            self.flagsChanged.emit()
 
     def _edit_text(self) -> None:
-        flag_id, version = self.selected_flag_id(), self.selected_version()
-        if flag_id is not None:
-            self._change(lambda: self.store.edit_flag(
-                flag_id, label=self.label_edit.currentText().strip(), comment=self.comment_edit.text().strip(),
-                actor=self._actor(), expected_version=version), "Flag updated")
-
-    def _change(self, action: Any, message: str) -> None:
-        """Run a change of the store. On a conflict the reviewer's input (verdict box, label, comment) stays as
-        they left it and the list shows the flag as it is now: applying again puts their change over it."""
-        try:
-            action()
-        except FlagConflict as exc:
-            self._status(f"NOT saved: {exc}", error=True)
-            self.refresh()
-            return
-        except (ReviewStoreError, KeyError, ValueError) as exc:
-            self._status(f"NOT saved: {exc}", error=True)
-            return
-        self._status(message)
-        self.refresh()
-        self.flagsChanged.emit()
-
-    def _on_study_changed(self, _study_uid: str) -> None:
-        self._status("")  # "Saved: ... on Im 61" belongs to the study it was said about
+        flag_id = self.selected_flag_id()
+        if flag_id is not None and self.control.edit_flag(flag_id, self.selected_version(),
+                                                          label=self.label_edit.currentText().strip(),
+                                                          comment=self.comment_edit.text().strip()):
+            self.flagsChanged.emit()
 
     # -- live changes, connection, outbox ------------------------------------------------------
-    def _keep(self, flag: Any, exc: ReviewStoreError) -> None:
-        """The store's server is gone: keep the flag in the local outbox (durable) and retry."""
-        try:
-            waiting = self.watch.keep(flag, self.context.study if self.context is not None else StudyHeader(), str(exc))
-        except ReviewStoreError as outbox_error:
-            self._status(f"NOT saved: {exc}; and it could not be kept locally: {outbox_error}", error=True)
-            return
-        self.comment_edit.clear()
-        self._status(f"The review store cannot be reached: your {flag.verdict.title} flag is kept on this computer "
-                     f"({waiting} waiting) and will be sent when the store is back ({exc})", error=True)
-
     def _on_store_changed(self, event: object) -> None:
         """Another session committed a change (a flag, a study, who is on which study): show it (coalesced)."""
         self._live_timer.start()
@@ -436,29 +388,23 @@ class ReviewPanel(QtWidgets.QDockWidget):
     def _on_connection(self, connected: bool, message: str) -> None:
         if self.store.backend != "postgresql":
             return
+        self.control.connection_changed(connected, message, self._was_offline)
+        self._was_offline = not connected
         if connected:
-            if self._was_offline:
-                self._status("Connected to the review store again")
-            self._was_offline = False
             self._live_timer.start()
-        else:
-            self._was_offline = True
-            self._status(f"{message}. Flags you make now are kept on this computer and sent when it is back",
-                         error=True)
 
     def _on_outbox_sent(self, ids: list[str]) -> None:
-        self._status(f"Sent {len(ids)} kept flag(s) to the review store")
-        self.refresh()
+        self.control.outbox_sent(ids)
         for flag_id in ids:
             self.flagAdded.emit(flag_id)
         self.flagsChanged.emit()
 
     def _on_outbox_waiting(self, waiting: int, error: str) -> None:
-        self._status(f"{waiting} flag(s) kept on this computer, not yet in the review store: {error}", error=True)
+        self.control.outbox_waiting(waiting, error)
 
     def _status(self, text: str, *, error: bool = False) -> None:
-        self.status_label.setStyleSheet("color: #e06060;" if error else "")
-        self.status_label.setText(text)
+        """Put ``text`` on the status line (red when ``error``)."""
+        self.state.set_status(text, error)
 
     @staticmethod
     def _fill(table: QtWidgets.QTableWidget, rows: list[Any]) -> None:
@@ -477,4 +423,3 @@ class ReviewPanel(QtWidgets.QDockWidget):
             if key == selected:
                 table.selectRow(r)
         table.resizeColumnsToContents()
-

@@ -9,7 +9,9 @@ logic is tested without a display (``tests/test_state_*.py``).
 - :class:`OverlayLayer` (``layers.py``): a heat map over a series, each field its own event.
 - :class:`AISettings` (``ai.py``): the model, method, device and per-label thresholds in force;
   :class:`AIRunState`: the run's progress (:class:`AIProgress`) and the loaded model's methods.
-- :class:`ReviewContextState` (``review.py``): the reviewer, the study on the worklist and its position.
+- :class:`ReviewContextState` (``review.py``): the reviewer, the image in view, the study on the worklist,
+  its flags, the status line; Qt-free controllers ``review_control.ReviewControl`` (the panel's decisions) and
+  ``review_viewer.ViewerReview`` (what the viewer shows: context, model facts, worklist, studies, regions).
 """
 
 from viewer.state.ai import AIProgress, AIRunState, AISettings
