@@ -1,4 +1,5 @@
-"""The viewer's one worker style: :class:`Worker` (scan, load, thumbnails, the AI results cache).
+"""The viewer's one worker style: :class:`Worker` (the AI results cache) and :class:`Job`, one task on a
+worker thread of its own (scan, load, thumbnails, PACS network tasks, a retrieval's rescans).
 
 Inference and the layer inspector's probes do not use it: they run on the AI's one inference thread
 through its scheduler (:mod:`viewer.ai.scheduler`, :mod:`viewer.qt.ai_worker`), which orders and cancels them.
@@ -128,3 +129,31 @@ class Worker(QObject):
                 future.cancel()
         for _ in threads:
             self._work_queue.put(_STOP)
+
+
+class Job(Worker):
+    """One task on a :class:`Worker` thread of its own: ``start()`` runs ``_run`` there, and the thread ends
+    with it. Subclasses declare their result signals and set ``thread_name``."""
+
+    thread_name = "radscope-job"
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(type(self).thread_name, 1, parent)
+        self.future: Future[Any] | None = None
+
+    def start(self) -> Job:
+        self.future = self.submit(self._run)
+        self.shutdown(cancel_pending=False)  # one task: the thread ends with it
+        return self
+
+    @property
+    def running(self) -> bool:
+        """Started and not ended yet."""
+        return self.future is not None and not self.future.done()
+
+    def join(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the task to end; True when it has (or never started)."""
+        return self.future is None or self.flush(timeout_s)
+
+    def _run(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError

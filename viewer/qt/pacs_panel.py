@@ -1,5 +1,5 @@
 """The PACS panel: pick a node, search, a study/series table, retrieve with progress and cancel, send the
-review findings. Network work runs on plain Python threads (:class:`PacsJob`); results come back through
+review findings. Network work runs on worker threads (:class:`PacsJob`, a :class:`viewer.qt.jobs.Job`); results come back through
 the job's signals, delivered queued to the panel's bound methods on the GUI thread. A retrieved series
 opens in the viewer as soon as its first instance is stored, grows on screen while the rest arrives
 (:mod:`viewer.qt.pacs_stream`), and opens whole, once, when the retrieval ends (the user's view kept)."""
@@ -13,15 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from viewer.qt.qt import QObject, Qt, QtWidgets, Signal
-from viewer.threads import lower_thread_priority
+from viewer.qt.jobs import Job
+from viewer.qt.qt import Qt, QtWidgets, Signal
 
 STUDY, SERIES = "study", "series"
 UID_ROLE = Qt.ItemDataRole.UserRole
 
 
-class PacsJob(QObject):
-    """One network task on a Python thread; ``cancel`` stops it (the retrieval aborts its association)."""
+class PacsJob(Job):
+    """One network task on a worker thread of its own (:class:`viewer.qt.jobs.Job`, background priority);
+    ``cancel`` stops it (the retrieval aborts its association)."""
+
+    thread_name = "radscope-pacs"
 
     finished = Signal(object)
     failed = Signal(str)
@@ -32,17 +35,11 @@ class PacsJob(QObject):
         super().__init__()
         self.cancel = threading.Event()
         self._task = task
-        self._thread = threading.Thread(target=self._run, name="pacs-job", daemon=True)
         self._first = threading.Event()
-
-    def start(self) -> PacsJob:
-        self._thread.start()
-        return self
 
     def _run(self) -> None:
         from viewer.pacs.errors import PacsError
 
-        lower_thread_priority()
         try:
             result = self._task(self)
         except PacsError as exc:
@@ -58,14 +55,6 @@ class PacsJob(QObject):
             self._first.set()
             self.firstStored.emit(str(stored.path))
         self.progress.emit(done, expected)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def join(self, timeout_s: float) -> None:
-        if self._thread.ident is not None:
-            self._thread.join(timeout_s)
 
 
 class PacsPanel(QtWidgets.QDockWidget):
@@ -207,7 +196,8 @@ class PacsPanel(QtWidgets.QDockWidget):
         self.job = job
         self._say(message)
         self._update_buttons()
-        return job.start()
+        job.start()
+        return job
 
     def echo(self) -> None:
         self._start(lambda client, job: client.echo(),

@@ -19,7 +19,7 @@ import numpy as np
 
 from viewer.dicom.volume import VoiLut
 from viewer.qt.qt import QObject, QRectF, Signal
-from viewer.qt.workers import _Job
+from viewer.qt.jobs import Job
 
 INTERVAL_S = 0.4
 """Least time between two rescans of the growing series folder; a rescan that took longer spaces the next
@@ -27,7 +27,7 @@ by twice its own time, so re-reading what already arrived takes at most a third 
 retrieval itself."""
 
 
-class GrowJob(_Job):
+class GrowJob(Job):
     """Scan one series folder and load its largest stack (``viewer.dicom.scan`` + ``load_volume``)."""
 
     thread_name = "radscope-pacs-grow"

@@ -1,6 +1,6 @@
 """Background work for the window: scanning paths, loading a stack, making thumbnails.
 
-Each job is a :class:`viewer.qt.jobs.Worker` (the viewer's one worker style) created on the GUI thread; its
+Each job is a :class:`viewer.qt.jobs.Job` (the viewer's one worker style) created on the GUI thread; its
 work runs on a Python thread of its own and reports through the job's signals, which Qt delivers queued to
 the bound methods of GUI-thread receivers (never connect them to closures: those would run on that thread).
 """
@@ -15,29 +15,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from viewer.display.windowing import auto_window, initial_window, levels, preset_mapping, to_uint8
-from viewer.qt.jobs import Worker
+from viewer.qt.jobs import Job
 from viewer.qt.qt import QObject, Signal
 
 THUMB_SIZE = 96
 
 
-class _Job(Worker):
-    """One task on a :class:`~viewer.qt.jobs.Worker` thread of its own: ``start()`` runs ``_run`` there."""
-
-    thread_name = "radscope-job"
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(type(self).thread_name, 1, parent)
-
-    def start(self) -> None:
-        self.submit(self._run)
-        self.shutdown(cancel_pending=False)  # one task: the thread ends with it
-
-    def _run(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class ScanJob(_Job):
+class ScanJob(Job):
     """``viewer.dicom.scan(paths)`` off the GUI thread (at normal priority: nothing shows until it ends)."""
 
     background = False
@@ -62,7 +46,7 @@ class ScanJob(_Job):
         self.finished.emit(result)
 
 
-class LoadJob(_Job):
+class LoadJob(Job):
     """``viewer.dicom.load_volume(stack)`` off the GUI thread, reporting slices as they land.
 
     The first slice is reported alone and at once; later ones are gathered and reported at most every
@@ -158,7 +142,7 @@ def _square_pixels(img: np.ndarray, pixel_spacing: object) -> np.ndarray:
     return img
 
 
-class ThumbnailJob(_Job):
+class ThumbnailJob(Job):
     """Thumbnails of the middle slice of each stack, one by one, off the GUI thread."""
 
     thread_name = "radscope-thumbs"
