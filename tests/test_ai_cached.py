@@ -77,7 +77,35 @@ def test_ood_distances_round_trip_and_absent_stay_nan(tmp_path: Path) -> None:
     back = load_results(cache, "s:plain", res.key, res.labels, SHAPE)
     assert back is not None and np.isnan(back.ood).all()
     res.ood[:] = np.linspace(1.0, 30.0, SHAPE[0])
-    store_results(cache, "s:ood", res)
-    back = load_results(cache, "s:ood", res.key, res.labels, SHAPE)
+    res.ood[3] = np.nan  # a gap's slice never runs
+    store_results(cache, "s:ood", res, ood_sha256=STATS_A)
+    back = load_results(cache, "s:ood", res.key, res.labels, SHAPE, ood_sha256=STATS_A)
     assert back is not None
     np.testing.assert_allclose(back.ood, res.ood, atol=1e-6)
+
+
+STATS_A, STATS_B = "1" * 64, "2" * 64
+
+
+def test_distances_of_other_ood_statistics_are_never_reused(tmp_path: Path) -> None:
+    """The package's OOD statistics changed (recalibrated, new ood.npz): its cached distances are stale, so
+    the entry is a miss and the run is redone; so is an entry without distances (written before the
+    statistics existed) or without their sha256 (written before it was recorded)."""
+    import json
+
+    cache = ResultCache(tmp_path)
+    res = _complete(np.random.default_rng(3))
+    res.ood[:] = np.linspace(1.0, 30.0, SHAPE[0])
+    store_results(cache, "s:1", res, ood_sha256=STATS_A)
+    assert load_results(cache, "s:1", res.key, res.labels, SHAPE, ood_sha256=STATS_A) is not None
+    assert load_results(cache, "s:1", res.key, res.labels, SHAPE, ood_sha256=STATS_B) is None
+    stats_free = load_results(cache, "s:1", res.key, res.labels, SHAPE)  # statistics removed from the package
+    assert stats_free is not None and np.isnan(stats_free.ood).all()  # maps reused, no distances shown
+    meta_path = cache.entry_path("s:1", res.key.model_sha256, res.key.method).with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    assert meta["ood_sha256"] == STATS_A
+    del meta["ood_sha256"]  # an entry of the viewer before the sha256 was recorded
+    meta_path.write_text(json.dumps(meta))
+    assert load_results(cache, "s:1", res.key, res.labels, SHAPE, ood_sha256=STATS_A) is None
+    store_results(cache, "s:2", _complete(np.random.default_rng(4)), ood_sha256=STATS_A)  # ran without distances
+    assert load_results(cache, "s:2", res.key, res.labels, SHAPE, ood_sha256=STATS_A) is None

@@ -1,18 +1,21 @@
 """Reformats for 2D models: a volume resampled onto the plane the model was built for, and maps back.
 
 A 2D model whose card says ``planes: ["axial"]`` with ``reformat: true`` runs on axial slices even
-when the series was acquired coronal, sagittal or oblique: `reformat` resamples the volume (trilinear,
-scipy ``map_coordinates``) onto a grid whose axes are the patient axes of that plane (axial: rows
-run to the patient's left, columns to the back, slices upwards), covering the whole acquired
-volume, isotropic at the acquisition's finest spacing (coarser when that grid would exceed
-``max_voxel_ratio`` times the acquired voxel count). `Reformat.to_acquired` resamples maps computed on
-the reformat back onto the acquired grid (trilinear, 0 outside), so heatmaps are written and shown
-where they were acquired. Numpy + scipy only.
+when the series was acquired coronal, sagittal or oblique. `reformat_grid` lays out the reformat: a
+grid whose axes are the patient axes of that plane (axial: rows run to the patient's left, columns to
+the back, slices upwards), covering the whole acquired volume, isotropic at the acquisition's finest
+spacing (coarser when that grid would exceed ``max_voxel_ratio`` times the acquired voxel count).
+`ReformatGrid.sample` resamples one reformat slice (trilinear, scipy ``map_coordinates``), so a caller
+can feed a model slice by slice without holding the whole reformat; `reformat` resamples all of it at
+once (`Reformat`: the grid plus its array). `ReformatGrid.to_acquired` resamples maps computed on the
+reformat back onto the acquired grid (trilinear, 0 outside), so heatmaps are written and shown where
+they were acquired. Numpy + scipy only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,36 +25,76 @@ PLANE_AXES = {
     "coronal": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),
     "sagittal": np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]),
 }
+NORMAL_NAMES = {"axial": "z", "coronal": "y", "sagittal": "x"}
+"""The LPS coordinate a plane's slice position is along (axial z grows to the head; coronal slices step
+to the front, so their position is -y; sagittal slices step to the patient's right, -x)."""
+
+IndexMap = Callable[[int, int, int], np.ndarray]
 
 
 @dataclass
-class Reformat:
-    """Values on the reformat grid plus both grids' geometry (ITK conventions, as `viewer.dicom.Volume`)."""
+class ReformatGrid:
+    """Where a reformat lies, and the acquired grid it came from (ITK conventions, as `viewer.dicom.Volume`)."""
 
-    array: np.ndarray
-    """(n, rows, cols) float32 on the reformat grid."""
     origin: np.ndarray
     spacing: np.ndarray
     """(x, y, z) = (column, row, slice) mm."""
     direction: np.ndarray
     plane: str
+    shape: tuple[int, int, int]
+    """(slices, rows, cols) of the reformat."""
     source_origin: np.ndarray
     source_spacing: np.ndarray
     source_direction: np.ndarray
     source_shape: tuple[int, int, int]
 
     def slice_positions(self) -> np.ndarray:
-        """(n,) position (mm) of each reformat slice along its normal."""
+        """(n,) position (mm) of each reformat slice along its normal (LPS projection onto the normal)."""
         normal = self.direction[:, 2]
-        return float(self.origin @ normal) + np.arange(self.array.shape[0]) * float(self.spacing[2])
+        return float(self.origin @ normal) + np.arange(self.shape[0]) * float(self.spacing[2])
+
+    def patient_position(self, k: int) -> float:
+        """Slice ``k``'s position in the patient coordinate the plane is named by (axial: z, LPS; coronal: y;
+        sagittal: x), as a radiologist reads it off the views."""
+        axis = "xyz".index(NORMAL_NAMES[self.plane])
+        return float(self.index_to_lps((0.0, 0.0, float(k)))[axis])
+
+    def index_to_lps(self, ijk: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+        """LPS of continuous reformat indices ``(i, j, k)``."""
+        return self.origin + self.direction @ (np.asarray(ijk, dtype=np.float64) * self.spacing)
+
+    def lps_to_index(self, xyz: np.ndarray) -> np.ndarray:
+        """Continuous reformat indices ``(i, j, k)`` of an LPS point."""
+        return (np.linalg.inv(self.direction) @ (np.asarray(xyz, dtype=np.float64) - self.origin)) / self.spacing
+
+    def source_index(self) -> IndexMap:
+        """(k, rows, cols) -> (3, rows*cols) acquired-array indices (k, j, i) of reformat slice k's pixels."""
+        return _index_map(self.origin, self.spacing, self.direction,
+                          self.source_origin, self.source_spacing, self.source_direction)
+
+    def from_source(self) -> tuple[np.ndarray, np.ndarray]:
+        """(a, b): reformat index (i, j, k) = a @ acquired index (i, j, k) + b."""
+        return _affine(self.source_origin, self.source_spacing, self.source_direction,
+                       self.origin, self.spacing, self.direction)
+
+    def sample(self, src: np.ndarray, k: int, fill: float, index: IndexMap | None = None) -> np.ndarray:
+        """Reformat slice ``k`` (float32, trilinear) of ``src`` (the acquired (k, j, i) array, any real
+        dtype), ``fill`` outside it."""
+        from scipy import ndimage
+
+        n, rows, cols = self.shape
+        coords = (index or self.source_index())(int(k), rows, cols)
+        out = np.empty(rows * cols, dtype=np.float32)
+        ndimage.map_coordinates(src, coords, output=out, order=1, cval=fill)
+        return out.reshape(rows, cols)
 
     def to_acquired(self, maps: np.ndarray) -> np.ndarray:
         """(n, rows, cols) maps on the reformat grid -> (k, j, i) float32 on the acquired grid (0 outside)."""
         from scipy import ndimage
 
         maps = np.asarray(maps, dtype=np.float32)
-        if maps.shape != self.array.shape:
-            raise ValueError(f"maps {maps.shape} do not match the reformat {self.array.shape}")
+        if maps.shape != tuple(self.shape):
+            raise ValueError(f"maps {maps.shape} do not match the reformat {tuple(self.shape)}")
         out = np.zeros(self.source_shape, dtype=np.float32)
         index = _index_map(self.source_origin, self.source_spacing, self.source_direction,
                            self.origin, self.spacing, self.direction)
@@ -60,13 +103,34 @@ class Reformat:
             out[k] = ndimage.map_coordinates(maps, index(k, nj, ni), order=1, cval=0.0).reshape(nj, ni)
         return out
 
+    def describe(self) -> dict[str, object]:
+        """The grid as JSON-ready numbers (a results-cache entry records it; equal grids give equal dicts)."""
+        return {"plane": self.plane, "shape": [int(v) for v in self.shape],
+                "origin_mm": [round(float(v), 4) for v in self.origin],
+                "spacing_mm": [round(float(v), 4) for v in self.spacing],
+                "direction": [round(float(v), 6) for v in self.direction.ravel()]}
 
-def _index_map(from_origin: np.ndarray, from_spacing: np.ndarray, from_direction: np.ndarray,
-               to_origin: np.ndarray, to_spacing: np.ndarray, to_direction: np.ndarray):  # type: ignore[no-untyped-def]
-    """A function (k, rows, cols) -> (3, rows*cols) array indices (k, j, i) in the ``to`` grid of the
-    pixel centres of slice k of the ``from`` grid."""
+
+@dataclass
+class Reformat(ReformatGrid):
+    """A reformat grid with its values (`reformat`)."""
+
+    array: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=np.float32))
+    """(n, rows, cols) float32 on the reformat grid."""
+
+
+def _affine(from_origin: np.ndarray, from_spacing: np.ndarray, from_direction: np.ndarray,
+            to_origin: np.ndarray, to_spacing: np.ndarray, to_direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = (np.linalg.inv(to_direction) @ from_direction) * from_spacing[None, :] / to_spacing[:, None]
     b = (np.linalg.inv(to_direction) @ (from_origin - to_origin)) / to_spacing
+    return a, b
+
+
+def _index_map(from_origin: np.ndarray, from_spacing: np.ndarray, from_direction: np.ndarray,
+               to_origin: np.ndarray, to_spacing: np.ndarray, to_direction: np.ndarray) -> IndexMap:
+    """A function (k, rows, cols) -> (3, rows*cols) array indices (k, j, i) in the ``to`` grid of the
+    pixel centres of slice k of the ``from`` grid."""
+    a, b = _affine(from_origin, from_spacing, from_direction, to_origin, to_spacing, to_direction)
 
     def index(k: int, rows: int, cols: int) -> np.ndarray:
         jj, ii = np.meshgrid(np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64), indexing="ij")
@@ -77,20 +141,14 @@ def _index_map(from_origin: np.ndarray, from_spacing: np.ndarray, from_direction
     return index
 
 
-def reformat(array: np.ndarray, origin: np.ndarray, spacing: np.ndarray, direction: np.ndarray, plane: str,
-             max_voxel_ratio: float = 4.0, fill: float | None = None) -> Reformat:
-    """Resample a (k, j, i) volume with ITK geometry onto ``plane``'s patient axes (see module docstring).
-
-    ``fill``: the value outside the acquired volume (default: the volume's minimum, air for CT).
-    """
-    from scipy import ndimage
-
+def reformat_grid(shape: tuple[int, int, int], origin: np.ndarray, spacing: np.ndarray, direction: np.ndarray,
+                  plane: str, max_voxel_ratio: float = 4.0) -> ReformatGrid:
+    """The reformat of a (k, j, i) volume of ``shape`` with ITK geometry onto ``plane`` (module docstring)."""
     if plane not in PLANE_AXES:
         raise ValueError(f"unknown plane {plane!r}; choose one of {', '.join(PLANE_AXES)}")
-    src = np.asarray(array, dtype=np.float32)
     origin, spacing = np.asarray(origin, np.float64), np.asarray(spacing, np.float64)
     direction = np.asarray(direction, np.float64).reshape(3, 3)
-    nk, nj, ni = src.shape
+    nk, nj, ni = (int(v) for v in shape)
     d_t = PLANE_AXES[plane]
     corners = np.array([[i, j, k] for i in (0, ni - 1) for j in (0, nj - 1) for k in (0, nk - 1)], dtype=np.float64)
     lps = origin + (corners * spacing) @ direction.T
@@ -98,14 +156,26 @@ def reformat(array: np.ndarray, origin: np.ndarray, spacing: np.ndarray, directi
     lo, hi = in_t.min(0), in_t.max(0)
     step = float(spacing.min())
     extent = hi - lo
-    while np.prod(np.floor(extent / step + 1e-6) + 1) > max_voxel_ratio * src.size:
+    while np.prod(np.floor(extent / step + 1e-6) + 1) > max_voxel_ratio * nk * nj * ni:
         step *= 1.25
     n = (np.floor(extent / step + 1e-6) + 1).astype(int)
-    t_spacing = np.full(3, step)
     t_origin = d_t @ (lo + (extent - (n - 1) * step) / 2)  # centred on the acquired volume
+    return ReformatGrid(t_origin, np.full(3, step), d_t.copy(), plane, (int(n[2]), int(n[1]), int(n[0])),
+                        origin, spacing, direction, (nk, nj, ni))
+
+
+def reformat(array: np.ndarray, origin: np.ndarray, spacing: np.ndarray, direction: np.ndarray, plane: str,
+             max_voxel_ratio: float = 4.0, fill: float | None = None) -> Reformat:
+    """Resample a (k, j, i) volume with ITK geometry onto ``plane``'s patient axes (see module docstring).
+
+    ``fill``: the value outside the acquired volume (default: the volume's minimum, air for CT).
+    """
+    src = np.asarray(array, dtype=np.float32)
+    grid = reformat_grid(src.shape, origin, spacing, direction, plane, max_voxel_ratio)
     fill_value = float(np.nanmin(src)) if fill is None else float(fill)
-    out = np.empty((n[2], n[1], n[0]), dtype=np.float32)
-    index = _index_map(t_origin, t_spacing, d_t, origin, spacing, direction)
-    for k in range(n[2]):
-        out[k] = ndimage.map_coordinates(src, index(k, n[1], n[0]), order=1, cval=fill_value).reshape(n[1], n[0])
-    return Reformat(out, t_origin, t_spacing, d_t.copy(), plane, origin, spacing, direction, (nk, nj, ni))
+    out = np.empty(grid.shape, dtype=np.float32)
+    index = grid.source_index()
+    for k in range(grid.shape[0]):
+        out[k] = grid.sample(src, k, fill_value, index)
+    return Reformat(grid.origin, grid.spacing, grid.direction, grid.plane, grid.shape, grid.source_origin,
+                    grid.source_spacing, grid.source_direction, grid.source_shape, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -59,7 +60,14 @@ class SeriesResults:
     codes of the explainer's map plus a per-slice factor (its score for weighted results):
     a :class:`~viewer.display.coded.CodedVolume`, a quarter of float32, decoded per drawn slice. Values
     are within half a code (0.002 times the factor) of what was added.
+
+    Slice numbers are the model's slices: the acquired ones here; a run on reformats
+    (`viewer.ai.reformat_run.ReformatResults`) counts reformat slices and words, locates and caches
+    them through the methods below.
     """
+
+    maps_span_slices = False
+    """A batch of slices changes maps on many acquired slices (reformatted runs), not just its own."""
 
     def __init__(
         self,
@@ -81,6 +89,9 @@ class SeriesResults:
         self.done = np.zeros(n, dtype=bool)
         self._heatmaps = {lab: CodedVolume(np.zeros(self.shape, dtype=np.uint8), np.zeros(n, dtype=np.float32))
                           for lab in self.labels}
+        self.axis_text = "image (Im, as in the view)"
+        """The scores plot's slice axis."""
+        self.slice_noun = "slices"
 
     # -- filling ------------------------------------------------------------------------------
     def add(self, indices: Sequence[int], scores: np.ndarray, heatmaps: Mapping[str, np.ndarray], *,
@@ -174,3 +185,34 @@ class SeriesResults:
             return None
         best = np.nan_to_num(self.scores, nan=-np.inf).max(axis=1)
         return int(np.argmax(best))
+
+    # -- where the slices are -----------------------------------------------------------------
+    def slice_text(self, k: int) -> str:
+        """Slice ``k`` in words, as the views number it ("Im 5")."""
+        return f"Im {k + 1}"
+
+    def span_text(self, first: int, last: int) -> str:
+        return f"Im {first + 1}-{last + 1}"
+
+    def run_id(self, stack: str) -> str:
+        """The id these results are cached and remembered under, for the stack's cache id ``stack``."""
+        return stack
+
+    def cache_meta(self) -> dict[str, Any]:
+        """What a results-cache entry of these results records beyond scores and maps."""
+        return {}
+
+    def slice_under(self, volume: Any, lps: np.ndarray) -> int:
+        """The slice holding an LPS point (the crosshair) of ``volume`` (a `viewer.dicom.Volume`)."""
+        k = float(volume.lps_to_index(lps)[2])
+        return int(np.clip(np.floor(k + 0.5), 0, self.shape[0] - 1))
+
+    def crosshair_to(self, volume: Any, lps: np.ndarray, k: int, centre_on_peak: bool = False) -> np.ndarray:
+        """Where the crosshair (now at ``lps``) goes to show slice ``k``: it keeps its place in the image, or
+        (``centre_on_peak``) moves to the heatmap's peak there."""
+        ijk = np.asarray(volume.lps_to_index(lps), dtype=np.float64)
+        ijk[2] = int(np.clip(k, 0, self.shape[0] - 1))
+        peak = self.peak_on_slice(int(ijk[2])) if centre_on_peak else None
+        if peak is not None:
+            ijk[1], ijk[0] = peak
+        return np.asarray(volume.index_to_lps(ijk), dtype=np.float64)

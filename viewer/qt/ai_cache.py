@@ -24,7 +24,8 @@ from viewer.qt.qt import QObject, Signal
 
 @dataclass(frozen=True)
 class CacheReply:
-    """What a lookup found for ``triple`` = (the run key's stack id, model sha256, method)."""
+    """What a lookup found for ``triple`` = (the run's id: its key's stack id, or `reformat_key` of it; model sha256,
+    method)."""
 
     token: int
     triple: tuple[str, str, str]
@@ -48,31 +49,34 @@ class CacheIO(QObject):
         self._writer = Worker("radscope-cache-write", parent=self)
 
     def lookup(self, token: int, stack: str, key: RunKey, labels: Sequence[str], shape: tuple[int, int, int],
-               thresholds: Mapping[str, float] | None = None) -> None:
-        """Read ``(stack, key.model_sha256, key.method)`` off the GUI thread; answers through :attr:`loaded`."""
-        self._reader.submit(self._lookup, token, stack, key, list(labels), tuple(shape), dict(thresholds or {}))
+               thresholds: Mapping[str, float] | None = None, **how: Any) -> None:
+        """Read ``(stack, key.model_sha256, key.method)`` off the GUI thread; answers through :attr:`loaded`.
+        ``how``: `load_results`' keywords (``ood_sha256``, ``grid``)."""
+        self._reader.submit(self._lookup, token, stack, key, list(labels), tuple(shape), dict(thresholds or {}), how)
 
     def _lookup(self, token: int, stack: str, key: RunKey, labels: list[str], shape: tuple[int, int, int],
-                thresholds: dict[str, float]) -> None:
+                thresholds: dict[str, float], how: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         results, error = None, None
         try:
-            results = load_results(self.cache, stack, key, labels, shape, thresholds)
+            results = load_results(self.cache, stack, key, labels, shape, thresholds, **how)
         except CacheEntryError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001  (a cache must never take the viewer down)
             error = f"{self.cache.entry_path(stack, key.model_sha256, key.method)}: {type(exc).__name__}: {exc}"
-        self.loaded.emit(CacheReply(token, (key.stack_id, key.model_sha256, key.method), results, error,
+        run_id = results.run_id(key.stack_id) if results is not None else key.stack_id
+        self.loaded.emit(CacheReply(token, (run_id, key.model_sha256, key.method), results, error,
                                     time.perf_counter() - t0))
 
-    def store(self, stack: str, results: SeriesResults, extra: Mapping[str, Any] | None = None) -> None:
+    def store(self, stack: str, results: SeriesResults, extra: Mapping[str, Any] | None = None,
+              ood_sha256: str | None = None) -> None:
         """Write a complete run off the GUI thread (its arrays must not change any more)."""
-        self._writer.submit(self._store, stack, results, dict(extra or {}))
+        self._writer.submit(self._store, stack, results, dict(extra or {}), ood_sha256)
 
-    def _store(self, stack: str, results: SeriesResults, extra: dict[str, Any]) -> None:
+    def _store(self, stack: str, results: SeriesResults, extra: dict[str, Any], ood_sha256: str | None) -> None:
         t0 = time.perf_counter()
         try:
-            store_results(self.cache, stack, results, extra)
+            store_results(self.cache, stack, results, extra, ood_sha256=ood_sha256)
         except Exception as exc:  # noqa: BLE001  (disk full, read-only folder ...: say so, keep going)
             self.failed.emit(f"results not cached in {self.cache.root}: {type(exc).__name__}: {exc}")
             return

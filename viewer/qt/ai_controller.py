@@ -29,6 +29,7 @@ from inference.cache import ResultCache
 from viewer.ai import EtaEstimator, RunKey, SeriesResults
 from viewer.ai.cached import stack_key
 from viewer.ai.model_input import model_input
+from viewer.ai.reformat_run import ReformatResults, input_for, new_results, reformat_key
 from viewer.display.coded import CodedVolume
 from viewer.qt.ai_cache import CacheIO, CacheReply
 from viewer.qt.bind import Bindings
@@ -227,7 +228,10 @@ class AIController(QObject):
             self.state.set_status(f"{entry.name} is not offered for {modality or 'this'} series; press Run to force it")
 
     def _crosshair_slice(self) -> int:
+        """The model's slice under the crosshair (a reformat slice for a run on reformats)."""
         assert self.series is not None
+        if self.results is not None:
+            return self.results.slice_under(self.series.volume, self.series.crosshair)
         k = int(np.floor(self.series.crosshair_index()[2] + 0.5))
         return int(np.clip(k, 0, self.series.volume.shape[0] - 1))
 
@@ -238,9 +242,13 @@ class AIController(QObject):
                 self.set_current_slice(k)
 
     def go_to_slice(self, k: int, *, centre_on_peak: bool = False) -> None:
-        """Move the views to acquisition slice ``k`` (and optionally onto the heatmap's peak there)."""
+        """Move the views to the model's slice ``k`` (an acquisition slice, or a reformat slice for a run on
+        reformats), optionally onto the heatmap's peak there."""
         series = self.series
         if series is None:
+            return
+        if self.results is not None:
+            series.set_crosshair(self.results.crosshair_to(series.volume, series.crosshair, k, centre_on_peak))
             return
         ijk = series.crosshair_index()
         ijk[2] = int(np.clip(k, 0, series.volume.shape[0] - 1))
@@ -274,7 +282,8 @@ class AIController(QObject):
     def set_current_slice(self, k: int) -> None:
         self._current = int(k)
         self.worker.scheduler.set_current(k)
-        if self._busy and not self._awaiting_cache and self.series is not None and self.series.loaded[k]:
+        if self._busy and not self._awaiting_cache and self.series is not None and not self._on_reformat() \
+                and self.series.loaded[k]:
             self.worker.scheduler.mark_available([k])  # scrolled during loading: this one may run
         self.run_state.set_current_slice(k)
 
@@ -308,6 +317,13 @@ class AIController(QObject):
         card = self._entry.card if self._entry is not None else None
         spec = getattr(card, "ood", None)
         return float(spec.threshold) if spec is not None else None
+
+    def _ood_sha256(self) -> str | None:
+        spec = getattr(self._entry.card if self._entry is not None else None, "ood", None)
+        return str(spec.sha256) if spec is not None else None
+
+    def _on_reformat(self) -> bool:
+        return isinstance(self.results, ReformatResults)
 
     def _start_if_in_scope(self) -> RunKey | None:
         """Run the model by itself only on a series its card's rules accept; else say why in the panel."""
@@ -347,32 +363,41 @@ class AIController(QObject):
             return None
         ref = model_ref(entry, self.device)
         vol = series.volume
-        triple = (self.stack_id, ref.sha256, self.method)
+        card = entry.card
+        assert card is not None  # model_ref refused a package without one
+        if self.scope.decision is None:
+            self.scope.evaluate(card, vol)
+        plane = self.scope.decision.reformat_to if self.scope.decision is not None else None
+        triple = (reformat_key(self.stack_id, plane), ref.sha256, self.method)
         self._lookup_token += 1
         self._eta.reset()
         self.state.new_run()
         self.run_started_at = time.perf_counter()
         self.first_heatmap_at = None
         prior = self._usable_memo(triple)
-        n = vol.shape[0]
         if prior is not None and prior.complete:  # seen in this session: nothing to infer, a run for layer probes
-            key = self.worker.run_series(self.stack_id, self._model_input(vol), ref, self.method, self._current,
-                                         skip=np.ones(n, dtype=bool))
+            self._current = prior.slice_under(vol, series.crosshair)
+            key = self.worker.run_series(self.stack_id, input_for(prior, self._model_input(vol)), ref, self.method,
+                                         self._current, skip=np.ones(prior.shape[0], dtype=bool))
             prior.key = key
             self._remember(triple, prior)
             self._finish_reused(prior)
             return key
         self._awaiting_cache = prior is None and self.cache_io is not None and not ref.sha256.startswith("unverified:")
-        card = entry.card
-        assert card is not None  # model_ref refused a package without one
-        results = prior or SeriesResults(RunKey(self.stack_id, ref.sha256, self.method, -1), list(ref.labels),
-                                         vol.shape, card.thresholds)
-        if prior is None and vol.missing_mask.any():  # a gap's blank slices are never run: score 0, no heat
+        results = prior or new_results(RunKey(self.stack_id, ref.sha256, self.method, -1), list(ref.labels), vol,
+                                       plane, card.thresholds)
+        if prior is None and plane is None and vol.missing_mask.any():  # a gap's blank slices never run: score 0
             results.scores[vol.missing_mask] = 0.0
             results.done |= vol.missing_mask
-        available = np.zeros(n, dtype=bool) if self._awaiting_cache else self._schedulable()
-        key = self.worker.run_series(self.stack_id, self._model_input(vol), ref, self.method, self._current,
-                                     available=available, skip=results.done, sink=_Sink(results))
+        if plane is not None:
+            self.state.set_status(f"{entry.name} reads {plane} slices: it runs on {results.shape[0]} {plane} reformat "
+                                  f"slices of this {self.scope.decision.plane if self.scope.decision else ''} series"
+                                  + ("" if series.fully_loaded else " once every slice has loaded"))
+        self._current = results.slice_under(vol, series.crosshair)
+        self.run_state.set_current_slice(self._current)
+        available = np.zeros(results.shape[0], dtype=bool) if self._awaiting_cache else self._schedulable(results)
+        key = self.worker.run_series(self.stack_id, input_for(results, self._model_input(vol)), ref, self.method,
+                                     self._current, available=available, skip=results.done, sink=_Sink(results))
         results.key = key
         self._remember(triple, results)
         self._gate_pending = self._ood_threshold() is not None and not self.scope.forced
@@ -386,8 +411,9 @@ class AIController(QObject):
         self._refresh_panel()
         if self._awaiting_cache:
             assert self.cache_io is not None
-            self.cache_io.lookup(self._lookup_token, self._cache_stack(), key, ref.labels, vol.shape,
-                                 card.thresholds)
+            self.cache_io.lookup(self._lookup_token, self._cache_stack(results), key, ref.labels, vol.shape,
+                                 card.thresholds, ood_sha256=self._ood_sha256(),
+                                 grid=results.grid if isinstance(results, ReformatResults) else None)
         return key
 
     def _finish_reused(self, results: SeriesResults) -> None:
@@ -411,15 +437,15 @@ class AIController(QObject):
         prior = self._memo.get(triple)
         if prior is None or self.series is None or self._entry is None or self._entry.card is None:
             return None
-        if prior.shape != self.series.volume.shape or prior.labels != list(self._entry.card.labels):
+        if prior.heatmap(prior.labels[0]).shape != self.series.volume.shape or prior.labels != list(self._entry.card.labels):
             self._memo.pop(triple)
             return None
         return prior
 
-    def _cache_stack(self) -> str:
-        """The cache's id of the shown stack (as ``radscope infer`` computes it)."""
+    def _cache_stack(self, results: SeriesResults) -> str:
+        """The cache's id of ``results`` on the shown stack (as ``radscope infer`` computes it)."""
         assert self.series is not None
-        return stack_key(self.stack_id, self.series.volume.sop_instance_uids)
+        return results.run_id(stack_key(self.stack_id, self.series.volume.sop_instance_uids))
 
     def _show(self, results: SeriesResults) -> None:
         """Make ``results`` the shown ones: one overlay per label on the series."""
@@ -446,7 +472,7 @@ class AIController(QObject):
             return
         self._awaiting_cache = False
         if reply.results is not None:
-            self.worker.scheduler.skip(np.arange(self.series.volume.shape[0]))  # nothing left to infer
+            self.worker.scheduler.skip(np.arange(reply.results.shape[0]))  # nothing left to infer
             if self._entry is not None:
                 self.state.set_status(f"{self._entry.name}: results from the cache (computed before with "
                                       f"{self.method})")
@@ -465,9 +491,10 @@ class AIController(QObject):
         card = self._entry.card
         if card is None:
             return
-        self.cache_io.store(self._cache_stack(), results, {
+        self.cache_io.store(self._cache_stack(results), results, {
             "device": self.device_name, "model": {"name": card.name, "version": card.version},
-            "written_by": "radscope viewer", "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            "written_by": "radscope viewer", "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+            ood_sha256=self._ood_sha256())
 
     def flush_cache(self, timeout_s: float = 60.0) -> bool:
         """Wait until finished runs are written to the cache (tests, screenshots); True when done."""
@@ -528,7 +555,7 @@ class AIController(QObject):
         self._eta.add(len(out.indices), result.seconds)
         if self.first_heatmap_at is None:
             self.first_heatmap_at = time.perf_counter()
-        if self.series is not None and self._shows_any(out.indices):
+        if self.series is not None and (res.maps_span_slices or self._shows_any(out.indices)):
             self.series.overlaysChanged.emit()  # values landed in place in the layers' arrays: one redraw
         if res.complete:
             if self._busy:  # the sink may have stored later batches already: finish once
@@ -567,14 +594,18 @@ class AIController(QObject):
     def _on_load_finished(self) -> None:
         if self.series is not None and self._busy and self.results is not None:
             # the engine may hand over a new array for the finished volume: run on that one
-            self.worker.update_volume(self.results.key, self._model_input(self.series.volume))
+            self.worker.update_volume(self.results.key, input_for(self.results, self._model_input(self.series.volume)))
             if not self._awaiting_cache:
-                self.worker.scheduler.mark_available(np.arange(self.series.volume.shape[0]))
+                self.worker.scheduler.mark_available(np.arange(self.results.shape[0]))
 
-    def _schedulable(self) -> np.ndarray:
+    def _schedulable(self, results: SeriesResults | None = None) -> np.ndarray:
         """Slices the worker may take now. While the series is still decoding only the visible slice
-        (once decoded) competes with the decoder threads for the CPU; the rest waits for the load."""
+        (once decoded) competes with the decoder threads for the CPU; the rest waits for the load (all of a
+        run on reformats, whose every slice needs the whole volume)."""
         assert self.series is not None
+        results = results if results is not None else self.results
+        if isinstance(results, ReformatResults):
+            return np.full(results.shape[0], self.series.fully_loaded)
         loaded = self.series.loaded.copy()
         if self.series.fully_loaded:
             return loaded
@@ -583,7 +614,7 @@ class AIController(QObject):
         return only
 
     def _on_slice_loaded(self, k: int) -> None:
-        if self._busy and not self._awaiting_cache and k == self._current:
+        if self._busy and not self._awaiting_cache and k == self._current and not self._on_reformat():
             self.worker.scheduler.mark_available([k])
 
     # -- state and panel signals ---------------------------------------------------------------

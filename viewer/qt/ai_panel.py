@@ -445,10 +445,12 @@ class AIPanel(QtWidgets.QWidget):
             self.plot.set_scores([], np.zeros((0, 0)))
         else:
             self.plot.set_scores(results.labels, results.scores)
+            if self.plot.getAxis("bottom").labelText != results.axis_text:  # a run on reformats counts its slices
+                self.plot.setLabel("bottom", results.axis_text)
         self._findings = list(findings)
         self.findings_list.clear()
         for f in findings:
-            self.findings_list.addItem(finding_text(f))
+            self.findings_list.addItem(finding_text(f, results))
         quiet = no_finding_text(results, findings)
         if quiet:
             item = QtWidgets.QListWidgetItem(quiet)

@@ -4,7 +4,9 @@ confirmation before a run by hand, and the banner on every view while results ou
 `ScopeGuard` is held by the AI controller (``viewer/qt/ai_integration.py``): it evaluates the card's rules
 on the shown series (`viewer.ai.scope`), watches the first slices' out-of-distribution distances of an
 automatic run (most of the first `OOD_SAMPLE` flagged: the run stops and its overlay is removed), and
-sets the series' banner (`viewer.state.series.SeriesState.set_banner`) for runs the user forced.
+sets the series' banner (`viewer.state.series.SeriesState.set_banner`) for runs the user forced. A series
+whose plane the model reads only through a reformat is no blocker: the controller runs it on reformats
+(`viewer.ai.reformat_run`).
 """
 
 from __future__ import annotations
@@ -60,9 +62,6 @@ class ScopeGuard:
         """Why the model must not run by itself on this series (empty: it may)."""
         d = self.decision
         out = list(d.reasons) if d is not None else []
-        if d is not None and d.reformat_to:
-            out.append(f"acquired {d.plane}: the model reads {d.reformat_to} slices; the viewer does not reformat "
-                       f"for it yet (radscope infer does)")
         if self.ood_reason:
             out.append(self.ood_reason)
         return out
@@ -96,7 +95,8 @@ class ScopeGuard:
             return None
         flagged = results.ood[seen] > threshold
         if flagged.mean() > 0.5:
-            self.ood_reason = f"images unlike the training data: {int(flagged.sum())} of {int(seen.sum())} slices checked"
+            self.ood_reason = (f"images unlike the training data: {int(flagged.sum())} of {int(seen.sum())} "
+                               f"{results.slice_noun} checked")
             return self.ood_reason
         return ""
 
@@ -108,4 +108,4 @@ class ScopeGuard:
         if not seen.any():
             return ""
         k = int((results.ood[seen] > threshold).sum())
-        return f"{k} of {int(seen.sum())} slices above 1"
+        return f"{k} of {int(seen.sum())} {results.slice_noun} above 1"

@@ -250,9 +250,14 @@ def findings_at(results: SeriesResults, thresholds: Mapping[str, float]) -> list
     return results.findings()
 
 
-def finding_text(f: Finding) -> str:
-    """``"nodule: p=0.90 at Im 5 (Im 4-6)"`` (1-based image numbers, as the views' "Im k/n")."""
-    span = f"Im {f.peak_slice + 1}" + (f" (Im {f.first_slice + 1}-{f.last_slice + 1})" if f.n_slices > 1 else "")
+def finding_text(f: Finding, results: SeriesResults | None = None) -> str:
+    """``"nodule: p=0.90 at Im 5 (Im 4-6)"`` (1-based image numbers, as the views' "Im k/n"); in the model's
+    plane for a run on reformats (``results``: "... at axial reformat slice 40, z = 12.5 mm (... slices 38-42)")."""
+    if results is None:
+        span = f"Im {f.peak_slice + 1}" + (f" (Im {f.first_slice + 1}-{f.last_slice + 1})" if f.n_slices > 1 else "")
+    else:
+        span = results.slice_text(f.peak_slice) + (f" ({results.span_text(f.first_slice, f.last_slice)})"
+                                                   if f.n_slices > 1 else "")
     return f"{f.label}: p={f.peak_score:.2f} at {span}"
 
 
@@ -261,7 +266,7 @@ def no_finding_text(results: SeriesResults | None, findings: list[Finding]) -> s
     if results is None or findings or not results.n_done:
         return ""
     limits = ", ".join(f"{lab} p \u2265 {results.thresholds[lab]:.2f}" for lab in results.labels)
-    return f"No finding so far ({results.n_done}/{results.shape[0]} slices; {limits})"
+    return f"No finding so far ({results.n_done}/{results.shape[0]} {results.slice_noun}; {limits})"
 
 
 def ood_caption(summary: str) -> str:

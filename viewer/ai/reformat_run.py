@@ -1,0 +1,264 @@
+"""A plane-bound 2D model's run on reformats in the viewer (numpy + scipy: no Qt, no torch).
+
+When the card's intended-use rules say the model reads another plane than the acquired one
+(`viewer.ai.scope.ScopeDecision.reformat_to`), the viewer runs it on the reformat `radscope infer`
+uses (`viewer.ai.reformat.reformat_grid`: the same grid, so both share results-cache entries):
+
+* `ReformatInput`: the reformat's slices as the model sees them, resampled one at a time when the
+  worker reads them (trilinear, from the acquired volume's model input): no copy of the whole reformat
+  is ever held.
+* `ReformatResults` (a `SeriesResults`): scores, OOD distances, findings and progress count the
+  *reformat* slices (the model's own plane); the explainer's maps are kept as uint8 codes on the
+  reformat grid (what the cache stores) and, batch by batch, resampled onto the *acquired* grid
+  (uint8 codes in probability units: the map times its slice's score), which is what every view
+  draws. A batch of reformat slices updates only the acquired voxels whose trilinear neighbours
+  include one of its slices, so any batch order gives the same maps as `ReformatGrid.to_acquired`.
+  Slice wording ("axial reformat slice 12, z = 34.5 mm"), the slice under the crosshair and where a
+  finding's peak lies (an LPS point) come from the reformat's geometry.
+* `reformat_key`: the results-cache / memory key of a reformatted run (never the acquired one's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from viewer.ai.model_input import ModelInput
+from viewer.ai.reformat import ReformatGrid, reformat_grid
+from viewer.ai.results import SeriesResults
+from viewer.ai.scheduler import RunKey
+from viewer.display.coded import CodedVolume, encode_unit
+
+
+def reformat_key(stack: str, plane: str | None) -> str:
+    """The id a run's results are cached and remembered under: the stack's own for acquired slices, a
+    distinct one per reformat plane (``radscope infer`` uses the same)."""
+    return f"{stack}:{plane}-reformat" if plane else stack
+
+
+def grid_for(volume: Any, plane: str) -> ReformatGrid:
+    """The reformat of a `viewer.dicom.Volume` (anything with shape, origin, spacing, direction) onto ``plane``."""
+    return reformat_grid(tuple(volume.shape[:3]), volume.origin, volume.spacing, volume.direction, plane)
+
+
+class ReformatInput(Sequence[np.ndarray]):
+    """A read-only (n, rows, cols) float32 view of the reformat of a model input, resampled per slice.
+
+    MONOCHROME1 inputs are inverted as `viewer.ai.model_input` does, the per-slice range sums
+    interpolated along the acquired slices. Outside the acquired volume: its smallest model value (air).
+    Reading slice k costs one trilinear resample of rows x cols points; nothing is cached.
+    """
+
+    def __init__(self, grid: ReformatGrid, source: ModelInput) -> None:
+        if tuple(source.shape) != tuple(grid.source_shape):
+            raise ValueError(f"model input {source.shape} is not the reformat's source {grid.source_shape}")
+        self.grid = grid
+        self.source = source
+        self._index = grid.source_index()
+        self._fill: float | None = None
+        self._sums: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(v) for v in self.grid.shape)  # type: ignore[return-value]
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return int(self.grid.shape[0])
+
+    def _prepare(self) -> None:
+        """The fill value (and MONOCHROME1's range sums), once, on the first read (the worker thread)."""
+        array = self.source.array
+        if not self.source.invert:
+            self._fill = float(np.nanmin(array)) if array.size else 0.0
+            return
+        n = array.shape[0]
+        lows = np.array([float(np.nanmin(array[k])) for k in range(n)])
+        highs = np.array([float(np.nanmax(array[k])) for k in range(n)])
+        sums = np.asarray(self.source.sums, dtype=np.float64) if self.source.sums is not None else lows + highs
+        self._sums = sums
+        self._fill = float(np.min(sums - highs))
+
+    def _slice(self, k: int) -> np.ndarray:
+        if self._fill is None:
+            self._prepare()
+        assert self._fill is not None
+        if self._sums is None:
+            return self.grid.sample(self.source.array, k, self._fill, self._index)
+        n, rows, cols = self.grid.shape
+        coords = self._index(int(k), rows, cols)
+        raw = self.grid.sample(self.source.array, k, np.nan, self._index).ravel()
+        sums = np.interp(coords[0], np.arange(self._sums.size), self._sums)
+        out = (sums - raw).astype(np.float32)
+        out[~np.isfinite(out)] = self._fill
+        return out.reshape(rows, cols)
+
+    def __getitem__(self, k: Any) -> Any:
+        n = len(self)
+        if isinstance(k, (int, np.integer)):
+            if not -n <= int(k) < n:
+                raise IndexError(f"reformat slice {int(k)} outside its {n} slices")
+            return self._slice(int(k) % n)
+        if isinstance(k, slice):
+            ks = list(range(*k.indices(n)))
+        elif isinstance(k, (list, tuple, np.ndarray)):
+            ks = [int(i) for i in k]
+        else:
+            raise TypeError(f"ReformatInput indices are ints, slices or lists of ints, not {type(k).__name__}")
+        rows, cols = self.grid.shape[1:]
+        return np.stack([self[i] for i in ks]) if ks else np.zeros((0, rows, cols), dtype=np.float32)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self._slice(k) for k in range(len(self)))
+
+
+class ReformatResults(SeriesResults):
+    """A run on reformat slices (module docstring): `SeriesResults` in the model's plane, maps shown on the
+    acquired grid. ``heatmap(label)`` is the acquired-grid volume the views draw (probability units);
+    ``codes(label)`` the reformat-grid codes of the explainer's maps (what the results cache stores)."""
+
+    maps_span_slices = True
+
+    def __init__(self, key: RunKey, labels: Sequence[str], grid: ReformatGrid,
+                 thresholds: Mapping[str, float] | None = None) -> None:
+        super().__init__(key, labels, grid.shape, thresholds)
+        self.grid = grid
+        self.plane = grid.plane
+        self.acquired_shape = tuple(int(v) for v in grid.source_shape)
+        self._acquired = {lab: CodedVolume.zeros(grid.source_shape) for lab in self.labels}  # type: ignore[arg-type]
+        self._a, self._b = grid.from_source()
+        self._positions = grid.slice_positions()
+        self.axis_text = f"{self.plane} reformat slice (the model's plane)"
+        self.slice_noun = f"{self.plane} reformat slices"
+
+    # -- filling ------------------------------------------------------------------------------
+    def add(self, indices: Sequence[int], scores: np.ndarray, heatmaps: Mapping[str, np.ndarray], *,
+            weighted: bool = False, ood: np.ndarray | None = None) -> None:
+        """`SeriesResults.add` on the reformat grid, then the acquired voxels these slices reach."""
+        super().add(indices, scores, heatmaps, weighted=weighted, ood=ood)
+        idx = np.asarray(indices, dtype=np.intp)
+        if idx.size and heatmaps:
+            self.project(int(idx.min()), int(idx.max()), labels=list(heatmaps))
+
+    def set_codes(self, label: str, codes: np.ndarray, factors: np.ndarray) -> None:
+        """Every reformat slice of ``label`` at once (e.g. from the results cache), resampled onto the acquired grid."""
+        super().set_codes(label, codes, factors)
+        self.project(0, self.shape[0] - 1, labels=[label])
+
+    def project(self, first: int, last: int, labels: Sequence[str] | None = None) -> None:
+        """Recompute the acquired-grid values of every voxel whose trilinear neighbours on the reformat grid
+        include a slice in ``first..last`` (from whatever the reformat grid holds now)."""
+        from scipy import ndimage
+
+        n = self.shape[0]
+        lo, hi = first - 1.0, last + 1.0  # voxels strictly between these depend on first..last
+        k0, k1 = max(first - 1, 0), min(last + 1, n - 1)
+        chosen = list(labels) if labels is not None else self.labels
+        subs = {}
+        for label in chosen:
+            ref = super().heatmap(label)
+            subs[label] = np.multiply(ref.codes[k0:k1 + 1], ref.scale[k0:k1 + 1, None, None], dtype=np.float32)
+        a, b = self._a, self._b
+        nk, nj, ni = self.acquired_shape
+        rows = np.arange(nj, dtype=np.float64)
+        for ka in range(nk):
+            base = a[2, 2] * ka + b[2] + a[2, 1] * rows  # reformat k at column 0 of each row
+            slope = a[2, 0]  # its change per column
+            if abs(slope) < 1e-12:
+                inside = (base > lo) & (base < hi)
+                i_min = np.where(inside, 0, 1)
+                i_max = np.where(inside, ni - 1, 0)
+            else:
+                e1, e2 = (lo - base) / slope, (hi - base) / slope
+                i_min = np.maximum(np.floor(np.minimum(e1, e2)) + 1, 0).astype(np.intp)
+                i_max = np.minimum(np.ceil(np.maximum(e1, e2)) - 1, ni - 1).astype(np.intp)
+            counts = np.maximum(i_max - i_min + 1, 0)
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            jj = np.repeat(np.arange(nj, dtype=np.intp), counts)
+            starts = np.cumsum(counts) - counts
+            ii = np.arange(total, dtype=np.intp) - np.repeat(starts, counts) + np.repeat(i_min, counts)
+            src = np.stack([ii.astype(np.float64), jj.astype(np.float64), np.full(total, float(ka))])
+            ref_ijk = a @ src + b[:, None]
+            coords = np.stack([ref_ijk[2] - k0, ref_ijk[1], ref_ijk[0]])
+            for label in chosen:
+                values = ndimage.map_coordinates(subs[label], coords, order=1, cval=0.0)
+                self._acquired[label].codes[ka, jj, ii] = encode_unit(values)
+
+    # -- reading ------------------------------------------------------------------------------
+    def heatmap(self, label: str) -> CodedVolume:
+        """``label``'s map on the acquired grid, in probability units (shared: later batches show up in it)."""
+        return self._acquired[label]
+
+    def reformat_heatmap(self, label: str) -> CodedVolume:
+        """``label``'s map on the reformat grid (the explainer's map times the slice's factor)."""
+        return super().heatmap(label)
+
+    @property
+    def nbytes(self) -> int:
+        return super().nbytes + sum(h.nbytes for h in self._acquired.values())
+
+    def peak_on_slice(self, k: int) -> tuple[int, int] | None:
+        """(row, column) on the *reformat* grid of the peak of reformat slice ``k`` (label scoring highest there)."""
+        scores = np.nan_to_num(self.scores[k], nan=-np.inf)
+        best = self.labels[int(np.argmax(scores))]
+        plane = self.codes(best)[k]
+        if plane.size == 0 or int(plane.max()) == 0:
+            return None
+        j, i = np.unravel_index(int(np.argmax(plane)), plane.shape)
+        return int(j), int(i)
+
+    def slice_text(self, k: int) -> str:
+        axis = {"axial": "z", "coronal": "y", "sagittal": "x"}[self.plane]
+        return f"{self.plane} reformat slice {k + 1}, {axis} = {self.grid.patient_position(k):.1f} mm"
+
+    def span_text(self, first: int, last: int) -> str:
+        return f"{self.plane} reformat slices {first + 1}-{last + 1}"
+
+    def run_id(self, stack: str) -> str:
+        return reformat_key(stack, self.plane)
+
+    def cache_meta(self) -> dict[str, Any]:
+        return {"reformat": self.grid.describe()}
+
+    def slice_under(self, volume: Any, lps: np.ndarray) -> int:
+        """The reformat slice nearest an LPS point (the crosshair)."""
+        k = float(self.grid.lps_to_index(lps)[2])
+        return int(np.clip(np.floor(k + 0.5), 0, self.shape[0] - 1))
+
+    def crosshair_to(self, volume: Any, lps: np.ndarray, k: int, centre_on_peak: bool = False) -> np.ndarray:
+        """Onto reformat slice ``k``: the crosshair keeps its place in that plane, or (``centre_on_peak``) goes
+        to the slice's heatmap peak."""
+        k = int(np.clip(k, 0, self.shape[0] - 1))
+        ijk = self.grid.lps_to_index(lps)
+        ijk[2] = k
+        peak = self.peak_on_slice(k) if centre_on_peak else None
+        if peak is not None:
+            ijk[1], ijk[0] = peak
+        return self.grid.index_to_lps(ijk)
+
+
+def new_results(key: RunKey, labels: Sequence[str], volume: Any, plane: str | None,
+                thresholds: Mapping[str, float] | None = None) -> SeriesResults:
+    """Empty results of a run on ``volume``'s acquired slices (``plane`` None) or on its reformat to ``plane``."""
+    if plane:
+        return ReformatResults(key, labels, grid_for(volume, plane), thresholds)
+    return SeriesResults(key, labels, tuple(volume.shape[:3]), thresholds)  # type: ignore[arg-type]
+
+
+def input_for(results: SeriesResults, source: ModelInput) -> Any:
+    """What the worker feeds the model for ``results``: the acquired model input, or its reformat (a
+    `ModelInput` or `ReformatInput`: array-like (n, rows, cols) float32, read slice by slice)."""
+    if isinstance(results, ReformatResults):
+        return ReformatInput(results.grid, source)
+    return source
