@@ -128,6 +128,12 @@ def test_peak_finding_and_crosshair_are_on_the_blob(series) -> None:  # type: ig
     moved = results.crosshair_to(vol, elsewhere, 5)
     assert results.slice_under(vol, moved) == 5
     np.testing.assert_allclose(moved[:2], elsewhere[:2], atol=1e-6)  # axial: x and y stay
+    # a slice whose part under the crosshair lies outside a tilted volume: a point of it inside the volume
+    for k in (grid.shape[0] // 4, 3 * grid.shape[0] // 4):
+        far = results.crosshair_to(vol, vol.index_to_lps((-40.0, -40.0, 0.0)), k)
+        assert results.slice_under(vol, far) == k
+        inside = vol.lps_to_index(far)
+        assert np.all(inside >= -0.5) and np.all(inside <= np.array(vol.shape[::-1]) - 0.5), (k, inside)
     assert results.slice_text(finding.peak_slice) == (f"axial reformat slice {finding.peak_slice + 1}, "
                                                       f"z = {grid.patient_position(finding.peak_slice):.1f} mm")
     assert results.slice_noun == "axial reformat slices" and "axial reformat" in results.axis_text

@@ -237,15 +237,24 @@ class ReformatResults(SeriesResults):
         return int(np.clip(np.floor(k + 0.5), 0, self.shape[0] - 1))
 
     def crosshair_to(self, volume: Any, lps: np.ndarray, k: int, centre_on_peak: bool = False) -> np.ndarray:
-        """Onto reformat slice ``k``: the crosshair keeps its place in that plane, or (``centre_on_peak``) goes
-        to the slice's heatmap peak."""
+        """Onto reformat slice ``k``: to the slice's heatmap peak (``centre_on_peak``), else the crosshair keeps
+        its place in that plane. Where that point lies outside the acquired volume (a tilted acquisition's
+        corner slices), the slice's peak, then the volume's centre on that plane, stand in."""
         k = int(np.clip(k, 0, self.shape[0] - 1))
-        ijk = self.grid.lps_to_index(lps)
-        ijk[2] = k
-        peak = self.peak_on_slice(k) if centre_on_peak else None
-        if peak is not None:
-            ijk[1], ijk[0] = peak
-        return self.grid.index_to_lps(ijk)
+        peak = self.peak_on_slice(k)
+        kept = self.grid.lps_to_index(lps)
+        candidates = [] if peak is None else [np.array([peak[1], peak[0], k], dtype=np.float64)]
+        if not centre_on_peak or peak is None:
+            candidates.insert(0, np.array([kept[0], kept[1], k], dtype=np.float64))
+        middle = self.grid.lps_to_index(volume.index_to_lps((np.array(self.acquired_shape[::-1], float) - 1) / 2))
+        candidates.append(np.array([middle[0], middle[1], k], dtype=np.float64))
+        hi = np.array(self.acquired_shape[::-1], dtype=np.float64) - 0.5
+        for ijk in candidates:
+            point = self.grid.index_to_lps(ijk)
+            inside = np.asarray(volume.lps_to_index(point), dtype=np.float64)
+            if np.all(inside >= -0.5) and np.all(inside <= hi):
+                return point
+        return self.grid.index_to_lps(candidates[-1])
 
 
 def new_results(key: RunKey, labels: Sequence[str], volume: Any, plane: str | None,

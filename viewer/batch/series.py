@@ -194,9 +194,11 @@ class SeriesRunner:
         return str(self.runner.device)
 
     def infer(self, slices: Sequence[np.ndarray] | np.ndarray, shape: tuple[int, int, int], cache_key: str | None,
-              label: str) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None, str, float, bool]:
+              label: str, meta: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None, str, float, bool]:
         """Scores (k, L), per-slice heatmaps {label: (k, j, i)} (each slice's peak 1), OOD distances (k,) or
-        None, device, seconds, whether the cache answered; ``slices``: k model-input slices of ``shape``."""
+        None, device, seconds, whether the cache answered; ``slices``: k model-input slices of ``shape``;
+        ``meta``: recorded in the cache entry (a reformat's grid: an entry of another grid is not reused)."""
         from inference.cache import CacheEntryError, ResultCache
         from viewer import paths
 
@@ -210,7 +212,8 @@ class SeriesRunner:
                 self.warnings.append(f"{label}: ignoring a corrupt results-cache entry: {exc}; recomputing")
                 hit = None
             cached_ood = _cached_ood(hit.meta if hit is not None else {}, ood_sha, shape[0])
-            if hit is not None and list(hit.labels) == list(self.card.labels) and (
+            same_grid = hit is None or all(hit.meta.get(name, value) == value for name, value in (meta or {}).items())
+            if hit is not None and same_grid and list(hit.labels) == list(self.card.labels) and (
                     method == "none" or set(hit.stored) == set(self.card.labels)) and (
                     ood_sha is None or cached_ood is not None):
                 self.say(f"{label}: results from the cache")
@@ -235,9 +238,9 @@ class SeriesRunner:
             raise NonFiniteScoresError(f"{self.card.card_file}: the model gave NaN or infinite scores for "
                                        f"{bad.size} of {k} slices (first: slice {int(bad[0])}); nothing written")
         if cache is not None and cache_key is not None:
-            meta = {"device": device, "ood_sha256": ood_sha,
-                    "ood": [round(float(v), 6) for v in ood] if ood is not None else None}
-            cache.put(cache_key, self.sha256, method, self.card.labels, list(range(k)), scores, heat, meta)
+            entry = {**(meta or {}), "device": device, "ood_sha256": ood_sha,
+                     "ood": [round(float(v), 6) for v in ood] if ood is not None else None}
+            cache.put(cache_key, self.sha256, method, self.card.labels, list(range(k)), scores, heat, entry)
         return scores, heat, ood, device, seconds, False
 
     def process(self, job: SeriesJob, out_root: Path, *, extra: dict[str, Any] | None = None) -> SeriesOutcome:
@@ -271,14 +274,14 @@ class SeriesRunner:
         ref = None
         try:
             if decision.reformat_to:
-                from viewer.ai.reformat import reformat
+                from viewer.ai.reformat_run import ReformatInput, grid_for, reformat_key
 
-                ref = reformat(np.stack([np.asarray(inputs[k], dtype=np.float32) for k in range(vol.shape[0])]),
-                               vol.origin, vol.spacing, vol.direction, decision.reformat_to)
-                self.say(f"{label}: {decision.plane} acquisition, the model runs on {ref.array.shape[0]} "
+                ref = grid_for(vol, decision.reformat_to)  # its slices resampled one by one as the model reads them
+                self.say(f"{label}: {decision.plane} acquisition, the model runs on {ref.shape[0]} "
                          f"{decision.reformat_to} reformat slices")
-                key = f"{job.stack_key}:{decision.reformat_to}-reformat"
-                scores, heat, ood, device, infer_s, cached = self.infer(ref.array, ref.array.shape, key, label)
+                key = reformat_key(job.stack_key, decision.reformat_to)
+                scores, heat, ood, device, infer_s, cached = self.infer(ReformatInput(ref, inputs), ref.shape, key,
+                                                                        label, {"reformat": ref.describe()})
             else:
                 scores, heat, ood, device, infer_s, cached = self.infer(inputs, vol.shape, job.stack_key, label)
         except NonFiniteScoresError as exc:

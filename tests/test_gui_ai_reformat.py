@@ -1,0 +1,137 @@
+"""The viewer runs an axial-only 2D model on axial reformats of coronal, sagittal and oblique acquisitions.
+
+The analytic blob model (`tests/support/blob_model.py`: its Grad-CAM map is the windowed image, so its
+peak is the blob's centre) through the real runner, on generated series whose blob centre is known:
+the series is run (not refused), the heatmap shown on the acquired grid peaks within one voxel of the
+blob, every MPR view draws that peak under the crosshair once the top finding is chosen, the panel words
+slices in the model's plane, a review flag records the acquired slice holding the peak, and the run is
+cached under its own key and read back from there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.blob_model import blob_package, blob_phantom
+
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("propagateSizeHints")]
+ANGLES = (25.0, -20.0, 15.0)
+
+
+@pytest.fixture(scope="module")
+def blob_pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # water alone scores sigmoid(-2) = 0.12: at 0.15 the slices through the blob are a finding
+    return blob_package(tmp_path_factory.mktemp("pkg") / "blob-detector", thresholds={"blob": 0.15})
+
+
+@pytest.mark.parametrize("orientation", ["coronal", "sagittal", "oblique"])
+def test_axial_model_runs_on_reformats_and_its_heatmap_lands_on_the_blob(  # type: ignore[no-untyped-def]
+        qtbot, ai_window, blob_pkg: Path, tmp_path: Path, orientation: str) -> None:
+    from inference.package import read_card
+    from viewer.ai.reformat_run import ReformatResults
+    from viewer.dicom.synthetic import write_ct_series
+    from viewer.qt.ai_panel import ModelEntry
+    from viewer.qt.qt import QPointF
+
+    ph, centre = blob_phantom()
+    write_ct_series(ph, tmp_path / "dcm", orientation=orientation,
+                    angles_deg=ANGLES if orientation == "oblique" else None)
+    window, ai = ai_window(None, models=[ModelEntry("blob-detector", blob_pkg, card=read_card(blob_pkg))])
+    window.set_layout("1x3")
+    ai.follow_findings(once=True)  # as `radscope PATH --model NAME`: land on the top finding when done
+    with qtbot.waitSignal(ai.finished, timeout=180000):
+        window.open_paths([str(tmp_path / "dcm")])
+    series, vol = window.model, window.model.volume
+    results = ai.results
+    assert isinstance(results, ReformatResults) and results.complete and results.plane == "axial"
+    status = ai.panel.status_label.text()
+    assert "does not reformat" not in status and "not run" not in status
+    assert f"runs on {results.shape[0]} axial reformat slices" in status
+    assert ai.panel.progress.value() == ai.panel.progress.maximum() == results.shape[0]
+
+    # the heatmap on the acquired grid (what every view draws) peaks on the blob
+    overlay = series.overlay(ai.overlay_name("blob"))
+    assert overlay is not None and overlay.array is results.heatmap("blob")
+    shown = np.asarray(overlay.array)
+    assert shown.shape == vol.shape and results.heatmap("blob").codes.dtype == np.uint8
+    k, j, i = np.unravel_index(int(np.argmax(shown)), shown.shape)
+    truth = vol.lps_to_index(centre)
+    assert np.all(np.abs(np.array([i, j, k]) - truth) <= 1.0), (orientation, (i, j, k), truth)
+
+    # the top finding, in the model's plane; the crosshair went to its peak
+    top = ai.panel.findings_list.item(0).text()
+    assert top.startswith("blob: p=") and "axial reformat slice" in top and "z = " in top, top
+    assert "axial reformat slice" in ai.panel.plot.getAxis("bottom").labelText
+    assert np.linalg.norm(series.crosshair - centre) <= 2.0, (series.crosshair, centre)
+    series.set_crosshair(vol.index_to_lps((0, 0, 0)))
+    ai.panel.findings_list.itemClicked.emit(ai.panel.findings_list.item(0))
+    assert np.linalg.norm(series.crosshair - centre) <= 2.0
+    assert ai.run_state.current_slice == ai.panel.findings[0].peak_slice  # the plots' cursor: the model's slice
+
+    # each MPR view (axial, coronal, sagittal through the crosshair) draws the peak under the crosshair
+    for view in window.visible_views():
+        item = view.overlay_items[ai.overlay_name("blob")]
+        image = item.image
+        assert image is not None and image.max() > 0, view.plane_name
+        r, c = np.unravel_index(int(np.argmax(image)), image.shape)
+        peak = view.vb.mapViewToDevice(item.mapToView(QPointF(c + 0.5, r + 0.5)))
+        x, y, _ = view.lps_to_scene(centre)
+        want = view.vb.mapViewToDevice(QPointF(x, y))
+        px = view.vb.mapViewToDevice(QPointF(view.spacing_xy[0], view.spacing_xy[1])) - view.vb.mapViewToDevice(QPointF(0, 0))
+        assert abs(peak.x() - want.x()) <= 1.5 * abs(px.x()) + 0.5, (view.plane_name, peak, want)
+        assert abs(peak.y() - want.y()) <= 1.5 * abs(px.y()) + 0.5, (view.plane_name, peak, want)
+
+    # a plot click moves the views onto that axial reformat slice
+    chosen = results.shape[0] // 2 - 6
+    ai.panel.plot.sliceClicked.emit(chosen)
+    assert ai.run_state.current_slice == chosen
+    assert series.crosshair[2] == pytest.approx(results.grid.patient_position(chosen), abs=0.05)
+
+
+def test_flags_cache_and_cursor_of_a_reformatted_run(qtbot, ai_window, blob_pkg: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Sagittal acquisition: a flag made at the finding records the acquired slice holding the blob; the
+    run is cached under the reformat's own key (never the acquired run's) and comes back from there."""
+    from inference.cache import ResultCache
+    from inference.package import read_card
+    from viewer import paths
+    from viewer.ai.cached import stack_key
+    from viewer.ai.reformat_run import ReformatResults, reformat_key
+    from viewer.dicom.synthetic import write_ct_series
+    from viewer.qt.ai_panel import ModelEntry
+    from viewer.qt.review_integration import attach_review
+    from viewer.review import ReviewStore
+
+    ph, centre = blob_phantom()
+    write_ct_series(ph, tmp_path / "dcm", orientation="sagittal")
+    window, ai = ai_window(None, models=[ModelEntry("blob-detector", blob_pkg, card=read_card(blob_pkg))])
+    with qtbot.waitSignal(ai.finished, timeout=180000):
+        window.open_paths([str(tmp_path / "dcm")])
+    vol, first = window.model.volume, ai.results
+    ai.go_to_finding(ai.panel.findings[0].peak_slice)
+    review = attach_review(window, ai=ai, store=ReviewStore(tmp_path / "review.sqlite3"))
+    review.update_context(for_flag=True)
+    flag_id = review.panel.add_flag("correct")
+    flag = review.store.get_flag(flag_id)
+    truth_k = float(vol.lps_to_index(centre)[2])
+    assert abs(flag.slice_index - truth_k) <= 1.0 and flag.sop_instance_uids == (vol.sop_instance_uids[flag.slice_index],)
+    assert flag.model.name == "blob-detector" and flag.scope_note == ""
+    review.store.close()
+
+    assert ai.flush_cache()
+    cache = ResultCache(paths.subdir("cache"))
+    own = stack_key(window.stack_id, vol.sop_instance_uids)
+    sha = ai.model_entry.card.weights.sha256
+    assert cache.get(own, sha, ai.method) is None  # nothing under the acquired run's key
+    hit = cache.get(reformat_key(own, "axial"), sha, ai.method)
+    assert hit is not None and hit.meta["reformat"] == first.grid.describe()
+    ai._memo.clear()  # as after a restart: only the cache knows the run
+    with qtbot.waitSignal(ai.finished, timeout=60000):
+        ai.run()
+    assert "results from the cache" in ai.panel.status_label.text()
+    again = ai.results
+    assert isinstance(again, ReformatResults) and again is not first
+    np.testing.assert_array_equal(again.heatmap("blob").codes, first.heatmap("blob").codes)
+    np.testing.assert_array_equal(again.scores, first.scores)
