@@ -250,11 +250,8 @@ class AIController(QObject):
         if self.results is not None:
             series.set_crosshair(self.results.crosshair_to(series.volume, series.crosshair, k, centre_on_peak))
             return
-        ijk = series.crosshair_index()
+        ijk = series.crosshair_index()  # no results yet: an acquisition slice
         ijk[2] = int(np.clip(k, 0, series.volume.shape[0] - 1))
-        peak = self.results.peak_on_slice(int(ijk[2])) if centre_on_peak and self.results is not None else None
-        if peak is not None:
-            ijk[1], ijk[0] = peak
         series.set_crosshair(series.volume.index_to_lps(ijk))
 
     def go_to_finding(self, k: int) -> None:
@@ -437,7 +434,8 @@ class AIController(QObject):
         prior = self._memo.get(triple)
         if prior is None or self.series is None or self._entry is None or self._entry.card is None:
             return None
-        if prior.heatmap(prior.labels[0]).shape != self.series.volume.shape or prior.labels != list(self._entry.card.labels):
+        shown_on = prior.heatmap(prior.labels[0]).shape  # the acquired grid, for runs on reformats too
+        if shown_on != self.series.volume.shape or prior.labels != list(self._entry.card.labels):
             self._memo.pop(triple)
             return None
         return prior
