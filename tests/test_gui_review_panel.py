@@ -174,3 +174,20 @@ def test_ranked_studies_come_first_with_their_priority_and_reason(qtbot, setup) 
     assert table.item(0, 5).text().startswith("1.40 nodule top score 0.52")
     assert table.item(0, 1).toolTip() == "nodule top score 0.52 near its threshold 0.50"
     assert table.item(2, 5).text() == ""
+
+
+def test_button_rows_wrap_to_fit_a_narrow_dock(setup) -> None:  # type: ignore[no-untyped-def]
+    """The verdict buttons wrap onto more rows instead of widening the dock (a laptop's third of 1366 px)."""
+    panel, _, _ = setup
+    row, buttons = panel.verdict_row, list(panel.verdict_buttons.values())
+    widest = max(b.sizeHint().width() for b in buttons)
+    assert row.minimumSizeHint().width() == widest  # its narrowest: one button per row
+    assert panel.widget().minimumSizeHint().width() < 2 * widest  # no row of the panel needs two of them side by side
+    for width in (widest, sum(b.sizeHint().width() for b in buttons) + 4 * len(buttons)):
+        row.resize(width, row.heightForWidth(width))
+        row.layout().activate()
+        rects = [b.geometry() for b in buttons]
+        assert all(row.rect().contains(r) for r in rects)
+        rows = len({r.y() for r in rects})
+        assert rows == (len(buttons) if width == widest else 1)
+        assert row.heightForWidth(width) >= rows * buttons[0].sizeHint().height()

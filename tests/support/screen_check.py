@@ -54,6 +54,10 @@ def check(app: Any, step: str, problems: list[str]) -> dict[str, Any]:
         g = box.translated(top_left - box.topLeft())
         if not full.contains(g):
             outside.append(f"{type(w).__name__}({w.objectName() or ''}) {_rect(g)}")
+    sideways = [d.objectName() for d in docks if isinstance(d.widget(), QtWidgets.QScrollArea)
+                and d.widget().horizontalScrollBar().isVisible()]
+    if sideways:  # a panel's content wider than its dock: the reader scrolls sideways to reach buttons
+        problems.append(f"{step}: dock(s) {', '.join(sideways)} scroll sideways")
     if outside:
         problems.append(f"{step}: {len(outside)} visible widget(s) reach past the screen {_rect(full)}: "
                         + "; ".join(outside[:5]))

@@ -19,6 +19,7 @@ import html
 from typing import Any
 
 from viewer.qt.bind import Bindings
+from viewer.qt.flow import flow_row
 from viewer.qt.qt import Qt, QtCore, QtGui, QtWidgets, Signal
 from viewer.qt.review_live import StoreWatch
 from viewer.qt.review_summary_plot import ErrorRatePlot
@@ -118,16 +119,12 @@ class ReviewPanel(QtWidgets.QDockWidget):
         layout = QtWidgets.QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
 
-        nav = QtWidgets.QHBoxLayout()
+        # rows of buttons wrap (FlowLayout) rather than widen the dock: it must fit a laptop screen's third
         self.prev_button = QtWidgets.QPushButton("◀ Previous", toolTip="Previous study (Ctrl+[)")
         self.next_button = QtWidgets.QPushButton("Next ▶", toolTip="Next study (Ctrl+])")
         self.progress_label = QtWidgets.QLabel()
         self.done_button = QtWidgets.QPushButton("Mark done", toolTip="Mark the current study done (Ctrl+D)")
-        for w in (self.prev_button, self.next_button, self.progress_label):
-            nav.addWidget(w)
-        nav.addStretch(1)
-        nav.addWidget(self.done_button)
-        layout.addLayout(nav)
+        layout.addWidget(flow_row(self.prev_button, self.next_button, self.done_button, self.progress_label))
 
         self.context_label = QtWidgets.QLabel(wordWrap=True)
         self.context_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -142,15 +139,14 @@ class ReviewPanel(QtWidgets.QDockWidget):
         form.addRow("Reviewer", self.reviewer_edit)
         layout.addLayout(form)
 
-        verdicts = QtWidgets.QGridLayout()
         self.verdict_buttons: dict[Verdict, QtWidgets.QPushButton] = {}
-        for n, verdict in enumerate(Verdict):
+        for verdict in Verdict:
             key = VERDICT_KEYS[verdict]
             button = QtWidgets.QPushButton(verdict.title, toolTip=f"Flag this image: {verdict.title} ({key})")
             button.clicked.connect(lambda _=False, v=verdict: self.add_flag(v))
-            verdicts.addWidget(button, n // 2, n % 2)  # two per row, keys in the hint below: fits a narrow dock
             self.verdict_buttons[verdict] = button
-        layout.addLayout(verdicts)
+        self.verdict_row = flow_row(*self.verdict_buttons.values())  # as many per row as fit; keys in the hint
+        layout.addWidget(self.verdict_row)
         keys = QtWidgets.QLabel("Keys: " + ", ".join(f"{k} {v.title.lower()}" for v, k in VERDICT_KEYS.items()),
                                 wordWrap=True)
         keys.setStyleSheet("color: #999;")
@@ -168,17 +164,13 @@ class ReviewPanel(QtWidgets.QDockWidget):
         flags_layout = QtWidgets.QVBoxLayout(flags_page)
         flags_layout.setContentsMargins(0, 0, 0, 0)
         flags_layout.addWidget(self.flag_table)
-        buttons = QtWidgets.QGridLayout()  # two rows: fits a narrow dock
         self.edit_button = QtWidgets.QPushButton("Apply label/comment", toolTip="Set the selected flag's label and comment")
         self.edit_verdict = QtWidgets.QComboBox()
         for v in Verdict:
             self.edit_verdict.addItem(v.title, v)
         self.delete_button = QtWidgets.QPushButton("Delete", toolTip="Delete the selected flag (Delete in the list); history is kept")
-        buttons.addWidget(QtWidgets.QLabel("Selected flag:"), 0, 0)
-        buttons.addWidget(self.edit_verdict, 0, 1)
-        buttons.addWidget(self.delete_button, 0, 2)
-        buttons.addWidget(self.edit_button, 1, 1, 1, 2)
-        flags_layout.addLayout(buttons)
+        flags_layout.addWidget(flow_row(QtWidgets.QLabel("Selected flag:"), self.edit_verdict, self.delete_button,
+                                        self.edit_button))
         self.tabs.addTab(flags_page, "Flags")
         self.tabs.addTab(self.worklist_table, "Worklist")
         self.tabs.addTab(self.summary_text, "Summary")

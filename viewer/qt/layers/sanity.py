@@ -6,6 +6,7 @@ from typing import Any
 from collections.abc import Callable
 
 
+from viewer.qt.flow import flow_row
 from viewer.qt.qt import Qt, QtWidgets
 from viewer.qt.layers.widgets import (HColorBar, ImageTile, colour_image, fill_table, make_table, solid_lut)
 from viewer.qt.layers.core import LayersCore
@@ -22,12 +23,9 @@ class SanityTab(LayersCore):
         self.sanity_button = W.QPushButton("Run on this image")
         self.sanity_button.clicked.connect(self.request_sanity)
         lay.addWidget(self.sanity_button, 0, Qt.AlignmentFlag.AlignLeft)
-        row = W.QHBoxLayout()
         self.sanity_original = ImageTile("original model", 170)
         self.sanity_random = ImageTile("all layers randomised", 170)
-        row.addWidget(self.sanity_original)
-        row.addWidget(self.sanity_random)
-        lay.addLayout(row)
+        lay.addWidget(flow_row(self.sanity_original, self.sanity_random))  # side by side when they fit
         self.sanity_bar = HColorBar("heatmap (relative, 0 .. 1)")
         self.sanity_bar.set_range(0, 1, lut=solid_lut("jet"))
         lay.addWidget(self.sanity_bar)
