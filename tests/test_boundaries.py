@@ -32,7 +32,8 @@ def _import_with_blocked(module: str, blocked: set[str]) -> subprocess.Completed
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("module", ["viewer.dicom", "viewer.review", "viewer.pacs", "viewer.state", "viewer.qt.panels", "phantom",
+@pytest.mark.parametrize("module", ["viewer.dicom", "viewer.review", "viewer.pacs", "viewer.state", "viewer.state.ai_control",
+                                    "viewer.ai.scope_guard", "viewer.qt.panels", "phantom",
                                     "inference.package", "inference.cache", "inference.registry",
                                     "inference.ood", "inference.scope"])
 def test_core_imports_without_qt_or_torch(module: str) -> None:

@@ -315,7 +315,7 @@ def test_window_runs_the_model_and_shows_overlays_on_every_mpr_view(qtbot, ai_wi
     # findings list -> jump
     assert ai.panel.findings and ai.panel.findings[0].peak_slice == 15
     window.model.set_crosshair(vol.index_to_lps((0, 0, 2)))
-    assert ai._current == 2  # the scheduler follows the visible slice
+    assert ai.control.current == 2  # the scheduler follows the visible slice
     ai.panel.findings_list.itemClicked.emit(ai.panel.findings_list.item(0))
     assert round(window.model.crosshair_index()[2]) == 15
     # the overlay key hides it on every view

@@ -127,7 +127,7 @@ def test_flags_cache_and_cursor_of_a_reformatted_run(qtbot, ai_window, blob_pkg:
     assert cache.get(own, sha, ai.method) is None  # nothing under the acquired run's key
     hit = cache.get(reformat_key(own, "axial"), sha, ai.method)
     assert hit is not None and hit.meta["reformat"] == first.grid.describe()
-    ai._memo.clear()  # as after a restart: only the cache knows the run
+    ai.control.forget_runs()  # as after a restart: only the cache knows the run
     with qtbot.waitSignal(ai.finished, timeout=60000):
         ai.run()
     assert "results from the cache" in ai.panel.status_label.text()

@@ -17,9 +17,6 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Protocol
-from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -29,130 +26,9 @@ from viewer.heap import release_free_memory
 from viewer.torch_import import import_torch
 from viewer.threads import lower_thread_priority
 from viewer.qt.qt import QObject, Signal
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Which model to run: a package path plus the card facts the GUI thread already read."""
-
-    path: Path
-    name: str
-    sha256: str
-    labels: tuple[str, ...]
-    device: str = "auto"
-
-
-@dataclass(frozen=True)
-class BatchOutput:
-    """What one inference batch produced (slice indices of the run's stack)."""
-
-    indices: tuple[int, ...]
-    scores: np.ndarray
-    """(n, labels) float32 probabilities."""
-    heatmaps: Mapping[str, np.ndarray]
-    """{label: (n, rows, cols) float32 in [0, 1] on the native grid}; emitted empty when the run's sink
-    has stored them (``run_series(sink=...)``)."""
-    ood: np.ndarray | None = None
-    """(n,) out-of-distribution distances (None: the model has no statistics)."""
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """A batch output tagged with the run it belongs to (emitted by :attr:`AIWorker.batchReady`)."""
-
-    key: RunKey
-    kind: JobKind
-    output: BatchOutput
-    seconds: float
-    device: str
-
-
-@dataclass(frozen=True)
-class ModelLoaded:
-    """Emitted once the worker has a model ready (:attr:`AIWorker.modelLoaded`)."""
-
-    ref: ModelRef
-    device: str
-    methods: tuple[str, ...]
-    seconds: float
-
-
-class InferenceSession(Protocol):
-    """A loaded model on a device, used only from the worker thread."""
-
-    device: str
-    methods: tuple[str, ...]
-
-    def run(
-        self,
-        volume: np.ndarray,
-        indices: Sequence[int],
-        method: str,
-        cancel: threading.Event,
-        notify: Callable[[str], None],
-    ) -> Iterable[BatchOutput]: ...
-
-
-SessionFactory = Callable[[ModelRef], InferenceSession]
-
-
-class RunnerSession:
-    """:class:`InferenceSession` over ``inference.runner.Runner`` (torch is imported on the worker thread)."""
-
-    def __init__(self, ref: ModelRef, batch_size: int | None = None) -> None:
-        import torch
-
-        from inference.runner import Runner
-
-        torch.set_grad_enabled(True)  # grad mode is thread-local: Grad-CAM needs it on this thread
-        self._runner = Runner(ref.path, device=ref.device, batch_size=batch_size)
-        self.methods: tuple[str, ...] = tuple(self._runner.methods)
-        self._warm_up()
-
-    def _warm_up(self) -> None:
-        """One throw-away slice per method family now, so that graph splitting, BatchNorm folding and
-        first-call allocations happen at load time, not on the first slice a user waits for."""
-        size = tuple(self._runner.card.input.size)
-        dummy = np.zeros((1, *size), dtype=np.float32)
-        for _ in self._runner.run(dummy, method="default"):
-            pass
-        release_free_memory()  # what loading, BatchNorm folding and the first calls left free in the heaps
-
-    @property
-    def device(self) -> str:
-        return str(self._runner.device)
-
-    @property
-    def batch_size(self) -> int:
-        return int(self._runner.batch_size)
-
-    def run(
-        self,
-        volume: np.ndarray,
-        indices: Sequence[int],
-        method: str,
-        cancel: threading.Event,
-        notify: Callable[[str], None],
-    ) -> Iterable[BatchOutput]:
-        def progress(event: Any) -> None:  # an inference.runner.RunnerEvent: only fallbacks, not counters
-            if event.kind == "fallback":
-                notify(event.message)
-
-        from inference.runner import torch_threads
-
-        # the visible slice: too little work to share; a second thread only waits at barriers
-        single = len(indices) == 1 and self._runner.device.type == "cpu"
-        with torch_threads(1 if single else None):
-            for res in self._runner.run(volume, indices=list(indices), method=method, cancel=cancel,
-                                        progress=progress):
-                yield BatchOutput(tuple(int(k) for k in res.indices), np.asarray(res.scores), dict(res.heatmaps),
-                                  res.ood)
-
-    def probe(self, payload: Callable[[Any, threading.Event], Any], cancel: threading.Event) -> Any:
-        """Run a layer probe on this (the worker) thread: ``payload(loaded_model, cancel)``, where
-        ``loaded_model`` is the runner's ``inference.loading.LoadedModel``; its return value is
-        emitted by :attr:`AIWorker.probeReady`."""
-        return payload(self._runner.model, cancel)
+from viewer.ai.batches import (BatchOutput, BatchResult, InferenceSession, ModelLoaded, ModelRef,  # noqa: F401
+                               SessionFactory, Sink)
+from viewer.ai.session import RunnerSession  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -161,11 +37,6 @@ class _RunSpec:
     model: ModelRef
     method: str
     sink: Sink | None = None
-
-
-Sink = Callable[[BatchOutput], None]
-"""Called on the worker thread with each batch before ``batchReady`` is emitted: the place to do the
-per-batch array work (weighting, copying into result volumes) so that the GUI thread does not."""
 
 
 class AIWorker(QObject):
