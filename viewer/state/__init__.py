@@ -7,8 +7,12 @@ logic is tested without a display (``tests/test_state_*.py``).
   the viewer settings.
 - :class:`SeriesState` (``series.py``): one shown series; decoded slice data arrives only through it.
 - :class:`OverlayLayer` (``layers.py``): a heat map over a series, each field its own event.
-- :class:`AISettings` (``ai.py``): the model, method, device and per-label thresholds in force;
-  :class:`AIRunState`: the run's progress (:class:`AIProgress`) and the loaded model's methods.
+- :class:`AISettings` (``ai.py``): the installed models (:class:`~viewer.state.ai_models.ModelEntry`), the chosen
+  one, method, device and each label's overlay settings (:class:`~viewer.state.ai_models.OverlaySettings`, one
+  event per field) in force; :class:`AIRunState`: the run's progress (:class:`AIProgress`), the loaded model's
+  methods, results and findings.
+- :class:`~viewer.state.ai_control.AIControl` (``ai_control.py``, imported on use): the AI controller's decisions,
+  changing only the states above.
 - :class:`ReviewContextState` (``review.py``): the reviewer, the image in view, the study on the worklist,
   its flags, the status line; Qt-free controllers ``review_control.ReviewControl`` (the panel's decisions) and
   ``review_viewer.ViewerReview`` (what the viewer shows: context, model facts, worklist, studies, regions).
