@@ -1,6 +1,7 @@
 """The viewer on a real X server (Xvfb + Qt's xcb platform, as a workstation runs it): at laptop, desktop
 and 4K (device pixel ratio 2) screen sizes, opening and closing every registered panel keeps the window
-inside the screen, every visible widget on it, no two docks overlapping and the image area the largest part.
+inside the screen, every visible widget on it, no two docks overlapping, no dock scrolling sideways and the image
+area the largest part; the crosshair and measurement handles are sized for the screen (device pixels).
 
 Each screen runs ``python -m tests.support.screen_check`` in a subprocess (the test process itself uses the
 offscreen platform). Xvfb missing: skipped locally, a failure in CI (tests/support/servers.py)."""
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.xvfb import xvfb
+from viewer.qt.marks import HANDLE_RADIUS
 from viewer.qt.panels import panel_names
+from viewer.qt.slice_view import CROSS_PX
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,5 +51,12 @@ def test_every_panel_fits_the_screen(width: int, height: int, scale: int, demo_s
         assert all(image_w > dw for dw in docks_w), step  # the images keep priority
         assert image_w >= 0.45 * w, step
     assert report["reopened"] == report["remembered"]  # the window comes back where the user left it
+    # marks over the image are sized for the screen as its text is (measured in device pixels, each mark alone):
+    # at a pixel ratio of 2 the crosshair is 2 px thick (a cosmetic pen stayed 1 px: half the text's weight)
+    marks = report["marks"]
+    assert marks["dpr"] == pytest.approx(scale)
+    assert marks["crosshair_px"] == round(CROSS_PX * marks["unit"] * scale)
+    assert 2 * HANDLE_RADIUS * marks["unit"] * scale <= marks["handle_px"] <= (2 * HANDLE_RADIUS + 3) * marks["unit"] * scale
+    assert 0.5 <= marks["handle_px"] / marks["text_px"] <= 1.2
     shots = sorted((tmp_path / "shots").glob("*.png"))
     assert len(shots) == len(report["steps"]) and all(p.stat().st_size > 10_000 for p in shots)

@@ -67,6 +67,59 @@ def check(app: Any, step: str, problems: list[str]) -> dict[str, Any]:
             "device_pixel_ratio": screen.devicePixelRatio()}
 
 
+def _grab(view: Any) -> Any:
+    """The view as drawn, in device pixels: (rows, cols, 3) uint8."""
+    import numpy as np
+
+    from viewer.qt.qt import QtGui
+
+    img = view.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB32)
+    a = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)
+    return a[:, :img.width(), :3].copy()
+
+
+def mark_sizes(app: Any) -> dict[str, Any]:
+    """Measured in device pixels on the active view, each mark alone (a grab with it minus one without): the
+    crosshair line's thickness, a rectangle ROI's corner handle's size, and the annotation font's height."""
+    import numpy as np
+
+    from viewer.display.measure import MeasurementRecord
+    from viewer.qt.qt import QtGui
+    from viewer.qt.wait import wait_until
+
+    window = app.window
+    view = window.active_view
+    model = window.model
+    settle = lambda: wait_until(lambda: False, 0.3)  # noqa: E731
+    view.set_crosshair_visible(False)
+    settle()
+    plain = _grab(view)
+    view.set_crosshair_visible(True)
+    settle()
+    cross = np.any(_grab(view) != plain, axis=-1)
+    view.set_crosshair_visible(False)
+    rows = cross.sum(axis=1)
+    busy = rows > cross.shape[1] // 4  # the horizontal line's rows
+    counts = rows[~busy & (rows > 0)]
+    thickness = int(np.bincount(counts).argmax()) if counts.size else 0
+    x0, y0, x1, y1 = view.vb.viewRange()[0][0], view.vb.viewRange()[1][0], view.vb.viewRange()[0][1], view.vb.viewRange()[1][1]
+    cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 6, (y1 - y0) / 6
+    record = MeasurementRecord("rect", view.plane_name, view.slice_index, [], pos=(cx - w, cy - h), size=(w, h))
+    model.add_measurement(record)
+    settle()
+    graphic = next(g for g in view.graphics if g.record is record)
+    with_roi = _grab(view)
+    for handle in graphic.roi.getHandles():
+        handle.hide()
+    settle()
+    ys, xs = np.nonzero(np.any(with_roi != _grab(view), axis=-1))
+    model.remove_measurement(record)
+    settle()
+    handle_px = int(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1) if xs.size else 0
+    return {"dpr": view.devicePixelRatioF(), "unit": getattr(getattr(view, "marks", None), "unit", 1.0), "crosshair_px": thickness,
+            "handle_px": handle_px, "text_px": QtGui.QFontMetrics(view._font).height() * view.devicePixelRatioF()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("paths", nargs="*")
@@ -96,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             shot.save(str(args.shots / f"{len(steps):02d}-{step.replace(' ', '_')}.png"), "PNG")
 
     settle_and_check("opened")
+    marks = mark_sizes(app) if window.model is not None else {}
     for spec in PANELS:
         if spec.name in app.panels:
             app.open_panel(spec.name)
@@ -118,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     wait_until(lambda: False, 0.3)
     reopened = _rect(again.window.geometry())
     again.window.close()
-    print(json.dumps({"problems": problems, "steps": steps, "unavailable": app.unavailable,
+    print(json.dumps({"problems": problems, "steps": steps, "unavailable": app.unavailable, "marks": marks,
                       "remembered": before, "reopened": reopened}))
     return 0
 

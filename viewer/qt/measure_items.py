@@ -7,13 +7,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from viewer.display.measure import MeasurementRecord, angle_deg, distance_mm, modality_unit, roi_stats
+from viewer.qt.marks import MarkScale, cosmetic_pen, scale_handles
 from viewer.qt.qt import QColor, QPointF, pg
 
 if TYPE_CHECKING:
     from viewer.qt.slice_view import SliceView
 
-_PEN = pg.mkPen(QColor(255, 220, 0), width=1.5)
-_HOVER = pg.mkPen(QColor(255, 255, 160), width=2)
+_COLOUR, _HOVER_COLOUR = (255, 220, 0), (255, 255, 160)
+LINE_PX, HOVER_PX = 1.5, 2.0
+"""Design pixels (96 DPI) of a measurement's line and of its line under the mouse (viewer.qt.marks)."""
 
 
 class MeasurementGraphic:
@@ -23,6 +25,8 @@ class MeasurementGraphic:
         self.view = view
         self.record = record
         r = record
+        scale = view.marks
+        _PEN, _HOVER = cosmetic_pen(_COLOUR, LINE_PX, scale), cosmetic_pen(_HOVER_COLOUR, HOVER_PX, scale)
         if r.kind == "distance":
             self.roi: pg.ROI = pg.LineSegmentROI(positions=[QPointF(*r.points[0]), QPointF(*r.points[1])],
                                                   pen=_PEN, hoverPen=_HOVER, removable=True)
@@ -35,6 +39,7 @@ class MeasurementGraphic:
             self.roi = pg.RectROI(r.pos, r.size, angle=r.angle, pen=_PEN, hoverPen=_HOVER, removable=True,
                                   centered=False)
         self.roi.setZValue(30)
+        scale_handles(self.roi, scale)
         self.label = pg.TextItem("", color=QColor(255, 230, 80), anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 140))
         self.label.setZValue(31)
         view.vb.addItem(self.roi, ignoreBounds=True)
@@ -46,6 +51,12 @@ class MeasurementGraphic:
         self.roi.sigClicked.connect(self._on_clicked)
         self.text = ""
         self.update_label()
+
+    def apply_scale(self, scale: MarkScale) -> None:
+        """Redraw lines and handles at the screen's scale (the view moved to another screen)."""
+        self.roi.setPen(cosmetic_pen(_COLOUR, LINE_PX, scale))
+        self.roi.hoverPen = cosmetic_pen(_HOVER_COLOUR, HOVER_PX, scale)
+        scale_handles(self.roi, scale)
 
     # -- geometry ----------------------------------------------------------------------------
     def _points(self) -> list[tuple[float, float]]:

@@ -20,6 +20,7 @@ from viewer.display.orientation import orientation_known, spacing_known
 from viewer.display.planes import Plane, clamp_slice, is_orthogonal
 from viewer.display.scalebar import format_mm, scale_bar_length
 from viewer.display.windowing import drag_window
+from viewer.qt.marks import MarkScale, cosmetic_pen, mark_scale
 from viewer.qt.measure_items import MeasurementGraphic
 from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from viewer.qt.bind import Bindings
@@ -35,24 +36,29 @@ def grey_lut(table: np.ndarray | None, invert: bool) -> np.ndarray | None:
         return _INVERT_LUT if invert else None
     grey = np.rint(np.asarray(table, dtype=np.float64) * 255.0).astype(np.uint8)
     return 255 - grey if invert else grey
-_CROSS_PEN = pg.mkPen(QColor(80, 220, 255, 200), width=1, style=Qt.PenStyle.DashLine)
+_CROSS_COLOUR = QColor(80, 220, 255, 200)
+CROSS_PX = 1.0
+"""Design pixels (96 DPI, see viewer.qt.marks) of the crosshair's dashed lines."""
 ISOLINE_WIDTH_PX = 2.0
-"""Screen pixels of a contour-mode isoline at any zoom (plus a 1 px dark rim each side for contrast)."""
+"""Design pixels of a contour-mode isoline at any zoom (plus a 1 px dark rim each side for contrast)."""
 
 
 class IsolineItem(QtWidgets.QGraphicsPathItem):
     """A contour-mode overlay on the current slice: its isolines in image pixel coordinates (the image's
     own transform takes them to scene mm), drawn with a cosmetic pen so the width stays constant on screen."""
 
-    def __init__(self) -> None:
+    def __init__(self, scale: MarkScale | None = None) -> None:
         super().__init__()
-        self._rim = QPen(QColor(0, 0, 0, 170), ISOLINE_WIDTH_PX + 2.0)
-        self._rim.setCosmetic(True)
-        pen = QPen(QColor(255, 255, 255), ISOLINE_WIDTH_PX)
-        pen.setCosmetic(True)
-        self.setPen(pen)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)  # clicks and drags go to the view's tools
         self.n_points = 0
+        self.set_scale(scale or MarkScale())
+
+    def set_scale(self, scale: MarkScale) -> None:
+        """Line widths for the screen (cosmetic: the same on screen at any zoom)."""
+        self._rim = cosmetic_pen(QColor(0, 0, 0, 170), ISOLINE_WIDTH_PX + 2.0, scale)
+        colour = self.pen().color() if getattr(self, "_scaled", False) else QColor(255, 255, 255)
+        self.setPen(cosmetic_pen(colour, ISOLINE_WIDTH_PX, scale))
+        self._scaled = True
 
     def set_lines(self, image: np.ndarray, level: float, colour: QColor) -> None:
         """Trace ``image`` (rows, cols) at ``level``; pixel (c, r) covers [c, c + 1] x [r, r + 1] as in ImageItem."""
@@ -167,8 +173,12 @@ class SliceView(pg.GraphicsView):
         self.overlay_items: dict[str, pg.ImageItem] = {}
         self.isoline_items: dict[str, IsolineItem] = {}
         """Contour-mode overlays: their isolines on the current slice (the filled image item is hidden)."""
-        self._cross_v = pg.InfiniteLine(angle=90, movable=False, pen=_CROSS_PEN)
-        self._cross_h = pg.InfiniteLine(angle=0, movable=False, pen=_CROSS_PEN)
+        self.marks = MarkScale()
+        """How big crosshair, measurement lines/handles, isolines and annotation outlines are drawn on this
+        screen (viewer.qt.marks; brought up to date before each paint)."""
+        cross = cosmetic_pen(_CROSS_COLOUR, CROSS_PX, self.marks, Qt.PenStyle.DashLine)
+        self._cross_v = pg.InfiniteLine(angle=90, movable=False, pen=cross)
+        self._cross_h = pg.InfiniteLine(angle=0, movable=False, pen=cross)
         for line in (self._cross_v, self._cross_h):
             line.setZValue(20)
             line.setVisible(False)
@@ -197,6 +207,25 @@ class SliceView(pg.GraphicsView):
         self._letter_font = QFont(self.font())
         self._letter_font.setPointSizeF(12.0)
         self._letter_font.setBold(True)
+
+    # -- screen scale ------------------------------------------------------------------------
+    def update_marks(self) -> None:
+        """Size crosshair, measurement lines and handles and isolines for the screen the view is on now."""
+        scale = mark_scale(self)
+        if scale == self.marks:
+            return
+        self.marks = scale
+        cross = cosmetic_pen(_CROSS_COLOUR, CROSS_PX, scale, Qt.PenStyle.DashLine)
+        for line in (self._cross_v, self._cross_h):
+            line.setPen(cross)
+        for item in self.isoline_items.values():
+            item.set_scale(scale)
+        for graphic in [*self.graphics, *([self._drawing] if self._drawing is not None else [])]:
+            graphic.apply_scale(scale)
+
+    def showEvent(self, ev: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(ev)
+        self.update_marks()
 
     # -- model -------------------------------------------------------------------------------
     def set_model(self, model: SeriesModel | None) -> None:
@@ -432,7 +461,7 @@ class SliceView(pg.GraphicsView):
             item.setVisible(ov.visible and ov.contour is None)
             line = self.isoline_items.get(ov.name)
             if line is None and ov.contour is not None:
-                line = IsolineItem()
+                line = IsolineItem(self.marks)
                 line.setZValue(10 + z)
                 self.vb.addItem(line, ignoreBounds=True)
                 self.isoline_items[ov.name] = line
@@ -672,14 +701,17 @@ class SliceView(pg.GraphicsView):
         painter.setFont(self._font)
         fm = painter.fontMetrics()
         vp = self.viewport().rect()
-        strip = QtCore.QRect(vp.left(), vp.top(), vp.width(), fm.height() + 6)
+        pad = self.marks.ipx(6)
+        strip = QtCore.QRect(vp.left(), vp.top(), vp.width(), fm.height() + pad)
         painter.fillRect(strip, QColor(170, 20, 20, 215))
         painter.setPen(QColor(255, 255, 255))
-        painter.drawText(strip.adjusted(6, 0, -6, 0), int(Qt.AlignmentFlag.AlignCenter),
-                         fm.elidedText(text, Qt.TextElideMode.ElideRight, strip.width() - 12))
+        painter.drawText(strip.adjusted(pad, 0, -pad, 0), int(Qt.AlignmentFlag.AlignCenter),
+                         fm.elidedText(text, Qt.TextElideMode.ElideRight, strip.width() - 2 * pad))
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
         super().drawForeground(painter, rect)
+        self.update_marks()  # moved to a screen of another DPI or pixel ratio: the next paint has the new sizes
+        m = self.marks
         if self.model is None:
             painter.save()
             painter.resetTransform()
@@ -691,7 +723,7 @@ class SliceView(pg.GraphicsView):
         painter.save()
         painter.resetTransform()
         if self.active and self.compact:
-            painter.setPen(QPen(QColor(42, 110, 180), 2))
+            painter.setPen(QPen(QColor(42, 110, 180), m.px(2)))
             painter.drawRect(self.viewport().rect().adjusted(1, 1, -1, -1))
         banner = getattr(self.model, "banner", "")
         if banner:  # persistent: shown even with the annotations hidden
@@ -700,9 +732,9 @@ class SliceView(pg.GraphicsView):
             painter.restore()
             return
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
-        vp = self.viewport().rect().adjusted(6, 4, -6, -4)
+        vp = self.viewport().rect().adjusted(m.ipx(6), m.ipx(4), -m.ipx(6), -m.ipx(4))
         if banner:
-            vp = vp.adjusted(0, QtGui.QFontMetrics(self._font).height() + 8, 0, 0)
+            vp = vp.adjusted(0, QtGui.QFontMetrics(self._font).height() + m.ipx(8), 0, 0)
         texts = corner_text(self.model.volume.info, self.view_state(), self.hide_identifying, self.compact,
                             self.show_patient)
         painter.setFont(self._letter_font)
@@ -765,21 +797,22 @@ class SliceView(pg.GraphicsView):
             area = self.mapFromScene(self.image_item.mapRectToScene(local)).boundingRect()
             colour = QColor(255, 90, 90, 170) if band.kind == "missing" else QColor(255, 200, 90, 120)
             painter.fillRect(area, QtGui.QBrush(colour, Qt.BrushStyle.BDiagPattern))
-            painter.setPen(QPen(colour, 1))
+            painter.setPen(QPen(colour, self.marks.px(1)))
             painter.drawRect(area)
         label = slice_label(vol, self.slice_index) if self.plane.slice_axis == 0 else None
         if label:
             painter.setFont(self._letter_font)
             self._shadow_text(painter, vp, Qt.AlignmentFlag.AlignCenter, label, QColor(255, 120, 120))
 
-    @staticmethod
-    def _shadow_text(painter: QPainter, rect, flags, text: str, colour: QColor) -> None:
-        """Text with a dark outline all round, legible on black, on bright and on inverted images."""
+    def _shadow_text(self, painter: QPainter, rect, flags, text: str, colour: QColor) -> None:
+        """Text with a dark outline all round (1 design pixel), legible on black, on bright and on inverted
+        images."""
         if not text:
             return
         painter.setPen(QColor(0, 0, 0, 230))
+        d = self.marks.px(1)
         for dx, dy in _OUTLINE:
-            painter.drawText(rect.translated(dx, dy), int(flags), text)
+            painter.drawText(QRectF(rect).translated(dx * d, dy * d), int(flags), text)
         painter.setPen(colour)
         painter.drawText(rect, int(flags), text)
 
@@ -791,23 +824,25 @@ class SliceView(pg.GraphicsView):
         mm_per_px = self.vb.viewPixelSize()[0]
         if not np.isfinite(mm_per_px) or mm_per_px <= 0:
             return
+        m = self.marks
         if self.spacing_unknown:
-            above = vp.adjusted(0, 0, 0, -bottom_lines * fm.height() - 2)
+            above = vp.adjusted(0, 0, 0, -bottom_lines * fm.height() - m.ipx(2))
             text = fm.elidedText("pixel spacing unknown: mm = pixels", Qt.TextElideMode.ElideLeft, vp.width())
             self._shadow_text(painter, above, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom, text,
                               QColor(255, 160, 80))
             return
         mm, px = scale_bar_length(mm_per_px, max_pixels=max(vp.width() / 5, 20))
-        y = vp.bottom() - bottom_lines * fm.height() - 10
-        x1 = vp.right() - 4
+        tick = m.px(4)
+        y = vp.bottom() - bottom_lines * fm.height() - m.px(10)
+        x1 = vp.right() - tick
         x0 = x1 - px
-        lines = [QtCore.QLineF(x0, y, x1, y)] + [QtCore.QLineF(x, y - 4, x, y + 4) for x in (x0, x1)]
+        lines = [QtCore.QLineF(x0, y, x1, y)] + [QtCore.QLineF(x, y - tick, x, y + tick) for x in (x0, x1)]
         for colour, width in ((QColor(0, 0, 0, 230), 4), (QColor(235, 235, 235), 2)):  # outlined, as the text
             pen = QPen(colour)
-            pen.setWidth(width)
+            pen.setWidthF(m.px(width))
             painter.setPen(pen)
             painter.drawLines(lines)
-        label = QRectF(x0 - 40, y - 6 - fm.height(), px + 80, fm.height())
+        label = QRectF(x0 - m.px(40), y - m.px(6) - fm.height(), px + m.px(80), fm.height())
         self._shadow_text(painter, label, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, format_mm(mm),
                           QColor(235, 235, 235))
 
