@@ -157,6 +157,11 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.tabs = QtWidgets.QTabWidget()
         self.flag_table = self._table(FLAG_COLUMNS)
         self.worklist_table = self._table(WORKLIST_COLUMNS)
+        header = self.worklist_table.horizontalHeader()  # the description gives way (elided)
+        header.setStretchLastSection(False)
+        for col in range(len(WORKLIST_COLUMNS)):
+            mode = {"Study": "Stretch", "Priority": "Interactive"}.get(WORKLIST_COLUMNS[col], "ResizeToContents")
+            header.setSectionResizeMode(col, getattr(QtWidgets.QHeaderView.ResizeMode, mode))
         self.summary_text = QtWidgets.QPlainTextEdit(readOnly=True)
         self.summary_text.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
         self.summary_text.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
@@ -314,6 +319,11 @@ class ReviewPanel(QtWidgets.QDockWidget):
         for row, e in enumerate(entries):  # why a ranked study comes first, in full on hover
             for col in range(self.worklist_table.columnCount()):
                 self.worklist_table.item(row, col).setToolTip(e.priority_reason)
+        priority = WORKLIST_COLUMNS.index("Priority")  # its reason at most ~10 characters wide (in full on hover)
+        self.worklist_table.resizeColumnToContents(priority)
+        limit = 10 * self.fontMetrics().horizontalAdvance("m")
+        if self.worklist_table.columnWidth(priority) > limit:
+            self.worklist_table.setColumnWidth(priority, limit)
         page = self.tabs.currentWidget()
         if page is self.summary_text or page is self.error_plot:
             try:
