@@ -38,6 +38,19 @@ LIVE_DELAY_MS = 100  # changes arriving together refresh the panel once
 __all__ = ["ReviewPanel", "image_number"]
 
 
+def _button(text: str, tip: str) -> QtWidgets.QPushButton:
+    button = QtWidgets.QPushButton(text)
+    button.setToolTip(tip)
+    return button
+
+
+def _cell(table: QtWidgets.QTableWidget, row: int, col: int = 0) -> QtWidgets.QTableWidgetItem:
+    """A filled table's item (every cell of a filled row has one)."""
+    item = table.item(row, col)
+    assert item is not None
+    return item
+
+
 class ReviewPanel(QtWidgets.QDockWidget):
     """Dock widget for reviewing a model study by study (see the module docstring)."""
 
@@ -120,10 +133,10 @@ class ReviewPanel(QtWidgets.QDockWidget):
         layout.setContentsMargins(4, 4, 4, 4)
 
         # rows of buttons wrap (FlowLayout) rather than widen the dock: it must fit a laptop screen's third
-        self.prev_button = QtWidgets.QPushButton("◀ Previous", toolTip="Previous study (Ctrl+[)")
-        self.next_button = QtWidgets.QPushButton("Next ▶", toolTip="Next study (Ctrl+])")
+        self.prev_button = _button("◀ Previous", "Previous study (Ctrl+[)")
+        self.next_button = _button("Next ▶", "Next study (Ctrl+])")
         self.progress_label = QtWidgets.QLabel()
-        self.done_button = QtWidgets.QPushButton("Mark done", toolTip="Mark the current study done (Ctrl+D)")
+        self.done_button = _button("Mark done", "Mark the current study done (Ctrl+D)")
         layout.addWidget(flow_row(self.prev_button, self.next_button, self.done_button, self.progress_label))
 
         self.context_label = QtWidgets.QLabel(wordWrap=True)
@@ -142,7 +155,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.verdict_buttons: dict[Verdict, QtWidgets.QPushButton] = {}
         for verdict in Verdict:
             key = VERDICT_KEYS[verdict]
-            button = QtWidgets.QPushButton(verdict.title, toolTip=f"Flag this image: {verdict.title} ({key})")
+            button = _button(verdict.title, f"Flag this image: {verdict.title} ({key})")
             button.clicked.connect(lambda _=False, v=verdict: self.add_flag(v))
             self.verdict_buttons[verdict] = button
         self.verdict_row = flow_row(*self.verdict_buttons.values())  # as many per row as fit; keys in the hint
@@ -169,11 +182,11 @@ class ReviewPanel(QtWidgets.QDockWidget):
         flags_layout = QtWidgets.QVBoxLayout(flags_page)
         flags_layout.setContentsMargins(0, 0, 0, 0)
         flags_layout.addWidget(self.flag_table)
-        self.edit_button = QtWidgets.QPushButton("Apply label/comment", toolTip="Set the selected flag's label and comment")
+        self.edit_button = _button("Apply label/comment", "Set the selected flag's label and comment")
         self.edit_verdict = QtWidgets.QComboBox()
         for v in Verdict:
             self.edit_verdict.addItem(v.title, v)
-        self.delete_button = QtWidgets.QPushButton("Delete", toolTip="Delete the selected flag (Delete in the list); history is kept")
+        self.delete_button = _button("Delete", "Delete the selected flag (Delete in the list); history is kept")
         flags_layout.addWidget(flow_row(QtWidgets.QLabel("Selected flag:"), self.edit_verdict, self.delete_button,
                                         self.edit_button))
         self.tabs.addTab(flags_page, "Flags")
@@ -255,12 +268,12 @@ class ReviewPanel(QtWidgets.QDockWidget):
         rows = self.flag_table.selectionModel().selectedRows()
         if not rows:
             return None
-        return self.flag_table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        return _cell(self.flag_table, rows[0].row()).data(Qt.ItemDataRole.UserRole)
 
     def selected_version(self) -> int | None:
         """The version of the selected flag as the panel shows it (edits are checked against it)."""
         rows = self.flag_table.selectionModel().selectedRows()
-        return self.flag_table.item(rows[0].row(), 0).data(VERSION_ROLE) if rows else None
+        return _cell(self.flag_table, rows[0].row()).data(VERSION_ROLE) if rows else None
 
     def delete_selected(self) -> None:
         flag_id = self.selected_flag_id()
@@ -318,7 +331,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         ])
         for row, e in enumerate(entries):  # why a ranked study comes first, in full on hover
             for col in range(self.worklist_table.columnCount()):
-                self.worklist_table.item(row, col).setToolTip(e.priority_reason)
+                _cell(self.worklist_table, row, col).setToolTip(e.priority_reason)
         priority = WORKLIST_COLUMNS.index("Priority")  # its reason at most ~10 characters wide (in full on hover)
         self.worklist_table.resizeColumnToContents(priority)
         limit = 10 * self.fontMetrics().horizontalAdvance("m")
@@ -365,7 +378,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
             self.studyRequested.emit(target)
 
     def _worklist_activated(self, item: QtWidgets.QTableWidgetItem) -> None:
-        study_uid = self.worklist_table.item(item.row(), 0).data(Qt.ItemDataRole.UserRole)
+        study_uid = _cell(self.worklist_table, item.row()).data(Qt.ItemDataRole.UserRole)
         self.control.open_study(study_uid)
         self.studyRequested.emit(study_uid)
 
@@ -413,7 +426,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         """Rows of (cells, key) or (cells, key, version)."""
         selected = None
         if table.selectionModel().selectedRows():
-            selected = table.item(table.selectionModel().selectedRows()[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+            selected = _cell(table, table.selectionModel().selectedRows()[0].row()).data(Qt.ItemDataRole.UserRole)
         table.setRowCount(len(rows))
         for r, (cells, key, *version) in enumerate(rows):
             for c, text in enumerate(cells):
