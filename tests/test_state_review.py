@@ -221,3 +221,36 @@ def test_reviewer_name_and_store_switch_are_kept_in_the_settings(
     again = Viewer(store, *two_studies, settings=load_settings())  # the next window starts with the name
     assert again.control.state.reviewer == "Dr. Ada"
     store.close()
+
+
+@pytest.mark.xdist_group("postgres")
+def test_a_flag_the_team_store_cannot_take_is_kept_on_this_computer_and_sent_later(
+    postgres_server: Any, radscope_home: Path,
+) -> None:
+    """ReviewControl with its Qt-free link (DirectLink): the real local outbox under RADSCOPE_HOME."""
+    from tests.support.review_stores import context
+    from viewer.review.outbox import Outbox
+
+    url = postgres_server.url(postgres_server.new_database())
+    with ReviewStore(url, timeout_s=2.0) as store:
+        control = ReviewControl(store)
+        control.set_reviewer("Ann")
+        control.set_context(context(0))
+        postgres_server.stop("fast")
+        try:
+            assert control.add_flag("missed", "nodule", "6 mm") is None  # nothing acknowledged: no id
+            status = control.state.status
+            assert control.state.status_error and control.kept_id is not None
+            assert "cannot be reached" in status and "kept on this computer (1 waiting)" in status
+        finally:
+            postgres_server.start()
+        outbox = Outbox()
+        assert outbox.path == radscope_home / "review" / "outbox.sqlite3"
+        try:
+            assert outbox.drain(store).sent == [control.kept_id]
+        finally:
+            outbox.close()
+        control.refresh()
+        flag = store.get_flag(control.kept_id)
+        assert (flag.verdict, flag.comment, flag.reviewer) == (Verdict.FALSE_NEGATIVE, "6 mm", "Ann")
+        assert [f.id for f in control.state.flags] == [control.kept_id]
