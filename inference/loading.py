@@ -1,7 +1,8 @@
 """Load a model package's weights into a `LoadedModel` without running pickled code.
 
 Formats: ``torch.export`` (``.pt2``; graph with ``nn_module_stack`` metadata, so layers are
-reachable), ``torchscript`` (forward only: input-space explanations), ``safetensors`` and
+reachable; built by :mod:`inference.pt2graph` without ``torch.export.load`` and its sympy/dynamo/inductor
+imports, which remain the fallback for programs that reader does not build), ``torchscript`` (forward only: input-space explanations), ``safetensors`` and
 ``state_dict`` (a ``torch.load`` file that must load with ``weights_only=True``), both with a
 built-in ``weights.architecture``. The sha256 is checked before any of them is deserialised, and
 ``.pt2`` / TorchScript archives are inspected first (:mod:`inference.archives`): nothing pickled with
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -22,6 +24,9 @@ from inference import architectures
 from inference.archives import ArchiveRefusedError, check_torchscript_archive, safe_export_archive
 from inference.graph import SplitGraph, fold_batchnorm, forward_graph, split_at
 from inference.package import ModelCard, ModelPackageError, read_card
+from inference.pt2graph import UnsupportedProgram, load_program
+
+log = logging.getLogger(__name__)
 
 
 class UnsupportedExplanationError(ValueError):
@@ -145,6 +150,15 @@ def _load_source(card: ModelCard, data: bytes) -> nn.Module:
             data = safe_export_archive(data, where)
         except ArchiveRefusedError as exc:
             raise ModelPackageError(str(exc)) from None
+        try:
+            return load_program(data, where)
+        except ArchiveRefusedError as exc:
+            raise ModelPackageError(str(exc)) from None
+        except UnsupportedProgram as exc:
+            log.debug("%s: %s; loading it through torch.export.load (imports sympy, dynamo, inductor)", where, exc)
+        except Exception as exc:  # a case this reader gets wrong must not make a valid program unusable
+            log.debug("%s: the graph reader failed (%s: %s); loading it through torch.export.load", where,
+                      type(exc).__name__, exc)
         try:
             return torch.export.load(io.BytesIO(data)).module()
         except Exception as exc:
