@@ -210,12 +210,88 @@ def _check_target(target: str, where: str) -> None:
         raise ArchiveRefusedError(f"{where} calls {target[:80]!r}, not an allowed torch operator; refused")
 
 
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MODULE_PATH = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+_SPEC_TYPES = frozenset({None, "builtins.tuple", "builtins.list", "builtins.dict", "collections.OrderedDict"})
+
+
+def _check_names(doc: dict[str, Any], where: str) -> None:
+    """Every name torch.fx writes into the Python source it generates for the program (value and node names,
+    input names, attribute paths, input/output tree specs) is an identifier or a dotted path of them: FX
+    formats a path part that is not an identifier as ``getattr(self, "<part>")``, so a quote in a parameter
+    name would put the archive's own code into ``forward``."""
+    gm = doc["graph_module"]
+    stack: list[Any] = [gm.get("graph"), gm.get("signature")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("name", "as_name") and isinstance(value, str) and not _IDENTIFIER.match(value):
+                    raise ArchiveRefusedError(f"{where}: value name {value[:80]!r} is not an identifier; refused")
+                if key.endswith("_name") and key != "as_name" and isinstance(value, str) and not _MODULE_PATH.match(value):
+                    raise ArchiveRefusedError(f"{where}: {key} {value[:80]!r} is not a module path; refused")
+                if key != "metadata":
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    for entry in gm.get("module_call_graph") or []:
+        if not isinstance(entry, dict):
+            continue
+        fqn = entry.get("fqn")
+        if isinstance(fqn, str) and fqn and not _MODULE_PATH.match(fqn):
+            raise ArchiveRefusedError(f"{where}: module path {fqn[:80]!r} is not a dotted name; refused")
+        sig = entry.get("signature")
+        if not isinstance(sig, dict):
+            continue
+        for arg in sig.get("forward_arg_names") or []:
+            if not isinstance(arg, str) or not _IDENTIFIER.match(arg):
+                raise ArchiveRefusedError(f"{where}: forward argument {str(arg)[:80]!r} is not an identifier; refused")
+        for key in ("in_spec", "out_spec"):
+            if sig.get(key) is not None:
+                _check_treespec(sig[key], f"{where}: {key}")
+
+
+def _check_treespec(text: Any, where: str) -> None:
+    """A serialized pytree spec of plain containers whose dict keys are identifiers (FX's pytree code
+    generation makes keyword parameters of them)."""
+    try:
+        spec = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        spec = None
+    if not isinstance(spec, list) or len(spec) != 2:
+        raise ArchiveRefusedError(f"{where} is not a serialized tree spec; refused")
+    stack: list[Any] = [spec[1]]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict) or node.get("type") not in _SPEC_TYPES:
+            kind = node.get("type") if isinstance(node, dict) else node
+            raise ArchiveRefusedError(f"{where} holds a {str(kind)[:60]!r} container; refused (plain tuples, lists "
+                                      "and dicts only)")
+        if node.get("type") in ("builtins.dict", "collections.OrderedDict"):
+            try:
+                keys = json.loads(node.get("context") or "[]")
+            except (TypeError, ValueError):
+                keys = None
+            if not isinstance(keys, list) or not all(isinstance(k, str) and _IDENTIFIER.match(k) for k in keys):
+                raise ArchiveRefusedError(f"{where}: dict keys {str(node.get('context'))[:60]} are not identifiers; "
+                                          "refused")
+        stack.extend(node.get("children_spec") or [])
+
+
 def _check_program(doc: Any, where: str) -> None:
-    """Node targets, shape expressions and guard code of a serialized ExportedProgram."""
+    """Node targets, shape expressions, guard code and generated-code names of a serialized ExportedProgram."""
     if not isinstance(doc, dict) or not isinstance(doc.get("graph_module"), dict):
         raise ArchiveRefusedError(f"{where} is not a serialized ExportedProgram; refused")
     if doc.get("guards_code"):
         raise ArchiveRefusedError(f"{where}: guards_code holds Python that torch would execute; refused")
+    _check_names(doc, where)
+    ranges = doc.get("range_constraints") or {}
+    for sym, bounds in (ranges.items() if isinstance(ranges, dict) else [("", None)]):
+        if not (isinstance(sym, str) and _SYMBOL.match(sym) and isinstance(bounds, dict) and all(
+                bounds.get(k) is None or (isinstance(bounds.get(k), int) and not isinstance(bounds.get(k), bool))
+                for k in ("min_val", "max_val"))):
+            raise ArchiveRefusedError(f"{where}: range constraint {str(sym)[:40]!r} is not a symbol with integer "
+                                      "bounds; refused")
     stack: list[Any] = [doc]
     while stack:
         node = stack.pop()
@@ -246,6 +322,8 @@ def _check_payload_config(doc: Any, kind: str, where: str, sizes: dict[str, int]
     for fqn, meta in config.items():
         if not isinstance(meta, dict):
             raise ArchiveRefusedError(f"{where}: entry {fqn!r} is not an object; refused")
+        if not _MODULE_PATH.match(fqn):
+            raise ArchiveRefusedError(f"{where}: {kind} name {fqn[:80]!r} is not a module path; refused")
         if meta.get("use_pickle") is not False:
             raise ArchiveRefusedError(f"{where}: {kind} {fqn!r} is stored as a pickle; refused, never unpickled")
         path = meta.get("path_name")

@@ -142,6 +142,22 @@ def _build_eager(card: ModelCard, data: bytes) -> nn.Module:
     return module.eval()
 
 
+def read_exported(data: bytes, where: str) -> nn.Module:
+    """The runnable module of an inspected ``.pt2`` (:func:`inference.archives.safe_export_archive`'s
+    output): built by :mod:`inference.pt2graph`; a program that reader does not build goes through
+    ``torch.export.load`` (said in a debug log). Raises ArchiveRefusedError for a malformed program."""
+    try:
+        return load_program(data, where)
+    except ArchiveRefusedError:
+        raise
+    except UnsupportedProgram as exc:
+        log.debug("%s: %s; loading it through torch.export.load (imports sympy, dynamo, inductor)", where, exc)
+    except Exception as exc:  # a case the reader gets wrong must not make a valid, inspected program unusable
+        log.debug("%s: the graph reader failed (%s: %s); loading it through torch.export.load", where,
+                  type(exc).__name__, exc)
+    return torch.export.load(io.BytesIO(data)).module()
+
+
 def _load_source(card: ModelCard, data: bytes) -> nn.Module:
     fmt = card.weights.format
     where = f"{card.card_file}: {card.weights.file}"
@@ -151,16 +167,9 @@ def _load_source(card: ModelCard, data: bytes) -> nn.Module:
         except ArchiveRefusedError as exc:
             raise ModelPackageError(str(exc)) from None
         try:
-            return load_program(data, where)
+            return read_exported(data, where)
         except ArchiveRefusedError as exc:
             raise ModelPackageError(str(exc)) from None
-        except UnsupportedProgram as exc:
-            log.debug("%s: %s; loading it through torch.export.load (imports sympy, dynamo, inductor)", where, exc)
-        except Exception as exc:  # a case this reader gets wrong must not make a valid program unusable
-            log.debug("%s: the graph reader failed (%s: %s); loading it through torch.export.load", where,
-                      type(exc).__name__, exc)
-        try:
-            return torch.export.load(io.BytesIO(data)).module()
         except Exception as exc:
             raise _refuse_pickle(card, data, exc) from exc
     if fmt == "torchscript":
@@ -219,4 +228,4 @@ def check_shapes(model: LoadedModel) -> None:
                          f"per label ({', '.join(card.labels)}) is expected")
 
 
-__all__ = ["LoadedModel", "UnsupportedExplanationError", "check_shapes", "load_model"]
+__all__ = ["LoadedModel", "UnsupportedExplanationError", "check_shapes", "load_model", "read_exported"]

@@ -74,6 +74,7 @@ class _Reader:
 
     def __init__(self, zf: zipfile.ZipFile, root: str, name: str, where: str) -> None:
         self.zf, self.root, self.name, self.where = zf, root, name, where
+        self.program = f"member {root}/models/{name}.json"
         self.nodes: dict[str, fx.Node] = {}
         self.graph = fx.Graph()
 
@@ -98,14 +99,15 @@ class _Reader:
         """{fqn: tensor} of ``data/weights`` (``kind`` "weights") or ``data/constants``; members that
         several entries name are read once and shared (aliasing is kept, as torch keeps it)."""
         folder = f"data/{kind}"
-        doc = self.json(f"{folder}/{self.name}_{kind}_config.json")
+        member = f"{folder}/{self.name}_{kind}_config.json"
+        doc = self.json(member)
         config = doc.get("config") if isinstance(doc, dict) else None
         if not isinstance(config, dict):
-            raise self.refuse(f"{folder} config of program {self.name} is not a payload config")
+            raise self.refuse(f"member {self.root}/{member} is not a payload config")
         flat: dict[str, torch.Tensor] = {}
         out: dict[str, torch.Tensor] = {}
         for fqn, meta in config.items():
-            where = f"{kind[:-1]} {str(fqn)[:80]!r}"
+            where = f"member {self.root}/{member}: {kind[:-1]} {str(fqn)[:80]!r}"
             if not isinstance(meta, dict) or not isinstance(meta.get("tensor_meta"), dict) or meta.get("use_pickle"):
                 raise self.refuse(f"{where} is not a plain tensor")
             path = meta.get("path_name")
@@ -163,31 +165,32 @@ class _Reader:
     # -- graph ---------------------------------------------------------------------------------
     def node(self, name: Any) -> fx.Node:
         if not isinstance(name, str) or name not in self.nodes:
-            raise self.refuse(f"program {self.name} uses value {str(name)[:80]!r} before defining it")
+            raise self.refuse(f"{self.program} uses value {str(name)[:80]!r} before defining it")
         return self.nodes[name]
 
     def define(self, name: Any, node: fx.Node) -> None:
         if not isinstance(name, str) or name in self.nodes:
-            raise self.refuse(f"program {self.name} defines value {str(name)[:80]!r} twice or without a name")
+            raise self.refuse(f"{self.program} defines value {str(name)[:80]!r} twice or without a name")
         self.nodes[name] = node
 
     def argument(self, arg: Any) -> Any:
         """One serialized argument (a one-key object) as the value an FX node holds."""
         if not isinstance(arg, dict) or len(arg) != 1:
-            raise self.refuse(f"argument {str(arg)[:80]} is not a serialized argument")
+            raise self.refuse(f"{self.program}: argument {str(arg)[:80]} is not a serialized argument")
         ((kind, v),) = arg.items()
         if kind == "as_none":
             return None
         if kind == "as_tensor":
             return self.node(v.get("name") if isinstance(v, dict) else None)
         if kind in ("as_int", "as_float", "as_bool", "as_string"):
-            want = {"as_int": int, "as_float": (float, int), "as_bool": bool, "as_string": str}[kind]
-            if not isinstance(v, want) or (kind == "as_int" and isinstance(v, bool)):
-                raise self.refuse(f"argument {kind} holds {str(v)[:40]}")
-            return float(v) if kind == "as_float" else v
+            want: dict[str, type | tuple[type, ...]] = {"as_int": int, "as_float": (float, int), "as_bool": bool,
+                                                        "as_string": str}
+            if not isinstance(v, want[kind]) or (kind == "as_int" and isinstance(v, bool)):
+                raise self.refuse(f"{self.program}: argument {kind} holds {str(v)[:40]}")
+            return float(v) if kind == "as_float" else v  # type: ignore[arg-type]
         if kind in ("as_ints", "as_floats", "as_bools", "as_strings"):
             if not isinstance(v, list):
-                raise self.refuse(f"argument {kind} is not a list")
+                raise self.refuse(f"{self.program}: argument {kind} is not a list")
             return [self.argument({kind[:-1]: x}) for x in v]
         if kind == "as_scalar_type":
             return self._enum(DTYPES, v, "dtype")
@@ -204,11 +207,11 @@ class _Reader:
             return self._sym(v, kind)
         if kind in ("as_sym_ints", "as_sym_floats", "as_sym_bools"):
             if not isinstance(v, list):
-                raise self.refuse(f"argument {kind} is not a list")
+                raise self.refuse(f"{self.program}: argument {kind} is not a list")
             return [self._sym(x, kind[:-1]) for x in v]
         if kind in ("as_tensors", "as_optional_tensors"):
             if not isinstance(v, list):
-                raise self.refuse(f"argument {kind} is not a list")
+                raise self.refuse(f"{self.program}: argument {kind} is not a list")
             if kind == "as_tensors":
                 return [self.argument({"as_tensor": x}) for x in v]
             return [self.argument(x) for x in v]
@@ -218,7 +221,7 @@ class _Reader:
 
     def _enum(self, table: dict[int, Any], v: Any, what: str) -> Any:
         if not isinstance(v, int) or v not in table:
-            raise self.refuse(f"unknown {what} {str(v)[:20]}")
+            raise self.refuse(f"{self.program}: unknown {what} {str(v)[:20]}")
         return table[v]
 
     def _sym(self, v: Any, kind: str) -> Any:
@@ -227,7 +230,7 @@ class _Reader:
             return self.node(v["as_name"])
         if isinstance(v, dict) and len(v) == 1 and literal in v:
             return self.argument({literal: v[literal]})
-        raise self.refuse(f"symbolic argument {str(v)[:80]} is neither a name nor a literal")
+        raise self.refuse(f"{self.program}: symbolic argument {str(v)[:80]} is neither a name nor a literal")
 
     def target(self, name: Any, where: str) -> Callable[..., Any]:
         if not isinstance(name, str):
@@ -244,7 +247,7 @@ class _Reader:
                 return op
         raise UnsupportedProgram(f"{where} calls {name[:80]}")
 
-    def call_args(self, op: Callable[..., Any], inputs: list[Any], where: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def call_args(self, op: Callable[..., Any], inputs: Any, where: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Positional and keyword arguments as torch's deserializer orders them (by the op's schema)."""
         if not isinstance(inputs, list) or not all(isinstance(i, dict) and "arg" in i for i in inputs):
             raise self.refuse(f"{where} has malformed inputs")
@@ -278,8 +281,8 @@ class _Reader:
 
     def add_node(self, sn: Any) -> None:
         if not isinstance(sn, dict):
-            raise self.refuse(f"program {self.name} has a node that is not an object")
-        where = f"node {str(sn.get('name'))[:80]!r}"
+            raise self.refuse(f"{self.program} has a node that is not an object")
+        where = f"{self.program} node {str(sn.get('name'))[:80]!r}"
         op = self.target(sn.get("target"), where)
         args, kwargs = self.call_args(op, sn.get("inputs"), where)
         meta = _metadata(sn.get("metadata"), self, where)
@@ -307,7 +310,7 @@ class _Reader:
 
     def _rename(self, node: fx.Node, name: Any) -> None:
         if not isinstance(name, str) or not _IDENT.match(name):
-            raise self.refuse(f"value name {str(name)[:80]!r} is not an identifier")
+            raise self.refuse(f"{self.program}: value name {str(name)[:80]!r} is not an identifier")
         self.define(name, node)
         if node.name != name:
             node._rename(name)
@@ -335,12 +338,11 @@ class _Reader:
 
 
 def _metadata(raw: Any, reader: _Reader, where: str) -> dict[str, Any]:
-    """``nn_module_stack`` ({key: (path, type)}) and ``stack_trace`` from a node's serialized metadata."""
+    """``nn_module_stack`` ({key: (path, type)}) from a node's serialized metadata (stack traces and the
+    rest are left out: nothing here reads them, and FX prints stack traces into generated code)."""
     meta: dict[str, Any] = {"nn_module_stack": {}}
     if not isinstance(raw, dict):
         return meta
-    if isinstance(raw.get("stack_trace"), str):
-        meta["stack_trace"] = raw["stack_trace"]
     text = raw.get("nn_module_stack")
     if isinstance(text, str) and text:
         stack: dict[str, tuple[str, str]] = {}
@@ -415,12 +417,12 @@ def _signature(reader: _Reader, doc: dict[str, Any]) -> tuple[list[tuple[str, st
     sig = doc["graph_module"].get("signature")
     if not isinstance(sig, dict) or not isinstance(sig.get("input_specs"), list) or not isinstance(
             sig.get("output_specs"), list):
-        raise reader.refuse(f"program {reader.name} has no graph signature")
+        raise reader.refuse(f"{reader.program} has no graph signature")
     inputs: list[tuple[str, str, str, bool]] = []
     for spec in sig["input_specs"]:
         ((kind, v),) = spec.items() if isinstance(spec, dict) and len(spec) == 1 else ((None, None),)
         if not isinstance(v, dict):
-            raise reader.refuse("an input spec is malformed")
+            raise reader.refuse(f"{reader.program}: an input spec is malformed")
         arg = v.get("arg") or {}
         if kind == "user_input":
             if not isinstance(arg, dict) or set(arg) != {"as_tensor"}:
@@ -432,7 +434,7 @@ def _signature(reader: _Reader, doc: dict[str, Any]) -> tuple[list[tuple[str, st
         if kind not in ("parameter", "buffer", "tensor_constant"):
             raise UnsupportedProgram(f"input of kind {kind}")
         if not isinstance(fqn, str) or not _FQN.match(fqn):
-            raise reader.refuse(f"{kind} name {str(fqn)[:80]!r} is not a module path")
+            raise reader.refuse(f"{reader.program}: {kind} name {str(fqn)[:80]!r} is not a module path")
         inputs.append((str(kind), str(arg.get("name")), fqn, v.get("persistent") is not False))
     outputs: list[str] = []
     for spec in sig["output_specs"]:
@@ -467,15 +469,15 @@ def _attach(root: nn.Module, fqn: str, value: torch.Tensor, kind: str, persisten
 
 def _build(reader: _Reader, doc: dict[str, Any]) -> fx.GraphModule:
     if doc.get("guards_code"):
-        raise reader.refuse("guards_code holds Python")
+        raise reader.refuse(f"{reader.program}: guards_code holds Python")
     sg = doc["graph_module"].get("graph")
     if not isinstance(sg, dict) or not isinstance(sg.get("nodes"), list) or not isinstance(sg.get("inputs"), list):
-        raise reader.refuse(f"program {reader.name} has no graph")
+        raise reader.refuse(f"{reader.program} has no graph")
     if sg.get("custom_obj_values"):
         raise UnsupportedProgram("custom objects")
     inputs, user_outputs = _signature(reader, doc)
     if len(inputs) != len(sg["inputs"]):
-        raise reader.refuse(f"program {reader.name} has {len(sg['inputs'])} graph inputs but {len(inputs)} input specs")
+        raise reader.refuse(f"{reader.program} has {len(sg['inputs'])} graph inputs but {len(inputs)} input specs")
     n_user = sum(1 for k, *_ in inputs if k == "user_input")
     arg_names, n_out = _specs(doc, n_user)
     if not ((n_out == 0 and len(user_outputs) == 1) or (n_out >= 1 and n_out == len(user_outputs))):
@@ -487,18 +489,18 @@ def _build(reader: _Reader, doc: dict[str, Any]) -> fx.GraphModule:
     for (kind, name, fqn, persistent), garg in zip(inputs, sg["inputs"]):
         gname = garg.get("as_tensor", {}).get("name") if isinstance(garg, dict) else None
         if gname != name:
-            raise reader.refuse(f"graph input {str(gname)[:60]!r} does not match its input spec {name[:60]!r}")
+            raise reader.refuse(f"{reader.program}: graph input {str(gname)[:60]!r} does not match its input spec {name[:60]!r}")
         if kind == "user_input":
             label = arg_names[user_i] if arg_names else name
             user_i += 1
             if not _IDENT.match(label) or keyword.iskeyword(label):
-                raise reader.refuse(f"input name {label[:60]!r} is not an identifier")
+                raise reader.refuse(f"{reader.program}: input name {label[:60]!r} is not an identifier")
             node = reader.graph.placeholder(label)
             reader.define(name, node)
             continue
         table = weights if kind == "parameter" or (kind == "buffer" and persistent) else constants
         if fqn not in table:
-            raise reader.refuse(f"{kind} {fqn!r} has no stored tensor")
+            raise reader.refuse(f"{reader.program}: {kind} {fqn!r} has no stored tensor")
         _attach(root, fqn, table[fqn], kind, persistent)
         reader.define(name, reader.graph.get_attr(fqn))
     for sn in sg["nodes"]:
@@ -509,7 +511,7 @@ def _build(reader: _Reader, doc: dict[str, Any]) -> fx.GraphModule:
         reader.graph.lint()
         gm = fx.GraphModule(root, reader.graph)
     except Exception as exc:  # FX refuses graphs whose values or attributes do not line up
-        raise reader.refuse(f"program {reader.name} does not form a valid graph ({str(exc)[:200]})") from None
+        raise reader.refuse(f"{reader.program} does not form a valid graph ({str(exc)[:200]})") from None
     for kind, _name, fqn, persistent in inputs:  # FX copies every tensor attribute as a persistent buffer
         *path, field = fqn.split(".")
         owner = gm.get_submodule(".".join(path))
@@ -543,7 +545,7 @@ def load_program(data: bytes, where: str) -> fx.GraphModule:
         reader = _Reader(zf, root, "model", where)
         doc = reader.json("models/model.json")
         if not isinstance(doc, dict) or not isinstance(doc.get("graph_module"), dict):
-            raise reader.refuse("models/model.json is not a serialized ExportedProgram")
+            raise reader.refuse(f"{reader.program} is not a serialized ExportedProgram")
         return _build(reader, doc)
 
 

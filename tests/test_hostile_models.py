@@ -99,9 +99,11 @@ def test_installing_hostile_packages_runs_nothing_at_start(hostile_home: Path, t
     assert not list(tmp_path.rglob(MARKER)), "code from an installed package ran"
 
 
-@pytest.mark.parametrize("name", ["model-pt2-pickled-sample-inputs", "model-pt2-sympy-eval"])
+@pytest.mark.parametrize("name", ["model-pt2-pickled-sample-inputs", "model-pt2-sympy-eval",
+                                  "model-pt2-code-in-parameter-name"])
 def test_the_cases_are_real_plain_torch_runs_their_code(name: str, tmp_path: Path) -> None:
-    """Without the inspection, torch.export.load itself runs the payload (so the refusal above is what saves us)."""
+    """Without the inspection, torch.export.load itself (or the first call of its module) runs the payload (so
+    the refusal above is what saves us)."""
     import contextlib
     import io
     import logging
@@ -110,7 +112,7 @@ def test_the_cases_are_real_plain_torch_runs_their_code(name: str, tmp_path: Pat
     package = hostile.build(tmp_path / "case")
     logging.getLogger("torch._export.serde.serialize").setLevel(logging.CRITICAL)
     with contextlib.suppress(Exception):
-        torch.export.load(io.BytesIO((package / "model.pt2").read_bytes())).module()
+        torch.export.load(io.BytesIO((package / "model.pt2").read_bytes())).module()(torch.zeros(2, 1, 32, 32))
     assert (tmp_path / MARKER).exists()
 
 

@@ -426,3 +426,91 @@ def pt2_operator_argument(folder: Path) -> Path:
         node["inputs"].append({"name": "op", "arg": {"as_operator": "torch.os.system"}, "kind": 2})
 
     return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("models/model.json", change)))
+
+
+# -- what inference/pt2graph.py reads after the inspection ---------------------------------------------------------
+
+def _weight_entry(doc: dict[str, Any], path: str) -> dict[str, Any]:
+    (entry,) = [e for e in doc["config"].values() if e["path_name"] == path]
+    return entry
+
+
+@_pt2_case("pt2-weight-member-short", "weight_1", ("needs", "holds"))
+def pt2_weight_member_short(folder: Path) -> Path:
+    """A weight member shorter than its shape and strides say (torch would read past it or fail)."""
+    data = rewrite_pt2(good_pt2(), lambda n, b: b[:8] if n.endswith("data/weights/weight_1") else b)
+    return write_package(folder / "pkg", data)
+
+
+@_pt2_case("pt2-weight-huge-sizes", "weight_1", ("needs",))
+def pt2_weight_huge_sizes(folder: Path) -> Path:
+    """A weight claiming 2**40 elements over a member of a few hundred bytes."""
+    def change(doc: dict[str, Any]) -> None:
+        meta = _weight_entry(doc, "weight_1")["tensor_meta"]
+        meta["sizes"] = [{"as_int": 2**20}, {"as_int": 2**20}]
+        meta["strides"] = [{"as_int": 2**20}, {"as_int": 1}]
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("model_weights_config.json", change)))
+
+
+@_pt2_case("pt2-weight-negative-stride", "model/data/weights/model_weights_config.json", ("negative strides",))
+def pt2_weight_negative_stride(folder: Path) -> Path:
+    """A negative stride walks backwards from the storage offset, out of the member."""
+    def change(doc: dict[str, Any]) -> None:
+        meta = _weight_entry(doc, "weight_1")["tensor_meta"]
+        meta["strides"][0] = {"as_int": -4}
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("model_weights_config.json", change)))
+
+
+@_pt2_case("pt2-unknown-operator", "model/models/model.json", ("no_such_op", "does not know"))
+def pt2_unknown_operator(folder: Path) -> Path:
+    def change(doc: dict[str, Any]) -> None:
+        doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.ops.aten.no_such_op.default"
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("models/model.json", change)))
+
+
+@_pt2_case("pt2-bad-json", "model/models/model.json", ("not valid JSON",))
+def pt2_bad_json(folder: Path) -> Path:
+    data = rewrite_pt2(good_pt2(), lambda n, b: b[: len(b) // 2] if n.endswith("models/model.json") else b)
+    return write_package(folder / "pkg", data)
+
+
+def _code_name(folder: Path) -> str:
+    """A parameter name that torch.fx would paste into ``forward`` as ``getattr(self, "<name>")``: no dots (FX
+    splits the path at them), the payload spelled with chr() so that it needs no quotes or dots either; it
+    starts with ``0``, a real submodule of ``features``, so that the getattr before it succeeds."""
+    code = f"open({str(marker_for(folder))!r}, 'w')"
+    return '0"),exec(' + "+".join(f"chr({ord(c)})" for c in code) + '),("'
+
+
+@_pt2_case("pt2-code-in-parameter-name", "model/data/weights/model_weights_config.json", ("not a module path",))
+def pt2_code_in_parameter_name(folder: Path) -> Path:
+    """A parameter renamed (in its config and the program's signature) to code: torch.export.load's
+    ``module()`` writes it into the generated ``forward``, which runs it at the first call."""
+    evil = "features." + _code_name(folder)
+
+    def edit(name: str, body: bytes) -> bytes:
+        if not name.endswith(("model_weights_config.json", "models/model.json")):
+            return body
+        doc = json.loads(body)
+        if "config" in doc:
+            first = next(iter(doc["config"]))
+            doc["config"] = {(evil if k == first else k): v for k, v in doc["config"].items()}
+        else:
+            spec = doc["graph_module"]["signature"]["input_specs"][0]["parameter"]
+            spec["parameter_name"] = evil
+        return json.dumps(doc).encode()
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), edit))
+
+
+@_pt2_case("pt2-code-in-value-name", "model/models/model.json", ("not an identifier",))
+def pt2_code_in_value_name(folder: Path) -> Path:
+    """A node's output named with a statement separator (FX names variables after values)."""
+    def change(doc: dict[str, Any]) -> None:
+        node = doc["graph_module"]["graph"]["nodes"][0]
+        node["outputs"][0]["as_tensor"]["name"] = f"a;exec({_code_name(folder)!r});b"
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("models/model.json", change)))
