@@ -157,10 +157,15 @@ class _Reader:
         size = torch.empty((), dtype=dtype).element_size()
         if info.file_size % size:
             raise self.refuse(f"member {path} holds {info.file_size} bytes, not a whole number of {dtype}")
-        if info.file_size == 0:
-            return torch.empty(0, dtype=dtype)
-        raw = bytearray(self.zf.read(info))
-        return torch.frombuffer(raw, dtype=dtype)
+        raw = torch.empty(info.file_size, dtype=torch.uint8)  # torch's own (aligned) allocation, filled in place
+        view, done = memoryview(raw.numpy().data), 0
+        with self.zf.open(info) as member:  # a ZipExtFile: it has readinto
+            while done < info.file_size:
+                n = member.readinto(view[done:])  # type: ignore[attr-defined]
+                if not n:
+                    raise self.refuse(f"member {path} ends after {done} of its {info.file_size} bytes")
+                done += n
+        return raw.view(dtype)
 
     # -- graph ---------------------------------------------------------------------------------
     def node(self, name: Any) -> fx.Node:

@@ -119,7 +119,7 @@ def _upsampled(maps: torch.Tensor, size: tuple[int, int]) -> list[torch.Tensor]:
 
 def _runner_maps(runner: Runner, x: torch.Tensor, labels: list[int]) -> list[torch.Tensor]:
     """Ours: the runner's device step (one trunk pass, head-only backward per label), then upsampling."""
-    _, maps = runner._step(runner._prepare_tensor(x), "gradcam", labels)
+    _, maps, _ood = runner._step(runner._prepare_tensor(x), "gradcam", labels)
     assert maps is not None
     return _upsampled(maps, tuple(x.shape[-2:]))
 
