@@ -9,6 +9,7 @@ the field. The weights are read as bytes and their sha256 checked before anythin
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import stat
@@ -533,9 +534,8 @@ def save_package(module: torch.nn.Module, card_fields: Mapping[str, Any], out_di
         torch.export.save(program, weights)
         expected = module(x)
         from inference.archives import safe_export_archive  # read back exactly as load_model reads it
-        from inference.loading import read_exported
 
-        got = read_exported(safe_export_archive(weights.read_bytes(), str(weights)), str(weights))(x)
+        got = torch.export.load(io.BytesIO(safe_export_archive(weights.read_bytes(), str(weights)))).module()(x)
     if not torch.allclose(expected, got, atol=1e-5, rtol=1e-4, equal_nan=True):
         raise ModelPackageError(f"{weights}: the exported program does not reproduce the module's output")
     card = {"format": CARD_FORMAT, **dict(card_fields)}
