@@ -350,6 +350,7 @@ def test_bad_package_goes_to_the_errors_panel(qtbot, ai_window) -> None:  # type
     qtbot.waitUntil(lambda: bool(window.errors_panel.errors()), timeout=10000)
     source, reason = window.errors_panel.errors()[0]
     assert source == "blob" and "sha256" in reason
+    assert window.session.problems == [(source, reason)] and window.errors_dock.isVisible()  # reported into the state
     assert not ai.busy
 
 

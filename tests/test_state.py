@@ -161,3 +161,19 @@ def test_review_context_says_why_a_step_cannot_be_taken() -> None:
     assert ctx.step_message(-1) is None
     ctx.set_study("1.2.1", 0, 3)
     assert ctx.is_first and "first study" in (ctx.step_message(-1) or "")
+
+
+def test_problems_are_reported_into_the_session_and_cleared_by_a_new_open() -> None:
+    session = SessionState()
+    rec = Recorder()
+    session.problemsAdded.connect(rec.on("added"))
+    session.problemsCleared.connect(rec.on("cleared"))
+    session.clear_problems()  # nothing to clear: no event
+    session.add_problems([])  # nothing to add: no event
+    session.add_problems([("/data/a.dcm", "no pixel data")])
+    session.add_problems([("chest-nodule-demo", "AI: inference failed")], show=False)
+    assert session.problems == [("/data/a.dcm", "no pixel data"), ("chest-nodule-demo", "AI: inference failed")]
+    session.clear_problems()
+    assert session.problems == []
+    assert rec.calls == [("added", ([("/data/a.dcm", "no pixel data")], True)),
+                         ("added", ([("chest-nodule-demo", "AI: inference failed")], False)), ("cleared", ())]

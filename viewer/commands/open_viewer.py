@@ -101,7 +101,7 @@ def _screenshot(app, path: str, opened: bool, panel: str | None, show_finding: b
     if not window.grab().save(str(out), "PNG"):
         print(f"radscope: could not write {out}", file=sys.stderr)
         return 1
-    errors = window.errors_panel.errors()
+    errors = list(window.session.problems)
     window.close()
     if window.model is None and errors:
         print(f"radscope: nothing could be shown ({len(errors)} error(s), first: {' '.join(errors[0])}); "

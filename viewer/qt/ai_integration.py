@@ -85,10 +85,9 @@ class WindowAI(AIController):
         self.set_series(self.window.model, stack_id)
 
     def _report(self, message: str) -> None:
-        panel = getattr(self.window, "errors_panel", None)
-        if panel is not None:
-            panel.add_errors([(self.model_entry.name if self.model_entry else "AI", message)])
-            self.window.errors_dock.show()
+        session = getattr(self.window, "session", None)
+        if session is not None:  # the Errors panel renders the session's problems
+            session.add_problems([(self.model_entry.name if self.model_entry else "AI", message)])
         else:
             self.window.statusBar().showMessage(message, 10000)
 
@@ -113,7 +112,7 @@ def attach_ai(window: Any, *, session_factory: SessionFactory | None = None,
     """Add the AI dock to the main ``window`` and follow its series and current slice.
 
     Uses the window's public API only: ``seriesShown(stack_id)``, ``model`` (the shown
-    :class:`SeriesModel`), ``errors_panel``/``errors_dock``, ``addDockWidget`` and its menu bar.
+    :class:`SeriesModel`), ``session`` (errors go to its problems), ``addDockWidget`` and its menu bar.
     """
     return WindowAI(window, session_factory=session_factory, models=models, use_cache=use_cache)
 

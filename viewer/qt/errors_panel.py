@@ -1,10 +1,13 @@
-"""Errors dock: files that could not be used, with the reason (never a modal dialog)."""
+"""Errors dock: files that could not be used, with the reason (never a modal dialog). It renders the session's
+problems (:meth:`ErrorsPanel.follow`); controllers report into the state (``SessionState.add_problems``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from viewer.qt.bind import Bindings
 from viewer.qt.qt import QtWidgets
+from viewer.state.session import SessionState
 
 
 class ErrorsPanel(QtWidgets.QTableWidget):
@@ -17,6 +20,15 @@ class ErrorsPanel(QtWidgets.QTableWidget):
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self._bindings = Bindings()
+
+    def follow(self, session: SessionState) -> None:
+        """Show ``session``'s problems now and as they are added or cleared."""
+        self._bindings.clear()
+        self.clear_errors()
+        self.add_errors(session.problems)
+        self._bindings.connect(session.problemsAdded, self.add_errors)
+        self._bindings.connect(session.problemsCleared, self.clear_errors)
 
     def add_errors(self, errors: Iterable[tuple[str, str]]) -> None:
         for path, reason in errors:

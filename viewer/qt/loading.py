@@ -1,7 +1,7 @@
 """The window's loading controller: scans paths, loads the chosen stack progressively (middle slice first) and
 puts what arrives into the :class:`~viewer.state.session.SessionState` (its stacks, the current series, that
-series' slices). It only changes state and reports; the window's widgets render from the state and from these
-signals (status messages, problems for the Errors panel, progress, thumbnails)."""
+series' slices, the problems for the Errors panel). It only changes state and reports; the window's widgets render
+from the state and from these signals (status messages, progress, thumbnails)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ class SeriesLoader(QObject):
 
     message = Signal(str, int)
     """Status-bar text and how long to show it (ms; 0 = until replaced)."""
-    problems = Signal(list, bool)
-    """[(file or series, reason)] for the Errors panel, and whether to bring the panel up."""
     progress = Signal(int, int)
     """Slices decoded, slices in the series (0, 0: no load running)."""
     thumbnail = Signal(str, object)
@@ -62,7 +60,7 @@ class SeriesLoader(QObject):
         if self.sender() is not self._scan_job:
             return
         self._scan_job = None
-        self.problems.emit([("", message)], True)
+        self.session.add_problems([("", message)])
         self.message.emit("Nothing could be read", 5000)
 
     def _on_scan_finished(self, result: Any) -> None:
@@ -73,7 +71,7 @@ class SeriesLoader(QObject):
         self.session.set_stacks(result.stacks)
         self.stacksListed.emit(list(result.stacks))
         if result.errors:
-            self.problems.emit([(e.path, e.error) for e in result.errors], True)
+            self.session.add_problems([(e.path, e.error) for e in result.errors])
         if not result.stacks:
             self.message.emit("No images found", 5000)
             return
@@ -91,7 +89,7 @@ class SeriesLoader(QObject):
         self.thumbnail.emit(stack_id, img)
 
     def _on_thumbnail_failed(self, path: str, reason: str) -> None:
-        self.problems.emit([(path, reason)], True)
+        self.session.add_problems([(path, reason)])
 
     def _on_thumbnails_finished(self) -> None:
         if self.sender() is self._thumb_job:
@@ -193,7 +191,7 @@ class SeriesLoader(QObject):
         if stack_id not in self._thumbs_done:
             self.thumbnail.emit(stack_id, volume_thumbnail(volume))
         if volume.warnings:
-            self.problems.emit([(stack_id, w) for w in volume.warnings], False)
+            self.session.add_problems([(stack_id, w) for w in volume.warnings], show=False)
         self.loadFinished.emit(stack_id)
 
     def _on_load_failed(self, message: str) -> None:
@@ -201,4 +199,4 @@ class SeriesLoader(QObject):
             return
         self._load_job = None
         self.progress.emit(0, 0)
-        self.problems.emit([(self.session.stack_id, message)], True)
+        self.session.add_problems([(self.session.stack_id, message)])

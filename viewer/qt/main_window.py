@@ -80,7 +80,9 @@ class ViewerWindow(ScreenFitting):
         self._tags_timer.setInterval(120)
         self._tags_timer.timeout.connect(self._refresh_tags)
         self._help: ShortcutsDialog | None = None
-        for signal, slot in ((self.loader.message, self._on_loader_message), (self.loader.problems, self._on_problems),
+        self.errors_panel.follow(self.session)
+        self._bindings.connect(self.session.problemsAdded, self._on_problems)
+        for signal, slot in ((self.loader.message, self._on_loader_message),
                              (self.loader.progress, self._on_load_progress),
                              (self.loader.stacksListed, self._on_stacks_listed),
                              (self.loader.thumbnail, self._on_thumbnail),
@@ -322,7 +324,7 @@ class ViewerWindow(ScreenFitting):
     def open_paths(self, paths: Sequence[str | Path]) -> None:
         """Scan files / folders / zips / DICOMDIRs in the background, list the series, show the largest."""
         paths = [str(p) for p in paths]
-        self.errors_panel.clear_errors()
+        self.session.clear_problems()
         for p in paths:
             self.settings.add_recent(str(Path(p).resolve()))
         first = Path(paths[0]).resolve()
@@ -336,7 +338,7 @@ class ViewerWindow(ScreenFitting):
         self.statusBar().showMessage(text, timeout_ms)
 
     def _on_problems(self, problems: list[tuple[str, str]], show: bool) -> None:
-        self.errors_panel.add_errors(problems)
+        """New problems in the session (the Errors panel renders them): bring the panel up when asked."""
         if show:
             self.errors_dock.show()
 

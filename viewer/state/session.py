@@ -1,4 +1,5 @@
-"""The viewer session: the scanned series, the one shown, measurements per series, the settings."""
+"""The viewer session: the scanned series, the one shown, measurements per series, the problems to show (files
+that could not be used, AI errors), the settings."""
 
 from __future__ import annotations
 
@@ -20,13 +21,17 @@ class SessionState:
       still be None until the first slice decodes). Panels clear their per-series status lines here;
     - ``seriesChanged(object)``: the shown :class:`SeriesState` was replaced (or None);
     - ``seriesShown(str)``: the series' first slice is on screen (announced one event-loop pass later,
-      so panels' work does not delay the first paint).
+      so panels' work does not delay the first paint);
+    - ``problemsAdded(list, bool)``: (source, reason) rows for the Errors panel, and whether it should come up;
+      ``problemsCleared()``: a new open starts a fresh list.
     """
 
     stacksChanged = Signal(list)
     currentChanged = Signal(str)
     seriesChanged = Signal(object)
     seriesShown = Signal(str)
+    problemsAdded = Signal(list, bool)
+    problemsCleared = Signal()
 
     def __init__(self, settings: ViewerSettings | None = None) -> None:
         self.settings = settings if settings is not None else ViewerSettings()
@@ -34,12 +39,26 @@ class SessionState:
         self.stack_id = ""
         self.series: SeriesState | None = None
         self.measurements: dict[str, list[MeasurementRecord]] = {}
+        self.problems: list[tuple[str, str]] = []
+        """(file or source, reason) of everything that could not be used since the last open."""
 
     def set_stacks(self, stacks: Iterable[Any]) -> None:
         """The stacks of a finished scan (objects with a ``stack_id``)."""
         items = list(stacks)
         self.stacks = {s.stack_id: s for s in items}
         self.stacksChanged.emit(items)
+
+    def add_problems(self, rows: Iterable[tuple[str, str]], show: bool = True) -> None:
+        """Report (source, reason) rows; ``show``: bring the Errors panel up."""
+        rows = [(str(source), str(reason)) for source, reason in rows]
+        if rows:
+            self.problems.extend(rows)
+            self.problemsAdded.emit(rows, show)
+
+    def clear_problems(self) -> None:
+        if self.problems:
+            self.problems.clear()
+            self.problemsCleared.emit()
 
     def measurements_for(self, stack_id: str) -> list[MeasurementRecord]:
         """The series' measurement list (shared with its :class:`SeriesState`, kept while the session lives)."""
