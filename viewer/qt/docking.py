@@ -4,7 +4,8 @@
   content never sets the window's minimum size); right-side panels share one tab group; docks take em-based
   widths capped at a third of the window, so the images keep priority.
 - The window opens inside the screen's available geometry (a laptop's whole area, a large screen's 1600x1000
-  centred, or the geometry remembered in ``viewer-settings.json``) and never grows past it when a panel opens.
+  centred (times logical DPI / 96: its text grows with the DPI), or the geometry remembered in
+  ``viewer-settings.json``) and never grows past it when a panel opens.
 - Offscreen (no real screen) a requested size is taken as it is.
 """
 
@@ -100,7 +101,8 @@ class ScreenFitting(QtWidgets.QMainWindow):
         elif isinstance(saved, list) and len(saved) == 4 and all(isinstance(v, int) for v in saved):
             rect = QtCore.QRect(*saved)
         else:  # a laptop screen: all of it; a large one: a comfortable window in its middle
-            w, h = min(1600, avail.width()), min(1000, avail.height())
+            unit = max(1.0, self.logicalDpiY() / 96.0)  # 1600x1000 at 96 DPI: text in points grows with the DPI
+            w, h = min(int(1600 * unit), avail.width()), min(int(1000 * unit), avail.height())
             rect = QtCore.QRect(avail.x() + (avail.width() - w) // 2, avail.y() + (avail.height() - h) // 2, w, h)
         if not (self._offscreen() and size is not None):
             rect.setWidth(min(rect.width(), avail.width()))
