@@ -474,6 +474,12 @@ def test_help_lists_every_shortcut_with_room_for_it(window: ViewerWindow) -> Non
     assert window._help.width() <= avail.width() and window._help.height() <= avail.height()
     long_row = next(r for r, (_, a) in enumerate(SHORTCUTS) if a.startswith("review verdict"))
     assert table.rowHeight(long_row) > table.rowHeight(0)  # the long action wraps instead of being cut off
+    QtWidgets.QApplication.processEvents()  # the dialog's and the table's resize passes
+    line = table.fontMetrics().height()
+    width = table.columnWidth(1) - 12  # the cell's margins
+    for r in range(table.rowCount()):  # each row as tall as its wrapped action needs at the widths in force
+        lines = -(-table.fontMetrics().horizontalAdvance(table.item(r, 1).text()) // width)
+        assert lines * line <= table.rowHeight(r) <= (lines + 1) * line, (r, table.item(r, 1).text())
     window._help.close()
 
 

@@ -43,6 +43,9 @@ class ShortcutsDialog(QtWidgets.QDialog):
         table = QtWidgets.QTableWidget(len(rows), 2, self)
         table.setHorizontalHeaderLabels(["Keys / mouse", "Action"])
         table.verticalHeader().setVisible(False)
+        # wrapped action texts get the lines they need at the column widths in force (a resize pass of the
+        # dialog's own ran before the stretched column had its width and left rows tall or cut)
+        table.verticalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         for r, (k, a) in enumerate(rows):
             table.setItem(r, 0, QtWidgets.QTableWidgetItem(k))
@@ -60,7 +63,3 @@ class ShortcutsDialog(QtWidgets.QDialog):
         # every shortcut at once where the screen allows (rows wrap, none cut off), never past the screen
         self.resize(min(52 * em, avail.width() * 9 // 10), min((len(rows) + 3) * em * 3 // 2,
                                                                 avail.height() * 9 // 10))
-
-    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802
-        super().resizeEvent(ev)
-        self.table.resizeRowsToContents()  # wrapped action texts get the lines they need
