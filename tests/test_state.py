@@ -177,3 +177,20 @@ def test_problems_are_reported_into_the_session_and_cleared_by_a_new_open() -> N
     assert session.problems == []
     assert rec.calls == [("added", ([("/data/a.dcm", "no pixel data")], True)),
                          ("added", ([("chest-nodule-demo", "AI: inference failed")], False)), ("cleared", ())]
+
+
+def test_thumbnails_belong_to_the_listed_stack_object() -> None:
+    from types import SimpleNamespace
+
+    session = SessionState()
+    rec = Recorder()
+    session.thumbnailChanged.connect(rec.on("thumb"))
+    a, b = SimpleNamespace(stack_id="A"), SimpleNamespace(stack_id="B")
+    session.set_thumbnail("A", np.zeros((2, 2), np.uint8))  # not listed yet: dropped
+    session.set_stacks([a, b])
+    img = np.ones((2, 2), np.uint8)
+    session.set_thumbnail("A", img)
+    session.set_thumbnail("B", img)
+    session.set_stacks([a, SimpleNamespace(stack_id="B")])  # B re-scanned (a grown series): its thumbnail goes
+    assert list(session.thumbnails) == ["A"] and session.thumbnails["A"] is img
+    assert rec.names() == ["thumb", "thumb"]

@@ -1,7 +1,7 @@
 """The window's loading controller: scans paths, loads the chosen stack progressively (middle slice first) and
 puts what arrives into the :class:`~viewer.state.session.SessionState` (its stacks, the current series, that
 series' slices, the problems for the Errors panel). It only changes state and reports; the window's widgets render
-from the state and from these signals (status messages, progress, thumbnails)."""
+from the state and from these signals (status messages, progress)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,6 @@ class SeriesLoader(QObject):
     """Status-bar text and how long to show it (ms; 0 = until replaced)."""
     progress = Signal(int, int)
     """Slices decoded, slices in the series (0, 0: no load running)."""
-    thumbnail = Signal(str, object)
-    """(stack id, uint8 image) for the series browser."""
-    stacksListed = Signal(list)
-    """The scan's stacks (also in ``session.stacks``), for the series browser."""
     loadFinished = Signal(str)
     """Every slice of the stack has decoded (stack id)."""
 
@@ -69,7 +65,6 @@ class SeriesLoader(QObject):
         self._scan_job = None
         self.scan_result = result
         self.session.set_stacks(result.stacks)
-        self.stacksListed.emit(list(result.stacks))
         if result.errors:
             self.session.add_problems([(e.path, e.error) for e in result.errors])
         if not result.stacks:
@@ -86,7 +81,7 @@ class SeriesLoader(QObject):
 
     def _on_thumbnail(self, stack_id: str, img: np.ndarray) -> None:
         self._thumbs_done.add(stack_id)
-        self.thumbnail.emit(stack_id, img)
+        self.session.set_thumbnail(stack_id, img)
 
     def _on_thumbnail_failed(self, path: str, reason: str) -> None:
         self.session.add_problems([(path, reason)])
@@ -189,7 +184,7 @@ class SeriesLoader(QObject):
         else:
             self.session.series.finish_loading(volume)
         if stack_id not in self._thumbs_done:
-            self.thumbnail.emit(stack_id, volume_thumbnail(volume))
+            self.session.set_thumbnail(stack_id, volume_thumbnail(volume))
         if volume.warnings:
             self.session.add_problems([(stack_id, w) for w in volume.warnings], show=False)
         self.loadFinished.emit(stack_id)

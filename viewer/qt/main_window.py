@@ -82,13 +82,11 @@ class ViewerWindow(ScreenFitting):
         self._help: ShortcutsDialog | None = None
         self.errors_panel.follow(self.session)
         self._bindings.connect(self.session.problemsAdded, self._on_problems)
+        self.series_browser.follow(self.session)
         for signal, slot in ((self.loader.message, self._on_loader_message),
                              (self.loader.progress, self._on_load_progress),
-                             (self.loader.stacksListed, self._on_stacks_listed),
-                             (self.loader.thumbnail, self._on_thumbnail),
                              (self.loader.loadFinished, self._on_load_finished)):
             signal.connect(slot)
-        self._bindings.connect(self.session.currentChanged, self._on_current_changed)
         self._installed: dict[str, tuple[str, QtWidgets.QDockWidget]] = {}
         self._bindings.connect(self.session.seriesChanged, self._on_series_changed)
         self._bindings.connect(self.session.seriesShown, self._on_session_shown)
@@ -348,15 +346,6 @@ class ViewerWindow(ScreenFitting):
             return
         set_progress(self.progress, done, total)
         self.progress.show()
-
-    def _on_stacks_listed(self, stacks: list[Any]) -> None:
-        self.series_browser.set_stacks(stacks)
-
-    def _on_thumbnail(self, stack_id: str, img: np.ndarray) -> None:
-        self.series_browser.set_thumbnail(stack_id, img)
-
-    def _on_current_changed(self, stack_id: str) -> None:
-        self.series_browser.select_stack(stack_id)
 
     def _on_load_finished(self, stack_id: str) -> None:
         self._fill_window_menu()

@@ -163,16 +163,12 @@ class SeriesStream(QObject):
             return  # complete: the final open (when the retrieval ends) shows it, once
         snap = ViewSnapshot.take(self.window)
         session = self.window.session
-        session.set_stacks([stack])
+        session.set_stacks([stack])  # the series list (it follows the session) says how many slices are here now
+        session.set_thumbnail(stack.stack_id, thumb)
         session.choose(stack.stack_id)
         session.new_series(volume)
         if snap is not None:
             snap.apply(self.window)
-        browser = getattr(self.window, "series_browser", None)
-        if browser is not None:  # the series list says how many slices are here now
-            browser.set_stacks([stack])
-            browser.set_thumbnail(stack.stack_id, thumb)
-            browser.select_stack(stack.stack_id)
         self.shown = n
         self.swaps += 1
         self.grown.emit(n)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from viewer.qt.bind import Bindings
 from viewer.qt.qt import QtCore, QtGui, QtWidgets, Signal
 
 STACK_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
@@ -42,6 +43,27 @@ class SeriesBrowser(QtWidgets.QTreeWidget):
         self._stacks: list[Any] = []
         self._icons: dict[str, QtGui.QIcon] = {}
         self.hide_identifying = False
+        self._bindings = Bindings()
+        self._session: Any = None
+
+    def follow(self, session: Any) -> None:
+        """Render ``session`` (a :class:`~viewer.state.session.SessionState`): its stacks, their thumbnails and the
+        current one, now and on each change."""
+        self._bindings.clear()
+        self._session = session
+        self._bindings.connect(session.stacksChanged, self._render_stacks)
+        self._bindings.connect(session.thumbnailChanged, self.set_thumbnail)
+        self._bindings.connect(session.currentChanged, self.select_stack)
+        self._render_stacks(list(session.stacks.values()))
+
+    def _render_stacks(self, stacks: list[Any]) -> None:
+        session = self._session
+        self.set_stacks(stacks)
+        if session is not None:
+            for stack_id, img in session.thumbnails.items():
+                if stack_id not in self._icons:
+                    self.set_thumbnail(stack_id, img)
+            self.select_stack(session.stack_id)
 
     def set_hide_identifying(self, hide: bool) -> None:
         """Leave patient names and study dates out of the study rows (demos, screenshots)."""

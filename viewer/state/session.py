@@ -17,6 +17,7 @@ class SessionState:
     """What one viewer window shows. Events:
 
     - ``stacksChanged(list)``: a scan finished (its stacks, in browser order);
+    - ``thumbnailChanged(str, object)``: a stack's thumbnail (stack id, uint8 image) is ready;
     - ``currentChanged(str)``: another series was chosen (its stack id; its :class:`SeriesState` may
       still be None until the first slice decodes). Panels clear their per-series status lines here;
     - ``seriesChanged(object)``: the shown :class:`SeriesState` was replaced (or None);
@@ -27,6 +28,7 @@ class SessionState:
     """
 
     stacksChanged = Signal(list)
+    thumbnailChanged = Signal(str, object)
     currentChanged = Signal(str)
     seriesChanged = Signal(object)
     seriesShown = Signal(str)
@@ -36,6 +38,8 @@ class SessionState:
     def __init__(self, settings: ViewerSettings | None = None) -> None:
         self.settings = settings if settings is not None else ViewerSettings()
         self.stacks: dict[str, Any] = {}
+        self.thumbnails: dict[str, Any] = {}
+        """One uint8 image per listed stack id, once made."""
         self.stack_id = ""
         self.series: SeriesState | None = None
         self.measurements: dict[str, list[MeasurementRecord]] = {}
@@ -45,8 +49,18 @@ class SessionState:
     def set_stacks(self, stacks: Iterable[Any]) -> None:
         """The stacks of a finished scan (objects with a ``stack_id``)."""
         items = list(stacks)
+        old = self.stacks
         self.stacks = {s.stack_id: s for s in items}
+        # a stack listed again as the same object keeps its thumbnail; a re-scanned one (e.g. grown) needs a new one
+        # (compared by identity: a Stack's generated __eq__ compares numpy fields)
+        self.thumbnails = {sid: img for sid, img in self.thumbnails.items() if old.get(sid) is self.stacks.get(sid)}
         self.stacksChanged.emit(items)
+
+    def set_thumbnail(self, stack_id: str, image: Any) -> None:
+        """A listed stack's thumbnail (uint8 image)."""
+        if stack_id in self.stacks:
+            self.thumbnails[stack_id] = image
+            self.thumbnailChanged.emit(stack_id, image)
 
     def add_problems(self, rows: Iterable[tuple[str, str]], show: bool = True) -> None:
         """Report (source, reason) rows; ``show``: bring the Errors panel up."""
