@@ -184,14 +184,21 @@ for method in runner.methods:
     for _ in runner.run(vol, method=method):
         pass
 rows = layer_tree(runner.model, runner.pre.to_model(vol[:1]))
+from inference.probes.featurevis import FeatureVisParams, visualise_channel
+from inference.probes.maps import layer_gradcam
+from inference.probes.sanity_maps import sanity_check
+visualise_channel(runner.model, "features.block3", 0, FeatureVisParams(steps=3))
+layer_gradcam(runner.model, "features.block2", vol[:1])
+sanity_check(runner.model, vol[0])
 print(json.dumps({"methods": list(runner.methods), "layers": len(rows),
                   "heavy": sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[2].split(","))))}))
 """
 
 
 def test_the_viewer_model_path_imports_no_sympy_dynamo_or_inductor() -> None:
-    """Loading, inferring with every explanation method and listing layers (the layer probe panel) in a fresh
-    process leaves none of torch.export.load's chain in sys.modules."""
+    """Loading, inferring with every explanation method and the layer inspector's probes (layer tree, feature
+    visualisation, layer Grad-CAM, sanity check) in a fresh process leave none of torch.export.load's chain
+    in sys.modules (torch.optim and the FX interpreter's error formatting would import it too)."""
     proc = subprocess.run([sys.executable, "-c", _VIEWER_PATH, str(MODELS / "chest-nodule-demo"), ",".join(HEAVY)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -114,3 +114,22 @@ def test_cancel_and_bad_channel(small_model: LoadedModel) -> None:
     assert seen == [1, 2]
     with pytest.raises(ValueError, match="16 channels"):
         visualise_channel(small_model, "features.1", 16, FeatureVisParams(steps=2))
+
+
+def test_adam_steps_exactly_as_torch_optim_adam() -> None:
+    """featurevis.Adam (which does not import torch._dynamo) takes torch.optim.Adam's steps bit for bit,
+    including steps where some gradients are zero."""
+    from inference.probes.featurevis import Adam
+
+    torch.manual_seed(0)
+    a = torch.randn(1, 16, 9, 2, requires_grad=True)
+    b = a.detach().clone().requires_grad_(True)
+    weights = torch.randn(1, 16, 9, 2)
+    ref, ours = torch.optim.Adam([a], lr=0.05), Adam(b, lr=0.05)
+    for step in range(60):
+        for p, opt in ((a, ref), (b, ours)):
+            opt.zero_grad()
+            ((p * weights).sin().sum() + 0.1 * (p ** 2).sum() + p.clamp(min=step / 30).sum()).backward()
+            opt.step()
+        assert torch.equal(a, b), step
+    assert not torch.equal(a, torch.zeros_like(a))

@@ -39,6 +39,36 @@ class ProbeCancelled(Exception):
     """A probe stopped because its cancel token was set."""
 
 
+class Adam:
+    """Adam on one tensor, the arithmetic of ``torch.optim.Adam`` (single-tensor path, defaults) step for step.
+
+    ``torch.optim.Optimizer`` imports ``torch._dynamo`` (and with it sympy and inductor: about 90 MB in the
+    viewer's process) the first time a parameter group is added; this does not.
+    """
+
+    def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.param, self.lr, self.betas, self.eps, self.steps = param, lr, betas, eps, 0
+        self.exp_avg = torch.zeros_like(param)
+        self.exp_avg_sq = torch.zeros_like(param)
+
+    def zero_grad(self) -> None:
+        self.param.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        grad = self.param.grad
+        if grad is None:
+            return
+        beta1, beta2 = self.betas
+        self.steps += 1
+        self.exp_avg.lerp_(grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step_size = self.lr / (1 - beta1 ** self.steps)
+        denom = (self.exp_avg_sq.sqrt() / (1 - beta2 ** self.steps) ** 0.5).add_(self.eps)
+        self.param.addcdiv_(self.exp_avg, denom, value=-step_size)
+
+
 @dataclass(frozen=True)
 class FeatureVisParams:
     """Optimisation settings (part of the cache key)."""
@@ -126,7 +156,7 @@ def visualise_channel(model: LoadedModel, layer: str, channel: int, params: Feat
             spatial = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho")
             return torch.sigmoid(spatial)
 
-        opt = torch.optim.Adam([spectrum], lr=lr)
+        opt = Adam(spectrum, lr=lr)
         trajectory = np.zeros(params.steps, dtype=np.float32)
         with torch.enable_grad():  # grad mode is thread-local: worker threads switch it on here
             for step in range(params.steps):
@@ -140,7 +170,7 @@ def visualise_channel(model: LoadedModel, layer: str, channel: int, params: Feat
                 if not 0 <= channel < act.shape[1]:
                     raise ValueError(f"layer {layer!r} has {act.shape[1]} channels; channel {channel} does not exist")
                 objective = objective_value(act, channel, params.objective)[0]
-                opt.zero_grad(set_to_none=True)
+                opt.zero_grad()
                 (-objective).backward()
                 opt.step()
                 trajectory[step] = float(objective.detach())

@@ -89,6 +89,9 @@ class _Recorder(fx.Interpreter):
     def __init__(self, gm: fx.GraphModule, wanted: dict[fx.Node, list[str]], shapes: bool,
                  redirect_relu: bool = False) -> None:
         super().__init__(gm, garbage_collect_values=True)
+        # _Done (the early stop) is an exception: with extra_traceback the Interpreter would format the whole
+        # graph (print_readable, which imports sympy and torch._dynamo: ~90 MB) for a structured-trace log each time
+        self.extra_traceback = False
         self.wanted = wanted
         self.values: dict[str, torch.Tensor] = {}
         self.shapes: dict[fx.Node, tuple[int, ...]] | None = {} if shapes else None
