@@ -73,12 +73,33 @@ def test_each_rule_says_why(tmp_path: Path, kw: dict, geometry: tuple | None, ex
 
 def test_sagittal_volume_runs_on_axial_reformats_and_silence_is_noted(tmp_path: Path) -> None:
     card = read_card(_package(tmp_path, CHEST_SCOPE))
-    d = evaluate_scope(card, _info(body_part="", patient_age=""), SAGITTAL, (0.7, 0.7, 2.5), 60)
+    d = evaluate_scope(card, _info(body_part="", patient_age=""), SAGITTAL, (0.7, 0.7, 0.8), 60)
     assert d.in_scope and d.plane == "sagittal" and d.reformat_to == "axial"
     assert any("no body part" in n for n in d.notes) and any("patient age" in n for n in d.notes)
     tilted = np.linalg.qr(np.array([[1.0, 0, 0.5], [0, 1, 0], [-0.5, 0, 1]]))[0]
     assert acquisition_plane(tilted)[0] == "oblique"
     assert evaluate_scope(card, _info(), tilted, (0.7, 0.7, 2.5), 60).reformat_to == "axial"
+
+
+def test_reformats_are_judged_by_the_resolution_the_model_reads(tmp_path: Path) -> None:
+    """An axial reformat of a sagittal series has the acquired slice spacing across (x) and the row spacing
+    from slice to slice (z): those, not the sagittal pixels, meet the pixel-spacing and thickness rules."""
+    from viewer.ai.scope import reformat_resolution
+
+    card = read_card(_package(tmp_path, {**CHEST_SCOPE, "pixel_spacing_mm": [0.4, 2.0], "slice_thickness_mm": [0.5, 6.0]}))
+    assert reformat_resolution(SAGITTAL, (0.7, 2.5, 0.8), "axial") == pytest.approx((0.8, 0.7, 2.5))
+    # sagittal CT: 0.7 mm across the body, 2.5 mm rows: axial reformats of 0.8 x 0.7 mm, 2.5 mm apart
+    assert evaluate_scope(card, _info(slice_thickness=0.8), SAGITTAL, (0.7, 2.5, 0.8), 60).in_scope
+    # sagittal MR: fine 0.5 mm pixels, slices 4 mm apart: its axial reformat has 4 mm pixels across
+    d = evaluate_scope(card, _info(slice_thickness=4.0), SAGITTAL, (0.5, 0.5, 4.0), 30)
+    assert d.reformat_to == "axial" and d.reasons == ("Axial reformat pixel spacing 0.5 x 4 mm; this model is for "
+                                                      "0.4-2 mm",)
+    # rows 8 mm apart: the reformat's slices are 8 mm apart in the data, whatever its sampling
+    d = evaluate_scope(card, _info(slice_thickness=1.0), SAGITTAL, (0.7, 8.0, 1.0), 30)
+    assert d.reasons == ("Axial reformat slices 8 mm apart in the acquired data; this model is for 0.5-6 mm slices",)
+    tilted = np.linalg.qr(np.array([[1.0, 0, 0.5], [0, 1, 0], [-0.5, 0, 1]]))[0]
+    sx, sy, sz = reformat_resolution(tilted, (0.7, 0.7, 2.5), "axial")
+    assert 0.7 < sx < 2.5 and sy == pytest.approx(0.7) and 0.7 < sz < 2.5
 
 
 def test_ood_majority_puts_a_series_out_of_scope(tmp_path: Path) -> None:

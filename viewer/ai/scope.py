@@ -145,17 +145,24 @@ def evaluate_scope(card: ModelCard, info: SeriesInfo, direction: np.ndarray | No
                 reasons.append(f"Acquisition plane {shown}; this model is for {', '.join(p.upper() for p in rules.planes)}"
                                f" slices{why}")
 
-    if rules.slice_thickness_mm is not None:
+    reformat_mm = reformat_resolution(direction, spacing, reformat_to) if reformat_to and spacing is not None else None
+    reformatted = f"{(reformat_to or '').capitalize()} reformat"
+    if rules.slice_thickness_mm is not None and reformat_mm is not None:
+        if not rules.slice_thickness_mm[0] <= reformat_mm[2] <= rules.slice_thickness_mm[1]:
+            reasons.append(f"{reformatted} slices {_fmt(reformat_mm[2])} mm apart in the acquired "
+                           f"data; this model is for {_range_text(rules.slice_thickness_mm, 'mm')} slices")
+    elif rules.slice_thickness_mm is not None:
         if info.slice_thickness is None:
             notes.append("no slice thickness in the header: not checked")
         elif not rules.slice_thickness_mm[0] <= info.slice_thickness <= rules.slice_thickness_mm[1]:
             reasons.append(f"Slice thickness {_fmt(info.slice_thickness)} mm; this model is for "
                            f"{_range_text(rules.slice_thickness_mm, 'mm')}")
     if rules.pixel_spacing_mm is not None and spacing is not None:
-        sx, sy = float(spacing[0]), float(spacing[1])
+        sx, sy = (float(spacing[0]), float(spacing[1])) if reformat_mm is None else (reformat_mm[0], reformat_mm[1])
         lo, hi = rules.pixel_spacing_mm
         if not (lo <= sx <= hi and lo <= sy <= hi):
-            reasons.append(f"Pixel spacing {_fmt(sy)} x {_fmt(sx)} mm; this model is for "
+            reasons.append(f"{'Pixel' if reformat_mm is None else reformatted + ' pixel'} spacing "
+                           f"{_fmt(sy)} x {_fmt(sx)} mm; this model is for "
                            f"{_range_text(rules.pixel_spacing_mm, 'mm')}")
     if rules.patient_age_years is not None:
         age = patient_age_years(info)
@@ -172,6 +179,19 @@ def evaluate_scope(card: ModelCard, info: SeriesInfo, direction: np.ndarray | No
     if missing and image_type:
         reasons.append(f"Image type {'/'.join(info.image_type)} lacks {', '.join(missing)}, which this model requires")
     return ScopeDecision(not reasons, tuple(reasons), tuple(notes), plane, reformat_to)
+
+
+def reformat_resolution(direction: np.ndarray | None, spacing: Sequence[float], plane: str) -> tuple[float, float, float]:
+    """The acquired data's resolution (mm) along a reformat's column, row and slice axes: what a model reading
+    ``plane`` reformats sees (an axial reformat of a sagittal series: its slice spacing across, its row
+    spacing from slice to slice), whatever the reformat's own finer sampling. Along an axis the acquired axes
+    contribute their spacing weighted by how much they point that way (exact for axis-aligned acquisitions)."""
+    from viewer.ai.reformat import PLANE_AXES
+
+    d = np.eye(3) if direction is None else np.asarray(direction, dtype=np.float64).reshape(3, 3)
+    s = np.asarray(spacing, dtype=np.float64).reshape(3)
+    out = [float(np.sqrt(((d.T @ PLANE_AXES[plane][:, n]) ** 2 * s**2).sum())) for n in range(3)]
+    return out[0], out[1], out[2]
 
 
 def scope_of_stack(card: ModelCard, stack: object) -> ScopeDecision:
