@@ -86,6 +86,18 @@ def test_the_lazy_input_is_the_reformat_radscope_infer_feeds(series) -> None:  #
         lazy[whole.array.shape[0]]
 
 
+def test_reformat_slices_are_as_far_apart_as_the_data_resolves(series) -> None:  # type: ignore[no-untyped-def]
+    """Pixels at the finest acquired spacing; slices no closer than the acquired resolution along z (the
+    phantom's 2 mm), so the model never runs on near-copies of interpolated rows."""
+    orientation, vol, _ = series
+    grid = grid_for(vol, "axial")
+    assert grid.spacing[0] == grid.spacing[1] == pytest.approx(1.5)
+    if orientation == "oblique":
+        assert 1.5 < grid.spacing[2] < 2.0
+    else:
+        assert grid.spacing[2] == pytest.approx(2.0)
+
+
 def test_monochrome1_input_is_inverted_over_the_stored_range(series) -> None:  # type: ignore[no-untyped-def]
     """Inverting then reformatting equals reformatting the inverted volume (the range sums interpolated)."""
     _, vol, _ = series

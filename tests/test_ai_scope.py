@@ -84,7 +84,7 @@ def test_sagittal_volume_runs_on_axial_reformats_and_silence_is_noted(tmp_path: 
 def test_reformats_are_judged_by_the_resolution_the_model_reads(tmp_path: Path) -> None:
     """An axial reformat of a sagittal series has the acquired slice spacing across (x) and the row spacing
     from slice to slice (z): those, not the sagittal pixels, meet the pixel-spacing and thickness rules."""
-    from viewer.ai.scope import reformat_resolution
+    from viewer.ai.reformat import resolution_along as reformat_resolution
 
     card = read_card(_package(tmp_path, {**CHEST_SCOPE, "pixel_spacing_mm": [0.4, 2.0], "slice_thickness_mm": [0.5, 6.0]}))
     assert reformat_resolution(SAGITTAL, (0.7, 2.5, 0.8), "axial") == pytest.approx((0.8, 0.7, 2.5))

@@ -3,8 +3,10 @@
 A 2D model whose card says ``planes: ["axial"]`` with ``reformat: true`` runs on axial slices even
 when the series was acquired coronal, sagittal or oblique. `reformat_grid` lays out the reformat: a
 grid whose axes are the patient axes of that plane (axial: rows run to the patient's left, columns to
-the back, slices upwards), covering the whole acquired volume, isotropic at the acquisition's finest
-spacing (coarser when that grid would exceed ``max_voxel_ratio`` times the acquired voxel count).
+the back, slices upwards), covering the whole acquired volume, its pixels at the acquisition's finest
+spacing (coarser when that grid would exceed ``max_voxel_ratio`` times the acquired voxel count), its
+slices as far apart as the data resolves along the normal (`resolution_along`: an axial reformat of a
+sagittal CT with 2.5 mm rows has slices 2.5 mm apart, not 0.7 mm copies of interpolated rows).
 `ReformatGrid.sample` resamples one reformat slice (trilinear, scipy ``map_coordinates``), so a caller
 can feed a model slice by slice without holding the whole reformat; `reformat` resamples all of it at
 once (`Reformat`: the grid plus its array). `ReformatGrid.to_acquired` resamples maps computed on the
@@ -14,7 +16,7 @@ they were acquired. Numpy + scipy only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -155,13 +157,31 @@ def reformat_grid(shape: tuple[int, int, int], origin: np.ndarray, spacing: np.n
     in_t = lps @ d_t  # coordinates along the reformat axes
     lo, hi = in_t.min(0), in_t.max(0)
     step = float(spacing.min())
+    along = resolution_along(direction, spacing, plane)[2]
     extent = hi - lo
-    while np.prod(np.floor(extent / step + 1e-6) + 1) > max_voxel_ratio * nk * nj * ni:
+
+    def steps(s: float) -> np.ndarray:  # in-plane at s, slices no closer than the data resolves along the normal
+        return np.array([s, s, max(s, along)])
+
+    while np.prod(np.floor(extent / steps(step) + 1e-6) + 1) > max_voxel_ratio * nk * nj * ni:
         step *= 1.25
-    n = (np.floor(extent / step + 1e-6) + 1).astype(int)
-    t_origin = d_t @ (lo + (extent - (n - 1) * step) / 2)  # centred on the acquired volume
-    return ReformatGrid(t_origin, np.full(3, step), d_t.copy(), plane, (int(n[2]), int(n[1]), int(n[0])),
+    t_spacing = steps(step)
+    n = (np.floor(extent / t_spacing + 1e-6) + 1).astype(int)
+    t_origin = d_t @ (lo + (extent - (n - 1) * t_spacing) / 2)  # centred on the acquired volume
+    return ReformatGrid(t_origin, t_spacing, d_t.copy(), plane, (int(n[2]), int(n[1]), int(n[0])),
                         origin, spacing, direction, (nk, nj, ni))
+
+
+def resolution_along(direction: np.ndarray | None, spacing: Sequence[float] | np.ndarray,
+                     plane: str) -> tuple[float, float, float]:
+    """The acquired data's resolution (mm) along a reformat's column, row and slice axes: what a model reading
+    ``plane`` reformats sees (an axial reformat of a sagittal series: its slice spacing across, its row
+    spacing from slice to slice). Along an axis the acquired axes contribute their spacing weighted by how
+    much they point that way (exact for axis-aligned acquisitions)."""
+    d = np.eye(3) if direction is None else np.asarray(direction, dtype=np.float64).reshape(3, 3)
+    s = np.asarray(spacing, dtype=np.float64).reshape(3)
+    out = [float(np.sqrt(((d.T @ PLANE_AXES[plane][:, n]) ** 2 * s**2).sum())) for n in range(3)]
+    return out[0], out[1], out[2]
 
 
 def reformat(array: np.ndarray, origin: np.ndarray, spacing: np.ndarray, direction: np.ndarray, plane: str,

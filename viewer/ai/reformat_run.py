@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from viewer.ai.model_input import ModelInput
-from viewer.ai.reformat import ReformatGrid, reformat_grid
+from viewer.ai.reformat import ReformatGrid, reformat_grid, resolution_along
 from viewer.ai.results import SeriesResults
 from viewer.ai.scheduler import RunKey
 from viewer.display.coded import CodedVolume, encode_unit
@@ -137,6 +137,8 @@ class ReformatResults(SeriesResults):
         self._acquired = {lab: CodedVolume.zeros(grid.source_shape) for lab in self.labels}  # type: ignore[arg-type]
         self._a, self._b = grid.from_source()
         self._positions = grid.slice_positions()
+        along = resolution_along(grid.source_direction, grid.source_spacing, grid.plane)[2]
+        self.slices_per_acquired = max(1, int(round(along / float(grid.spacing[2]))))
         self.axis_text = f"{self.plane} reformat slice (the model's plane)"
         self.slice_noun = f"{self.plane} reformat slices"
 

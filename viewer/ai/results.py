@@ -68,6 +68,9 @@ class SeriesResults:
 
     maps_span_slices = False
     """A batch of slices changes maps on many acquired slices (reformatted runs), not just its own."""
+    slices_per_acquired = 1
+    """How many of these slices lie within one acquired slice spacing along their normal (reformats sampled
+    finer than the data: several), so checks over 'the first N slices' cover the same slab of patient."""
 
     def __init__(
         self,

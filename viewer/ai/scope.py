@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from inference.scope import TEXT_ATTRIBUTES, ScopeRules
+from viewer.ai.reformat import resolution_along
 
 if TYPE_CHECKING:
     from inference.package import ModelCard
@@ -145,7 +146,7 @@ def evaluate_scope(card: ModelCard, info: SeriesInfo, direction: np.ndarray | No
                 reasons.append(f"Acquisition plane {shown}; this model is for {', '.join(p.upper() for p in rules.planes)}"
                                f" slices{why}")
 
-    reformat_mm = reformat_resolution(direction, spacing, reformat_to) if reformat_to and spacing is not None else None
+    reformat_mm = resolution_along(direction, spacing, reformat_to) if reformat_to and spacing is not None else None
     reformatted = f"{(reformat_to or '').capitalize()} reformat"
     if rules.slice_thickness_mm is not None and reformat_mm is not None:
         if not rules.slice_thickness_mm[0] <= reformat_mm[2] <= rules.slice_thickness_mm[1]:
@@ -179,19 +180,6 @@ def evaluate_scope(card: ModelCard, info: SeriesInfo, direction: np.ndarray | No
     if missing and image_type:
         reasons.append(f"Image type {'/'.join(info.image_type)} lacks {', '.join(missing)}, which this model requires")
     return ScopeDecision(not reasons, tuple(reasons), tuple(notes), plane, reformat_to)
-
-
-def reformat_resolution(direction: np.ndarray | None, spacing: Sequence[float], plane: str) -> tuple[float, float, float]:
-    """The acquired data's resolution (mm) along a reformat's column, row and slice axes: what a model reading
-    ``plane`` reformats sees (an axial reformat of a sagittal series: its slice spacing across, its row
-    spacing from slice to slice), whatever the reformat's own finer sampling. Along an axis the acquired axes
-    contribute their spacing weighted by how much they point that way (exact for axis-aligned acquisitions)."""
-    from viewer.ai.reformat import PLANE_AXES
-
-    d = np.eye(3) if direction is None else np.asarray(direction, dtype=np.float64).reshape(3, 3)
-    s = np.asarray(spacing, dtype=np.float64).reshape(3)
-    out = [float(np.sqrt(((d.T @ PLANE_AXES[plane][:, n]) ** 2 * s**2).sum())) for n in range(3)]
-    return out[0], out[1], out[2]
 
 
 def scope_of_stack(card: ModelCard, stack: object) -> ScopeDecision:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from viewer.ai.results import SeriesResults
 
 OOD_SAMPLE = 8
-"""Slices of an automatic run whose OOD distances decide whether it goes on (all of a shorter series)."""
+"""Slices of an automatic run whose OOD distances decide whether it goes on (all of a shorter series); a run on
+reformats sampled finer than the acquired data along their normal checks as many more (the same slab)."""
 BANNER_PREFIX = "outside intended use: "
 
 
@@ -80,7 +81,7 @@ class ScopeGuard:
         if threshold is None or self.forced:
             return ""
         seen = np.isfinite(results.ood)
-        need = min(OOD_SAMPLE, results.shape[0])
+        need = min(OOD_SAMPLE * results.slices_per_acquired, results.shape[0])
         if int(seen.sum()) < need:
             return None
         flagged = results.ood[seen] > threshold

@@ -44,6 +44,8 @@ from viewer.state.series import SeriesState
 DEFAULT_METHOD = "gradcam"
 OVERLAY_PREFIX = "AI "
 MEMO_BYTES = 768 * 2**20
+WAITS_FOR_LOAD = " once every slice has loaded"
+"""The end of a run on reformats' status line while the series still decodes."""
 """Heatmaps of recent runs kept in memory, so switching back to a series shows its results at once."""
 
 
@@ -243,6 +245,8 @@ class AIControl:
             self.engine.update_volume(self.results.key, input_for(self.results, self.model_input(self.series.volume)))
             if not self._awaiting_cache:
                 self.engine.scheduler.mark_available(np.arange(self.results.shape[0]))
+            if self.state.status.endswith(WAITS_FOR_LOAD):
+                self._say_reformat(self.results)
 
     def _on_slice_loaded(self, k: int) -> None:
         if self._busy and not self._awaiting_cache and k == self.current and not self._on_reformat():
@@ -250,6 +254,15 @@ class AIControl:
 
     def _on_reformat(self) -> bool:
         return isinstance(self.results, ReformatResults)
+
+    def _say_reformat(self, results: SeriesResults) -> None:
+        """The status line of a run on reformats: what the model reads, and whether it waits for the load."""
+        entry = self.state.entry
+        if isinstance(results, ReformatResults) and self.series is not None and entry is not None:
+            acquired = self.scope.decision.plane if self.scope.decision is not None else "acquired"
+            self.state.set_status(f"{entry.name} reads {results.plane} slices: it runs on {results.shape[0]} "
+                                  f"{results.plane} reformat slices of this {acquired} series"
+                                  + ("" if self.series.fully_loaded else WAITS_FOR_LOAD))
 
     def _schedulable(self, results: SeriesResults | None = None) -> np.ndarray:
         """Slices the engine may take now. While the series is still decoding only the visible slice (once
@@ -427,10 +440,7 @@ class AIControl:
         if prior is None and plane is None and vol.missing_mask.any():  # a gap's blank slices never run: score 0
             results.scores[vol.missing_mask] = 0.0
             results.done |= vol.missing_mask
-        if plane is not None:
-            self.state.set_status(f"{entry.name} reads {plane} slices: it runs on {results.shape[0]} {plane} reformat "
-                                  f"slices of this {self.scope.decision.plane if self.scope.decision else ''} series"
-                                  + ("" if series.fully_loaded else " once every slice has loaded"))
+        self._say_reformat(results)
         self.current = results.slice_under(vol, series.crosshair)
         self.run_state.set_current_slice(self.current)
         available = np.zeros(results.shape[0], dtype=bool) if self._awaiting_cache else self._schedulable(results)
