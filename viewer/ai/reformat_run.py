@@ -225,7 +225,7 @@ class ReformatResults(SeriesResults):
         return f"{self.plane} reformat slice {k + 1}, {axis} = {self.grid.patient_position(k):.1f} mm"
 
     def span_text(self, first: int, last: int) -> str:
-        return f"{self.plane} reformat slices {first + 1}-{last + 1}"
+        return f"slices {first + 1}-{last + 1}"
 
     def run_id(self, stack: str) -> str:
         return reformat_key(stack, self.plane)
