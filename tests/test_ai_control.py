@@ -233,3 +233,17 @@ def test_failures_and_notices_reach_the_status_line_once(packages, series_dir: P
     assert not ctl.busy and ctl.state.status == "inference failed on slices [0]: boom"
     assert notes[-1] == "AI: inference failed on slices [0]: boom"
 
+
+
+def test_the_method_in_force_is_state_and_a_change_reruns_the_series(packages, series_dir: Path) -> None:
+    ctl, engine, finished = control([packages["tiny"]])
+    ctl.set_series(SeriesState(ct(series_dir)))
+    settle(ctl, engine)
+    assert ctl.run_state.method == "gradcam" and len(engine.ran) == 12
+    ctl.state.set_method("gradcam++")  # the panel's picker writes the state; the control follows it
+    assert ctl.method == "gradcam++" and ctl.run_state.method == "gradcam++" and ctl.busy
+    settle(ctl, engine)
+    assert ctl.results.key.method == "gradcam++" and len(engine.ran) == 24 and len(finished) == 2
+    ctl.state.set_method("gradcam")  # back: that run is kept in memory, nothing infers
+    settle(ctl, engine)
+    assert ctl.results.key.method == "gradcam" and len(engine.ran) == 24 and len(finished) == 3

@@ -3,8 +3,8 @@
 findings, status lines). It owns the inference thread (:class:`~viewer.qt.ai_worker.AIWorker`) and the cache
 threads (:class:`~viewer.qt.ai_cache.CacheIO`), hands their signals (queued to the GUI thread, onto this
 object's bound methods) to the control, throttles the panel's refresh with a timer, and wires the AI panel:
-the panel renders the control's state (:meth:`AIPanel.follow`) and its requests (run, cancel, method, slice,
-finding) call the control.
+the panel renders the control's state (:meth:`AIPanel.follow`) and its requests (run, cancel, slice,
+finding) call the control; the model, method and overlay pickers change the control's state.
 
 ``attach_ai(window)`` (:mod:`viewer.qt.ai_integration`) is all the main window calls.
 """
@@ -103,7 +103,6 @@ class AIController(QObject):
         c.finished.connect(self._emit_finished)
         c.busyChanged.connect(self._emit_busy)
         c.notify.connect(self._emit_notify)
-        p.methodChosen.connect(c.choose_method)
         p.runRequested.connect(c.run_by_hand)
         p.cancelRequested.connect(c.cancel)
         p.sliceRequested.connect(c.go_to_slice)

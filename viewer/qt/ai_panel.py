@@ -176,6 +176,7 @@ class AIPanel(QtWidgets.QWidget):
     modelChosen = Signal(object)  # ModelEntry
     """The user picked this model in the picker (the choice is already in the state)."""
     methodChosen = Signal(str)
+    """The user picked this explanation method (the choice is already in the state)."""
     runRequested = Signal()
     cancelRequested = Signal()
     sliceRequested = Signal(int)
@@ -374,6 +375,7 @@ class AIPanel(QtWidgets.QWidget):
 
     def _method_changed(self, text: str) -> None:
         if not self._updating and text:
+            self.settings.set_method(text)
             self.methodChosen.emit(text)
 
     def set_device(self, device: str) -> None:

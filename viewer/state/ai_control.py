@@ -128,7 +128,6 @@ class AIControl:
         """How a batch asks for the panel's refresh (the Qt adapter throttles it to ~5 a second)."""
         self.device = "auto"
         self.device_name = "(model not loaded)"
-        self.method = DEFAULT_METHOD
         self.series: SeriesState | None = None
         self.stack_id = ""
         self.results: SeriesResults | None = None
@@ -146,8 +145,10 @@ class AIControl:
         self._awaiting_cache = False  # the current run waits for the cache's answer before it infers
         self._gate_pending = False  # an automatic run's overlay waits for its first slices' OOD verdict
         self._follow_once: bool | None = None  # follow_findings: None = not following
+        self._adopting_method = False  # a loaded model's own method replaces one it lacks: no new run for that
         self.run_state.set_methods([DEFAULT_METHOD], DEFAULT_METHOD)
         self.state.modelChanged.connect(self._on_model_changed)
+        self.state.methodChanged.connect(self._on_method_changed)
         self.state.overlay.changed.connect(self._on_overlay_changed)
         self.state.set_models(models)
 
@@ -159,6 +160,11 @@ class AIControl:
     @property
     def busy(self) -> bool:
         return self._busy
+
+    @property
+    def method(self) -> str:
+        """The explanation method in force (``state.method``)."""
+        return self.state.method
 
     @staticmethod
     def overlay_name(label: str) -> str:
@@ -356,12 +362,15 @@ class AIControl:
             self._start_if_in_scope()
 
     def choose_method(self, method: str) -> None:
-        """Another explanation method: a series with results runs again with it."""
-        if method != self.method:
-            self.method = method
-            self.state.set_method(method)
-            if self.series is not None and self.results is not None:
-                self.run()
+        """Another explanation method (as the panel's picker does: into the state)."""
+        self.state.set_method(method)
+
+    def _on_method_changed(self, method: str) -> None:
+        """Another explanation method is in force: the picker shows it, and a series with results runs again."""
+        if self.run_state.methods:
+            self.run_state.set_methods(self.run_state.methods, method)
+        if not self._adopting_method and self.series is not None and self.results is not None:
+            self.run()
 
     # -- intended use -------------------------------------------------------------------------------
     def _ood_threshold(self) -> float | None:
@@ -645,10 +654,13 @@ class AIControl:
         self.device_name = info.device
         self.state.set_device(info.device)
         methods = list(info.methods) or [DEFAULT_METHOD]
+        self.run_state.set_methods(methods, self.method if self.method in methods else methods[0])
         if self.method not in methods:
-            self.method = methods[0]
-            self.state.set_method(self.method)
-        self.run_state.set_methods(methods, self.method)
+            self._adopting_method = True
+            try:
+                self.state.set_method(methods[0])
+            finally:
+                self._adopting_method = False
 
     def on_failed(self, key: RunKey | None, message: str) -> None:
         if key is not None and self.results is not None and key != self.results.key:
