@@ -44,9 +44,9 @@ from viewer.state.series import SeriesState
 DEFAULT_METHOD = "gradcam"
 OVERLAY_PREFIX = "AI "
 MEMO_BYTES = 768 * 2**20
+"""Heatmaps of recent runs kept in memory, so switching back to a series shows its results at once."""
 WAITS_FOR_LOAD = " once every slice has loaded"
 """The end of a run on reformats' status line while the series still decodes."""
-"""Heatmaps of recent runs kept in memory, so switching back to a series shows its results at once."""
 
 
 class Engine(Protocol):
