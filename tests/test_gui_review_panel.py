@@ -191,3 +191,17 @@ def test_button_rows_wrap_to_fit_a_narrow_dock(setup) -> None:  # type: ignore[n
         rows = len({r.y() for r in rects})
         assert rows == (len(buttons) if width == widest else 1)
         assert row.heightForWidth(width) >= rows * buttons[0].sizeHint().height()
+
+
+def test_worklist_columns_fit_a_narrow_dock(qtbot, setup) -> None:  # type: ignore[no-untyped-def]
+    """The study's description gives way (elided) so status, flags and who has it open stay in view."""
+    panel, store, _ = setup
+    store.add_study("1.2.3.9", description="20260101 DX CT CHEST (RadScope synthetic demo) " * 3)
+    panel.window().resize(900, 600)
+    panel.window().resizeDocks([panel], [320], Qt.Orientation.Horizontal)
+    QtWidgets.QApplication.processEvents()
+    panel.refresh()
+    QtWidgets.QApplication.processEvents()
+    table, header = panel.worklist_table, panel.worklist_table.horizontalHeader()
+    assert sum(header.sectionSize(i) for i in range(header.count())) <= table.viewport().width()
+    assert header.sectionSize(2) >= table.fontMetrics().horizontalAdvance("not started")  # status in full

@@ -437,4 +437,5 @@ class ReviewPanel(QtWidgets.QDockWidget):
                 table.setItem(r, c, item)
             if key == selected:
                 table.selectRow(r)
-        table.resizeColumnsToContents()
+        if table.horizontalHeader().stretchLastSection():  # (the worklist's sections size themselves: a pass
+            table.resizeColumnsToContents()               # here would widen its stretched column for good)
