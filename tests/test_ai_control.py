@@ -83,7 +83,7 @@ def test_the_control_runs_a_real_model_on_a_ct_and_shows_probabilities(packages,
     assert layer is not None and layer.array is ctl.results.heatmap("b") and layer.threshold == pytest.approx(0.5)
     maps = np.concatenate([r.heatmaps["b"] for r in expected])  # probability units: map times score, coded in uint8
     np.testing.assert_allclose(ctl.results.heatmap("b"), maps * scores[:, 1, None, None], atol=0.5 / 255 + 1e-5)
-    assert "gradcam++" in ctl.run_state.methods
+    assert "gradcam++" in ctl.run_state.methods and ctl.run_state.loaded_model == packages["tiny"].card.weights.sha256
 
 
 def test_findings_follow_the_thresholds_in_force(packages, series_dir: Path) -> None:

@@ -279,13 +279,15 @@ class AIRunState:
     ``progressChanged(AIProgress)``; ``methodsChanged(list, str)`` (the loaded model's explanation methods
     and the one in force); ``resultsChanged(results, findings)`` on every refresh (the results' arrays fill
     in place: :attr:`results_version` counts the refreshes); ``oodChanged(distances, threshold, summary)``;
-    ``currentSliceChanged(int)``."""
+    ``currentSliceChanged(int)``; ``modelLoaded(str)`` (the engine holds this model now: its sha256; layer probes
+    can run on it)."""
 
     progressChanged = Signal(object)
     methodsChanged = Signal(list, str)
     resultsChanged = Signal(object, list)
     oodChanged = Signal(object, object, str)
     currentSliceChanged = Signal(int)
+    modelLoaded = Signal(str)
 
     def __init__(self) -> None:
         self.progress = AIProgress()
@@ -296,6 +298,13 @@ class AIRunState:
         self.results_version = 0
         self.ood: tuple[Any, float | None, str] = (None, None, "")
         self.current_slice = 0
+        self.loaded_model = ""
+        """sha256 (or the unverified path key) of the model the engine has loaded ('' none yet)."""
+
+    def set_loaded_model(self, sha256: str) -> None:
+        """The engine loaded a model (emitted each time, also when the same one is loaded again)."""
+        self.loaded_model = sha256
+        self.modelLoaded.emit(sha256)
 
     def set_results(self, results: SeriesResults | None, thresholds: Mapping[str, float]) -> None:
         """The shown series' results (None: none yet) at ``thresholds``; their findings are derived here."""

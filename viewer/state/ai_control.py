@@ -661,6 +661,7 @@ class AIControl:
                 self.state.set_method(methods[0])
             finally:
                 self._adopting_method = False
+        self.run_state.set_loaded_model(info.ref.sha256)
 
     def on_failed(self, key: RunKey | None, message: str) -> None:
         if key is not None and self.results is not None and key != self.results.key:

@@ -80,7 +80,8 @@ class _Follow(QObject):
         self._series: Any = None
         self._bindings = Bindings()
         window.seriesShown.connect(self.on_series)
-        panel.ai.worker.modelLoaded.connect(self.on_model)
+        self._bindings_ai = Bindings()
+        self._bindings_ai.connect(panel.ai.run_state.modelLoaded, self.on_model)
         panel.ai.finished.connect(self.on_model)
 
     def on_series(self, _stack_id: str = "") -> None:
