@@ -221,6 +221,9 @@ def test_flag_carries_the_model_method_and_label_threshold_of_the_run(
     assert (flag.model.name, flag.model.version, flag.model.sha256) == ("chest-demo", "1.2.0", "ab" * 32)
     assert flag.method == "integrated_gradients" and flag.label == "effusion" and flag.threshold == pytest.approx(0.6)
     assert "chest-demo 1.2.0" in review.panel.context_label.text()
+    review.panel.label_edit.setCurrentIndex(0)  # the context line follows the label box (its threshold)
+    qtbot.waitUntil(lambda: review.panel.context.threshold == pytest.approx(0.35), timeout=5000)
+    assert "threshold 0.35" in review.panel.context_label.text()
 
 
 def test_worklist_lists_open_studies_and_opens_the_requested_one(qtbot: QtBot, tmp_path: Path, series: Series) -> None:

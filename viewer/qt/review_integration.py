@@ -65,6 +65,7 @@ class ReviewController(QObject):
             menu.addAction("Review store…").triggered.connect(self.ask_store)
         self.panel.reviewer_edit.editingFinished.connect(self._reviewer_edited)
         self.panel.studyRequested.connect(self.open_study)
+        self.panel.label_edit.currentTextChanged.connect(lambda _text: self._schedule())  # its threshold shows
         window.seriesShown.connect(self._on_series_shown)
         window.loadFinished.connect(lambda _id: self._schedule())
         if ai_settings is not None:
