@@ -567,3 +567,18 @@ def test_follow_findings_once_jumps_to_the_top_finding_after_the_first_run_only(
     with qtbot.waitSignal(ctl.finished, timeout=20_000):
         ctl.run()
     assert round(series.crosshair_index()[2]) == 2  # not pulled back by the second run
+
+
+def test_overlay_preferences_are_saved_on_edits_only(qtbot, ai_window, radscope_home: Path) -> None:  # type: ignore[no-untyped-def]
+    """A new model's thresholds change the overlay settings but are no preference: nothing is written until the
+    user changes a colour map, opacity or contour mode."""
+    import json
+
+    window, ai = ai_window(ImageBlobSession)
+    settings_file = radscope_home / "viewer-settings.json"
+    before = settings_file.read_text() if settings_file.exists() else ""
+    ai.state.set_model("other-model", {"nodule": 0.2})
+    assert (settings_file.read_text() if settings_file.exists() else "") == before
+    ai.panel.opacity_slider.setValue(90)
+    saved = json.loads(settings_file.read_text())["ai_overlay"]
+    assert saved == {"colormap": "jet", "opacity": 0.9, "contour": False}

@@ -73,8 +73,8 @@ class WindowAI(AIController):
 
         settings = getattr(self.window, "settings", None)
         prefs = dict(self.state.preferences)
-        if settings is None or settings.extra.get(SETTINGS_KEY) == prefs:
-            return
+        if settings is None or not prefs or settings.extra.get(SETTINGS_KEY) == prefs:
+            return  # nothing edited or loaded yet (a new model's thresholds are no preference), or already saved
         settings.extra[SETTINGS_KEY] = prefs
         try:
             save_settings(settings)
