@@ -213,3 +213,28 @@ def test_probes_run_with_one_cpu_thread_and_restore_the_workers_setting() -> Non
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_header_says_the_layers_are_being_read_until_they_come(qtbot, package) -> None:  # type: ignore[no-untyped-def]
+    """Between opening a series and the model's layer tree (queued behind the model's load and the series' own
+    slices) the header says so, not 'open a series with a model' (seen on Xvfb with the demo open)."""
+    from viewer.qt.ai_integration import attach_ai
+    from viewer.qt.ai_panel import ModelEntry
+    from viewer.qt.layers import attach_layers
+    from viewer.qt.main_window import ViewerWindow
+
+    window = ViewerWindow()
+    card, folder = package
+    ai = attach_ai(window, models=[ModelEntry(card.name, folder, card=card)])
+    layers = attach_layers(window, ai)
+    layers.open()
+    window.show()
+    try:
+        assert layers.header.text() == "Layer inspector: open a series with a model"
+        window.show_volume(_volume())
+        layers.refresh()
+        assert layers.header.text().startswith(f"Layer inspector: reading the layers of {card.name}…")
+        assert layers.wait_done(60) and "sha256" in layers.header.text()
+    finally:
+        ai.shutdown()
+        window.close()

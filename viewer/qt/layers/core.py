@@ -130,6 +130,9 @@ class LayersCore(QtWidgets.QWidget):
             return
         if key != self.model_key:
             self.model_key = key
+            entry = getattr(self.ai, "model_entry", None)
+            self.header.setText(f"Layer inspector: reading the layers of {getattr(entry, 'name', 'the model')}… "
+                                "(once the model has loaded; the series' own slices run first)")
             for _kind, ev, _run in self._pending.values():
                 ev.set()
             self._pending.clear()
