@@ -55,10 +55,11 @@ class CacheEntryError(Exception):
     """A cache entry exists but cannot be used (the message names the file and why)."""
 
 
-INPUT_RULE = "model-input/2"
+INPUT_RULE = "model-input/3"
 """Salt of every stack key: change it whenever what reaches the model from a stack changes, so that
 results computed under the old rule are never served (2: MONOCHROME1 inverted over the stored range,
-``viewer.ai.model_input``; before, the CLI flipped by data min + max and the viewer not at all)."""
+``viewer.ai.model_input``; before, the CLI flipped by data min + max and the viewer not at all; 3: images of
+another bit depth scaled onto a card's ``input.stored_bits``)."""
 
 
 def stack_key(stack_id: str, sop_instance_uids: Sequence[str]) -> str:

@@ -76,6 +76,10 @@ class InputSpec:
     """Per-slice intensity normalisation after the window (``input.per_image``): ``{"kind": "zscore",
     "nonzero": bool}`` or ``{"kind": "minmax", "min": v, "max": v}`` (MONAI's NormalizeIntensity /
     ScaleIntensity without fixed values)."""
+    stored_bits: int | None = None
+    """``input.stored_bits``: the window is for images stored with this many bits; the caller scales images
+    of another bit depth whose values are stored values (no rescale to modality units, e.g. CR/DX) onto it
+    (a 15-bit film onto a 12-bit model: x 4095/32767) before the window (`viewer.ai.model_input`)."""
 
 
 @dataclass(frozen=True)
@@ -355,7 +359,11 @@ def _parse_input(f: _Fields, data: Mapping[str, Any]) -> InputSpec:
                             and math.isfinite(per_image[k]) for k in ("min", "max"))))):
         raise f.fail("input.per_image", 'must be {"kind": "zscore", "nonzero": bool} or '
                                         '{"kind": "minmax", "min": number, "max": number}')
-    return InputSpec((size[0], size[1]), channels, window, normalize, modalities, per_image)
+    stored_bits = f.get(data, "input.stored_bits", required=False)
+    if stored_bits is not None and not (isinstance(stored_bits, int) and not isinstance(stored_bits, bool)
+                                        and 1 <= stored_bits <= 32):
+        raise f.fail("input.stored_bits", "must be a whole number of bits, 1 to 32")
+    return InputSpec((size[0], size[1]), channels, window, normalize, modalities, per_image, stored_bits)
 
 
 def _parse_radscope(data: dict[str, Any], source: Path, root: str | None, label: str) -> ModelCard:

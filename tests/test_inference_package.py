@@ -88,6 +88,8 @@ def test_missing_field_is_named(tmp_path: Path, field: str) -> None:
     ("input.window.width", "wide", "input.window.width must be a positive number"),
     ("input.size", [256], "input.size must be [height, width]"),
     ("input.channels", 0, "input.channels must be an integer >= 1"),
+    ("input.stored_bits", 40, "input.stored_bits must be a whole number of bits, 1 to 32"),
+    ("input.stored_bits", True, "input.stored_bits must be a whole number of bits, 1 to 32"),
     ("output", "relu", "output must be one of"),
     ("dims", 3, "dims must be one of [2]"),
     ("labels", [], "labels must be a non-empty list"),

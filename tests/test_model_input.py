@@ -121,3 +121,44 @@ def test_header_without_bits_stored_gives_none(tmp_path: Path) -> None:
     assert vol.info.bits_stored is None and vol.info.monochrome1
     x = model_input(vol)[0]
     np.testing.assert_allclose(x, float(vol.array.min()) + float(vol.array.max()) - vol.array[0], atol=1e-3)
+
+
+def test_a_15_bit_film_reaches_a_12_bit_model_on_its_scale() -> None:
+    """RG1_UNCR stores 15 bits; the CXR demo model's window is for 12-bit values (``input.stored_bits: 12``):
+    without the scaling 94% of the film lies above 4095 and the model sees a white page."""
+    from inference.package import read_card
+    from viewer.ai.model_input import bit_depth_scale, card_bits
+
+    vol = open_volume(pydicom_data_file("RG1_UNCR.dcm"))
+    card = read_card(Path(__file__).resolve().parents[1] / "resources" / "models" / "cxr-nodule-demo")
+    assert card_bits(card) == 12 and card_bits(None) is None
+    plain, scaled = model_input(vol)[0], model_input(vol, card_bits(card))[0]
+    np.testing.assert_allclose(scaled, plain * (4095.0 / 32767.0), rtol=1e-6)
+    assert 0.0 <= scaled.min() and scaled.max() <= 4095.0
+    assert (plain > 4095).mean() > 0.9 and (scaled >= 4095).mean() < 0.01
+    assert 0.3 < float(np.median(scaled)) / 4095 < 0.95  # a film's grey range, not saturated
+    info = vol.info
+    assert bit_depth_scale(info, 15) == 1.0 and bit_depth_scale(info, None) == 1.0
+    assert bit_depth_scale(replace(info, rescale=((1.0, -1024.0),)), 12) == 1.0  # modality units: any depth
+    assert bit_depth_scale(replace(info, pixel_signed=True), 12) == 1.0
+    assert bit_depth_scale(replace(info, bits_stored=10), 12) == pytest.approx(4095 / 1023)
+
+
+def test_the_cxr_model_sees_the_real_film_unsaturated_and_still_calls_it_unlike_its_phantoms() -> None:
+    """The real PA film against the phantom-trained CXR demo: scaled to 12 bits its OOD distance falls from
+    about 12 to about 3.4 times the threshold (the defect was the saturated input), and it stays flagged:
+    a real film is unlike the synthetic radiographs the model learnt from."""
+    from inference.runner import Runner
+    from viewer.ai.model_input import card_bits
+
+    runner = Runner(Path(__file__).resolve().parents[1] / "resources" / "models" / "cxr-nodule-demo", device="cpu")
+    assert runner.ood is not None
+    vol = open_volume(pydicom_data_file("RG1_UNCR.dcm"))
+
+    def ratio(x: np.ndarray) -> float:
+        (res,) = runner.run(np.asarray(x, dtype=np.float32)[None], method="none")
+        return float(res.ood[0]) / runner.ood.threshold
+
+    before = ratio(model_input(vol)[0])
+    after = ratio(model_input(vol, card_bits(runner.card))[0])
+    assert before > 8 and 1.0 < after < before / 2, (before, after)

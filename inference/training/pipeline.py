@@ -56,6 +56,8 @@ class Recipe:
     """The card's intended-use rules (`inference.scope`)."""
     ood_quantile: float = 0.97
     """Share of the validation images the OOD threshold lets pass (a margin over 95% for unseen ones)."""
+    stored_bits: int | None = None
+    """The card's ``input.stored_bits`` (radiographs: the window is for stored values of this bit depth)."""
 
 
 def phantom_code_digest() -> str:
@@ -118,6 +120,7 @@ def _card_fields(recipe: Recipe, train: SliceSet, val: SliceSet, test: SliceSet)
         "output": "sigmoid",
         "input": {"size": list(recipe.size), "channels": 1,
                   "window": {"center": recipe.window[0], "width": recipe.window[1]},
+                  **({"stored_bits": recipe.stored_bits} if recipe.stored_bits else {}),
                   "modalities": list(recipe.modalities)},
         "explain": {"target_layer": TARGET_LAYER},
         **({"scope": recipe.scope} if recipe.scope else {}),

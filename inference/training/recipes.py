@@ -190,6 +190,7 @@ CHEST_XRAY = Recipe(
                  "inverts MONOCHROME1 pixels over the stored range before the model."),
     modalities=("CR", "DX"),
     window=(CXR_STORED_MAX / 2.0, CXR_STORED_MAX),
+    stored_bits=12,  # films of other bit depths are scaled onto the 12-bit values it was trained on
     size=(256, 256),
     make=cxr_sample,
     generator=(f"phantom.make_chest_ct on a {CXR_VOXEL_MM} mm whole-chest grid (no CT noise, no table), projected by "

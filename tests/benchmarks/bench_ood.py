@@ -46,8 +46,9 @@ def _path(source: str, name: str) -> Path:
     return pydicom_test_file(name) if source == "test" else pydicom_data_file(name)
 
 
-def _slices(path: Path, modalities: tuple[str, ...] = ()) -> list[np.ndarray] | None:
-    """The model input of every grey stack in ``path`` (of ``modalities`` when given; None for colour)."""
+def _slices(path: Path, modalities: tuple[str, ...] = (), bits: int | None = None) -> list[np.ndarray] | None:
+    """The model input of every grey stack in ``path`` (of ``modalities`` when given; None for colour), scaled
+    onto a card's ``input.stored_bits`` = ``bits``."""
     from viewer.ai.model_input import model_input
     from viewer.dicom import load_volume, scan
 
@@ -58,7 +59,7 @@ def _slices(path: Path, modalities: tuple[str, ...] = ()) -> list[np.ndarray] | 
         vol = load_volume(stack)
         if vol.is_color:
             return None
-        mi = model_input(vol)
+        mi = model_input(vol, bits)
         out.extend(np.asarray(mi[k], dtype=np.float32) for k in range(vol.shape[0]))
     return out
 
@@ -83,7 +84,7 @@ def calibration() -> None:
         held = runner.card.raw["ood"].get("held_out_pass_rate")
         print(f"\n{name}: layer {runner.ood.layer}, pooling {runner.ood.pooling}, threshold {runner.ood.threshold:.3f}; "
               f"held-out phantom slices passing: {held:.1%} (card)")
-        demo = _slices(demo_study_dir(), runner.card.input.modalities)
+        demo = _slices(demo_study_dir(), runner.card.input.modalities, runner.card.input.stored_bits)
         if demo:
             shapes: dict[tuple[int, ...], list[np.ndarray]] = {}
             for s in demo:
@@ -95,7 +96,7 @@ def calibration() -> None:
         caught_series = caught_slices = n_series = n_slices = 0
         for source, file, what in REAL_FILES:
             try:
-                slices = _slices(_path(source, file))
+                slices = _slices(_path(source, file), bits=runner.card.input.stored_bits)
             except Exception as exc:  # a file the engine cannot decode here is reported, not fatal
                 print(f"  {file:38s} {what:40s} unreadable: {exc}")
                 continue

@@ -11,6 +11,11 @@ MONOCHROME2 encodings of one image give the model identical input:
 * only when the header gives no usable range (no BitsStored, float pixel data, or a Modality LUT
   Sequence instead of a rescale) the slice's own data minimum + maximum stand in for ``lo + hi``.
 
+A model whose card gives ``input.stored_bits`` (its window is for, say, 12-bit stored values) gets images of
+another bit depth scaled onto it when their values are stored values (unsigned, no rescale to modality
+units: CR, DX ...): ``v * (2**model_bits - 1) / (2**BitsStored - 1)``, after the inversion. A 15-bit film
+reaches a 12-bit model as 0..4095, not as a window saturated from 4095 up.
+
 The conversion is lazy and per slice (:class:`ModelInput`): the viewer starts a run while the series
 still decodes, and a slice is converted only when the worker reads it, from whatever the volume holds
 then. MONOCHROME2 slices are passed through unchanged (no copy).
@@ -55,7 +60,8 @@ class ModelInput(Sequence[np.ndarray]):
     slices are read by index (``inference.runner.Runner.run``, the viewer's AI worker).
     """
 
-    def __init__(self, array: np.ndarray, invert: bool = False, sums: np.ndarray | None = None) -> None:
+    def __init__(self, array: np.ndarray, invert: bool = False, sums: np.ndarray | None = None,
+                 scale: float = 1.0) -> None:
         if array.ndim != 3:
             raise ValueError(f"model input needs a grey (k, rows, cols) volume, got shape {array.shape}")
         if sums is not None and len(sums) != array.shape[0]:
@@ -63,6 +69,8 @@ class ModelInput(Sequence[np.ndarray]):
         self.array = array
         self.invert = invert
         self.sums = sums
+        self.scale = float(scale)
+        """Factor onto the model's stored bit depth (1: none), applied after the inversion."""
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -82,12 +90,11 @@ class ModelInput(Sequence[np.ndarray]):
     def _slice(self, k: int) -> np.ndarray:
         s = self.array[k]
         if not self.invert:
-            return s if s.dtype == np.float32 else s.astype(np.float32)
-        if self.sums is not None:
-            total = float(self.sums[k])
+            out = s if s.dtype == np.float32 else s.astype(np.float32)
         else:
-            total = float(s.min()) + float(s.max())
-        return (np.float32(total) - s).astype(np.float32, copy=False)
+            total = float(self.sums[k]) if self.sums is not None else float(s.min()) + float(s.max())
+            out = (np.float32(total) - s).astype(np.float32, copy=False)
+        return out if self.scale == 1.0 else out * np.float32(self.scale)
 
     def __getitem__(self, k: Any) -> np.ndarray:
         if isinstance(k, (int, np.integer)):
@@ -113,11 +120,31 @@ class ModelInput(Sequence[np.ndarray]):
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
-def model_input(volume: Volume) -> ModelInput:
-    """``volume``'s slices as every RadScope model sees them (MONOCHROME1 inverted, see the module)."""
+def bit_depth_scale(info: SeriesInfo, model_bits: int | None) -> float:
+    """The factor that puts stored values of ``info``'s bit depth onto a model's ``input.stored_bits`` (1.0 when
+    the model names none, the header gives no BitsStored, or the values are signed or rescaled to modality
+    units: then they mean the same at any bit depth)."""
+    bits = info.bits_stored
+    if model_bits is None or bits is None or bits < 1 or bits == model_bits or info.pixel_signed:
+        return 1.0
+    if any((float(slope), float(intercept)) != (1.0, 0.0) for slope, intercept in info.rescale):
+        return 1.0
+    return (2.0**model_bits - 1.0) / (2.0**bits - 1.0)
+
+
+def model_input(volume: Volume, model_bits: int | None = None) -> ModelInput:
+    """``volume``'s slices as every RadScope model sees them (MONOCHROME1 inverted; values scaled onto a
+    model's ``input.stored_bits`` = ``model_bits``: see the module)."""
     if volume.is_color:
         raise ValueError(f"series {volume.info.stack_id or volume.info.series_uid}: colour images have no "
                          "grey model input")
+    scale = bit_depth_scale(volume.info, model_bits)
     if not volume.info.monochrome1:
-        return ModelInput(volume.array)
-    return ModelInput(volume.array, invert=True, sums=stored_range_sums(volume.info, volume.shape[0]))
+        return ModelInput(volume.array, scale=scale)
+    return ModelInput(volume.array, invert=True, sums=stored_range_sums(volume.info, volume.shape[0]), scale=scale)
+
+
+def card_bits(card: Any) -> int | None:
+    """A model card's ``input.stored_bits`` (None without one, or without a card)."""
+    bits = getattr(getattr(card, "input", None), "stored_bits", None)
+    return int(bits) if isinstance(bits, int) else None

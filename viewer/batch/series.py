@@ -250,7 +250,7 @@ class SeriesRunner:
         distribution) is reported as ``out_of_scope`` with nothing written, unless the job is forced.
         """
         from inference.cache import INPUT_RULE
-        from viewer.ai.model_input import model_input
+        from viewer.ai.model_input import card_bits, model_input
         from viewer.ai.scope import ScopeDecision
         from viewer.dicom import DicomFileError, load_volume
         from viewer.paths import inside, unique_components
@@ -270,7 +270,7 @@ class SeriesRunner:
             return base
         load_s = time.perf_counter() - t0
         decision = job.scope or ScopeDecision(True)
-        inputs = model_input(vol)
+        inputs = model_input(vol, card_bits(self.card))
         ref = None
         try:
             if decision.reformat_to:

@@ -32,7 +32,7 @@ from psygnal import Signal
 from viewer.ai import EtaEstimator, JobScheduler, RunKey, SeriesResults
 from viewer.ai.batches import BatchOutput, BatchResult, ModelLoaded, ModelRef, Sink
 from viewer.ai.cached import stack_key
-from viewer.ai.model_input import model_input
+from viewer.ai.model_input import card_bits, model_input
 from viewer.ai.reformat_run import ReformatResults, input_for, new_results, reformat_key
 from viewer.ai.scope_guard import ScopeGuard
 from viewer.display.coded import CodedVolume
@@ -170,10 +170,11 @@ class AIControl:
     def overlay_name(label: str) -> str:
         return OVERLAY_PREFIX + label
 
-    @staticmethod
-    def model_input(volume: Any) -> Any:
-        """What reaches the model: a lazy per-slice view (viewer.ai.model_input), read on the engine's thread."""
-        return model_input(volume)
+    def model_input(self, volume: Any) -> Any:
+        """What reaches the chosen model: a lazy per-slice view (viewer.ai.model_input), read on the engine's
+        thread."""
+        entry = self.state.entry
+        return model_input(volume, card_bits(entry.card if entry is not None else None))
 
     def most_suspicious_slice(self) -> int | None:
         return None if self.results is None else self.results.most_suspicious_slice()

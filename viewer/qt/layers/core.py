@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from viewer.ai.model_input import model_input
+from viewer.ai.model_input import card_bits, model_input
 from viewer.display.coded import CodedVolume
 from viewer.display.colormaps import overlay_lut
 from viewer.qt.wait import wait_until
@@ -274,7 +274,13 @@ class LayersCore(QtWidgets.QWidget):
     def _model_slice(self, k: int) -> np.ndarray:
         """Slice ``k`` as the model sees it (MONOCHROME1 inverted: `viewer.ai.model_input`), a float32 copy."""
         assert self.series is not None
-        return np.array(model_input(self.series.volume)[k], dtype=np.float32)
+        return np.array(self.model_view()[k], dtype=np.float32)
+
+    def model_view(self) -> Any:
+        """The shown series as the chosen model sees it (lazy; `viewer.ai.model_input`)."""
+        assert self.series is not None
+        entry = getattr(self.ai, "model_entry", None)
+        return model_input(self.series.volume, card_bits(getattr(entry, "card", None)))
 
     def request_tree(self) -> None:
         k = self.current_slice()

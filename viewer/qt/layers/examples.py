@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from viewer.ai.model_input import model_input
 from viewer.qt.qt import Qt, QtCore, QtGui, QtWidgets
 from viewer.qt.layers.widgets import (colour_image, fill_table, make_table)
 from viewer.qt.layers.core import EXAMPLE_PX, LayersCore
@@ -34,7 +33,7 @@ class ExamplesTab(LayersCore):
         if self.layer is None or self.channel is None or self.series is None:
             return
         layer, channel = self.layer, self.channel
-        volume: Any = model_input(self.series.volume)  # a lazy (k, rows, cols) view: read on the worker only
+        volume: Any = self.model_view()  # a lazy (k, rows, cols) view: read on the worker only
         loaded = [int(k) for k in np.flatnonzero(self.series.loaded)]
 
         def fn(model: Any, cancel: Any, progress: Callable[[int, int], None]) -> Any:
