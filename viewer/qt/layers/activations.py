@@ -76,14 +76,13 @@ class ActivationsTab(LayersCore):
         self.act_caption.setText(f"<b>{self.layer}</b> on image {self.slice_index + 1}: {maps.shape[0]} channels of "
                                  f"{h} x {w}; top {len(order)} by {key} (caption: channel, mean)")
         self.act_bar.set_range(lo, hi, "tiles: activation (one scale for all tiles)", lut)
-        if self._auto_channel or self.channel is None:  # until the user picks one: the most active here
-            self._select_channel(int(channel_order(maps, "mean")[0]))
-        else:
-            self._select_channel(self.channel)
+        channel = self.selection.shown_channel()  # until the user picks one: the most active here
+        if channel is not None:
+            self._select_channel(channel)
 
     def set_channel(self, channel: int) -> None:
         """Select a channel of the current layer (the user's choice: it stays when the slice changes)."""
-        self._auto_channel = False
+        self.selection.pick_channel(channel)
         self._select_channel(channel)
 
     def _select_channel(self, channel: int) -> None:

@@ -1,5 +1,6 @@
-"""The layer inspector's core: state (layer, channel, maps of the shown slice), probe jobs on the AI's
-inference thread, the layer tree and the image overlay. Tabs (one module each) subclass :class:`LayersCore`."""
+"""The layer inspector's core: probe jobs on the AI's inference thread, the layer tree and the image overlay.
+What it shows and which probe outcomes count are decided Qt-free (:mod:`viewer.state.layer_inspector`:
+:class:`InspectorSelection`, :class:`ProbeJobs`). Tabs (one module each) subclass :class:`LayersCore`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from viewer.qt.series_model import Overlay
 from viewer.qt.progress import set_progress
 from viewer.qt.layers.widgets import (fmt_count, fmt_shape)
 from viewer.qt.layers.probes import AnyCancel, ProbeBridge, ProbeFn, ProbeOutcome, one_cpu_thread
+from viewer.state.layer_inspector import InspectorSelection, ProbeJobs
 
 LAYER_OVERLAY = "Layer inspector"
 GRID_CHANNELS = 24
@@ -74,21 +76,16 @@ class LayersCore(QtWidgets.QWidget):
         self.bridge = ProbeBridge(self)
         self.bridge.progress.connect(self._on_progress)
         ai.worker.probeReady.connect(self._on_probe_ready)
-        self._jobs = itertools.count(1)
-        self._pending: dict[int, tuple[str, threading.Event, Any]] = {}  # job -> (kind, cancel, run key)
-        self._latest: dict[str, int] = {}
+        self.jobs = ProbeJobs()
+        """This panel's probe jobs (which outcome counts, which were dropped with their AI run)."""
+        self.selection = InspectorSelection()
+        """What the panel shows: the model/series of its tree, layer, channel, maps of the shown slice."""
         self.threads: list[str] = []  # worker threads probes ran on (shown in tests and the status line)
         self.follow: QObject | None = None
-        self.model_key: tuple[str, str] | None = None  # (sha256, stack id) the tree was built for
         self.info: dict[str, Any] = {}
-        self.layer: str | None = None
-        self.channel: int | None = None
-        self.maps: np.ndarray | None = None  # (C, h, w) of the selected layer on `slice_index`
-        self.slice_index = 0
         self.examples: list[Any] = []
         self.sanity: Any = None
         self.featurevis: Any = None
-        self._auto_channel = True
         self._raise_on_fill = False
         self._build()
         for label in self.findChildren(QtWidgets.QLabel):  # captions wrap: the dock's width, not theirs, rules
@@ -99,6 +96,31 @@ class LayersCore(QtWidgets.QWidget):
         self._reap_timer = QtCore.QTimer(self)
         self._reap_timer.setInterval(300)
         self._reap_timer.timeout.connect(self._reap)
+
+    # -- the selection (state) under the names the tabs use ------------------------------------------
+    @property
+    def model_key(self) -> tuple[str, str] | None:
+        return self.selection.model_key
+
+    @property
+    def layer(self) -> str | None:
+        return self.selection.layer
+
+    @property
+    def channel(self) -> int | None:
+        return self.selection.channel
+
+    @channel.setter
+    def channel(self, value: int | None) -> None:
+        self.selection.channel = value
+
+    @property
+    def maps(self) -> np.ndarray | None:
+        return self.selection.maps
+
+    @property
+    def slice_index(self) -> int:
+        return self.selection.slice_index
 
     @property
     def series(self) -> Any:
@@ -124,22 +146,17 @@ class LayersCore(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         """Build the tree for a new model/series, else recompute the selected layer on the current slice."""
-        key = self._context_key()
-        if key is None:
+        step = self.selection.next_step(self._context_key(), self.current_slice())
+        if step == "none":
             self.header.setText("Layer inspector: open a series with a model")
-            return
-        if key != self.model_key:
-            self.model_key = key
+        elif step == "tree":
             entry = getattr(self.ai, "model_entry", None)
             self.header.setText(f"Layer inspector: reading the layers of {getattr(entry, 'name', 'the model')}… "
                                 "(once the model has loaded; the series' own slices run first)")
-            for _kind, ev, _run in self._pending.values():
-                ev.set()
-            self._pending.clear()
-            self.layer, self.channel, self.maps = None, None, None
+            self.jobs.cancel_all()
             self._clear_overlay()
             self.request_tree()
-        elif self.layer is not None and self.current_slice() != self.slice_index:
+        elif step == "layer" and self.layer is not None:
             self.request_layer(self.layer)
 
     def open(self) -> None:
@@ -168,11 +185,7 @@ class LayersCore(QtWidgets.QWidget):
     def submit(self, kind: str, fn: ProbeFn) -> int | None:
         """Queue ``fn(model, cancel, progress)`` on the inference worker (replacing a pending job of the
         same kind); returns the job id, or None when no model run is active to attach it to."""
-        old = self._latest.get(kind)
-        if old in self._pending:
-            self._pending[old][1].set()
-        job = next(self._jobs)
-        own = threading.Event()
+        job, own = self.jobs.open(kind)
         panel, bridge = self.panel_id, self.bridge
         fn = one_cpu_thread(fn)
 
@@ -194,26 +207,23 @@ class LayersCore(QtWidgets.QWidget):
         if run_key is None:
             self.status.setText("Run the model on this series first (AI panel: Run); probes share its worker.")
             return None
-        self._pending[job] = (kind, own, run_key)
-        self._latest[kind] = job
+        self.jobs.queued(job, kind, own, run_key)
         self._show_busy()
         return job
 
     def cancel(self) -> None:
         """Cancel every pending probe of this panel."""
-        for _kind, ev, _key in self._pending.values():
-            ev.set()
-        self._pending.clear()
+        self.jobs.cancel_all()
         self._show_busy()
         self.status.setText("cancelled")
         self.idle.emit()
 
     @property
     def busy(self) -> bool:
-        return bool(self._pending)
+        return self.jobs.busy
 
     def _show_busy(self) -> None:
-        busy = bool(self._pending)
+        busy = self.jobs.busy
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
         if busy and not self._reap_timer.isActive():
@@ -221,19 +231,19 @@ class LayersCore(QtWidgets.QWidget):
         elif not busy:
             self._reap_timer.stop()
         if busy:
-            kinds = sorted({k for k, _e, _r in self._pending.values()})
+            kinds = self.jobs.kinds()
             self.progress.setRange(0, 0)
             self.progress.setFormat(", ".join(kinds) + " ...")
 
     def _on_progress(self, job: int, done: int, total: int) -> None:
-        if job in self._pending:
+        if job in self.jobs.pending:
             set_progress(self.progress, done, total)
-            self.progress.setFormat(f"{self._pending[job][0]}: {done} / {total}")
+            self.progress.setFormat(f"{self.jobs.pending[job][0]}: {done} / {total}")
 
     def _on_probe_ready(self, _key: Any, result: Any) -> None:
         if not isinstance(result, ProbeOutcome) or result.panel != self.panel_id:
             return
-        if self._pending.pop(result.job, None) is None or self._latest.get(result.kind) != result.job:
+        if not self.jobs.finish(result.job, result.kind):
             self._after_job()
             return
         self.threads.append(result.thread)
@@ -246,21 +256,19 @@ class LayersCore(QtWidgets.QWidget):
 
     def _reap(self) -> None:
         """Forget probes whose AI run was superseded (a new run drops queued probes) and redo the view."""
-        scheduler = self.ai.worker.scheduler
-        stale = [job for job, (_k, _e, key) in self._pending.items() if not scheduler.is_current(key)]
-        if not stale:
+        kinds = self.jobs.drop_stale(self.ai.worker.scheduler.is_current)
+        if not kinds:
             return
-        kinds = {self._pending.pop(job)[0] for job in stale}
         if "tree" in kinds:
-            self.model_key = None
+            self.selection.forget_tree()
         self._after_job()
         if kinds & {"tree", "layer"}:
-            self.slice_index = -1
+            self.selection.slice_index = -1  # the layer's maps are redone on the next refresh
             self.schedule_refresh()
 
     def _after_job(self) -> None:
         self._show_busy()
-        if not self._pending:
+        if not self.jobs.busy:
             self.idle.emit()
 
     def wait_done(self, timeout_s: float = 120.0) -> bool:
@@ -269,7 +277,7 @@ class LayersCore(QtWidgets.QWidget):
 
     def is_idle(self) -> bool:
         """No probe pending and no refresh scheduled."""
-        return not self._pending and not self._refresh_timer.isActive()
+        return not self.jobs.busy and not self._refresh_timer.isActive()
 
     def _model_slice(self, k: int) -> np.ndarray:
         """Slice ``k`` as the model sees it (MONOCHROME1 inverted: `viewer.ai.model_input`), a float32 copy."""
@@ -370,16 +378,14 @@ class LayersCore(QtWidgets.QWidget):
         path = str(items[0].data(0, Qt.ItemDataRole.UserRole) or "")
         if not path or not self.info.get("has_layers"):
             return
-        if path != self.layer:
-            self.channel = None
-            self._auto_channel = True
+        self.selection.choose_layer(path)
         self.request_layer(path)
 
     def request_layer(self, layer: str) -> None:
         series = self.series
         if series is None:
             return
-        self.layer = layer
+        self.selection.choose_layer(layer)
         k = self.current_slice()
         image = self._model_slice(k)
 
@@ -395,9 +401,8 @@ class LayersCore(QtWidgets.QWidget):
         self.submit("layer", fn)
 
     def _show_layer(self, value: dict[str, Any]) -> None:
-        if value["layer"] != self.layer:
+        if not self.selection.set_maps(value["layer"], value["maps"], value["slice"]):
             return
-        self.maps, self.slice_index = value["maps"], value["slice"]
         self._show_grid()
         self._show_weights(value["weights"])
         self._show_stats(value["stats"])
