@@ -205,3 +205,23 @@ def test_worklist_columns_fit_a_narrow_dock(qtbot, setup) -> None:  # type: igno
     table, header = panel.worklist_table, panel.worklist_table.horizontalHeader()
     assert sum(header.sectionSize(i) for i in range(header.count())) <= table.viewport().width()
     assert header.sectionSize(2) >= table.fontMetrics().horizontalAdvance("not started")  # status in full
+
+
+def test_panel_fits_a_laptop_dock_without_scrolling(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """In its dock's scroll area (as the viewer installs it) at a 1366x768 screen's dock size (~390 x 650 px)
+    nothing scrolls: the rows wrap and the lists take the height that is left."""
+    studies = [make_ct_series(tmp_path / "s", 2)]
+    with ReviewStore(tmp_path / "r.sqlite3") as store:
+        panel = ReviewPanel(store, context_of(studies[0][0], 0), live=False)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(panel.widget())
+        panel.setWidget(scroll)
+        qtbot.addWidget(panel)
+        panel.resize(390, 650)
+        panel.show()
+        qtbot.waitExposed(panel)
+        QtWidgets.QApplication.processEvents()
+        assert not scroll.horizontalScrollBar().isVisible() and not scroll.verticalScrollBar().isVisible()
+        assert panel.tabs.height() > 3 * panel.tabs.minimumSizeHint().height() // 2  # the lists got the rest
+        panel.watch.stop()

@@ -51,6 +51,18 @@ def _cell(table: QtWidgets.QTableWidget, row: int, col: int = 0) -> QtWidgets.QT
     return item
 
 
+class _TabsTakingTheRest(QtWidgets.QTabWidget):
+    """The lists take the height the rows above leave (stretch), never ask for more: a dock's scroll area sizes a
+    height-for-width body (wrapping rows) to its preferred height, which would push the lists past a laptop's
+    dock and scroll the whole panel."""
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        return QtCore.QSize(super().sizeHint().width(), self.minimumSizeHint().height())
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (the Flags page's wrapping row would ask for its full height)
+        return False
+
+
 class ReviewPanel(QtWidgets.QDockWidget):
     """Dock widget for reviewing a model study by study (see the module docstring)."""
 
@@ -167,7 +179,7 @@ class ReviewPanel(QtWidgets.QDockWidget):
         self.status_label = QtWidgets.QLabel(wordWrap=True)
         layout.addWidget(self.status_label)
 
-        self.tabs = QtWidgets.QTabWidget()
+        self.tabs = _TabsTakingTheRest()
         self.flag_table = self._table(FLAG_COLUMNS)
         self.worklist_table = self._table(WORKLIST_COLUMNS)
         header = self.worklist_table.horizontalHeader()  # the description gives way (elided)
