@@ -13,6 +13,7 @@ logic is tested without a display (``tests/test_state_*.py``).
   methods, results and findings.
 - :class:`~viewer.state.ai_control.AIControl` (``ai_control.py``, imported on use): the AI controller's decisions,
   changing only the states above.
+- ``layer_inspector.py`` (imported on use): the layer inspector's selection and probe-job rules.
 - :class:`ReviewContextState` (``review.py``): the reviewer, the image in view, the study on the worklist,
   its flags, the status line; Qt-free controllers ``review_control.ReviewControl`` (the panel's decisions) and
   ``review_viewer.ViewerReview`` (what the viewer shows: context, model facts, worklist, studies, regions).
