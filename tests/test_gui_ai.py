@@ -207,6 +207,11 @@ def test_panel_renders_the_state_and_its_edits_change_the_state(panel) -> None: 
     assert not state.overlay_settings("nodule").visible
     panel.model_combo.setCurrentIndex(1)  # unusable: refused, the picker shows the model in force again
     assert state.model == "chest-nodule-demo" and panel.model_combo.currentIndex() == 0
+    panel.run_state.set_methods(["gradcam", "gradcam++"], "gradcam")
+    panel.method_combo.setCurrentText("gradcam++")  # the method picker writes the state too
+    assert state.method == "gradcam++"
+    panel.run_state.set_methods(["gradcam", "gradcam++"], "gradcam")  # the state's choice is shown
+    assert panel.method_combo.currentText() == "gradcam" and panel.method_combo.count() == 2
 
 
 # -- controller + views: overlay alignment in screen space, series switch -----------------------

@@ -363,9 +363,12 @@ class AIPanel(QtWidgets.QWidget):
         self.modelChosen.emit(entry)
 
     def set_methods(self, methods: Sequence[str], current: str | None = None) -> None:
+        """The loaded model's methods and the one in force (the list is refilled only when it changed: the user's
+        pick in this very combo comes back here as the method in force)."""
         self._updating = True
-        self.method_combo.clear()
-        self.method_combo.addItems(list(methods))
+        if [self.method_combo.itemText(i) for i in range(self.method_combo.count())] != list(methods):
+            self.method_combo.clear()
+            self.method_combo.addItems(list(methods))
         if current in methods:
             self.method_combo.setCurrentText(current)
         self._updating = False
