@@ -210,7 +210,8 @@ def test_panel_renders_the_state_and_its_edits_change_the_state(panel) -> None: 
     panel.run_state.set_methods(["gradcam", "gradcam++"], "gradcam")
     panel.method_combo.setCurrentText("gradcam++")  # the method picker writes the state too
     assert state.method == "gradcam++"
-    panel.run_state.set_methods(["gradcam", "gradcam++"], "gradcam")  # the state's choice is shown
+    panel.run_state.set_methods(["gradcam", "gradcam++"], "gradcam++")  # as the controller echoes the pick
+    panel.run_state.set_methods(["gradcam", "gradcam++"], "gradcam")  # another method in force is shown
     assert panel.method_combo.currentText() == "gradcam" and panel.method_combo.count() == 2
 
 
