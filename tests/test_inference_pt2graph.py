@@ -26,19 +26,26 @@ from inference.preprocess import Preprocessor
 from inference.pt2graph import UnsupportedProgram, load_program
 from phantom import ChestParams, make_chest_ct
 from tests.hostile.models import write_package
-from tests.support.packages import write_odd_package, write_tiny_package
+from tests.support.packages import TINY_FIELDS, write_odd_package, write_tiny_package
 
 MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
 BUNDLED = ["chest-nodule-demo", "cxr-nodule-demo"]
-NAMES = [*BUNDLED, "tiny", "odd"]
+NAMES = [*BUNDLED, "tiny", "odd", "resnet18"]
 HEAVY = ("sympy", "mpmath", "networkx", "torch._dynamo", "torch._inductor", "torch._export.serde", "torch.onnx")
 
 
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("pt2graph")
+    from inference.architectures import build
+    from inference.package import save_package
+
+    torch.manual_seed(1)
+    resnet = build("resnet18", 1, 2)  # residual blocks: a split inside one carries its input past the cut
+    save_package(resnet, {**TINY_FIELDS, "input": {**TINY_FIELDS["input"], "size": [64, 64]},
+                          "explain": {"target_layer": "layer3.1.conv1"}}, tmp / "resnet18", torch.zeros(2, 1, 64, 64))
     return {**{n: MODELS / n for n in BUNDLED}, "tiny": write_tiny_package(tmp / "tiny"),
-            "odd": write_odd_package(tmp / "odd")}
+            "odd": write_odd_package(tmp / "odd"), "resnet18": tmp / "resnet18"}
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +114,8 @@ def test_attributes_graph_and_layer_metadata_match(name: str, packages: dict[str
     assert module_paths(ours) == module_paths(ref)
     layer = read_card(str(packages[name])).target_layer
     assert layer and split_at(ours, layer).n_carried == split_at(ref, layer).n_carried
+    if name == "resnet18":  # the layer sits inside a residual block: its input is carried past the cut
+        assert split_at(ours, layer).n_carried == 1
 
 
 def _reference_model(package: Path) -> LoadedModel:
