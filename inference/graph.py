@@ -1,7 +1,8 @@
 """FX graphs of models: find a layer through ``nn_module_stack`` metadata and split the graph there.
 
-Both a ``torch.export`` program's ``module()`` and ``torch.fx.symbolic_trace`` of an eager module
-record, on every node, the stack of module paths it was traced under. `split_at` cuts a graph at the
+A ``.pt2`` program's module (built by :mod:`inference.pt2graph`, or ``torch.export``'s ``module()``) and
+``torch.fx.symbolic_trace`` of an eager module record, on every node, the stack of module paths it was
+traced under. `split_at` cuts a graph at the
 output of one module path into a *trunk* (input -> activation) and a *head* (activation -> logits),
 so that explainers run the trunk without autograd and back-propagate through the head only. Hooks
 are not needed (they do not fire on exported programs, and ScriptModules refuse them).
