@@ -247,3 +247,26 @@ def test_the_method_in_force_is_state_and_a_change_reruns_the_series(packages, s
     ctl.state.set_method("gradcam")  # back: that run is kept in memory, nothing infers
     settle(ctl, engine)
     assert ctl.results.key.method == "gradcam" and len(engine.ran) == 24 and len(finished) == 3
+
+
+def test_an_automatic_run_on_images_unlike_the_training_data_stops_and_shows_nothing() -> None:
+    """The bundled CT model (real weights and OOD statistics) on a real head CT: the first slices' OOD distances
+    stop the automatic run; a run the user confirms shows its overlay under the 'outside intended use' banner."""
+    from tests.conftest import pydicom_data_file
+    from viewer.dicom import load_volume, scan
+
+    bundled = Path(__file__).resolve().parents[1] / "resources" / "models" / "chest-nodule-demo"
+    (stack,) = scan([pydicom_data_file("693_UNCR.dcm")]).stacks
+    series = SeriesState(load_volume(stack))
+    ctl, engine, finished = control([ModelEntry("chest-nodule-demo", bundled, card=read_card(bundled))])
+    ctl.set_series(series)
+    assert ctl.busy and not [o for o in series.overlays if o.name.startswith("AI ")]  # the overlay waits
+    settle(ctl, engine)
+    assert ctl.state.status.startswith("chest-nodule-demo not run: images unlike the training data: 1 of 1 slices")
+    assert ctl.results is None and not ctl.busy and finished == []
+    assert not [o for o in series.overlays if o.name.startswith("AI ")] and series.banner == ""
+    ctl.scope.confirm = lambda text: True
+    ctl.run_by_hand()
+    settle(ctl, engine)
+    assert len(finished) == 1 and series.banner.startswith("outside intended use: images unlike the training data")
+    assert series.overlay(ctl.overlay_name("nodule")) is not None and np.isfinite(ctl.results.ood).all()
