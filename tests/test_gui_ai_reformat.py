@@ -135,3 +135,58 @@ def test_flags_cache_and_cursor_of_a_reformatted_run(qtbot, ai_window, blob_pkg:
     assert isinstance(again, ReformatResults) and again is not first
     np.testing.assert_array_equal(again.heatmap("blob").codes, first.heatmap("blob").codes)
     np.testing.assert_array_equal(again.scores, first.scores)
+
+
+class GatedReformatSession:
+    """Stands in for the model: each batch of four waits for the test's gate; records what it was fed."""
+
+    device = "cpu"
+    methods = ("gradcam",)
+
+    def __init__(self, gate) -> None:  # type: ignore[no-untyped-def]
+        self.gate, self.fed_shapes = gate, []
+
+    def run(self, volume, indices, method, cancel, notify):  # type: ignore[no-untyped-def]
+        from viewer.ai.batches import BatchOutput
+
+        self.fed_shapes.append(tuple(volume.shape))
+        for start in range(0, len(indices), 4):
+            self.gate.acquire(timeout=10)
+            if cancel.is_set():
+                return
+            idx = tuple(indices[start:start + 4])
+            maps = np.stack([np.asarray(volume[k], dtype=np.float32) / 1000.0 for k in idx]).clip(0, 1)
+            yield BatchOutput(idx, np.full((len(idx), 1), 0.6, np.float32), {"blob": maps})
+
+
+def test_a_reformatted_run_streams_with_progress_and_can_be_cancelled(  # type: ignore[no-untyped-def]
+        qtbot, ai_window, blob_pkg: Path, tmp_path: Path) -> None:
+    import threading
+
+    from inference.package import read_card
+    from viewer.dicom.synthetic import write_ct_series
+    from viewer.qt.ai_panel import ModelEntry
+
+    ph, _ = blob_phantom()
+    write_ct_series(ph, tmp_path / "dcm", orientation="sagittal")
+    gate = threading.Semaphore(0)
+    session = GatedReformatSession(gate)
+    window, ai = ai_window(lambda ref: session,
+                           models=[ModelEntry("blob-detector", blob_pkg, card=read_card(blob_pkg))])
+    window.open_paths([str(tmp_path / "dcm")])
+    qtbot.waitUntil(lambda: window.model is not None and window.model.fully_loaded and ai.results is not None,
+                    timeout=60000)
+    results = ai.results
+    n = results.shape[0]
+    for _ in range(3):
+        gate.release()
+    qtbot.waitUntil(lambda: results.n_done >= 9, timeout=20000)
+    assert session.fed_shapes[0] == tuple(results.grid.shape)  # the model is fed the reformat, not the acquisition
+    assert ai.busy and ai.panel.cancel_button.isEnabled() and ai.panel.progress.maximum() == n
+    qtbot.waitUntil(lambda: ai.panel.eta_label.text().startswith("ETA"), timeout=5000)
+    assert np.asarray(results.heatmap("blob")).max() > 0  # the first batches already show on the acquired grid
+    ai.panel.cancel_button.click()
+    for _ in range(40):
+        gate.release()
+    qtbot.wait(300)
+    assert not ai.busy and results.n_done < n and ai.panel.eta_label.text() == "cancelled"
