@@ -86,6 +86,19 @@ def test_the_lazy_input_is_the_reformat_radscope_infer_feeds(series) -> None:  #
         lazy[whole.array.shape[0]]
 
 
+def test_sampling_axis_by_axis_equals_scipy_point_by_point(series) -> None:  # type: ignore[no-untyped-def]
+    """The fast path of acquisitions along the patient axes gives what ``map_coordinates`` gives."""
+    from scipy import ndimage
+
+    _, vol, _ = series
+    grid = grid_for(vol, "axial")
+    src = np.asarray(model_input(vol), dtype=np.float32)
+    n, rows, cols = grid.shape
+    for k in (0, n // 3, n - 1):
+        ref = ndimage.map_coordinates(src, grid.source_index()(k, rows, cols), order=1, cval=-7.0).reshape(rows, cols)
+        np.testing.assert_allclose(grid.sample(src, k, -7.0), ref, atol=1e-3)
+
+
 def test_reformat_slices_are_as_far_apart_as_the_data_resolves(series) -> None:  # type: ignore[no-untyped-def]
     """Pixels at the finest acquired spacing; slices no closer than the acquired resolution along z (the
     phantom's 2 mm), so the model never runs on near-copies of interpolated rows."""

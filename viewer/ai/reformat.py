@@ -81,10 +81,20 @@ class ReformatGrid:
 
     def sample(self, src: np.ndarray, k: int, fill: float, index: IndexMap | None = None) -> np.ndarray:
         """Reformat slice ``k`` (float32, trilinear) of ``src`` (the acquired (k, j, i) array, any real
-        dtype), ``fill`` outside it."""
+        dtype), ``fill`` outside it. An acquisition along the patient axes (sagittal, coronal) is resampled
+        axis by axis (`separable_linear`: a few gathers); a tilted one point by point (``map_coordinates``)."""
         from scipy import ndimage
 
         n, rows, cols = self.shape
+        a, b = _affine(self.origin, self.spacing, self.direction,
+                       self.source_origin, self.source_spacing, self.source_direction)
+        follows = axis_permutation(a)
+        if follows is not None:
+            ranges = [np.arange(cols, dtype=np.float64)[None, :], np.arange(rows, dtype=np.float64)[:, None],
+                      np.full((1, 1), float(k))]
+            per_axis = [a[s, follows[s]] * ranges[follows[s]] + b[s] for s in (2, 1, 0)]
+            values, valid = separable_linear(src, per_axis)
+            return np.where(valid, values, np.float32(fill)).astype(np.float32, copy=False)
         coords = (index or self.source_index())(int(k), rows, cols)
         out = np.empty(rows * cols, dtype=np.float32)
         ndimage.map_coordinates(src, coords, output=out, order=1, cval=fill)
@@ -119,6 +129,44 @@ class Reformat(ReformatGrid):
 
     array: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=np.float32))
     """(n, rows, cols) float32 on the reformat grid."""
+
+
+def axis_permutation(a: np.ndarray, tol: float = 1e-9) -> np.ndarray | None:
+    """For the linear part ``a`` of an index map (to = a @ from + b, (i, j, k) order): the from-axis each
+    to-axis follows, when each follows exactly one (grids along the same patient axes); else None."""
+    nz = np.abs(a) > tol * float(np.abs(a).max() or 1.0)
+    if not ((nz.sum(axis=0) == 1).all() and (nz.sum(axis=1) == 1).all()):
+        return None
+    return np.argmax(nz, axis=1)
+
+
+def separable_linear(src: np.ndarray, coords: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation of ``src`` (3D) at index coordinates given per axis (``coords[d]``: the index
+    along axis d, each depending on one output axis, broadcastable to the output shape): (float32 values,
+    bool inside). A point is inside when every coordinate lies within ``[0, n_d - 1]`` (as scipy's
+    ``map_coordinates`` with ``mode="constant"``); a coordinate falling on a grid line reads one neighbour."""
+    axes: list[list[tuple[np.ndarray, np.ndarray]]] = []
+    inside: np.ndarray | bool = True
+    for d, c in enumerate(coords):
+        n = src.shape[d]
+        c = np.asarray(c, dtype=np.float64)
+        inside = inside & (c > -1e-6) & (c < n - 1 + 1e-6)
+        c = np.clip(c, 0.0, n - 1.0)
+        f = np.minimum(np.floor(c), max(n - 2, 0)).astype(np.intp)
+        w = (c - f).astype(np.float32)
+        corners = [(f, 1.0 - w)]
+        if n > 1 and bool((w > 1e-6).any()):
+            corners.append((f + 1, w))
+        axes.append(corners)
+    out: np.ndarray | None = None
+    for i0, w0 in axes[0]:
+        for i1, w1 in axes[1]:
+            for i2, w2 in axes[2]:
+                term = (w0 * w1 * w2) * src[i0, i1, i2]
+                out = term if out is None else out + term
+    assert out is not None
+    shape = np.broadcast_shapes(out.shape, np.shape(inside))
+    return np.broadcast_to(out, shape).astype(np.float32), np.broadcast_to(inside, shape)
 
 
 def _affine(from_origin: np.ndarray, from_spacing: np.ndarray, from_direction: np.ndarray,

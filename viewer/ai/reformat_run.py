@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from viewer.ai.model_input import ModelInput
-from viewer.ai.reformat import ReformatGrid, reformat_grid, resolution_along
+from viewer.ai.reformat import ReformatGrid, axis_permutation, reformat_grid, resolution_along, separable_linear
 from viewer.ai.results import SeriesResults
 from viewer.ai.scheduler import RunKey
 from viewer.display.coded import CodedVolume, encode_unit
@@ -171,6 +171,10 @@ class ReformatResults(SeriesResults):
             subs[label] = np.multiply(ref.codes[k0:k1 + 1], ref.scale[k0:k1 + 1, None, None], dtype=np.float32)
         a, b = self._a, self._b
         nk, nj, ni = self.acquired_shape
+        follows = axis_permutation(a)
+        if follows is not None:  # along the patient axes: one block of whole acquired rows/columns/slices
+            self._project_block(follows, lo, hi, k0, subs)
+            return
         rows = np.arange(nj, dtype=np.float64)
         for ka in range(nk):
             base = a[2, 2] * ka + b[2] + a[2, 1] * rows  # reformat k at column 0 of each row
@@ -196,6 +200,29 @@ class ReformatResults(SeriesResults):
             for label in chosen:
                 values = ndimage.map_coordinates(subs[label], coords, order=1, cval=0.0)
                 self._acquired[label].codes[ka, jj, ii] = encode_unit(values)
+
+    def _project_block(self, follows: np.ndarray, lo: float, hi: float, k0: int, subs: Mapping[str, np.ndarray]) -> None:
+        """`project` for an acquisition along the patient axes: the reformat's slice index follows one acquired
+        axis, so the voxels to update are the acquired indices along it whose reformat k lies in (lo, hi)."""
+        a, b = self._a, self._b
+        shape_ijk = self.acquired_shape[::-1]
+        r = int(follows[2])  # the acquired axis (i, j, k order) the reformat's slice index follows
+        scale, offset = a[2, r], b[2]
+        e1, e2 = (lo - offset) / scale, (hi - offset) / scale
+        t0 = max(int(np.floor(min(e1, e2))) + 1, 0)
+        t1 = min(int(np.ceil(max(e1, e2))) - 1, shape_ijk[r] - 1)
+        if t1 < t0:
+            return
+        spans = [np.arange(n, dtype=np.float64) for n in shape_ijk]
+        spans[r] = np.arange(t0, t1 + 1, dtype=np.float64)
+        block = [slice(None)] * 3
+        block[2 - r] = slice(t0, t1 + 1)  # array order is (k, j, i)
+        shaped = [spans[0][None, None, :], spans[1][None, :, None], spans[2][:, None, None]]  # i, j, k
+        coords = [a[s, follows[s]] * shaped[follows[s]] + b[s] for s in (2, 1, 0)]
+        coords[0] = coords[0] - k0
+        for label, sub in subs.items():
+            values, inside = separable_linear(sub, coords)
+            self._acquired[label].codes[tuple(block)] = encode_unit(np.where(inside, values, 0.0))
 
     # -- reading ------------------------------------------------------------------------------
     def heatmap(self, label: str) -> CodedVolume:
