@@ -147,9 +147,11 @@ class ReformatResults(SeriesResults):
             weighted: bool = False, ood: np.ndarray | None = None) -> None:
         """`SeriesResults.add` on the reformat grid, then the acquired voxels these slices reach."""
         super().add(indices, scores, heatmaps, weighted=weighted, ood=ood)
-        idx = np.asarray(indices, dtype=np.intp)
-        if idx.size and heatmaps:
-            self.project(int(idx.min()), int(idx.max()), labels=list(heatmaps))
+        idx = np.unique(np.asarray(indices, dtype=np.intp))
+        if idx.size and heatmaps:  # per run of consecutive slices (a nearest-first batch lies on both sides)
+            breaks = np.flatnonzero(np.diff(idx) > 1)
+            for first, last in zip(np.concatenate(([0], breaks + 1)), np.concatenate((breaks, [idx.size - 1]))):
+                self.project(int(idx[first]), int(idx[last]), labels=list(heatmaps))
 
     def set_codes(self, label: str, codes: np.ndarray, factors: np.ndarray) -> None:
         """Every reformat slice of ``label`` at once (e.g. from the results cache), resampled onto the acquired grid."""
