@@ -79,45 +79,58 @@ def _grab(view: Any) -> Any:
 
 
 def mark_sizes(app: Any) -> dict[str, Any]:
-    """Measured in device pixels on the active view, each mark alone (a grab with it minus one without): the
-    crosshair line's thickness, a rectangle ROI's corner handle's size, and the annotation font's height."""
+    """Measured in device pixels on the active view, each mark alone (a grab with it minus one without, looked at
+    only around the mark: an AI run may still repaint the overlay): the crosshair's vertical line's thickness, a
+    rectangle ROI's corner handle's size, and the annotation font's height."""
     import numpy as np
 
     from viewer.display.measure import MeasurementRecord
-    from viewer.qt.qt import QtGui
+    from viewer.qt.qt import QPointF, QtGui
     from viewer.qt.wait import wait_until
 
+    app.wait_idle(120)
     window = app.window
     view = window.active_view
     model = window.model
+    dpr = view.devicePixelRatioF()
     settle = lambda: wait_until(lambda: False, 0.3)  # noqa: E731
+
+    def device(scene: Any) -> tuple[int, int]:
+        p = view.viewport().mapTo(view, view.mapFromScene(scene))
+        return round(p.x() * dpr), round(p.y() * dpr)
+
+    (x0, x1), (y0, y1) = view.vb.viewRange()
+    cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 6, (y1 - y0) / 6
     view.set_crosshair_visible(False)
     settle()
     plain = _grab(view)
     view.set_crosshair_visible(True)
     settle()
-    cross = np.any(_grab(view) != plain, axis=-1)
+    lx, _ = device(view._cross_v.mapToScene(QPointF(0, 0)))
+    band = slice(max(0, lx - 12), lx + 13)  # columns around the vertical line
+    cross = np.any(_grab(view)[:, band] != plain[:, band], axis=-1)
     view.set_crosshair_visible(False)
     rows = cross.sum(axis=1)
-    busy = rows > cross.shape[1] // 4  # the horizontal line's rows
-    counts = rows[~busy & (rows > 0)]
+    counts = rows[(rows > 0) & (rows < 12)]  # (rows where the horizontal line crosses are wider)
     thickness = int(np.bincount(counts).argmax()) if counts.size else 0
-    x0, y0, x1, y1 = view.vb.viewRange()[0][0], view.vb.viewRange()[1][0], view.vb.viewRange()[0][1], view.vb.viewRange()[1][1]
-    cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 6, (y1 - y0) / 6
     record = MeasurementRecord("rect", view.plane_name, view.slice_index, [], pos=(cx - w, cy - h), size=(w, h))
     model.add_measurement(record)
     settle()
     graphic = next(g for g in view.graphics if g.record is record)
-    with_roi = _grab(view)
-    for handle in graphic.roi.getHandles():
-        handle.hide()
+    handle = graphic.roi.getHandles()[0]
+    hx, hy = device(handle.mapToScene(QPointF(0, 0)))
+    reach = int(6 * 5 * view.marks.unit * dpr) if hasattr(view, "marks") else int(30 * dpr)
+    box = (slice(max(0, hy - reach), hy + reach), slice(max(0, hx - reach), hx + reach))
+    with_roi = _grab(view)[box]
+    for h_ in graphic.roi.getHandles():
+        h_.hide()
     settle()
-    ys, xs = np.nonzero(np.any(with_roi != _grab(view), axis=-1))
+    ys, xs = np.nonzero(np.any(with_roi != _grab(view)[box], axis=-1))
     model.remove_measurement(record)
     settle()
     handle_px = int(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1) if xs.size else 0
-    return {"dpr": view.devicePixelRatioF(), "unit": getattr(getattr(view, "marks", None), "unit", 1.0), "crosshair_px": thickness,
-            "handle_px": handle_px, "text_px": QtGui.QFontMetrics(view._font).height() * view.devicePixelRatioF()}
+    return {"dpr": dpr, "unit": getattr(getattr(view, "marks", None), "unit", 1.0), "crosshair_px": thickness,
+            "handle_px": handle_px, "text_px": QtGui.QFontMetrics(view._font).height() * dpr}
 
 
 def main(argv: list[str] | None = None) -> int:
