@@ -162,9 +162,6 @@ def main(argv: list[str] | None = None) -> int:
             shot.save(str(args.shots / f"{len(steps):02d}-{step.replace(' ', '_')}.png"), "PNG")
 
     settle_and_check("opened")
-    # marks are measured as grab differences: nothing else may change the image between two grabs (an AI run's
-    # overlay appears once its first slices pass the OOD gate; under load that fell between them: 208 px handles)
-    app.wait_idle(args.timeout)
     marks = mark_sizes(app) if window.model is not None else {}
     for spec in PANELS:
         if spec.name in app.panels:
