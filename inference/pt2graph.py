@@ -39,6 +39,9 @@ from torch import nn
 
 from inference.archives import MAX_JSON_BYTES, ArchiveRefusedError
 
+_NON_FINITE = ("NaN", "Infinity", "-Infinity")
+"""How torch.export's serializer writes non-finite floats (masking with -inf is common; NaN is a value too)."""
+
 
 class UnsupportedProgram(Exception):
     """The program uses something this reader does not build; ``torch.export.load`` may."""
@@ -187,6 +190,8 @@ class _Reader:
             return None
         if kind == "as_tensor":
             return self.node(v.get("name") if isinstance(v, dict) else None)
+        if kind == "as_float" and v in _NON_FINITE:  # torch.export writes these floats as strings
+            return float(v)
         if kind in ("as_int", "as_float", "as_bool", "as_string"):
             want: dict[str, type | tuple[type, ...]] = {"as_int": int, "as_float": (float, int), "as_bool": bool,
                                                         "as_string": str}
