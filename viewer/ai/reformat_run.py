@@ -136,7 +136,6 @@ class ReformatResults(SeriesResults):
         self.acquired_shape = tuple(int(v) for v in grid.source_shape)
         self._acquired = {lab: CodedVolume.zeros(grid.source_shape) for lab in self.labels}  # type: ignore[arg-type]
         self._a, self._b = grid.from_source()
-        self._positions = grid.slice_positions()
         along = resolution_along(grid.source_direction, grid.source_spacing, grid.plane)[2]
         self.slices_per_acquired = max(1, int(round(along / float(grid.spacing[2]))))
         self.axis_text = f"{self.plane} reformat slice (the model's plane)"
