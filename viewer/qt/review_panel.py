@@ -312,9 +312,10 @@ class ReviewPanel(QtWidgets.QDockWidget):
         if context is not None:
             st = context.study
             study = " · ".join(p for p in (st.study_date, st.study_description) if p) or context.study_uid
-            text = (f"<b>{html.escape(study)}</b> · {html.escape(context.headers.modality or 'image')} "
-                    f"{image_number(context.slice_index)}"
-                    + (f" (frame {context.frame_number})" if context.frame_number else ""))
+            # the image a verdict goes to first (kept on one line), then its study
+            text = (f"<b>{html.escape(context.headers.modality or 'image')} {image_number(context.slice_index)}"
+                    + (f" (frame {context.frame_number})" if context.frame_number else "")
+                    + f"</b> · {html.escape(study)}")
             if context.model.name:
                 model = f"{context.model.name} {context.model.version}"
                 model += f" · {context.method}" if context.method else ""
