@@ -142,3 +142,24 @@ def test_gantry_tilt_is_detected() -> None:
     assert sagittal.scene_matrix(tilted, np.array([0.5, 0.8, 2.0]))[0, 1] == pytest.approx(-2.0 * np.sin(t))
     coronal = Plane.for_view("coronal", tilted)  # an oblique plane: its vertical runs along the tilt
     assert coronal.letters(tilted)["top"] == "SP"
+
+
+def test_slice_position_reads_the_patient_axis_whatever_the_acquired_order() -> None:
+    """The axial view of a sagittal acquisition (rows run to the feet) reads z, superior positive, as the axial
+    view of an axial series does at the same height; an axial series stored feet-to-head or head-to-feet too."""
+    from viewer.display.planes import slice_position_mm
+
+    sagittal = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # columns: i (P), j (F), k (R)
+    origin = np.array([40.0, -100.0, 120.0])
+    spacing = np.array([0.7, 0.8, 2.0])  # (column, row, slice) mm
+    axial_view = Plane.for_view("axial", sagittal)
+    # row j of the sagittal series lies at z = 120 - 0.8 j
+    for j in (0, 10, 75):
+        assert slice_position_mm(axial_view, origin, spacing, sagittal, j) == pytest.approx(120.0 - 0.8 * j)
+    sagittal_view = Plane.for_view("sagittal", sagittal)  # slices k run to the right: x = 40 - 2 k
+    assert slice_position_mm(sagittal_view, origin, spacing, sagittal, 5) == pytest.approx(40.0 - 10.0)
+    for normal in (1.0, -1.0):  # IOP (1,0,0,0,1,0) with slices stacked upwards, and a flipped stack
+        axial = np.diag([1.0, 1.0, normal])
+        view = Plane.for_view("axial", axial)
+        assert slice_position_mm(view, np.array([0.0, 0.0, 50.0]), np.array([0.7, 0.7, 2.5]), axial, 4) == \
+            pytest.approx(50.0 + normal * 10.0)

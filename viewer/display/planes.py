@@ -162,6 +162,21 @@ class Plane:
         return edge_letters(e1, down - (down @ e1) * e1)
 
 
+def slice_position_mm(plane: Plane, origin: np.ndarray, spacing_xyz: np.ndarray, direction: np.ndarray,
+                      s: int) -> float:
+    """Where slice ``s`` of ``plane`` lies along its normal (mm), signed along the patient axis that normal is
+    closest to (LPS: an axial view reads z, superior positive; coronal y, posterior positive; sagittal x, left
+    positive), whatever order the acquisition stores its rows or slices in: the axial view of a sagittal series
+    reads the same z as an axial series through the same point."""
+    axis = 2 - plane.slice_axis
+    vec = _axis_vector(direction, plane.slice_axis)
+    if vec[int(np.argmax(np.abs(vec)))] < 0:
+        vec = -vec
+    offset = np.zeros(3)
+    offset[axis] = s * float(np.asarray(spacing_xyz, dtype=np.float64)[axis])
+    return float((np.asarray(origin, dtype=np.float64) + np.asarray(direction, dtype=np.float64) @ offset) @ vec)
+
+
 def clamp_slice(s: float, n: int) -> int:
     """Nearest valid slice index."""
     return int(min(max(int(np.floor(s + 0.5)), 0), n - 1))

@@ -17,7 +17,7 @@ from viewer.display.isolines import isolines
 from viewer.display.measure import MeasurementRecord
 from viewer.display.missing import bands, series_notice, slice_label
 from viewer.display.orientation import orientation_known, spacing_known
-from viewer.display.planes import Plane, clamp_slice, is_orthogonal
+from viewer.display.planes import Plane, clamp_slice, is_orthogonal, slice_position_mm
 from viewer.display.scalebar import format_mm, scale_bar_length
 from viewer.display.windowing import drag_window
 from viewer.qt.marks import MarkScale, cosmetic_pen, mark_scale
@@ -688,11 +688,8 @@ class SliceView(pg.GraphicsView):
         assert m is not None
         pos = None
         if self.n_slices > 1:
-            normal_axis = 2 - self.plane.slice_axis
-            ijk = np.zeros(3)
-            ijk[normal_axis] = self.slice_index
-            vec = m.volume.direction[:, normal_axis]
-            pos = float(m.volume.index_to_lps(ijk) @ vec)
+            v = m.volume
+            pos = slice_position_mm(self.plane, v.origin, v.spacing, v.direction, self.slice_index)
         return ViewState(self.plane_name, self.slice_index, self.n_slices, pos, m.center, m.width, self.zoom,
                          pending=self.is_pending())
 
