@@ -190,3 +190,49 @@ def test_a_reformatted_run_streams_with_progress_and_can_be_cancelled(  # type: 
         gate.release()
     qtbot.wait(300)
     assert not ai.busy and results.n_done < n and ai.panel.eta_label.text() == "cancelled"
+
+
+def test_layer_inspector_probes_the_reformat_slice_the_model_reads(  # type: ignore[no-untyped-def]
+        qtbot, ai_window, blob_pkg: Path, tmp_path: Path) -> None:
+    """Sagittal acquisition, axial model: the inspector's activations and layer Grad-CAM are of the axial
+    reformat slice through the crosshair (the run's own model input for that slice), worded so, and drawn
+    over the acquired rows that slice lies on (the blob's)."""
+    from inference.loading import load_model
+    from inference.package import read_card
+    from inference.probes.maps import activations
+    from viewer.dicom.synthetic import write_ct_series
+    from viewer.qt.ai_panel import ModelEntry
+    from viewer.qt.layers import LAYER_OVERLAY, attach_layers
+
+    ph, centre = blob_phantom()
+    write_ct_series(ph, tmp_path / "dcm", orientation="sagittal")
+    window, ai = ai_window(None, models=[ModelEntry("blob-detector", blob_pkg, card=read_card(blob_pkg))])
+    layers = attach_layers(window, ai)
+    layers.open()
+    with qtbot.waitSignal(ai.finished, timeout=180000):
+        window.open_paths([str(tmp_path / "dcm")])
+    series, vol, results = window.model, window.model.volume, ai.results
+    series.set_crosshair(centre)
+    qtbot.waitUntil(lambda: layers.shown_target is not None and layers.shown_target.plane == "axial", timeout=60000)
+    assert layers.wait_done(60)
+    k = results.slice_under(vol, centre)
+    target = layers.shown_target
+    assert target.view is ai.run_input and target.k == k and layers.layer == "features"
+    image = np.asarray(ai.run_input[k], dtype=np.float32)
+    np.testing.assert_array_equal(target.image(), image)
+    expected = activations(load_model(blob_pkg), "features", image[None])[0].numpy()
+    np.testing.assert_allclose(layers.maps, expected, rtol=1e-4, atol=1e-5)
+    said = f"axial reformat slice {k + 1}, z = {results.grid.patient_position(k):.1f} mm"
+    assert said in layers.act_caption.text() and said in layers.stats_label.text()
+    # the channel over the views: on the acquired rows of that axial slice, brightest at the blob
+    shown = np.asarray(series.overlay(LAYER_OVERLAY).array)
+    kk, jj, ii = np.unravel_index(int(np.argmax(shown)), shown.shape)
+    assert np.all(np.abs(np.array([ii, jj, kk]) - vol.lps_to_index(centre)) <= 1.5), ((ii, jj, kk), vol.lps_to_index(centre))
+    assert (shown > 0).any(axis=(0, 2)).sum() <= 3  # one axial slab of the sagittal volume, not a sagittal slice
+
+    layers.request_cam()
+    assert layers.wait_done(60)
+    assert said in layers.cam_tile.caption.text()
+    shown = np.asarray(series.overlay(LAYER_OVERLAY).array)
+    kk, jj, ii = np.unravel_index(int(np.argmax(shown)), shown.shape)
+    assert np.all(np.abs(np.array([ii, jj, kk]) - vol.lps_to_index(centre)) <= 1.5)

@@ -4,9 +4,10 @@ what the panel computes and shows for the model, series, slice, layer and channe
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from viewer.ai import JobScheduler
-from viewer.state.layer_inspector import InspectorSelection, ProbeJobs
+from viewer.state.layer_inspector import InspectorSelection, ProbeJobs, probe_target
 
 
 def test_only_the_newest_job_of_a_kind_counts() -> None:
@@ -63,3 +64,69 @@ def test_selection_steps_for_model_series_and_slice() -> None:
     assert (sel.layer, sel.channel, sel.maps) == (None, None, None)
     sel.forget_tree()
     assert sel.next_step(("sha2", "S"), 5) == "tree"
+
+
+@pytest.fixture(scope="module")
+def sagittal_blob(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from tests.support.blob_model import blob_phantom
+    from viewer.dicom import load_volume, scan
+    from viewer.dicom.synthetic import write_ct_series
+
+    ph, centre = blob_phantom()
+    out = tmp_path_factory.mktemp("sagittal")
+    write_ct_series(ph, out, orientation="sagittal")
+    (stack,) = scan([out]).stacks
+    return load_volume(stack, integers=True), centre
+
+
+def test_probes_read_what_the_run_feeds_the_model(sagittal_blob) -> None:  # type: ignore[no-untyped-def]
+    """A run on reformats: the reformat slice through the crosshair, read from the run's own lazy input, worded
+    in the model's plane, its maps put on the acquired grid where that slice lies. An acquired run (or none):
+    the acquired slice under the crosshair, as before."""
+    from viewer.ai.model_input import model_input
+    from viewer.ai.reformat_run import ReformatInput, input_for, new_results
+
+    vol, centre = sagittal_blob
+    acquired = model_input(vol)
+    key = JobScheduler().start("s", "sha", "gradcam", 1)
+    results = new_results(key, ["blob"], vol, "axial")
+    run_input = input_for(results, acquired)
+    assert isinstance(run_input, ReformatInput)
+    target = probe_target(vol, centre, acquired, results, run_input)
+    k = results.slice_under(vol, centre)
+    assert target.view is run_input and target.k == k and target.plane == "axial"
+    assert abs(results.grid.patient_position(k) - centre[2]) <= results.grid.spacing[2] / 2
+    assert target.text == f"axial reformat slice {k + 1}, z = {results.grid.patient_position(k):.1f} mm"
+    np.testing.assert_array_equal(target.image(), run_input[k])
+    assert target.shape == run_input.shape[1:] != vol.shape[1:]
+    # the blob's brightest pixel on the probed image is the blob's centre (in the reformat's plane)
+    r, c = np.unravel_index(int(np.argmax(target.image())), target.shape)
+    assert np.linalg.norm(results.grid.index_to_lps((c, r, k))[:2] - centre[:2]) <= 1.5 * results.grid.spacing[0]
+
+    # its maps over the views: on the acquired grid as to_acquired puts a map on that slice alone
+    values = np.random.default_rng(1).random(target.shape).astype(np.float32)
+    placed = np.zeros(vol.shape, np.float32)
+    for index, part in target.on_acquired(values):
+        placed[index] = part
+    alone = np.zeros(results.grid.shape, np.float32)
+    alone[k] = values
+    np.testing.assert_allclose(placed, results.grid.to_acquired(alone), atol=1e-5)
+    assert placed.max() > 0.9 and (placed > 0).any(axis=(0, 2)).sum() <= 3  # a slab across the sagittal slices
+
+    # an acquired-plane run, and no run at all: the acquired slice under the crosshair
+    flat = new_results(key, ["blob"], vol, None)
+    for res, inp in ((flat, input_for(flat, acquired)), (None, None), (results, None)):
+        t = probe_target(vol, centre, acquired, res, inp)
+        ka = int(np.floor(vol.lps_to_index(centre)[2] + 0.5))
+        assert (t.view, t.k, t.text, t.plane, t.grid) == (acquired, ka, f"image {ka + 1}", "", None)
+        np.testing.assert_array_equal(t.image(), np.asarray(acquired[ka], np.float32))
+        ((index, part),) = list(t.on_acquired(values))
+        assert index == ka and part is values
+    sel = InspectorSelection()
+    sel.next_step(("sha", "S"), ka)
+    sel.choose_layer("features")
+    assert sel.set_maps("features", np.zeros((1, 2, 2)), ka)
+    assert sel.slice_text == f"image {ka + 1}"
+    assert sel.next_step(("sha", "S"), ka) == "" and sel.next_step(("sha", "S"), ka, "axial") == "layer"
+    assert sel.set_maps("features", np.zeros((1, 2, 2)), ka, "axial", target.text) and sel.slice_text == target.text
+    assert sel.next_step(("sha", "S"), ka, "axial") == ""

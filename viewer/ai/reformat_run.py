@@ -135,7 +135,6 @@ class ReformatResults(SeriesResults):
         self.plane = grid.plane
         self.acquired_shape = tuple(int(v) for v in grid.source_shape)
         self._acquired = {lab: CodedVolume.zeros(grid.source_shape) for lab in self.labels}  # type: ignore[arg-type]
-        self._a, self._b = grid.from_source()
         along = resolution_along(grid.source_direction, grid.source_spacing, grid.plane)[2]
         self.slices_per_acquired = max(1, int(round(along / float(grid.spacing[2]))))
         self.axis_text = f"{self.plane} reformat slice (the model's plane)"
@@ -160,70 +159,15 @@ class ReformatResults(SeriesResults):
     def project(self, first: int, last: int, labels: Sequence[str] | None = None) -> None:
         """Recompute the acquired-grid values of every voxel whose trilinear neighbours on the reformat grid
         include a slice in ``first..last`` (from whatever the reformat grid holds now)."""
-        from scipy import ndimage
-
         n = self.shape[0]
-        lo, hi = first - 1.0, last + 1.0  # voxels strictly between these depend on first..last
         k0, k1 = max(first - 1, 0), min(last + 1, n - 1)
         chosen = list(labels) if labels is not None else self.labels
         subs = {}
         for label in chosen:
             ref = super().heatmap(label)
             subs[label] = np.multiply(ref.codes[k0:k1 + 1], ref.scale[k0:k1 + 1, None, None], dtype=np.float32)
-        a, b = self._a, self._b
-        nk, nj, ni = self.acquired_shape
-        follows = axis_permutation(a)
-        if follows is not None:  # along the patient axes: one block of whole acquired rows/columns/slices
-            self._project_block(follows, lo, hi, k0, subs)
-            return
-        rows = np.arange(nj, dtype=np.float64)
-        for ka in range(nk):
-            base = a[2, 2] * ka + b[2] + a[2, 1] * rows  # reformat k at column 0 of each row
-            slope = a[2, 0]  # its change per column
-            if abs(slope) < 1e-12:
-                inside = (base > lo) & (base < hi)
-                i_min = np.where(inside, 0, 1)
-                i_max = np.where(inside, ni - 1, 0)
-            else:
-                e1, e2 = (lo - base) / slope, (hi - base) / slope
-                i_min = np.maximum(np.floor(np.minimum(e1, e2)) + 1, 0).astype(np.intp)
-                i_max = np.minimum(np.ceil(np.maximum(e1, e2)) - 1, ni - 1).astype(np.intp)
-            counts = np.maximum(i_max - i_min + 1, 0)
-            total = int(counts.sum())
-            if total == 0:
-                continue
-            jj = np.repeat(np.arange(nj, dtype=np.intp), counts)
-            starts = np.cumsum(counts) - counts
-            ii = np.arange(total, dtype=np.intp) - np.repeat(starts, counts) + np.repeat(i_min, counts)
-            src = np.stack([ii.astype(np.float64), jj.astype(np.float64), np.full(total, float(ka))])
-            ref_ijk = a @ src + b[:, None]
-            coords = np.stack([ref_ijk[2] - k0, ref_ijk[1], ref_ijk[0]])
-            for label in chosen:
-                values = ndimage.map_coordinates(subs[label], coords, order=1, cval=0.0)
-                self._acquired[label].codes[ka, jj, ii] = encode_unit(values)
-
-    def _project_block(self, follows: np.ndarray, lo: float, hi: float, k0: int, subs: Mapping[str, np.ndarray]) -> None:
-        """`project` for an acquisition along the patient axes: the reformat's slice index follows one acquired
-        axis, so the voxels to update are the acquired indices along it whose reformat k lies in (lo, hi)."""
-        a, b = self._a, self._b
-        shape_ijk = self.acquired_shape[::-1]
-        r = int(follows[2])  # the acquired axis (i, j, k order) the reformat's slice index follows
-        scale, offset = a[2, r], b[2]
-        e1, e2 = (lo - offset) / scale, (hi - offset) / scale
-        t0 = max(int(np.floor(min(e1, e2))) + 1, 0)
-        t1 = min(int(np.ceil(max(e1, e2))) - 1, shape_ijk[r] - 1)
-        if t1 < t0:
-            return
-        spans = [np.arange(n, dtype=np.float64) for n in shape_ijk]
-        spans[r] = np.arange(t0, t1 + 1, dtype=np.float64)
-        block = [slice(None)] * 3
-        block[2 - r] = slice(t0, t1 + 1)  # array order is (k, j, i)
-        shaped = [spans[0][None, None, :], spans[1][None, :, None], spans[2][:, None, None]]  # i, j, k
-        coords = [a[s, follows[s]] * shaped[follows[s]] + b[s] for s in (2, 1, 0)]
-        coords[0] = coords[0] - k0
-        for label, sub in subs.items():
-            values, inside = separable_linear(sub, coords)
-            self._acquired[label].codes[tuple(block)] = encode_unit(np.where(inside, values, 0.0))
+        for label, index, values in spread(self.grid, first, last, k0, subs):
+            self._acquired[label].codes[index] = encode_unit(values)
 
     # -- reading ------------------------------------------------------------------------------
     def heatmap(self, label: str) -> CodedVolume:
@@ -301,3 +245,75 @@ def input_for(results: SeriesResults, source: ModelInput) -> Any:
     if isinstance(results, ReformatResults):
         return ReformatInput(results.grid, source)
     return source
+
+
+def spread(grid: ReformatGrid, first: int, last: int, k0: int, subs: Mapping[str, np.ndarray]
+           ) -> Iterator[tuple[str, Any, np.ndarray]]:
+    """The acquired-grid values (trilinear, 0 outside the reformat) of every acquired voxel whose neighbours on
+    the reformat grid include a slice in ``first..last``: ``(key, index, values)`` per part, ``index`` into the
+    acquired (k, j, i) array. ``subs[key]`` holds reformat slices ``k0..`` (at least ``first - 1 .. last + 1``
+    where they exist); the voxels read nothing beyond them. Acquisitions along the patient axes give one block
+    of whole acquired rows/columns/slices, tilted ones one part per acquired slice."""
+    from scipy import ndimage
+
+    a, b = grid.from_source()
+    lo, hi = first - 1.0, last + 1.0  # voxels strictly between these depend on first..last
+    nk, nj, ni = (int(v) for v in grid.source_shape)
+    follows = axis_permutation(a)
+    if follows is not None:  # the reformat's slice index follows one acquired axis
+        shape_ijk = (ni, nj, nk)
+        r = int(follows[2])  # the acquired axis (i, j, k order) the reformat's slice index follows
+        scale, offset = a[2, r], b[2]
+        e1, e2 = (lo - offset) / scale, (hi - offset) / scale
+        t0 = max(int(np.floor(min(e1, e2))) + 1, 0)
+        t1 = min(int(np.ceil(max(e1, e2))) - 1, shape_ijk[r] - 1)
+        if t1 < t0:
+            return
+        spans = [np.arange(n, dtype=np.float64) for n in shape_ijk]
+        spans[r] = np.arange(t0, t1 + 1, dtype=np.float64)
+        block: list[slice] = [slice(None)] * 3
+        block[2 - r] = slice(t0, t1 + 1)  # array order is (k, j, i)
+        shaped = [spans[0][None, None, :], spans[1][None, :, None], spans[2][:, None, None]]  # i, j, k
+        coords = [a[s, follows[s]] * shaped[follows[s]] + b[s] for s in (2, 1, 0)]
+        coords[0] = coords[0] - k0
+        for key, sub in subs.items():
+            values, inside = separable_linear(sub, coords)
+            yield key, tuple(block), np.where(inside, values, 0.0)
+        return
+    rows = np.arange(nj, dtype=np.float64)
+    for ka in range(nk):
+        base = a[2, 2] * ka + b[2] + a[2, 1] * rows  # reformat k at column 0 of each row
+        slope = a[2, 0]  # its change per column
+        if abs(slope) < 1e-12:
+            inside_rows = (base > lo) & (base < hi)
+            i_min = np.where(inside_rows, 0, 1)
+            i_max = np.where(inside_rows, ni - 1, 0)
+        else:
+            e1, e2 = (lo - base) / slope, (hi - base) / slope
+            i_min = np.maximum(np.floor(np.minimum(e1, e2)) + 1, 0).astype(np.intp)
+            i_max = np.minimum(np.ceil(np.maximum(e1, e2)) - 1, ni - 1).astype(np.intp)
+        counts = np.maximum(i_max - i_min + 1, 0)
+        total = int(counts.sum())
+        if total == 0:
+            continue
+        jj = np.repeat(np.arange(nj, dtype=np.intp), counts)
+        starts = np.cumsum(counts) - counts
+        ii = np.arange(total, dtype=np.intp) - np.repeat(starts, counts) + np.repeat(i_min, counts)
+        src = np.stack([ii.astype(np.float64), jj.astype(np.float64), np.full(total, float(ka))])
+        ref_ijk = a @ src + b[:, None]
+        at = np.stack([ref_ijk[2] - k0, ref_ijk[1], ref_ijk[0]])
+        for key, sub in subs.items():
+            yield key, (ka, jj, ii), ndimage.map_coordinates(sub, at, order=1, cval=0.0)
+
+
+def slice_on_acquired(grid: ReformatGrid, k: int, values: np.ndarray) -> Iterator[tuple[Any, np.ndarray]]:
+    """A map on reformat slice ``k`` alone (``values``: (rows, cols)) put on the acquired grid: ``(index,
+    values)`` parts for the acquired voxels it reaches, equal there to ``grid.to_acquired`` of a reformat
+    volume that holds ``values`` at ``k`` and zeros elsewhere (full strength on the slice, fading to its
+    neighbours). What the layer inspector draws over the views for a probe of a reformat slice."""
+    n = grid.shape[0]
+    k0, k1 = max(k - 1, 0), min(k + 1, n - 1)
+    sub = np.zeros((k1 - k0 + 1, *grid.shape[1:]), dtype=np.float32)
+    sub[k - k0] = values
+    for _key, index, part in spread(grid, k, k, k0, {"": sub}):
+        yield index, part

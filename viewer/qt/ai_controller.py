@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from collections.abc import Iterable
+from typing import Any
 
 from inference.cache import ResultCache
 from viewer.ai import RunKey, SeriesResults
@@ -133,6 +134,10 @@ class AIController(QObject):
     @property
     def results(self) -> SeriesResults | None:
         return self.control.results
+
+    @property
+    def run_input(self) -> Any:
+        return self.control.run_input
 
     @property
     def method(self) -> str:

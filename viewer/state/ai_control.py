@@ -131,6 +131,9 @@ class AIControl:
         self.series: SeriesState | None = None
         self.stack_id = ""
         self.results: SeriesResults | None = None
+        self.run_input: Any = None
+        """The lazy model input the engine reads for the shown series' run (`input_for`: the acquired model
+        input, or the `ReformatInput` of a run on reformats); the layer inspector probes the same."""
         self.first_heatmap_at: float | None = None
         self.run_started_at: float | None = None
         self.current = 0
@@ -191,6 +194,7 @@ class AIControl:
             return
         self.cancel()
         self.results = None
+        self.run_input = None
         self.state.set_status("")  # a status line belongs to the series it was said about
         for signal, slot in self._series_links:
             signal.disconnect(slot)
@@ -249,7 +253,8 @@ class AIControl:
     def _on_load_finished(self, *_: Any) -> None:
         if self.series is not None and self._busy and self.results is not None:
             # the engine may hand over a new array for the finished volume: run on that one
-            self.engine.update_volume(self.results.key, input_for(self.results, self.model_input(self.series.volume)))
+            self.run_input = input_for(self.results, self.model_input(self.series.volume))
+            self.engine.update_volume(self.results.key, self.run_input)
             if not self._awaiting_cache:
                 self.engine.scheduler.mark_available(np.arange(self.results.shape[0]))
             if self.state.status.endswith(WAITS_FOR_LOAD):
@@ -438,7 +443,8 @@ class AIControl:
         prior = self._usable_memo(triple)
         if prior is not None and prior.complete:  # seen in this session: nothing to infer, a run for layer probes
             self.current = prior.slice_under(vol, series.crosshair)
-            key = self.engine.run_series(self.stack_id, input_for(prior, self.model_input(vol)), ref, self.method,
+            self.run_input = input_for(prior, self.model_input(vol))
+            key = self.engine.run_series(self.stack_id, self.run_input, ref, self.method,
                                          self.current, skip=np.ones(prior.shape[0], dtype=bool))
             prior.key = key
             self._remember(triple, prior)
@@ -454,7 +460,8 @@ class AIControl:
         self.current = results.slice_under(vol, series.crosshair)
         self.run_state.set_current_slice(self.current)
         available = np.zeros(results.shape[0], dtype=bool) if self._awaiting_cache else self._schedulable(results)
-        key = self.engine.run_series(self.stack_id, input_for(results, self.model_input(vol)), ref, self.method,
+        self.run_input = input_for(results, self.model_input(vol))
+        key = self.engine.run_series(self.stack_id, self.run_input, ref, self.method,
                                      self.current, available=available, skip=results.done, sink=ResultsSink(results))
         results.key = key
         self._remember(triple, results)

@@ -6,12 +6,68 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from viewer.ai.reformat_run import ReformatInput, ReformatResults, slice_on_acquired
 from viewer.display.channels import channel_order
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """The image the inspector probes: slice ``k`` of ``view``, the lazy model input the AI run feeds the
+    model (the acquired slices, or the reformat slices of a run on reformats: the very `ReformatInput`)."""
+
+    view: Any
+    """(n, rows, cols) float32, read slice by slice (`viewer.ai.model_input` / `ReformatInput`)."""
+    k: int
+    text: str
+    """How the panel names it: "image 5", or "axial reformat slice 41, z = 12.5 mm"."""
+    plane: str = ""
+    """The reformat plane, "" for an acquired slice."""
+    grid: Any = None
+    """The `ReformatGrid` of a reformat slice (None for an acquired one)."""
+
+    @property
+    def where(self) -> tuple[str, int]:
+        """What the shown maps belong to: another plane or slice needs new ones."""
+        return self.plane, self.k
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of the probed image (the maps are drawn at this size)."""
+        return int(self.view.shape[1]), int(self.view.shape[2])
+
+    def image(self) -> np.ndarray:
+        """The probed image, a float32 copy (the probes' closures carry it to the inference thread)."""
+        return np.array(self.view[self.k], dtype=np.float32)
+
+    def on_acquired(self, values: np.ndarray) -> Iterator[tuple[Any, np.ndarray]]:
+        """``values`` ((rows, cols) over the probed image) as ``(index, values)`` parts of the acquired (k, j, i)
+        grid the views draw: the acquired slice itself, or the voxels a reformat slice reaches
+        (`viewer.ai.reformat_run.slice_on_acquired`)."""
+        if self.grid is None:
+            yield self.k, values
+        else:
+            yield from slice_on_acquired(self.grid, self.k, values)
+
+
+def probe_target(volume: Any, crosshair: np.ndarray, acquired: Any, results: Any = None,
+                 run_input: Any = None) -> ProbeTarget:
+    """What the inspector probes at ``crosshair`` (LPS) on ``volume``: for a run on reformats (``results`` a
+    `ReformatResults`, ``run_input`` the `ReformatInput` the run reads) the reformat slice through the
+    crosshair, read from that very input; otherwise the acquired slice under it, read from ``acquired`` (the
+    lazy model input, `viewer.ai.model_input`)."""
+    if isinstance(results, ReformatResults) and isinstance(run_input, ReformatInput) \
+            and run_input.grid is results.grid:
+        k = results.slice_under(volume, crosshair)
+        return ProbeTarget(run_input, k, results.slice_text(k), results.plane, results.grid)
+    ijk = np.asarray(volume.lps_to_index(np.asarray(crosshair, dtype=np.float64)), dtype=np.float64)
+    k = int(np.clip(np.floor(ijk[2] + 0.5), 0, volume.shape[0] - 1))
+    return ProbeTarget(acquired, k, f"image {k + 1}")
 
 
 class ProbeJobs:
@@ -73,18 +129,23 @@ class InspectorSelection:
         self.maps: np.ndarray | None = None
         """(channels, h, w) of the selected layer on :attr:`slice_index`."""
         self.slice_index = 0
+        self.plane = ""
+        """The reformat plane :attr:`slice_index` is in ("" for acquired slices)."""
+        self.slice_text = ""
+        """How the panel names the slice of the shown maps (`ProbeTarget.text`)."""
 
-    def next_step(self, key: tuple[str, str] | None, k: int) -> str:
-        """What to compute for the model and series shown (``key``; None: none) on slice ``k``: ``"tree"`` for
-        another model or series (the selection starts over), ``"layer"`` for the selected layer on another
-        slice, ``"none"`` without a model or series, ``""`` when what is shown is current."""
+    def next_step(self, key: tuple[str, str] | None, k: int, plane: str = "") -> str:
+        """What to compute for the model and series shown (``key``; None: none) on slice ``k`` (of the reformat to
+        ``plane``, "" for acquired slices): ``"tree"`` for another model or series (the selection starts over),
+        ``"layer"`` for the selected layer on another slice or plane, ``"none"`` without a model or series,
+        ``""`` when what is shown is current."""
         if key is None:
             return "none"
         if key != self.model_key:
             self.model_key = key
             self.layer, self.channel, self.maps, self.auto_channel = None, None, None, True
             return "tree"
-        if self.layer is not None and k != self.slice_index:
+        if self.layer is not None and (k, plane) != (self.slice_index, self.plane):
             return "layer"
         return ""
 
@@ -98,11 +159,13 @@ class InspectorSelection:
             self.channel, self.auto_channel = None, True
         self.layer = path
 
-    def set_maps(self, layer: str, maps: np.ndarray, k: int) -> bool:
-        """The selected layer's maps on slice ``k`` arrived; False (ignored) when another layer is selected now."""
+    def set_maps(self, layer: str, maps: np.ndarray, k: int, plane: str = "", text: str = "") -> bool:
+        """The selected layer's maps on slice ``k`` (of the reformat to ``plane``; named ``text``) arrived; False
+        (ignored) when another layer is selected now."""
         if layer != self.layer:
             return False
-        self.maps, self.slice_index = maps, int(k)
+        self.maps, self.slice_index, self.plane = maps, int(k), plane
+        self.slice_text = text or f"image {int(k) + 1}"
         return True
 
     def shown_channel(self) -> int | None:

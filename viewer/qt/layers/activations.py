@@ -73,7 +73,7 @@ class ActivationsTab(LayersCore):
             self.grid.addItem(item)
         self.grid.blockSignals(False)
         h, w = maps.shape[-2:]
-        self.act_caption.setText(f"<b>{self.layer}</b> on image {self.slice_index + 1}: {maps.shape[0]} channels of "
+        self.act_caption.setText(f"<b>{self.layer}</b> on {self.selection.slice_text}: {maps.shape[0]} channels of "
                                  f"{h} x {w}; top {len(order)} by {key} (caption: channel, mean)")
         self.act_bar.set_range(lo, hi, "tiles: activation (one scale for all tiles)", lut)
         channel = self.selection.shown_channel()  # until the user picks one: the most active here
@@ -102,15 +102,16 @@ class ActivationsTab(LayersCore):
             self.set_channel(int(items[0].data(Qt.ItemDataRole.UserRole)))
 
     def _show_channel_overlay(self) -> None:
-        if self.maps is None or self.channel is None or self.series is None:
+        target = self.shown_target
+        if self.maps is None or self.channel is None or self.series is None or target is None:
             return
         if not self.overlay_check.isChecked():
             self._clear_overlay()
             return
         m = self.maps[self.channel]
-        native = resize_to_native(m, self.series.volume.shape[1:])
+        native = resize_to_native(m, target.shape)
         lo, hi = float(m.min()), float(m.max())
         span = hi - lo if hi > lo else 1.0
-        self._overlay(np.clip((native - lo) / span, 0, 1), self.slice_index, "hot", 0.65)
+        self._overlay(np.clip((native - lo) / span, 0, 1), target, "hot", 0.65)
         self.overlay_bar.set_range(lo, hi, f"over the image: {self.layer} channel #{self.channel} "
-                                           f"(image {self.slice_index + 1}, its own min .. max)", solid_lut("hot"))
+                                           f"({target.text}, its own min .. max)", solid_lut("hot"))

@@ -23,13 +23,13 @@ class CamTab(LayersCore):
     def request_cam(self) -> None:
         if self.layer is None or self.series is None:
             return
-        layer, k = self.layer, self.current_slice()
-        image = self._model_slice(k)
+        layer, target = self.layer, self.target()
+        image = target.image()
 
         def fn(model: Any, _cancel: Any, _progress: Callable[[int, int], None]) -> dict[str, Any]:
             from inference.probes import layer_gradcam
 
-            return {"layer": layer, "slice": k, "map": layer_gradcam(model, layer, image[None])[0]}
+            return {"layer": layer, "target": target, "map": layer_gradcam(model, layer, image[None])[0]}
 
         self.submit("cam", fn)
 
@@ -37,5 +37,5 @@ class CamTab(LayersCore):
         m = value["map"]
         empty = "" if float(m.max()) > 0 else " (empty: no evidence for the label on this image)"
         self.cam_tile.set_image(colour_image(m, 0, 1, solid_lut("jet")),
-                                f"Grad-CAM at {value['layer']}, image {value['slice'] + 1}{empty}")
-        self._overlay(m, value["slice"], "jet", 0.55)
+                                f"Grad-CAM at {value['layer']}, {value['target'].text}{empty}")
+        self._overlay(m, value["target"], "jet", 0.55)

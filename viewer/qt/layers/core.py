@@ -21,7 +21,7 @@ from viewer.qt.series_model import Overlay
 from viewer.qt.progress import set_progress
 from viewer.qt.layers.widgets import (fmt_count, fmt_shape)
 from viewer.qt.layers.probes import AnyCancel, ProbeBridge, ProbeFn, ProbeOutcome, one_cpu_thread
-from viewer.state.layer_inspector import InspectorSelection, ProbeJobs
+from viewer.state.layer_inspector import InspectorSelection, ProbeJobs, ProbeTarget, probe_target
 
 LAYER_OVERLAY = "Layer inspector"
 GRID_CHANNELS = 24
@@ -86,6 +86,8 @@ class LayersCore(QtWidgets.QWidget):
         self.examples: list[Any] = []
         self.sanity: Any = None
         self.featurevis: Any = None
+        self.shown_target: ProbeTarget | None = None
+        """The image the shown layer maps were probed on (where their overlay goes)."""
         self._raise_on_fill = False
         self._build()
         for label in self.findChildren(QtWidgets.QLabel):  # captions wrap: the dock's width, not theirs, rules
@@ -127,11 +129,15 @@ class LayersCore(QtWidgets.QWidget):
         return getattr(self.ai, "series", None)
 
     def current_slice(self) -> int:
+        """The index of the probed slice under the crosshair (a reformat slice for a run on reformats)."""
+        return 0 if self.series is None else self.target().k
+
+    def target(self) -> ProbeTarget:
+        """What the probes read: the slice the AI run feeds the model at the crosshair (`probe_target`)."""
         s = self.series
-        if s is None:
-            return 0
-        k = int(np.floor(s.crosshair_index()[2] + 0.5))
-        return int(np.clip(k, 0, s.volume.shape[0] - 1))
+        assert s is not None
+        return probe_target(s.volume, s.crosshair, self.model_view(), getattr(self.ai, "results", None),
+                            getattr(self.ai, "run_input", None))
 
     def _context_key(self) -> tuple[str, str] | None:
         entry = getattr(self.ai, "model_entry", None)
@@ -146,7 +152,8 @@ class LayersCore(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         """Build the tree for a new model/series, else recompute the selected layer on the current slice."""
-        step = self.selection.next_step(self._context_key(), self.current_slice())
+        where = self.target().where if self.series is not None else ("", 0)
+        step = self.selection.next_step(self._context_key(), where[1], where[0])
         if step == "none":
             self.header.setText("Layer inspector: open a series with a model")
         elif step == "tree":
@@ -279,11 +286,6 @@ class LayersCore(QtWidgets.QWidget):
         """No probe pending and no refresh scheduled."""
         return not self.jobs.busy and not self._refresh_timer.isActive()
 
-    def _model_slice(self, k: int) -> np.ndarray:
-        """Slice ``k`` as the model sees it (MONOCHROME1 inverted: `viewer.ai.model_input`), a float32 copy."""
-        assert self.series is not None
-        return np.array(self.model_view()[k], dtype=np.float32)
-
     def model_view(self) -> Any:
         """The shown series as the chosen model sees it (lazy; `viewer.ai.model_input`)."""
         assert self.series is not None
@@ -291,8 +293,7 @@ class LayersCore(QtWidgets.QWidget):
         return model_input(self.series.volume, card_bits(getattr(entry, "card", None)))
 
     def request_tree(self) -> None:
-        k = self.current_slice()
-        image = self._model_slice(k)
+        image = self.target().image()
 
         def fn(model: Any, _cancel: Any, _progress: Callable[[int, int], None]) -> dict[str, Any]:
             from inference.preprocess import Preprocessor
@@ -386,28 +387,31 @@ class LayersCore(QtWidgets.QWidget):
         if series is None:
             return
         self.selection.choose_layer(layer)
-        k = self.current_slice()
-        image = self._model_slice(k)
+        target = self.target()
+        image, k = target.image(), target.k
 
         def fn(model: Any, _cancel: Any, _progress: Callable[[int, int], None]) -> dict[str, Any]:
             from inference.probes import layer_stats, weight_stats
             from inference.probes.maps import activations
 
             act = activations(model, layer, image[None])
-            return {"layer": layer, "slice": k, "maps": act[0].numpy(), "stats": layer_stats(act),
-                    "weights": weight_stats(model.source, layer)}
+            return {"layer": layer, "slice": k, "target": target, "maps": act[0].numpy(),
+                    "stats": layer_stats(act), "weights": weight_stats(model.source, layer)}
 
         self.layerChanged.emit(layer)
         self.submit("layer", fn)
 
     def _show_layer(self, value: dict[str, Any]) -> None:
-        if not self.selection.set_maps(value["layer"], value["maps"], value["slice"]):
+        target: ProbeTarget = value["target"]
+        if not self.selection.set_maps(value["layer"], value["maps"], target.k, target.plane, target.text):
             return
+        self.shown_target = target
         self._show_grid()
         self._show_weights(value["weights"])
         self._show_stats(value["stats"])
 
-    def _overlay(self, values: np.ndarray, k: int, lut_name: str, opacity: float) -> None:
+    def _overlay(self, values: np.ndarray, target: ProbeTarget, lut_name: str, opacity: float) -> None:
+        """``values`` over the probed image (``target``) as the overlay on the acquired grid the views draw."""
         series = self.series
         if series is None:
             return
@@ -417,12 +421,14 @@ class LayersCore(QtWidgets.QWidget):
         if ov is None or ov.array.shape != shape:
             # uint8 codes (a quarter of float32; values within half a code): one slice of it is ever non-zero
             ov = Overlay(LAYER_OVERLAY, CodedVolume.zeros(shape), lut, opacity, True)
-            ov.array[k] = np.clip(values, 0.0, 1.0)
+            for index, part in target.on_acquired(np.clip(values, 0.0, 1.0)):
+                ov.array[index] = part
             series.add_overlay(ov)
             return
         with series.overlaysChanged.blocked():  # one redraw for the values and the settings together
             ov.array[:] = 0.0
-            ov.array[k] = np.clip(values, 0.0, 1.0)
+            for index, part in target.on_acquired(np.clip(values, 0.0, 1.0)):
+                ov.array[index] = part
             ov.update(lut=lut, opacity=opacity, visible=True)
         ov.refresh()
 

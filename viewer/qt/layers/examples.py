@@ -10,9 +10,13 @@ import numpy as np
 from viewer.qt.qt import Qt, QtCore, QtGui, QtWidgets
 from viewer.qt.layers.widgets import (colour_image, fill_table, make_table)
 from viewer.qt.layers.core import EXAMPLE_PX, LayersCore
+from viewer.state.layer_inspector import ProbeTarget
 
 class ExamplesTab(LayersCore):
     """Examples tab: the slices of the series where the selected channel fires most, one click away."""
+
+    examples_target: ProbeTarget | None = None
+    """What the examples were searched in (the acquired slices, or a run's reformat slices)."""
 
     def _build_examples(self) -> QtWidgets.QWidget:
         W = QtWidgets
@@ -33,8 +37,13 @@ class ExamplesTab(LayersCore):
         if self.layer is None or self.channel is None or self.series is None:
             return
         layer, channel = self.layer, self.channel
-        volume: Any = self.model_view()  # a lazy (k, rows, cols) view: read on the worker only
-        loaded = [int(k) for k in np.flatnonzero(self.series.loaded)]
+        target = self.target()
+        volume: Any = target.view  # a lazy (k, rows, cols) view: read on the worker only
+        if target.grid is None:
+            loaded = [int(k) for k in np.flatnonzero(self.series.loaded)]
+        else:  # every reformat slice reads the whole volume
+            loaded = list(range(len(volume))) if self.series.fully_loaded else []
+        self.examples_target = target
 
         def fn(model: Any, cancel: Any, progress: Callable[[int, int], None]) -> Any:
             from inference.probes import channel_examples
@@ -60,7 +69,9 @@ class ExamplesTab(LayersCore):
     def _example_patch(self, e: Any, px: int = EXAMPLE_PX) -> QtGui.QPixmap:
         """The neighbourhood of an example's peak (three cells each way) in the series' window, its cell boxed."""
         series = self.series
-        img = series.volume.array[e.slice_index]
+        target = self.examples_target
+        img = series.volume.array[e.slice_index] if target is None or target.grid is None \
+            else np.asarray(target.view[e.slice_index])
         rows, cols = img.shape
         hh, hw = max(e.half_height, 1.0), max(e.half_width, 1.0)
         r0, r1 = int(max(0, e.row - 3 * hh)), int(min(rows, e.row + 3 * hh + 1))
@@ -83,4 +94,6 @@ class ExamplesTab(LayersCore):
         if not 0 <= row < len(self.examples) or self.series is None:
             return
         e = self.examples[row]
-        self.series.set_crosshair(self.series.volume.index_to_lps(np.array([e.col, e.row, e.slice_index], float)))
+        target = self.examples_target
+        space = self.series.volume if target is None or target.grid is None else target.grid
+        self.series.set_crosshair(space.index_to_lps(np.array([e.col, e.row, e.slice_index], float)))

@@ -39,8 +39,8 @@ class SanityTab(LayersCore):
     def request_sanity(self) -> None:
         if self.series is None:
             return
-        k = self.current_slice()
-        image = self._model_slice(k)
+        target = self.target()
+        image = target.image()
         method = getattr(self.ai, "method", "gradcam")
 
         def fn(model: Any, cancel: Any, progress: Callable[[int, int], None]) -> Any:
@@ -48,15 +48,15 @@ class SanityTab(LayersCore):
             from inference.probes import sanity_check
 
             use = method if method in supported_methods(model) else supported_methods(model)[0]
-            return k, sanity_check(model, image, 0, use, cancel=cancel, progress=progress)
+            return target.text, sanity_check(model, image, 0, use, cancel=cancel, progress=progress)
 
         self.submit("sanity", fn)
 
     def _show_sanity(self, value: Any) -> None:
-        k, res = value
+        where, res = value
         self.sanity = res
         jet = solid_lut("jet")
-        self.sanity_original.set_image(colour_image(res.original, 0, 1, jet), f"original model, image {k + 1}")
+        self.sanity_original.set_image(colour_image(res.original, 0, 1, jet), f"original model, {where}")
         last = res.steps[-1] if res.steps else None
         self.sanity_random.set_image(colour_image(res.randomised, 0, 1, jet),
                                      "all layers randomised" + (f": Spearman {last.spearman:.2f}, SSIM {last.ssim:.2f}"

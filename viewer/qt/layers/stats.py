@@ -30,7 +30,7 @@ class StatsTab(LayersCore):
 
     def _show_stats(self, st: Any) -> None:
         self.stats_label.setText(
-            f"<b>{self.layer}</b> on image {self.slice_index + 1}: {st.n_channels} channels, "
+            f"<b>{self.layer}</b> on {self.selection.slice_text}: {st.n_channels} channels, "
             f"<b>{st.n_dead} dead</b> (never above zero on this image)"
             + (f": {', '.join(map(str, st.dead_channels[:20]))}" if st.n_dead else "")
             + f"; {100 * st.fraction_zero:.1f} % of values are zero; mean {st.mean:.3g}, std {st.std:.3g}")
