@@ -29,6 +29,7 @@ def test_panel_choices_come_from_the_registry() -> None:
 
 def test_build_app_builds_every_registered_panel_and_opens_each(qtbot) -> None:  # type: ignore[no-untyped-def]
     from viewer.qt.app import build_app
+    from viewer.qt.qt import QtCore
 
     app = build_app(size=(1366, 768), use_cache=False)
     qtbot.addWidget(app.window)
@@ -49,6 +50,13 @@ def test_build_app_builds_every_registered_panel_and_opens_each(qtbot) -> None: 
         assert set(right[1:]) <= tabbed  # one tab group: right-side panels never paint over each other
         tags = get_panel("tags")
         assert app.panels["tags"].dock.toggleViewAction().shortcut().toString() == tags.shortcut
+        areas = {"left": QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, "right": QtCore.Qt.DockWidgetArea.RightDockWidgetArea,
+                 "bottom": QtCore.Qt.DockWidgetArea.BottomDockWidgetArea}
+        for spec in PANELS:  # every dock placed by the registry's rules, one toggle each in the Panels menu
+            dock = app.panels[spec.name].dock
+            assert app.window.dockWidgetArea(dock) == areas[spec.area], spec.name
+            assert app.window.installed_dock(spec.name) is dock
+            assert [a.text() for a in app.window.panels_menu.actions()].count(spec.title) == 1, spec.name
         assert app.wait_idle(30)
     finally:
         app.shutdown()
@@ -61,28 +69,30 @@ def test_a_registered_panel_is_built_and_a_failing_one_is_reported(qtbot, monkey
 
     from viewer.qt import panels
     from viewer.qt.app import build_app
-    from viewer.qt.qt import QtWidgets
+    from viewer.qt.qt import QtCore, QtWidgets
 
     module = types.ModuleType("radscope_test_panels")
 
-    class Handle:
-        def __init__(self, window: QtWidgets.QMainWindow) -> None:
-            self.dock = QtWidgets.QDockWidget("Probe", window)
-            self.dock.setWidget(QtWidgets.QLabel("tall\n" * 200))  # a body far taller than any screen
-            window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+    class Handle:  # only a body: the window makes and places its dock
+        def __init__(self) -> None:
+            self.widget = QtWidgets.QLabel("tall\n" * 200)  # a body far taller than any screen
+            self.dock: QtWidgets.QDockWidget | None = None
             self.opened = 0
+            self.seen: list[bool] = []
 
         def open(self) -> None:
             self.opened += 1
+            assert self.dock is not None
             self.dock.show()
 
+        def dock_visibility_changed(self, visible: bool) -> None:
+            self.seen.append(visible)
+
     def good(app):  # type: ignore[no-untyped-def]
-        return Handle(app.window)
+        return Handle()
 
     def bad(app):  # type: ignore[no-untyped-def]
         raise PanelUnavailable("no such store")
-
-    from viewer.qt.qt import QtCore
 
     module.good, module.bad = good, bad  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "radscope_test_panels", module)
@@ -97,10 +107,19 @@ def test_a_registered_panel_is_built_and_a_failing_one_is_reported(qtbot, monkey
         assert reported == ["Broken panel not available (no such store)"]
         with pytest.raises(PanelUnavailable, match="no such store"):
             app.open_panel("broken")
+        probe = app.panels["probe"]
+        dock = probe.dock  # made by the window from the spec: title, name, area, menu toggle and shortcut
+        assert dock.windowTitle() == "Probe" and dock.objectName() == "dock_probe" and dock.isHidden()
+        assert app.window.dockWidgetArea(dock) == QtCore.Qt.DockWidgetArea.RightDockWidgetArea
+        assert isinstance(dock.widget(), QtWidgets.QScrollArea) and dock.widget().widget() is probe.widget
+        toggle = dock.toggleViewAction()
+        assert toggle in app.window.panels_menu.actions() and toggle.shortcut().toString() == "Ctrl+Shift+9"
         app.window.show()
         app.open_panel("probe")
-        assert app.panels["probe"].opened == 1
+        assert probe.opened == 1 and dock.isVisible() and probe.seen[-1] is True
         assert app.window.minimumSizeHint().height() < 600  # the tall body scrolls inside its dock
+        assert app.window.install_panel(panels.get_panel("probe"), probe) is dock  # installing again: the same dock
+        assert [a.text() for a in app.window.panels_menu.actions()].count("Probe") == 1
     finally:
         app.shutdown()
         app.window.close()

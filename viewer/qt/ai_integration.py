@@ -1,7 +1,7 @@
 """Wires the AI panel, the inference worker and the heatmap overlays into the main window (the controller
 itself is :mod:`viewer.qt.ai_controller`; its names are re-exported here).
 
-``attach_ai(window) -> AIController`` is all the main window calls; what the controller does (threads,
+``attach_ai(window) -> AIController`` is all the main window calls (the dock comes from the panel registry); what the controller does (threads,
 stale runs, the results cache, overlay values in probability units) is said in :mod:`viewer.qt.ai_controller`.
 """
 
@@ -39,15 +39,9 @@ class WindowAI(AIController):
     def __init__(self, window: Any, **kwargs: Any) -> None:
         super().__init__(parent=window, **kwargs)
         self.window = window
-        self.dock = QtWidgets.QDockWidget("AI", window)
-        self.dock.setObjectName("dock_ai")
-        self.dock.setWidget(self.panel)
-        window.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
-        window.size_dock(self.dock, "right")
+        self.dock: QtWidgets.QDockWidget | None = None
+        """The AI dock, made and placed by the window (``install_panel``, panel registry name ``ai``)."""
         window.addAction(self.panel.toggle_action)  # the overlay key works wherever the focus is
-        for menu in window.menuBar().findChildren(QtWidgets.QMenu):
-            if menu.title().replace("&", "") == "Panels":
-                menu.addAction(self.dock.toggleViewAction())
         settings = getattr(window, "settings", None)
         saved = settings.extra.get(SETTINGS_KEY) if settings is not None else None
         if isinstance(saved, dict):
@@ -91,10 +85,14 @@ class WindowAI(AIController):
         else:
             self.window.statusBar().showMessage(message, 10000)
 
+    @property
+    def widget(self) -> QtWidgets.QWidget:
+        """The AI panel: the body of the dock the window makes for it."""
+        return self.panel
+
     def open(self) -> None:
         """Show and raise the AI dock (``--panel ai``)."""
-        self.dock.show()
-        self.dock.raise_()
+        self.window.open_panel("ai")
 
     def wait_done(self, timeout_s: float = 300.0) -> bool:
         """Process events until no inference runs (or the timeout); True when done.
@@ -109,12 +107,17 @@ class WindowAI(AIController):
 
 def attach_ai(window: Any, *, session_factory: SessionFactory | None = None,
               models: list[ModelEntry] | None = None, use_cache: bool = True) -> WindowAI:
-    """Add the AI dock to the main ``window`` and follow its series and current slice.
+    """Add the AI panel to the main ``window`` (its dock placed by ``window.install_panel`` from the registry's
+    ``ai`` spec) and follow its series and current slice.
 
     Uses the window's public API only: ``seriesShown(stack_id)``, ``model`` (the shown
-    :class:`SeriesModel`), ``session`` (errors go to its problems), ``addDockWidget`` and its menu bar.
+    :class:`SeriesModel`), ``session`` (errors go to its problems), ``install_panel`` / ``open_panel``.
     """
-    return WindowAI(window, session_factory=session_factory, models=models, use_cache=use_cache)
+    from viewer.qt.panels import get_panel
+
+    ai = WindowAI(window, session_factory=session_factory, models=models, use_cache=use_cache)
+    window.install_panel(get_panel("ai"), ai)
+    return ai
 
 
 def ai_panel(app: Any) -> WindowAI:

@@ -52,8 +52,7 @@ class ViewerApp:
         if callable(opener):
             opener()
         else:
-            handle.dock.show()
-            handle.dock.raise_()
+            self.window.open_panel(name)
         return handle
 
     def is_idle(self) -> bool:
@@ -123,4 +122,4 @@ def _build_panel(app: ViewerApp, spec: PanelSpec, report: Callable[[str], None])
         report(f"{spec.title} panel not available ({exc})")
         return
     app.panels[spec.name] = handle
-    app.window.install_panel(spec, handle.dock)
+    app.window.install_panel(spec, handle)

@@ -1,6 +1,7 @@
 """How the main window places its panels and fits real screens (a mixin of :class:`~viewer.qt.main_window.ViewerWindow`).
 
-- Each registered panel's dock goes to its area; a body larger than a small dock scrolls inside it (its
+- Each registered panel's dock is made and placed here (:meth:`ScreenFitting.install_panel`), the same way for
+  every panel: its area; a body larger than a small dock scrolls inside it (its
   content never sets the window's minimum size); right-side panels share one tab group; docks take em-based
   widths capped at a third of the window, so the images keep priority.
 - The window opens inside the screen's available geometry (a laptop's whole area, a large screen's 1600x1000
@@ -29,10 +30,22 @@ class ScreenFitting(QtWidgets.QMainWindow):
     settings: ViewerSettings
     panels_menu: QtWidgets.QMenu
     _installed: dict[str, tuple[str, QtWidgets.QDockWidget]]
+    _specs: dict[str, PanelSpec]
 
-    def install_panel(self, spec: PanelSpec, dock: QtWidgets.QDockWidget) -> None:
-        """Place a registered panel's dock: its area, inside a scroll area (its content never sets the
-        window's minimum size), right-side panels tabbed together; its toggle in the Panels menu."""
+    def install_panel(self, spec: PanelSpec, handle: Any) -> QtWidgets.QDockWidget:
+        """Place a registered panel's dock, the one way every dock is placed: made here around
+        ``handle.widget`` (``handle.dock`` set) unless the handle brings its own dock class; titled and named from
+        the spec; in its area, right-side panels tabbed together; inside a scroll area when its body is larger
+        than a small dock (its content never sets the window's minimum size); its toggle in the Panels menu
+        with the spec's shortcut; ``handle.dock_visibility_changed(visible)`` told. Installing a panel again
+        returns its dock unchanged."""
+        dock = getattr(handle, "dock", None)
+        if spec.name in self._installed and self._installed[spec.name][1] is dock:
+            return dock
+        if dock is None:
+            dock = QtWidgets.QDockWidget(spec.title, self)
+            dock.setWidget(handle.widget)
+            handle.dock = dock
         dock.setObjectName(f"dock_{spec.name}")
         dock.setWindowTitle(spec.title)
         body = dock.widget()
@@ -50,14 +63,14 @@ class ScreenFitting(QtWidgets.QMainWindow):
             dock.setMinimumHeight(4 * em)
         else:
             dock.setMinimumWidth(min(12 * em, 240))
-        visible = not dock.isHidden() if spec.name in self._installed else spec.start_visible
         self.addDockWidget(_AREAS[spec.area], dock)
         if spec.area == "right":
             first = next((d for n, (a, d) in self._installed.items() if a == "right" and d is not dock), None)
             if first is not None:
                 self.tabifyDockWidget(first, dock)
         self._installed[spec.name] = (spec.area, dock)
-        dock.setVisible(visible)
+        self._specs[spec.name] = spec
+        dock.setVisible(spec.start_visible)
         act = dock.toggleViewAction()
         act.setText(spec.title)
         if spec.shortcut:
@@ -66,7 +79,27 @@ class ScreenFitting(QtWidgets.QMainWindow):
             self.panels_menu.addAction(act)
             self.addAction(act)
         dock.visibilityChanged.connect(self._on_dock_visibility)
+        follower = getattr(handle, "dock_visibility_changed", None)
+        if callable(follower):
+            dock.visibilityChanged.connect(follower)
         self.size_dock(dock, spec.area)
+        return dock
+
+    def installed_dock(self, name: str) -> QtWidgets.QDockWidget:
+        """The dock of an installed panel (KeyError naming the installed ones)."""
+        if name not in self._installed:
+            raise KeyError(f"panel {name!r} is not installed; installed: {', '.join(self._installed)}")
+        return self._installed[name][1]
+
+    def open_panel(self, name: str) -> QtWidgets.QDockWidget:
+        """Show and raise an installed panel's dock and give it its share of the window (the spec's
+        ``width_em``); a panel handle's ``open()`` calls this, then does what is its own."""
+        dock = self.installed_dock(name)
+        spec = self._specs[name]
+        dock.show()
+        dock.raise_()
+        self.size_dock(dock, spec.area, want_em=spec.width_em)
+        return dock
 
     def size_dock(self, dock: QtWidgets.QDockWidget, area: str, want_em: float | None = None) -> None:
         """Give a dock its usual share: the series list narrow, right-side panels wider, the errors list a
@@ -134,27 +167,26 @@ class ScreenFitting(QtWidgets.QMainWindow):
 
 
 class DockPanel:
-    """The handle of a panel that is only a dock (the window's own series, tags and errors panels)."""
+    """The handle of one of the window's own panels (series, tags, errors): its body, placed by
+    :meth:`ScreenFitting.install_panel` like every other panel's."""
 
-    def __init__(self, dock: QtWidgets.QDockWidget, opener: Any = None) -> None:
-        self.dock = dock
-        self._opener = opener
+    def __init__(self, name: str, widget: QtWidgets.QWidget, window: ScreenFitting) -> None:
+        self.name = name
+        self.widget = widget
+        self.dock: QtWidgets.QDockWidget | None = None
+        self._window = window
 
     def open(self) -> None:
-        if self._opener is not None:
-            self._opener()
-        else:
-            self.dock.show()
-            self.dock.raise_()
+        self._window.open_panel(self.name)
 
 
 def series_panel(app: Any) -> DockPanel:
-    return DockPanel(app.window.series_dock, lambda: app.window.open_panel("series"))
+    return app.window.own_panels["series"]  # type: ignore[no-any-return]
 
 
 def tags_panel(app: Any) -> DockPanel:
-    return DockPanel(app.window.tags_dock, lambda: app.window.open_panel("tags"))
+    return app.window.own_panels["tags"]  # type: ignore[no-any-return]
 
 
 def errors_panel(app: Any) -> DockPanel:
-    return DockPanel(app.window.errors_dock, lambda: app.window.open_panel("errors"))
+    return app.window.own_panels["errors"]  # type: ignore[no-any-return]

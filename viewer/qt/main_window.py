@@ -19,7 +19,8 @@ from viewer.display.windowing import auto_window
 from viewer.gc_policy import freeze_once
 from viewer.state.session import SessionState
 from viewer.qt.bind import Bindings
-from viewer.qt.docking import GEOMETRY_KEY, ScreenFitting  # noqa: F401 (GEOMETRY_KEY re-exported)
+from viewer.qt.docking import GEOMETRY_KEY, DockPanel, ScreenFitting  # noqa: F401 (GEOMETRY_KEY re-exported)
+from viewer.qt.panels import PanelSpec, get_panel
 from viewer.qt.help import SHORTCUTS, ShortcutsDialog  # noqa: F401 (SHORTCUTS re-exported)
 from viewer.qt.errors_panel import ErrorsPanel
 from viewer.qt.qt import QAction, QKeySequence, Qt, QTimer, QtGui, QtWidgets, Signal
@@ -69,10 +70,12 @@ class ViewerWindow(ScreenFitting):
             v.show_annotations = self.settings.show_annotations
             v.probed.connect(self._on_probe)
             v.activated.connect(self._on_view_activated)
+        self._installed: dict[str, tuple[str, QtWidgets.QDockWidget]] = {}
+        self._specs: dict[str, PanelSpec] = {}
         self._build_central()
-        self._build_docks()
         self._build_status()
         self._build_actions()
+        self._build_docks()
         self._cine = QTimer(self)
         self._cine.timeout.connect(self._cine_step)
         self._tags_timer = QTimer(self)
@@ -87,7 +90,6 @@ class ViewerWindow(ScreenFitting):
                              (self.loader.progress, self._on_load_progress),
                              (self.loader.loadFinished, self._on_load_finished)):
             signal.connect(slot)
-        self._installed: dict[str, tuple[str, QtWidgets.QDockWidget]] = {}
         self._bindings.connect(self.session.seriesChanged, self._on_series_changed)
         self._bindings.connect(self.session.seriesShown, self._on_session_shown)
         self.resize(1400, 900)
@@ -134,25 +136,30 @@ class ViewerWindow(ScreenFitting):
         central.setStyleSheet("background: #101010; color: #ddd;")
         self.setCentralWidget(central)
 
-    def _dock(self, title: str, widget: QtWidgets.QWidget, area: Qt.DockWidgetArea, name: str) -> QtWidgets.QDockWidget:
-        dock = QtWidgets.QDockWidget(title, self)
-        dock.setObjectName(f"dock_{name}")
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
-
     def _build_docks(self) -> None:
+        """The window's own panels (series, tags, errors), placed by the registry's rules like every panel."""
         self.series_browser = SeriesBrowser(self)
         self.series_browser.stackActivated.connect(self.show_stack)
-        self.series_dock = self._dock("Series", self.series_browser, Qt.DockWidgetArea.LeftDockWidgetArea, "series")
         self.tag_browser = TagBrowser(self)
-        self.tags_dock = self._dock("DICOM tags", self.tag_browser, Qt.DockWidgetArea.RightDockWidgetArea, "tags")
-        self.tags_dock.hide()
-        self.tags_dock.visibilityChanged.connect(self._on_tags_visibility)
         self.errors_panel = ErrorsPanel(self)
-        self.errors_dock = self._dock("Errors", self.errors_panel, Qt.DockWidgetArea.BottomDockWidgetArea, "errors")
-        self.errors_dock.hide()
-        self.size_dock(self.series_dock, "left")
+        self.own_panels = {name: DockPanel(name, widget, self) for name, widget in
+                           (("series", self.series_browser), ("tags", self.tag_browser), ("errors", self.errors_panel))}
+        """Handles of the window's own panels (the registry's factories return them)."""
+        for name, handle in self.own_panels.items():
+            self.install_panel(get_panel(name), handle)
+        self.tags_dock.visibilityChanged.connect(self._on_tags_visibility)
+
+    @property
+    def series_dock(self) -> QtWidgets.QDockWidget:
+        return self.installed_dock("series")
+
+    @property
+    def tags_dock(self) -> QtWidgets.QDockWidget:
+        return self.installed_dock("tags")
+
+    @property
+    def errors_dock(self) -> QtWidgets.QDockWidget:
+        return self.installed_dock("errors")
 
     def _build_status(self) -> None:
         self.probe_label = QtWidgets.QLabel("", self)
@@ -230,13 +237,7 @@ class ViewerWindow(ScreenFitting):
         self._action(t, "Delete measurement", self.delete_measurement, "Delete")
         self._action(t, "Delete all measurements of this series", self._clear_measurements)
 
-        p = self.panels_menu = bar.addMenu("&Panels")
-        for dock, key in ((self.series_dock, None), (self.tags_dock, "Ctrl+T"), (self.errors_dock, None)):
-            act = dock.toggleViewAction()
-            if key:
-                act.setShortcut(QKeySequence(key))
-            p.addAction(act)
-            self.addAction(act)
+        self.panels_menu = bar.addMenu("&Panels")  # each installed panel adds its toggle (install_panel)
 
         h = bar.addMenu("&Help")
         self._action(h, "Keyboard shortcuts", self.show_help, "F1")
@@ -554,16 +555,6 @@ class ViewerWindow(ScreenFitting):
         self.probe_label.setText(text)
 
     # -- panels ------------------------------------------------------------------------------
-    def open_panel(self, name: str) -> None:
-        """Show a named side panel (``series``, ``tags``, ``errors``)."""
-        docks = {"series": self.series_dock, "tags": self.tags_dock, "errors": self.errors_dock}
-        if name not in docks:
-            raise ValueError(f"unknown panel {name!r}; known: {', '.join(docks)}")
-        docks[name].show()
-        docks[name].raise_()
-        if name == "tags":
-            self.size_dock(self.tags_dock, "right", want_em=30)
-
     def _on_tags_visibility(self, visible: bool) -> None:
         if visible:
             self._schedule_tags()

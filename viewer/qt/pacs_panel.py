@@ -378,8 +378,11 @@ class PacsPanel(QtWidgets.QDockWidget):
 
     def open(self) -> None:
         self.reload_nodes()
-        self.show()
-        self.raise_()
+        if self.viewer is not None:
+            self.viewer.open_panel("pacs")  # placed by the window from the registry (install_panel)
+        else:
+            self.show()
+            self.raise_()
 
     def is_idle(self) -> bool:
         return self.job is None

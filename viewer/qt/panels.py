@@ -3,13 +3,21 @@
 Importing this module loads no Qt (``radscope --panel NAME`` checks the name before Qt starts). Each
 :class:`PanelSpec` names a factory ``"module:function"``, called by :func:`viewer.qt.app.build_app` with the
 :class:`~viewer.qt.app.ViewerApp` being assembled (``app.window``, ``app.panels`` for the panels it
-``needs``); it returns the panel's handle, an object with a ``dock`` (a ``QDockWidget``) and optionally
-``open()``, ``is_idle()``, ``wait_done(timeout_s)``, ``shutdown()``. It may raise
-:class:`PanelUnavailable` (the viewer runs without that panel and says why).
+``needs``); it returns the panel's handle, an object with a ``widget`` (the panel's body: the window makes
+its ``QDockWidget`` and sets ``handle.dock``) or, for a panel that is its own dock class, a ``dock`` not yet placed;
+and optionally ``open()``, ``is_idle()``, ``wait_done(timeout_s)``, ``shutdown()``,
+``dock_visibility_changed(visible)``. It may raise :class:`PanelUnavailable` (the viewer runs without that
+panel and says why).
+
+Every dock is placed one way, by the window (:meth:`viewer.qt.docking.ScreenFitting.install_panel`): title and
+object name ``dock_<name>`` from the spec, its area (right-side panels tabbed together in one group; the left
+and bottom panels each alone, split from the image area), a scroll area around a body larger than a small dock
+(no panel can grow the window past the screen), its toggle in the Panels menu with the spec's shortcut, and
+its share of the window when opened (:meth:`~viewer.qt.docking.ScreenFitting.open_panel`, ``width_em``).
+A handle never adds, tabifies or sizes its dock itself.
 
 To add a panel: write its factory, add one ``PanelSpec`` to :data:`PANELS` (or call :func:`register_panel`
-before ``build_app``). The window places its dock in the declared area (right-side panels are tabbed
-together, each inside a scroll area, so no panel can grow the window past the screen).
+before ``build_app``).
 """
 
 from __future__ import annotations
@@ -39,15 +47,20 @@ class PanelSpec:
     """Panels that must be built first (the factory finds them in ``app.panels``)."""
     start_visible: bool = False
     """Shown when the window opens (else hidden until opened)."""
+    width_em: float | None = None
+    """Its width when opened, in text line heights (None: the area's usual share); never more than a third of
+    the window."""
 
 
 PANELS: list[PanelSpec] = [
     PanelSpec("series", "Series", "left", "viewer.qt.docking:series_panel", start_visible=True),
-    PanelSpec("tags", "DICOM tags", "right", "viewer.qt.docking:tags_panel", "Ctrl+T"),
+    PanelSpec("tags", "DICOM tags", "right", "viewer.qt.docking:tags_panel", "Ctrl+T", width_em=30),
     PanelSpec("errors", "Errors", "bottom", "viewer.qt.docking:errors_panel"),
     PanelSpec("ai", "AI", "right", "viewer.qt.ai_integration:ai_panel", start_visible=True),
-    PanelSpec("layers", "Layers", "right", "viewer.qt.layers.panel:layers_panel", needs=("ai",)),
-    PanelSpec("review", "Review", "right", "viewer.qt.review_integration:review_panel", needs=("ai",)),
+    PanelSpec("layers", "Layers", "right", "viewer.qt.layers.panel:layers_panel", needs=("ai",),
+              width_em=30),
+    PanelSpec("review", "Review", "right", "viewer.qt.review_integration:review_panel",
+              needs=("ai",), width_em=28),
     PanelSpec("pacs", "PACS", "right", "viewer.qt.pacs_panel:pacs_panel"),
 ]
 """Every panel, in the order they are built (a panel's ``needs`` come before it)."""

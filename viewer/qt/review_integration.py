@@ -6,8 +6,9 @@ what a flag records of the AI, the worklist of the open studies, which study to 
 the reviewer name and store in the settings) over the panel's
 :class:`~viewer.state.review_control.ReviewControl`. This module
 
-* docks the :class:`~viewer.qt.review_panel.ReviewPanel` (hidden until opened; Panels menu, ``--panel review``;
-  Panels > Reviewer name… and Review store…);
+* hands the :class:`~viewer.qt.review_panel.ReviewPanel` (a dock class) to the window, which places it from the
+  panel registry (hidden until opened; Panels menu, ``--panel review``); adds Panels > Reviewer name… and
+  Review store…;
 * refreshes the context once the crosshair has rested :data:`CONTEXT_DELAY_MS` (headers are read off the GUI's
   hot path), and when the series, its loading, or the AI state (model, method, thresholds, a run on the shown
   series appearing or going) changes;
@@ -20,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from viewer.qt.bind import Bindings
-from viewer.qt.qt import QAction, QObject, Qt, QtCore, QtWidgets
+from viewer.qt.qt import QAction, QObject, QtCore, QtWidgets
 from viewer.qt.review_panel import ReviewPanel
 from viewer.review import ImageContext, ModelInfo, Region, ReviewStore, ReviewStoreError
 from viewer.state.review_viewer import StudyTarget, ViewerReview
@@ -54,15 +55,7 @@ class ReviewController(QObject):
         self._timer.setInterval(CONTEXT_DELAY_MS)
         self._timer.timeout.connect(self.update_context)
 
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel)
-        self.panel.hide()
         self.reviewer_action: QAction | None = None
-        menu = self._panels_menu()
-        if menu is not None:
-            menu.addAction(self.panel.toggleViewAction())
-            self.reviewer_action = menu.addAction("Reviewer name…")
-            self.reviewer_action.triggered.connect(self.ask_reviewer)
-            menu.addAction("Review store…").triggered.connect(self.ask_store)
         self.panel.reviewer_edit.editingFinished.connect(self._reviewer_edited)
         self.panel.studyRequested.connect(self.open_study)
         self.panel.label_edit.currentTextChanged.connect(lambda _text: self._schedule())  # its threshold shows
@@ -81,11 +74,11 @@ class ReviewController(QObject):
         return self.panel.store
 
     # -- menu, reviewer, store ---------------------------------------------------------------------
-    def _panels_menu(self) -> QtWidgets.QMenu | None:
-        for menu in self.window.menuBar().findChildren(QtWidgets.QMenu):
-            if menu.title().replace("&", "") == "Panels":
-                return menu
-        return None
+    def add_menu_entries(self, menu: QtWidgets.QMenu) -> None:
+        """Reviewer name… and Review store… in the window's Panels menu (below the dock's own toggle)."""
+        self.reviewer_action = menu.addAction("Reviewer name…")
+        self.reviewer_action.triggered.connect(self.ask_reviewer)
+        menu.addAction("Review store…").triggered.connect(self.ask_store)
 
     def is_idle(self) -> bool:
         """No context refresh is pending."""
@@ -93,9 +86,7 @@ class ReviewController(QObject):
 
     def open(self) -> None:
         """Show and raise the review dock on its worklist (``--panel review``)."""
-        self.panel.show()
-        self.panel.raise_()
-        self.window.size_dock(self.panel, "right", want_em=28)
+        self.window.open_panel("review")
         self.panel.tabs.setCurrentWidget(self.panel.worklist_table)
         self.update_context()
 
@@ -221,11 +212,16 @@ def attach_review(window: Any, ai: Any = None, store: ReviewStore | None = None)
 
     Uses the window's public API: ``session`` (its Qt-free state), ``seriesShown``, ``loadFinished``, ``model``,
     ``stack_id``, ``show_stack``, ``open_paths``, ``views`` / ``visible_views()``, ``settings``,
-    ``addDockWidget``, ``size_dock`` and its menu bar; ``ai`` is the AI controller, of which only its Qt-free
+    ``install_panel`` / ``open_panel`` (the dock is placed from the registry's ``review`` spec) and ``panels_menu``; ``ai`` is the AI controller, of which only its Qt-free
     state is read (``state``: :class:`~viewer.state.ai.AISettings`, ``run_state``:
     :class:`~viewer.state.ai.AIRunState`).
     """
-    return ReviewController(window, ai, store)
+    from viewer.qt.panels import get_panel
+
+    controller = ReviewController(window, ai, store)
+    window.install_panel(get_panel("review"), controller)
+    controller.add_menu_entries(window.panels_menu)
+    return controller
 
 
 def review_panel(app: Any) -> ReviewController:

@@ -166,20 +166,20 @@ class LayersCore(QtWidgets.QWidget):
         elif step == "layer" and self.layer is not None:
             self.request_layer(self.layer)
 
+    @property
+    def widget(self) -> QtWidgets.QWidget:
+        """The panel itself: the body of the dock the window makes for it (``install_panel``)."""
+        return self
+
     def open(self) -> None:
-        """Show and raise the dock (beside the AI dock when that is shown) and fill it."""
+        """Show and raise the dock (in the right-side tab group, beside the AI dock) and fill it."""
         if self.dock is None or self.viewer_window is None:
             return
-        ai_dock = getattr(self.ai, "dock", None)
-        if ai_dock is not None and not ai_dock.isHidden():  # (before the window is shown nothing is "visible")
-            self.viewer_window.tabifyDockWidget(ai_dock, self.dock)
-        self.dock.show()
-        self.dock.raise_()
+        self.viewer_window.open_panel("layers")
         self._raise_on_fill = True  # again when the tree arrives: before the window shows, tabs ignore raise_
-        self.viewer_window.size_dock(self.dock, "right", want_em=30)
         self.schedule_refresh()
 
-    def _on_dock_visibility(self, visible: bool) -> None:
+    def dock_visibility_changed(self, visible: bool) -> None:
         if visible:
             self.schedule_refresh()
         else:  # closed (not merely behind another tab): its channel overlay leaves the image with it

@@ -1,5 +1,5 @@
 """The layer inspector dock: :class:`LayersPanel` (all tabs over one core), following the window's series and the
-AI's model; ``attach_layers(window, ai)`` adds it (hidden until opened)."""
+AI's model; ``attach_layers(window, ai)`` adds it (hidden until opened; its dock comes from the panel registry)."""
 
 from __future__ import annotations
 
@@ -98,19 +98,13 @@ class _Follow(QObject):
 
 
 def attach_layers(window: Any, ai: Any) -> LayersPanel:
-    """Add the layer inspector dock to ``window`` (hidden; ``panel.open()`` shows it), driven by ``ai``."""
+    """Add the layer inspector to ``window`` (its dock placed by ``window.install_panel`` from the registry's
+    ``layers`` spec: hidden; ``panel.open()`` shows it), driven by ``ai``."""
+    from viewer.qt.panels import get_panel
+
     panel = LayersPanel(ai, window)
-    dock = QtWidgets.QDockWidget("Layers", window)
-    dock.setObjectName("dock_layers")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    dock.hide()
-    for menu in window.menuBar().findChildren(QtWidgets.QMenu):
-        if menu.title().replace("&", "") == "Panels":
-            menu.addAction(dock.toggleViewAction())
-    dock.visibilityChanged.connect(panel._on_dock_visibility)
-    panel.dock = dock
     panel.follow = _Follow(panel, window)
+    window.install_panel(get_panel("layers"), panel)
     return panel
 
 
