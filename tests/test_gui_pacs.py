@@ -156,8 +156,10 @@ def test_retrieved_series_grows_on_screen(qtbot, app, pacs_net: Orthanc, tmp_pat
     assert browser.findItems(str(k), Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive, 2)
     series_state.set_window(123.0, 456.0)  # the user's window and zoom, kept while the series grows
     view = window.active_view
-    view.vb.scaleBy((0.5, 0.5))
-    view.fitted = False
+    view.vb.scaleBy((0.5, 0.5))  # the user zooms (as pyqtgraph's Ctrl+wheel does: then it says so)
+    view.vb.sigRangeChangedManually.emit([True, True])
+    zoom = view.camera.range  # written into the view's camera (LPS centre, mm)
+    assert zoom is not None
     qtbot.waitUntil(lambda: panel.stream.shown > k or panel.job is None, timeout=60_000)
     assert panel.wait_done(120), panel.status.text()
     assert app.wait_idle(60)
@@ -169,6 +171,12 @@ def test_retrieved_series_grows_on_screen(qtbot, app, pacs_net: Orthanc, tmp_pat
     final = window.session.series
     assert final.volume.shape[0] == n and final.fully_loaded
     assert (final.center, final.width) == (123.0, 456.0) and not view.fitted
+    assert view.camera.range == zoom  # the user's zoom survived every swap and the final open
+    shown = view.vb.viewRect()
+    np.testing.assert_allclose(view.lps_to_scene(np.array(zoom.center_lps))[:2],
+                               (shown.center().x(), shown.center().y()), atol=1e-3)
+    assert shown.width() == pytest.approx(zoom.width_mm, rel=0.01) or shown.height() == pytest.approx(zoom.height_mm,
+                                                                                                      rel=0.01)
     original = load_volume(scan([tmp_path / "long"]).stacks[0])
     np.testing.assert_array_equal(final.volume.array, original.array)
     np.testing.assert_allclose(final.volume.origin, original.origin, atol=1e-6)

@@ -68,10 +68,10 @@ def click(view: SliceView, p: QtCore.QPoint) -> None:
     send_mouse(view, QtCore.QEvent.Type.MouseButtonRelease, p, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
 
 
-def wheel(view: SliceView, pos: QtCore.QPoint, delta: int) -> None:
+def wheel(view: SliceView, pos: QtCore.QPoint, delta: int, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
     g = view.viewport().mapToGlobal(pos)
     ev = QtGui.QWheelEvent(QPointF(pos), QPointF(g), QtCore.QPoint(0, 0), QtCore.QPoint(0, delta),
-                           Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+                           Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
     QtWidgets.QApplication.sendEvent(view.viewport(), ev)
 
 
@@ -443,6 +443,63 @@ def test_tilted_acquisition_reformats_keep_true_distances(window: ViewerWindow) 
     model.set_crosshair(vol.index_to_lps((10, 20, 3)))
     for v in window.views:
         np.testing.assert_allclose(v.scene_to_lps(v._cross_v.value(), v._cross_h.value()), model.crosshair, atol=1e-6)
+
+
+def test_zoom_and_pan_live_in_the_views_camera_in_patient_space(window: ViewerWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The user's Ctrl+wheel zoom and pan drag are written into the view's camera (LPS centre, mm); a range set
+    on the camera moves the view; the range put back on a grown volume of the series (slices before its first:
+    the scene's origin moved) shows the same anatomy; F fits and the camera says so."""
+    from viewer.state.camera import CameraRange
+
+    window.resize(900, 700)
+    window.set_single_plane("coronal")
+    window.show_volume(make_volume())
+    view = window.views[0]
+    camera = view.camera
+    assert camera is window.session.camera(0) and camera.fitted
+    seen: list[object] = []
+    camera.rangeChanged.connect(seen.append)
+    centre = view.viewport().rect().center()
+    wheel(view, centre, 240, Qt.KeyboardModifier.ControlModifier)  # zoom in
+    assert not camera.fitted and seen and view.fitted is False
+    rect = view.vb.viewRect()
+    rng = camera.range
+    assert rng is not None and rng.plane == "coronal"
+    assert (rng.width_mm, rng.height_mm) == pytest.approx((rect.width(), rect.height()))
+    np.testing.assert_allclose(rng.center_lps, view.scene_to_lps(rect.center().x(), rect.center().y()), atol=1e-6)
+    assert rect.width() < 120 * 0.5  # zoomed in: less than the image's 60 mm width shows
+    drag(view, centre, centre + QtCore.QPoint(40, 0))  # pan (the pan tool)
+    moved = camera.range
+    assert moved is not None and not moved.close_to(rng)
+    assert (moved.width_mm, moved.height_mm) == pytest.approx((rng.width_mm, rng.height_mm))
+    # a range set on the camera: the view follows
+    target = (-25.0, -40.0, 120.0)  # LPS: column 10, row 0, slice 10 of the phantom
+    camera.zoom_to(CameraRange("coronal", target, 20.0, 20.0))
+    c = view.vb.viewRect().center()  # (the view's own slice says where along the normal it is)
+    np.testing.assert_allclose((c.x(), c.y()), view.lps_to_scene(np.array(target))[:2], atol=1e-6)
+    np.testing.assert_allclose(view.scene_to_lps(c.x(), c.y())[[0, 2]], (target[0], target[2]), atol=1e-6)
+    kept = camera.range
+    before = view.lps_to_scene(np.array(target))[:2]
+    # the series grows by 4 slices above its last one: a new volume whose coronal scene (superior at the top)
+    # starts 8 mm higher
+    grown = make_volume()
+    grown = Volume(np.concatenate([grown.array, grown.array[-4:]]), ORIGIN, SPACING,
+                   np.eye(3), [f"1.3.{n}" for n in range(SHAPE[0] + 4)], info=grown.info)
+    window.show_volume(grown)
+    assert camera.fitted  # a new volume fits first
+    assert kept is not None
+    camera.zoom_to(kept)  # what the PACS stream's snapshot does
+    c = view.vb.viewRect().center()
+    after = view.lps_to_scene(np.array(target))[:2]
+    assert abs(after[1] - before[1]) == pytest.approx(8.0)  # the same point sits 8 mm elsewhere in the scene
+    np.testing.assert_allclose(view.scene_to_lps(c.x(), c.y())[[0, 2]], (target[0], target[2]), atol=1e-6)
+    assert view.vb.viewRect().height() == pytest.approx(20.0, rel=0.02) or view.vb.viewRect().width() == \
+        pytest.approx(20.0, rel=0.02)
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_F)
+    assert camera.fitted and seen[-1] is None
+    full = view.image_item.mapRectToParent(view.image_item.boundingRect())
+    assert view.vb.viewRect().contains(full)
 
 
 def test_a_view_closed_on_its_own_closes_cleanly(qtbot) -> None:  # type: ignore[no-untyped-def]

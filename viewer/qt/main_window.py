@@ -63,7 +63,8 @@ class ViewerWindow(ScreenFitting):
         self.single_plane = "acquisition"
         self.tool = "pan"
 
-        self.views = [SliceView("acquisition"), SliceView("coronal"), SliceView("sagittal")]
+        self.views = [SliceView(plane, camera=self.session.camera(i))  # each view follows its camera in the session
+                      for i, plane in enumerate(("acquisition", "coronal", "sagittal"))]
         self.active_view = self.views[0]
         for v in self.views:
             v.hide_identifying = self.settings.hide_identifying

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from viewer.dicom.volume import VoiLut
-from viewer.qt.qt import QObject, QRectF, Signal
+from viewer.qt.qt import QObject, Signal
+from viewer.state.camera import CameraRange
 from viewer.qt.jobs import Job
 
 INTERVAL_S = 0.4
@@ -67,20 +68,21 @@ class GrowJob(Job):
 
 @dataclass
 class ViewSnapshot:
-    """What the user set on the shown series: the crosshair point, the window, zoomed views' ranges."""
+    """What the user set on the shown series: the crosshair point, the window, zoomed views' camera ranges."""
 
     series_uid: str
     crosshair: np.ndarray
     window: tuple[float, float, str, VoiLut | None, bool]
-    ranges: dict[str, QRectF]
-    """plane name -> scene rectangle of each view the user zoomed or panned (fitted views fit again)."""
+    ranges: dict[str, CameraRange]
+    """plane name -> camera range (LPS centre, mm) of each view the user zoomed or panned (fitted views fit
+    again). Kept in patient space, so it means the same on the grown volume, whose first slice may differ."""
 
     @classmethod
     def take(cls, window: Any) -> ViewSnapshot | None:
         series = window.session.series
         if series is None:
             return None
-        ranges = {v.plane_name: QRectF(v.vb.viewRect()) for v in window.visible_views() if not v.fitted}
+        ranges = {v.plane_name: v.camera.range for v in window.visible_views() if v.camera.range is not None}
         return cls(series.volume.info.series_uid, series.crosshair.copy(),
                    (series.center, series.width, series.voi_function, series.voi_lut, series.invert), ranges)
 
@@ -94,10 +96,9 @@ class ViewSnapshot:
             series.set_invert(invert)
         series.set_crosshair(self.crosshair)
         for view in window.visible_views():
-            rect = self.ranges.get(view.plane_name)
-            if rect is not None:
-                view.vb.setRange(rect=rect, padding=0)
-                view.fitted = False
+            rng = self.ranges.get(view.plane_name)
+            if rng is not None:
+                view.camera.zoom_to(rng)  # the view follows its camera
 
 
 class SeriesStream(QObject):

@@ -25,6 +25,7 @@ from viewer.qt.measure_items import MeasurementGraphic
 from viewer.qt.qt import QColor, QFont, QPainter, QPen, QPointF, QRectF, Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from viewer.qt.bind import Bindings
 from viewer.qt.series_model import SeriesModel
+from viewer.state.camera import CameraRange, CameraState
 
 TOOLS = ("pan", "window", "crosshair", "distance", "angle", "ellipse", "rect")
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
@@ -101,8 +102,7 @@ class SliceViewBox(pg.ViewBox):
 
     def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt name)
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            super().wheelEvent(ev, axis)
-            self._view.fitted = False
+            super().wheelEvent(ev, axis)  # a zoom: sigRangeChangedManually writes it into the view's camera
         else:  # one slice per wheel notch (120 units); fine-grained wheels and trackpads accumulate
             self._wheel += ev.delta()
             steps = int(self._wheel / 120)
@@ -124,8 +124,7 @@ class SliceViewBox(pg.ViewBox):
             o = self.mapToView(ev.buttonDownPos())
             self._view.tool_drag((p.x(), p.y()), ev.isStart(), ev.isFinish(), origin=(o.x(), o.y()))
             return
-        self._view.fitted = False
-        super().mouseDragEvent(ev, axis)
+        super().mouseDragEvent(ev, axis)  # a pan or zoom: sigRangeChangedManually writes it into the camera
 
     def mouseClickEvent(self, ev):  # noqa: N802
         if ev.button() == Qt.MouseButton.LeftButton:
@@ -146,7 +145,8 @@ class SliceView(pg.GraphicsView):
     activated = Signal(object)
     """Emitted with the view when the user interacts with it (the main window tracks the active view)."""
 
-    def __init__(self, plane_name: str = "acquisition", parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, plane_name: str = "acquisition", parent: QtWidgets.QWidget | None = None,
+                 camera: CameraState | None = None) -> None:
         super().__init__(parent, background="k")
         self.setViewportUpdateMode(QtWidgets.QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
         self.setMinimumSize(120, 120)
@@ -156,7 +156,10 @@ class SliceView(pg.GraphicsView):
         self.plane = Plane("acquisition", 0, 1, 2)
         self.slice_index = 0
         self.tool = "pan"
-        self.fitted = True
+        self.camera = camera if camera is not None else CameraState()
+        """What this view shows (fitted, or the user's range): the view writes zooms and pans into it and
+        follows its events (viewer.state.camera)."""
+        self._camera_bindings = Bindings()
         self.show_annotations = True
         self.hide_identifying = False
         self.show_crosshair = False
@@ -202,6 +205,7 @@ class SliceView(pg.GraphicsView):
         self._reformat_timer.timeout.connect(self._refresh_reformat)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.vb.sigRangeChangedManually.connect(self._on_manual_range)
+        self._camera_bindings.connect(self.camera.rangeChanged, self._follow_camera)
         self._font = QFont(self.font())
         self._font.setPointSizeF(9.0)
         self._letter_font = QFont(self.font())
@@ -499,9 +503,19 @@ class SliceView(pg.GraphicsView):
         m.set_window(c, w)
 
     # -- view range --------------------------------------------------------------------------
+    @property
+    def fitted(self) -> bool:
+        """The view fits its whole image (its camera holds no user range)."""
+        return self.camera.fitted
+
     def fit(self) -> None:
         """Fit the whole image in the view."""
-        self.fitted = True
+        if self.camera.fitted:
+            self._fit_image()
+        else:
+            self.camera.fit()  # the view follows (_follow_camera)
+
+    def _fit_image(self) -> None:
         r = self.image_item.mapRectToParent(self.image_item.boundingRect())
         if r.width() > 0 and r.height() > 0:
             self.vb.setRange(rect=r, padding=0.02)
@@ -509,15 +523,48 @@ class SliceView(pg.GraphicsView):
 
     def one_to_one(self) -> None:
         """One screen pixel per image pixel, keeping the centre."""
-        self.fitted = False
         centre = self.vb.viewRect().center()
         w = self.vb.width() * self.spacing_xy[0]
         h = self.vb.height() * self.spacing_xy[0]
-        self.vb.setRange(rect=QRectF(centre.x() - w / 2, centre.y() - h / 2, w, h), padding=0)
-        self.viewport().update()
+        self._zoom_camera(QRectF(centre.x() - w / 2, centre.y() - h / 2, w, h))
+
+    def camera_range(self, rect: QRectF) -> CameraRange | None:
+        """The camera range of a scene rectangle of this view (None without a series)."""
+        if self.model is None or not (rect.width() > 0 and rect.height() > 0):
+            return None
+        c = rect.center()
+        lps = self.scene_to_lps(c.x(), c.y())
+        return CameraRange(self.plane_name, (float(lps[0]), float(lps[1]), float(lps[2])), float(rect.width()),
+                           float(rect.height()))
+
+    def _zoom_camera(self, rect: QRectF) -> None:
+        rng = self.camera_range(rect)
+        if rng is not None:
+            self.camera.zoom_to(rng)
+            self._follow_camera(rng)  # (no event when the camera already held it: show it anyway)
 
     def _on_manual_range(self, *args) -> None:
-        self.fitted = False
+        """The user zoomed or panned (pyqtgraph moved the range): the camera records it."""
+        rng = self.camera_range(self.vb.viewRect())
+        if rng is not None:
+            self.camera.zoom_to(rng)
+
+    def _follow_camera(self, rng: CameraRange | None) -> None:
+        """Show what the camera holds: its range (a zoom or pan, a kept view put back), or the whole image."""
+        if self.model is None:
+            return
+        if rng is None:
+            self._fit_image()
+            return
+        if rng.plane != self.plane_name:
+            return
+        shown = self.camera_range(self.vb.viewRect())
+        if rng.close_to(shown):  # the view's own zoom or pan, recorded
+            return
+        x, y, _ = self.lps_to_scene(np.asarray(rng.center_lps, dtype=np.float64))
+        self.vb.setRange(rect=QRectF(x - rng.width_mm / 2, y - rng.height_mm / 2, rng.width_mm, rng.height_mm),
+                         padding=0)
+        self.viewport().update()
 
     def resizeEvent(self, ev) -> None:  # noqa: N802
         super().resizeEvent(ev)

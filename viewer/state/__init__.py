@@ -5,6 +5,8 @@ logic is tested without a display (``tests/test_state_*.py``).
 
 - :class:`SessionState` (``session.py``): the scanned series, the current one, measurements per series,
   the viewer settings.
+- :class:`CameraState` (``camera.py``): one per view (``SessionState.camera(i)``): fitted, or the user's zoom/pan
+  range in patient space; the views write into it and follow it.
 - :class:`SeriesState` (``series.py``): one shown series; decoded slice data arrives only through it.
 - :class:`OverlayLayer` (``layers.py``): a heat map over a series, each field its own event.
 - :class:`AISettings` (``ai.py``): the installed models (:class:`~viewer.state.ai_models.ModelEntry`), the chosen
@@ -20,10 +22,11 @@ logic is tested without a display (``tests/test_state_*.py``).
 """
 
 from viewer.state.ai import AIProgress, AIRunState, AISettings
+from viewer.state.camera import CameraRange, CameraState
 from viewer.state.layers import OverlayEvents, OverlayLayer
 from viewer.state.review import ReviewContextState
 from viewer.state.series import SeriesState
 from viewer.state.session import SessionState
 
-__all__ = ["AIProgress", "AIRunState", "AISettings", "OverlayEvents",
+__all__ = ["AIProgress", "AIRunState", "AISettings", "CameraRange", "CameraState", "OverlayEvents",
            "OverlayLayer", "ReviewContextState", "SeriesState", "SessionState"]

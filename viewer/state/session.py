@@ -1,5 +1,5 @@
 """The viewer session: the scanned series, the one shown, measurements per series, the problems to show (files
-that could not be used, AI errors), the settings."""
+that could not be used, AI errors), each view's camera, the settings."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from psygnal import Signal
 
 from viewer.display.measure import MeasurementRecord
 from viewer.display.settings import ViewerSettings
+from viewer.state.camera import CameraState
 from viewer.state.series import SeriesState
 
 
@@ -45,6 +46,14 @@ class SessionState:
         self.measurements: dict[str, list[MeasurementRecord]] = {}
         self.problems: list[tuple[str, str]] = []
         """(file or source, reason) of everything that could not be used since the last open."""
+        self.cameras: list[CameraState] = []
+        """One :class:`CameraState` per view of the window (by its position), made by :meth:`camera`."""
+
+    def camera(self, view: int) -> CameraState:
+        """The camera of the window's ``view``-th view (made on first use, kept while the session lives)."""
+        while len(self.cameras) <= view:
+            self.cameras.append(CameraState())
+        return self.cameras[view]
 
     def set_stacks(self, stacks: Iterable[Any]) -> None:
         """The stacks of a finished scan (objects with a ``stack_id``)."""
