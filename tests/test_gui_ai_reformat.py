@@ -236,3 +236,22 @@ def test_layer_inspector_probes_the_reformat_slice_the_model_reads(  # type: ign
     shown = np.asarray(series.overlay(LAYER_OVERLAY).array)
     kk, jj, ii = np.unravel_index(int(np.argmax(shown)), shown.shape)
     assert np.all(np.abs(np.array([ii, jj, kk]) - vol.lps_to_index(centre)) <= 1.5)
+
+
+def test_a_finding_on_a_missing_slice_says_so_in_the_panel(  # type: ignore[no-untyped-def]
+        qtbot, ai_window, blob_pkg: Path, tmp_path: Path) -> None:
+    """Sagittal acquisition with the slice through the blob never acquired: the run goes ahead (one missing
+    slice is interpolated across), and the top finding says its peak rests on that missing image."""
+    from inference.package import read_card
+    from viewer.dicom.synthetic import write_ct_series
+    from viewer.qt.ai_panel import ModelEntry
+
+    ph, centre = blob_phantom()
+    write_ct_series(ph, tmp_path / "dcm", orientation="sagittal", missing=(25,))
+    window, ai = ai_window(None, models=[ModelEntry("blob-detector", blob_pkg, card=read_card(blob_pkg))])
+    with qtbot.waitSignal(ai.finished, timeout=180000):
+        window.open_paths([str(tmp_path / "dcm")])
+    assert list(np.flatnonzero(window.model.volume.missing)) == [25]
+    top = ai.panel.findings_list.item(0).text()
+    assert top.startswith("blob: p=") and top.endswith("; peak at missing Im 26 (not acquired, interpolated)"), top
+    assert "outside intended use" not in ai.panel.status_label.text()

@@ -12,6 +12,12 @@ can feed a model slice by slice without holding the whole reformat; `reformat` r
 once (`Reformat`: the grid plus its array). `ReformatGrid.to_acquired` resamples maps computed on the
 reformat back onto the acquired grid (trilinear, 0 outside), so heatmaps are written and shown where
 they were acquired. Numpy + scipy only.
+
+Acquired gaps (``Volume.missing``: grid slices nobody acquired, blank in the volume) are never read as
+data: the reformat interpolates across them between the nearest acquired slices on either side
+(`separable_linear`'s ``bridge``), and marks what rests on them (`ReformatGrid.gap_mask`: the pixels
+interpolated across a gap; `bridged_at`: the gaps within one acquired slice of a point, e.g. a peak). Intended use refuses a reformat across more than `MAX_BRIDGED_SLICES` consecutive missing
+slices (`gap_reason`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,13 @@ NORMAL_NAMES = {"axial": "z", "coronal": "y", "sagittal": "x"}
 to the front, so their position is -y; sagittal slices step to the patient's right, -x)."""
 
 IndexMap = Callable[[int, int, int], np.ndarray]
+Bridge = tuple[np.ndarray, np.ndarray]
+"""(below, above): per acquired slice index, the nearest acquired slice at or below it, at or above it."""
+
+MAX_BRIDGED_SLICES = 1
+"""The most consecutive missing acquired slices a reformat interpolates across: one missing slice spans two
+steps between acquired neighbours, as far as the loader itself interpolates a variable-pitch series
+(`viewer.dicom.grid.RESAMPLE_MAX_RATIO`); a wider gap would put invented anatomy in front of the model."""
 
 
 @dataclass
@@ -49,6 +62,13 @@ class ReformatGrid:
     source_spacing: np.ndarray
     source_direction: np.ndarray
     source_shape: tuple[int, int, int]
+    source_missing: np.ndarray | None = None
+    """bool (acquired slices,): the acquired grid's gaps (`viewer.dicom.Volume.missing`), None without any."""
+
+    @property
+    def bridge(self) -> Bridge | None:
+        """How acquired gaps are bridged (`bridge_of`); None without gaps."""
+        return bridge_of(self.source_missing)
 
     def slice_positions(self) -> np.ndarray:
         """(n,) position (mm) of each reformat slice along its normal (LPS projection onto the normal)."""
@@ -89,16 +109,60 @@ class ReformatGrid:
         a, b = _affine(self.origin, self.spacing, self.direction,
                        self.source_origin, self.source_spacing, self.source_direction)
         follows = axis_permutation(a)
+        bridge = self.bridge
         if follows is not None:
             ranges = [np.arange(cols, dtype=np.float64)[None, :], np.arange(rows, dtype=np.float64)[:, None],
                       np.full((1, 1), float(k))]
             per_axis = [a[s, follows[s]] * ranges[follows[s]] + b[s] for s in (2, 1, 0)]
-            values, valid = separable_linear(src, per_axis)
+            values, valid = separable_linear(src, per_axis, bridge)
             return np.where(valid, values, np.float32(fill)).astype(np.float32, copy=False)
         coords = (index or self.source_index())(int(k), rows, cols)
+        if bridge is not None:  # gaps: the eight neighbours point by point, across the gaps
+            values, valid = separable_linear(src, list(coords), bridge)
+            return np.where(valid, values, np.float32(fill)).astype(np.float32, copy=False).reshape(rows, cols)
         out = np.empty(rows * cols, dtype=np.float32)
         ndimage.map_coordinates(src, coords, output=out, order=1, cval=fill)
         return out.reshape(rows, cols)
+
+    def _acquired_coords(self, k: int) -> list[np.ndarray]:
+        """Reformat slice ``k``'s pixels as (rows, cols) acquired-array coordinates (k, j, i)."""
+        a, b = _affine(self.origin, self.spacing, self.direction,
+                       self.source_origin, self.source_spacing, self.source_direction)
+        n, rows, cols = self.shape
+        ii, jj = np.arange(cols, dtype=np.float64)[None, :], np.arange(rows, dtype=np.float64)[:, None]
+        return [a[s, 0] * ii + a[s, 1] * jj + a[s, 2] * float(k) + b[s] for s in (2, 1, 0)]
+
+    def gap_mask(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(on_gap, inside), bool (rows, cols): the pixels of reformat slice ``k`` interpolated across a missing
+        acquired slice, and those inside the acquired volume at all."""
+        coords = self._acquired_coords(k)
+        inside = np.ones(coords[0].shape, dtype=bool)
+        for c, n in zip(coords, self.source_shape):
+            inside &= (c > -1e-6) & (c < n - 1 + 1e-6)
+        bridge = self.bridge
+        if bridge is None:
+            return np.zeros(inside.shape, dtype=bool), inside
+        lo, hi, w = _bridged(coords[0], bridge)
+        return inside & (hi - lo > 1) & (w > 1e-6) & (w < 1 - 1e-6), inside
+
+    def gap_fraction(self, k: int) -> float:
+        """The share of reformat slice ``k``'s pixels inside the acquired volume that rest on a missing slice."""
+        on_gap, inside = self.gap_mask(k)
+        return float(on_gap.sum()) / max(int(inside.sum()), 1)
+
+    def bridged_at(self, ijk: Sequence[float]) -> list[int]:
+        """The missing acquired slices within one acquired slice of the reformat point at continuous indices
+        ``ijk`` ([] when none): a point between acquired neighbours across a gap is interpolated across it, and
+        one on the acquired slice beside a gap is no more trustworthy as a peak (a flat run of the map across the
+        bridged values, a model's evidence spreading over its receptive field)."""
+        if self.source_missing is None:
+            return []
+        a, b = _affine(self.origin, self.spacing, self.direction,
+                       self.source_origin, self.source_spacing, self.source_direction)
+        c = float((a @ np.asarray(ijk, dtype=np.float64) + b)[2])
+        if not -1e-6 < c < self.source_shape[0] - 1 + 1e-6:
+            return []
+        return [int(m) for m in np.flatnonzero(self.source_missing) if abs(c - m) <= 1 + 1e-6]
 
     def to_acquired(self, maps: np.ndarray) -> np.ndarray:
         """(n, rows, cols) maps on the reformat grid -> (k, j, i) float32 on the acquired grid (0 outside)."""
@@ -120,7 +184,9 @@ class ReformatGrid:
         return {"plane": self.plane, "shape": [int(v) for v in self.shape],
                 "origin_mm": [round(float(v), 4) for v in self.origin],
                 "spacing_mm": [round(float(v), 4) for v in self.spacing],
-                "direction": [round(float(v), 6) for v in self.direction.ravel()]}
+                "direction": [round(float(v), 6) for v in self.direction.ravel()],
+                **({"missing_slices": [int(v) for v in np.flatnonzero(self.source_missing)]}
+                   if self.source_missing is not None and self.source_missing.any() else {})}
 
 
 @dataclass
@@ -140,17 +206,47 @@ def axis_permutation(a: np.ndarray, tol: float = 1e-9) -> np.ndarray | None:
     return np.argmax(nz, axis=1)
 
 
-def separable_linear(src: np.ndarray, coords: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def bridge_of(missing: np.ndarray | None) -> Bridge | None:
+    """(below, above) for an acquired grid's gaps (bool per slice): the nearest acquired slice at or below and
+    at or above each slice index; None without gaps. The grid's first and last slices are always acquired."""
+    if missing is None or not np.any(missing):
+        return None
+    m = np.asarray(missing, dtype=bool)
+    idx = np.arange(m.size)
+    below = np.maximum.accumulate(np.where(m, 0, idx))
+    above = np.minimum.accumulate(np.where(m, m.size - 1, idx)[::-1])[::-1]
+    return below, above
+
+
+def _bridged(c: np.ndarray, bridge: Bridge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lo, hi, w) along the acquired slice axis at coordinates ``c``: the acquired slices either side (across
+    missing ones) and the weight of ``hi``."""
+    below, above = bridge
+    n = below.size
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, n - 1.0)
+    f = np.minimum(np.floor(c), max(n - 2, 0)).astype(np.intp)
+    lo, hi = below[f], above[np.minimum(f + 1, n - 1)]
+    return lo, hi, (c - lo) / np.maximum(hi - lo, 1)
+
+
+def separable_linear(src: np.ndarray, coords: Sequence[np.ndarray],
+                     bridge: Bridge | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Linear interpolation of ``src`` (3D) at index coordinates given per axis (``coords[d]``: the index
-    along axis d, each depending on one output axis, broadcastable to the output shape): (float32 values,
-    bool inside). A point is inside when every coordinate lies within ``[0, n_d - 1]`` (as scipy's
-    ``map_coordinates`` with ``mode="constant"``); a coordinate falling on a grid line reads one neighbour."""
+    along axis d, broadcastable to the output shape; cheapest when each depends on one output axis): (float32
+    values, bool inside). A point is inside when every coordinate lies within ``[0, n_d - 1]`` (as scipy's
+    ``map_coordinates`` with ``mode="constant"``); a coordinate falling on a grid line reads one neighbour.
+    ``bridge`` (`bridge_of`): along axis 0 (the acquired slices) missing slices are never read; values are
+    interpolated between the acquired slices either side of them."""
     axes: list[list[tuple[np.ndarray, np.ndarray]]] = []
     inside: np.ndarray | bool = True
     for d, c in enumerate(coords):
         n = src.shape[d]
         c = np.asarray(c, dtype=np.float64)
         inside = inside & (c > -1e-6) & (c < n - 1 + 1e-6)
+        if d == 0 and bridge is not None:
+            lo, hi, wb = _bridged(c, bridge)
+            axes.append([(lo, (1.0 - wb).astype(np.float32)), (hi, wb.astype(np.float32))])
+            continue
         c = np.clip(c, 0.0, n - 1.0)
         f = np.minimum(np.floor(c), max(n - 2, 0)).astype(np.intp)
         w = (c - f).astype(np.float32)
@@ -192,8 +288,9 @@ def _index_map(from_origin: np.ndarray, from_spacing: np.ndarray, from_direction
 
 
 def reformat_grid(shape: tuple[int, int, int], origin: np.ndarray, spacing: np.ndarray, direction: np.ndarray,
-                  plane: str, max_voxel_ratio: float = 4.0) -> ReformatGrid:
-    """The reformat of a (k, j, i) volume of ``shape`` with ITK geometry onto ``plane`` (module docstring)."""
+                  plane: str, max_voxel_ratio: float = 4.0, missing: np.ndarray | None = None) -> ReformatGrid:
+    """The reformat of a (k, j, i) volume of ``shape`` with ITK geometry onto ``plane`` (module docstring);
+    ``missing``: the acquired grid's gaps (bool per slice), bridged and marked."""
     if plane not in PLANE_AXES:
         raise ValueError(f"unknown plane {plane!r}; choose one of {', '.join(PLANE_AXES)}")
     origin, spacing = np.asarray(origin, np.float64), np.asarray(spacing, np.float64)
@@ -216,8 +313,27 @@ def reformat_grid(shape: tuple[int, int, int], origin: np.ndarray, spacing: np.n
     t_spacing = steps(step)
     n = (np.floor(extent / t_spacing + 1e-6) + 1).astype(int)
     t_origin = d_t @ (lo + (extent - (n - 1) * t_spacing) / 2)  # centred on the acquired volume
+    gaps = None if missing is None or not np.any(missing) else np.asarray(missing, dtype=bool).copy()
+    if gaps is not None and gaps.shape != (nk,):
+        raise ValueError(f"missing {gaps.shape} is not one flag per acquired slice ({nk})")
     return ReformatGrid(t_origin, t_spacing, d_t.copy(), plane, (int(n[2]), int(n[1]), int(n[0])),
-                        origin, spacing, direction, (nk, nj, ni))
+                        origin, spacing, direction, (nk, nj, ni), gaps)
+
+
+def gap_reason(missing: np.ndarray | None, step_mm: float, plane: str) -> str:
+    """Why a reformat to ``plane`` may not bridge the acquired gaps (a run of more than `MAX_BRIDGED_SLICES`
+    missing slices: its 1-based images and width), '' when it may."""
+    if missing is None or not np.any(missing):
+        return ""
+    m = np.concatenate(([0], np.asarray(missing, dtype=np.int8), [0]))
+    starts, ends = np.flatnonzero(np.diff(m) == 1), np.flatnonzero(np.diff(m) == -1)
+    longest = int(np.argmax(ends - starts))
+    run = int(ends[longest] - starts[longest])
+    if run <= MAX_BRIDGED_SLICES:
+        return ""
+    return (f"acquired gap: images {starts[longest] + 1}-{ends[longest]} missing ({run} slices, "
+            f"{(run + 1) * step_mm:.1f} mm between acquired images); a {plane} reformat interpolates across at "
+            f"most {MAX_BRIDGED_SLICES} missing slice")
 
 
 def resolution_along(direction: np.ndarray | None, spacing: Sequence[float] | np.ndarray,
@@ -233,17 +349,18 @@ def resolution_along(direction: np.ndarray | None, spacing: Sequence[float] | np
 
 
 def reformat(array: np.ndarray, origin: np.ndarray, spacing: np.ndarray, direction: np.ndarray, plane: str,
-             max_voxel_ratio: float = 4.0, fill: float | None = None) -> Reformat:
-    """Resample a (k, j, i) volume with ITK geometry onto ``plane``'s patient axes (see module docstring).
+             max_voxel_ratio: float = 4.0, fill: float | None = None, missing: np.ndarray | None = None) -> Reformat:
+    """Resample a (k, j, i) volume with ITK geometry onto ``plane``'s patient axes (see module docstring;
+    ``missing``: the acquired gaps, interpolated across).
 
     ``fill``: the value outside the acquired volume (default: the volume's minimum, air for CT).
     """
     src = np.asarray(array, dtype=np.float32)
-    grid = reformat_grid(src.shape, origin, spacing, direction, plane, max_voxel_ratio)
+    grid = reformat_grid(src.shape, origin, spacing, direction, plane, max_voxel_ratio, missing)
     fill_value = float(np.nanmin(src)) if fill is None else float(fill)
     out = np.empty(grid.shape, dtype=np.float32)
     index = grid.source_index()
     for k in range(grid.shape[0]):
         out[k] = grid.sample(src, k, fill_value, index)
     return Reformat(grid.origin, grid.spacing, grid.direction, grid.plane, grid.shape, grid.source_origin,
-                    grid.source_spacing, grid.source_direction, grid.source_shape, out)
+                    grid.source_spacing, grid.source_direction, grid.source_shape, grid.source_missing, array=out)

@@ -39,8 +39,10 @@ def reformat_key(stack: str, plane: str | None) -> str:
 
 
 def grid_for(volume: Any, plane: str) -> ReformatGrid:
-    """The reformat of a `viewer.dicom.Volume` (anything with shape, origin, spacing, direction) onto ``plane``."""
-    return reformat_grid(tuple(volume.shape[:3]), volume.origin, volume.spacing, volume.direction, plane)
+    """The reformat of a `viewer.dicom.Volume` (anything with shape, origin, spacing, direction; its ``missing``
+    gaps bridged and marked) onto ``plane``."""
+    return reformat_grid(tuple(volume.shape[:3]), volume.origin, volume.spacing, volume.direction, plane,
+                         missing=getattr(volume, "missing", None))
 
 
 class ReformatInput(Sequence[np.ndarray]):
@@ -198,6 +200,18 @@ class ReformatResults(SeriesResults):
 
     def span_text(self, first: int, last: int) -> str:
         return f"slices {first + 1}-{last + 1}"
+
+    def gap_note(self, k: int) -> str:
+        """Where reformat slice ``k``'s heatmap peak rests on missing acquired slices (within one acquired slice of
+        one: `ReformatGrid.bridged_at`): "; peak at missing Im 13 (not acquired, interpolated)"; '' otherwise."""
+        peak = self.peak_on_slice(k)
+        if peak is None:
+            return ""
+        bridged = self.grid.bridged_at((float(peak[1]), float(peak[0]), float(k)))
+        if not bridged:
+            return ""
+        images = f"Im {bridged[0] + 1}" + (f"-{bridged[-1] + 1}" if len(bridged) > 1 else "")
+        return f"; peak at missing {images} (not acquired, interpolated)"
 
     def run_id(self, stack: str) -> str:
         return reformat_key(stack, self.plane)

@@ -197,6 +197,11 @@ class SeriesResults:
     def span_text(self, first: int, last: int) -> str:
         return f"Im {first + 1}-{last + 1}"
 
+    def gap_note(self, k: int) -> str:
+        """Where slice ``k``'s peak rests on data never acquired ('' here: a missing slice never runs; runs on
+        reformats say where they interpolate across a gap)."""
+        return ""
+
     def run_id(self, stack: str) -> str:
         """The id these results are cached and remembered under, for the stack's cache id ``stack``."""
         return stack

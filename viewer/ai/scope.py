@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from inference.scope import TEXT_ATTRIBUTES, ScopeRules
-from viewer.ai.reformat import resolution_along
+from viewer.ai.reformat import gap_reason, resolution_along
 
 if TYPE_CHECKING:
     from inference.package import ModelCard
@@ -188,4 +188,15 @@ def scope_of_stack(card: ModelCard, stack: object) -> ScopeDecision:
     direction = getattr(stack, "direction", None)
     spacing = getattr(stack, "spacing", None)
     n = stack.n_slices if hasattr(stack, "n_slices") else int(stack.shape[0])  # type: ignore[attr-defined]
-    return evaluate_scope(card, info, direction, spacing, n)
+    decision = evaluate_scope(card, info, direction, spacing, n)
+    missing = getattr(stack, "missing", None)
+    if decision.reformat_to is None or missing is None or not np.any(missing):
+        return decision
+    step = float(np.asarray(spacing, dtype=np.float64).reshape(3)[2]) if spacing is not None else 0.0
+    reason = gap_reason(missing, step, decision.reformat_to)
+    if reason:
+        return replace(decision, in_scope=False, reasons=decision.reasons + (reason,))
+    images = ", ".join(f"Im {int(k) + 1}" for k in np.flatnonzero(missing))
+    return replace(decision, notes=decision.notes + (
+        f"missing acquired slices ({images}) are interpolated across in the {decision.reformat_to} reformat; "
+        "findings resting on them say so",))

@@ -349,7 +349,8 @@ class SeriesRunner:
                 "slices": [{"index": k, "position_mm": round(float(z), 3),
                             "scores": {name: round(float(scores[k, j]), 6) for j, name in enumerate(labels)},
                             "ood": None if ood is None else round(float(ood[k]), 4),
-                            "ood_flag": None if flags is None else bool(flags[k])}
+                            "ood_flag": None if flags is None else bool(flags[k]),
+                            **_gap_fields(ref, heat, scores, labels, k)}
                            for k, z in enumerate(ref.slice_positions())]},
             "timing_s": {"load_model": round(self._load_s or 0.0, 4), "load_volume": round(load_s, 4),
                          "inference": round(infer_s, 4), "write": 0.0, "total": 0.0},
@@ -365,6 +366,22 @@ class SeriesRunner:
         base.n_slices = int(vol.shape[0])
         base.seconds = time.perf_counter() - t0
         return base
+
+
+def _gap_fields(ref: Any, heat: dict[str, np.ndarray], scores: np.ndarray, labels: Sequence[str], k: int
+                ) -> dict[str, Any]:
+    """A reformat slice's reliance on acquired gaps: ``gap_fraction`` (its pixels inside the acquired volume
+    interpolated across missing slices) and ``gap_slices_at_peak`` (the missing acquired slices, 0-based volume
+    indices, within one acquired slice of the heatmap peak of its best-scoring label; [] when none)."""
+    if ref.bridge is None:
+        return {"gap_fraction": 0.0, "gap_slices_at_peak": []}
+    best = labels[int(np.argmax(np.nan_to_num(scores[k], nan=-np.inf)))]
+    maps = heat.get(best)
+    at_peak: list[int] = []
+    if maps is not None and float(np.max(maps[k])) > 0:
+        j, i = np.unravel_index(int(np.argmax(maps[k])), maps[k].shape)
+        at_peak = ref.bridged_at((float(i), float(j), float(k)))
+    return {"gap_fraction": round(ref.gap_fraction(k), 4), "gap_slices_at_peak": at_peak}
 
 
 def _cached_ood(meta: dict[str, Any], ood_sha: str | None, n: int) -> np.ndarray | None:

@@ -258,7 +258,7 @@ def finding_text(f: Finding, results: SeriesResults | None = None) -> str:
     else:
         span = results.slice_text(f.peak_slice) + (f" ({results.span_text(f.first_slice, f.last_slice)})"
                                                    if f.n_slices > 1 else "")
-    return f"{f.label}: p={f.peak_score:.2f} at {span}"
+    return f"{f.label}: p={f.peak_score:.2f} at {span}" + ("" if results is None else results.gap_note(f.peak_slice))
 
 
 def no_finding_text(results: SeriesResults | None, findings: list[Finding]) -> str:
