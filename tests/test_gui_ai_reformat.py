@@ -254,4 +254,6 @@ def test_a_finding_on_a_missing_slice_says_so_in_the_panel(  # type: ignore[no-u
     assert list(np.flatnonzero(window.model.volume.missing)) == [25]
     top = ai.panel.findings_list.item(0).text()
     assert top.startswith("blob: p=") and top.endswith("; peak at missing Im 26 (not acquired, interpolated)"), top
+    item = ai.panel.findings_list.item(0)
+    assert item.toolTip() == top and item.foreground().color().getRgb()[:3] == (255, 160, 80)
     assert "outside intended use" not in ai.panel.status_label.text()

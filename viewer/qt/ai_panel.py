@@ -301,6 +301,7 @@ class AIPanel(QtWidgets.QWidget):
         outer.addWidget(W.QLabel("Findings (above threshold)"))
         self.findings_list = W.QListWidget()
         self.findings_list.setMaximumHeight(110)
+        self.findings_list.setWordWrap(True)  # a finding's note (e.g. a missing slice under its peak) stays in view
         self.findings_list.itemActivated.connect(self._finding_activated)
         self.findings_list.itemClicked.connect(self._finding_activated)
         outer.addWidget(self.findings_list)
@@ -455,7 +456,11 @@ class AIPanel(QtWidgets.QWidget):
         self._findings = list(findings)
         self.findings_list.clear()
         for f in findings:
-            self.findings_list.addItem(finding_text(f, results))
+            item = QtWidgets.QListWidgetItem(finding_text(f, results))
+            if results is not None and results.gap_note(f.peak_slice):  # rests on a slice never acquired
+                item.setForeground(QtGui.QColor(255, 160, 80))  # the views' gap readout colour
+                item.setToolTip(item.text())
+            self.findings_list.addItem(item)
         quiet = no_finding_text(results, findings)
         if quiet:
             item = QtWidgets.QListWidgetItem(quiet)
