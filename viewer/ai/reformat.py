@@ -117,11 +117,14 @@ class ReformatGrid:
             values, valid = separable_linear(src, per_axis, bridge)
             return np.where(valid, values, np.float32(fill)).astype(np.float32, copy=False)
         coords = (index or self.source_index())(int(k), rows, cols)
-        if bridge is not None:  # gaps: the eight neighbours point by point, across the gaps
-            values, valid = separable_linear(src, list(coords), bridge)
-            return np.where(valid, values, np.float32(fill)).astype(np.float32, copy=False).reshape(rows, cols)
         out = np.empty(rows * cols, dtype=np.float32)
         ndimage.map_coordinates(src, coords, output=out, order=1, cval=fill)
+        if bridge is not None:  # the points beside a gap again, point by point across it
+            lo, hi, w = _bridged(coords[0], bridge)
+            near = np.flatnonzero((hi - lo > 1) & (w > 1e-6) & (w < 1 - 1e-6))
+            if near.size:
+                values, valid = separable_linear(src, [c[near] for c in coords], bridge)
+                out[near] = np.where(valid, values, np.float32(fill))
         return out.reshape(rows, cols)
 
     def _acquired_coords(self, k: int) -> list[np.ndarray]:
