@@ -104,7 +104,7 @@ def test_screenshot_of_folder_with_corrupt_j2k(j2k_folder: Path, tmp_path: Path)
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     assert shot.stat().st_size > 0
-    assert f"error: {j2k_folder / 'corrupt_j2k.dcm'}: " in proc.stderr, proc.stderr
+    assert f"radscope: {j2k_folder / 'corrupt_j2k.dcm'}: " in proc.stderr, proc.stderr
 
 
 def _radscope(*args: str) -> subprocess.CompletedProcess[str]:

@@ -109,7 +109,7 @@ def _screenshot(app, path: str, opened: bool, panel: str | None, show_finding: b
         return 1
     if window.model is None and opened:
         print("radscope: no DICOM images found in the given paths", file=sys.stderr)
-    for file, reason in errors[:20]:  # what the Errors panel lists, for scripts
-        print(f"radscope: error: {file}: {reason}", file=sys.stderr)
+    for file, reason in errors[:20]:  # what the Errors panel lists (unusable files and warnings), for scripts
+        print(f"radscope: {file}: {reason}", file=sys.stderr)
     print(f"radscope: wrote {out}", file=sys.stderr)
     return 0
