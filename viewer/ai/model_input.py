@@ -24,9 +24,10 @@ then. MONOCHROME2 slices are passed through unchanged (no copy).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from collections.abc import Iterator, Sequence
 
 import numpy as np
+
+from viewer.float_volume import SliceSequence
 
 if TYPE_CHECKING:  # importing viewer.dicom loads pydicom; viewer.ai stays numpy-only
     from viewer.dicom.volume import SeriesInfo, Volume
@@ -52,7 +53,7 @@ def stored_range_sums(info: SeriesInfo, n_slices: int) -> np.ndarray | None:
     return slope * float(lo + hi) + 2.0 * intercept
 
 
-class ModelInput(Sequence[np.ndarray]):
+class ModelInput(SliceSequence):
     """A read-only ``(k, rows, cols)`` view of a grey volume's array as the model sees it.
 
     ``view[k]`` is slice k as float32 in MONOCHROME2 polarity (converted when read; the array itself is
@@ -76,17 +77,6 @@ class ModelInput(Sequence[np.ndarray]):
     def shape(self) -> tuple[int, ...]:
         return tuple(int(n) for n in self.array.shape)
 
-    @property
-    def ndim(self) -> int:
-        return 3
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(np.float32)
-
-    def __len__(self) -> int:
-        return int(self.array.shape[0])
-
     def _slice(self, k: int) -> np.ndarray:
         s = self.array[k]
         if not self.invert:
@@ -95,29 +85,6 @@ class ModelInput(Sequence[np.ndarray]):
             total = float(self.sums[k]) if self.sums is not None else float(s.min()) + float(s.max())
             out = (np.float32(total) - s).astype(np.float32, copy=False)
         return out if self.scale == 1.0 else out * np.float32(self.scale)
-
-    def __getitem__(self, k: Any) -> np.ndarray:
-        if isinstance(k, (int, np.integer)):
-            n = len(self)
-            if not -n <= int(k) < n:
-                raise IndexError(f"slice {int(k)} outside the volume's {n} slices")
-            return self._slice(int(k) % n)
-        if isinstance(k, slice):
-            ks = range(*k.indices(len(self)))
-            if not ks:
-                return np.zeros((0, *self.shape[1:]), dtype=np.float32)
-            return np.stack([self._slice(i) for i in ks])
-        if isinstance(k, (list, tuple, np.ndarray)) and all(isinstance(i, (int, np.integer)) for i in k):
-            return (np.stack([self[int(i)] for i in k]) if len(k)
-                    else np.zeros((0, *self.shape[1:]), dtype=np.float32))
-        raise TypeError(f"ModelInput indices are ints, slices or lists of ints, not {type(k).__name__}")
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return (self._slice(k) for k in range(len(self)))
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:]
-        return out if dtype is None else out.astype(dtype, copy=False)
 
 
 def bit_depth_scale(info: SeriesInfo, model_bits: int | None) -> float:

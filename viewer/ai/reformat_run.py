@@ -30,6 +30,7 @@ from viewer.ai.reformat import ReformatGrid, axis_permutation, reformat_grid, re
 from viewer.ai.results import SeriesResults
 from viewer.ai.scheduler import RunKey
 from viewer.display.coded import CodedVolume, encode_unit
+from viewer.float_volume import SliceSequence
 
 
 def reformat_key(stack: str, plane: str | None) -> str:
@@ -45,13 +46,15 @@ def grid_for(volume: Any, plane: str) -> ReformatGrid:
                          missing=getattr(volume, "missing", None))
 
 
-class ReformatInput(Sequence[np.ndarray]):
+class ReformatInput(SliceSequence):
     """A read-only (n, rows, cols) float32 view of the reformat of a model input, resampled per slice.
 
     MONOCHROME1 inputs are inverted as `viewer.ai.model_input` does, the per-slice range sums
     interpolated along the acquired slices. Outside the acquired volume: its smallest model value (air).
     Reading slice k costs one trilinear resample of rows x cols points; nothing is cached.
     """
+
+    noun = "reformat slice"
 
     def __init__(self, grid: ReformatGrid, source: ModelInput) -> None:
         if tuple(source.shape) != tuple(grid.source_shape):
@@ -65,17 +68,6 @@ class ReformatInput(Sequence[np.ndarray]):
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(int(v) for v in self.grid.shape)  # type: ignore[return-value]
-
-    @property
-    def ndim(self) -> int:
-        return 3
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(np.float32)
-
-    def __len__(self) -> int:
-        return int(self.grid.shape[0])
 
     def _prepare(self) -> None:
         """The fill value (and MONOCHROME1's range sums), once, on the first read (the worker thread)."""
@@ -103,24 +95,6 @@ class ReformatInput(Sequence[np.ndarray]):
         out = (sums - raw).astype(np.float32)
         out[~np.isfinite(out)] = self._fill
         return out.reshape(rows, cols)
-
-    def __getitem__(self, k: Any) -> Any:
-        n = len(self)
-        if isinstance(k, (int, np.integer)):
-            if not -n <= int(k) < n:
-                raise IndexError(f"reformat slice {int(k)} outside its {n} slices")
-            return self._slice(int(k) % n)
-        if isinstance(k, slice):
-            ks = list(range(*k.indices(n)))
-        elif isinstance(k, (list, tuple, np.ndarray)):
-            ks = [int(i) for i in k]
-        else:
-            raise TypeError(f"ReformatInput indices are ints, slices or lists of ints, not {type(k).__name__}")
-        rows, cols = self.grid.shape[1:]
-        return np.stack([self[i] for i in ks]) if ks else np.zeros((0, rows, cols), dtype=np.float32)
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return (self._slice(k) for k in range(len(self)))
 
 
 class ReformatResults(SeriesResults):

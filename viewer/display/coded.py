@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from viewer.float_volume import Float32Volume
+
 CODE_MAX = 255
 
 
@@ -27,7 +29,7 @@ def encode_unit(values: np.ndarray) -> np.ndarray:
     return v.astype(np.uint8)
 
 
-class CodedVolume:
+class CodedVolume(Float32Volume):
     """uint8 ``codes`` (k, j, i) and a float32 per-slice ``scale`` (k,): value = codes * scale[k].
 
     Both arrays are shared, not copied: writing into them (as :class:`viewer.ai.results.SeriesResults`
@@ -54,14 +56,6 @@ class CodedVolume:
         return int(k), int(j), int(i)
 
     @property
-    def ndim(self) -> int:
-        return 3
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(np.float32)
-
-    @property
     def size(self) -> int:
         return int(self.codes.size)
 
@@ -74,13 +68,6 @@ class CodedVolume:
 
     def __getitem__(self, index: Any) -> np.ndarray:
         return np.multiply(self.codes[index], self._factors()[index], dtype=np.float32)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[...]
-        return out if dtype is None else out.astype(dtype, copy=False)
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     # arithmetic on the decoded values (comparisons in tests, exports): a float32 array comes back
     def __sub__(self, other: Any) -> np.ndarray:
