@@ -475,7 +475,21 @@ def _facts(ds: Dataset) -> dict[str, Any]:
         "patient_birth_date": _str(ds, "PatientBirthDate"),
         "anatomic_regions": _codes(ds, "AnatomicRegionSequence"),
         "patient_orientation": tuple(str(v).strip() for v in _as_list(_get(ds, "PatientOrientation", [])) if str(v).strip()),
+        "pixel_aspect_ratio": _aspect_ratio(ds),
     }
+
+
+MAX_ASPECT = 10.0
+
+
+def _aspect_ratio(ds: Dataset) -> float | None:
+    """PixelAspectRatio as row (vertical) over column (horizontal) pixel size; None when absent, square or
+    implausible (not two positive integers within 1:10)."""
+    v = _floats(ds, "PixelAspectRatio", 2)
+    if v is None or not np.all(v > 0):
+        return None
+    ratio = float(v[0] / v[1])
+    return ratio if ratio != 1.0 and 1 / MAX_ASPECT <= ratio <= MAX_ASPECT else None
 
 
 def _codes(ds: Dataset, keyword: str) -> tuple[tuple[str, str, str], ...]:

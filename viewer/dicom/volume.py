@@ -104,6 +104,9 @@ class SeriesInfo:
     when it was assumed (1 mm: no mm scale). None: not said (taken at its word)."""
     patient_orientation: tuple[str, ...] = ()
     """Patient Orientation (0020,0020) as given, e.g. ("L", "F") for a PA chest film."""
+    pixel_aspect_ratio: float | None = None
+    """Pixel Aspect Ratio (0028,0034) as row over column pixel size when not square (e.g. 4/3); a stack without
+    a pixel spacing takes its proportions from it (still no mm)."""
     display_direction: tuple[tuple[float, float, float], ...] | None = None
     """3x3 direction (rows of the matrix whose columns are i, j, k in LPS) to display a projection image with,
     from its Patient Orientation, when it has no Image Orientation (Patient); None: the volume's own."""
