@@ -177,9 +177,14 @@ def _new_series(root: Path, name: str, patient_id: str) -> Path:
 def test_send_then_find(pacs_net: Orthanc, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
     folder = _new_series(tmp_path, f"sent-{kind}", f"P-SENT-{kind}")
     (folder / "notes.txt").write_text("not dicom")
+    no_uid = pydicom.dcmread(sorted(folder.glob("*.dcm"))[0])
+    del no_uid.SOPInstanceUID
+    no_uid.save_as(folder / "zz-no-uid.dcm")
     client = client_for(node_for(kind, pacs_net))
     report = client.send([folder])
-    assert report.sent == 6 and len(report.errors) == 1 and "notes.txt: not DICOM" in report.errors[0]
+    assert report.sent == 6 and len(report.errors) == 2, report.errors
+    assert "notes.txt: not DICOM, not sent" in report.errors[0]
+    assert "zz-no-uid.dcm: no valid SOP" in report.errors[1] and report.errors[1].endswith("UID, not sent")
     found = client.find(Query(patient_id=f"P-SENT-{kind}")).studies
     assert len(found) == 1 and found[0].series[0].instances == 6
 

@@ -7,10 +7,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from viewer.pacs.nodes import Node
-from viewer.pacs.query import FindResult, Query
+from viewer.pacs.query import FindResult, Query, is_uid
 from viewer.pacs.store import Sink
 
 MAX_SEND_FILES = 200_000
@@ -84,3 +84,23 @@ def files_under(paths: Sequence[str | os.PathLike[str]], errors: list[str]) -> I
                 errors.append(f"more than {MAX_SEND_FILES} files: the rest were not sent")
                 return
             yield f
+
+
+def dataset_to_send(path: Path, errors: list[str], uids: Sequence[str], what: str, *, pixels: bool) -> Any | None:
+    """``path``'s dataset for sending (its pixel data only with ``pixels``), or None with the reason in ``errors``:
+    not DICOM, unreadable, or one of the ``uids`` (keywords, worded ``what``) missing or not a valid UID."""
+    from viewer.dicom.errors import DicomFileError, NotDicomError
+    from viewer.dicom.headers import read_dataset
+
+    try:
+        ds = read_dataset(str(path), stop_before_pixels=not pixels)
+    except NotDicomError:
+        errors.append(f"{path}: not DICOM, not sent")
+        return None
+    except DicomFileError as exc:
+        errors.append(f"{path}: {exc.reason}")
+        return None
+    if not all(is_uid(str(ds.get(keyword, "") or "")) for keyword in uids):
+        errors.append(f"{path}: no valid {what} UID, not sent")
+        return None
+    return ds

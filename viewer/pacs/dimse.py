@@ -19,7 +19,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     Verification,
 )
 
-from viewer.pacs.client import InstanceRef, SendProgress, SendReport, Want, files_under
+from viewer.pacs.client import InstanceRef, SendProgress, SendReport, Want, dataset_to_send, files_under
 from viewer.pacs.dimse_common import (
     MAX_CONTEXTS,
     capture_errors,
@@ -263,25 +263,15 @@ class DimseClient:
     # ---- C-STORE ------------------------------------------------------------------------------------
     def send(self, paths: Sequence[str | os.PathLike[str]], progress: SendProgress | None = None,
              cancel: threading.Event | None = None) -> SendReport:
-        from viewer.dicom.errors import DicomFileError, NotDicomError
-        from viewer.dicom.headers import read_dataset, transfer_syntax_of
+        from viewer.dicom.headers import transfer_syntax_of
 
         report = SendReport()
         files: list[tuple[str, str, str]] = []  # path, SOP class, transfer syntax
         for path in files_under(paths, report.errors):
-            try:
-                ds = read_dataset(str(path), stop_before_pixels=True)
-            except NotDicomError:
-                report.errors.append(f"{path}: not DICOM, not sent")
-                continue
-            except DicomFileError as exc:
-                report.errors.append(f"{path}: {exc.reason}")
-                continue
-            cls = str(ds.get("SOPClassUID", "") or "")
-            if not is_uid(cls) or not is_uid(str(ds.get("SOPInstanceUID", "") or "")):
-                report.errors.append(f"{path}: no valid SOP Class/Instance UID, not sent")
-                continue
-            files.append((str(path), cls, transfer_syntax_of(ds)))
+            ds = dataset_to_send(path, report.errors, ("SOPClassUID", "SOPInstanceUID"), "SOP Class/Instance",
+                                 pixels=False)
+            if ds is not None:
+                files.append((str(path), str(ds.SOPClassUID), transfer_syntax_of(ds)))
         if not files:
             return report
         classes: dict[str, set[str]] = {}

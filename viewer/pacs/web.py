@@ -17,7 +17,7 @@ from dicomweb_client import DICOMwebClient
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 
-from viewer.pacs.client import InstanceRef, SendProgress, SendReport, Want, files_under
+from viewer.pacs.client import InstanceRef, SendProgress, SendReport, Want, dataset_to_send, files_under
 from viewer.pacs.errors import PacsError
 from viewer.pacs.nodes import WebNode
 from viewer.pacs.query import DEFAULT_INSTANCE_LIMIT, FindResult, Query, SeriesMatch, StudyMatch, as_int, is_uid, text
@@ -252,9 +252,6 @@ class WebClient:
 
     def send(self, paths: Sequence[str | os.PathLike[str]], progress: SendProgress | None = None,
              cancel: threading.Event | None = None) -> SendReport:
-        from viewer.dicom.errors import DicomFileError, NotDicomError
-        from viewer.dicom.headers import read_dataset
-
         report = SendReport()
         files = list(files_under(paths, report.errors))
         batch: list[tuple[str, Any]] = []
@@ -284,16 +281,9 @@ class WebClient:
             if cancel is not None and cancel.is_set():
                 report.cancelled = True
                 break
-            try:
-                ds = read_dataset(str(path))
-            except NotDicomError:
-                report.errors.append(f"{path}: not DICOM, not sent")
-                continue
-            except DicomFileError as exc:
-                report.errors.append(f"{path}: {exc.reason}")
-                continue
-            if not is_uid(str(ds.get("SOPInstanceUID", "") or "")) or not is_uid(str(ds.get("StudyInstanceUID", "") or "")):
-                report.errors.append(f"{path}: no valid SOP Instance/Study UID, not sent")
+            ds = dataset_to_send(path, report.errors, ("SOPInstanceUID", "StudyInstanceUID"), "SOP Instance/Study",
+                                 pixels=True)
+            if ds is None:
                 continue
             batch.append((str(path), ds))
             size += path.stat().st_size
