@@ -253,6 +253,8 @@ def _walk(r: _Reader, size: int) -> FastHeader | None:
             return None
         if tag in _PRESENCE:
             present.add(_PRESENCE[tag])
+        elif tag & 0xFFE1FFFF == 0x60003000:  # Overlay Data of any overlay group 6000-601E
+            present.add("OverlayData")
         if length == _UNDEFINED:
             if vr not in ("SQ", "UN", "") and not implicit:
                 raise _Unsupported("undefined length on a non-sequence")

@@ -26,6 +26,7 @@ from viewer.dicom.deflate import deflated_offset, read_deflated
 from viewer.dicom.errors import DicomFileError, NotDicomError
 from viewer.dicom.fastheader import FastHeader, count_fragments, read_fast
 from viewer.dicom.mosaic import CSA_IMAGE_HEADER, CsaError, mosaic_layout
+from viewer.dicom.overlays import has_overlay_data
 from viewer.dicom.plausible import (
     MAX_MODALITY_VALUE,
     MAX_POSITION_MM,
@@ -131,6 +132,8 @@ class FileHeader:
     """Series-level header facts used to fill :class:`SeriesInfo` (patient, study, device...)."""
     image_type: tuple[str, ...] = ()
     enhanced: bool = False
+    has_overlays: bool = False
+    """The file holds Overlay Data (60xx,3000): graphics to draw over its image (viewer.dicom.overlays)."""
 
     @property
     def is_localizer(self) -> bool:
@@ -680,6 +683,7 @@ def _parse(
         facts=facts,
         image_type=tuple(s.strip().upper() for s in _str(ds, "ImageType").split("\\") if s.strip()),
         enhanced="PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds,
+        has_overlays=("OverlayData" in ds) if isinstance(ds, FastHeader) else has_overlay_data(ds.keys()),
     )
     notes: list[str] = []
     common: dict[str, Any] = dict(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from viewer.dicom.overlays import overlay_volume
 from viewer.dicom.errors import DicomFileError, NoSeriesError
 from viewer.dicom.pixels import ValuesOutOfRange, decode_file, decode_into, decode_slice, integer_dtype
 from viewer.dicom.scan import scan
@@ -148,7 +149,7 @@ def load_volume(
     info = stack.info
     if failures:
         info.extra["slice_errors"] = [failures[s].as_file_error() for s in sorted(failures)]
-    return Volume(
+    volume = Volume(
         array=array,
         origin=stack.origin.copy(),
         spacing=stack.spacing.copy(),
@@ -161,6 +162,13 @@ def load_volume(
         missing=missing,
         interpolated=grid.source_of < 0 if grid.resample is not None else None,
     )
+    if any(s.file.has_overlays for s in stack.slices) and not any(s.tile is not None for s in stack.slices):
+        overlay_notes: list[str] = []
+        volume.overlay = overlay_volume(volume.array.shape[:3], volume.source_files, volume.frame_numbers,
+                                        np.asarray(volume.missing, dtype=bool) | np.asarray(volume.interpolated, dtype=bool),
+                                        overlay_notes)
+        warnings.extend(dict.fromkeys(overlay_notes))
+    return volume
 
 
 def _blend(a: np.ndarray, b: np.ndarray, w: float, out: np.ndarray) -> None:

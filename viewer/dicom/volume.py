@@ -133,6 +133,9 @@ class Volume:
     interpolated: np.ndarray | None = None
     """bool (k,): slices interpolated between acquired ones (a variable-pitch series resampled onto a
     uniform grid). None becomes all False."""
+    overlay: np.ndarray | None = None
+    """uint8 (k, j, i), 1 where a DICOM overlay plane (60xx, e.g. a lesion marked on the scanner) of slice k
+    marks the pixel; None when the series has none (viewer.dicom.overlays)."""
 
     def __post_init__(self) -> None:
         self.origin = np.asarray(self.origin, dtype=np.float64).reshape(3)

@@ -12,6 +12,13 @@ _JET = np.array([[0.0, 0, 0, 160], [0.25, 0, 120, 255], [0.5, 40, 255, 120], [0.
 COLORMAPS = {"hot": _HOT, "jet": _JET}
 
 
+def mask_lut(rgb: tuple[int, int, int] = (255, 255, 0), n: int = 256) -> np.ndarray:
+    """(n, 4) uint8 RGBA table for a 0/1 mask: 0 transparent, anything above it opaque ``rgb``."""
+    lut = np.zeros((n, 4), dtype=np.uint8)
+    lut[1:] = (*rgb, 255)
+    return lut
+
+
 def overlay_lut(name: str = "jet", n: int = 256, alpha_floor: float = 0.05, alpha_full: float = 0.4) -> np.ndarray:
     """(n, 4) uint8 RGBA table: colour from the named ramp, alpha 0 below ``alpha_floor`` rising to 255 at
     ``alpha_full`` (so an overlay of zeros leaves the image untouched)."""

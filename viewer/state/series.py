@@ -10,9 +10,14 @@ import numpy as np
 from psygnal import Signal
 
 from viewer.dicom.volume import VoiLut, Volume, WindowPreset
+from viewer.display.coded import CODE_MAX, CodedVolume
+from viewer.display.colormaps import mask_lut
 from viewer.display.measure import MeasurementRecord
 from viewer.display.windowing import display_mapping, initial_window, presets_for
 from viewer.state.layers import OverlayLayer
+
+DICOM_OVERLAY = "DICOM overlay"
+"""Name of the layer holding the series' own overlay planes (60xx)."""
 
 
 class SeriesState:
@@ -52,6 +57,8 @@ class SeriesState:
         self.crosshair = volume.index_to_lps(centre_ijk)
         if self.loaded.any():
             self._initial_window(first if not self.loaded.all() else n // 2)
+        if self.loaded.all():
+            self._show_dicom_overlay()
 
     # -- loading -----------------------------------------------------------------------------
     @property
@@ -98,6 +105,7 @@ class SeriesState:
         self.loaded[:] = True
         self.presets = presets_for(volume.info)
         self._initial_window(volume.shape[0] // 2)
+        self._show_dicom_overlay()
         self.loadFinished.emit()
 
     # -- window ------------------------------------------------------------------------------
@@ -156,6 +164,13 @@ class SeriesState:
     # -- overlays ----------------------------------------------------------------------------
     def overlay(self, name: str) -> OverlayLayer | None:
         return next((o for o in self.overlays if o.name == name), None)
+
+    def _show_dicom_overlay(self) -> None:
+        """The series' own DICOM overlay planes (graphics marked on the scanner), drawn opaque in yellow
+        above the image as the layer ``DICOM_OVERLAY``."""
+        if self.volume.overlay is not None and self.overlay(DICOM_OVERLAY) is None:
+            codes = np.ascontiguousarray(self.volume.overlay, dtype=np.uint8) * np.uint8(CODE_MAX)
+            self.add_overlay(OverlayLayer(DICOM_OVERLAY, CodedVolume(codes), mask_lut(), opacity=1.0))
 
     def set_banner(self, text: str) -> None:
         """Set (or clear with '') the warning every view shows; views repaint through ``overlaysChanged``."""
