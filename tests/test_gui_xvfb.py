@@ -25,13 +25,21 @@ pytestmark = [pytest.mark.gui, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(("width", "height", "scale"), [(1366, 768, 1), (1920, 1080, 1), (3840, 2160, 2)])
-def test_every_panel_fits_the_screen(width: int, height: int, scale: int, demo_study: Path, tmp_path: Path) -> None:
-    with xvfb(width, height) as display:
-        env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_SCALE_FACTOR")}
+@pytest.mark.parametrize(("width", "height", "scale", "dpi"),
+                         [(1366, 768, 1, 96), (1920, 1080, 1, 96), (3840, 2160, 2, 96), (2560, 1440, 1, 192)])
+def test_every_panel_fits_the_screen(width: int, height: int, scale: int, dpi: int, demo_study: Path,
+                                     tmp_path: Path) -> None:
+    """(The 192 DPI case is high DPI without pixel-ratio scaling: text twice as large in device pixels, as an X
+    desktop set to 192 DPI runs Qt; the AI dock opened at a third of an intermediate window width and
+    scrolled sideways.)"""
+    with xvfb(width, height, dpi=dpi) as display:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("WAYLAND_DISPLAY", "QT_SCALE_FACTOR", "QT_FONT_DPI", "QT_ENABLE_HIGHDPI_SCALING")}
         env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
         if scale != 1:
             env["QT_SCALE_FACTOR"] = str(scale)
+        if dpi != 96:  # Qt's xcb platform takes the X server's DPI from Xft.dpi, which Xvfb does not set
+            env.update(QT_FONT_DPI=str(dpi), QT_ENABLE_HIGHDPI_SCALING="0")
         proc = subprocess.run([sys.executable, "-m", "tests.support.screen_check", str(demo_study / "ct"),
                                "--shots", str(tmp_path / "shots")], env=env, capture_output=True, text=True,
                               timeout=600)
@@ -50,6 +58,9 @@ def test_every_panel_fits_the_screen(width: int, height: int, scale: int, demo_s
         docks_w = [d[2] for d in step["docks"].values() if d[2] < w * 0.9]  # side docks (not the bottom one)
         assert all(image_w > dw for dw in docks_w), step  # the images keep priority
         assert image_w >= 0.45 * w, step
+    opened = steps["opened"]  # the AI dock opens at its share of the window on the screen (24 lines of text, at
+    em = opened["em"]  # most a third), not the share of the window's first, smaller size
+    assert opened["docks"]["dock_ai"][2] >= min(24 * em, opened["window"][2] // 3) - 2, opened
     assert report["reopened"] == report["remembered"]  # the window comes back where the user left it
     # marks over the image are sized for the screen as its text is (measured in device pixels, each mark alone):
     # at a pixel ratio of 2 the crosshair is 2 px thick (a cosmetic pen stayed 1 px: half the text's weight)

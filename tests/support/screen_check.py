@@ -64,7 +64,7 @@ def check(app: Any, step: str, problems: list[str]) -> dict[str, Any]:
     views = [v for v in window.visible_views()]
     return {"step": step, "window": _rect(frame), "available": _rect(avail), "docks": {n: _rect(r) for n, r in rects.items()},
             "image_area": _rect(central), "view_sizes": [[v.width(), v.height()] for v in views],
-            "device_pixel_ratio": screen.devicePixelRatio()}
+            "device_pixel_ratio": screen.devicePixelRatio(), "em": window.fontMetrics().height()}
 
 
 def _grab(view: Any) -> Any:

@@ -21,6 +21,8 @@ from viewer.ai import Finding, SeriesResults
 from viewer.display.colormaps import COLORMAPS, overlay_lut
 from viewer.qt.qt import QColor, QPainter, Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from viewer.qt.bind import Bindings
+from viewer.qt.flow import WrapLabel
+from viewer.qt.marks import mark_scale
 from viewer.qt.progress import set_progress
 from viewer.state.ai import (AIProgress, AIRunState, AISettings, findings_at, finding_text, no_finding_text,
                              ood_caption)
@@ -29,7 +31,14 @@ from viewer.state.ai_models import ModelEntry, OverlaySettings
 __all__ = ["AIPanel", "ColorBar", "ModelEntry", "OverlaySettings", "ScoresPlot", "card_html", "device_text"]
 
 CARD_HEIGHT = 130
-"""Pixels for the model card (it scrolls): the scores plot needs the room."""
+"""Design pixels (at 96 DPI; times logical DPI / 96) for the model card (it scrolls): the scores plot needs the room."""
+FINDINGS_HEIGHT = 110
+"""Design pixels for the findings list at most (it scrolls)."""
+
+
+def _unit(widget: QtWidgets.QWidget) -> float:
+    """Logical DPI / 96 (at least 1): fixed sizes in design pixels grow with the text at high DPI."""
+    return mark_scale(widget).unit
 OVERLAY_KEY = "O"
 """Shortcut that shows/hides the AI overlay."""
 
@@ -82,8 +91,16 @@ class ColorBar(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self._settings = OverlaySettings()
-        self.setMinimumSize(72, 140)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Expanding)
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        """Room for its caption and tick labels in the font in force (at 192 DPI 72 px clipped both)."""
+        fm = self.fontMetrics()
+        ticks = 4 + 16 + 7 + fm.horizontalAdvance("0.00") + 4
+        return QtCore.QSize(max(fm.horizontalAdvance("probability") + 2, ticks), max(140, 9 * fm.height()))
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802
+        return self.minimumSizeHint()
 
     def set_settings(self, settings: OverlaySettings) -> None:
         self._settings = settings
@@ -120,7 +137,7 @@ class ScoresPlot(pg.PlotWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(int(110 * mark_scale(self).unit))
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.setYRange(0, 1, padding=0.02)
@@ -196,6 +213,12 @@ class AIPanel(QtWidgets.QWidget):
         self.follow(AISettings(), AIRunState())  # a panel of its own until a controller hands it its state
 
     # -- layout -------------------------------------------------------------------------------
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt name)
+        """The least height (its captions wrap: a dock's scroll area sizes a height-for-width body to this; with
+        the preferred height the model card took all its room and pushed the scores plot below a laptop's dock;
+        now the card and the plot share what the dock has, scrolling only below the least height)."""
+        return self.minimumSizeHint().height()
+
     def _build(self) -> None:
         W = QtWidgets
         outer = W.QVBoxLayout(self)
@@ -207,7 +230,7 @@ class AIPanel(QtWidgets.QWidget):
         self.model_combo.currentIndexChanged.connect(self._model_index_changed)
         self.method_combo = W.QComboBox()
         self.method_combo.currentTextChanged.connect(self._method_changed)
-        self.device_label = W.QLabel("Device: (model not loaded yet)")
+        self.device_label = WrapLabel("Device: (model not loaded yet)")
         self.card_label = W.QLabel()
         self.card_label.setWordWrap(True)
         self.card_label.setTextFormat(Qt.TextFormat.RichText)
@@ -221,7 +244,7 @@ class AIPanel(QtWidgets.QWidget):
         card_scroll.setWidget(self.card_label)
         card_scroll.setWidgetResizable(True)
         card_scroll.setFrameShape(W.QFrame.Shape.NoFrame)
-        card_scroll.setMaximumHeight(CARD_HEIGHT)
+        card_scroll.setMaximumHeight(int(CARD_HEIGHT * _unit(self)))
         card_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         form.addRow(card_scroll)
         form.addRow(self.run_button)
@@ -230,15 +253,16 @@ class AIPanel(QtWidgets.QWidget):
         progress_row = W.QHBoxLayout()
         self.progress = W.QProgressBar()
         self.progress.setFormat("%v / %m slices")
-        self.eta_label = W.QLabel("")
+        self.eta_label = WrapLabel("")
         self.cancel_button = W.QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancelRequested)
         progress_row.addWidget(self.progress, 1)
-        progress_row.addWidget(self.eta_label)
         progress_row.addWidget(self.cancel_button)
         outer.addLayout(progress_row)
-        self.status_label = W.QLabel("")
+        outer.addWidget(self.eta_label)  # under the bar: beside it, "0 / 120 slices" was squeezed onto two lines
+        self.eta_label.hide()
+        self.status_label = WrapLabel("")
         self.status_label.setWordWrap(True)
         outer.addWidget(self.status_label)
 
@@ -266,14 +290,14 @@ class AIPanel(QtWidgets.QWidget):
                     self.threshold_spin.valueChanged, self.contour_check.toggled):
             sig.connect(self._controls_changed)
         self.colorbar = ColorBar()
-        grid.addWidget(W.QLabel("Label"), 0, 0)
+        grid.addWidget(WrapLabel("Label"), 0, 0)
         grid.addWidget(self.label_combo, 0, 1)
         grid.addWidget(self.visible_check, 1, 0, 1, 2)
-        grid.addWidget(W.QLabel("Colours"), 2, 0)
+        grid.addWidget(WrapLabel("Colours"), 2, 0)
         grid.addWidget(self.cmap_combo, 2, 1)
-        grid.addWidget(W.QLabel("Opacity"), 3, 0)
+        grid.addWidget(WrapLabel("Opacity"), 3, 0)
         grid.addWidget(self.opacity_slider, 3, 1)
-        grid.addWidget(W.QLabel("Threshold"), 4, 0)
+        grid.addWidget(WrapLabel("Threshold"), 4, 0)
         grid.addWidget(self.threshold_spin, 4, 1)
         grid.addWidget(self.contour_check, 5, 0, 1, 2)
         grid.addWidget(self.colorbar, 0, 2, 6, 1)
@@ -285,22 +309,22 @@ class AIPanel(QtWidgets.QWidget):
         self.toggle_action.triggered.connect(self.visible_check.toggle)
         self.addAction(self.toggle_action)
 
-        outer.addWidget(W.QLabel("Scores along the series (click to jump)"))
+        outer.addWidget(WrapLabel("Scores along the series (click to jump)"))
         self.plot = ScoresPlot()
         self.plot.sliceClicked.connect(self.sliceRequested)
         outer.addWidget(self.plot, 1)
         from viewer.qt.ood_plot import OODPlot
 
-        self.ood_label = W.QLabel("Unlike the training data (OOD distance / threshold)")
+        self.ood_label = WrapLabel("Unlike the training data (OOD distance / threshold)")
         self.ood_label.setWordWrap(True)  # a long summary must never widen the dock
         self.ood_plot = OODPlot()
         self.ood_label.hide()
         self.ood_plot.hide()
         outer.addWidget(self.ood_label)
         outer.addWidget(self.ood_plot)
-        outer.addWidget(W.QLabel("Findings (above threshold)"))
+        outer.addWidget(WrapLabel("Findings (above threshold)"))
         self.findings_list = W.QListWidget()
-        self.findings_list.setMaximumHeight(110)
+        self.findings_list.setMaximumHeight(int(FINDINGS_HEIGHT * _unit(self)))
         self.findings_list.setWordWrap(True)  # a finding's note (e.g. a missing slice under its peak) stays in view
         self.findings_list.itemActivated.connect(self._finding_activated)
         self.findings_list.itemClicked.connect(self._finding_activated)
@@ -524,6 +548,7 @@ class AIPanel(QtWidgets.QWidget):
         self.progress.setFormat(p.count_format)
         self.cancel_button.setEnabled(p.running)
         self.eta_label.setText(p.eta_text)
+        self.eta_label.setVisible(bool(p.eta_text))  # its own line under the bar, only while it says something
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)

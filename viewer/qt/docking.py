@@ -61,8 +61,8 @@ class ScreenFitting(QtWidgets.QMainWindow):
             dock.setWidget(scroll)
         if spec.area == "bottom":
             dock.setMinimumHeight(4 * em)
-        else:
-            dock.setMinimumWidth(min(12 * em, 240))
+        else:  # 12 lines' height of text: grows with the DPI (a 240 px cap cut captions at 192 DPI)
+            dock.setMinimumWidth(min(12 * em, self.available_geometry().width() // 6))
         self.addDockWidget(_AREAS[spec.area], dock)
         if spec.area == "right":
             first = next((d for n, (a, d) in self._installed.items() if a == "right" and d is not dock), None)
@@ -109,11 +109,27 @@ class ScreenFitting(QtWidgets.QMainWindow):
             self.resizeDocks([dock], [min(7 * em, self.height() // 4)], Qt.Orientation.Vertical)
         else:
             want = int((want_em or (15 if area == "left" else 24)) * em)
-            self.resizeDocks([dock], [min(want, self._side_width())], Qt.Orientation.Horizontal)
+            self.resizeDocks([dock], [min(want, self._side_width(area))], Qt.Orientation.Horizontal)
 
-    def _side_width(self) -> int:
-        """Side panels never take more than a third of the window: the images keep priority."""
-        return max(200, self.width() // 3)
+    def size_docks(self) -> None:
+        """Give every shown dock its usual share of the window as it is now (docks placed while the window
+        had its first, smaller size kept that size's share: at 192 DPI the AI dock opened at a third of an
+        intermediate width and scrolled sideways)."""
+        for name, (area, dock) in self._installed.items():
+            if not dock.isHidden():
+                spec = self._specs.get(name)
+                self.size_dock(dock, area, want_em=spec.width_em if spec is not None else None)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if not getattr(self, "_shown_once", False):
+            self._shown_once = True
+            QTimer.singleShot(0, self.size_docks)  # once the window has its size on the screen
+
+    def _side_width(self, area: str = "right") -> int:
+        """Side panels never take more than a third of the window, the series list a fifth (both at 192 DPI on a
+        1920 px screen left the images 44 %): the images keep priority."""
+        return max(200, self.width() // (5 if area == "left" else 3))
 
     def _on_dock_visibility(self, _visible: bool) -> None:
         QTimer.singleShot(0, self.keep_on_screen)
@@ -145,6 +161,7 @@ class ScreenFitting(QtWidgets.QMainWindow):
             self.setMaximumSize(avail.size())
         self.resize(rect.size())
         self.move(rect.topLeft())
+        self.size_docks()
 
     @staticmethod
     def _offscreen() -> bool:

@@ -89,3 +89,20 @@ def flow_row(*widgets: QtWidgets.QWidget, spacing: int = 4) -> QtWidgets.QWidget
     policy.setHeightForWidth(True)
     box.setSizePolicy(policy)
     return box
+
+
+class WrapLabel(QtWidgets.QLabel):
+    """A caption that wraps to the width it is given and asks, as its minimum, only the height of its text at its
+    current width (a plain word-wrapped QLabel's minimum is one word per line: in a dock's scroll area a few of
+    them pushed the panel's plots below the screen)."""
+
+    def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        em = self.fontMetrics().height()
+        width = min(super().sizeHint().width(), 6 * em)
+        if not self.text():
+            return QtCore.QSize(width, 0)
+        return QtCore.QSize(width, self.heightForWidth(max(self.width(), width)))
