@@ -53,6 +53,17 @@ def has_patient_geometry(info: SeriesInfo) -> bool:
     return info.orientation_source not in ("", "PatientOrientation")
 
 
+def mpr_refusal(info: SeriesInfo, n_slices: int) -> str:
+    """Why axial/coronal/sagittal reformats of a series would mislead ("" when they are fine): a single
+    slice has nothing to reformat; frames without patient positions (a cine loop, a secondary capture,
+    a multi-frame object without its functional groups) are a stack in stored order, not a volume."""
+    if n_slices < 2:
+        return "MPR needs more than one slice"
+    if not has_patient_geometry(info):
+        return "MPR needs slices placed in the patient (this series has no image position and orientation)"
+    return ""
+
+
 def spacing_known(info: SeriesInfo, warnings: Sequence[str] = ()) -> bool:
     """May a mm scale bar be drawn? Not when the pixel spacing was assumed (``pixel_spacing_source`` ""); when
     the source is not said, the engine's warnings tell."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from viewer.dicom.volume import Volume, WindowPreset
+from viewer.display.orientation import mpr_refusal
 from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
 from viewer.gc_policy import freeze_once
@@ -387,8 +388,9 @@ class ViewerWindow(ScreenFitting):
         """Another series state is shown: the views follow it, and so do the slider, menus and title."""
         self._series_bindings.clear()
         self._cine.stop()
-        if model is not None and model.volume.shape[0] < 2 and self.layout_name == "1x3":
-            self.layout_name = "1x1"
+        if model is not None:  # MPR where the user chose it and the series allows it (viewer.display.orientation)
+            refused = bool(mpr_refusal(model.volume.info, model.volume.shape[0]))
+            self.layout_name = "1x1" if refused else ("1x3" if self.settings.layout == "1x3" else self.layout_name)
         self._apply_layout()  # the views connect first, so the window's slots see their new slices
         if model is not None and not self.tag_browser.search.hasFocus():
             self.active_view.setFocus()  # arrow keys scroll at once
@@ -404,12 +406,14 @@ class ViewerWindow(ScreenFitting):
     def set_layout(self, name: str) -> None:
         if name not in LAYOUTS:
             raise ValueError(f"unknown layout {name!r}; known: {', '.join(LAYOUTS)}")
-        if name == "1x3" and self.model is not None and self.model.volume.shape[0] < 2:
-            self.statusBar().showMessage("MPR needs more than one slice", 3000)
-            name = "1x1"
-        self.layout_name = name
-        self.settings.layout = name
-        self._save_settings()
+        refusal = mpr_refusal(self.model.volume.info, self.model.volume.shape[0]) if self.model is not None else ""
+        if name == "1x3" and refusal:  # this series stays in one view; the user's choice stays saved for the next
+            self.statusBar().showMessage(refusal, 5000)
+            self.layout_name = "1x1"
+        else:
+            self.layout_name = name
+            self.settings.layout = name
+            self._save_settings()
         self._apply_layout()
 
     def toggle_mpr(self) -> None:
