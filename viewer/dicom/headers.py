@@ -108,9 +108,10 @@ class PixelFormat:
 
     @property
     def numpy_dtype(self) -> np.dtype:
+        """The stored sample type (1-bit data, e.g. a binary segmentation, unpacks to one byte a pixel)."""
         order = ">" if self.transfer_syntax in BIG_ENDIAN_NATIVE else "<"
         kind = "i" if self.signed else "u"
-        return np.dtype(f"{order}{kind}{self.bits_allocated // 8}")
+        return np.dtype(f"{order}{kind}{max(self.bits_allocated // 8, 1)}")
 
     @property
     def is_color(self) -> bool:
