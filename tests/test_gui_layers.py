@@ -149,7 +149,7 @@ def test_panel_populates_paints_aligned_overlays_and_runs_off_the_gui_thread(qtb
     layers.set_channel(int(np.argmax(patch)))  # the channel that fires most on the bright patch
     layers.request_examples()
     assert layers.wait_done(60)
-    assert layers.examples[0].slice_index == 4
+    assert layers.examples[0].slice_index == 4 and layers.examples == layers.results.examples  # (state)
     window.model.set_crosshair(vol.index_to_lps((0, 0, 0)))
     layers.ex_table.cellClicked.emit(0, 1)
     ijk = window.model.crosshair_index()

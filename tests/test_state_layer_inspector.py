@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from viewer.ai import JobScheduler
-from viewer.state.layer_inspector import InspectorSelection, ProbeJobs, probe_target
+from viewer.state.layer_inspector import InspectorResults, InspectorSelection, ProbeJobs, probe_target
 
 
 def test_only_the_newest_job_of_a_kind_counts() -> None:
@@ -39,6 +39,26 @@ def test_jobs_of_a_superseded_ai_run_are_found_stale() -> None:
     assert jobs.drop_stale(scheduler.is_current) == set()  # still the current run
     scheduler.start("S", "sha", "gradcam++", 4)  # a new run drops the queued probes
     assert jobs.drop_stale(scheduler.is_current) == {"tree", "layer"} and not jobs.busy
+
+
+def test_probe_outcomes_are_state_the_tabs_render_and_read() -> None:
+    """Each outcome is told once to whoever renders it, and read back by kind (the layer table, the examples a
+    click goes to, the sanity and feature-visualisation results) instead of off a widget."""
+    results = InspectorResults()
+    told: list[tuple[str, object]] = []
+    results.shown.connect(lambda kind, value: told.append((kind, value)))
+    assert results.model_info == {} and results.examples == [] and results.sanity is None and results.featurevis is None
+    info = {"rows": [], "name": "net", "has_layers": True}
+    results.put("tree", info)
+    results.put("examples", ("features.3", 2, ("best", "second")))
+    results.put("sanity", ("image 5", "sanity result"))
+    results.put("featurevis", ("vis", True))
+    results.ran_on("radscope-inference")
+    assert [k for k, _ in told] == ["tree", "examples", "sanity", "featurevis"] and told[0][1] is info
+    assert results.model_info is info and results.examples == ["best", "second"]
+    assert results.sanity == "sanity result" and results.featurevis == "vis" and results.threads == ["radscope-inference"]
+    results.put("examples", ("features.3", 5, ()))  # the newest of a kind replaces the last
+    assert results.examples == [] and told[-1] == ("examples", ("features.3", 5, ()))
 
 
 def test_selection_steps_for_model_series_and_slice() -> None:

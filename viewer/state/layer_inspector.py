@@ -1,6 +1,7 @@
 """The layer inspector's decisions, Qt-free: what it shows (:class:`InspectorSelection`: the model and series the
-layer tree was built for, the selected layer and channel, the maps of the shown slice) and its probe jobs on the
-AI's inference thread (:class:`ProbeJobs`). The Qt panel (:mod:`viewer.qt.layers`) runs the probes and renders."""
+layer tree was built for, the selected layer and channel, the maps of the shown slice; :class:`InspectorResults`:
+the probes' outcomes the tabs render and read), its probe jobs on the AI's inference thread (:class:`ProbeJobs`).
+The Qt panel (:mod:`viewer.qt.layers`) runs the probes and renders."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from psygnal import Signal
 
 from viewer.ai.reformat_run import ReformatInput, ReformatResults, slice_on_acquired
 from viewer.display.channels import channel_order
@@ -180,3 +182,49 @@ class InspectorSelection:
         """The user picked ``channel``: it stays when the slice changes."""
         self.auto_channel = False
         self.channel = int(channel)
+
+
+class InspectorResults:
+    """The probes' outcomes the inspector shows, by kind (``"tree"``: the model's layer table; ``"layer"``,
+    ``"cam"``, ``"examples"``, ``"sanity"``, ``"featurevis"``): the tabs render from the ``shown(kind, value)``
+    event, and whatever one part reads of another's outcome (the layer table before a layer is probed, the
+    examples a click goes to, the sanity and feature-visualisation results) is read here, not off a widget.
+    ``threads``: the threads probes ran on (the status line, tests)."""
+
+    shown = Signal(str, object)
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.threads: list[str] = []
+
+    def put(self, kind: str, value: Any) -> None:
+        """A probe's outcome to show (the newest of its kind)."""
+        self.values[kind] = value
+        self.shown.emit(kind, value)
+
+    def ran_on(self, thread: str) -> None:
+        self.threads.append(thread)
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        """The layer table of the model the tree shows (rows, name, format, sha256, has_layers, first conv...)."""
+        info = self.values.get("tree")
+        return info if isinstance(info, dict) else {}
+
+    @property
+    def examples(self) -> list[Any]:
+        """The images that drive the chosen channel most (``channel_examples``), best first."""
+        value = self.values.get("examples")
+        return list(value[2]) if value is not None else []
+
+    @property
+    def sanity(self) -> Any:
+        """The last sanity check (``SanityResult``), or None."""
+        value = self.values.get("sanity")
+        return value[1] if value is not None else None
+
+    @property
+    def featurevis(self) -> Any:
+        """The last feature visualisation, or None."""
+        value = self.values.get("featurevis")
+        return value[0] if value is not None else None

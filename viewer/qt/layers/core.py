@@ -15,13 +15,14 @@ import numpy as np
 from viewer.ai.model_input import card_bits, model_input
 from viewer.display.coded import CodedVolume
 from viewer.display.colormaps import overlay_lut
+from viewer.qt.bind import Bindings
 from viewer.qt.wait import wait_until
 from viewer.qt.qt import QObject, Qt, QtCore, QtWidgets, Signal
 from viewer.qt.series_model import Overlay
 from viewer.qt.progress import set_progress
 from viewer.qt.layers.widgets import (fmt_count, fmt_shape)
 from viewer.qt.layers.probes import AnyCancel, ProbeBridge, ProbeFn, ProbeOutcome, one_cpu_thread
-from viewer.state.layer_inspector import InspectorSelection, ProbeJobs, ProbeTarget, probe_target
+from viewer.state.layer_inspector import InspectorResults, InspectorSelection, ProbeJobs, ProbeTarget, probe_target
 
 LAYER_OVERLAY = "Layer inspector"
 GRID_CHANNELS = 24
@@ -80,12 +81,11 @@ class LayersCore(QtWidgets.QWidget):
         """This panel's probe jobs (which outcome counts, which were dropped with their AI run)."""
         self.selection = InspectorSelection()
         """What the panel shows: the model/series of its tree, layer, channel, maps of the shown slice."""
-        self.threads: list[str] = []  # worker threads probes ran on (shown in tests and the status line)
+        self.results = InspectorResults()
+        """The probes' outcomes (state): the tabs render from its ``shown`` event and read each other's there."""
+        self._results_bindings = Bindings()
+        self._results_bindings.connect(self.results.shown, self._render_result)
         self.follow: QObject | None = None
-        self.info: dict[str, Any] = {}
-        self.examples: list[Any] = []
-        self.sanity: Any = None
-        self.featurevis: Any = None
         self.shown_target: ProbeTarget | None = None
         """The image the shown layer maps were probed on (where their overlay goes)."""
         self._raise_on_fill = False
@@ -99,7 +99,28 @@ class LayersCore(QtWidgets.QWidget):
         self._reap_timer.setInterval(300)
         self._reap_timer.timeout.connect(self._reap)
 
-    # -- the selection (state) under the names the tabs use ------------------------------------------
+    # -- the outcomes and the selection (state) under the names the tabs use ---------------------------
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.results.model_info
+
+    @property
+    def examples(self) -> list[Any]:
+        return self.results.examples
+
+    @property
+    def sanity(self) -> Any:
+        return self.results.sanity
+
+    @property
+    def featurevis(self) -> Any:
+        return self.results.featurevis
+
+    @property
+    def threads(self) -> list[str]:
+        """Worker threads probes ran on (the status line, tests)."""
+        return self.results.threads
+
     @property
     def model_key(self) -> tuple[str, str] | None:
         return self.selection.model_key
@@ -253,11 +274,11 @@ class LayersCore(QtWidgets.QWidget):
         if not self.jobs.finish(result.job, result.kind):
             self._after_job()
             return
-        self.threads.append(result.thread)
+        self.results.ran_on(result.thread)
         if result.error:
             self.status.setText(result.error)
         elif not result.cancelled:
-            getattr(self, f"_show_{result.kind}")(result.value)
+            self.results.put(result.kind, result.value)  # the tab renders it (_render_result)
             self.status.setText(f"{result.kind}: {result.seconds:.2f} s on the inference worker")
         self._after_job()
 
@@ -312,8 +333,10 @@ class LayersCore(QtWidgets.QWidget):
 
         self.submit("tree", fn)
 
+    def _render_result(self, kind: str, value: Any) -> None:
+        getattr(self, f"_show_{kind}")(value)
+
     def _show_tree(self, info: dict[str, Any]) -> None:
-        self.info = info
         total = info["rows"][0].n_params if info["rows"] else 0
         self.header.setText(f"<b>{info['name']}</b> ({info['format']}, sha256 {info['sha256'][:12]}): "
                             f"{len(info['rows']) - 1} layers, {fmt_count(total)} parameters"

@@ -55,7 +55,6 @@ class ExamplesTab(LayersCore):
 
     def _show_examples(self, value: Any) -> None:
         layer, channel, found = value
-        self.examples = list(found)
         fill_table(self.ex_table, [[str(i + 1), str(e.slice_index + 1), f"{e.peak:.3g}", f"{e.mean:.3g}",
                                      f"{e.row:.0f}", f"{e.col:.0f}"] for i, e in enumerate(found)])
         for i, e in enumerate(found):

@@ -48,7 +48,6 @@ class FeatureVisTab(LayersCore):
 
     def _show_featurevis(self, value: Any) -> None:
         vis, hit = value
-        self.featurevis = vis
         mean = ""
         if self.maps is not None and vis.layer == self.layer and vis.channel < len(self.maps):
             mean = f"; on this image: mean {self.maps[vis.channel].mean():.3g}, max {self.maps[vis.channel].max():.3g}"

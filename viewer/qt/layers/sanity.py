@@ -54,7 +54,6 @@ class SanityTab(LayersCore):
 
     def _show_sanity(self, value: Any) -> None:
         where, res = value
-        self.sanity = res
         jet = solid_lut("jet")
         self.sanity_original.set_image(colour_image(res.original, 0, 1, jet), f"original model, {where}")
         last = res.steps[-1] if res.steps else None
