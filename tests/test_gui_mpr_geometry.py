@@ -1,5 +1,6 @@
 """MPR only for series placed in the patient: frames without positions (a cine loop, a secondary capture,
-a multi-frame MR without its functional groups) stay in one view, and the user's MPR choice is kept."""
+a multi-frame MR without its functional groups) stay in one view with no slice position in mm, and the user's
+MPR choice is kept."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tests.conftest import pydicom_data_file, pydicom_test_file
 from tests.support.blob_model import blob_phantom
 from viewer.dicom.loader import open_volume
 from viewer.dicom.synthetic import write_ct_series
+from viewer.display.annotations import corner_text
 from viewer.display.orientation import mpr_refusal
 from viewer.qt.main_window import ViewerWindow
 
@@ -51,3 +53,21 @@ def test_mpr_choice_waits_for_a_placed_series(window: ViewerWindow, qtbot, tmp_p
     assert window.settings.layout == "1x3"
     _open(window, qtbot, tmp_path / "sag")  # a placed series again: MPR as the user chose
     assert window.layout_name == "1x3" and window.views[2].isVisible()
+
+
+@pytest.mark.parametrize("path", NO_POSITIONS, ids=lambda p: p.name)
+def test_frames_without_positions_show_no_slice_position(window: ViewerWindow, qtbot, path: Path) -> None:  # type: ignore[no-untyped-def]
+    # the stand-in 1 mm frame step is no position in the patient: "Pos 5.0 mm" on frame 6 of a cine read as one
+    _open(window, qtbot, path)
+    view = window.views[0]
+    view.set_slice(1)
+    text = corner_text(window.model.volume.info, view.view_state())
+    assert text["bottom_left"] == [f"Im 2/{window.model.volume.shape[0]}"]
+
+
+def test_placed_series_shows_its_slice_position(window: ViewerWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    write_ct_series(blob_phantom()[0], tmp_path / "ax", orientation="axial")
+    _open(window, qtbot, tmp_path / "ax")
+    view = window.views[0]
+    text = corner_text(window.model.volume.info, view.view_state())
+    assert len(text["bottom_left"]) == 2 and text["bottom_left"][1].startswith("Pos ")

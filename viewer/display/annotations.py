@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from viewer.dicom.volume import SeriesInfo
+from viewer.display.orientation import has_patient_geometry
 from viewer.display.windowing import window_text
 
 
@@ -65,7 +66,7 @@ def corner_text(info: SeriesInfo, state: ViewState, hide_identifying: bool = Fal
     top_right.append(state.plane.capitalize())
 
     bottom_left = [f"Im {state.slice_index + 1}/{state.n_slices}" + ("  (loading)" if state.pending else "")]
-    if state.position_mm is not None:
+    if state.position_mm is not None and has_patient_geometry(info):  # frames never placed have no position
         bottom_left.append(f"Pos {state.position_mm:.1f} mm")
     bottom_right = [window_text(state.center, state.width), f"Zoom {state.zoom * 100:.0f}%"]
     return {"top_left": top_left, "top_right": top_right, "bottom_left": bottom_left, "bottom_right": bottom_right}
