@@ -52,16 +52,16 @@ def run(args: argparse.Namespace) -> int:
               " (the AI layer is not available)") + "; see the Errors panel or `radscope models`", file=sys.stderr)
     if args.layout:
         window.set_layout(args.layout)
-    if args.panel:
+    if ai is not None and args.panel not in ("ai", "layers") and not args.model and not any(
+            e.error is None for e in ai.state.models):
+        ai.dock.hide()  # no usable model installed: keep the room for the images (Panels menu shows it)
+    window.show()
+    if args.panel:  # once shown: a dock raised before its tab bar exists stays behind the tab shown first
         try:
             app.open_panel(args.panel)
         except PanelUnavailable as exc:
             print(f"radscope: {exc}", file=sys.stderr)
             return 2
-    if ai is not None and args.panel not in ("ai", "layers") and not args.model and not any(
-            e.error is None for e in ai.state.models):
-        ai.dock.hide()  # no usable model installed: keep the room for the images (Panels menu shows it)
-    window.show()
     if args.paths:
         window.open_paths(args.paths)
     if not args.screenshot:
