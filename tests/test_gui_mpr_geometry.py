@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import pydicom_data_file, pydicom_test_file
 from tests.support.blob_model import blob_phantom
+from tests.support.gui_open import open_and_wait
 from viewer.dicom.loader import open_volume
 from viewer.dicom.synthetic import write_ct_series
 from viewer.display.annotations import corner_text
@@ -35,30 +36,24 @@ def test_single_slice_and_placed_series(tmp_path: Path) -> None:
     assert mpr_refusal(sag.info, sag.shape[0]) == ""
 
 
-def _open(window: ViewerWindow, qtbot, path: Path) -> None:  # type: ignore[no-untyped-def]
-    window.open_paths([str(path)])
-    qtbot.waitUntil(lambda: window.is_idle() and window.model is not None and window.model.fully_loaded
-                    and window.model.volume.source_files[0].startswith(str(path)), timeout=30_000)
-
-
 def test_mpr_choice_waits_for_a_placed_series(window: ViewerWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     write_ct_series(blob_phantom()[0], tmp_path / "sag", orientation="sagittal")
-    _open(window, qtbot, tmp_path / "sag")
+    open_and_wait(window, qtbot, tmp_path / "sag")
     window.set_layout("1x3")
     assert window.layout_name == "1x3" and window.settings.layout == "1x3"
-    _open(window, qtbot, pydicom_data_file("emri_small.dcm"))  # 10 frames, no positions: one view
+    open_and_wait(window, qtbot, pydicom_data_file("emri_small.dcm"))  # 10 frames, no positions: one view
     assert window.layout_name == "1x1" and not window.views[1].isVisible()
     window.set_layout("1x3")  # asked again: refused with the reason, the saved choice untouched
     assert window.layout_name == "1x1" and "placed in the patient" in window.statusBar().currentMessage()
     assert window.settings.layout == "1x3"
-    _open(window, qtbot, tmp_path / "sag")  # a placed series again: MPR as the user chose
+    open_and_wait(window, qtbot, tmp_path / "sag")  # a placed series again: MPR as the user chose
     assert window.layout_name == "1x3" and window.views[2].isVisible()
 
 
 @pytest.mark.parametrize("path", NO_POSITIONS, ids=lambda p: p.name)
 def test_frames_without_positions_show_no_slice_position(window: ViewerWindow, qtbot, path: Path) -> None:  # type: ignore[no-untyped-def]
     # the stand-in 1 mm frame step is no position in the patient: "Pos 5.0 mm" on frame 6 of a cine read as one
-    _open(window, qtbot, path)
+    open_and_wait(window, qtbot, path)
     view = window.views[0]
     view.set_slice(1)
     text = corner_text(window.model.volume.info, view.view_state())
@@ -67,7 +62,8 @@ def test_frames_without_positions_show_no_slice_position(window: ViewerWindow, q
 
 def test_placed_series_shows_its_slice_position(window: ViewerWindow, qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     write_ct_series(blob_phantom()[0], tmp_path / "ax", orientation="axial")
-    _open(window, qtbot, tmp_path / "ax")
+    open_and_wait(window, qtbot, tmp_path / "ax")
     view = window.views[0]
     text = corner_text(window.model.volume.info, view.view_state())
     assert len(text["bottom_left"]) == 2 and text["bottom_left"][1].startswith("Pos ")
+

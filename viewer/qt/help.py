@@ -21,6 +21,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Delete", "delete the selected (or last) measurement on this slice"),
     ("H", "hide / show identifying fields"),
     ("Tab", "annotations on / off"),
+    ("Shift+O", "DICOM overlay (graphics stored in the file, e.g. a marked lesion) on / off"),
     ("Ctrl+O / Ctrl+Shift+O", "open files / open folder"),
     ("Ctrl+E / Ctrl+Shift+E", "export view as PNG with / without annotations"),
     ("Ctrl+T", "tag browser"),

@@ -18,6 +18,7 @@ from viewer.display.orientation import mpr_refusal
 from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
 from viewer.gc_policy import freeze_once
+from viewer.state.series import DICOM_OVERLAY
 from viewer.state.session import SessionState
 from viewer.qt.bind import Bindings
 from viewer.qt.docking import GEOMETRY_KEY, DockPanel, ScreenFitting  # noqa: F401 (GEOMETRY_KEY re-exported)
@@ -222,6 +223,9 @@ class ViewerWindow(ScreenFitting):
         self.hide_id_action.setChecked(self.settings.hide_identifying)
         self.annot_action = self._action(v, "Annotations", self._toggle_annotations, "Tab", checkable=True)
         self.annot_action.setChecked(self.settings.show_annotations)
+        self.dicom_overlay_action = self._action(v, "DICOM overlay (graphics stored in the file)",
+                                                 self._toggle_dicom_overlay, "Shift+O", checkable=True)
+        self.dicom_overlay_action.setChecked(True)
         self._action(v, "Cine play/stop", self.toggle_cine, "Space")
 
         self.window_menu = bar.addMenu("&Window")
@@ -399,6 +403,8 @@ class ViewerWindow(ScreenFitting):
             self._series_bindings.connect(model.windowChanged, self._on_window_changed)
         self._fill_window_menu()
         self._on_window_changed()
+        layer = model.overlay(DICOM_OVERLAY) if model is not None else None
+        self.dicom_overlay_action.setChecked(layer is None or layer.visible)
         self.setWindowTitle("RadScope" + (f" - {model.volume.info.description or self.stack_id}" if model else ""))
         self._schedule_tags()
 
@@ -538,6 +544,13 @@ class ViewerWindow(ScreenFitting):
             v.viewport().update()
         self.series_browser.set_hide_identifying(hide)
         self.tag_browser.set_hide_identifying(hide)
+
+    def _toggle_dicom_overlay(self) -> None:
+        """Show or hide the series' own overlay planes (they can cover what they mark)."""
+        layer = self.model.overlay(DICOM_OVERLAY) if self.model is not None else None
+        if layer is not None:
+            layer.visible = not layer.visible
+        self.dicom_overlay_action.setChecked(layer is None or layer.visible)
 
     def _toggle_annotations(self) -> None:
         self.settings.show_annotations = not self.settings.show_annotations
