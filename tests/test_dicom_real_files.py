@@ -96,7 +96,7 @@ def _load(path: Path) -> Volume:
 
 
 def _pydicom_reference(path: Path, frames: list[int] | None = None) -> np.ndarray:
-    """pydicom's own decode + modality LUT (functional-group rescale for enhanced), frames first;
+    """pydicom's own decode + modality LUT (functional-group rescale for enhanced, dose grid scaling), frames first;
     ``frames``: only those (0-based) frames of a multi-frame file."""
     ds = pydicom.dcmread(path, force=True)
     if "TransferSyntaxUID" not in ds.file_meta:
@@ -117,6 +117,8 @@ def _pydicom_reference(path: Path, frames: list[int] | None = None) -> np.ndarra
         arr = (arr * float(t.RescaleSlope) + float(t.RescaleIntercept)).astype(np.float32)
     else:
         arr = apply_modality_lut(arr, ds).astype(np.float32)
+        if ds.get("Modality") == "RTDOSE" and "DoseGridScaling" in ds:  # dose = stored value x scaling
+            arr = (arr * float(ds.DoseGridScaling)).astype(np.float32)
     return arr[np.newaxis] if n_frames == 1 else arr
 
 
@@ -215,11 +217,12 @@ def test_header_facts_of_real_files() -> None:
 
 def test_wrong_vr_values_do_not_stop_loading() -> None:
     """badVR.dcm's NumberOfFrames is '1A', which makes pydicom's pixel_array fail; the engine reads
-    it as a single frame (the first 10x10 unsigned 32-bit values)."""
+    it as a single frame (the first 10x10 unsigned 32-bit values, in dose: times its Dose Grid Scaling)."""
     vol = _load(pydicom_test_file("badVR.dcm"))
-    raw = np.frombuffer(pydicom.dcmread(pydicom_test_file("badVR.dcm")).PixelData, dtype="<u4")
+    ds = pydicom.dcmread(pydicom_test_file("badVR.dcm"))
+    raw = np.frombuffer(ds.PixelData, dtype="<u4")
     assert vol.shape == (1, 10, 10)
-    assert np.array_equal(vol.array.reshape(-1), raw[:100].astype(np.float32))
+    assert np.allclose(vol.array.reshape(-1), (raw[:100] * float(ds.DoseGridScaling)).astype(np.float32), rtol=1e-6)
 
 
 def test_dicomdir_is_followed() -> None:

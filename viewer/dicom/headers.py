@@ -480,6 +480,7 @@ def _facts(ds: Dataset) -> dict[str, Any]:
         "anatomic_regions": _codes(ds, "AnatomicRegionSequence"),
         "patient_orientation": tuple(str(v).strip() for v in _as_list(_get(ds, "PatientOrientation", [])) if str(v).strip()),
         "pixel_aspect_ratio": _aspect_ratio(ds),
+        "dose_units": _str(ds, "DoseUnits").upper() if _str(ds, "Modality").upper() == "RTDOSE" else "",
     }
 
 
@@ -597,6 +598,18 @@ def _rescale(ds: Dataset | None, path: str, fmt: PixelFormat, notes: list[str],
     return slope, intercept
 
 
+def _dose_scaling(ds: Dataset, notes: list[str]) -> float:
+    """An RT dose grid's Dose Grid Scaling (stored value x scaling = dose in its Dose Units), else 1."""
+    raw = _raw(ds, "DoseGridScaling")
+    if raw is None or _str(ds, "Modality").upper() != "RTDOSE":
+        return 1.0
+    value = _float(ds, "DoseGridScaling")
+    if value is None or value <= 0:
+        notes.append(f"DoseGridScaling ({show(raw)}) ignored: not a positive number; stored values shown")
+        return 1.0
+    return value
+
+
 def _length(ds: Dataset | None, keyword: str, notes: list[str], signed: bool = False) -> float | None:
     """A thickness or step in mm (sign kept when ``signed``); None when absent, zero or implausible (noted)."""
     raw = _raw(ds, keyword)
@@ -691,7 +704,7 @@ def _parse(
         instance_number=_int(ds, "InstanceNumber"),
         thickness=_length(ds, "SliceThickness", notes),
     )
-    slope, intercept = _rescale(ds, path, fmt, notes, (1.0, 0.0))
+    slope, intercept = _rescale(ds, path, fmt, notes, (_dose_scaling(ds, notes), 0.0))
     intercept = 0.0 if intercept is None else intercept
     base_split = (_int(ds, "AcquisitionNumber"), _float(ds, "EchoNumbers"), _int(ds, "TemporalPositionIdentifier"))
     if header.enhanced:

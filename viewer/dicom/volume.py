@@ -104,6 +104,8 @@ class SeriesInfo:
     when it was assumed (1 mm: no mm scale). None: not said (taken at its word)."""
     patient_orientation: tuple[str, ...] = ()
     """Patient Orientation (0020,0020) as given, e.g. ("L", "F") for a PA chest film."""
+    dose_units: str = ""
+    """An RT dose grid's Dose Units (``GY`` or ``RELATIVE``; values already times Dose Grid Scaling)."""
     pixel_aspect_ratio: float | None = None
     """Pixel Aspect Ratio (0028,0034) as row over column pixel size when not square (e.g. 4/3); a stack without
     a pixel spacing takes its proportions from it (still no mm)."""

@@ -105,8 +105,10 @@ def roi_stats(image: np.ndarray, spacing: tuple[float, float] | np.ndarray, kind
                     area, int(values.size))
 
 
-def modality_unit(modality: str) -> str:
-    """``HU`` for CT, else empty (arbitrary units)."""
+def modality_unit(modality: str, dose_units: str = "") -> str:
+    """``HU`` for CT, ``Gy`` for an RT dose grid in grays, else empty (arbitrary or relative units)."""
+    if modality.upper() == "RTDOSE":
+        return "Gy" if dose_units.upper() == "GY" else ""
     return "HU" if modality.upper() == "CT" else ""
 
 

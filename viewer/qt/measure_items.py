@@ -82,7 +82,8 @@ class MeasurementGraphic:
             return f"{angle_deg(*r.points):.1f}°"
         assert self.view.model is not None
         stats = roi_stats(self.view.current_image(), self.view.scene_matrix, r.kind, r.pos, r.size, r.angle)
-        return stats.text(modality_unit(self.view.model.volume.info.modality))
+        info = self.view.model.volume.info
+        return stats.text(modality_unit(info.modality, info.dose_units))
 
     def update_label(self) -> None:
         self.text = self.value_text()

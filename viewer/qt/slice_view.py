@@ -14,7 +14,7 @@ import numpy as np
 
 from viewer.display.annotations import ViewState, corner_text
 from viewer.display.isolines import isolines
-from viewer.display.measure import MeasurementRecord
+from viewer.display.measure import MeasurementRecord, modality_unit
 from viewer.display.missing import bands, series_notice, slice_label
 from viewer.display.orientation import orientation_known, spacing_known
 from viewer.display.planes import Plane, clamp_slice, is_orthogonal, slice_position_mm
@@ -724,7 +724,8 @@ class SliceView(pg.GraphicsView):
             return ""
         idx = np.floor(ijk + 0.5).astype(int)
         lps = m.volume.index_to_lps(idx)
-        unit = " HU" if m.volume.info.modality.upper() == "CT" and not m.is_color else ""
+        unit = "" if m.is_color else modality_unit(m.volume.info.modality, m.volume.info.dose_units)
+        unit = f" {unit}" if unit else ""
         v = f"RGB {value}" if isinstance(value, tuple) else f"{value:.6g}{unit}"
         return (f"voxel (i {idx[0]}, j {idx[1]}, k {idx[2]})   "
                 f"LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm   value {v}")
