@@ -30,7 +30,7 @@ def test_frames_without_positions_are_refused_mpr(path: Path) -> None:
 
 def test_single_slice_and_placed_series(tmp_path: Path) -> None:
     ct = open_volume(pydicom_test_file("CT_small.dcm"))
-    assert mpr_refusal(ct.info, ct.shape[0]) == "MPR needs more than one slice"
+    assert "more than one slice" in mpr_refusal(ct.info, ct.shape[0])
     write_ct_series(blob_phantom()[0], tmp_path / "sag", orientation="sagittal")
     sag = open_volume(tmp_path / "sag")
     assert mpr_refusal(sag.info, sag.shape[0]) == ""
@@ -46,6 +46,9 @@ def test_mpr_choice_waits_for_a_placed_series(window: ViewerWindow, qtbot, tmp_p
     window.set_layout("1x3")  # asked again: refused with the reason, the saved choice untouched
     assert window.layout_name == "1x1" and "placed in the patient" in window.statusBar().currentMessage()
     assert window.settings.layout == "1x3"
+    window.set_single_plane("sagittal")  # another plane in the one view shown: as acquired, with the reason
+    assert window.views[0].plane_name == "acquisition" and "placed in the patient" in window.statusBar().currentMessage()
+    window.set_single_plane("acquisition")
     open_and_wait(window, qtbot, tmp_path / "sag")  # a placed series again: MPR as the user chose
     assert window.layout_name == "1x3" and window.views[2].isVisible()
 

@@ -54,13 +54,15 @@ def has_patient_geometry(info: SeriesInfo) -> bool:
 
 
 def mpr_refusal(info: SeriesInfo, n_slices: int) -> str:
-    """Why axial/coronal/sagittal reformats of a series would mislead ("" when they are fine): a single
-    slice has nothing to reformat; frames without patient positions (a cine loop, a secondary capture,
-    a multi-frame object without its functional groups) are a stack in stored order, not a volume."""
+    """Why axial/coronal/sagittal reformats (the MPR layout, another plane in one view) of a series would
+    mislead ("" when they are fine): a single slice has nothing to reformat; frames without patient positions
+    (a cine loop, a secondary capture, a multi-frame object without its functional groups) are a stack in
+    stored order, not a volume."""
     if n_slices < 2:
-        return "MPR needs more than one slice"
+        return "Reformats (MPR, other planes) need more than one slice"
     if not has_patient_geometry(info):
-        return "MPR needs slices placed in the patient (this series has no image position and orientation)"
+        return ("Reformats (MPR, other planes) need slices placed in the patient (this series has no image "
+                "position and orientation)")
     return ""
 
 

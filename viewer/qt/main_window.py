@@ -430,13 +430,20 @@ class ViewerWindow(ScreenFitting):
             raise ValueError(f"unknown plane {name!r}; known: {', '.join(SINGLE_PLANES)}")
         self.single_plane = name
         self.plane_actions[name].setChecked(True)
+        refusal = mpr_refusal(self.model.volume.info, self.model.volume.shape[0]) if self.model is not None else ""
+        if name != "acquisition" and refusal:  # shown as acquired; the choice holds for the next placed series
+            self.statusBar().showMessage(refusal, 5000)
         if self.layout_name == "1x1":
             self._apply_layout()
 
     def _apply_layout(self) -> None:
         mpr = self.layout_name == "1x3"
         self.layout_actions[self.layout_name].setChecked(True)
-        planes = ("axial", "coronal", "sagittal") if mpr else (self.single_plane,)
+        single = self.single_plane
+        if self.model is not None and mpr_refusal(self.model.volume.info, self.model.volume.shape[0]):
+            single = "acquisition"  # frames never placed in the patient have no other plane
+        self.plane_actions[single].setChecked(True)
+        planes = ("axial", "coronal", "sagittal") if mpr else (single,)
         for n, v in enumerate(self.views):
             v.setVisible(n < len(planes))
             if n < len(planes):
