@@ -93,3 +93,9 @@ def test_overlay_partly_outside_the_image_is_clipped(tmp_path: Path) -> None:
     assert vol.overlay is not None
     rows, cols = np.nonzero(vol.overlay[0])
     assert rows.tolist() and rows.min() == 63 and cols.max() == 3  # rows 63.. and columns ..3 of the 3 x 3 mark
+
+
+def test_overlay_layer_reads_the_volume_marks_without_a_copy() -> None:
+    vol = open_volume(pydicom_data_file("MR-SIEMENS-DICOM-WithOverlays.dcm"))
+    layer = SeriesState(vol).overlay(DICOM_OVERLAY)
+    assert layer is not None and np.shares_memory(layer.array.codes, vol.overlay)

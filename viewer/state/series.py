@@ -10,7 +10,7 @@ import numpy as np
 from psygnal import Signal
 
 from viewer.dicom.volume import VoiLut, Volume, WindowPreset
-from viewer.display.coded import CODE_MAX, CodedVolume
+from viewer.display.coded import CodedVolume
 from viewer.display.colormaps import mask_lut
 from viewer.display.measure import MeasurementRecord
 from viewer.display.windowing import display_mapping, initial_window, presets_for
@@ -169,8 +169,9 @@ class SeriesState:
         """The series' own DICOM overlay planes (graphics marked on the scanner), drawn opaque in yellow
         above the image as the layer ``DICOM_OVERLAY``."""
         if self.volume.overlay is not None and self.overlay(DICOM_OVERLAY) is None:
-            codes = np.ascontiguousarray(self.volume.overlay, dtype=np.uint8) * np.uint8(CODE_MAX)
-            self.add_overlay(OverlayLayer(DICOM_OVERLAY, CodedVolume(codes), mask_lut(), opacity=1.0))
+            marks = self.volume.overlay  # 0/1 codes read at scale 1: the volume's own array, no copy
+            ones = np.ones(marks.shape[0], dtype=np.float32)
+            self.add_overlay(OverlayLayer(DICOM_OVERLAY, CodedVolume(marks, ones), mask_lut(), opacity=1.0))
 
     def set_banner(self, text: str) -> None:
         """Set (or clear with '') the warning every view shows; views repaint through ``overlaysChanged``."""
