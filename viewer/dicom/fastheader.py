@@ -26,7 +26,8 @@ KEYWORDS = (
     "PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing", "BitsAllocated", "BitsStored",
     "PixelRepresentation", "WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope",
     "WindowCenterWidthExplanation", "GridFrameOffsetVector", "ProtocolName", "PatientBirthDate", "VOILUTFunction",
-    "PatientOrientation", "PixelAspectRatio", "DoseGridScaling", "DoseUnits",
+    "PatientOrientation", "PixelAspectRatio", "DoseGridScaling", "DoseUnits", "FrameTime", "CineRate",
+    "RecommendedDisplayFrameRate",
 )
 _TAGS: dict[int, tuple[str, str]] = {int(tag_for_keyword(k)): (k, dictionary_VR(k)) for k in KEYWORDS}  # type: ignore[arg-type]
 _TAGS[0x00291010] = ("CSAImageHeaderInfo", "OB")  # Siemens CSA image header (mosaic layout)

@@ -481,7 +481,18 @@ def _facts(ds: Dataset) -> dict[str, Any]:
         "patient_orientation": tuple(str(v).strip() for v in _as_list(_get(ds, "PatientOrientation", [])) if str(v).strip()),
         "pixel_aspect_ratio": _aspect_ratio(ds),
         "dose_units": _str(ds, "DoseUnits").upper() if _str(ds, "Modality").upper() == "RTDOSE" else "",
+        "frame_time_ms": _frame_time_ms(ds),
     }
+
+
+def _frame_time_ms(ds: Dataset) -> float | None:
+    """A cine's time between frames in ms: Frame Time, else Cine Rate or Recommended Display Frame Rate (frames
+    per second); None when none is given or plausible (1 ms .. 10 s)."""
+    ms = _float(ds, "FrameTime")
+    if ms is None or ms <= 0:
+        rate = _float(ds, "CineRate") or _float(ds, "RecommendedDisplayFrameRate")
+        ms = 1000.0 / rate if rate is not None and rate > 0 else None
+    return ms if ms is not None and 1.0 <= ms <= 10_000.0 else None
 
 
 MAX_ASPECT = 10.0

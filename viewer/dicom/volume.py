@@ -104,6 +104,8 @@ class SeriesInfo:
     when it was assumed (1 mm: no mm scale). None: not said (taken at its word)."""
     patient_orientation: tuple[str, ...] = ()
     """Patient Orientation (0020,0020) as given, e.g. ("L", "F") for a PA chest film."""
+    frame_time_ms: float | None = None
+    """A cine loop's time between frames (Frame Time, Cine Rate): the speed it was acquired at."""
     dose_units: str = ""
     """An RT dose grid's Dose Units (``GY`` or ``RELATIVE``; values already times Dose Grid Scaling)."""
     pixel_aspect_ratio: float | None = None

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from viewer.dicom.volume import Volume, WindowPreset
+from viewer.display.cine import MAX_FPS, cine_fps
 from viewer.display.orientation import mpr_refusal
 from viewer.display.settings import ViewerSettings, load_settings, save_settings
 from viewer.display.windowing import auto_window
@@ -266,7 +267,7 @@ class ViewerWindow(ScreenFitting):
         tb.addAction(self.invert_action)
         tb.addWidget(QtWidgets.QLabel(" Cine fps ", self))
         self.fps = QtWidgets.QSpinBox(self)
-        self.fps.setRange(1, 60)
+        self.fps.setRange(1, MAX_FPS)
         self.fps.setValue(10)
         self.fps.valueChanged.connect(self._on_fps)
         tb.addWidget(self.fps)
@@ -403,6 +404,9 @@ class ViewerWindow(ScreenFitting):
             self._series_bindings.connect(model.windowChanged, self._on_window_changed)
         self._fill_window_menu()
         self._on_window_changed()
+        fps = cine_fps(model.volume.info) if model is not None else None
+        if fps is not None:  # a loop plays at its acquired rate (Frame Time), not the last one set
+            self.fps.setValue(fps)
         layer = model.overlay(DICOM_OVERLAY) if model is not None else None
         self.dicom_overlay_action.setChecked(layer is None or layer.visible)
         self.setWindowTitle("RadScope" + (f" - {model.volume.info.description or self.stack_id}" if model else ""))
