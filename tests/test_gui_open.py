@@ -174,12 +174,12 @@ def test_thumbnails_keep_the_true_aspect_and_monochrome1() -> None:
     from viewer.qt.workers import thumbnail
 
     img = np.tile(np.arange(200, dtype=np.uint16), (40, 1))  # 40 rows of 2.5 mm, 200 columns of 0.7 mm
-    thumb = thumbnail(img, (2.5, 0.7), monochrome1=False)
+    thumb = thumbnail(img, (2.5, 0.7), inverted=False)
     true_aspect = (40 * 2.5) / (200 * 0.7)  # height / width in mm
     assert thumb.dtype == np.uint8 and max(thumb.shape) <= 4 * 96
     assert thumb.shape[0] / thumb.shape[1] == pytest.approx(true_aspect, rel=0.2)  # not the raw 40/200
     assert thumb[0, 0] < thumb[0, -1]
-    inverted = thumbnail(img, (2.5, 0.7), monochrome1=True)
+    inverted = thumbnail(img, (2.5, 0.7), inverted=True)
     assert inverted[0, 0] > inverted[0, -1]
 
 

@@ -27,7 +27,7 @@ KEYWORDS = (
     "PixelRepresentation", "WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope",
     "WindowCenterWidthExplanation", "GridFrameOffsetVector", "ProtocolName", "PatientBirthDate", "VOILUTFunction",
     "PatientOrientation", "PixelAspectRatio", "DoseGridScaling", "DoseUnits", "FrameTime", "CineRate",
-    "RecommendedDisplayFrameRate",
+    "RecommendedDisplayFrameRate", "PresentationLUTShape",
 )
 _TAGS: dict[int, tuple[str, str]] = {int(tag_for_keyword(k)): (k, dictionary_VR(k)) for k in KEYWORDS}  # type: ignore[arg-type]
 _TAGS[0x00291010] = ("CSAImageHeaderInfo", "OB")  # Siemens CSA image header (mosaic layout)

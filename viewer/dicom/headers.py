@@ -482,6 +482,7 @@ def _facts(ds: Dataset) -> dict[str, Any]:
         "pixel_aspect_ratio": _aspect_ratio(ds),
         "dose_units": _str(ds, "DoseUnits").upper() if _str(ds, "Modality").upper() == "RTDOSE" else "",
         "frame_time_ms": _frame_time_ms(ds),
+        "presentation_lut_shape": _str(ds, "PresentationLUTShape").upper(),
     }
 
 

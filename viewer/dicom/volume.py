@@ -114,7 +114,15 @@ class SeriesInfo:
     display_direction: tuple[tuple[float, float, float], ...] | None = None
     """3x3 direction (rows of the matrix whose columns are i, j, k in LPS) to display a projection image with,
     from its Patient Orientation, when it has no Image Orientation (Patient); None: the volume's own."""
+    presentation_lut_shape: str = ""
+    """Presentation LUT Shape (2050,0020) as given (``IDENTITY``, ``INVERSE`` or "")."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shown_inverted(self) -> bool:
+        """Is low shown white? MONOCHROME1, or a Presentation LUT Shape INVERSE (one inversion: a MONOCHROME1
+        image's INVERSE, as DX requires it, says the same thing again)."""
+        return self.monochrome1 or self.presentation_lut_shape == "INVERSE"
 
 
 @dataclass

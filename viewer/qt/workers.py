@@ -113,9 +113,9 @@ class LoadJob(Job):
             self.finished.emit(volume)
 
 
-def thumbnail(pixels: np.ndarray, pixel_spacing_yx: tuple[float, float] | None, monochrome1: bool) -> np.ndarray:
+def thumbnail(pixels: np.ndarray, pixel_spacing_yx: tuple[float, float] | None, inverted: bool) -> np.ndarray:
     """A small uint8 grey or RGB image of one slice, windowed for display (auto window: a linear rescale
-    of the values would not change it)."""
+    of the values would not change it); ``inverted``: low shown white (``SeriesInfo.shown_inverted``)."""
     step = max(1, int(np.ceil(max(pixels.shape[:2]) / THUMB_SIZE)))
     arr = _square_pixels(pixels[::step, ::step], pixel_spacing_yx)
     if arr.ndim == 3:
@@ -123,7 +123,7 @@ def thumbnail(pixels: np.ndarray, pixel_spacing_yx: tuple[float, float] | None, 
     arr = arr.astype(np.float32)
     w = auto_window(arr)
     lo, hi = levels(w.center, w.width)
-    return np.ascontiguousarray(to_uint8(arr, lo, hi, invert=monochrome1))
+    return np.ascontiguousarray(to_uint8(arr, lo, hi, invert=inverted))
 
 
 def _square_pixels(img: np.ndarray, pixel_spacing: object) -> np.ndarray:
@@ -170,7 +170,8 @@ class ThumbnailJob(Job):
                 break
             try:  # the engine's safe decoder order (never pydicom's default, which may abort in GDCM)
                 pixels = decode_acquired(stack, len(stack.slices) // 2)  # an acquired slice (gaps are not)
-                img = thumbnail(pixels, (float(stack.spacing[1]), float(stack.spacing[0])), stack.info.monochrome1)
+                img = thumbnail(pixels, (float(stack.spacing[1]), float(stack.spacing[0])),
+                                stack.info.shown_inverted)
             except DicomFileError as exc:
                 self.failed.emit(exc.path, exc.reason)
                 continue
@@ -189,4 +190,4 @@ def volume_thumbnail(volume: Any) -> np.ndarray:
     if volume.is_color:
         return np.ascontiguousarray(img)
     (lo, hi), table = preset_mapping(initial_window(volume.info, img))
-    return np.ascontiguousarray(to_uint8(img, lo, hi, invert=volume.info.monochrome1, table=table))
+    return np.ascontiguousarray(to_uint8(img, lo, hi, invert=volume.info.shown_inverted, table=table))

@@ -43,7 +43,7 @@ class SeriesState:
         self.banner = ""
         """A persistent warning every view draws over the image (e.g. AI results outside intended use)."""
         self.measurements: list[MeasurementRecord] = measurements if measurements is not None else []
-        self.invert = bool(volume.info.monochrome1)
+        self.invert = volume.info.shown_inverted
         self.center, self.width = 127.5, 255.0
         self.voi_function = "LINEAR_EXACT"
         """How the window maps values to grey (a header window's VOI LUT Function, or LUT with ``voi_lut``)."""
