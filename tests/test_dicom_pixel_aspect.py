@@ -41,3 +41,9 @@ def test_a_pixel_spacing_decides_over_the_aspect_ratio(tmp_path: Path) -> None:
     ds.save_as(path)
     vol = open_volume(path)
     assert np.allclose(vol.spacing[:2], [0.25, 0.5]) and spacing_known(vol.info, vol.warnings)
+
+
+def test_zero_pixel_spacing_is_worded_as_such() -> None:
+    vol = open_volume(pydicom_data_file("RG1_UNCR.dcm"))  # PixelSpacing 0.000\0.000: present, but no spacing
+    assert not spacing_known(vol.info, vol.warnings)
+    assert any("absent or 0" in w and "assumed 1.0 mm" in w for w in vol.warnings), vol.warnings

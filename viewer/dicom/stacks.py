@@ -231,11 +231,11 @@ def _sort_and_geometry(
         ratio = first.file.facts.get("pixel_aspect_ratio")
         if ratio:  # non-square pixels of unknown size: shown in their true proportions
             spacing_rc = (ratio, 1.0)
-            warnings.append(f"no PixelSpacing/ImagerPixelSpacing: pixel spacing assumed {ratio:.4g} x 1.0 mm "
-                            "(rows x columns, from PixelAspectRatio)")
+            warnings.append(f"no pixel spacing (PixelSpacing/ImagerPixelSpacing absent or 0): assumed {ratio:.4g} x "
+                            "1.0 mm (rows x columns, from PixelAspectRatio)")
         else:
             spacing_rc = (1.0, 1.0)
-            warnings.append("no PixelSpacing/ImagerPixelSpacing: pixel spacing assumed 1.0 mm")
+            warnings.append("no pixel spacing (PixelSpacing/ImagerPixelSpacing absent or 0): assumed 1.0 mm")
     elif spacing_source == "ImagerPixelSpacing":
         warnings.append("pixel spacing from ImagerPixelSpacing (at the detector, not the patient)")
     elif spacing_source == "SequenceOfUltrasoundRegions":
