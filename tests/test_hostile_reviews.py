@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,17 +46,24 @@ def test_the_base_export_imports(store: ReviewStore, tmp_path: Path) -> None:
     assert store.get_flag("flag-0000").updated == "2026-01-31T23:00:00.000Z"
 
 
-@pytest.mark.parametrize("hostile", REVIEW_CASES, ids=case_ids)
-def test_bad_import_is_one_error_and_changes_nothing(hostile: Case, store: ReviewStore, tmp_path: Path) -> None:
+def _assert_refused_whole(importer: Callable[[ReviewStore, Path], object], hostile: Case, store: ReviewStore,
+                          tmp_path: Path) -> None:
+    """``importer`` refuses the hostile file with one error line naming the file and the case's words, and the
+    store is unchanged."""
     path = hostile.build(tmp_path / "case")
     before = _snapshot(store)
     with pytest.raises(ImportFileError) as info:
-        import_json(store, path)
+        importer(store, path)
     message = str(info.value)
     assert str(path) in message and "\n" not in message, message
     for word in hostile.mentions:
         assert word.lower() in message.lower(), (word, message)
     assert _snapshot(store) == before
+
+
+@pytest.mark.parametrize("hostile", REVIEW_CASES, ids=case_ids)
+def test_bad_import_is_one_error_and_changes_nothing(hostile: Case, store: ReviewStore, tmp_path: Path) -> None:
+    _assert_refused_whole(import_json, hostile, store, tmp_path)
 
 
 @pytest.mark.parametrize("hostile", [c for c in REVIEW_CASES if c.name in (
@@ -144,15 +152,7 @@ def test_the_pristine_sr_imports(store: ReviewStore, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("hostile", SR_CASES, ids=case_ids)
 def test_bad_sr_is_one_error_and_changes_nothing(hostile: Case, store: ReviewStore, tmp_path: Path) -> None:
-    path = hostile.build(tmp_path / "case")
-    before = _snapshot(store)
-    with pytest.raises(ImportFileError) as info:
-        import_sr(store, path)
-    message = str(info.value)
-    assert str(path) in message and "\n" not in message, message
-    for word in hostile.mentions:
-        assert word.lower() in message.lower(), (word, message)
-    assert _snapshot(store) == before
+    _assert_refused_whole(import_sr, hostile, store, tmp_path)
 
 
 def test_a_bad_sr_in_a_folder_stops_the_good_ones_too(store: ReviewStore, tmp_path: Path) -> None:
