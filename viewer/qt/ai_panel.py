@@ -421,10 +421,6 @@ class AIPanel(QtWidgets.QWidget):
     def overlay_settings(self, label: str) -> OverlaySettings:
         return self.settings.overlay_settings(label)
 
-    def shown_label(self) -> str:
-        """The label whose settings the controls show ('' without a model)."""
-        return self.label_combo.currentText()
-
     def _render_labels(self, labels: list[str]) -> None:
         self._updating = True
         self.label_combo.clear()
