@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import Tag
 
 from tests.conftest import pydicom_data_file, pydicom_test_file
 from viewer.dicom.fastheader import read_fast
@@ -99,3 +101,33 @@ def test_overlay_layer_reads_the_volume_marks_without_a_copy() -> None:
     vol = open_volume(pydicom_data_file("MR-SIEMENS-DICOM-WithOverlays.dcm"))
     layer = SeriesState(vol).overlay(DICOM_OVERLAY)
     assert layer is not None and np.shares_memory(layer.array.codes, vol.overlay)
+
+
+@pytest.mark.parametrize(("tag", "vr", "value"), [
+    (0x0050, "SS", b"\x01\x00\x01"),  # an origin of 3 bytes: pydicom cannot convert it (BytesLengthException)
+    (0x0010, "US", b"\x08"),  # Overlay Rows of one byte
+    (0x0050, "DS", b"inf\\1"),  # an origin int() overflows on
+], ids=["origin-3-bytes", "rows-1-byte", "origin-inf"])
+def test_overlay_with_unconvertible_attribute_spoils_only_itself(tmp_path: Path, tag: int, vr: str,
+                                                                 value: bytes) -> None:
+    path = _with_overlay(tmp_path, group=0x6000)  # a good plane in 6000 ...
+    ds = pydicom.dcmread(path)
+    for element in (0x0010, 0x0011, 0x0050, 0x0100, 0x3000):  # ... and a copy of it in 6002, one value broken
+        ds.add_new((0x6002, element), ds[0x6000, element].VR, ds[0x6000, element].value)
+    ds[0x6002, tag] = RawDataElement(Tag(0x6002, tag), vr, len(value), value, 0, False, True)
+    ds.save_as(path)
+    vol = open_volume(path)
+    assert vol.overlay is not None and int(vol.overlay[0].sum()) == 9  # the good plane still shows
+    notes = [w for w in vol.warnings if "overlay 6002" in w]
+    assert len(notes) == 1 and "unreadable" in notes[0] and "emri_overlay.dcm" in notes[0]
+
+
+def test_multi_frame_overlay_frames_off_byte_boundaries(tmp_path: Path) -> None:
+    vol = open_volume(_with_overlay(tmp_path, rows=5, cols=7, frames=3, first=2))  # 35 bits a frame
+    assert vol.overlay is not None
+    for k in range(vol.shape[0]):
+        rows, cols = np.nonzero(vol.overlay[k])
+        if vol.frame_numbers[k] in (2, 3, 4):
+            assert (rows.min(), rows.max(), cols.min(), cols.max(), rows.size) == (12, 14, 23, 25, 9)
+        else:
+            assert rows.size == 0

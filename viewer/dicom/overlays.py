@@ -44,8 +44,9 @@ def overlay_planes(ds: Any, rows: int, columns: int, frame: int | None, where: s
             n_frames = int(_value(ds, group, 0x0015, 1))
             first = int(_value(ds, group, 0x0051, 1))
             bits = int(_value(ds, group, 0x0100, 1))
-        except (TypeError, ValueError, IndexError) as exc:
-            notes.append(f"{name} ignored: unreadable attributes ({exc})")
+            data = ds[(group, 0x3000)].value
+        except Exception as exc:  # pydicom's value conversion (wrong length, bad text), int() of NaN/inf...
+            notes.append(f"{name} ignored: unreadable attributes ({type(exc).__name__}: {str(exc)[:200]})")
             continue
         if o_rows <= 0 or o_cols <= 0 or n_frames <= 0 or bits != 1:
             notes.append(f"{name} ignored: {o_rows} x {o_cols} x {n_frames} frame(s) of {bits} bit(s) is not a "
@@ -54,14 +55,14 @@ def overlay_planes(ds: Any, rows: int, columns: int, frame: int | None, where: s
         f = (frame or 1) - first
         if not 0 <= f < n_frames:
             continue  # this overlay covers other frames
-        data = ds[(group, 0x3000)].value
         need = (o_rows * o_cols * n_frames + 7) // 8
         if not isinstance(data, (bytes, bytearray)) or len(data) < need:
             notes.append(f"{name} ignored: Overlay Data holds {len(data) if isinstance(data, (bytes, bytearray)) else 0}"
                          f" bytes, {need} needed for {o_rows} x {o_cols} x {n_frames}")
             continue
-        bits_all = np.unpackbits(np.frombuffer(data, dtype=np.uint8, count=need), bitorder="little")
-        plane = bits_all[f * o_rows * o_cols:(f + 1) * o_rows * o_cols].reshape(o_rows, o_cols).astype(bool)
+        start, size = f * o_rows * o_cols, o_rows * o_cols  # this frame's bits only (not every frame's, per frame)
+        chunk = np.frombuffer(data, dtype=np.uint8, count=(start + size + 7) // 8 - start // 8, offset=start // 8)
+        plane = np.unpackbits(chunk, bitorder="little")[start % 8:start % 8 + size].reshape(o_rows, o_cols).astype(bool)
         rs, cs = max(r0, 0), max(c0, 0)
         re, ce = min(r0 + o_rows, rows), min(c0 + o_cols, columns)
         if re <= rs or ce <= cs:
