@@ -136,8 +136,6 @@ class AIControl:
         input, or the `ReformatInput` of a run on reformats); the layer inspector probes the same."""
         self.first_heatmap_at: float | None = None
         self.run_started_at: float | None = None
-        self.current = 0
-        """The model's slice the views show (the scheduler runs it first)."""
         self._eta = EtaEstimator()
         self._busy = False
         self._shut_down = False
@@ -159,6 +157,11 @@ class AIControl:
     @property
     def model_entry(self) -> ModelEntry | None:
         return self.state.entry
+
+    @property
+    def current(self) -> int:
+        """The model's slice the views show (the scheduler runs it first; the plots' cursor marks it)."""
+        return self.run_state.current_slice
 
     @property
     def busy(self) -> bool:
@@ -209,8 +212,7 @@ class AIControl:
                              (series.crosshairChanged, self._on_crosshair_changed)):
             signal.connect(slot)
             self._series_links.append((signal, slot))
-        self.current = self._crosshair_slice()
-        self.run_state.set_current_slice(self.current)
+        self.run_state.set_current_slice(self._crosshair_slice())
         if self.auto_run:
             self._auto_run(series.volume.info.modality)
 
@@ -243,7 +245,6 @@ class AIControl:
                 self.set_current_slice(k)
 
     def set_current_slice(self, k: int) -> None:
-        self.current = int(k)
         self.engine.scheduler.set_current(k)
         if self._busy and not self._awaiting_cache and self.series is not None and not self._on_reformat() \
                 and self.series.loaded[k]:
@@ -442,7 +443,7 @@ class AIControl:
         self.first_heatmap_at = None
         prior = self._usable_memo(triple)
         if prior is not None and prior.complete:  # seen in this session: nothing to infer, a run for layer probes
-            self.current = prior.slice_under(vol, series.crosshair)
+            self.run_state.set_current_slice(prior.slice_under(vol, series.crosshair))
             self.run_input = input_for(prior, self.model_input(vol))
             key = self.engine.run_series(self.stack_id, self.run_input, ref, self.method,
                                          self.current, skip=np.ones(prior.shape[0], dtype=bool))
@@ -457,8 +458,7 @@ class AIControl:
             results.scores[vol.missing_mask] = 0.0
             results.done |= vol.missing_mask
         self._say_reformat(results)
-        self.current = results.slice_under(vol, series.crosshair)
-        self.run_state.set_current_slice(self.current)
+        self.run_state.set_current_slice(results.slice_under(vol, series.crosshair))
         available = np.zeros(results.shape[0], dtype=bool) if self._awaiting_cache else self._schedulable(results)
         self.run_input = input_for(results, self.model_input(vol))
         key = self.engine.run_series(self.stack_id, self.run_input, ref, self.method,
