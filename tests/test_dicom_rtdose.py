@@ -34,7 +34,7 @@ def test_dose_in_grays_is_labelled_gy(tmp_path: Path) -> None:
     assert modality_unit("CT") == "HU" and modality_unit("MR") == ""
 
 
-@pytest.mark.parametrize("value", ["0", "-1e-6"])
+@pytest.mark.parametrize("value", ["0", "-1e-6", "1e300"])  # 1e300: beyond any plausible value
 def test_unusable_dose_grid_scaling_keeps_stored_values_and_says_so(tmp_path: Path, value: str) -> None:
     ds = pydicom.dcmread(pydicom_test_file("rtdose.dcm"))
     ds.DoseGridScaling = value

@@ -610,14 +610,20 @@ def _rescale(ds: Dataset | None, path: str, fmt: PixelFormat, notes: list[str],
     return slope, intercept
 
 
-def _dose_scaling(ds: Dataset, notes: list[str]) -> float:
-    """An RT dose grid's Dose Grid Scaling (stored value x scaling = dose in its Dose Units), else 1."""
+def _dose_scaling(ds: Dataset, fmt: PixelFormat, notes: list[str]) -> float:
+    """An RT dose grid's Dose Grid Scaling (stored value x scaling = dose in its Dose Units), else 1 (also when
+    it would take the stored values beyond +-MAX_MODALITY_VALUE: the grid is still shown, in stored values)."""
     raw = _raw(ds, "DoseGridScaling")
     if raw is None or _str(ds, "Modality").upper() != "RTDOSE":
         return 1.0
     value = _float(ds, "DoseGridScaling")
     if value is None or value <= 0:
         notes.append(f"DoseGridScaling ({show(raw)}) ignored: not a positive number; stored values shown")
+        return 1.0
+    reach = value * 2.0 ** min(max(fmt.bits_stored, 1), 64)
+    if reach > MAX_MODALITY_VALUE:
+        notes.append(f"DoseGridScaling ({show(raw)}) ignored: takes the stored values to {reach:.3g}, beyond "
+                     f"{MAX_MODALITY_VALUE:g}; stored values shown")
         return 1.0
     return value
 
@@ -716,7 +722,7 @@ def _parse(
         instance_number=_int(ds, "InstanceNumber"),
         thickness=_length(ds, "SliceThickness", notes),
     )
-    slope, intercept = _rescale(ds, path, fmt, notes, (_dose_scaling(ds, notes), 0.0))
+    slope, intercept = _rescale(ds, path, fmt, notes, (_dose_scaling(ds, fmt, notes), 0.0))
     intercept = 0.0 if intercept is None else intercept
     base_split = (_int(ds, "AcquisitionNumber"), _float(ds, "EchoNumbers"), _int(ds, "TemporalPositionIdentifier"))
     if header.enhanced:
