@@ -313,9 +313,16 @@ def _check_program(doc: Any, where: str) -> None:
             stack.extend(node)
 
 
+MAX_REPEATED = 2**20
+"""Most elements a weight or constant may declare beyond one per byte of its member (a small constant expanded
+by zero strides); larger shapes must be stored."""
+
+
 def _check_payload_config(doc: Any, kind: str, where: str, sizes: dict[str, int]) -> None:
     """Every entry a plain tensor in a member of its folder (``sizes``: member name -> bytes); an empty
-    member may only hold an empty tensor (torch would allocate the declared shape with ``torch.zeros``)."""
+    member may only hold an empty tensor (torch would allocate the declared shape with ``torch.zeros``), and
+    no entry declares more elements than its member has bytes (zero strides would repeat a few bytes into
+    terabytes), beyond MAX_REPEATED."""
     config = doc.get("config") if isinstance(doc, dict) else None
     if not isinstance(config, dict):
         raise ArchiveRefusedError(f"{where} is not a torch.export payload config; refused")
@@ -341,6 +348,10 @@ def _check_payload_config(doc: Any, kind: str, where: str, sizes: dict[str, int]
         if sizes[path] == 0 and math.prod(dims) > 0:
             raise ArchiveRefusedError(f"{where}: {kind} {fqn!r} declares shape {dims} but its member {path} is "
                                       "empty; refused (torch would allocate it)")
+        if math.prod(dims) > max(sizes[path], MAX_REPEATED):
+            raise ArchiveRefusedError(f"{where}: {kind} {fqn!r} declares shape {dims[:8]} ({math.prod(dims)} elements) "
+                                      f"over its member {path} of {sizes[path]} bytes; refused (a view repeating "
+                                      "the member's data, which any use of it would allocate whole)")
 
 
 def safe_export_archive(data: bytes, where: str) -> bytes:

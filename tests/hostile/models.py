@@ -442,13 +442,25 @@ def pt2_weight_member_short(folder: Path) -> Path:
     return write_package(folder / "pkg", data)
 
 
-@_pt2_case("pt2-weight-huge-sizes", "weight_1", ("needs",))
+@_pt2_case("pt2-weight-huge-sizes", "weight_1", ("elements",))
 def pt2_weight_huge_sizes(folder: Path) -> Path:
     """A weight claiming 2**40 elements over a member of a few hundred bytes."""
     def change(doc: dict[str, Any]) -> None:
         meta = _weight_entry(doc, "weight_1")["tensor_meta"]
         meta["sizes"] = [{"as_int": 2**20}, {"as_int": 2**20}]
         meta["strides"] = [{"as_int": 2**20}, {"as_int": 1}]
+
+    return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("model_weights_config.json", change)))
+
+
+@_pt2_case("pt2-weight-zero-stride-repeat", "weight_1", ("elements", "repeating"))
+def pt2_weight_zero_stride_repeat(folder: Path) -> Path:
+    """Zero strides repeat a member's first element into 2**34 of them: the view fits its member, but the first
+    use of the weight (BatchNorm folding, the forward pass) would allocate 64 GB."""
+    def change(doc: dict[str, Any]) -> None:
+        meta = _weight_entry(doc, "weight_1")["tensor_meta"]
+        meta["sizes"] = [{"as_int": 2**17}, {"as_int": 2**17}]
+        meta["strides"] = [{"as_int": 0}, {"as_int": 0}]
 
     return write_package(folder / "pkg", rewrite_pt2(good_pt2(), _edit_json("model_weights_config.json", change)))
 
