@@ -93,6 +93,13 @@ class PixelFormat:
             bits = bits * 2 // 3
         return (bits + 7) // 8
 
+    def stored_bytes(self, n_frames: int) -> int:
+        """Bytes of ``n_frames`` native frames as stored: 1-bit frames follow each other bit by bit, not each
+        padded to a whole byte."""
+        if self.bits_allocated % 8 == 0:
+            return self.frame_bytes * n_frames
+        return (self.rows * self.columns * self.samples * self.bits_allocated * n_frames + 7) // 8
+
     @property
     def fast_path(self) -> bool:
         """Native, one sample, byte-aligned integers, directly readable at a known offset."""
@@ -420,7 +427,7 @@ def _pixel_format(ds: Dataset, path: str, size: int) -> PixelFormat:
         has_modality_lut="ModalityLUTSequence" in ds,
         bits_stored_given=_int(ds, "BitsStored") is not None,
     )
-    expected = fmt.frame_bytes * n_frames
+    expected = fmt.stored_bytes(n_frames)
     if pixel_tag != PIXEL_DATA:
         expected = rows * cols * n_frames * (4 if pixel_tag == FLOAT_PIXEL_DATA else 8)
     deflated = fmt.transfer_syntax == "1.2.840.10008.1.2.1.99"
